@@ -2,3 +2,4 @@
 //! together. PURE: no sockets, tasks or clocks; the tokio shell lives in [`crate::rt`].
 
 pub mod msg;
+pub mod txn;
