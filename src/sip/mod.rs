@@ -3,3 +3,5 @@
 
 pub mod msg;
 pub mod txn;
+pub mod dialog;
+pub mod ua;

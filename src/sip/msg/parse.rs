@@ -63,10 +63,10 @@ pub fn salvage(_buf: &[u8]) -> Option<Headers> {
 pub(crate) fn parse_cseq(_v: &str) -> Result<CSeq, ParseError> {
     todo!()
 }
-pub(crate) fn parse_via(_v: &str) -> Result<Via, ParseError> {
+pub fn parse_via(_v: &str) -> Result<Via, ParseError> {
     todo!()
 }
-pub(crate) fn parse_name_addr(_v: &str) -> Result<NameAddr, ParseError> {
+pub fn parse_name_addr(_v: &str) -> Result<NameAddr, ParseError> {
     todo!()
 }
 
