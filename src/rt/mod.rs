@@ -1,1 +1,4 @@
-//! TODO: filled in by its issue.
+//! The tokio shell: sockets, timers and tasks around the PURE cores. Nothing here decides
+//! protocol behaviour; it moves bytes and time into the cores and their outputs back out.
+
+pub mod sip_socket;

@@ -2,7 +2,7 @@
 //! CSeq spaces, remote target and route set — and how in-dialog requests are built from it.
 //! PURE.
 
-use super::msg::{Headers, HeaderViews, Method, NameAddr, Request, Response, Uri};
+use super::msg::{HeaderViews, Headers, Method, NameAddr, Request, Response, Uri};
 
 /// Identifies a dialog from our side: Call-ID and our own tag (§12: local tag, remote tag).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -131,7 +131,13 @@ impl Dialog {
         self.request_with_cseq(Method::Ack, invite_cseq, via, None)
     }
 
-    fn request_with_cseq(&self, method: Method, seq: u32, via: String, contact: Option<&str>) -> Request {
+    fn request_with_cseq(
+        &self,
+        method: Method,
+        seq: u32,
+        via: String,
+        contact: Option<&str>,
+    ) -> Request {
         let mut headers = Headers::default();
         headers.push("Via", via);
         headers.push("Max-Forwards", "70");

@@ -21,7 +21,8 @@ use super::msg::{
     reason_phrase,
 };
 use super::txn::{
-    InviteClient, InviteServer, NonInviteClient, NonInviteServer, TimerValues, Transport, TxnOutput, Wire,
+    InviteClient, InviteServer, NonInviteClient, NonInviteServer, TimerValues, Transport,
+    TxnOutput, Wire,
 };
 use crate::idgen::IdGen;
 
@@ -90,7 +91,11 @@ pub enum EndReason {
 #[derive(Debug, Clone)]
 pub enum SipEvent {
     /// A new INVITE passed policy; 100 Trying has been sent. Answer with a command.
-    IncomingCall { call: CallId, invite: Request, source: SocketAddr },
+    IncomingCall {
+        call: CallId,
+        invite: Request,
+        source: SocketAddr,
+    },
     /// The ACK for our 2xx arrived.
     CallConfirmed { call: CallId },
     /// The caller cancelled before the answer (200 to CANCEL and 487 already sent).
@@ -100,9 +105,17 @@ pub enum SipEvent {
     /// A re-INVITE arrived (hold/unhold, address change); answer with `Command::AnswerReInvite`.
     ReInvite { call: CallId, sdp: Vec<u8> },
     /// An INFO arrived in the dialog (already answered 200): DTMF relay and the like.
-    InfoReceived { call: CallId, content_type: String, body: Vec<u8> },
+    InfoReceived {
+        call: CallId,
+        content_type: String,
+        body: Vec<u8>,
+    },
     /// An outbound leg got a provisional (180/183, with early-media SDP if any).
-    Progress { call: CallId, status: u16, sdp: Vec<u8> },
+    Progress {
+        call: CallId,
+        status: u16,
+        sdp: Vec<u8>,
+    },
     /// An outbound leg was answered (ACK sent).
     Answered { call: CallId, sdp: Vec<u8> },
     /// An outbound leg failed: final status, or 408 for a timeout.
@@ -171,12 +184,16 @@ pub fn cidr_contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
         }
         (IpAddr::V6(n), IpAddr::V6(i)) => {
             let len = u32::from(len.min(128));
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
             u128::from(n) & mask == u128::from(i) & mask
         }
-        (IpAddr::V6(n), IpAddr::V4(i)) | (IpAddr::V4(i), IpAddr::V6(n)) => {
-            n.to_ipv4_mapped().is_some_and(|n| cidr_contains(IpAddr::V4(n), len.saturating_sub(96), IpAddr::V4(i)))
-        }
+        (IpAddr::V6(n), IpAddr::V4(i)) | (IpAddr::V4(i), IpAddr::V6(n)) => n
+            .to_ipv4_mapped()
+            .is_some_and(|n| cidr_contains(IpAddr::V4(n), len.saturating_sub(96), IpAddr::V4(i))),
     }
 }
 
@@ -197,8 +214,16 @@ enum ServerTxn {
 
 #[derive(Debug)]
 enum ClientTxn {
-    Invite { txn: InviteClient, call: CallId, request: Request },
-    NonInvite { txn: NonInviteClient, call: Option<CallId>, method: Method },
+    Invite {
+        txn: InviteClient,
+        call: CallId,
+        request: Request,
+    },
+    NonInvite {
+        txn: NonInviteClient,
+        call: Option<CallId>,
+        method: Method,
+    },
 }
 
 /// Where one call leg is. States hold only what is valid in them.
@@ -339,7 +364,9 @@ impl UserAgent {
                 if bytes.starts_with(b"SIP/") {
                     return;
                 }
-                let Some(headers) = msg::salvage(bytes) else { return };
+                let Some(headers) = msg::salvage(bytes) else {
+                    return;
+                };
                 let mut rsp = Response {
                     status: err.status(),
                     reason: reason_phrase(err.status()).to_owned(),
@@ -406,7 +433,10 @@ impl UserAgent {
         }
         if let Some(status) = self.precheck(&req) {
             let extra = match status {
-                420 => Some(("Unsupported", req.headers.get("Require").unwrap_or_default().to_owned())),
+                420 => Some((
+                    "Unsupported",
+                    req.headers.get("Require").unwrap_or_default().to_owned(),
+                )),
                 501 | 405 => Some(("Allow", ALLOW.to_owned())),
                 _ => None,
             };
@@ -425,11 +455,19 @@ impl UserAgent {
         if !req.uri.is_sip() && req.uri.scheme != "tel" {
             return Some(416);
         }
-        if req.headers.get("Max-Forwards").is_some_and(|v| v.trim() == "0") {
+        if req
+            .headers
+            .get("Max-Forwards")
+            .is_some_and(|v| v.trim() == "0")
+        {
             return Some(483);
         }
         // We implement no extension a peer could require (§8.2.2.3).
-        if req.headers.get("Require").is_some_and(|v| !v.trim().is_empty()) {
+        if req
+            .headers
+            .get("Require")
+            .is_some_and(|v| !v.trim().is_empty())
+        {
             return Some(420);
         }
         match req.method {
@@ -441,9 +479,12 @@ impl UserAgent {
             | Method::Notify
             | Method::Ack
             | Method::Cancel => None,
-            Method::Register | Method::Subscribe | Method::Publish | Method::Message | Method::Update | Method::Prack => {
-                Some(405)
-            }
+            Method::Register
+            | Method::Subscribe
+            | Method::Publish
+            | Method::Message
+            | Method::Update
+            | Method::Prack => Some(405),
             Method::Other(_) => Some(501),
         }
     }
@@ -463,7 +504,8 @@ impl UserAgent {
                 };
                 let invite_cseq = req.cseq().map_or(1, |c| c.seq);
                 let txn = InviteServer::new(peer.link.transport(), self.cfg.timers);
-                self.servers.insert(key.clone(), (ServerTxn::Invite { txn, call }, peer));
+                self.servers
+                    .insert(key.clone(), (ServerTxn::Invite { txn, call }, peer));
                 self.dialogs.insert(dialog.key(), call);
                 self.legs.insert(
                     call,
@@ -489,7 +531,10 @@ impl UserAgent {
             Method::Options => {
                 let mut rsp = self.response(&req, 200, true);
                 rsp.headers.push("Allow", ALLOW);
-                rsp.headers.push("Accept", "application/sdp, application/dtmf-relay, application/dtmf");
+                rsp.headers.push(
+                    "Accept",
+                    "application/sdp, application/dtmf-relay, application/dtmf",
+                );
                 self.respond_non_invite(now, peer, key, rsp);
             }
             // BYE, INFO, REFER, NOTIFY outside a dialog (§12.2.2).
@@ -500,7 +545,14 @@ impl UserAgent {
         }
     }
 
-    fn handle_in_dialog(&mut self, now: Instant, peer: Peer, req: Request, key: ServerKey, tag: String) {
+    fn handle_in_dialog(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        req: Request,
+        key: ServerKey,
+        tag: String,
+    ) {
         let dkey = DialogKey {
             call_id: req.call_id().unwrap_or_default().to_owned(),
             local_tag: tag,
@@ -510,7 +562,10 @@ impl UserAgent {
             self.respond_any(now, peer, key, rsp);
             return;
         };
-        let leg = self.legs.get_mut(&call).expect("dialog index points at a live leg");
+        let leg = self
+            .legs
+            .get_mut(&call)
+            .expect("dialog index points at a live leg");
         if !leg.dialog.accept_remote_cseq(&req) {
             let rsp = self.response(&req, 500, false);
             self.respond_any(now, peer, key, rsp);
@@ -537,7 +592,8 @@ impl UserAgent {
                     // §14.2: a re-INVITE while one is pending gets 491 (500 if ours is pending).
                     let rsp = self.response(&req, 491, false);
                     let txn = InviteServer::new(peer.link.transport(), self.cfg.timers);
-                    self.servers.insert(key.clone(), (ServerTxn::Invite { txn, call }, peer));
+                    self.servers
+                        .insert(key.clone(), (ServerTxn::Invite { txn, call }, peer));
                     self.server_respond(now, &key, rsp);
                     return;
                 }
@@ -546,16 +602,21 @@ impl UserAgent {
                 }
                 leg.reinvite = Some((key.clone(), req.clone()));
                 let txn = InviteServer::new(peer.link.transport(), self.cfg.timers);
-                self.servers.insert(key.clone(), (ServerTxn::Invite { txn, call }, peer));
+                self.servers
+                    .insert(key.clone(), (ServerTxn::Invite { txn, call }, peer));
                 let trying = self.response(&req, 100, false);
                 self.server_respond(now, &key, trying);
-                self.events.push_back(SipEvent::ReInvite { call, sdp: req.body });
+                self.events.push_back(SipEvent::ReInvite {
+                    call,
+                    sdp: req.body,
+                });
             }
             Method::Notify => {
                 let rsp = self.response(&req, 200, false);
                 self.respond_non_invite(now, peer, key, rsp);
                 if let Some(status) = sipfrag_status(&req.body) {
-                    self.events.push_back(SipEvent::ReferNotify { call, status });
+                    self.events
+                        .push_back(SipEvent::ReferNotify { call, status });
                 }
             }
             Method::Options => {
@@ -599,13 +660,19 @@ impl UserAgent {
             }
         }
         // ACK for a 2xx: its own transaction, matched to the dialog (§13.2.2.4).
-        let Some(tag) = req.to_hdr().and_then(|t| t.tag().map(str::to_owned)) else { return };
+        let Some(tag) = req.to_hdr().and_then(|t| t.tag().map(str::to_owned)) else {
+            return;
+        };
         let dkey = DialogKey {
             call_id: req.call_id().unwrap_or_default().to_owned(),
             local_tag: tag,
         };
-        let Some(&call) = self.dialogs.get(&dkey) else { return };
-        let Some(leg) = self.legs.get_mut(&call) else { return };
+        let Some(&call) = self.dialogs.get(&dkey) else {
+            return;
+        };
+        let Some(leg) = self.legs.get_mut(&call) else {
+            return;
+        };
         if let LegState::Answering { txn, bye_pending } = &leg.state {
             let (txn, bye_pending) = (txn.clone(), *bye_pending);
             leg.state = LegState::Confirmed;
@@ -682,7 +749,13 @@ impl UserAgent {
     }
 
     /// A response that keeps no state (403 to strangers, 4xx from prechecks, 503 overload).
-    fn reply_stateless(&mut self, peer: Peer, req: &Request, status: u16, extra: Option<(&str, String)>) {
+    fn reply_stateless(
+        &mut self,
+        peer: Peer,
+        req: &Request,
+        status: u16,
+        extra: Option<(&str, String)>,
+    ) {
         let mut rsp = self.response(req, status, true);
         if let Some((name, value)) = extra {
             rsp.headers.push(name, value);
@@ -692,7 +765,8 @@ impl UserAgent {
 
     fn respond_non_invite(&mut self, now: Instant, peer: Peer, key: ServerKey, rsp: Response) {
         let txn = NonInviteServer::new(peer.link.transport(), self.cfg.timers);
-        self.servers.insert(key.clone(), (ServerTxn::NonInvite(txn), peer));
+        self.servers
+            .insert(key.clone(), (ServerTxn::NonInvite(txn), peer));
         self.server_respond(now, &key, rsp);
     }
 
@@ -700,7 +774,16 @@ impl UserAgent {
     fn respond_any(&mut self, now: Instant, peer: Peer, key: ServerKey, rsp: Response) {
         if key.method == Method::Invite {
             let txn = InviteServer::new(peer.link.transport(), self.cfg.timers);
-            self.servers.insert(key.clone(), (ServerTxn::Invite { txn, call: CallId(0) }, peer));
+            self.servers.insert(
+                key.clone(),
+                (
+                    ServerTxn::Invite {
+                        txn,
+                        call: CallId(0),
+                    },
+                    peer,
+                ),
+            );
             self.server_respond(now, &key, rsp);
         } else {
             self.respond_non_invite(now, peer, key, rsp);
@@ -721,8 +804,12 @@ impl UserAgent {
 
     /// Send a response on an incoming call's INVITE transaction.
     fn respond_invite(&mut self, now: Instant, call: CallId, status: u16, sdp: Vec<u8>) {
-        let Some(leg) = self.legs.get_mut(&call) else { return };
-        let LegState::Ringing { invite, txn } = &leg.state else { return };
+        let Some(leg) = self.legs.get_mut(&call) else {
+            return;
+        };
+        let LegState::Ringing { invite, txn } = &leg.state else {
+            return;
+        };
         let (invite, txn) = (invite.clone(), txn.clone());
         let mut rsp = Response::to_request(&invite, status, reason_phrase(status));
         if status > 100 {
@@ -733,7 +820,8 @@ impl UserAgent {
             for rr in invite.headers.get_all("Record-Route") {
                 rsp.headers.push("Record-Route", rr.to_owned());
             }
-            rsp.headers.push("Contact", format!("<sip:hammond@{}>", self.cfg.local));
+            rsp.headers
+                .push("Contact", format!("<sip:hammond@{}>", self.cfg.local));
         }
         if status == 200 {
             rsp.headers.push("Allow", ALLOW);
@@ -759,10 +847,15 @@ impl UserAgent {
     }
 
     fn answer_reinvite(&mut self, now: Instant, call: CallId, sdp: Vec<u8>) {
-        let Some(leg) = self.legs.get_mut(&call) else { return };
-        let Some((key, req)) = leg.reinvite.take() else { return };
+        let Some(leg) = self.legs.get_mut(&call) else {
+            return;
+        };
+        let Some((key, req)) = leg.reinvite.take() else {
+            return;
+        };
         let mut rsp = Response::to_request(&req, 200, "OK");
-        rsp.headers.push("Contact", format!("<sip:hammond@{}>", self.cfg.local));
+        rsp.headers
+            .push("Contact", format!("<sip:hammond@{}>", self.cfg.local));
         rsp.headers.push("Content-Type", "application/sdp");
         rsp.body = sdp;
         self.add_server_headers(&mut rsp.headers);
@@ -772,7 +865,9 @@ impl UserAgent {
     // ---- requests we send ------------------------------------------------------------------
 
     fn hangup(&mut self, now: Instant, call: CallId) {
-        let Some(leg) = self.legs.get_mut(&call) else { return };
+        let Some(leg) = self.legs.get_mut(&call) else {
+            return;
+        };
         match &mut leg.state {
             LegState::Ringing { .. } => self.respond_invite(now, call, 480, Vec::new()),
             LegState::Answering { bye_pending, .. } => *bye_pending = true,
@@ -795,7 +890,10 @@ impl UserAgent {
             now,
             call,
             Method::Refer,
-            Some(vec![("Refer-To".to_owned(), refer_to), ("Referred-By".to_owned(), referred_by)]),
+            Some(vec![
+                ("Refer-To".to_owned(), refer_to),
+                ("Referred-By".to_owned(), referred_by),
+            ]),
             Vec::new(),
         );
     }
@@ -810,8 +908,14 @@ impl UserAgent {
     ) {
         let branch = self.ids.branch();
         let contact = format!("<sip:hammond@{}>", self.cfg.local);
-        let Some(leg) = self.legs.get_mut(&call) else { return };
-        let via = format!("SIP/2.0/{} {};branch={branch};rport", leg.peer.link.via_name(), self.cfg.local);
+        let Some(leg) = self.legs.get_mut(&call) else {
+            return;
+        };
+        let via = format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            leg.peer.link.via_name(),
+            self.cfg.local
+        );
         let mut req = leg.dialog.request(method.clone(), via, Some(&contact));
         for (n, v) in extra.into_iter().flatten() {
             req.headers.push(&n, v);
@@ -819,8 +923,23 @@ impl UserAgent {
         req.body = body;
         req.headers.push("User-Agent", self.cfg.user_agent.clone());
         let peer = leg.peer;
-        let txn = NonInviteClient::new(now, req.to_bytes().into(), peer.link.transport(), self.cfg.timers);
-        self.clients.insert(branch.clone(), (ClientTxn::NonInvite { txn, call: Some(call), method }, peer));
+        let txn = NonInviteClient::new(
+            now,
+            req.to_bytes().into(),
+            peer.link.transport(),
+            self.cfg.timers,
+        );
+        self.clients.insert(
+            branch.clone(),
+            (
+                ClientTxn::NonInvite {
+                    txn,
+                    call: Some(call),
+                    method,
+                },
+                peer,
+            ),
+        );
         self.drain_client(now, &branch);
     }
 
@@ -862,7 +981,10 @@ impl UserAgent {
         headers.push("Call-ID", dialog.call_id.clone());
         headers.push("CSeq", "1 INVITE");
         headers.push("Contact", format!("<sip:hammond@{host}>"));
-        headers.push("P-Asserted-Identity", format!("<sip:{}@{}>", d.from_user, host.ip()));
+        headers.push(
+            "P-Asserted-Identity",
+            format!("<sip:{}@{}>", d.from_user, host.ip()),
+        );
         headers.push("Allow", ALLOW);
         headers.push("User-Agent", self.cfg.user_agent.clone());
         for (n, v) in &d.extra_headers {
@@ -879,14 +1001,21 @@ impl UserAgent {
         self.legs.insert(
             d.call,
             Leg {
-                state: LegState::Dialling { branch: branch.clone() },
+                state: LegState::Dialling {
+                    branch: branch.clone(),
+                },
                 dialog,
                 peer,
                 invite_cseq: 1,
                 reinvite: None,
             },
         );
-        let txn = InviteClient::new(now, req.to_bytes().into(), peer.link.transport(), self.cfg.timers);
+        let txn = InviteClient::new(
+            now,
+            req.to_bytes().into(),
+            peer.link.transport(),
+            self.cfg.timers,
+        );
         self.clients.insert(
             branch.clone(),
             (
@@ -903,7 +1032,10 @@ impl UserAgent {
 
     /// CANCEL an outbound INVITE (§9.1): same branch, Request-URI, Call-ID, From, To, CSeq number.
     fn cancel(&mut self, now: Instant, call: CallId, invite_branch: &str) {
-        let Some((ClientTxn::Invite { request, .. }, peer)) = self.clients.get(invite_branch) else { return };
+        let Some((ClientTxn::Invite { request, .. }, peer)) = self.clients.get(invite_branch)
+        else {
+            return;
+        };
         let peer = *peer;
         let mut headers = Headers::default();
         for name in ["Via", "From", "To", "Call-ID"] {
@@ -920,8 +1052,23 @@ impl UserAgent {
             body: Vec::new(),
         };
         let key = format!("{invite_branch}/cancel");
-        let txn = NonInviteClient::new(now, req.to_bytes().into(), peer.link.transport(), self.cfg.timers);
-        self.clients.insert(key.clone(), (ClientTxn::NonInvite { txn, call: Some(call), method: Method::Cancel }, peer));
+        let txn = NonInviteClient::new(
+            now,
+            req.to_bytes().into(),
+            peer.link.transport(),
+            self.cfg.timers,
+        );
+        self.clients.insert(
+            key.clone(),
+            (
+                ClientTxn::NonInvite {
+                    txn,
+                    call: Some(call),
+                    method: Method::Cancel,
+                },
+                peer,
+            ),
+        );
         self.drain_client(now, &key);
     }
 
@@ -957,11 +1104,19 @@ impl UserAgent {
             call_id: rsp.call_id().unwrap_or_default().to_owned(),
             local_tag: from.tag().unwrap_or_default().to_owned(),
         };
-        let Some(&call) = self.dialogs.get(&dkey) else { return };
+        let Some(&call) = self.dialogs.get(&dkey) else {
+            return;
+        };
         let branch = self.ids.branch();
-        let Some(leg) = self.legs.get_mut(&call) else { return };
+        let Some(leg) = self.legs.get_mut(&call) else {
+            return;
+        };
         leg.dialog.update_from_response(rsp);
-        let via = format!("SIP/2.0/{} {};branch={branch};rport", leg.peer.link.via_name(), self.cfg.local);
+        let via = format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            leg.peer.link.via_name(),
+            self.cfg.local
+        );
         let ack = leg.dialog.ack(leg.invite_cseq, via);
         let peer = leg.peer;
         let _ = now;
@@ -972,7 +1127,9 @@ impl UserAgent {
 
     fn drain_server(&mut self, now: Instant, key: &ServerKey) {
         let _ = now;
-        let Some((txn, peer)) = self.servers.get_mut(key) else { return };
+        let Some((txn, peer)) = self.servers.get_mut(key) else {
+            return;
+        };
         let peer = *peer;
         let mut outs = Vec::new();
         let (deadline, call) = match txn {
@@ -1005,7 +1162,11 @@ impl UserAgent {
         }
         if let Some(at) = deadline {
             if self.servers.contains_key(key) {
-                let owner = TimerOwner::Server(key.branch.clone(), key.sent_by.clone(), key.method.to_string());
+                let owner = TimerOwner::Server(
+                    key.branch.clone(),
+                    key.sent_by.clone(),
+                    key.method.to_string(),
+                );
                 self.timers.push(Reverse((at, owner)));
             }
         }
@@ -1013,7 +1174,9 @@ impl UserAgent {
 
     /// Timer H fired for an answered call: we never got the ACK, so we hang up (§13.3.1.4).
     fn ack_timeout(&mut self, now: Instant, call: CallId, key: &ServerKey) {
-        let Some(leg) = self.legs.get_mut(&call) else { return };
+        let Some(leg) = self.legs.get_mut(&call) else {
+            return;
+        };
         if matches!(&leg.state, LegState::Answering { txn, .. } if txn == key) {
             leg.state = LegState::Confirmed;
             self.hangup(now, call);
@@ -1026,7 +1189,9 @@ impl UserAgent {
     }
 
     fn drain_client_with(&mut self, now: Instant, branch: &str, rsp: Option<&Response>) {
-        let Some((txn, peer)) = self.clients.get_mut(branch) else { return };
+        let Some((txn, peer)) = self.clients.get_mut(branch) else {
+            return;
+        };
         let peer = *peer;
         let mut outs = Vec::new();
         let (deadline, call, method) = match txn {
@@ -1064,12 +1229,20 @@ impl UserAgent {
         }
         if let Some(at) = deadline {
             if self.clients.contains_key(branch) {
-                self.timers.push(Reverse((at, TimerOwner::Client(branch.to_owned()))));
+                self.timers
+                    .push(Reverse((at, TimerOwner::Client(branch.to_owned()))));
             }
         }
     }
 
-    fn client_response(&mut self, now: Instant, call: CallId, method: &Method, status: u16, rsp: &Response) {
+    fn client_response(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        method: &Method,
+        status: u16,
+        rsp: &Response,
+    ) {
         match method {
             Method::Invite => {
                 let Some(leg) = self.legs.get_mut(&call) else {
@@ -1111,7 +1284,8 @@ impl UserAgent {
             }
             Method::Refer => {
                 if status >= 200 {
-                    self.events.push_back(SipEvent::ReferResponse { call, status });
+                    self.events
+                        .push_back(SipEvent::ReferResponse { call, status });
                 }
             }
             _ => {}
@@ -1122,12 +1296,15 @@ impl UserAgent {
         match method {
             Method::Invite => {
                 if self.legs.contains_key(&call) {
-                    self.events.push_back(SipEvent::Failed { call, status: 408 });
+                    self.events
+                        .push_back(SipEvent::Failed { call, status: 408 });
                     self.forget_leg(call);
                 }
             }
             Method::Bye => self.end_leg(call, EndReason::LocalBye),
-            Method::Refer => self.events.push_back(SipEvent::ReferResponse { call, status: 408 }),
+            Method::Refer => self
+                .events
+                .push_back(SipEvent::ReferResponse { call, status: 408 }),
             _ => {}
         }
     }
@@ -1153,16 +1330,29 @@ impl UserAgent {
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.cfg.trusted.iter().any(|(net, len)| cidr_contains(*net, *len, ip))
+        self.cfg
+            .trusted
+            .iter()
+            .any(|(net, len)| cidr_contains(*net, *len, ip))
     }
 
     /// RFC 3581 §4 / RFC 3261 §18.2.1: add `received` (and fill `rport`) on the top Via.
     fn stamp_via(&self, headers: &mut Headers, peer: Peer) {
-        let Some(pos) = headers.0.iter().position(|h| h.name.eq_ignore_ascii_case("Via")) else { return };
+        let Some(pos) = headers
+            .0
+            .iter()
+            .position(|h| h.name.eq_ignore_ascii_case("Via"))
+        else {
+            return;
+        };
         let value = headers.0[pos].value.clone();
         let mut parts: Vec<&str> = msg::split_list(&value).collect();
-        let Some(top) = parts.first().copied() else { return };
-        let Ok(mut via) = msg::parse_via(top) else { return };
+        let Some(top) = parts.first().copied() else {
+            return;
+        };
+        let Ok(mut via) = msg::parse_via(top) else {
+            return;
+        };
         via.params.set("received", Some(peer.addr.ip().to_string()));
         if via.params.has("rport") {
             via.params.set("rport", Some(peer.addr.port().to_string()));
@@ -1204,7 +1394,11 @@ fn non_2xx_ack(invite: &Request, rsp: &Response) -> Request {
 
 /// Put `tag` on the To header of a response.
 fn set_to_tag(headers: &mut Headers, tag: &str) {
-    if let Some(h) = headers.0.iter_mut().find(|h| h.name.eq_ignore_ascii_case("To")) {
+    if let Some(h) = headers
+        .0
+        .iter_mut()
+        .find(|h| h.name.eq_ignore_ascii_case("To"))
+    {
         if let Ok(mut to) = msg::parse_name_addr(&h.value) {
             if to.tag().is_none() {
                 to.params.set("tag", Some(tag.to_owned()));

@@ -7,5 +7,8 @@
 mod parse;
 mod types;
 
-pub use parse::{MAX_DATAGRAM, MAX_HEADERS, MAX_MESSAGE, ParseError, frame, parse, parse_name_addr, parse_uri, parse_via, salvage};
+pub use parse::{
+    MAX_DATAGRAM, MAX_HEADERS, MAX_MESSAGE, ParseError, frame, parse, parse_name_addr, parse_uri,
+    parse_via, salvage,
+};
 pub use types::*;

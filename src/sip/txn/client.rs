@@ -10,10 +10,14 @@ use super::{Deadlines, TimerValues, Transport, TxnOutput, Wire};
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum InviteState {
     /// INVITE sent; Timer A retransmits it (UDP), Timer B gives up.
-    Calling { interval: Duration },
+    Calling {
+        interval: Duration,
+    },
     Proceeding,
     /// A non-2xx final arrived and was ACKed; resend the ACK for retransmitted finals until Timer D.
-    Completed { ack: Wire },
+    Completed {
+        ack: Wire,
+    },
     /// A 2xx arrived (RFC 6026 §8.4): absorb 2xx retransmissions until Timer M; the dialog ACKs them.
     Accepted,
     Terminated,
@@ -47,7 +51,9 @@ impl InviteClient {
     /// Start the transaction: the INVITE is queued for transmission at once.
     pub fn new(now: Instant, request: Wire, transport: Transport, timers: TimerValues) -> Self {
         let mut t = Self {
-            state: InviteState::Calling { interval: timers.t1 },
+            state: InviteState::Calling {
+                interval: timers.t1,
+            },
             request: request.clone(),
             transport,
             timers,
@@ -64,7 +70,10 @@ impl InviteClient {
     /// A response matched this transaction. `ack` builds the ACK for a non-2xx final
     /// (§17.1.1.3: same branch, To from the response); it is only called when needed.
     pub fn handle_response(&mut self, now: Instant, status: u16, ack: impl FnOnce() -> Wire) {
-        self.state = match (std::mem::replace(&mut self.state, InviteState::Terminated), status) {
+        self.state = match (
+            std::mem::replace(&mut self.state, InviteState::Terminated),
+            status,
+        ) {
             (InviteState::Calling { .. } | InviteState::Proceeding, 100..=199) => {
                 self.deadlines.0[InviteTimer::A as usize] = None;
                 // §17.1.1.2: Timer B is not stopped by provisionals in RFC 3261; the TU's ring
@@ -102,7 +111,12 @@ impl InviteClient {
                 self.out.push_back(TxnOutput::Response { status });
                 InviteState::Accepted
             }
-            (s @ (InviteState::Completed { .. } | InviteState::Accepted | InviteState::Terminated), _) => s,
+            (
+                s @ (InviteState::Completed { .. }
+                | InviteState::Accepted
+                | InviteState::Terminated),
+                _,
+            ) => s,
         };
     }
 
@@ -137,7 +151,8 @@ impl InviteClient {
                 // §17.1.1.2: A doubles each time (no T2 cap for INVITE).
                 *interval *= 2;
                 let next = now + *interval;
-                self.out.push_back(TxnOutput::Transmit(self.request.clone()));
+                self.out
+                    .push_back(TxnOutput::Transmit(self.request.clone()));
                 self.deadlines.0[InviteTimer::A as usize] = Some(next);
             }
         }
@@ -186,7 +201,9 @@ pub struct NonInviteClient {
 impl NonInviteClient {
     pub fn new(now: Instant, request: Wire, transport: Transport, timers: TimerValues) -> Self {
         let mut t = Self {
-            state: NonInviteState::Trying { interval: timers.t1 },
+            state: NonInviteState::Trying {
+                interval: timers.t1,
+            },
             request: request.clone(),
             transport,
             timers,
@@ -250,7 +267,8 @@ impl NonInviteClient {
                 NonInviteState::Completed | NonInviteState::Terminated => None,
             };
             if let Some(next) = next {
-                self.out.push_back(TxnOutput::Transmit(self.request.clone()));
+                self.out
+                    .push_back(TxnOutput::Transmit(self.request.clone()));
                 self.deadlines.0[NonInviteTimer::E as usize] = Some(next);
             }
         }
@@ -278,7 +296,12 @@ mod tests {
     #[test]
     fn invite_to_a_silent_peer_gives_up_at_timer_b() {
         let t0 = Instant::now();
-        let mut t = InviteClient::new(t0, wire("INVITE"), Transport::Unreliable, TimerValues::default());
+        let mut t = InviteClient::new(
+            t0,
+            wire("INVITE"),
+            Transport::Unreliable,
+            TimerValues::default(),
+        );
         let mut sends = Vec::new();
         let mut now = t0;
         loop {
@@ -302,7 +325,12 @@ mod tests {
     #[test]
     fn non_2xx_is_acked_and_retransmitted_finals_acked_again() {
         let t0 = Instant::now();
-        let mut t = InviteClient::new(t0, wire("INVITE"), Transport::Unreliable, TimerValues::default());
+        let mut t = InviteClient::new(
+            t0,
+            wire("INVITE"),
+            Transport::Unreliable,
+            TimerValues::default(),
+        );
         t.poll_output();
         t.handle_response(t0, 180, || unreachable!());
         t.handle_response(t0, 486, || wire("ACK"));
@@ -319,7 +347,12 @@ mod tests {
     #[test]
     fn non_invite_retransmits_capped_at_t2_and_times_out_at_f() {
         let t0 = Instant::now();
-        let mut t = NonInviteClient::new(t0, wire("BYE"), Transport::Unreliable, TimerValues::default());
+        let mut t = NonInviteClient::new(
+            t0,
+            wire("BYE"),
+            Transport::Unreliable,
+            TimerValues::default(),
+        );
         let mut sends = Vec::new();
         let mut now = t0;
         while !t.is_terminated() {
@@ -338,7 +371,12 @@ mod tests {
     #[test]
     fn non_invite_final_then_timer_k() {
         let t0 = Instant::now();
-        let mut t = NonInviteClient::new(t0, wire("BYE"), Transport::Unreliable, TimerValues::default());
+        let mut t = NonInviteClient::new(
+            t0,
+            wire("BYE"),
+            Transport::Unreliable,
+            TimerValues::default(),
+        );
         t.handle_response(t0, 200);
         assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(5)));
         t.handle_timeout(t0 + Duration::from_secs(5));

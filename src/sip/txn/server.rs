@@ -10,12 +10,20 @@ use super::{Deadlines, TimerValues, Transport, TxnOutput, Wire};
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum InviteState {
     /// Provisional responses only; a retransmitted INVITE gets the latest one again.
-    Proceeding { last: Option<Wire> },
+    Proceeding {
+        last: Option<Wire>,
+    },
     /// A non-2xx final was sent: retransmit it on Timer G until ACK or Timer H.
-    Completed { response: Wire, interval: Duration },
+    Completed {
+        response: Wire,
+        interval: Duration,
+    },
     /// A 2xx was sent (RFC 6026 §7.1): the UAS core's 2xx retransmission of §13.3.1.4 lives here,
     /// doubling up to T2 until the ACK arrives or Timer H (64·T1) gives up.
-    Accepted { response: Wire, interval: Duration },
+    Accepted {
+        response: Wire,
+        interval: Duration,
+    },
     /// ACK for a non-2xx seen: absorb further ACKs until Timer I.
     Confirmed,
     Terminated,
@@ -93,7 +101,9 @@ impl InviteServer {
             | InviteState::Accepted { response: r, .. } => {
                 self.out.push_back(TxnOutput::Transmit(r.clone()));
             }
-            InviteState::Proceeding { last: None } | InviteState::Confirmed | InviteState::Terminated => {}
+            InviteState::Proceeding { last: None }
+            | InviteState::Confirmed
+            | InviteState::Terminated => {}
         }
     }
 
@@ -111,7 +121,9 @@ impl InviteServer {
                 InviteState::Confirmed
             }
             InviteState::Accepted { .. } => self.terminate(),
-            s @ (InviteState::Proceeding { .. } | InviteState::Confirmed | InviteState::Terminated) => s,
+            s @ (InviteState::Proceeding { .. }
+            | InviteState::Confirmed
+            | InviteState::Terminated) => s,
         };
     }
 
@@ -151,7 +163,9 @@ impl InviteServer {
                     self.out.push_back(TxnOutput::Transmit(r));
                     self.arm(InviteTimer::G, next);
                 }
-                InviteState::Proceeding { .. } | InviteState::Confirmed | InviteState::Terminated => {}
+                InviteState::Proceeding { .. }
+                | InviteState::Confirmed
+                | InviteState::Terminated => {}
             }
         }
     }
@@ -175,9 +189,13 @@ impl InviteServer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum NonInviteState {
     Trying,
-    Proceeding { last: Wire },
+    Proceeding {
+        last: Wire,
+    },
     /// Final sent; absorb retransmissions until Timer J.
-    Completed { response: Wire },
+    Completed {
+        response: Wire,
+    },
     Terminated,
 }
 
@@ -266,7 +284,11 @@ mod tests {
     }
 
     /// Step through every deadline until the transaction stops asking, collecting outputs.
-    fn run(t: &mut InviteServer, mut now: Instant, until: Instant) -> (Vec<(Duration, TxnOutput)>, Instant) {
+    fn run(
+        t: &mut InviteServer,
+        mut now: Instant,
+        until: Instant,
+    ) -> (Vec<(Duration, TxnOutput)>, Instant) {
         let start = now;
         let mut seen = Vec::new();
         while let Some(at) = t.poll_timeout() {
@@ -308,7 +330,10 @@ mod tests {
         t.handle_ack(t0 + Duration::from_millis(100));
         drain(&mut t);
         let (seen, end) = run(&mut t, t0, t0 + Duration::from_secs(60));
-        assert_eq!(seen, vec![(Duration::from_millis(5100), TxnOutput::Terminated)]);
+        assert_eq!(
+            seen,
+            vec![(Duration::from_millis(5100), TxnOutput::Terminated)]
+        );
         assert_eq!(end - t0, Duration::from_millis(5100));
     }
 
@@ -330,7 +355,10 @@ mod tests {
         let t0 = Instant::now();
         let mut t = InviteServer::new(Transport::Unreliable, TimerValues::default());
         t.handle_retransmission();
-        assert!(drain(&mut t).is_empty(), "nothing sent yet, nothing to repeat");
+        assert!(
+            drain(&mut t).is_empty(),
+            "nothing sent yet, nothing to repeat"
+        );
         t.respond(t0, 180, wire("180"));
         drain(&mut t);
         t.handle_retransmission();

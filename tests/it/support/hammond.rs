@@ -1,0 +1,226 @@
+//! Start the real `hammond` binary on loopback with a config written to a temp dir, and wait
+//! until it says it is ready. Ports are chosen by the OS (`:0`) and read back from its ready line.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How to configure the Hammond under test.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Extra TOML appended to the generated service config.
+    pub extra_config: String,
+    /// Extra queue files: (file name, contents), beside the shipped `config/queues/*`.
+    pub queues: Vec<(String, String)>,
+    /// Re-use this data dir (restart tests).
+    pub data_dir: Option<PathBuf>,
+    pub trunk: Option<SocketAddr>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            extra_config: String::new(),
+            queues: Vec::new(),
+            data_dir: None,
+            trunk: None,
+        }
+    }
+}
+
+pub struct Hammond {
+    child: Child,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub data_dir: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+static RTP_BASE: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
+impl Hammond {
+    pub fn start(opts: Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let queues = dir.path().join("queues");
+        copy_dir(&repo().join("config/queues"), &queues);
+        for (name, body) in &opts.queues {
+            std::fs::write(queues.join(name), body).unwrap();
+        }
+        let data_dir = opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
+        // Each instance gets its own slice of RTP ports, so parallel tests never collide.
+        let slot = RTP_BASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let base = 20_000 + (std::process::id() as u16 % 50) * 200 + slot * 100 % 10_000;
+        let base = base & !1;
+        let trunk = opts
+            .trunk
+            .map_or_else(|| "127.0.0.1:5090".to_owned(), |t| t.to_string());
+        let config = format!(
+            r#"
+[sip]
+listen = "127.0.0.1:0"
+trusted_sources = ["127.0.0.1/32"]
+[sip.trunk]
+proxy = "{trunk}"
+caller_id = "+15550100"
+[media]
+rtp_ports = "{base}-{end}"
+[http]
+listen = "127.0.0.1:0"
+[store]
+url = "sqlite://{db}"
+[queues]
+dir = "{queues}"
+[prompts]
+dir = "{prompts}"
+[data]
+dir = "{data}"
+[[agents]]
+id = "alice"
+endpoint = "sip:alice@127.0.0.1:5070"
+queues = ["support"]
+token = "alice-secret"
+[[agents]]
+id = "bob"
+endpoint = "sip:bob@127.0.0.1:5071"
+queues = ["support"]
+token = "bob-secret"
+[[agents]]
+id = "eve"
+endpoint = "sip:eve@127.0.0.1:5072"
+queues = ["sales"]
+token = "eve-secret"
+{extra}
+"#,
+            end = base + 98,
+            db = data_dir.join("hammond.db").display(),
+            queues = queues.display(),
+            prompts = repo().join("prompts").display(),
+            data = data_dir.display(),
+            extra = opts.extra_config,
+        );
+        let cfg = dir.path().join("hammond.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hammond"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "hammond=debug,info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start hammond");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        {
+            let log = log.clone();
+            let stderr = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.strip_prefix("hammond ready: ") {
+                        let _ = tx.send(rest.to_owned());
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let ready = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "hammond did not become ready:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        let field = |k: &str| -> SocketAddr {
+            ready
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(k))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {k} in ready line {ready}"))
+        };
+        Self {
+            sip: field("sip="),
+            http: field("http="),
+            child,
+            dir,
+            data_dir,
+            log,
+        }
+    }
+
+    /// Everything Hammond logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Wait until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Hammond {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- hammond log ----\n{}", self.log());
+        }
+    }
+}

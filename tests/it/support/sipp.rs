@@ -1,0 +1,120 @@
+//! Run a SIPp scenario from `tests/sipp/` against a Hammond and collect what happened.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use super::hammond::repo;
+
+static MEDIA_PORT: AtomicU16 = AtomicU16::new(0);
+
+pub struct Sipp {
+    cmd: Command,
+    log_dir: tempfile::TempDir,
+}
+
+pub struct SippRun {
+    pub ok: bool,
+    pub code: Option<i32>,
+    /// Every SIP message SIPp sent or received.
+    pub messages: String,
+    pub errors: String,
+    pub stdout: String,
+}
+
+impl SippRun {
+    /// How many received messages start with `line` (e.g. `SIP/2.0 200 OK`).
+    pub fn received(&self, start_line: &str) -> usize {
+        self.messages
+            .split("received at")
+            .skip(1)
+            .filter(|m| {
+                m.lines()
+                    .skip(1)
+                    .find(|l| !l.trim().is_empty())
+                    .is_some_and(|l| l.starts_with(start_line))
+            })
+            .count()
+    }
+}
+
+impl Sipp {
+    /// SIPp as a UAC calling `service@target` with `scenario` (file name under tests/sipp).
+    pub fn uac(scenario: &str, target: SocketAddr, service: &str) -> Self {
+        let log_dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("sipp");
+        let slot = MEDIA_PORT.fetch_add(1, Ordering::Relaxed);
+        let mp = 40_000 + (std::process::id() as u16 % 100) * 40 + slot * 4 % 4000;
+        cmd.arg(target.to_string())
+            .arg("-sf")
+            .arg(repo().join("tests/sipp").join(scenario))
+            .args(["-s", service, "-m", "1", "-l", "1", "-i", "127.0.0.1"])
+            .args(["-key", "caller", "15551234567"])
+            .args(["-mp", &mp.to_string()])
+            .args([
+                "-nostdin",
+                "-timeout",
+                "40s",
+                "-timeout_error",
+                "-recv_timeout",
+                "35000",
+            ])
+            .arg("-trace_msg")
+            .arg("-message_file")
+            .arg(log_dir.path().join("messages.log"))
+            .arg("-trace_err")
+            .arg("-error_file")
+            .arg(log_dir.path().join("errors.log"));
+        Self { cmd, log_dir }
+    }
+
+    pub fn arg(mut self, a: &str) -> Self {
+        self.cmd.arg(a);
+        self
+    }
+
+    pub fn args(mut self, a: &[&str]) -> Self {
+        self.cmd.args(a);
+        self
+    }
+
+    pub fn key(mut self, k: &str, v: &str) -> Self {
+        self.cmd.args(["-key", k, v]);
+        self
+    }
+
+    pub fn tcp(self) -> Self {
+        self.args(&["-t", "t1"])
+    }
+
+    pub fn run(mut self) -> SippRun {
+        let out = self
+            .cmd
+            .output()
+            .expect("run sipp (apt-get install sip-tester)");
+        let read =
+            |n: &str| std::fs::read_to_string(self.log_dir.path().join(n)).unwrap_or_default();
+        SippRun {
+            ok: out.status.success(),
+            code: out.status.code(),
+            messages: read("messages.log"),
+            errors: read("errors.log"),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.log_dir.path().to_owned()
+    }
+}
+
+/// Assert a run passed, printing SIPp's view when it did not.
+#[track_caller]
+pub fn assert_ok(run: &SippRun) {
+    assert!(
+        run.ok,
+        "sipp failed (exit {:?})\n--- errors ---\n{}\n--- messages ---\n{}",
+        run.code, run.errors, run.messages
+    );
+}
