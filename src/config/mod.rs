@@ -1,5 +1,232 @@
 //! Configuration: the service config (`config/hammond.toml`) and the diagnostics every config
-//! error carries. Queue files are compiled by [`crate::workflow::flow`]. PURE apart from reading
-//! files.
+//! error carries. Queue files are compiled by [`crate::workflow::flow`]; this module only carries
+//! their directory.
+//!
+//! Loading is two steps: serde reads the TOML into spanned raw structs (unknown keys and TOML
+//! syntax errors stop there, with their line:column), then [`Config::load`] validates every value
+//! and reports **all** bad values at once, each at its own `file:line:column`. Every key has a
+//! default; `config/hammond.toml` lists them all, commented.
+//!
+//! Relative paths (`queues.dir`, `prompts.dir`, `data.dir`, a relative `sqlite://` file) are kept
+//! as written and resolve against the process working directory, not the config file's folder:
+//! run `hammond` from the directory that holds `config/` (the container's `WORKDIR` does).
+//!
+//! Secrets and container addresses may come from the environment (see [`env`]):
+//! `HAMMOND_TRUNK_USERNAME`, `HAMMOND_TRUNK_PASSWORD`, `HAMMOND_AGENT_<ID>_TOKEN`,
+//! `HAMMOND_SIP_LISTEN`, `HAMMOND_SIP_PUBLIC_ADDRESS`, `HAMMOND_HTTP_LISTEN`; they win over the file.
+//!
+//! PURE apart from reading the one file in [`Config::load`]: no sockets, no clocks, no DNS.
 
 pub mod diag;
+pub mod env;
+mod raw;
+mod validate;
+pub mod values;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use diag::Diagnostic;
+pub use env::{Env, ProcessEnv};
+pub use values::{
+    Cidr, Codec, HostPort, Secret, check_sip_uri, parse_byte_size, parse_duration,
+    parse_port_range,
+};
+
+/// The validated service config. Every field is typed; nothing here needs parsing again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub trunk: TrunkConfig,
+    pub media: MediaConfig,
+    pub http: HttpConfig,
+    pub store: StoreConfig,
+    /// `[queues] dir`: where the queue files (`*.toml`) live.
+    pub queues_dir: PathBuf,
+    /// `[prompts] dir`: `manifest.toml` and the audio files.
+    pub prompts_dir: PathBuf,
+    /// `[data] dir`: voicemail recordings, and the SQLite file unless `store.url` says otherwise.
+    pub data_dir: PathBuf,
+    pub agents: Vec<AgentConfig>,
+    pub shutdown: ShutdownConfig,
+}
+
+/// `[sip]`: the SIP listener and its protection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SipConfig {
+    /// UDP and TCP on the same address.
+    pub listen: SocketAddr,
+    /// The IP we advertise in Contact and SDP `c=`. Defaults to the listen IP; required when
+    /// listening on an unspecified address (`0.0.0.0`, `::`).
+    pub public_address: IpAddr,
+    /// Who may send INVITE; others get 403 before any state is kept.
+    pub trusted_sources: Vec<Cidr>,
+    /// RFC 3261 §17.1.1.1: round-trip estimate, first retransmit interval.
+    pub t1: Duration,
+    /// RFC 3261 §17.1.2.2: retransmit interval cap for non-INVITE requests and INVITE responses.
+    pub t2: Duration,
+    /// RFC 3261 §17.1.2.2: how long a message may stay in the network.
+    pub t4: Duration,
+    /// `User-Agent` / `Server` header value.
+    pub user_agent: String,
+    /// Concurrent calls (in and out) before new INVITEs get 503.
+    pub max_calls: usize,
+    /// Flood control per source IP (like Kamailio's `pike`).
+    pub max_requests_per_source: RateLimit,
+    /// Close an idle TCP connection after this long.
+    pub tcp_idle_timeout: Duration,
+    /// Accepted TCP connections at once.
+    pub tcp_max_connections: usize,
+}
+
+/// At most `count` requests per `per` from one source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub per: Duration,
+}
+
+/// `[sip.trunk]`: where outbound legs (callbacks, agent calls) are sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrunkConfig {
+    pub proxy: HostPort,
+    pub transport: Transport,
+    /// Digest username for 401/407 challenges; empty = no credentials.
+    pub username: String,
+    /// Digest password. `Debug` prints `***`.
+    pub password: Secret,
+    /// Digits, optionally with a leading `+`.
+    pub caller_id: String,
+}
+
+/// The transport for outbound requests to the trunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+        })
+    }
+}
+
+/// `[media]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// Local RTP ports; the first is even. Allocate even ports only.
+    pub rtp_ports: RangeInclusive<u16>,
+    /// In order of preference; never empty, no duplicates.
+    pub codecs: Vec<Codec>,
+    /// Hang up a call after this long without an RTP packet.
+    pub rtp_timeout: Duration,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Request bodies above this are refused with 413.
+    pub max_body: usize,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `sqlite://<path>` (default `sqlite://<data.dir>/hammond.db`) or `postgres://…`.
+    pub url: String,
+}
+
+impl StoreConfig {
+    /// Whether the store is the embedded SQLite one.
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+}
+
+/// One `[[agents]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// Unique; letters, digits, `-` and `_`.
+    pub id: String,
+    /// The agent's phone, a `sip:` URI; Hammond calls it when the agent accepts.
+    pub endpoint: String,
+    /// The queues whose interactions the agent may see and accept.
+    pub queues: Vec<String>,
+    /// Bearer token for the API (`HAMMOND_AGENT_<ID>_TOKEN` overrides). Compare with
+    /// [`Secret::matches`].
+    pub token: Secret,
+}
+
+/// `[shutdown]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownConfig {
+    /// On SIGTERM, stop taking calls and wait this long for live calls to end.
+    pub drain_timeout: Duration,
+}
+
+/// Every problem found in a config file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<Diagnostic>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Read, parse and validate the service config at `path`, applying `HAMMOND_*` overrides
+    /// from `env`. Call it once at startup (and on reload); `Err` lists every problem found.
+    pub fn load(path: &Path, env: &dyn Env) -> Result<Self, ConfigErrors> {
+        let src = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![Diagnostic::whole_file(
+                path,
+                format!("cannot read config file: {e}"),
+            )])
+        })?;
+        Self::from_toml(path, &src, env)
+    }
+
+    /// [`Config::load`] for text already in memory; `path` is only used in diagnostics.
+    pub fn from_toml(path: &Path, src: &str, env: &dyn Env) -> Result<Self, ConfigErrors> {
+        let raw: raw::RawConfig = toml::from_str(src)
+            .map_err(|e| ConfigErrors(vec![Diagnostic::from_toml(path, src, &e)]))?;
+        validate::validate(path, src, raw, env)
+    }
+}
+
+impl Default for Config {
+    /// The built-in defaults: what an empty config file gives (with no environment overrides).
+    /// `config/hammond.toml` spells the same values out.
+    fn default() -> Self {
+        let none: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        validate::validate(Path::new("<defaults>"), "", raw::RawConfig::default(), &none)
+            .expect("the built-in defaults are valid (tested)")
+    }
+}
+
+/// Validate the service config at `path` for `hammond check-config`, with the process
+/// environment. Empty means valid. Queue files are checked by the workflow module.
+pub fn check(path: &Path) -> Vec<Diagnostic> {
+    match Config::load(path, &ProcessEnv) {
+        Ok(_) => Vec::new(),
+        Err(ConfigErrors(diags)) => diags,
+    }
+}
+
+#[cfg(test)]
+mod tests;

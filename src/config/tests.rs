@@ -1,0 +1,332 @@
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+fn no_env() -> HashMap<String, String> {
+    HashMap::new()
+}
+
+fn env_of(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn parse(src: &str) -> Result<Config, ConfigErrors> {
+    Config::from_toml(Path::new("t.toml"), src, &no_env())
+}
+
+fn errors(src: &str) -> Vec<Diagnostic> {
+    match parse(src) {
+        Ok(cfg) => panic!("expected errors, got {cfg:?}"),
+        Err(ConfigErrors(d)) => d,
+    }
+}
+
+/// The one diagnostic at `line:column`, whose message must contain `needle`.
+#[track_caller]
+fn assert_at(diags: &[Diagnostic], line: usize, column: usize, needle: &str) {
+    let found = diags
+        .iter()
+        .find(|d| (d.line, d.column) == (line, column))
+        .unwrap_or_else(|| panic!("no diagnostic at {line}:{column} in {diags:#?}"));
+    assert!(found.message.contains(needle), "{found} should mention {needle:?}");
+}
+
+fn shipped(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name)
+}
+
+#[test]
+fn every_shipped_config_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            if let Err(e) = Config::load(&path, &no_env()) {
+                panic!("{} does not load:\n{e}", path.display());
+            }
+            assert!(check_with_env_free(&path).is_empty());
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "expected hammond.toml and dev.toml in {}", dir.display());
+}
+
+/// `check` reads the process environment; only use it where no HAMMOND_* variable matters.
+fn check_with_env_free(path: &Path) -> Vec<Diagnostic> {
+    match Config::load(path, &no_env()) {
+        Ok(_) => Vec::new(),
+        Err(ConfigErrors(d)) => d,
+    }
+}
+
+#[test]
+fn shipped_hammond_toml_spells_out_the_defaults() {
+    let cfg = Config::load(&shipped("hammond.toml"), &no_env()).unwrap();
+    // Everything but the example agent is exactly the built-in default.
+    let defaults = Config::default();
+    assert_eq!(
+        Config {
+            agents: Vec::new(),
+            ..cfg.clone()
+        },
+        defaults
+    );
+    assert!(defaults.agents.is_empty(), "no agent exists unless configured");
+    assert_eq!(
+        cfg.agents,
+        vec![AgentConfig {
+            id: "alice".into(),
+            endpoint: "sip:alice@127.0.0.1:5070".into(),
+            queues: vec!["support".into()],
+            token: Secret::new("alice-secret"),
+        }]
+    );
+}
+
+#[test]
+fn defaults_are_the_documented_values() {
+    let c = Config::default();
+    assert_eq!(c, parse("").unwrap(), "an empty file gives the defaults");
+    assert_eq!(c.sip.listen, "127.0.0.1:5060".parse::<SocketAddr>().unwrap());
+    assert_eq!(c.sip.public_address, c.sip.listen.ip());
+    assert_eq!(c.sip.trusted_sources, vec!["127.0.0.1/32".parse::<Cidr>().unwrap()]);
+    assert_eq!((c.sip.t1, c.sip.t2, c.sip.t4), (Duration::from_millis(500), Duration::from_secs(4), Duration::from_secs(5)));
+    assert_eq!(c.sip.user_agent, format!("Hammond/{}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(c.sip.max_calls, 2000);
+    assert_eq!(c.trunk.proxy.to_string(), "127.0.0.1:5090");
+    assert_eq!(c.trunk.transport, Transport::Udp);
+    assert_eq!(c.trunk.caller_id, "+15550100");
+    assert_eq!(c.media.rtp_ports, 20000..=29999);
+    assert_eq!(c.media.codecs, vec![Codec::Pcmu, Codec::Pcma]);
+    assert_eq!(c.http.listen, "127.0.0.1:8080".parse::<SocketAddr>().unwrap());
+    assert_eq!(c.http.max_body, 65536);
+    assert_eq!(c.store.url, "sqlite://data/hammond.db");
+    assert!(c.store.is_sqlite());
+    assert_eq!(c.queues_dir, Path::new("config/queues"));
+    assert_eq!(c.prompts_dir, Path::new("prompts"));
+    assert_eq!(c.data_dir, Path::new("data"));
+    assert_eq!(c.shutdown.drain_timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn unknown_key_is_reported_at_its_place() {
+    let d = errors("[sip]\nlisten = \"127.0.0.1:5060\"\n  listne = \"x\"\n");
+    assert_eq!(d.len(), 1);
+    assert_at(&d, 3, 3, "unknown field `listne`");
+    assert!(d[0].to_string().starts_with("t.toml:3:3: "), "{}", d[0]);
+
+    let d = errors("[sipp]\n");
+    assert_at(&d, 1, 2, "unknown field `sipp`");
+}
+
+#[test]
+fn toml_syntax_error_stops_early_with_a_place() {
+    let d = errors("[sip]\nlisten = \"127.0.0.1:5060\n");
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].line, 2, "{}", d[0]);
+}
+
+#[test]
+fn bad_duration_is_reported_at_its_value() {
+    let d = errors("[sip]\nt1 = \"500 parsecs\"\n");
+    assert_at(&d, 2, 6, "sip.t1: unknown unit");
+    let d = errors("[shutdown]\ndrain_timeout = 30\n");
+    assert_at(&d, 2, 17, "write \"30s\"");
+    let d = errors("[media]\nrtp_timeout = \"60\"\n");
+    assert_at(&d, 2, 15, "has no unit");
+    let d = errors("[sip]\nt1 = \"0ms\"\n");
+    assert_at(&d, 2, 6, "longer than zero");
+}
+
+#[test]
+fn bad_cidr_is_reported_at_the_list_item() {
+    let d = errors("[sip]\ntrusted_sources = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n");
+    assert_eq!(d.len(), 1);
+    assert_at(&d, 2, 34, "prefix length");
+}
+
+#[test]
+fn odd_port_range_is_reported() {
+    let d = errors("[media]\nrtp_ports = \"20001-29999\"\n");
+    assert_eq!(d.len(), 1);
+    assert_at(&d, 2, 13, "even port");
+}
+
+#[test]
+fn duplicate_agent_id_is_reported_at_the_second() {
+    let src = "\
+[[agents]]
+id = \"alice\"
+endpoint = \"sip:alice@127.0.0.1:5070\"
+token = \"a\"
+
+[[agents]]
+id = \"alice\"
+endpoint = \"sip:alice@127.0.0.1:5071\"
+token = \"b\"
+";
+    let d = errors(src);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_at(&d, 7, 6, "duplicate agent id \"alice\" (first defined on line 2)");
+}
+
+#[test]
+fn agent_checks() {
+    let src = "\
+[[agents]]
+id = \"carol\"
+endpoint = \"tel:+15551234567\"
+queues = [\"support\", \"\"]
+
+[[agents]]
+id = \"dave\"
+endpoint = \"sip:dave@127.0.0.1\"
+token = \"same\"
+
+[[agents]]
+id = \"erin\"
+endpoint = \"sip:erin@127.0.0.1\"
+token = \"same\"
+
+[[agents]]
+endpoint = \"sip:nobody@127.0.0.1\"
+";
+    let d = errors(src);
+    assert_at(&d, 2, 6, "has no API token: set `token` or HAMMOND_AGENT_CAROL_TOKEN");
+    assert_at(&d, 3, 12, "must start with \"sip:\"");
+    assert_at(&d, 4, 22, "must not be empty");
+    assert_at(&d, 14, 9, "same token as agent \"dave\"");
+    assert!(d.iter().any(|x| x.message.contains("needs an `id`")), "{d:#?}");
+    assert!(!d.iter().any(|x| x.message.contains("same\"")), "tokens never appear in messages");
+}
+
+#[test]
+fn several_errors_are_all_reported_in_file_order() {
+    let src = "\
+[sip]
+listen = \"localhost:5060\"
+trusted_sources = [\"not-an-ip\"]
+t2 = \"4\"
+
+[media]
+rtp_ports = \"20000-70000\"
+codecs = [\"PCMU\", \"G729\", \"pcmu\"]
+
+[http]
+max_body = \"lots\"
+
+[store]
+url = \"mysql://db\"
+";
+    let d = errors(src);
+    let places: Vec<(usize, usize)> = d.iter().map(|x| (x.line, x.column)).collect();
+    assert_eq!(
+        places,
+        vec![(2, 10), (3, 20), (4, 6), (7, 13), (8, 19), (8, 27), (11, 12), (14, 7)],
+        "{d:#?}"
+    );
+    assert_at(&d, 8, 27, "listed twice");
+    let shown = ConfigErrors(d).to_string();
+    assert_eq!(shown.lines().count(), 8);
+    assert!(shown.starts_with("t.toml:2:10: sip.listen: invalid address"), "{shown}");
+}
+
+#[test]
+fn trunk_password_comes_from_env_and_never_prints() {
+    let src = "[sip.trunk]\nusername = \"file-user\"\npassword = \"file-pass\"\n";
+    let env = env_of(&[("HAMMOND_TRUNK_PASSWORD", "env-pass")]);
+    let cfg = Config::from_toml(Path::new("t.toml"), src, &env).unwrap();
+    assert_eq!(cfg.trunk.password.expose(), "env-pass");
+    assert_eq!(cfg.trunk.username, "file-user");
+    let shown = format!("{cfg:?}");
+    assert!(!shown.contains("env-pass") && !shown.contains("file-pass"), "{shown}");
+    assert!(shown.contains("password: ***"), "{shown}");
+
+    let env = env_of(&[("HAMMOND_TRUNK_USERNAME", "env-user")]);
+    let cfg = Config::from_toml(Path::new("t.toml"), src, &env).unwrap();
+    assert_eq!((cfg.trunk.username.as_str(), cfg.trunk.password.expose()), ("env-user", "file-pass"));
+}
+
+#[test]
+fn agent_token_comes_from_env() {
+    let src = "[[agents]]\nid = \"front-desk\"\nendpoint = \"sip:fd@127.0.0.1\"\nqueues = [\"support\"]\n";
+    let env = env_of(&[("HAMMOND_AGENT_FRONT_DESK_TOKEN", "t0k")]);
+    let cfg = Config::from_toml(Path::new("t.toml"), src, &env).unwrap();
+    assert!(cfg.agents[0].token.matches("t0k"));
+    assert!(!format!("{cfg:?}").contains("t0k"));
+}
+
+#[test]
+fn listen_addresses_come_from_env() {
+    let env = env_of(&[
+        ("HAMMOND_SIP_LISTEN", "0.0.0.0:5060"),
+        ("HAMMOND_SIP_PUBLIC_ADDRESS", "192.0.2.10"),
+        ("HAMMOND_HTTP_LISTEN", "[::]:8080"),
+    ]);
+    let cfg = Config::from_toml(Path::new("t.toml"), "", &env).unwrap();
+    assert_eq!(cfg.sip.listen, "0.0.0.0:5060".parse::<SocketAddr>().unwrap());
+    assert_eq!(cfg.sip.public_address.to_string(), "192.0.2.10");
+    assert_eq!(cfg.http.listen, "[::]:8080".parse::<SocketAddr>().unwrap());
+
+    let env = env_of(&[("HAMMOND_HTTP_LISTEN", "everywhere")]);
+    let Err(ConfigErrors(d)) = Config::from_toml(Path::new("t.toml"), "", &env) else {
+        panic!("a bad override is an error");
+    };
+    assert_at(&d, 1, 1, "environment variable HAMMOND_HTTP_LISTEN: invalid address");
+}
+
+#[test]
+fn wildcard_listen_needs_a_public_address() {
+    let d = errors("[sip]\nlisten = \"0.0.0.0:5060\"\n");
+    assert_at(&d, 2, 10, "sip.public_address: required");
+    let cfg = parse("[sip]\nlisten = \"0.0.0.0:5060\"\npublic_address = \"192.0.2.10\"\n").unwrap();
+    assert_eq!(cfg.sip.public_address.to_string(), "192.0.2.10");
+    let cfg = parse("[sip]\nlisten = \"192.0.2.7:5060\"\n").unwrap();
+    assert_eq!(cfg.sip.public_address.to_string(), "192.0.2.7");
+}
+
+#[test]
+fn typed_extras() {
+    let src = "\
+[sip]
+t1 = \"1s\"
+t2 = \"8s\"
+max_requests_per_source = { count = 50, per = \"2s\" }
+[sip.trunk]
+proxy = \"pbx.example.com\"
+transport = \"tcp\"
+[http]
+max_body = 1048576
+[data]
+dir = \"/var/lib/hammond\"
+";
+    let cfg = parse(src).unwrap();
+    assert_eq!(cfg.sip.max_requests_per_source, RateLimit { count: 50, per: Duration::from_secs(2) });
+    assert_eq!(cfg.trunk.proxy.to_string(), "pbx.example.com:5060");
+    assert_eq!(cfg.trunk.transport, Transport::Tcp);
+    assert_eq!(cfg.http.max_body, 1 << 20);
+    assert_eq!(cfg.store.url, "sqlite:///var/lib/hammond/hammond.db", "the SQLite file follows data.dir");
+
+    let d = errors("[sip]\nt1 = \"5s\"\n");
+    assert_at(&d, 2, 6, "must not be longer than sip.t2");
+    let d = errors("[sip]\nmax_calls = 0\nmax_requests_per_source = { count = 10, per = 5 }\n");
+    assert_at(&d, 2, 13, "out of range");
+    assert_at(&d, 3, 47, "bare number");
+    let d = errors("[sip.trunk]\ntransport = \"tls\"\ncaller_id = \"alice\"\n");
+    assert_at(&d, 2, 13, "unknown transport");
+    assert_at(&d, 3, 13, "invalid caller ID");
+}
+
+#[test]
+fn check_reports_a_missing_file() {
+    let d = check(Path::new("/nonexistent/hammond.toml"));
+    assert_eq!(d.len(), 1);
+    assert!(d[0].message.contains("cannot read config file"), "{}", d[0]);
+}
