@@ -1,0 +1,404 @@
+//! In-band DTMF detection (ITU-T Q.23 tone pairs, Q.24 receiver limits) from 8 kHz linear PCM,
+//! for callers whose gateway sends key presses as audio instead of RFC 4733 events.
+//!
+//! PURE, no allocation. Feed it each received 20 ms frame after G.711 decoding with
+//! [`Detector::push_frame`]; it returns a digit once, when the key press starts.
+//!
+//! How: Goertzel filters at the 8 DTMF frequencies (plus the second harmonics of the high group)
+//! over non-overlapping blocks of [`BLOCK`] = 102 samples (12.75 ms; the same block as spandsp:
+//! neighbouring DTMF frequencies fall near each other's spectral nulls). A block holds a digit
+//! when all of these pass:
+//! - **level**: each tone at least [`MIN_LEVEL_DBM0`] dBm0;
+//! - **twist**: the low-group (row) tone at most 8 dB louder than the high-group (column) tone
+//!   ("normal" twist, as line loss attenuates high frequencies) and at most 4 dB quieter
+//!   ("reverse" twist);
+//! - **other-tone rejection**: each tone at least 6 dB above every other tone of its group, and
+//!   the two tones together carry at least [`MIN_TONE_FRACTION`] of the block's total energy, so
+//!   speech, music and noise (energy spread over many frequencies) do not pass;
+//! - **second harmonic**: the column tone's second harmonic is at least 10 dB below it (voiced
+//!   speech has strong harmonics, a DTMF tone has none).
+//!
+//! A digit is reported when two consecutive blocks agree (≥ 25.5 ms of tone: every press of
+//! ≥ 40 ms is detected, 15 ms blips are not), and the same digit is reported again only after
+//! two blocks (≥ 25.5 ms) without it, so a 40 ms inter-digit pause separates repeats while a
+//! one-block dropout inside a long press does not double it.
+//!
+//! Level reference: G.711 defines the µ-law full-scale sine as +3.17 dBm0, so a 0 dBm0 sine has
+//! peak amplitude 32768 · 10^(−3.17/20) ≈ 22 750 in 16-bit linear PCM (the µ-law digital
+//! milliwatt sequence decodes to a sine of ≈ 22 600 peak, consistent with this).
+
+/// Samples per analysis block.
+pub const BLOCK: usize = 102;
+/// Lowest accepted level per tone, in dBm0.
+pub const MIN_LEVEL_DBM0: f32 = -32.0;
+/// Minimum share of the block's energy that the two tones must carry.
+pub const MIN_TONE_FRACTION: f32 = 0.75;
+
+/// Peak amplitude of a 0 dBm0 sine, in 16-bit linear PCM (see the module docs).
+pub const DBM0_PEAK: f32 = 22_753.0;
+
+const SAMPLE_RATE: f32 = 8000.0;
+const ROWS: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
+const COLS: [f32; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+const KEYS: [[char; 4]; 4] = [
+    ['1', '2', '3', 'A'],
+    ['4', '5', '6', 'B'],
+    ['7', '8', '9', 'C'],
+    ['*', '0', '#', 'D'],
+];
+/// Blocks of agreement needed to report a digit.
+const PRESENT_BLOCKS: u32 = 2;
+/// Blocks of absence needed before the same digit may be reported again.
+const GAP_BLOCKS: u32 = 2;
+
+/// dB → power ratio.
+fn db(x: f32) -> f32 {
+    10f32.powf(x / 10.0)
+}
+
+/// One Goertzel resonator at a fixed frequency.
+#[derive(Debug, Clone, Copy)]
+struct Goertzel {
+    coeff: f32,
+    s1: f32,
+    s2: f32,
+}
+
+impl Goertzel {
+    fn new(freq: f32) -> Self {
+        Self {
+            coeff: 2.0 * (2.0 * std::f32::consts::PI * freq / SAMPLE_RATE).cos(),
+            s1: 0.0,
+            s2: 0.0,
+        }
+    }
+
+    #[inline]
+    fn update(&mut self, x: f32) {
+        let s0 = x + self.coeff * self.s1 - self.s2;
+        self.s2 = self.s1;
+        self.s1 = s0;
+    }
+
+    /// Power of the block's component at this frequency, scaled (× 2/N) so that a sine of
+    /// amplitude `a` yields its energy in the block, `a²·N/2`; comparable to Σx². Resets.
+    fn take_power(&mut self) -> f32 {
+        let p = self.s1 * self.s1 + self.s2 * self.s2 - self.coeff * self.s1 * self.s2;
+        self.s1 = 0.0;
+        self.s2 = 0.0;
+        p * 2.0 / BLOCK as f32
+    }
+}
+
+/// In-band DTMF detector for one direction of one call.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    rows: [Goertzel; 4],
+    cols: [Goertzel; 4],
+    col_harmonics: [Goertzel; 4],
+    /// Σx² of the current block.
+    energy: f32,
+    /// Samples in the current block.
+    filled: usize,
+    /// The previous block's verdict and how many blocks in a row gave it.
+    last: Option<char>,
+    run: u32,
+    /// The digit reported and still considered held.
+    held: Option<char>,
+    /// Consecutive blocks without `held`.
+    absent: u32,
+    /// A second digit completed within the same frame (rare), returned by the next push.
+    pending: Option<char>,
+    min_power: f32,
+}
+
+impl Default for Detector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Detector {
+    /// A detector with the thresholds documented in the module docs.
+    pub fn new() -> Self {
+        let min_amp = DBM0_PEAK / 32768.0 * 10f32.powf(MIN_LEVEL_DBM0 / 20.0);
+        Self {
+            rows: ROWS.map(Goertzel::new),
+            cols: COLS.map(Goertzel::new),
+            col_harmonics: COLS.map(|f| Goertzel::new(2.0 * f)),
+            energy: 0.0,
+            filled: 0,
+            last: None,
+            run: 0,
+            held: None,
+            absent: 0,
+            pending: None,
+            min_power: min_amp * min_amp * BLOCK as f32 / 2.0,
+        }
+    }
+
+    /// Feed received audio (normally one 20 ms frame of 160 samples, any length works). Returns
+    /// a digit (`0-9 * # A-D`) once, on the frame where a key press is confirmed.
+    pub fn push_frame(&mut self, samples: &[i16]) -> Option<char> {
+        let mut found = self.pending.take();
+        for &s in samples {
+            let x = f32::from(s) / 32768.0;
+            self.energy += x * x;
+            for g in self
+                .rows
+                .iter_mut()
+                .chain(self.cols.iter_mut())
+                .chain(self.col_harmonics.iter_mut())
+            {
+                g.update(x);
+            }
+            self.filled += 1;
+            if self.filled == BLOCK {
+                let verdict = self.finish_block();
+                if let Some(d) = self.on_block(verdict) {
+                    if found.is_none() {
+                        found = Some(d);
+                    } else {
+                        self.pending = Some(d);
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Analyse the finished block and reset the filters: the digit it holds, if any.
+    fn finish_block(&mut self) -> Option<char> {
+        let energy = std::mem::take(&mut self.energy);
+        self.filled = 0;
+        let rows = self.rows.each_mut().map(Goertzel::take_power);
+        let cols = self.cols.each_mut().map(Goertzel::take_power);
+        let harmonics = self.col_harmonics.each_mut().map(Goertzel::take_power);
+        let (r, pr) = best(&rows);
+        let (c, pc) = best(&cols);
+        let level = pr >= self.min_power && pc >= self.min_power;
+        let twist = pr <= pc * db(8.0) && pc <= pr * db(4.0);
+        let peaks = rows.iter().enumerate().all(|(i, &p)| i == r || pr >= p * db(6.0))
+            && cols.iter().enumerate().all(|(i, &p)| i == c || pc >= p * db(6.0));
+        let pure = pr + pc >= MIN_TONE_FRACTION * energy;
+        let harmonic = harmonics[c] * db(10.0) <= pc;
+        (level && twist && peaks && pure && harmonic).then_some(KEYS[r][c])
+    }
+
+    /// Debounce: report a digit after [`PRESENT_BLOCKS`] agreeing blocks, once per press.
+    fn on_block(&mut self, verdict: Option<char>) -> Option<char> {
+        if verdict.is_some() && verdict == self.last {
+            self.run += 1;
+        } else {
+            self.run = 1;
+        }
+        self.last = verdict;
+        let mut report = None;
+        match verdict {
+            Some(d) if self.held == Some(d) => self.absent = 0,
+            Some(d) if self.run >= PRESENT_BLOCKS => {
+                self.held = Some(d);
+                self.absent = 0;
+                report = Some(d);
+            }
+            _ => {
+                if self.held.is_some() {
+                    self.absent += 1;
+                    if self.absent >= GAP_BLOCKS {
+                        self.held = None;
+                    }
+                }
+            }
+        }
+        report
+    }
+
+    /// Forget any tone in progress (e.g. after a codec change or a long gap in the stream).
+    pub fn reset(&mut self) {
+        *self = Self::new();
+    }
+}
+
+/// Index and value of the largest of four powers.
+fn best(p: &[f32; 4]) -> (usize, f32) {
+    let mut i = 0;
+    for j in 1..4 {
+        if p[j] > p[i] {
+            i = j;
+        }
+    }
+    (i, p[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::g711::Codec;
+
+    const DIGITS: &str = "0123456789*#ABCD";
+
+    fn freqs(d: char) -> (f32, f32) {
+        for (r, row) in KEYS.iter().enumerate() {
+            for (c, &k) in row.iter().enumerate() {
+                if k == d {
+                    return (ROWS[r], COLS[c]);
+                }
+            }
+        }
+        panic!("not a DTMF key: {d}");
+    }
+
+    fn amp(dbm0: f32) -> f32 {
+        DBM0_PEAK * 10f32.powf(dbm0 / 20.0)
+    }
+
+    /// `ms` of digit `d`, low tone at `low_dbm0`, high tone at `high_dbm0`, starting at phase
+    /// offset `t0` samples.
+    fn tone(d: char, low_dbm0: f32, high_dbm0: f32, ms: u32, t0: usize) -> Vec<i16> {
+        let (fl, fh) = freqs(d);
+        let n = (ms * 8) as usize;
+        (t0..t0 + n)
+            .map(|i| {
+                let t = i as f32 / SAMPLE_RATE;
+                let x = amp(low_dbm0) * (2.0 * std::f32::consts::PI * fl * t).sin()
+                    + amp(high_dbm0) * (2.0 * std::f32::consts::PI * fh * t).sin();
+                x.round().clamp(-32768.0, 32767.0) as i16
+            })
+            .collect()
+    }
+
+    /// Run `pcm` through a fresh detector in 160-sample frames (after `lead` samples of
+    /// silence, to vary block alignment) and collect the digits.
+    fn detect(pcm: &[i16], lead: usize) -> String {
+        let mut det = Detector::new();
+        let mut all = vec![0i16; lead];
+        all.extend_from_slice(pcm);
+        all.extend(std::iter::repeat_n(0, 800));
+        all.chunks(160).filter_map(|f| det.push_frame(f)).collect()
+    }
+
+    fn through_g711(pcm: &[i16], codec: Codec) -> Vec<i16> {
+        let mut enc = vec![0u8; pcm.len()];
+        let mut dec = vec![0i16; pcm.len()];
+        codec.encode(pcm, &mut enc);
+        codec.decode(&enc, &mut dec);
+        dec
+    }
+
+    #[test]
+    fn every_digit_at_both_levels_and_durations_is_detected_once() {
+        for d in DIGITS.chars() {
+            for level in [-10.0, -25.0] {
+                for ms in [40, 100] {
+                    for lead in [0, 37, 101] {
+                        let pcm = tone(d, level, level, ms, 0);
+                        assert_eq!(detect(&pcm, lead), d.to_string(), "{d} {level} dBm0 {ms} ms lead {lead}");
+                        for codec in [Codec::Pcmu, Codec::Pcma] {
+                            let g = through_g711(&pcm, codec);
+                            assert_eq!(detect(&g, lead), d.to_string(), "{d} {level} dBm0 {ms} ms {codec:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn twist_limits() {
+        // Row 6 dB louder (normal twist within 8 dB) and column 3 dB louder (reverse within 4 dB).
+        assert_eq!(detect(&tone('5', -10.0, -16.0, 60, 0), 0), "5");
+        assert_eq!(detect(&tone('5', -13.0, -10.0, 60, 0), 0), "5");
+        // Beyond the limits: rejected.
+        assert_eq!(detect(&tone('5', -10.0, -21.0, 60, 0), 0), "");
+        assert_eq!(detect(&tone('5', -17.0, -10.0, 60, 0), 0), "");
+    }
+
+    #[test]
+    fn too_quiet_or_too_short_is_not_a_digit() {
+        assert_eq!(detect(&tone('1', -40.0, -40.0, 100, 0), 0), "");
+        for lead in [0, 50, 100] {
+            assert_eq!(detect(&tone('1', -10.0, -10.0, 15, 0), lead), "", "lead {lead}");
+        }
+    }
+
+    #[test]
+    fn long_press_is_one_digit_and_repeats_need_a_gap() {
+        assert_eq!(detect(&tone('9', -10.0, -10.0, 2000, 0), 0), "9");
+        // 5, 40 ms pause, 5, 40 ms pause, 7.
+        let mut pcm = tone('5', -10.0, -10.0, 50, 0);
+        pcm.extend(std::iter::repeat_n(0, 320));
+        pcm.extend(tone('5', -10.0, -10.0, 50, 0));
+        pcm.extend(std::iter::repeat_n(0, 320));
+        pcm.extend(tone('7', -10.0, -10.0, 50, 0));
+        for lead in [0, 30, 77] {
+            assert_eq!(detect(&pcm, lead), "557", "lead {lead}");
+        }
+        // A digit followed directly by another.
+        let mut pcm = tone('1', -10.0, -10.0, 60, 0);
+        pcm.extend(tone('2', -10.0, -10.0, 60, 480));
+        assert_eq!(detect(&pcm, 0), "12");
+    }
+
+    /// Deterministic pseudo-random numbers for noise (tests only).
+    fn noise(n: usize, rms: f32, seed: u64) -> Vec<i16> {
+        let mut ids = crate::idgen::IdGen::seeded(seed);
+        (0..n)
+            .map(|_| {
+                // Sum of 4 uniforms: roughly Gaussian, variance 4/12.
+                let s: f32 = (0..4).map(|_| (ids.next_u32() as f32 / u32::MAX as f32) - 0.5).sum();
+                (s * rms * 3f32.sqrt()).clamp(-32768.0, 32767.0) as i16
+            })
+            .collect()
+    }
+
+    #[test]
+    fn silence_noise_and_a_1khz_tone_are_not_digits() {
+        assert_eq!(detect(&vec![0; 8000], 0), "");
+        for (rms, seed) in [(300.0, 1), (3000.0, 2), (12000.0, 3)] {
+            assert_eq!(detect(&noise(80_000, rms, seed), 0), "", "noise rms {rms}");
+        }
+        let beep: Vec<i16> = (0..16_000)
+            .map(|i| (amp(-10.0) * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 8000.0).sin()) as i16)
+            .collect();
+        assert_eq!(detect(&beep, 0), "");
+    }
+
+    #[test]
+    fn tone_in_noise_is_still_detected() {
+        let mut pcm = tone('0', -15.0, -15.0, 80, 0);
+        for (s, n) in pcm.iter_mut().zip(noise(640, 300.0, 9)) {
+            *s = s.saturating_add(n);
+        }
+        assert_eq!(detect(&pcm, 0), "0");
+    }
+
+    #[test]
+    fn real_speech_and_music_from_the_shipped_prompts_give_no_digit() {
+        let lib = crate::media::prompts::tests::shipped();
+        for id in lib.ids() {
+            let p = lib.get(id).expect("prompt");
+            for codec in [Codec::Pcmu, Codec::Pcma] {
+                let mut pcm = vec![0i16; p.samples];
+                codec.decode(p.payload(codec), &mut pcm);
+                assert_eq!(detect(&pcm, 0), "", "false digit in prompt {id} ({codec:?})");
+            }
+        }
+    }
+
+    /// CPU cost per 20 ms frame. Run with `cargo test --release --lib inband -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "micro-benchmark"]
+    fn bench_cost_per_frame() {
+        let pcm = tone('5', -10.0, -10.0, 1000, 0);
+        let mut det = Detector::new();
+        let frames = 200_000;
+        let start = crate::clock::now();
+        let mut n = 0;
+        for i in 0..frames {
+            let f = &pcm[(i % 50) * 160..(i % 50) * 160 + 160];
+            n += usize::from(det.push_frame(std::hint::black_box(f)).is_some());
+        }
+        let per = (crate::clock::now() - start) / frames as u32;
+        println!("inband DTMF: {per:?} per 20 ms frame ({n} digits)");
+    }
+}
