@@ -1,0 +1,1 @@
+//! In-band (Goertzel) DTMF detection: placeholder, written in another worktree.
