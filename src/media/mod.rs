@@ -1,8 +1,9 @@
-//! Media: G.711, prompts, the per-call player and its 20 ms pacing clock, DTMF detection and
-//! voicemail recording. PURE apart from prompt and recording file I/O.
-//!
-//! (mediadsp branch: declares only the DSP half; the lead merges rtp/sdp/session/bridge.)
+//! Media (PURE apart from prompt and recording file I/O): SDP offer/answer (RFC 3264), RTP
+//! packets and per-call sessions (RFC 3550), G.711, prompts and the per-call player with its
+//! 20 ms pacing clock, DTMF (RFC 4733, SIP INFO, in-band), voicemail recording, and the two-leg
+//! bridge. No sockets, tasks or clocks: time comes in as `now`, bytes go out into caller buffers.
 
+pub mod bridge;
 pub mod dtmf;
 pub mod error;
 pub mod g711;
@@ -10,6 +11,9 @@ pub mod pacer;
 pub mod player;
 pub mod prompts;
 pub mod recorder;
+pub mod rtp;
+pub mod sdp;
+pub mod session;
 
 pub use error::Error;
 pub use g711::Codec;
