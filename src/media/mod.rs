@@ -7,6 +7,7 @@ pub mod bridge;
 pub mod dtmf;
 pub mod error;
 pub mod g711;
+pub mod leg;
 pub mod pacer;
 pub mod player;
 pub mod prompts;

@@ -1,0 +1,185 @@
+//! One call leg's media, composed: the RTP session, the player on its 20 ms pacer, and the
+//! three DTMF detectors behind one de-duplicator. PURE: the call task feeds it datagrams, SIP
+//! INFO bodies and time, and sends the packets it writes.
+//!
+//! The outgoing stream never gaps: when nothing is playing the player yields the codec's
+//! silence, so PBX media timers stay happy and the RTP clock stays continuous.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::dtmf::dedup::Dedup;
+use super::dtmf::{Digit, DtmfMethod, inband, info, rfc4733};
+use super::pacer::Pacer;
+use super::player::{Player, PlayerEvent};
+use super::prompts::PromptLibrary;
+use super::sdp::Negotiated;
+use super::session::{PayloadKind, RtpSession, SessionEvent};
+use crate::idgen::IdGen;
+
+/// The G.711 frame period.
+pub const PTIME: Duration = Duration::from_millis(20);
+/// Room for one RTP packet we send: header + 160 bytes.
+pub const MAX_PACKET: usize = 12 + 160 + 64;
+
+/// What the call task must act on; drain with [`MediaLeg::poll_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A key press, once, however many ways it arrived.
+    DigitReceived { digit: Digit, method: DtmfMethod },
+    /// The player's queue drained.
+    PlaybackFinished,
+    /// No RTP for the inactivity timeout.
+    Inactive,
+}
+
+/// Audio the caller sent, decoded, for voicemail recording.
+pub type Pcm = [i16; 160];
+
+/// One leg's media state.
+pub struct MediaLeg {
+    session: RtpSession,
+    player: Player,
+    pacer: Pacer,
+    rfc4733: rfc4733::Detector,
+    inband: inband::Detector,
+    dedup: Dedup,
+    pcm: Pcm,
+    /// Whether decoded caller audio is kept for [`Self::take_audio`] (voicemail).
+    capture: bool,
+    captured: Vec<i16>,
+    events: VecDeque<MediaEvent>,
+}
+
+impl MediaLeg {
+    /// Start the leg's media at `now`: the first packet is due at once.
+    pub fn new(
+        now: Instant,
+        ids: &mut IdGen,
+        negotiated: &Negotiated,
+        prompts: Arc<PromptLibrary>,
+        inactivity: Option<Duration>,
+    ) -> Self {
+        Self {
+            session: RtpSession::new(now, ids, negotiated, inactivity),
+            player: Player::new(negotiated.codec, prompts),
+            pacer: Pacer::new(now, PTIME),
+            rfc4733: rfc4733::Detector::new(),
+            inband: inband::Detector::new(),
+            dedup: Dedup::default(),
+            pcm: [0; 160],
+            capture: false,
+            captured: Vec::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The player, to enqueue prompts or stop them (barge-in).
+    pub fn player(&mut self) -> &mut Player {
+        &mut self.player
+    }
+
+    pub fn session(&self) -> &RtpSession {
+        &self.session
+    }
+
+    /// Apply a re-negotiated session (re-INVITE: hold, unhold, new address).
+    pub fn renegotiate(&mut self, now: Instant, negotiated: &Negotiated) {
+        self.session.apply(now, negotiated);
+    }
+
+    /// Keep (or stop keeping) the caller's decoded audio, for voicemail.
+    pub fn set_capture(&mut self, on: bool) {
+        self.capture = on;
+        if !on {
+            self.captured.clear();
+        }
+    }
+
+    /// Decoded caller audio captured since the last call.
+    pub fn take_audio(&mut self) -> Vec<i16> {
+        std::mem::take(&mut self.captured)
+    }
+
+    /// When to call [`Self::poll_transmit`] / [`Self::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Instant {
+        let next = self.pacer.next_due();
+        self.session.poll_timeout().map_or(next, |t| t.min(next))
+    }
+
+    /// Fire the inactivity timer if due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.session.handle_timeout(now);
+        while let Some(ev) = self.session.poll_event() {
+            match ev {
+                SessionEvent::Inactive => self.events.push_back(MediaEvent::Inactive),
+            }
+        }
+    }
+
+    /// The next packet due at `now`, written into `buf`: `(len, destination)`. Call until it
+    /// returns `None`. Frames are produced on schedule even while on hold (nothing is sent
+    /// then), so prompts keep their timing.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+        loop {
+            if self.pacer.next_due() > now {
+                return None;
+            }
+            let tick = self.pacer.advance(now);
+            let frame = self.player.next_frame();
+            while let Some(PlayerEvent::PlaybackFinished) = self.player.poll_event() {
+                self.events.push_back(MediaEvent::PlaybackFinished);
+            }
+            let dest = self.session.destination().filter(|_| self.session.direction().sends());
+            let elapsed = u32::try_from(tick.skipped + 1).unwrap_or(u32::MAX);
+            if let Some(dest) = dest {
+                let n = self.session.write_frame(buf, &frame.payload, frame.talkspurt_start, elapsed);
+                return Some((n, dest));
+            }
+        }
+    }
+
+    /// A datagram arrived on the leg's RTP socket.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let Ok(inbound) = self.session.accept(now, from, bytes) else { return };
+        let packet = inbound.packet;
+        match inbound.kind {
+            PayloadKind::TelephoneEvent => {
+                if let Some(d) = self.rfc4733.handle(packet.ts, packet.marker, packet.payload) {
+                    self.digit(now, d, DtmfMethod::Rfc4733);
+                }
+            }
+            PayloadKind::Audio if !inbound.late && packet.payload.len() == 160 => {
+                self.session.codec().decode(packet.payload, &mut self.pcm);
+                if self.capture {
+                    self.captured.extend_from_slice(&self.pcm);
+                }
+                if let Some(c) = self.inband.push_frame(&self.pcm) {
+                    if let Some(d) = Digit::from_char(c) {
+                        self.digit(now, d, DtmfMethod::Inband);
+                    }
+                }
+            }
+            PayloadKind::Audio | PayloadKind::Other => {}
+        }
+    }
+
+    /// A SIP INFO arrived for this leg (already answered 200).
+    pub fn handle_info(&mut self, now: Instant, content_type: &str, body: &[u8]) {
+        if let Ok(d) = info::parse(content_type, body) {
+            self.digit(now, d, DtmfMethod::Info);
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    fn digit(&mut self, now: Instant, digit: Digit, method: DtmfMethod) {
+        if self.dedup.accept(now, digit, method) {
+            self.events.push_back(MediaEvent::DigitReceived { digit, method });
+        }
+    }
+}

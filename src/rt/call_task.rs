@@ -1,0 +1,481 @@
+//! One inbound call, from INVITE to settled interaction: the call's lifecycle lives here.
+//!
+//! ```text
+//!  IncomingCall ─► SDP offer negotiated (488 if no common codec) ─► RTP port bound
+//!      ─► interaction created (open) ─► 180 Ringing for the queue's ring_before_answer
+//!      ─► 200 OK + SDP answer ─► media loop: 20 ms packets, DTMF, the workflow engine
+//!      ─► BYE (either side) ─► interaction settled (open/callback, closed abandoned, …)
+//! ```
+//!
+//! The task owns its RTP socket, its [`MediaLeg`] and its workflow [`Engine`]; it talks to the
+//! SIP user agent through [`UaHandle`] commands and receives its SIP events on a channel. Store
+//! writes go through a per-call [`StoreWorker`] so a slow fsync never delays an RTP packet,
+//! while keeping the writes in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::services::Services;
+use super::store_worker::{StoreJob, StoreReply, StoreWorker};
+use crate::clock;
+use crate::interaction::{Event as Lifecycle, HangupBy, Interaction, InteractionId};
+use crate::media::leg::{MAX_PACKET, MediaEvent, MediaLeg};
+use crate::media::player::Item;
+use crate::media::sdp::{self, LocalMedia, LocalOrigin, SessionDescription};
+use crate::pii::Pii;
+use crate::sip::msg::{HeaderViews, Request};
+use crate::sip::ua::{CallId, Command, EndReason, SipEvent};
+use crate::workflow::engine::{Action, CallContext, Engine, HangupReason, PlayItem, WfEvent};
+use crate::workflow::flow::Flow;
+
+/// What the call manager hands a new call task.
+pub struct IncomingCall {
+    pub call: CallId,
+    pub invite: Request,
+    pub source: SocketAddr,
+    pub flow: Arc<Flow>,
+}
+
+/// Spawn the task for one inbound call, inside its own span.
+pub fn spawn(svc: Arc<Services>, inc: IncomingCall, events: mpsc::UnboundedReceiver<SipEvent>) {
+    let span = info_span!(
+        "call",
+        call.id = %inc.invite.call_id().unwrap_or_default(),
+        queue = %inc.flow.name,
+        interaction = tracing::field::Empty,
+    );
+    tokio::spawn(run(svc, inc, events).instrument(span));
+}
+
+/// The caller's number as the PBX presented it: digits and a leading `+` of the From user.
+pub fn caller_number(invite: &Request) -> String {
+    let user = invite
+        .from_hdr()
+        .and_then(|f| f.uri.user_decoded())
+        .unwrap_or_default();
+    let mut out = String::new();
+    for (i, c) in user.chars().enumerate() {
+        if c.is_ascii_digit() || (c == '+' && i == 0) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+async fn run(svc: Arc<Services>, inc: IncomingCall, mut events: mpsc::UnboundedReceiver<SipEvent>) {
+    let call = inc.call;
+    let number = caller_number(&inc.invite);
+    info!(from = %Pii(&number), source = %inc.source, "call started");
+
+    // Offer/answer first: a call we cannot talk to is refused before anything is stored.
+    let offer = std::str::from_utf8(&inc.invite.body)
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+        .and_then(|b| SessionDescription::parse(b).ok());
+    let Some(offer) = offer else {
+        info!("call ended: no usable SDP offer (488)");
+        svc.ua.send(Command::Reject { call, status: 488 });
+        return;
+    };
+    let sock = match svc.ports.bind().await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "call ended: no RTP port (503)");
+            svc.ua.send(Command::Reject { call, status: 503 });
+            return;
+        }
+    };
+    let local_port = sock.local_addr().map(|a| a.port()).unwrap_or_default();
+    let local = svc.local_media(local_port);
+    let mut origin = LocalOrigin::new(&mut svc.ids());
+    let negotiated = match sdp::negotiate(&offer, &local, &mut origin) {
+        Ok(n) => n,
+        Err(e) => {
+            info!(reason = %e, "call ended: SDP not acceptable (488)");
+            svc.ua.send(Command::Reject { call, status: 488 });
+            return;
+        }
+    };
+
+    let created = svc
+        .store
+        .create(Interaction::inbound(&inc.flow.name, &number, clock::wall()))
+        .await;
+    let interaction = match created {
+        Ok(i) => i,
+        Err(e) => {
+            warn!(error = %e, "call ended: store unavailable (500)");
+            svc.ua.send(Command::Reject { call, status: 500 });
+            return;
+        }
+    };
+    tracing::Span::current().record("interaction", interaction.id);
+    let store = StoreWorker::spawn(svc.store.clone(), interaction.id);
+
+    // Ring, and let the caller cancel while it rings.
+    svc.ua.send(Command::Ring { call });
+    let ring = tokio::time::sleep(inc.flow.ring_before_answer);
+    tokio::pin!(ring);
+    loop {
+        tokio::select! {
+            () = &mut ring => break,
+            ev = events.recv() => match ev {
+                Some(SipEvent::CallCancelled { .. } | SipEvent::CallEnded { .. }) | None => {
+                    store.send(StoreJob::Apply(ended(HangupBy::Caller, false, false, "ringing")));
+                    store.finish().await;
+                    info!("call ended: cancelled while ringing");
+                    return;
+                }
+                Some(other) => debug!(event = ?other, "ignored while ringing"),
+            },
+        }
+    }
+    svc.ua.send(Command::Answer {
+        call,
+        sdp: negotiated.answer_sdp.clone().into_bytes(),
+    });
+    let started = clock::now();
+    let mut c = ActiveCall {
+        svc: svc.clone(),
+        call,
+        interaction: interaction.id,
+        leg: MediaLeg::new(
+            started,
+            &mut svc.ids(),
+            &negotiated,
+            svc.prompts.clone(),
+            Some(svc.cfg.media.rtp_timeout),
+        ),
+        engine: Engine::new(
+            inc.flow.clone(),
+            CallContext {
+                caller_number: (!number.is_empty()).then(|| number.clone()),
+                started_wall: clock::wall(),
+            },
+            started,
+        ),
+        flow: inc.flow.clone(),
+        store,
+        sock,
+        local,
+        origin,
+        had_callback: false,
+        voicemail: None,
+        recording_until: None,
+        hangup_sent: false,
+        end: None,
+    };
+    c.engine.handle_event(started, WfEvent::Answered);
+    let outcome = c.media_loop(&mut events).await;
+    c.settle(outcome).await;
+}
+
+/// How the call ended, for the interaction and the log line.
+#[derive(Debug, Clone)]
+enum Outcome {
+    CallerHungUp,
+    WorkflowHungUp(HangupReason),
+    Transferred(String),
+    MediaTimeout,
+    AckTimeout,
+    Shutdown,
+}
+
+struct ActiveCall {
+    svc: Arc<Services>,
+    call: CallId,
+    interaction: InteractionId,
+    leg: MediaLeg,
+    engine: Engine,
+    flow: Arc<Flow>,
+    store: StoreWorker,
+    sock: UdpSocket,
+    local: LocalMedia,
+    origin: LocalOrigin,
+    had_callback: bool,
+    /// Where a voicemail is being recorded, and its samples so far.
+    voicemail: Option<Vec<i16>>,
+    recording_until: Option<Instant>,
+    hangup_sent: bool,
+    end: Option<Outcome>,
+}
+
+impl ActiveCall {
+    async fn media_loop(&mut self, events: &mut mpsc::UnboundedReceiver<SipEvent>) -> Outcome {
+        let mut out = [0u8; MAX_PACKET];
+        let mut inb = vec![0u8; 2048];
+        loop {
+            self.drain().await;
+            if let Some(o) = self.end.clone() {
+                if !self.hangup_sent {
+                    return o;
+                }
+            }
+            let now = clock::now();
+            while let Some((n, dest)) = self.leg.poll_transmit(now, &mut out) {
+                if let Err(e) = self.sock.send_to(&out[..n], dest).await {
+                    debug!(error = %e, "RTP send failed");
+                }
+            }
+            let media_at = self.leg.poll_timeout();
+            let engine_at = self.engine.poll_timeout();
+            let record_at = self.recording_until;
+            tokio::select! {
+                biased;
+                ev = events.recv() => match ev {
+                    Some(ev) => if let Some(o) = self.on_sip(ev) { return o; },
+                    None => return Outcome::Shutdown,
+                },
+                r = self.sock.recv_from(&mut inb) => if let Ok((n, from)) = r {
+                    self.leg.handle_datagram(clock::now(), from, &inb[..n]);
+                    if let Some(buf) = self.voicemail.as_mut() {
+                        buf.extend(self.leg.take_audio());
+                    }
+                },
+                Some(reply) = self.store.replies.recv() => self.on_store(reply),
+                () = sleep_until(Some(media_at)) => self.leg.handle_timeout(clock::now()),
+                () = sleep_until(engine_at) => self.engine.handle_timeout(clock::now()),
+                () = sleep_until(record_at) => {
+                    self.recording_until = None;
+                    self.finish_recording();
+                }
+            }
+        }
+    }
+
+    /// Move events between the media leg and the engine, and carry out the engine's actions.
+    async fn drain(&mut self) {
+        loop {
+            let now = clock::now();
+            let mut progressed = false;
+            while let Some(ev) = self.leg.poll_event() {
+                progressed = true;
+                match ev {
+                    MediaEvent::DigitReceived { digit, method } => {
+                        info!(digit = %digit, method = method.as_str(), "key pressed");
+                        self.store.send(StoreJob::Apply(Lifecycle::Dtmf {
+                            digit: digit.as_char(),
+                            method,
+                        }));
+                        self.engine.handle_event(now, WfEvent::Digit(digit.as_char()));
+                    }
+                    MediaEvent::PlaybackFinished => self.engine.handle_event(now, WfEvent::PlaybackFinished),
+                    MediaEvent::Inactive => {
+                        warn!("no RTP from the caller for the inactivity timeout; hanging up");
+                        self.hang_up(Outcome::MediaTimeout);
+                    }
+                }
+            }
+            while let Some(action) = self.engine.poll_action() {
+                progressed = true;
+                self.on_action(now, action);
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn on_action(&mut self, now: Instant, action: Action) {
+        match action {
+            Action::EnterWorkflow => self.store.send(StoreJob::Apply(Lifecycle::EnteredWorkflow)),
+            Action::Play { items, .. } => {
+                let player = self.leg.player();
+                player.stop();
+                for item in items {
+                    let r = match item {
+                        PlayItem::Prompt(id) => player.enqueue_id(&id),
+                        PlayItem::Digits(d) => player.enqueue(Item::Digits(d)),
+                        PlayItem::Silence(d) => player.enqueue(Item::Silence {
+                            frames: u32::try_from(d.as_millis() / 20).unwrap_or(u32::MAX),
+                        }),
+                    };
+                    if let Err(e) = r {
+                        warn!(error = %e, "prompt not playable");
+                    }
+                }
+            }
+            Action::StopPlayback => self.leg.player().stop(),
+            Action::StartMusic => {
+                let music = self.svc.prompts.get(&self.flow.hold_music);
+                let player = self.leg.player();
+                player.stop();
+                if let Some(p) = music {
+                    let _ = player.enqueue(Item::Loop(p));
+                }
+            }
+            Action::QueryQueueStatus => self.store.send(StoreJob::QueueStatus {
+                queue: self.flow.name.clone(),
+            }),
+            Action::RequestCallback { number, not_before } => {
+                info!(number = %Pii(&number), "callback requested");
+                self.store.send(StoreJob::RequestCallback {
+                    queue: self.flow.name.clone(),
+                    number,
+                    not_before,
+                    max_per_day: self.flow.callback.max_per_day,
+                });
+            }
+            Action::Transfer { target } => {
+                info!(target = %target, "transferring (REFER)");
+                self.svc.ua.send(Command::Refer {
+                    call: self.call,
+                    target,
+                });
+            }
+            Action::StartRecording { max } => {
+                self.leg.set_capture(true);
+                self.voicemail = Some(Vec::new());
+                self.recording_until = Some(now + max);
+            }
+            Action::StopRecording => self.finish_recording(),
+            Action::Hangup { reason } => {
+                info!(reason = ?reason, "workflow hangs up");
+                self.hang_up(Outcome::WorkflowHungUp(reason));
+            }
+            Action::Log(step) => self.store.send(StoreJob::Step(step)),
+        }
+    }
+
+    fn on_sip(&mut self, ev: SipEvent) -> Option<Outcome> {
+        let now = clock::now();
+        match ev {
+            SipEvent::CallEnded { reason, .. } => {
+                self.engine.handle_event(now, WfEvent::Hangup);
+                let outcome = match (self.end.take(), reason) {
+                    (Some(o), _) => o,
+                    (None, EndReason::AckTimeout) => Outcome::AckTimeout,
+                    (None, _) => Outcome::CallerHungUp,
+                };
+                return Some(outcome);
+            }
+            SipEvent::InfoReceived { content_type, body, .. } => {
+                self.leg.handle_info(now, &content_type, &body);
+            }
+            SipEvent::ReInvite { sdp, .. } => {
+                let answer = self.renegotiate(now, &sdp);
+                self.svc.ua.send(Command::AnswerReInvite {
+                    call: self.call,
+                    sdp: answer.into_bytes(),
+                });
+            }
+            SipEvent::ReferResponse { status, .. } => {
+                if !(200..300).contains(&status) {
+                    info!(status, "transfer refused by the PBX");
+                    self.engine.handle_event(now, WfEvent::TransferFailed);
+                }
+            }
+            SipEvent::ReferNotify { status, .. } => {
+                if (200..300).contains(&status) {
+                    self.hang_up(Outcome::Transferred(String::new()));
+                } else if status >= 300 {
+                    self.engine.handle_event(now, WfEvent::TransferFailed);
+                }
+            }
+            SipEvent::CallConfirmed { .. }
+            | SipEvent::CallCancelled { .. }
+            | SipEvent::IncomingCall { .. }
+            | SipEvent::Progress { .. }
+            | SipEvent::Answered { .. }
+            | SipEvent::Failed { .. } => {}
+        }
+        None
+    }
+
+    fn on_store(&mut self, reply: StoreReply) {
+        let now = clock::now();
+        match reply {
+            StoreReply::CallbackStored => {
+                self.had_callback = true;
+                self.engine.handle_event(now, WfEvent::CallbackStored);
+            }
+            StoreReply::CallbackRefused(r) => self.engine.handle_event(now, WfEvent::CallbackRefused(r)),
+            StoreReply::QueueStatus { position } => self.engine.handle_event(
+                now,
+                WfEvent::QueueStatus {
+                    position,
+                    estimated_wait: None,
+                },
+            ),
+        }
+    }
+
+    /// Answer a re-INVITE with the session as it now is (hold, unhold, a new address).
+    fn renegotiate(&mut self, now: Instant, sdp: &[u8]) -> String {
+        let offer = std::str::from_utf8(sdp).ok().and_then(|s| SessionDescription::parse(s).ok());
+        match offer.map(|o| sdp::negotiate(&o, &self.local, &mut self.origin)) {
+            Some(Ok(n)) => {
+                self.leg.renegotiate(now, &n);
+                n.answer_sdp
+            }
+            // No offer in the re-INVITE (or one we cannot take): repeat the current session.
+            _ => current_answer(&self.local, &mut self.origin, self.leg.session().codec()),
+        }
+    }
+
+    fn finish_recording(&mut self) {
+        let Some(samples) = self.voicemail.take() else { return };
+        self.leg.set_capture(false);
+        let dir = self.svc.cfg.data_dir.join("voicemail");
+        let path = dir.join(format!("{}.wav", self.interaction));
+        self.store.send(StoreJob::Voicemail { path, samples });
+        self.engine.handle_event(clock::now(), WfEvent::RecordingFinished);
+    }
+
+    fn hang_up(&mut self, outcome: Outcome) {
+        if self.end.is_none() {
+            self.end = Some(outcome);
+            self.hangup_sent = true;
+            self.svc.ua.send(Command::Hangup { call: self.call });
+        }
+    }
+
+    /// Write how the call ended, then wait for the store to have it.
+    async fn settle(mut self, outcome: Outcome) {
+        if self.voicemail.is_some() {
+            self.finish_recording();
+        }
+        let during = self.engine.step_name().to_owned();
+        let event = match &outcome {
+            Outcome::Transferred(_) => Lifecycle::Transferred {
+                to: String::from("transfer target"),
+            },
+            Outcome::WorkflowHungUp(_) => ended(HangupBy::Hammond, self.had_callback, false, &during),
+            Outcome::CallerHungUp | Outcome::MediaTimeout | Outcome::AckTimeout | Outcome::Shutdown => {
+                ended(HangupBy::Caller, self.had_callback, false, &during)
+            }
+        };
+        self.store.send(StoreJob::Apply(event));
+        self.store.finish().await;
+        info!(outcome = ?outcome, callback = self.had_callback, "call ended");
+    }
+}
+
+fn ended(by: HangupBy, had_callback: bool, voicemail: bool, during: &str) -> Lifecycle {
+    Lifecycle::CallEnded {
+        by,
+        had_callback,
+        voicemail,
+        during: Some(during.to_owned()),
+    }
+}
+
+/// An SDP describing our current session, for a re-INVITE without an offer (§14.2).
+fn current_answer(local: &LocalMedia, origin: &mut LocalOrigin, codec: crate::media::Codec) -> String {
+    let mut only = local.clone();
+    only.codecs = vec![codec];
+    sdp::build_offer(&only, origin).sdp().to_owned()
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+

@@ -1,0 +1,88 @@
+//! The call manager: routes the user agent's events to call tasks, and starts a task for each
+//! new call whose Request-URI selects a queue (404 otherwise).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::mpsc;
+use tracing::info;
+
+use super::call_task::{self, IncomingCall};
+use super::services::Services;
+use super::sip_socket::{EventSink, UaHandle};
+use crate::sip::ua::{CallId, Command, SipEvent};
+
+/// Owns the map from call ids to their tasks' inboxes. Lives in the SIP endpoint task.
+pub struct CallManager {
+    svc: Arc<Services>,
+    calls: HashMap<CallId, mpsc::UnboundedSender<SipEvent>>,
+    /// Set on SIGTERM: new calls get 503 while the ones in progress finish.
+    draining: Arc<AtomicBool>,
+}
+
+impl CallManager {
+    pub fn new(svc: Arc<Services>, draining: Arc<AtomicBool>) -> Self {
+        Self {
+            svc,
+            calls: HashMap::new(),
+            draining,
+        }
+    }
+}
+
+impl EventSink for CallManager {
+    fn dispatch(&mut self, event: SipEvent, ua: &UaHandle) {
+        let call = match &event {
+            SipEvent::IncomingCall { call, .. }
+            | SipEvent::CallConfirmed { call }
+            | SipEvent::CallCancelled { call }
+            | SipEvent::CallEnded { call, .. }
+            | SipEvent::ReInvite { call, .. }
+            | SipEvent::InfoReceived { call, .. }
+            | SipEvent::Progress { call, .. }
+            | SipEvent::Answered { call, .. }
+            | SipEvent::Failed { call, .. }
+            | SipEvent::ReferResponse { call, .. }
+            | SipEvent::ReferNotify { call, .. } => *call,
+        };
+        match event {
+            SipEvent::IncomingCall { call, invite, source } => {
+                if self.draining.load(Ordering::Relaxed) {
+                    ua.send(Command::Reject { call, status: 503 });
+                    return;
+                }
+                let user = invite.uri.user_decoded().unwrap_or_default();
+                let Some(flow) = self.svc.queues.current().route(&user) else {
+                    info!(user = %user, "no queue for this Request-URI (404)");
+                    ua.send(Command::Reject { call, status: 404 });
+                    return;
+                };
+                let (tx, rx) = mpsc::unbounded_channel();
+                self.calls.insert(call, tx);
+                call_task::spawn(
+                    self.svc.clone(),
+                    IncomingCall {
+                        call,
+                        invite,
+                        source,
+                        flow,
+                    },
+                    rx,
+                );
+            }
+            SipEvent::CallEnded { .. } => {
+                if let Some(tx) = self.calls.remove(&call) {
+                    let _ = tx.send(event);
+                }
+            }
+            other => {
+                if let Some(tx) = self.calls.get(&call) {
+                    if tx.send(other).is_err() {
+                        self.calls.remove(&call);
+                    }
+                }
+            }
+        }
+    }
+}

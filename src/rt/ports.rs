@@ -1,0 +1,56 @@
+//! RTP port allocation: even ports from `[media] rtp_ports` (RFC 3550 §11: RTP on even ports),
+//! handed out round-robin so a port just released is not reused at once (late packets of the
+//! old call would otherwise reach the new one).
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tokio::net::UdpSocket;
+
+#[derive(Debug)]
+pub struct PortPool {
+    ip: IpAddr,
+    first: u16,
+    /// Number of even ports in the range.
+    slots: u32,
+    cursor: AtomicU32,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("no free RTP port in {first}-{last} on {ip}")]
+pub struct PortsExhausted {
+    ip: IpAddr,
+    first: u16,
+    last: u32,
+}
+
+impl PortPool {
+    pub fn new(ip: IpAddr, range: RangeInclusive<u16>) -> Self {
+        let first = *range.start() + (*range.start() % 2);
+        let slots = (u32::from(*range.end()).saturating_sub(u32::from(first))) / 2 + 1;
+        Self {
+            ip,
+            first,
+            slots,
+            cursor: AtomicU32::new(0),
+        }
+    }
+
+    /// Bind a UDP socket on the next free even port.
+    pub async fn bind(&self) -> Result<UdpSocket, PortsExhausted> {
+        for _ in 0..self.slots {
+            let slot = self.cursor.fetch_add(1, Ordering::Relaxed) % self.slots;
+            let port = u32::from(self.first) + slot * 2;
+            let Ok(port) = u16::try_from(port) else { continue };
+            if let Ok(sock) = UdpSocket::bind(SocketAddr::new(self.ip, port)).await {
+                return Ok(sock);
+            }
+        }
+        Err(PortsExhausted {
+            ip: self.ip,
+            first: self.first,
+            last: u32::from(self.first) + self.slots * 2,
+        })
+    }
+}

@@ -1,0 +1,62 @@
+//! What every call task shares: config, prompts, the store, the user agent's command handle,
+//! RTP ports and the id generator.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::config::Config;
+use crate::idgen::IdGen;
+use crate::media::prompts::PromptLibrary;
+use crate::media::sdp::LocalMedia;
+use crate::rt::ports::PortPool;
+use crate::rt::queue_watch::QueueRegistry;
+use crate::rt::sip_socket::UaHandle;
+use crate::store::InteractionStore;
+
+pub struct Services {
+    pub cfg: Arc<Config>,
+    pub prompts: Arc<PromptLibrary>,
+    pub store: Arc<dyn InteractionStore>,
+    pub ua: UaHandle,
+    pub ports: PortPool,
+    pub queues: Arc<QueueRegistry>,
+    /// The address we advertise in SDP.
+    pub media_ip: IpAddr,
+    ids: Mutex<IdGen>,
+}
+
+impl Services {
+    pub fn new(
+        cfg: Arc<Config>,
+        prompts: Arc<PromptLibrary>,
+        store: Arc<dyn InteractionStore>,
+        ua: UaHandle,
+        queues: Arc<QueueRegistry>,
+        ids: IdGen,
+    ) -> Self {
+        let media_ip = cfg.sip.public_address;
+        let bind_ip = cfg.sip.listen.ip();
+        Self {
+            ports: PortPool::new(bind_ip, cfg.media.rtp_ports.clone()),
+            cfg,
+            prompts,
+            store,
+            ua,
+            queues,
+            media_ip,
+            ids: Mutex::new(ids),
+        }
+    }
+
+    /// The id generator (held briefly; never across an await).
+    pub fn ids(&self) -> MutexGuard<'_, IdGen> {
+        self.ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Our side of an SDP exchange on `port`, with the configured codecs.
+    pub fn local_media(&self, port: u16) -> LocalMedia {
+        let mut local = LocalMedia::new(self.media_ip, port);
+        local.codecs = self.cfg.media.codecs.clone();
+        local
+    }
+}

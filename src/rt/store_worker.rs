@@ -1,0 +1,212 @@
+//! A call's store writer: the call task queues writes here and goes on sending RTP; the worker
+//! applies them in order and answers the ones the workflow waits for (a stored callback).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+use crate::clock;
+use crate::interaction::{Event as Lifecycle, InteractionId, Status};
+use crate::store::{InteractionStore, ListQuery};
+use crate::workflow::engine::{Refusal, Step};
+
+/// A write (or read) the call wants done.
+#[derive(Debug)]
+pub enum StoreJob {
+    Apply(Lifecycle),
+    Step(Step),
+    RequestCallback {
+        queue: String,
+        number: String,
+        not_before: Option<Timestamp>,
+        max_per_day: u32,
+    },
+    QueueStatus {
+        queue: String,
+    },
+    Voicemail {
+        path: PathBuf,
+        samples: Vec<i16>,
+    },
+}
+
+/// Answers the workflow waits for.
+#[derive(Debug)]
+pub enum StoreReply {
+    CallbackStored,
+    CallbackRefused(Refusal),
+    QueueStatus { position: u32 },
+}
+
+pub struct StoreWorker {
+    tx: Option<mpsc::UnboundedSender<StoreJob>>,
+    pub replies: mpsc::UnboundedReceiver<StoreReply>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl StoreWorker {
+    pub fn spawn(store: Arc<dyn InteractionStore>, id: InteractionId) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<StoreJob>();
+        let (reply_tx, replies) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                if let Some(reply) = run_job(store.as_ref(), id, job).await {
+                    let _ = reply_tx.send(reply);
+                }
+            }
+        });
+        Self {
+            tx: Some(tx),
+            replies,
+            task: Some(task),
+        }
+    }
+
+    pub fn send(&self, job: StoreJob) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(job);
+        }
+    }
+
+    /// Wait until every queued write is done.
+    pub async fn finish(&mut self) {
+        self.tx = None;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn run_job(store: &dyn InteractionStore, id: InteractionId, job: StoreJob) -> Option<StoreReply> {
+    match job {
+        StoreJob::Apply(event) => {
+            if let Err(e) = store.apply(id, event, clock::wall()).await {
+                warn!(error = %e, "interaction update failed");
+            }
+            None
+        }
+        StoreJob::Step(step) => {
+            if let Err(e) = store.apply(id, step_note(&step), clock::wall()).await {
+                warn!(error = %e, "feed entry failed");
+            }
+            None
+        }
+        StoreJob::RequestCallback {
+            queue,
+            number,
+            not_before,
+            max_per_day,
+        } => Some(request_callback(store, id, &queue, number, not_before, max_per_day).await),
+        StoreJob::QueueStatus { queue } => {
+            let position = queue_position(store, id, &queue).await.unwrap_or(1);
+            Some(StoreReply::QueueStatus { position })
+        }
+        StoreJob::Voicemail { path, samples } => {
+            match write_wav(&path, &samples) {
+                Ok(()) => {
+                    let secs = samples.len() as f64 / 8000.0;
+                    let note = Lifecycle::VoicemailLeft {
+                        path: path.display().to_string(),
+                        seconds: secs,
+                    };
+                    if let Err(e) = store.apply(id, note, clock::wall()).await {
+                        warn!(error = %e, "voicemail feed entry failed");
+                    }
+                }
+                Err(e) => warn!(error = %e, path = %path.display(), "voicemail not written"),
+            }
+            None
+        }
+    }
+}
+
+/// Duplicate check, daily cap, then the durable write (§ "stored before the confirmation").
+async fn request_callback(
+    store: &dyn InteractionStore,
+    id: InteractionId,
+    queue: &str,
+    number: String,
+    not_before: Option<Timestamp>,
+    max_per_day: u32,
+) -> StoreReply {
+    match store.pending_callback(queue, &number).await {
+        Ok(Some(existing)) if existing.id != id => return StoreReply::CallbackRefused(Refusal::Duplicate),
+        Ok(_) => {}
+        Err(e) => {
+            warn!(error = %e, "callback duplicate check failed");
+            return StoreReply::CallbackRefused(Refusal::Unavailable);
+        }
+    }
+    let day_start = clock::wall() - jiff::SignedDuration::from_hours(24);
+    if max_per_day > 0 {
+        if let Ok(n) = store.callbacks_requested_since(&number, day_start).await {
+            if n >= max_per_day {
+                return StoreReply::CallbackRefused(Refusal::Limit);
+            }
+        }
+    }
+    match store
+        .apply(id, Lifecycle::CallbackRequested { number, not_before }, clock::wall())
+        .await
+    {
+        Ok(_) => StoreReply::CallbackStored,
+        Err(e) => {
+            warn!(error = %e, "callback not stored");
+            StoreReply::CallbackRefused(Refusal::Unavailable)
+        }
+    }
+}
+
+/// 1-based place of `id` among the queue's waiting interactions (open or bot), by arrival.
+async fn queue_position(store: &dyn InteractionStore, id: InteractionId, queue: &str) -> Option<u32> {
+    let mut pos = 0u32;
+    for status in [Status::Open, Status::Bot] {
+        let _ = status;
+    }
+    let page = store
+        .list(ListQuery {
+            queues: Some(vec![queue.to_owned()]),
+            limit: crate::store::MAX_PAGE,
+            ..ListQuery::default()
+        })
+        .await
+        .ok()?;
+    for l in page.items {
+        let i = &l.interaction;
+        if matches!(i.status, Status::Open | Status::Bot) {
+            pos += 1;
+            if i.id == id {
+                return Some(pos);
+            }
+        }
+    }
+    None
+}
+
+fn step_note(step: &Step) -> Lifecycle {
+    Lifecycle::Note {
+        kind: step.kind().to_owned(),
+        text: step.to_string(),
+    }
+}
+
+fn write_wav(path: &std::path::Path, samples: &[i16]) -> Result<(), hound::Error> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec)?;
+    for s in samples {
+        w.write_sample(*s)?;
+    }
+    w.finalize()
+}
