@@ -32,8 +32,7 @@ use std::time::Duration;
 pub use diag::Diagnostic;
 pub use env::{Env, ProcessEnv};
 pub use values::{
-    Cidr, Codec, HostPort, Secret, check_sip_uri, parse_byte_size, parse_duration,
-    parse_port_range,
+    Cidr, Codec, HostPort, Secret, check_sip_uri, parse_byte_size, parse_duration, parse_port_range,
 };
 
 /// The validated service config. Every field is typed; nothing here needs parsing again.
@@ -214,8 +213,13 @@ impl Default for Config {
     /// `config/hammond.toml` spells the same values out.
     fn default() -> Self {
         let none: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-        validate::validate(Path::new("<defaults>"), "", raw::RawConfig::default(), &none)
-            .expect("the built-in defaults are valid (tested)")
+        validate::validate(
+            Path::new("<defaults>"),
+            "",
+            raw::RawConfig::default(),
+            &none,
+        )
+        .expect("the built-in defaults are valid (tested)")
     }
 }
 
