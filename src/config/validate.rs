@@ -208,12 +208,13 @@ pub(super) fn validate(
     );
     let public_address = match public_address {
         Some(ip) if ip.is_unspecified() => {
-            if let Some(k) = &s.public_address {
-                c.error_at(
-                    k.span(),
-                    "sip.public_address: must be an address peers can reach, not 0.0.0.0 or ::"
-                        .into(),
-                );
+            let msg = "must be an address peers can reach, not 0.0.0.0 or ::";
+            match &s.public_address {
+                _ if env.get(env::SIP_PUBLIC_ADDRESS).is_some() => {
+                    c.env_error(env::SIP_PUBLIC_ADDRESS, msg.into());
+                }
+                Some(k) => c.error_at(k.span(), format!("sip.public_address: {msg}")),
+                None => {}
             }
             listen.ip()
         }
