@@ -15,6 +15,8 @@
 //! | [`sip`]         | SIP messages, transactions, dialogs, the user agent                | PURE  |
 //! | [`media`]       | SDP, RTP, G.711, DTMF, prompts, pacing, bridging                   | PURE  |
 //! | [`config`]      | service config with file:line:column errors                       | PURE  |
+//! | [`pii`]         | masking of numbers, URIs and IPs in logs                           | PURE  |
+//! | [`telemetry`]   | logging setup (tracing-subscriber)                                 | shell |
 
 pub mod api;
 pub mod clock;
@@ -22,8 +24,10 @@ pub mod config;
 pub mod idgen;
 pub mod interaction;
 pub mod media;
+pub mod pii;
 pub mod queue;
 pub mod rt;
 pub mod sip;
 pub mod store;
+pub mod telemetry;
 pub mod workflow;

@@ -20,7 +20,13 @@ pub const TRUNK_PASSWORD: &str = "HAMMOND_TRUNK_PASSWORD";
 pub fn agent_token_var(id: &str) -> String {
     let id: String = id
         .chars()
-        .map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() })
+        .map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
         .collect();
     format!("HAMMOND_AGENT_{id}_TOKEN")
 }
@@ -43,7 +49,8 @@ impl Env for ProcessEnv {
 
 impl Env for HashMap<String, String> {
     fn get(&self, key: &str) -> Option<String> {
-        HashMap::get(self, key).cloned()
+        // The inherent `HashMap::get` (by `        HashMap::get(self, key).cloned()str`), not this trait method.
+        Self::get(self, key).cloned()
     }
 }
 
@@ -54,7 +61,10 @@ mod tests {
     #[test]
     fn agent_vars() {
         assert_eq!(agent_token_var("alice"), "HAMMOND_AGENT_ALICE_TOKEN");
-        assert_eq!(agent_token_var("front-desk"), "HAMMOND_AGENT_FRONT_DESK_TOKEN");
+        assert_eq!(
+            agent_token_var("front-desk"),
+            "HAMMOND_AGENT_FRONT_DESK_TOKEN"
+        );
     }
 
     #[test]

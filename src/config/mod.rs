@@ -32,17 +32,21 @@ use std::time::Duration;
 pub use diag::Diagnostic;
 pub use env::{Env, ProcessEnv};
 pub use values::{
-    Cidr, Codec, HostPort, Secret, check_sip_uri, parse_byte_size, parse_duration,
-    parse_port_range,
+    Cidr, Codec, HostPort, Secret, check_sip_uri, parse_byte_size, parse_duration, parse_port_range,
 };
 
 /// The validated service config. Every field is typed; nothing here needs parsing again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// `[sip]`.
     pub sip: SipConfig,
+    /// `[sip.trunk]`.
     pub trunk: TrunkConfig,
+    /// `[media]`.
     pub media: MediaConfig,
+    /// `[http]`.
     pub http: HttpConfig,
+    /// `[store]`.
     pub store: StoreConfig,
     /// `[queues] dir`: where the queue files (`*.toml`) live.
     pub queues_dir: PathBuf,
@@ -50,7 +54,9 @@ pub struct Config {
     pub prompts_dir: PathBuf,
     /// `[data] dir`: voicemail recordings, and the SQLite file unless `store.url` says otherwise.
     pub data_dir: PathBuf,
+    /// `[[agents]]`, in file order; ids are unique. Empty unless configured.
     pub agents: Vec<AgentConfig>,
+    /// `[shutdown]`.
     pub shutdown: ShutdownConfig,
 }
 
@@ -85,14 +91,18 @@ pub struct SipConfig {
 /// At most `count` requests per `per` from one source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
+    /// Requests allowed in one window, at least 1.
     pub count: u32,
+    /// The window, longer than zero.
     pub per: Duration,
 }
 
 /// `[sip.trunk]`: where outbound legs (callbacks, agent calls) are sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrunkConfig {
+    /// Next hop for outbound requests; the host may be a DNS name.
     pub proxy: HostPort,
+    /// `udp` (default) or `tcp`.
     pub transport: Transport,
     /// Digest username for 401/407 challenges; empty = no credentials.
     pub username: String,
@@ -105,7 +115,9 @@ pub struct TrunkConfig {
 /// The transport for outbound requests to the trunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
+    /// SIP over UDP (RFC 3261 §18), the default.
     Udp,
+    /// SIP over TCP (RFC 3261 §18).
     Tcp,
 }
 
@@ -132,6 +144,7 @@ pub struct MediaConfig {
 /// `[http]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
+    /// API, Home List page, `/metrics`, `/healthz`.
     pub listen: SocketAddr,
     /// Request bodies above this are refused with 413.
     pub max_body: usize,
@@ -214,8 +227,13 @@ impl Default for Config {
     /// `config/hammond.toml` spells the same values out.
     fn default() -> Self {
         let none: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-        validate::validate(Path::new("<defaults>"), "", raw::RawConfig::default(), &none)
-            .expect("the built-in defaults are valid (tested)")
+        validate::validate(
+            Path::new("<defaults>"),
+            "",
+            raw::RawConfig::default(),
+            &none,
+        )
+        .expect("the built-in defaults are valid (tested)")
     }
 }
 

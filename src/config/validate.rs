@@ -122,9 +122,11 @@ impl Checker<'_> {
 }
 
 fn socket_addr(s: &str) -> Result<SocketAddr, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("invalid address {s:?}: expected \"ip:port\", e.g. \"0.0.0.0:5060\" or \"[::]:5060\""))
+    s.trim().parse().map_err(|_| {
+        format!(
+            "invalid address {s:?}: expected \"ip:port\", e.g. \"0.0.0.0:5060\" or \"[::]:5060\""
+        )
+    })
 }
 
 fn ip_addr(s: &str) -> Result<IpAddr, String> {
@@ -206,11 +208,13 @@ pub(super) fn validate(
     );
     let public_address = match public_address {
         Some(ip) if ip.is_unspecified() => {
-            if let Some(k) = &s.public_address {
-                c.error_at(
-                    k.span(),
-                    "sip.public_address: must be an address peers can reach, not 0.0.0.0 or ::".into(),
-                );
+            let msg = "must be an address peers can reach, not 0.0.0.0 or ::";
+            match &s.public_address {
+                _ if env.get(env::SIP_PUBLIC_ADDRESS).is_some() => {
+                    c.env_error(env::SIP_PUBLIC_ADDRESS, msg.into());
+                }
+                Some(k) => c.error_at(k.span(), format!("sip.public_address: {msg}")),
+                None => {}
             }
             listen.ip()
         }
@@ -252,9 +256,15 @@ pub(super) fn validate(
         .unwrap_or(Duration::from_secs(4));
     if t2 < t1 {
         if let Some(k) = &s.t2 {
-            c.error_at(k.span(), "sip.t2: must not be shorter than sip.t1 (RFC 3261 §17.1.2.2)".into());
+            c.error_at(
+                k.span(),
+                "sip.t2: must not be shorter than sip.t1 (RFC 3261 §17.1.2.2)".into(),
+            );
         } else if let Some(k) = &s.t1 {
-            c.error_at(k.span(), "sip.t1: must not be longer than sip.t2 (default 4s)".into());
+            c.error_at(
+                k.span(),
+                "sip.t1: must not be longer than sip.t2 (default 4s)".into(),
+            );
         }
     }
     let t4 = c
@@ -263,7 +273,9 @@ pub(super) fn validate(
     let user_agent = c
         .value(&s.user_agent, "sip.user_agent", |s| no_control_chars(s))
         .unwrap_or_else(|| format!("Hammond/{}", env!("CARGO_PKG_VERSION")));
-    let max_calls = c.count(&s.max_calls, "sip.max_calls", 1_000_000).unwrap_or(2000);
+    let max_calls = c
+        .count(&s.max_calls, "sip.max_calls", 1_000_000)
+        .unwrap_or(2000);
     let rate = s.max_requests_per_source.as_ref().map(Spanned::get_ref);
     let max_requests_per_source = RateLimit {
         count: rate
@@ -293,7 +305,9 @@ pub(super) fn validate(
         .value(&t.transport, "sip.trunk.transport", |s| match s.as_str() {
             "udp" => Ok(Transport::Udp),
             "tcp" => Ok(Transport::Tcp),
-            other => Err(format!("unknown transport {other:?}: use \"udp\" or \"tcp\"")),
+            other => Err(format!(
+                "unknown transport {other:?}: use \"udp\" or \"tcp\""
+            )),
         })
         .unwrap_or(Transport::Udp);
     let username = env
@@ -312,12 +326,17 @@ pub(super) fn validate(
     // [media]
     let m = &raw.media;
     let rtp_ports = c
-        .value(&m.rtp_ports, "media.rtp_ports", |s| values::parse_port_range(s))
+        .value(&m.rtp_ports, "media.rtp_ports", |s| {
+            values::parse_port_range(s)
+        })
         .unwrap_or(20000..=29999);
     let codecs = match &m.codecs {
         None => vec![Codec::Pcmu, Codec::Pcma],
         Some(list) if list.get_ref().is_empty() => {
-            c.error_at(list.span(), "media.codecs: list at least one codec (PCMU, PCMA)".into());
+            c.error_at(
+                list.span(),
+                "media.codecs: list at least one codec (PCMU, PCMA)".into(),
+            );
             vec![Codec::Pcmu, Codec::Pcma]
         }
         Some(list) => {
@@ -347,7 +366,9 @@ pub(super) fn validate(
     let max_body = c
         .value(&h.max_body, "http.max_body", |raw| {
             let n = match raw {
-                RawBytes::Integer(n) => u64::try_from(*n).map_err(|_| format!("{n} is negative"))?,
+                RawBytes::Integer(n) => {
+                    u64::try_from(*n).map_err(|_| format!("{n} is negative"))?
+                }
                 RawBytes::Text(s) => values::parse_byte_size(s)?,
             };
             match usize::try_from(n) {
@@ -411,7 +432,10 @@ pub(super) fn validate(
                     .iter()
                     .filter_map(|q| {
                         if q.get_ref().trim().is_empty() {
-                            c.error_at(q.span(), "agents.queues: queue names must not be empty".into());
+                            c.error_at(
+                                q.span(),
+                                "agents.queues: queue names must not be empty".into(),
+                            );
                             None
                         } else {
                             Some(q.get_ref().clone())

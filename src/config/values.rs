@@ -17,7 +17,9 @@ use std::time::Duration;
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     if t.is_empty() {
-        return Err("empty duration: write a number with a unit, e.g. \"30s\" (units: ms, s, m, h)".into());
+        return Err(
+            "empty duration: write a number with a unit, e.g. \"30s\" (units: ms, s, m, h)".into(),
+        );
     }
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
@@ -191,11 +193,9 @@ impl FromStr for Cidr {
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|&p| p <= max)
-                .ok_or_else(|| format!("invalid prefix length in CIDR {s:?}: expected 0 to {max}"))?,
+            Some(p) => p.parse::<u8>().ok().filter(|&p| p <= max).ok_or_else(|| {
+                format!("invalid prefix length in CIDR {s:?}: expected 0 to {max}")
+            })?,
         };
         Self::new(addr, prefix).ok_or_else(|| format!("invalid CIDR {s:?}"))
     }
@@ -229,7 +229,9 @@ impl FromStr for HostPort {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid address {s:?}: expected \"host:port\", e.g. \"pbx.example.com:5060\"");
+        let bad = || {
+            format!("invalid address {s:?}: expected \"host:port\", e.g. \"pbx.example.com:5060\"")
+        };
         if let Ok(sa) = s.parse::<SocketAddr>() {
             return Ok(Self {
                 host: sa.ip().to_string(),
@@ -247,9 +249,9 @@ impl FromStr for HostPort {
             None => (s, 5060),
         };
         let valid_name = !host.is_empty()
-            && host
-                .split('.')
-                .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            && host.split('.').all(|l| {
+                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
         if !valid_name || port == 0 {
             return Err(bad());
         }
@@ -343,14 +345,17 @@ impl FromStr for Codec {
         match s.to_ascii_uppercase().as_str() {
             "PCMU" => Ok(Self::Pcmu),
             "PCMA" => Ok(Self::Pcma),
-            _ => Err(format!("unsupported codec {s:?}: Hammond speaks PCMU and PCMA")),
+            _ => Err(format!(
+                "unsupported codec {s:?}: Hammond speaks PCMU and PCMA"
+            )),
         }
     }
 }
 
 /// Check that `uri` is a `sip:` URI with a host: `sip:[user@]host[:port][;params]`.
 pub fn check_sip_uri(uri: &str) -> Result<(), String> {
-    let bad = |why: &str| format!("invalid SIP URI {uri:?}: {why}, e.g. \"sip:alice@192.0.2.10:5060\"");
+    let bad =
+        |why: &str| format!("invalid SIP URI {uri:?}: {why}, e.g. \"sip:alice@192.0.2.10:5060\"");
     let Some(rest) = uri.strip_prefix("sip:") else {
         return Err(bad("it must start with \"sip:\""));
     };
@@ -380,12 +385,24 @@ mod tests {
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         let e = parse_duration("30").unwrap_err();
         assert!(e.contains("no unit") && e.contains("\"30s\""), "{e}");
-        assert!(parse_duration("3 days").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_duration("3 days")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("1.5s").is_err());
         assert!(parse_duration("").is_err());
-        assert!(parse_duration("99999999999999999999s").unwrap_err().contains("too large"));
-        assert!(parse_duration("18446744073709551615h").unwrap_err().contains("too large"));
+        assert!(
+            parse_duration("99999999999999999999s")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(
+            parse_duration("18446744073709551615h")
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 
     #[test]
@@ -401,10 +418,22 @@ mod tests {
     #[test]
     fn port_ranges() {
         assert_eq!(parse_port_range("20000-29999"), Ok(20000..=29999));
-        assert!(parse_port_range("20001-29999").unwrap_err().contains("even"));
-        assert!(parse_port_range("30000-20000").unwrap_err().contains("empty"));
+        assert!(
+            parse_port_range("20001-29999")
+                .unwrap_err()
+                .contains("even")
+        );
+        assert!(
+            parse_port_range("30000-20000")
+                .unwrap_err()
+                .contains("empty")
+        );
         assert!(parse_port_range("20000-20000").is_err());
-        assert!(parse_port_range("20000-70000").unwrap_err().contains("65535"));
+        assert!(
+            parse_port_range("20000-70000")
+                .unwrap_err()
+                .contains("65535")
+        );
         assert!(parse_port_range("0-100").is_err());
         assert!(parse_port_range("20000").is_err());
         assert!(parse_port_range("a-b").is_err());
@@ -440,7 +469,10 @@ mod tests {
         let hp: HostPort = "PBX.example.com".parse().unwrap();
         assert_eq!((hp.host.as_str(), hp.port), ("pbx.example.com", 5060));
         assert_eq!(hp.socket_addr(), None);
-        assert_eq!("[::1]:5070".parse::<HostPort>().unwrap().to_string(), "[::1]:5070");
+        assert_eq!(
+            "[::1]:5070".parse::<HostPort>().unwrap().to_string(),
+            "[::1]:5070"
+        );
         assert!("".parse::<HostPort>().is_err());
         assert!("pbx:notaport".parse::<HostPort>().is_err());
         assert!("bad host:5060".parse::<HostPort>().is_err());
