@@ -310,32 +310,8 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// An audio codec Hammond can offer and answer (G.711, RFC 3551 §4.5.14).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    /// G.711 µ-law, static payload type 0.
-    Pcmu,
-    /// G.711 A-law, static payload type 8.
-    Pcma,
-}
-
-impl Codec {
-    /// The SDP encoding name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Pcmu => "PCMU",
-            Self::Pcma => "PCMA",
-        }
-    }
-
-    /// The static RTP payload type (RFC 3551 table 4).
-    pub fn payload_type(self) -> u8 {
-        match self {
-            Self::Pcmu => 0,
-            Self::Pcma => 8,
-        }
-    }
-}
+/// The media layer's codec type, so config and media never disagree.
+pub use crate::media::Codec;
 
 impl FromStr for Codec {
     type Err = String;

@@ -187,6 +187,14 @@ pub enum Codec {
 
 impl Codec {
     /// The static RTP payload type (RFC 3551 table 4): 0 for PCMU, 8 for PCMA.
+    /// The SDP encoding name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pcmu => "PCMU",
+            Self::Pcma => "PCMA",
+        }
+    }
+
     pub fn payload_type(self) -> u8 {
         match self {
             Self::Pcmu => 0,
