@@ -19,6 +19,8 @@
 //! | [`telemetry`]   | logging setup (tracing-subscriber)                                 | shell |
 
 pub mod api;
+pub mod app;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod idgen;

@@ -68,6 +68,7 @@ pub fn caller_number(invite: &Request) -> String {
 }
 
 async fn run(svc: Arc<Services>, inc: IncomingCall, mut events: mpsc::UnboundedReceiver<SipEvent>) {
+    let _active = svc.track();
     let call = inc.call;
     let number = caller_number(&inc.invite);
     info!(from = %Pii(&number), source = %inc.source, "call started");

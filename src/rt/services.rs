@@ -2,6 +2,7 @@
 //! RTP ports and the id generator.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::Config;
@@ -23,6 +24,7 @@ pub struct Services {
     /// The address we advertise in SDP.
     pub media_ip: IpAddr,
     ids: Mutex<IdGen>,
+    active: AtomicUsize,
 }
 
 impl Services {
@@ -45,6 +47,7 @@ impl Services {
             queues,
             media_ip,
             ids: Mutex::new(ids),
+            active: AtomicUsize::new(0),
         }
     }
 
@@ -58,5 +61,29 @@ impl Services {
         let mut local = LocalMedia::new(self.media_ip, port);
         local.codecs = self.cfg.media.codecs.clone();
         local
+    }
+}
+
+/// Counts a call as active while it lives (for draining and the metrics gauge).
+pub struct ActiveGuard(Arc<Services>);
+
+impl Services {
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Mark a call active until the guard drops.
+    pub fn track(self: &Arc<Self>) -> ActiveGuard {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!("hammond_active_calls").set(self.active_calls() as f64);
+        ActiveGuard(self.clone())
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!("hammond_active_calls").set(self.0.active_calls() as f64);
     }
 }

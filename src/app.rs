@@ -1,0 +1,192 @@
+//! Startup and shutdown: load everything, bind every socket, spawn the tasks, then wait.
+//!
+//! Order matters: prompts before queues (queue files refer to prompt ids), the store (with
+//! crash recovery) before SIP (no call may arrive before interactions can be written), and all
+//! sockets bound before the ready line is printed, so scripts and tests can rely on it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::api;
+use crate::config::Config;
+use crate::config::diag::Diagnostic;
+use crate::idgen::IdGen;
+use crate::media::prompts::PromptLibrary;
+use crate::rt::calls::CallManager;
+use crate::rt::queue_watch::{self, QueueRegistry};
+use crate::rt::services::Services;
+use crate::rt::sip_socket::{self, SipSockets, TcpLimits};
+use crate::sip::txn::TimerValues;
+use crate::sip::ua::{UaConfig, UserAgent};
+use crate::store::{InteractionStore, SqliteStore};
+use crate::workflow::flow;
+
+/// Why Hammond could not start. Each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("prompts in {dir}: {source}")]
+    Prompts {
+        dir: PathBuf,
+        #[source]
+        source: crate::media::Error,
+    },
+    #[error("queue files:\n{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Queues(Vec<Diagnostic>),
+    #[error("store {url}: {source}")]
+    Store {
+        url: String,
+        #[source]
+        source: crate::store::Error,
+    },
+    #[error("binding {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Run Hammond until `shutdown` is cancelled, then drain calls (new ones get 503) for up to
+/// the configured drain timeout.
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartError> {
+    let cfg = Arc::new(cfg);
+    let prompts = Arc::new(PromptLibrary::load(&cfg.prompts_dir).map_err(|source| StartError::Prompts {
+        dir: cfg.prompts_dir.clone(),
+        source,
+    })?);
+    let (queues, diags) = flow::load_dir(&cfg.queues_dir, prompts.as_ref());
+    if !diags.is_empty() {
+        return Err(StartError::Queues(diags));
+    }
+    info!(queues = queues.len(), prompts = prompts.len(), "configuration loaded");
+    let registry = Arc::new(QueueRegistry::new(queues));
+    let _watcher = queue_watch::spawn_watcher(cfg.queues_dir.clone(), registry.clone(), prompts.clone());
+
+    let store: Arc<dyn InteractionStore> = Arc::new(SqliteStore::open(&cfg.store.url).await.map_err(|source| {
+        StartError::Store {
+            url: cfg.store.url.clone(),
+            source,
+        }
+    })?);
+    match store.recover(crate::clock::wall()).await {
+        Ok(settled) if !settled.is_empty() => warn!(count = settled.len(), "settled interactions left by a crash"),
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "crash recovery failed"),
+    }
+    let metrics = api::metrics::install();
+
+    let sockets = SipSockets::bind(cfg.sip.listen).await.map_err(|source| StartError::Bind {
+        what: "SIP",
+        addr: cfg.sip.listen,
+        source,
+    })?;
+    let sip_addr = sockets.local_addr().map_err(|source| StartError::Bind {
+        what: "SIP",
+        addr: cfg.sip.listen,
+        source,
+    })?;
+    let http = tokio::net::TcpListener::bind(cfg.http.listen).await.map_err(|source| StartError::Bind {
+        what: "HTTP",
+        addr: cfg.http.listen,
+        source,
+    })?;
+    let http_addr = http.local_addr().map_err(|source| StartError::Bind {
+        what: "HTTP",
+        addr: cfg.http.listen,
+        source,
+    })?;
+
+    let mut ids = IdGen::from_entropy();
+    let advertised = SocketAddr::new(cfg.sip.public_address, sip_addr.port());
+    let ua = UserAgent::new(
+        UaConfig {
+            local: advertised,
+            user_agent: cfg.sip.user_agent.clone(),
+            timers: TimerValues {
+                t1: cfg.sip.t1,
+                t2: cfg.sip.t2,
+                t4: cfg.sip.t4,
+            },
+            trusted: cfg
+                .sip
+                .trusted_sources
+                .iter()
+                .map(|c| (c.network(), c.prefix()))
+                .collect(),
+            max_calls: cfg.sip.max_calls,
+        },
+        IdGen::seeded(ids.next_u64()),
+    );
+    let (ua_handle, ua_commands) = sip_socket::ua_channel();
+    let svc = Arc::new(Services::new(
+        cfg.clone(),
+        prompts.clone(),
+        store.clone(),
+        ua_handle.clone(),
+        registry.clone(),
+        ids,
+    ));
+    let draining = Arc::new(AtomicBool::new(false));
+    let sip_stop = CancellationToken::new();
+    let manager = CallManager::new(svc.clone(), draining.clone());
+    let limits = TcpLimits {
+        idle_timeout: cfg.sip.tcp_idle_timeout,
+        max_connections: cfg.sip.tcp_max_connections,
+        ..TcpLimits::default()
+    };
+    let sip_task = tokio::spawn(sip_socket::run(
+        sockets,
+        ua,
+        ua_handle,
+        ua_commands,
+        manager,
+        limits,
+        sip_stop.clone(),
+    ));
+
+    let registry_for_health = registry.clone();
+    let state = api::AppState::new(
+        store.clone(),
+        cfg.agents.iter().map(api::Agent::from_config).collect(),
+        metrics,
+        None,
+        Arc::new(move || {
+            registry_for_health
+                .last_errors()
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        }),
+        cfg.http.max_body,
+    );
+    let router = api::router(state);
+    let http_stop = shutdown.clone();
+    let http_task = tokio::spawn(async move {
+        let _ = axum::serve(http, router)
+            .with_graceful_shutdown(async move { http_stop.cancelled().await })
+            .await;
+    });
+
+    // Scripts and tests wait for this exact line on stdout.
+    println!("hammond ready: sip={sip_addr} http={http_addr}");
+    info!(sip = %sip_addr, http = %http_addr, "hammond ready");
+
+    shutdown.cancelled().await;
+    draining.store(true, Ordering::Relaxed);
+    info!(timeout = ?cfg.shutdown.drain_timeout, "draining: new calls get 503");
+    let deadline = tokio::time::Instant::now() + cfg.shutdown.drain_timeout;
+    while svc.active_calls() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    sip_stop.cancel();
+    let _ = sip_task.await;
+    let _ = http_task.await;
+    info!("hammond stopped");
+    Ok(())
+}
