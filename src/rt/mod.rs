@@ -1,1 +1,2 @@
 //! TODO: filled in by its issue.
+pub mod queue_watch;
