@@ -25,10 +25,8 @@ mod tests;
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use std::path::Path;
-    use std::sync::Arc;
-
     use super::flow::{Flow, compile};
+    use std::path::Path;
 
     /// Every prompt id the prompt library ships.
     pub(crate) const CATALOG: [&str; 35] = [
@@ -82,19 +80,5 @@ pub(crate) mod test_support {
             &CATALOG,
         )
         .expect("support.toml compiles")
-    }
-
-    /// The shipped queue with extra TOML appended/edited by `edit`.
-    pub(crate) fn flow_from(src: &str) -> Arc<Flow> {
-        match compile(Path::new("t.toml"), src, &CATALOG) {
-            Ok(f) => Arc::new(f),
-            Err(d) => panic!(
-                "{}",
-                d.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ),
-        }
     }
 }
