@@ -1,10 +1,10 @@
 //! The tokio shell: sockets, timers and tasks around the PURE cores. Nothing here decides
 //! protocol behaviour; it moves bytes and time into the cores and their outputs back out.
 
-pub mod sip_socket;
 pub mod call_task;
 pub mod calls;
 pub mod ports;
 pub mod queue_watch;
 pub mod services;
+pub mod sip_socket;
 pub mod store_worker;

@@ -1,1 +1,84 @@
-//! TODO: filled in by its issue.
+//! The timed workflow: what a caller hears and can do while waiting in a queue.
+//!
+//! PURE (no tokio, sockets or clocks; time comes in as `now`):
+//! - [`flow`]: queue files (`config/queues/*.toml`) compiled into validated [`Flow`]s, with
+//!   `file:line:column` diagnostics, and the [`QueueSet`] that routes a Request-URI user to one.
+//! - [`engine`]: the sans-IO interpreter of one call's flow: `handle_event` / `handle_timeout`
+//!   in, `poll_action` / `poll_timeout` out.
+//! - [`numbers`]: callback number rules. [`hours`]: business hours in a time zone.
+//! - [`simulate`]: a dry run of a flow in virtual time, for operators.
+//!
+//! The tokio side (hot reload of the queue directory) is `crate::rt::queue_watch`.
+
+pub mod engine;
+pub mod flow;
+pub mod hours;
+pub mod numbers;
+pub mod simulate;
+
+pub use engine::{Action, CallContext, Engine, HangupReason, PlayItem, Refusal, Step, WfEvent};
+pub use flow::{Flow, PromptCatalog, QueueSet, compile, load_dir};
+pub use simulate::{PromptDurations, parse_keys, simulate};
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::flow::{Flow, compile};
+    use std::path::Path;
+
+    /// Every prompt id the prompt library ships.
+    pub(crate) const CATALOG: [&str; 35] = [
+        "greeting",
+        "menu",
+        "callback_menu",
+        "enter_number",
+        "number_is",
+        "confirm_number",
+        "callback_confirmed",
+        "callback_exists",
+        "invalid_number",
+        "invalid_choice",
+        "no_input",
+        "position_intro",
+        "wait_intro",
+        "minutes",
+        "transferring",
+        "voicemail_intro",
+        "beep",
+        "goodbye",
+        "closed",
+        "closed_callback",
+        "max_wait",
+        "hold_music",
+        "digit_0",
+        "digit_1",
+        "digit_2",
+        "digit_3",
+        "digit_4",
+        "digit_5",
+        "digit_6",
+        "digit_7",
+        "digit_8",
+        "digit_9",
+        "digit_star",
+        "digit_hash",
+        "digit_plus",
+    ];
+
+    pub(crate) const SUPPORT_TOML: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/queues/support.toml"
+    ));
+
+    /// The shipped `support` queue.
+    pub(crate) fn support_flow() -> Flow {
+        compile(
+            Path::new("config/queues/support.toml"),
+            SUPPORT_TOML,
+            &CATALOG,
+        )
+        .expect("support.toml compiles")
+    }
+}
