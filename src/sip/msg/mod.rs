@@ -7,5 +7,7 @@
 mod parse;
 mod types;
 
-pub use parse::{MAX_DATAGRAM, MAX_HEADERS, MAX_MESSAGE, ParseError, frame, parse, parse_uri, salvage};
+pub use parse::{
+    MAX_DATAGRAM, MAX_HEADERS, MAX_MESSAGE, ParseError, frame, parse, parse_uri, salvage,
+};
 pub use types::*;

@@ -119,7 +119,11 @@ impl Headers {
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
         let name = canonical_name(name);
         let value = value.into();
-        match self.0.iter().position(|h| h.name.eq_ignore_ascii_case(&name)) {
+        match self
+            .0
+            .iter()
+            .position(|h| h.name.eq_ignore_ascii_case(&name))
+        {
             Some(i) => {
                 self.0[i].value = value;
                 let mut seen = 0usize;
@@ -242,7 +246,11 @@ impl Params {
     }
 
     pub fn set(&mut self, name: &str, value: Option<String>) {
-        match self.0.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
             Some(slot) => slot.1 = value,
             None => self.0.push((name.to_owned(), value)),
         }
@@ -447,7 +455,9 @@ pub trait HeaderViews {
         self.hdrs().get("Call-ID")
     }
     fn cseq(&self) -> Option<CSeq> {
-        self.hdrs().get("CSeq").and_then(|v| crate::sip::msg::parse::parse_cseq(v).ok())
+        self.hdrs()
+            .get("CSeq")
+            .and_then(|v| crate::sip::msg::parse::parse_cseq(v).ok())
     }
     fn vias(&self) -> Vec<Via> {
         self.hdrs()
@@ -555,7 +565,11 @@ impl Message {
 }
 
 fn write_headers_and_body(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) {
-    for h in headers.0.iter().filter(|h| !h.name.eq_ignore_ascii_case("Content-Length")) {
+    for h in headers
+        .0
+        .iter()
+        .filter(|h| !h.name.eq_ignore_ascii_case("Content-Length"))
+    {
         out.extend_from_slice(h.name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(h.value.as_bytes());
