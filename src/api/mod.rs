@@ -1,1 +1,238 @@
-//! TODO: filled in by its issue.
+//! The HTTP API (axum; shell layer): the Home List and interactions with their feeds, accept and
+//! close, agents and their presence, Server-Sent Events of changes, `/metrics` and `/healthz`.
+//! Paths, JSON shapes and status codes are pinned in DESIGN.md ("HTTP API").
+//!
+//! Everything under `/api/v1` needs `Authorization: Bearer <agent token>` (401 otherwise); an
+//! agent sees and acts on its own queues only (403). Errors are `{"error": {"code", "message"}}`.
+
+mod agents;
+mod auth;
+mod error;
+mod events;
+mod health;
+mod interactions;
+pub mod metrics;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+
+pub use auth::AuthAgent;
+pub use error::ApiError;
+
+use crate::interaction::Interaction;
+use crate::store::InteractionStore;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// An agent as the API knows it (the lead maps `config::AgentConfig` onto this).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Agent {
+    /// Unique id (`alice`).
+    pub id: String,
+    /// The agent's phone: Hammond calls it when the agent accepts.
+    pub endpoint: String,
+    /// Queues the agent serves.
+    pub queues: Vec<String>,
+    /// The API bearer token.
+    pub token: String,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("id", &self.id)
+            .field("endpoint", &self.endpoint)
+            .field("queues", &self.queues)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Agent {
+    /// Whether the agent serves `queue`.
+    pub fn serves(&self, queue: &str) -> bool {
+        self.queues.iter().any(|q| q == queue)
+    }
+}
+
+/// Agent presence. Agents start `away`; presence only governs push offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// Push offers welcome.
+    Available,
+    /// No push offers (the Home List still works).
+    Away,
+}
+
+/// A presence change, broadcast to SSE clients and the router.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PresenceChange {
+    /// The agent.
+    pub id: String,
+    /// Its queues.
+    pub queues: Vec<String>,
+    /// The new presence.
+    pub status: Presence,
+}
+
+/// The configured agents and their in-memory presence.
+#[derive(Debug)]
+pub struct Agents {
+    list: Vec<Agent>,
+    presence: RwLock<HashMap<String, Presence>>,
+    changes: broadcast::Sender<PresenceChange>,
+}
+
+impl Agents {
+    /// All agents start `away`.
+    pub fn new(list: Vec<Agent>) -> Self {
+        let presence = list.iter().map(|a| (a.id.clone(), Presence::Away)).collect();
+        Self { list, presence: RwLock::new(presence), changes: broadcast::channel(256).0 }
+    }
+
+    /// The agent holding `token`, compared in constant time against every agent.
+    pub fn by_token(&self, token: &str) -> Option<Agent> {
+        let mut found = None;
+        for a in &self.list {
+            if auth::ct_eq(a.token.as_bytes(), token.as_bytes()) && !a.token.is_empty() {
+                found = Some(a.clone());
+            }
+        }
+        found
+    }
+
+    /// The agent with `id`.
+    pub fn get(&self, id: &str) -> Option<&Agent> {
+        self.list.iter().find(|a| a.id == id)
+    }
+
+    /// All agents, in config order.
+    pub fn all(&self) -> &[Agent] {
+        &self.list
+    }
+
+    /// An agent's presence (`away` for unknown ids).
+    pub fn presence(&self, id: &str) -> Presence {
+        self.presence.read().map_or(Presence::Away, |p| p.get(id).copied().unwrap_or(Presence::Away))
+    }
+
+    /// Sets an agent's presence and broadcasts the change; `None` for an unknown agent.
+    pub fn set_presence(&self, id: &str, status: Presence) -> Option<PresenceChange> {
+        let agent = self.get(id)?;
+        if let Ok(mut p) = self.presence.write() {
+            p.insert(id.to_owned(), status);
+        }
+        let change = PresenceChange { id: agent.id.clone(), queues: agent.queues.clone(), status };
+        let _ = self.changes.send(change.clone());
+        Some(change)
+    }
+
+    /// Available agents serving `queue` (for push offers).
+    pub fn available_for(&self, queue: &str) -> Vec<Agent> {
+        self.list.iter().filter(|a| a.serves(queue) && self.presence(&a.id) == Presence::Available).cloned().collect()
+    }
+
+    /// Presence changes from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<PresenceChange> {
+        self.changes.subscribe()
+    }
+}
+
+/// Sent when an agent accepts an interaction over the API; the dialer consumes it.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The interaction, now connected and assigned.
+    pub interaction: Interaction,
+    /// The accepting agent (its endpoint is the phone to call).
+    pub agent: Agent,
+}
+
+/// Extra health checks (e.g. config-reload errors); each string is one problem.
+pub type HealthExtra = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The interaction store.
+    pub store: Arc<dyn InteractionStore>,
+    /// Agents and presence.
+    pub agents: Arc<Agents>,
+    /// Where accepts go (the dialer); `None` drops them.
+    pub accepted: Option<mpsc::UnboundedSender<Accepted>>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// Extra `/healthz` problems.
+    pub health_extra: HealthExtra,
+}
+
+impl AppState {
+    /// State with no accept listener and no extra health checks.
+    pub fn new(store: Arc<dyn InteractionStore>, agents: Vec<Agent>, metrics: PrometheusHandle) -> Self {
+        Self { store, agents: Arc::new(Agents::new(agents)), accepted: None, metrics, health_extra: Arc::new(Vec::new) }
+    }
+
+    /// Sends every successful accept to `tx`.
+    #[must_use]
+    pub fn with_accepted(mut self, tx: mpsc::UnboundedSender<Accepted>) -> Self {
+        self.accepted = Some(tx);
+        self
+    }
+
+    /// Adds problems reported by `f` to `/healthz`.
+    #[must_use]
+    pub fn with_health_extra(mut self, f: HealthExtra) -> Self {
+        self.health_extra = f;
+        self
+    }
+}
+
+/// The whole HTTP API. Serve it with `axum::serve`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/interactions", get(interactions::list))
+        .route("/api/v1/interactions/{id}", get(interactions::detail))
+        .route("/api/v1/interactions/{id}/accept", post(interactions::accept))
+        .route("/api/v1/interactions/{id}/close", post(interactions::close))
+        .route("/api/v1/agents", get(agents::list))
+        .route("/api/v1/agents/{id}/status", put(agents::set_status))
+        .route("/api/v1/events", get(events::stream))
+        .route("/metrics", get(health::metrics))
+        .route("/healthz", get(health::healthz))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(error::log_server_errors))
+        .with_state(state)
+}
+
+/// Parses a JSON body that must be empty (when `empty_ok`) or a valid `T`; unknown fields are
+/// rejected by `T`'s `deny_unknown_fields`.
+fn parse_body<T: serde::de::DeserializeOwned>(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    empty: Option<T>,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::Unprocessable(e.body_text())
+        }
+    })?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        if let Some(v) = empty {
+            return Ok(v);
+        }
+    }
+    serde_json::from_slice(&body).map_err(|e| ApiError::Unprocessable(format!("invalid body: {e}")))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,235 @@
-//! TODO: filled in by its issue.
+//! Persistence of interactions, their feeds and the change-event log, behind one trait
+//! ([`InteractionStore`]) so a PostgreSQL backend can follow the embedded SQLite one
+//! ([`sqlite::SqliteStore`]). Shell layer: async, sqlx.
+//!
+//! Every write runs [`crate::interaction::lifecycle::apply`] inside one transaction that also
+//! appends the feed entries and one event-log row; after commit the event goes out on a
+//! `broadcast` channel ([`InteractionStore::subscribe`]) in event-id order, so a reader that
+//! subscribes first and then replays [`InteractionStore::events_since`] sees every event once.
+//!
+//! SQL here stays portable (no SQLite-only syntax above `sqlite.rs`).
+
+pub mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::interaction::{
+    Event, FeedEntry, Interaction, InteractionId, LifecycleError, Status, SubType,
+};
+
+pub use sqlite::SqliteStore;
+
+/// A boxed, sendable store future.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
+
+/// Store errors, by whose fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No interaction with this id (caller's fault → 404).
+    #[error("interaction {0} not found")]
+    NotFound(InteractionId),
+    /// Someone else changed it first, or it is not in a state that allows this (→ 409).
+    #[error("interaction {id} is {status}")]
+    Conflict {
+        /// The interaction.
+        id: InteractionId,
+        /// Its status when the write was attempted.
+        status: Status,
+    },
+    /// The lifecycle refused the event (a bug in the caller, or a race lost).
+    #[error("interaction {id}: {source}")]
+    Lifecycle {
+        /// The interaction.
+        id: InteractionId,
+        /// Why.
+        #[source]
+        source: LifecycleError,
+    },
+    /// A row the store cannot read back (corruption or a newer schema).
+    #[error("bad stored value in {column}: {value:?}")]
+    Corrupt {
+        /// The column.
+        column: &'static str,
+        /// What it held.
+        value: String,
+    },
+    /// The store URL is not one this build understands.
+    #[error("unsupported store url {0:?} (expected sqlite://… or sqlite::memory:)")]
+    UnsupportedUrl(String),
+    /// Creating the database directory failed.
+    #[error("creating {path}: {source}")]
+    Io {
+        /// The directory.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database failed (dependency fault → 5xx).
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrations failed at start.
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Filters and page of [`InteractionStore::list`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only these queues (`None` = all). An empty list matches nothing.
+    pub queues: Option<Vec<String>>,
+    /// Only this sub-type.
+    pub sub_type: Option<SubType>,
+    /// Page size (the store caps it at [`MAX_PAGE`]).
+    pub limit: u32,
+    /// Continue after this cursor (from a previous [`Page::next_cursor`]).
+    pub cursor: Option<Cursor>,
+}
+
+/// Largest page [`InteractionStore::list`] returns.
+pub const MAX_PAGE: u32 = 1000;
+
+/// A position in the oldest-first order: (original arrival, id) of the last row seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// Arrival, microseconds since the epoch.
+    pub created_us: i64,
+    /// Tie-break.
+    pub id: InteractionId,
+}
+
+impl Cursor {
+    /// The opaque text form used in the API (`<created_us>.<id>`).
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.created_us, self.id)
+    }
+
+    /// Parses [`Cursor::encode`]'s output; `None` if malformed.
+    pub fn decode(s: &str) -> Option<Self> {
+        let (a, b) = s.split_once('.')?;
+        Some(Self {
+            created_us: a.parse().ok()?,
+            id: b.parse().ok()?,
+        })
+    }
+}
+
+/// One row of a list: the interaction and its 1-based place among its queue's open interactions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The interaction.
+    pub interaction: Interaction,
+    /// Place in its queue by original arrival, when open.
+    pub position: Option<u32>,
+}
+
+/// A page of [`Listed`] rows, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The rows.
+    pub items: Vec<Listed>,
+    /// Pass back to get the next page; `None` on the last.
+    pub next_cursor: Option<Cursor>,
+}
+
+/// An interaction with its whole feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detail {
+    /// The interaction and its position.
+    pub listed: Listed,
+    /// The feed, oldest first.
+    pub feed: Vec<FeedEntry>,
+}
+
+/// One row of the event log: what changed and the feed entries it added. `data` is
+/// `{"interaction": <pinned JSON with position>, "feed": [...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    /// Monotonic event id (the SSE `id:`).
+    pub id: i64,
+    /// The interaction.
+    pub interaction_id: InteractionId,
+    /// Its queue (for per-agent filtering).
+    pub queue: String,
+    /// When.
+    pub at: Timestamp,
+    /// `created` or the lifecycle event's name (the SSE `event:`).
+    pub kind: String,
+    /// The JSON payload.
+    pub data: serde_json::Value,
+}
+
+/// Persistence of interactions. Object-safe: hold it as `Arc<dyn InteractionStore>`.
+pub trait InteractionStore: Send + Sync {
+    /// Stores a new interaction (an inbound call, on INVITE) with a `created` feed entry; returns
+    /// it with its id.
+    fn create(&self, new: Interaction) -> StoreFuture<'_, Interaction>;
+
+    /// One interaction with its position and feed.
+    fn get(&self, id: InteractionId) -> StoreFuture<'_, Detail>;
+
+    /// Interactions matching `q`, oldest (by original arrival) first, with positions.
+    fn list(&self, q: ListQuery) -> StoreFuture<'_, Page>;
+
+    /// Applies a lifecycle event in one transaction (read, apply, write row + feed + event log).
+    /// A refused event is [`Error::Lifecycle`], except refusals by status, which are
+    /// [`Error::Conflict`].
+    fn apply(
+        &self,
+        id: InteractionId,
+        event: Event,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Interaction>;
+
+    /// Assigns an open interaction to `agent` atomically: of concurrent accepts exactly one wins;
+    /// the others get [`Error::Conflict`].
+    fn accept(
+        &self,
+        id: InteractionId,
+        agent: &str,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Interaction>;
+
+    /// The not-closed callback for `number` in `queue`, if any (the duplicate check).
+    fn pending_callback(&self, queue: &str, number: &str) -> StoreFuture<'_, Option<Interaction>>;
+
+    /// How many callbacks for `number` were requested at or after `since` (the daily cap; the
+    /// caller computes the start of the day in the queue's time zone).
+    fn callbacks_requested_since(&self, number: &str, since: Timestamp) -> StoreFuture<'_, u32>;
+
+    /// The oldest open interaction of `queue` that may be handled at `now` (its callback's
+    /// not-before has passed).
+    fn next_due(&self, queue: &str, now: Timestamp) -> StoreFuture<'_, Option<Interaction>>;
+
+    /// Event-log rows with id greater than `after`, oldest first, at most `limit`.
+    fn events_since(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredEvent>>;
+
+    /// Live events, in id order, from now on.
+    fn subscribe(&self) -> broadcast::Receiver<StoredEvent>;
+
+    /// At start: settles interactions a crash left `bot` or `connected` (see
+    /// [`Event::Recovered`]); returns them as settled.
+    fn recover(&self, now: Timestamp) -> StoreFuture<'_, Vec<Interaction>>;
+
+    /// Counts by (status, sub_type), for the metrics gauges.
+    fn counts(&self) -> StoreFuture<'_, Vec<(Status, SubType, u64)>>;
+
+    /// A trivial query, for `/healthz`.
+    fn ping(&self) -> StoreFuture<'_, ()>;
+}
+
+/// Opens the store named by the service config's `[store] url`.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn InteractionStore>, Error> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(SqliteStore::open(url).await?))
+    } else {
+        Err(Error::UnsupportedUrl(url.to_owned()))
+    }
+}

@@ -1,0 +1,46 @@
+//! `/api/v1/agents`: who the agents are and their presence (kept in memory, starting `away`).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, AuthAgent, Presence, parse_body};
+
+/// `GET /api/v1/agents`: id, queues and presence of every agent (never tokens).
+pub(super) async fn list(State(st): State<AppState>, _caller: AuthAgent) -> Json<Value> {
+    let agents: Vec<Value> = st
+        .agents
+        .all()
+        .iter()
+        .map(|a| json!({ "id": a.id, "queues": a.queues, "status": st.agents.presence(&a.id) }))
+        .collect();
+    Json(json!({ "agents": agents }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StatusBody {
+    status: Presence,
+}
+
+/// `PUT /api/v1/agents/{id}/status` `{"status": "available" | "away"}`: an agent sets its own.
+pub(super) async fn set_status(
+    State(st): State<AppState>,
+    AuthAgent(caller): AuthAgent,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    if st.agents.get(&id).is_none() {
+        return Err(ApiError::NotFound(format!("agent {id} not found")));
+    }
+    if caller.id != id {
+        return Err(ApiError::Forbidden("an agent may set only its own status".into()));
+    }
+    let body: StatusBody = parse_body(body, None)?;
+    let change = st.agents.set_presence(&id, body.status).ok_or_else(|| ApiError::NotFound(format!("agent {id}")))?;
+    tracing::info!(agent.id = %id, status = ?body.status, "presence changed");
+    Ok(Json(json!({ "id": change.id, "queues": change.queues, "status": change.status })))
+}

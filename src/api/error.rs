@@ -1,0 +1,86 @@
+//! `ApiError`: every failure the HTTP API returns, as `{"error": {"code", "message"}}`. A 4xx is
+//! the caller's mistake and is not logged; a 5xx is logged once, by [`log_server_errors`].
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::store;
+
+/// An API failure and its status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing or unknown bearer token (401).
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// The agent may not act on this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such resource (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Not in a state that allows this (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Body too large (413).
+    #[error("request body too large")]
+    TooLarge,
+    /// Malformed body, query or header (422).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The store failed (500, logged).
+    #[error("store: {0}")]
+    Store(#[source] store::Error),
+}
+
+impl ApiError {
+    /// The status code and the machine-readable error code.
+    pub fn status(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<store::Error> for ApiError {
+    fn from(e: store::Error) -> Self {
+        match e {
+            store::Error::NotFound(id) => Self::NotFound(format!("interaction {id} not found")),
+            store::Error::Conflict { id, status } => Self::Conflict(format!("interaction {id} is {status}")),
+            store::Error::Lifecycle { id, source } => Self::Conflict(format!("interaction {id}: {source}")),
+            e => Self::Store(e),
+        }
+    }
+}
+
+/// The 5xx detail, carried from [`ApiError::into_response`] to [`log_server_errors`].
+#[derive(Debug, Clone)]
+struct ServerError(String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status();
+        // Internal details stay in the log, not in the response.
+        let message = if status.is_server_error() { "internal error".to_owned() } else { self.to_string() };
+        let mut resp = (status, Json(serde_json::json!({ "error": { "code": code, "message": message } })))
+            .into_response();
+        if status.is_server_error() {
+            resp.extensions_mut().insert(ServerError(self.to_string()));
+        }
+        resp
+    }
+}
+
+/// Middleware (`axum::middleware::map_response`): logs each 5xx once.
+pub(crate) async fn log_server_errors(resp: Response) -> Response {
+    if let Some(ServerError(detail)) = resp.extensions().get::<ServerError>() {
+        tracing::error!(http.status = resp.status().as_u16(), error = %detail, "request failed");
+    }
+    resp
+}

@@ -1,0 +1,145 @@
+//! `/api/v1/interactions`: the Home List, one interaction with its feed, accept and close.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Accepted, ApiError, AppState, AuthAgent, parse_body};
+use crate::clock;
+use crate::interaction::{CloseReason, Event, Interaction, InteractionId, Status, SubType};
+use crate::store::{Cursor, ListQuery};
+
+const DEFAULT_PAGE: u32 = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListParams {
+    status: Option<String>,
+    queue: Option<String>,
+    sub_type: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/interactions?status=&queue=&sub_type=&limit=&cursor=`: oldest first, within the
+/// agent's queues. `next_cursor` is present when another page exists.
+pub(super) async fn list(
+    State(st): State<AppState>,
+    AuthAgent(agent): AuthAgent,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::Unprocessable(e.body_text()))?;
+    let status = p.status.as_deref().map(|s| Status::parse(s).ok_or_else(|| bad("status", s))).transpose()?;
+    let sub_type = p.sub_type.as_deref().map(|s| SubType::parse(s).ok_or_else(|| bad("sub_type", s))).transpose()?;
+    let cursor = p.cursor.as_deref().map(|s| Cursor::decode(s).ok_or_else(|| bad("cursor", s))).transpose()?;
+    let queues = match p.queue {
+        Some(q) if agent.serves(&q) => vec![q],
+        Some(q) => return Err(ApiError::Forbidden(format!("queue {q} is not one of yours"))),
+        None => agent.queues.clone(),
+    };
+    let limit = match p.limit {
+        Some(0) => return Err(bad("limit", "0")),
+        Some(n) => n.min(crate::store::MAX_PAGE),
+        None => DEFAULT_PAGE,
+    };
+    let page = st.store.list(ListQuery { status, queues: Some(queues), sub_type, limit, cursor }).await?;
+    let items: Vec<Value> = page.items.iter().map(|l| l.interaction.to_json(l.position)).collect();
+    let mut body = json!({ "interactions": items });
+    if let Some(c) = page.next_cursor {
+        body["next_cursor"] = Value::String(c.encode());
+    }
+    Ok(Json(body))
+}
+
+/// `GET /api/v1/interactions/{id}`: the interaction plus its feed.
+pub(super) async fn detail(
+    State(st): State<AppState>,
+    AuthAgent(agent): AuthAgent,
+    id: Result<Path<InteractionId>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(id)?;
+    let d = st.store.get(id).await?;
+    check_queue(&agent, &d.listed.interaction)?;
+    let mut body = d.listed.interaction.to_json(d.listed.position);
+    body["feed"] = serde_json::to_value(&d.feed).unwrap_or(Value::Null);
+    Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AcceptBody {}
+
+/// `POST /api/v1/interactions/{id}/accept` (empty body or `{}`): open → connected, assigned to
+/// the caller; 409 when not open. The dialer hears of it through [`AppState::accepted`].
+pub(super) async fn accept(
+    State(st): State<AppState>,
+    AuthAgent(agent): AuthAgent,
+    id: Result<Path<InteractionId>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(id)?;
+    let AcceptBody {} = parse_body(body, Some(AcceptBody {}))?;
+    let current = st.store.get(id).await?;
+    check_queue(&agent, &current.listed.interaction)?;
+    let i = st.store.accept(id, &agent.id, clock::wall()).await?;
+    tracing::info!(interaction.id = id, agent.id = %agent.id, "accepted");
+    if let Some(tx) = &st.accepted {
+        // No dialer listening is fine: the interaction is still assigned.
+        let _ = tx.send(Accepted { interaction: i.clone(), agent });
+    }
+    Ok(Json(i.to_json(None)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CloseBody {
+    disposition: String,
+    reason: Option<CloseReason>,
+}
+
+/// `POST /api/v1/interactions/{id}/close` `{"disposition", "reason"?}`: an open interaction of
+/// the agent's queue, or a connected one assigned to the agent. `reason` defaults to
+/// `completed` (`voicemail_done` for a voicemail).
+pub(super) async fn close(
+    State(st): State<AppState>,
+    AuthAgent(agent): AuthAgent,
+    id: Result<Path<InteractionId>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(id)?;
+    let body: CloseBody = parse_body(body, None)?;
+    let current = st.store.get(id).await?.listed.interaction;
+    check_queue(&agent, &current)?;
+    match current.status {
+        Status::Open => {}
+        Status::Connected if current.assigned_agent.as_deref() == Some(agent.id.as_str()) => {}
+        Status::Connected => return Err(ApiError::Forbidden(format!("interaction {id} is assigned to another agent"))),
+        Status::Bot | Status::Closed => return Err(ApiError::Conflict(format!("interaction {id} is {}", current.status))),
+    }
+    let reason = body.reason.unwrap_or(match current.sub_type {
+        SubType::Voicemail => CloseReason::VoicemailDone,
+        SubType::Inbound | SubType::Callback => CloseReason::Completed,
+    });
+    let event = Event::Closed { reason, disposition: Some(body.disposition) };
+    let i = st.store.apply(id, event, clock::wall()).await?;
+    Ok(Json(i.to_json(None)))
+}
+
+fn path_id(id: Result<Path<InteractionId>, PathRejection>) -> Result<InteractionId, ApiError> {
+    id.map(|Path(id)| id).map_err(|_| ApiError::NotFound("no such interaction".into()))
+}
+
+fn check_queue(agent: &super::Agent, i: &Interaction) -> Result<(), ApiError> {
+    if agent.serves(&i.queue) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("interaction {} is in queue {}, not one of yours", i.id, i.queue)))
+    }
+}
+
+fn bad(field: &str, value: &str) -> ApiError {
+    ApiError::Unprocessable(format!("invalid {field}: {value:?}"))
+}

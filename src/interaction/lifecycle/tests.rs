@@ -1,0 +1,552 @@
+use std::time::Duration;
+
+use super::*;
+
+fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn now() -> Timestamp {
+    t("2026-03-01T10:00:00Z")
+}
+
+fn open() -> Interaction {
+    let mut i = Interaction::inbound("support", "+15550001", t("2026-03-01T09:00:00Z"));
+    i.id = 1;
+    i
+}
+
+fn step(i: &Interaction, e: Event) -> Interaction {
+    apply(i, e, now()).expect("allowed").interaction
+}
+
+fn bot() -> Interaction {
+    step(&open(), Event::EnteredWorkflow)
+}
+
+fn bot_with_callback() -> Interaction {
+    step(
+        &bot(),
+        Event::CallbackRequested {
+            number: "15551234567".into(),
+        },
+    )
+}
+
+fn open_callback() -> Interaction {
+    step(&bot_with_callback(), ended(HangupBy::Caller, true, false))
+}
+
+fn connected_callback() -> Interaction {
+    step(
+        &open_callback(),
+        Event::Accepted {
+            agent: "alice".into(),
+        },
+    )
+}
+
+fn connected_live() -> Interaction {
+    step(
+        &bot(),
+        Event::OfferedLive {
+            agent: "alice".into(),
+        },
+    )
+}
+
+fn closed() -> Interaction {
+    step(
+        &open(),
+        Event::Closed {
+            reason: CloseReason::Expired,
+            disposition: None,
+        },
+    )
+}
+
+fn ended(by: HangupBy, had_callback: bool, voicemail: bool) -> Event {
+    Event::CallEnded {
+        by,
+        had_callback,
+        voicemail,
+        during: Some("menu".into()),
+    }
+}
+
+fn failed(max: u32) -> Event {
+    Event::DialFailed {
+        code: Some(486),
+        kind: DialFailure::Busy,
+        max_attempts: max,
+        retry_after: Duration::from_secs(300),
+    }
+}
+
+fn kinds(c: &Change) -> Vec<&str> {
+    c.feed.iter().map(|e| e.kind.as_str()).collect()
+}
+
+fn not_allowed(i: &Interaction, e: Event) {
+    let name = e.name();
+    assert_eq!(
+        apply(i, e, now()),
+        Err(LifecycleError::NotAllowed {
+            event: name,
+            status: i.status
+        }),
+        "{name} from {}",
+        i.status
+    );
+}
+
+#[test]
+fn entered_workflow_moves_open_to_bot() {
+    let c = apply(&open(), Event::EnteredWorkflow, now()).unwrap();
+    assert_eq!(c.interaction.status, Status::Bot);
+    assert_eq!(c.interaction.updated_at, now());
+    assert_eq!(kinds(&c), ["status_changed"]);
+    assert_eq!(c.feed[0].data["from"], "open");
+    assert_eq!(c.feed[0].data["to"], "bot");
+    for i in [bot(), open_callback(), connected_live(), closed()] {
+        not_allowed(&i, Event::EnteredWorkflow);
+    }
+}
+
+#[test]
+fn dtmf_is_feed_only_in_bot_and_connected() {
+    for i in [bot(), connected_live()] {
+        let c = apply(
+            &i,
+            Event::Dtmf {
+                digit: '1',
+                method: DtmfMethod::Rfc4733,
+            },
+            now(),
+        )
+        .unwrap();
+        assert_eq!(c.interaction.status, i.status);
+        assert_eq!(kinds(&c), ["dtmf"]);
+        let v = serde_json::to_value(&c.feed[0]).unwrap();
+        assert_eq!(v["digit"], "1");
+        assert_eq!(v["method"], "rfc4733");
+    }
+    assert_eq!(
+        apply(
+            &bot(),
+            Event::Dtmf {
+                digit: 'x',
+                method: DtmfMethod::Info
+            },
+            now()
+        ),
+        Err(LifecycleError::BadDigit('x'))
+    );
+    for i in [open(), closed()] {
+        not_allowed(
+            &i,
+            Event::Dtmf {
+                digit: '1',
+                method: DtmfMethod::Inband,
+            },
+        );
+    }
+}
+
+#[test]
+fn callback_request_changes_sub_type_and_stays_bot() {
+    let c = apply(
+        &bot(),
+        Event::CallbackRequested {
+            number: "+15551234567".into(),
+        },
+        now(),
+    )
+    .unwrap();
+    assert_eq!(c.interaction.status, Status::Bot);
+    assert_eq!(c.interaction.sub_type, SubType::Callback);
+    let cb = c.interaction.callback.as_ref().unwrap();
+    assert_eq!(
+        (cb.number.as_str(), cb.attempts, cb.requested_at),
+        ("+15551234567", 0, Some(now()))
+    );
+    assert_eq!(kinds(&c), ["callback_requested", "sub_type_changed"]);
+    assert_eq!(
+        apply(
+            &bot(),
+            Event::CallbackRequested {
+                number: "12a".into()
+            },
+            now()
+        ),
+        Err(LifecycleError::BadNumber("12a".into()))
+    );
+    for i in [open(), connected_live(), closed()] {
+        not_allowed(
+            &i,
+            Event::CallbackRequested {
+                number: "15551234567".into(),
+            },
+        );
+    }
+}
+
+#[test]
+fn call_end_with_callback_reopens_keeping_arrival() {
+    let c = apply(
+        &bot_with_callback(),
+        ended(HangupBy::Caller, true, false),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(c.interaction.status, Status::Open);
+    assert_eq!(c.interaction.sub_type, SubType::Callback);
+    assert_eq!(c.interaction.created_at, open().created_at);
+    assert_eq!(kinds(&c), ["call_ended", "status_changed"]);
+    assert_eq!(c.feed[0].data["during"], "menu");
+    // Hammond hanging up after the confirmation is the normal path, too.
+    let c = apply(
+        &bot_with_callback(),
+        ended(HangupBy::Hammond, true, false),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(c.interaction.status, Status::Open);
+}
+
+#[test]
+fn call_end_with_voicemail_reopens_as_voicemail() {
+    let c = apply(&bot(), ended(HangupBy::Caller, false, true), now()).unwrap();
+    assert_eq!(
+        (c.interaction.status, c.interaction.sub_type),
+        (Status::Open, SubType::Voicemail)
+    );
+    assert_eq!(
+        kinds(&c),
+        ["call_ended", "sub_type_changed", "status_changed"]
+    );
+}
+
+#[test]
+fn call_end_without_callback_closes() {
+    let c = apply(&bot(), ended(HangupBy::Caller, false, false), now()).unwrap();
+    assert_eq!(c.interaction.status, Status::Closed);
+    assert_eq!(c.interaction.close_reason, Some(CloseReason::Abandoned));
+    assert_eq!(kinds(&c), ["call_ended", "closed"]);
+    let c = apply(&bot(), ended(HangupBy::Hammond, false, false), now()).unwrap();
+    assert_eq!(
+        c.interaction.close_reason,
+        Some(CloseReason::HungUpByWorkflow)
+    );
+    // A CANCEL while still ringing: open inbound → closed abandoned.
+    let c = apply(&open(), ended(HangupBy::Caller, false, false), now()).unwrap();
+    assert_eq!(c.interaction.close_reason, Some(CloseReason::Abandoned));
+}
+
+#[test]
+fn call_end_refusals() {
+    assert_eq!(
+        apply(&bot(), ended(HangupBy::Caller, true, false), now()),
+        Err(LifecycleError::NoCallbackStored)
+    );
+    for i in [open_callback(), connected_live(), closed()] {
+        not_allowed(&i, ended(HangupBy::Caller, false, false));
+    }
+}
+
+#[test]
+fn transfer_closes_from_bot_only() {
+    let c = apply(
+        &bot(),
+        Event::Transferred {
+            to: "sip:op@pbx".into(),
+        },
+        now(),
+    )
+    .unwrap();
+    assert_eq!(c.interaction.close_reason, Some(CloseReason::Transferred));
+    assert_eq!(kinds(&c), ["transferred", "closed"]);
+    for i in [open(), connected_live(), closed()] {
+        not_allowed(&i, Event::Transferred { to: "x".into() });
+    }
+}
+
+#[test]
+fn accept_assigns_open_only() {
+    let c = apply(
+        &open_callback(),
+        Event::Accepted {
+            agent: "bob".into(),
+        },
+        now(),
+    )
+    .unwrap();
+    assert_eq!(c.interaction.status, Status::Connected);
+    assert_eq!(c.interaction.assigned_agent.as_deref(), Some("bob"));
+    assert_eq!(kinds(&c), ["assigned", "status_changed"]);
+    for i in [bot(), connected_live(), closed()] {
+        not_allowed(
+            &i,
+            Event::Accepted {
+                agent: "bob".into(),
+            },
+        );
+    }
+}
+
+#[test]
+fn live_offer_connects_bot_only() {
+    let c = apply(
+        &bot(),
+        Event::OfferedLive {
+            agent: "bob".into(),
+        },
+        now(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            c.interaction.status,
+            c.interaction.assigned_agent.as_deref()
+        ),
+        (Status::Connected, Some("bob"))
+    );
+    for i in [open(), connected_live(), closed()] {
+        not_allowed(
+            &i,
+            Event::OfferedLive {
+                agent: "bob".into(),
+            },
+        );
+    }
+}
+
+#[test]
+fn callback_dial_happy_path() {
+    let i = connected_callback();
+    let c = apply(&i, Event::Dialling, now()).unwrap();
+    assert_eq!(c.interaction.leg, Some(Leg::Dialling));
+    assert_eq!(kinds(&c), ["callback_dialling"]);
+    let i = c.interaction;
+    let c = apply(&i, Event::Ringing, now()).unwrap();
+    assert_eq!(kinds(&c), ["callback_ringing"]);
+    let i = c.interaction;
+    let again = apply(&i, Event::Ringing, now()).unwrap();
+    assert!(again.feed.is_empty(), "a second 180 adds nothing");
+    let i = step(&i, Event::Answered);
+    assert_eq!(i.leg, Some(Leg::Answered));
+    let c = apply(&i, Event::Bridged, now()).unwrap();
+    assert_eq!(kinds(&c), ["bridged"]);
+    let c = apply(
+        &c.interaction,
+        Event::HungUp {
+            by: HangupBy::Customer,
+        },
+        now(),
+    )
+    .unwrap();
+    assert_eq!(c.interaction.close_reason, Some(CloseReason::Completed));
+    assert_eq!(kinds(&c), ["hung_up", "closed"]);
+}
+
+#[test]
+fn dial_events_out_of_order_are_refused() {
+    let i = connected_callback();
+    let lo = |i: &Interaction, e: Event| {
+        let name = e.name();
+        assert_eq!(
+            apply(i, e, now()),
+            Err(LifecycleError::LegOutOfOrder {
+                event: name,
+                leg: i.leg
+            })
+        );
+    };
+    lo(&i, Event::Ringing);
+    lo(&i, Event::Answered);
+    lo(&i, Event::Bridged);
+    let dialling = step(&i, Event::Dialling);
+    lo(&dialling, Event::Dialling);
+    let answered = step(&dialling, Event::Answered);
+    lo(&answered, failed(3));
+    lo(&answered, Event::Ringing);
+    let bridged = step(&answered, Event::Bridged);
+    lo(&bridged, Event::Bridged);
+    lo(&bridged, Event::Answered);
+}
+
+#[test]
+fn dial_events_need_a_connected_callback() {
+    for e in [Event::Dialling, Event::Ringing, Event::Answered, failed(3)] {
+        for i in [open(), bot(), open_callback(), closed()] {
+            not_allowed(&i, e.clone());
+        }
+        let name = e.name();
+        assert_eq!(
+            apply(&connected_live(), e, now()),
+            Err(LifecycleError::NotACallback {
+                event: name,
+                sub_type: SubType::Inbound
+            })
+        );
+    }
+}
+
+#[test]
+fn failed_attempt_reopens_with_retry_then_gives_up() {
+    let i = step(&connected_callback(), Event::Dialling);
+    let c = apply(&i, failed(2), now()).unwrap();
+    let n = &c.interaction;
+    assert_eq!(
+        (n.status, n.leg, n.assigned_agent.as_deref()),
+        (Status::Open, None, None)
+    );
+    let cb = n.callback.as_ref().unwrap();
+    assert_eq!(cb.attempts, 1);
+    assert_eq!(cb.not_before, Some(t("2026-03-01T10:05:00Z")));
+    assert_eq!(kinds(&c), ["callback_failed_attempt", "status_changed"]);
+    assert_eq!(c.feed[0].data["code"], 486);
+    assert_eq!(c.feed[0].data["outcome"], "busy");
+    let again = step(
+        &step(
+            n,
+            Event::Accepted {
+                agent: "alice".into(),
+            },
+        ),
+        Event::Dialling,
+    );
+    let c = apply(&again, failed(2), now()).unwrap();
+    assert_eq!(c.interaction.status, Status::Closed);
+    assert_eq!(
+        c.interaction.close_reason,
+        Some(CloseReason::CallbackFailed)
+    );
+    assert_eq!(c.interaction.callback.as_ref().unwrap().attempts, 2);
+    assert_eq!(kinds(&c), ["callback_failed_attempt", "closed"]);
+}
+
+#[test]
+fn huge_retry_interval_is_an_error_not_a_panic() {
+    let i = step(&connected_callback(), Event::Dialling);
+    let e = Event::DialFailed {
+        code: None,
+        kind: DialFailure::Failed,
+        max_attempts: 9,
+        retry_after: Duration::MAX,
+    };
+    assert_eq!(apply(&i, e, now()), Err(LifecycleError::BadRetry));
+}
+
+#[test]
+fn bridged_for_live_calls_and_refusals() {
+    let c = apply(&connected_live(), Event::Bridged, now()).unwrap();
+    assert_eq!(c.interaction.leg, Some(Leg::Bridged));
+    for i in [open(), bot(), closed()] {
+        not_allowed(&i, Event::Bridged);
+    }
+}
+
+#[test]
+fn hang_up_before_bridge_is_abandoned() {
+    let c = apply(
+        &connected_live(),
+        Event::HungUp {
+            by: HangupBy::Caller,
+        },
+        now(),
+    )
+    .unwrap();
+    assert_eq!(c.interaction.close_reason, Some(CloseReason::Abandoned));
+    for i in [open(), bot(), closed()] {
+        not_allowed(
+            &i,
+            Event::HungUp {
+                by: HangupBy::Agent,
+            },
+        );
+    }
+}
+
+#[test]
+fn explicit_close_from_any_live_status() {
+    for i in [open(), bot(), connected_live(), open_callback()] {
+        let c = apply(
+            &i,
+            Event::Closed {
+                reason: CloseReason::Completed,
+                disposition: Some("sold".into()),
+            },
+            now(),
+        )
+        .unwrap();
+        assert_eq!(c.interaction.status, Status::Closed);
+        assert_eq!(c.interaction.disposition.as_deref(), Some("sold"));
+        assert_eq!(c.feed.last().unwrap().data["disposition"], "sold");
+    }
+    not_allowed(
+        &closed(),
+        Event::Closed {
+            reason: CloseReason::Completed,
+            disposition: None,
+        },
+    );
+}
+
+#[test]
+fn notes_are_allowed_everywhere() {
+    for i in [open(), bot(), connected_live(), closed()] {
+        let c = apply(
+            &i,
+            Event::Note {
+                kind: "position_announced".into(),
+                text: "position 3".into(),
+            },
+            now(),
+        )
+        .unwrap();
+        assert_eq!(c.interaction.status, i.status);
+        assert_eq!(kinds(&c), ["position_announced"]);
+    }
+}
+
+#[test]
+fn recovery_rules() {
+    let c = apply(&bot_with_callback(), Event::Recovered, now()).unwrap();
+    assert_eq!(
+        (c.interaction.status, c.interaction.sub_type),
+        (Status::Open, SubType::Callback)
+    );
+    assert_eq!(kinds(&c), ["recovered", "status_changed"]);
+
+    let c = apply(&bot(), Event::Recovered, now()).unwrap();
+    assert_eq!(c.interaction.close_reason, Some(CloseReason::Abandoned));
+
+    let ringing = step(
+        &step(&connected_callback(), Event::Dialling),
+        Event::Ringing,
+    );
+    let c = apply(&ringing, Event::Recovered, now()).unwrap();
+    assert_eq!(c.interaction.status, Status::Open);
+    assert_eq!(c.interaction.leg, None);
+    assert_eq!(c.interaction.callback.as_ref().unwrap().attempts, 1);
+
+    let accepted_not_dialled = apply(&connected_callback(), Event::Recovered, now()).unwrap();
+    assert_eq!(
+        accepted_not_dialled
+            .interaction
+            .callback
+            .as_ref()
+            .unwrap()
+            .attempts,
+        1
+    );
+
+    let bridged = step(&connected_live(), Event::Bridged);
+    let c = apply(&bridged, Event::Recovered, now()).unwrap();
+    assert_eq!(c.interaction.close_reason, Some(CloseReason::Interrupted));
+
+    for i in [open(), closed()] {
+        not_allowed(&i, Event::Recovered);
+    }
+}

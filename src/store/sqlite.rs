@@ -1,0 +1,637 @@
+//! The embedded SQLite backend: one file (WAL, `synchronous=FULL`, `foreign_keys=ON`), created
+//! with its parent directory if missing; `sqlite::memory:` for tests. Writes are serialised by
+//! an async mutex (SQLite has one writer anyway) so events are broadcast in id order; each write
+//! is a `BEGIN IMMEDIATE` transaction whose commit is fsynced before the call returns, which is
+//! what makes a confirmed callback durable before its confirmation prompt plays.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row, SqlStr, SqlitePool, Transaction};
+use tokio::sync::{Mutex, broadcast};
+
+use super::{
+    Cursor, Detail, Error, InteractionStore, ListQuery, Listed, MAX_PAGE, Page, StoreFuture,
+    StoredEvent,
+};
+use crate::interaction::{
+    Callback, CloseReason, CommunicationType, Event, FeedEntry, Interaction, InteractionId, Leg,
+    LifecycleError, Status, SubType, apply,
+};
+
+/// The migrations in `src/store/migrations/`, embedded in the binary.
+fn migrator() -> Migrator {
+    let m = |version, description: &'static str, sql: &'static str| {
+        Migration::new(
+            version,
+            Cow::Borrowed(description),
+            MigrationType::Simple,
+            SqlStr::from_static(sql),
+            false,
+        )
+    };
+    Migrator {
+        migrations: Cow::Owned(vec![m(
+            1,
+            "interactions",
+            include_str!("migrations/0001_interactions.sql"),
+        )]),
+        ..Migrator::DEFAULT
+    }
+}
+
+/// The interaction columns, in [`row_to_interaction`]'s order.
+macro_rules! cols {
+    () => {
+        "i.id, i.queue, i.status, i.communication_type, i.sub_type, i.customer_number, i.created_at, \
+         i.updated_at, i.assigned_agent, i.callback_number, i.callback_attempts, i.callback_not_before, \
+         i.callback_requested_at, i.leg, i.close_reason, i.disposition, i.version, \
+         CASE WHEN i.status = 'open' THEN (SELECT COUNT(*) FROM interactions o WHERE o.queue = i.queue \
+         AND o.status = 'open' AND (o.created_at < i.created_at OR (o.created_at = i.created_at AND o.id <= i.id))) \
+         END AS position"
+    };
+}
+
+const BROADCAST_CAPACITY: usize = 1024;
+
+/// The SQLite store. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    write: Mutex<()>,
+    events: broadcast::Sender<StoredEvent>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://data/hammond.db`,
+    /// `sqlite::memory:`) and runs the embedded migrations. Call once at start.
+    pub async fn open(url: &str) -> Result<Self, Error> {
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut opts = SqliteConnectOptions::from_str(url)?
+            .foreign_keys(true)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5));
+        let pool_opts = if in_memory {
+            // Each connection to :memory: is its own database: keep exactly one, forever.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            let path = opts.get_filename().to_path_buf();
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            opts = opts
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal);
+            SqlitePoolOptions::new().max_connections(4)
+        };
+        let pool = pool_opts.connect_with(opts).await?;
+        migrator().run(&pool).await?;
+        let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
+        Ok(Self {
+            pool,
+            write: Mutex::new(()),
+            events,
+        })
+    }
+
+    /// Closes the pool (tests reopen the same file to check recovery).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn create_inner(&self, new: Interaction) -> Result<Interaction, Error> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO interactions (queue, status, communication_type, sub_type, customer_number, created_at, \
+             updated_at, assigned_agent, callback_number, callback_attempts, callback_not_before, \
+             callback_requested_at, leg, close_reason, disposition) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&new.queue)
+        .bind(new.status.as_str())
+        .bind(new.communication_type.as_str())
+        .bind(new.sub_type.as_str())
+        .bind(&new.customer_number)
+        .bind(us(new.created_at))
+        .bind(us(new.updated_at))
+        .bind(new.assigned_agent.as_deref())
+        .bind(new.callback.as_ref().map(|c| c.number.as_str()))
+        .bind(i64::from(new.callback.as_ref().map_or(0, |c| c.attempts)))
+        .bind(new.callback.as_ref().and_then(|c| c.not_before).map(us))
+        .bind(new.callback.as_ref().and_then(|c| c.requested_at).map(us))
+        .bind(new.leg.map(Leg::as_str))
+        .bind(new.close_reason.map(CloseReason::as_str))
+        .bind(new.disposition.as_deref())
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut stored = new;
+        stored.id = id;
+        let entry = FeedEntry::new(
+            stored.created_at,
+            "created",
+            format!("call received from {}", stored.customer_number),
+        )
+        .with("queue", &stored.queue)
+        .with("customer_number", &stored.customer_number);
+        let ev = self.finish(&mut tx, &stored, "created", &[entry]).await?;
+        tx.commit().await?;
+        let _ = self.events.send(ev);
+        Ok(stored)
+    }
+
+    async fn apply_inner(
+        &self,
+        id: InteractionId,
+        event: Event,
+        now: Timestamp,
+        accept: bool,
+    ) -> Result<Interaction, Error> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            cols!(),
+            " FROM interactions i WHERE i.id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::NotFound(id))?;
+        let (current, version) = row_to_interaction(&row)?;
+        let kind = event.name();
+        let change = apply(&current, event, now).map_err(|source| match source {
+            LifecycleError::NotAllowed { status, .. } => Error::Conflict { id, status },
+            source => Error::Lifecycle { id, source },
+        })?;
+        let next = &change.interaction;
+        let cb = next.callback.as_ref();
+        // The status guard makes accept atomic on any backend (PostgreSQL included); the version
+        // guard catches every other lost update.
+        let sql = if accept {
+            "UPDATE interactions SET status = ?, sub_type = ?, updated_at = ?, assigned_agent = ?, \
+             callback_number = ?, callback_attempts = ?, callback_not_before = ?, callback_requested_at = ?, \
+             leg = ?, close_reason = ?, disposition = ?, version = version + 1 \
+             WHERE id = ? AND version = ? AND status = 'open' RETURNING id"
+        } else {
+            "UPDATE interactions SET status = ?, sub_type = ?, updated_at = ?, assigned_agent = ?, \
+             callback_number = ?, callback_attempts = ?, callback_not_before = ?, callback_requested_at = ?, \
+             leg = ?, close_reason = ?, disposition = ?, version = version + 1 \
+             WHERE id = ? AND version = ? RETURNING id"
+        };
+        let won: Option<i64> = sqlx::query_scalar(sql)
+            .bind(next.status.as_str())
+            .bind(next.sub_type.as_str())
+            .bind(us(next.updated_at))
+            .bind(next.assigned_agent.as_deref())
+            .bind(cb.map(|c| c.number.as_str()))
+            .bind(i64::from(cb.map_or(0, |c| c.attempts)))
+            .bind(cb.and_then(|c| c.not_before).map(us))
+            .bind(cb.and_then(|c| c.requested_at).map(us))
+            .bind(next.leg.map(Leg::as_str))
+            .bind(next.close_reason.map(CloseReason::as_str))
+            .bind(next.disposition.as_deref())
+            .bind(id)
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if won.is_none() {
+            return Err(Error::Conflict {
+                id,
+                status: current.status,
+            });
+        }
+        let ev = self.finish(&mut tx, next, kind, &change.feed).await?;
+        tx.commit().await?;
+        let _ = self.events.send(ev);
+        Ok(change.interaction)
+    }
+
+    /// Appends feed entries and the event-log row inside `tx`.
+    async fn finish(
+        &self,
+        tx: &mut Transaction<'static, sqlx::Sqlite>,
+        i: &Interaction,
+        kind: &str,
+        feed: &[FeedEntry],
+    ) -> Result<StoredEvent, Error> {
+        for e in feed {
+            sqlx::query(
+                "INSERT INTO feed (interaction_id, at, kind, text, data) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(i.id)
+            .bind(us(e.at))
+            .bind(&e.kind)
+            .bind(&e.text)
+            .bind(serde_json::Value::Object(e.data.clone()).to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
+        let position = position_of(tx, i).await?;
+        let data = serde_json::json!({ "interaction": i.to_json(position), "feed": feed });
+        let at = i.updated_at;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO events (interaction_id, queue, at, kind, data) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(i.id)
+        .bind(&i.queue)
+        .bind(us(at))
+        .bind(kind)
+        .bind(data.to_string())
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(StoredEvent {
+            id,
+            interaction_id: i.id,
+            queue: i.queue.clone(),
+            at,
+            kind: kind.to_owned(),
+            data,
+        })
+    }
+
+    async fn get_inner(&self, id: InteractionId) -> Result<Detail, Error> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            cols!(),
+            " FROM interactions i WHERE i.id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(Error::NotFound(id))?;
+        let listed = row_to_listed(&row)?;
+        let rows = sqlx::query(
+            "SELECT at, kind, text, data FROM feed WHERE interaction_id = ? ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let feed = rows
+            .iter()
+            .map(|r| {
+                let data: String = r.try_get("data")?;
+                let data = match serde_json::from_str(&data) {
+                    Ok(serde_json::Value::Object(m)) => m,
+                    _ => {
+                        return Err(Error::Corrupt {
+                            column: "feed.data",
+                            value: data,
+                        });
+                    }
+                };
+                Ok(FeedEntry {
+                    at: ts(r.try_get("at")?, "feed.at")?,
+                    kind: r.try_get("kind")?,
+                    text: r.try_get("text")?,
+                    data,
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(Detail { listed, feed })
+    }
+
+    async fn list_inner(&self, q: ListQuery) -> Result<Page, Error> {
+        let mut sql = String::from(concat!(
+            "SELECT ",
+            cols!(),
+            " FROM interactions i WHERE 1 = 1"
+        ));
+        if q.status.is_some() {
+            sql.push_str(" AND i.status = ?");
+        }
+        if q.sub_type.is_some() {
+            sql.push_str(" AND i.sub_type = ?");
+        }
+        if let Some(queues) = &q.queues {
+            if queues.is_empty() {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next_cursor: None,
+                });
+            }
+            sql.push_str(" AND i.queue IN (");
+            sql.push_str(&vec!["?"; queues.len()].join(", "));
+            sql.push(')');
+        }
+        if q.cursor.is_some() {
+            sql.push_str(" AND (i.created_at > ? OR (i.created_at = ? AND i.id > ?))");
+        }
+        sql.push_str(" ORDER BY i.created_at, i.id LIMIT ?");
+        let limit = q.limit.clamp(1, MAX_PAGE);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(s) = q.status {
+            query = query.bind(s.as_str());
+        }
+        if let Some(s) = q.sub_type {
+            query = query.bind(s.as_str());
+        }
+        for queue in q.queues.iter().flatten() {
+            query = query.bind(queue.clone());
+        }
+        if let Some(c) = q.cursor {
+            query = query.bind(c.created_us).bind(c.created_us).bind(c.id);
+        }
+        // One extra row tells whether another page exists.
+        let rows = query
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut items = rows
+            .iter()
+            .map(row_to_listed)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|l| Cursor {
+                created_us: us(l.interaction.created_at),
+                id: l.interaction.id,
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn one(
+        &self,
+        sql: &'static str,
+        binds: (&str, Option<&str>, i64),
+    ) -> Result<Option<Interaction>, Error> {
+        let mut query = sqlx::query(sql).bind(binds.0.to_owned());
+        if let Some(b) = binds.1 {
+            query = query.bind(b.to_owned());
+        }
+        let row = query.bind(binds.2).fetch_optional(&self.pool).await?;
+        row.as_ref()
+            .map(|r| row_to_interaction(r).map(|(i, _)| i))
+            .transpose()
+    }
+
+    async fn recover_inner(&self, now: Timestamp) -> Result<Vec<Interaction>, Error> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM interactions WHERE status IN ('bot', 'connected') ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut settled = Vec::with_capacity(ids.len());
+        for id in ids {
+            settled.push(self.apply_inner(id, Event::Recovered, now, false).await?);
+        }
+        Ok(settled)
+    }
+}
+
+impl InteractionStore for SqliteStore {
+    fn create(&self, new: Interaction) -> StoreFuture<'_, Interaction> {
+        Box::pin(self.create_inner(new))
+    }
+
+    fn get(&self, id: InteractionId) -> StoreFuture<'_, Detail> {
+        Box::pin(self.get_inner(id))
+    }
+
+    fn list(&self, q: ListQuery) -> StoreFuture<'_, Page> {
+        Box::pin(self.list_inner(q))
+    }
+
+    fn apply(
+        &self,
+        id: InteractionId,
+        event: Event,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Interaction> {
+        Box::pin(self.apply_inner(id, event, now, false))
+    }
+
+    fn accept(
+        &self,
+        id: InteractionId,
+        agent: &str,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Interaction> {
+        let event = Event::Accepted {
+            agent: agent.to_owned(),
+        };
+        Box::pin(self.apply_inner(id, event, now, true))
+    }
+
+    fn pending_callback(&self, queue: &str, number: &str) -> StoreFuture<'_, Option<Interaction>> {
+        let (queue, number) = (queue.to_owned(), number.to_owned());
+        Box::pin(async move {
+            self.one(
+                concat!(
+                    "SELECT ",
+                    cols!(),
+                    " FROM interactions i WHERE i.queue = ? AND i.callback_number = ? AND i.sub_type = 'callback' \
+                     AND i.status <> 'closed' AND i.id > ? ORDER BY i.created_at, i.id LIMIT 1"
+                ),
+                (&queue, Some(&number), 0),
+            )
+            .await
+        })
+    }
+
+    fn callbacks_requested_since(&self, number: &str, since: Timestamp) -> StoreFuture<'_, u32> {
+        let number = number.to_owned();
+        Box::pin(async move {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM interactions WHERE callback_number = ? AND callback_requested_at >= ?",
+            )
+            .bind(number)
+            .bind(us(since))
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        })
+    }
+
+    fn next_due(&self, queue: &str, now: Timestamp) -> StoreFuture<'_, Option<Interaction>> {
+        let queue = queue.to_owned();
+        Box::pin(async move {
+            self.one(
+                concat!(
+                    "SELECT ",
+                    cols!(),
+                    " FROM interactions i WHERE i.queue = ? AND i.status = 'open' \
+                     AND (i.callback_not_before IS NULL OR i.callback_not_before <= ?) \
+                     ORDER BY i.created_at, i.id LIMIT 1"
+                ),
+                (&queue, None, us(now)),
+            )
+            .await
+        })
+    }
+
+    fn events_since(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredEvent>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT id, interaction_id, queue, at, kind, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
+            )
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let data: String = r.try_get("data")?;
+                    let data = serde_json::from_str(&data).map_err(|_| Error::Corrupt {
+                        column: "events.data",
+                        value: data.clone(),
+                    })?;
+                    Ok(StoredEvent {
+                        id: r.try_get("id")?,
+                        interaction_id: r.try_get("interaction_id")?,
+                        queue: r.try_get("queue")?,
+                        at: ts(r.try_get("at")?, "events.at")?,
+                        kind: r.try_get("kind")?,
+                        data,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<StoredEvent> {
+        self.events.subscribe()
+    }
+
+    fn recover(&self, now: Timestamp) -> StoreFuture<'_, Vec<Interaction>> {
+        Box::pin(self.recover_inner(now))
+    }
+
+    fn counts(&self) -> StoreFuture<'_, Vec<(Status, SubType, u64)>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT status, sub_type, COUNT(*) AS n FROM interactions GROUP BY status, sub_type")
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let n: i64 = r.try_get("n")?;
+                    Ok((
+                        parse(r, "status", Status::parse)?,
+                        parse(r, "sub_type", SubType::parse)?,
+                        u64::try_from(n).unwrap_or(0),
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM interactions WHERE id = 0")
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+async fn position_of(
+    tx: &mut Transaction<'static, sqlx::Sqlite>,
+    i: &Interaction,
+) -> Result<Option<u32>, Error> {
+    if i.status != Status::Open {
+        return Ok(None);
+    }
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM interactions o WHERE o.queue = ? AND o.status = 'open' \
+         AND (o.created_at < ? OR (o.created_at = ? AND o.id <= ?))",
+    )
+    .bind(&i.queue)
+    .bind(us(i.created_at))
+    .bind(us(i.created_at))
+    .bind(i.id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(u32::try_from(n).ok())
+}
+
+fn us(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+fn ts(v: i64, column: &'static str) -> Result<Timestamp, Error> {
+    Timestamp::from_microsecond(v).map_err(|_| Error::Corrupt {
+        column,
+        value: v.to_string(),
+    })
+}
+
+fn parse<T>(r: &SqliteRow, column: &'static str, f: fn(&str) -> Option<T>) -> Result<T, Error> {
+    let s: String = r.try_get(column)?;
+    f(&s).ok_or(Error::Corrupt { column, value: s })
+}
+
+fn parse_opt<T>(
+    r: &SqliteRow,
+    column: &'static str,
+    f: fn(&str) -> Option<T>,
+) -> Result<Option<T>, Error> {
+    let s: Option<String> = r.try_get(column)?;
+    s.map(|s| f(&s).ok_or(Error::Corrupt { column, value: s }))
+        .transpose()
+}
+
+fn row_to_listed(r: &SqliteRow) -> Result<Listed, Error> {
+    let (interaction, _) = row_to_interaction(r)?;
+    let position: Option<i64> = r.try_get("position")?;
+    Ok(Listed {
+        interaction,
+        position: position.and_then(|p| u32::try_from(p).ok()),
+    })
+}
+
+fn row_to_interaction(r: &SqliteRow) -> Result<(Interaction, i64), Error> {
+    let sub_type = parse(r, "sub_type", SubType::parse)?;
+    let number: Option<String> = r.try_get("callback_number")?;
+    let attempts: i64 = r.try_get("callback_attempts")?;
+    let not_before: Option<i64> = r.try_get("callback_not_before")?;
+    let requested_at: Option<i64> = r.try_get("callback_requested_at")?;
+    let callback = match number {
+        Some(number) => Some(Callback {
+            number,
+            attempts: u32::try_from(attempts).unwrap_or(0),
+            not_before: not_before
+                .map(|v| ts(v, "callback_not_before"))
+                .transpose()?,
+            requested_at: requested_at
+                .map(|v| ts(v, "callback_requested_at"))
+                .transpose()?,
+        }),
+        None => None,
+    };
+    let i = Interaction {
+        id: r.try_get("id")?,
+        queue: r.try_get("queue")?,
+        status: parse(r, "status", Status::parse)?,
+        communication_type: parse(r, "communication_type", CommunicationType::parse)?,
+        sub_type,
+        customer_number: r.try_get("customer_number")?,
+        created_at: ts(r.try_get("created_at")?, "created_at")?,
+        updated_at: ts(r.try_get("updated_at")?, "updated_at")?,
+        assigned_agent: r.try_get("assigned_agent")?,
+        callback,
+        leg: parse_opt(r, "leg", Leg::parse)?,
+        close_reason: parse_opt(r, "close_reason", CloseReason::parse)?,
+        disposition: r.try_get("disposition")?,
+    };
+    Ok((i, r.try_get("version")?))
+}
+
+#[cfg(test)]
+mod tests;

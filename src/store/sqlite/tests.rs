@@ -1,0 +1,477 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::interaction::{DialFailure, HangupBy};
+
+fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn at(min: i64) -> Timestamp {
+    t("2026-03-01T10:00:00Z") + jiff::SignedDuration::from_mins(min)
+}
+
+async fn file_store(dir: &tempfile::TempDir) -> SqliteStore {
+    let url = format!("sqlite://{}/data/hammond.db", dir.path().display());
+    SqliteStore::open(&url).await.unwrap()
+}
+
+async fn inbound(s: &SqliteStore, queue: &str, number: &str, min: i64) -> Interaction {
+    s.create(Interaction::inbound(queue, number, at(min)))
+        .await
+        .unwrap()
+}
+
+/// An open callback for `number`, requested at `min`.
+async fn callback(s: &SqliteStore, queue: &str, number: &str, min: i64) -> Interaction {
+    let i = inbound(s, queue, number, min).await;
+    s.apply(i.id, Event::EnteredWorkflow, at(min))
+        .await
+        .unwrap();
+    s.apply(
+        i.id,
+        Event::CallbackRequested {
+            number: number.into(),
+        },
+        at(min),
+    )
+    .await
+    .unwrap();
+    let end = Event::CallEnded {
+        by: HangupBy::Hammond,
+        had_callback: true,
+        voicemail: false,
+        during: None,
+    };
+    s.apply(i.id, end, at(min)).await.unwrap()
+}
+
+fn all() -> ListQuery {
+    ListQuery {
+        limit: 100,
+        ..ListQuery::default()
+    }
+}
+
+#[tokio::test]
+async fn creates_the_file_and_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = file_store(&dir).await;
+    assert!(dir.path().join("data/hammond.db").exists());
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(sync, 2, "FULL");
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+}
+
+#[tokio::test]
+async fn crud_round_trip_with_feed() {
+    let s = SqliteStore::open("sqlite::memory:").await.unwrap();
+    let i = inbound(&s, "support", "+15550001", 0).await;
+    assert!(i.id > 0);
+    let d = s.get(i.id).await.unwrap();
+    assert_eq!(d.listed.interaction, i);
+    assert_eq!(d.listed.position, Some(1));
+    assert_eq!(d.feed.len(), 1);
+    assert_eq!(d.feed[0].kind, "created");
+
+    let i2 = callback(&s, "support", "15551234567", 0).await;
+    let d = s.get(i2.id).await.unwrap();
+    assert_eq!(d.listed.interaction.sub_type, SubType::Callback);
+    assert_eq!(
+        d.listed.interaction.callback.as_ref().unwrap().number,
+        "15551234567"
+    );
+    assert_eq!(
+        d.listed.interaction.callback.as_ref().unwrap().requested_at,
+        Some(at(0))
+    );
+    let kinds: Vec<_> = d.feed.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "created",
+            "status_changed",
+            "callback_requested",
+            "sub_type_changed",
+            "call_ended",
+            "status_changed"
+        ]
+    );
+    assert!(matches!(s.get(999).await, Err(Error::NotFound(999))));
+    assert!(matches!(
+        s.apply(999, Event::EnteredWorkflow, at(1)).await,
+        Err(Error::NotFound(999))
+    ));
+}
+
+#[tokio::test]
+async fn refused_events_are_conflicts_or_lifecycle_errors_and_write_nothing() {
+    let s = SqliteStore::open("sqlite::memory:").await.unwrap();
+    let i = inbound(&s, "support", "+15550001", 0).await;
+    let e = s.apply(i.id, Event::Bridged, at(1)).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Conflict {
+                status: Status::Open,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    s.apply(i.id, Event::EnteredWorkflow, at(1)).await.unwrap();
+    let e = s
+        .apply(
+            i.id,
+            Event::CallbackRequested {
+                number: "abc".into(),
+            },
+            at(1),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Lifecycle { .. }), "{e}");
+    assert_eq!(s.get(i.id).await.unwrap().feed.len(), 2);
+}
+
+#[tokio::test]
+async fn list_orders_by_arrival_with_positions_and_filters() {
+    let s = SqliteStore::open("sqlite::memory:").await.unwrap();
+    // Arrivals: a(0) support, b(1) sales, c(2) support, d(3) support.
+    let a = inbound(&s, "support", "1001", 0).await;
+    let b = inbound(&s, "sales", "1002", 1).await;
+    let c = callback(&s, "support", "1003", 2).await;
+    let d = inbound(&s, "support", "1004", 3).await;
+    // a enters the workflow: it is no longer open, so c and d move up.
+    s.apply(a.id, Event::EnteredWorkflow, at(4)).await.unwrap();
+    // A callback requested late keeps its original place: c (arrived 2) stays before d.
+    let page = s.list(all()).await.unwrap();
+    let got: Vec<_> = page
+        .items
+        .iter()
+        .map(|l| (l.interaction.id, l.position))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (a.id, None),
+            (b.id, Some(1)),
+            (c.id, Some(1)),
+            (d.id, Some(2))
+        ]
+    );
+    assert_eq!(page.next_cursor, None);
+
+    let q = ListQuery {
+        status: Some(Status::Open),
+        queues: Some(vec!["support".into()]),
+        ..all()
+    };
+    let got: Vec<_> = s
+        .list(q)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|l| l.interaction.id)
+        .collect();
+    assert_eq!(got, [c.id, d.id]);
+    let q = ListQuery {
+        sub_type: Some(SubType::Callback),
+        ..all()
+    };
+    let got: Vec<_> = s
+        .list(q)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|l| l.interaction.id)
+        .collect();
+    assert_eq!(got, [c.id]);
+    let q = ListQuery {
+        queues: Some(vec![]),
+        ..all()
+    };
+    assert!(s.list(q).await.unwrap().items.is_empty());
+}
+
+#[tokio::test]
+async fn list_paginates_with_a_cursor() {
+    let s = SqliteStore::open("sqlite::memory:").await.unwrap();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(inbound(&s, "support", "1000", n).await.id);
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = s
+            .list(ListQuery {
+                limit: 2,
+                cursor,
+                ..all()
+            })
+            .await
+            .unwrap();
+        seen.extend(page.items.iter().map(|l| l.interaction.id));
+        match page.next_cursor {
+            Some(c) => {
+                assert_eq!(Cursor::decode(&c.encode()), Some(c));
+                cursor = Some(c);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+}
+
+#[tokio::test]
+async fn callback_lookups_and_next_due() {
+    let s = SqliteStore::open("sqlite::memory:").await.unwrap();
+    assert_eq!(
+        s.pending_callback("support", "15551234567").await.unwrap(),
+        None
+    );
+    let c = callback(&s, "support", "15551234567", 0).await;
+    assert_eq!(
+        s.pending_callback("support", "15551234567")
+            .await
+            .unwrap()
+            .map(|i| i.id),
+        Some(c.id)
+    );
+    assert_eq!(
+        s.pending_callback("sales", "15551234567").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.callbacks_requested_since("15551234567", at(-60))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.callbacks_requested_since("15551234567", at(1))
+            .await
+            .unwrap(),
+        0
+    );
+
+    // The callback fails once: not due until its not-before.
+    s.accept(c.id, "alice", at(1)).await.unwrap();
+    s.apply(c.id, Event::Dialling, at(1)).await.unwrap();
+    let fail = Event::DialFailed {
+        code: Some(486),
+        kind: DialFailure::Busy,
+        max_attempts: 3,
+        retry_after: Duration::from_secs(600),
+    };
+    s.apply(c.id, fail, at(1)).await.unwrap();
+    let later = inbound(&s, "support", "1009", 2).await;
+    assert_eq!(
+        s.next_due("support", at(5)).await.unwrap().map(|i| i.id),
+        Some(later.id)
+    );
+    assert_eq!(
+        s.next_due("support", at(11)).await.unwrap().map(|i| i.id),
+        Some(c.id)
+    );
+    assert_eq!(s.next_due("sales", at(11)).await.unwrap(), None);
+    // Closed callbacks are no longer pending.
+    s.apply(
+        c.id,
+        Event::Closed {
+            reason: CloseReason::Completed,
+            disposition: None,
+        },
+        at(12),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.pending_callback("support", "15551234567").await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_is_atomic_under_a_race() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(file_store(&dir).await);
+    let i = callback(&s, "support", "15551234567", 0).await;
+    let mut tasks = Vec::new();
+    for n in 0..16 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            s.accept(i.id, &format!("agent{n}"), at(1)).await
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(i) => winners.push(i),
+            Err(Error::Conflict {
+                status: Status::Connected,
+                ..
+            }) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    let d = s.get(i.id).await.unwrap();
+    assert_eq!(d.listed.interaction.status, Status::Connected);
+    assert_eq!(
+        d.listed.interaction.assigned_agent,
+        winners[0].assigned_agent
+    );
+    assert_eq!(d.feed.iter().filter(|e| e.kind == "assigned").count(), 1);
+}
+
+#[tokio::test]
+async fn recovery_after_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bot_cb, bot_plain, dialling, bridged, open) = {
+        let s = file_store(&dir).await;
+        let bot_cb = inbound(&s, "support", "1001", 0).await;
+        s.apply(bot_cb.id, Event::EnteredWorkflow, at(0))
+            .await
+            .unwrap();
+        s.apply(
+            bot_cb.id,
+            Event::CallbackRequested {
+                number: "15551234567".into(),
+            },
+            at(0),
+        )
+        .await
+        .unwrap();
+        let bot_plain = inbound(&s, "support", "1002", 1).await;
+        s.apply(bot_plain.id, Event::EnteredWorkflow, at(1))
+            .await
+            .unwrap();
+        let dialling = callback(&s, "support", "1003", 2).await;
+        s.accept(dialling.id, "alice", at(3)).await.unwrap();
+        s.apply(dialling.id, Event::Dialling, at(3)).await.unwrap();
+        let bridged = inbound(&s, "support", "1004", 3).await;
+        s.apply(bridged.id, Event::EnteredWorkflow, at(3))
+            .await
+            .unwrap();
+        s.apply(
+            bridged.id,
+            Event::OfferedLive {
+                agent: "bob".into(),
+            },
+            at(4),
+        )
+        .await
+        .unwrap();
+        s.apply(bridged.id, Event::Bridged, at(4)).await.unwrap();
+        let open = inbound(&s, "support", "1005", 4).await;
+        s.close().await;
+        (bot_cb.id, bot_plain.id, dialling.id, bridged.id, open.id)
+    };
+    let s = file_store(&dir).await;
+    let settled = s.recover(at(10)).await.unwrap();
+    assert_eq!(settled.len(), 4);
+    let get = |id| {
+        let s = &s;
+        async move { s.get(id).await.unwrap() }
+    };
+    let d = get(bot_cb).await;
+    assert_eq!(
+        (d.listed.interaction.status, d.listed.interaction.sub_type),
+        (Status::Open, SubType::Callback)
+    );
+    assert!(d.feed.iter().any(|e| e.kind == "recovered"));
+    let d = get(bot_plain).await;
+    assert_eq!(
+        d.listed.interaction.close_reason,
+        Some(CloseReason::Abandoned)
+    );
+    let d = get(dialling).await;
+    assert_eq!(d.listed.interaction.status, Status::Open);
+    assert_eq!(d.listed.interaction.callback.as_ref().unwrap().attempts, 1);
+    let d = get(bridged).await;
+    assert_eq!(
+        d.listed.interaction.close_reason,
+        Some(CloseReason::Interrupted)
+    );
+    assert_eq!(get(open).await.listed.interaction.status, Status::Open);
+    // Nothing left to settle.
+    assert!(s.recover(at(11)).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn events_since_and_live_events_agree() {
+    let s = SqliteStore::open("sqlite::memory:").await.unwrap();
+    let mut rx = s.subscribe();
+    let i = inbound(&s, "support", "1001", 0).await;
+    s.apply(i.id, Event::EnteredWorkflow, at(1)).await.unwrap();
+    s.apply(
+        i.id,
+        Event::Dtmf {
+            digit: '1',
+            method: crate::interaction::lifecycle::DtmfMethod::Info,
+        },
+        at(1),
+    )
+    .await
+    .unwrap();
+    let stored = s.events_since(0, 100).await.unwrap();
+    let kinds: Vec<_> = stored.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["created", "entered_workflow", "dtmf"]);
+    assert!(stored.windows(2).all(|w| w[0].id < w[1].id));
+    for e in &stored {
+        assert_eq!(&rx.recv().await.unwrap(), e);
+    }
+    assert_eq!(stored[1].data["interaction"]["status"], "bot");
+    assert_eq!(stored[2].data["feed"][0]["digit"], "1");
+    assert_eq!(
+        s.events_since(stored[1].id, 100).await.unwrap(),
+        stored[2..].to_vec()
+    );
+    assert_eq!(
+        s.events_since(stored[0].id, 1).await.unwrap(),
+        stored[1..2].to_vec()
+    );
+}
+
+#[tokio::test]
+async fn counts_and_ping() {
+    let s = SqliteStore::open("sqlite::memory:").await.unwrap();
+    s.ping().await.unwrap();
+    inbound(&s, "support", "1", 0).await;
+    inbound(&s, "support", "2", 1).await;
+    callback(&s, "support", "155512345", 2).await;
+    let mut c = s.counts().await.unwrap();
+    c.sort_by_key(|(s, t, _)| (s.as_str(), t.as_str()));
+    assert_eq!(
+        c,
+        [
+            (Status::Open, SubType::Callback, 1),
+            (Status::Open, SubType::Inbound, 2)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_refused() {
+    assert!(matches!(
+        crate::store::open("postgres://x/y").await,
+        Err(Error::UnsupportedUrl(_))
+    ));
+}
