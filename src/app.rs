@@ -151,20 +151,23 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
     ));
 
     let registry_for_health = registry.clone();
-    let state = api::AppState::new(
-        store.clone(),
-        cfg.agents.iter().map(api::Agent::from_config).collect(),
-        metrics,
-        None,
-        Arc::new(move || {
-            registry_for_health
-                .last_errors()
-                .iter()
-                .map(ToString::to_string)
-                .collect()
-        }),
-        cfg.http.max_body,
-    );
+    let agents = cfg
+        .agents
+        .iter()
+        .map(|a| api::Agent {
+            id: a.id.clone(),
+            endpoint: a.endpoint.clone(),
+            queues: a.queues.clone(),
+            token: a.token.expose().to_owned(),
+        })
+        .collect();
+    let state = api::AppState::new(store.clone(), agents, metrics).with_health_extra(Arc::new(move || {
+        registry_for_health
+            .last_errors()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }));
     let router = api::router(state);
     let http_stop = shutdown.clone();
     let http_task = tokio::spawn(async move {

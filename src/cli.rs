@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, ProcessEnv};
 use crate::media::prompts::PromptLibrary;
-use crate::workflow::{flow, simulate};
+use crate::workflow::flow;
+use crate::workflow::simulate as sim;
 
 /// `hammond run`: exit 0 after a clean (drained) shutdown, 1 when startup fails.
 pub fn run(path: &Path) -> ExitCode {
@@ -117,7 +118,7 @@ pub fn simulate(path: &Path, queue: &str, keys: &str, duration: &str) -> ExitCod
     let Some(flow) = queues.get(queue) else {
         return fail(format!("no queue named {queue:?} in {}", cfg.queues_dir.display()));
     };
-    let keys = match simulate::parse_keys(keys) {
+    let keys = match sim::parse_keys(keys) {
         Ok(k) => k,
         Err(e) => return fail(e),
     };
@@ -125,6 +126,6 @@ pub fn simulate(path: &Path, queue: &str, keys: &str, duration: &str) -> ExitCod
         Ok(d) => d,
         Err(e) => return fail(format!("--duration: {e}")),
     };
-    print!("{}", simulate::simulate(&flow, &keys, until, &prompts));
+    print!("{}", sim::simulate(&flow, &keys, until, &prompts));
     ExitCode::SUCCESS
 }

@@ -83,7 +83,7 @@ async fn inbound(s: &SqliteStore, queue: &str) -> i64 {
 async fn open_callback(s: &SqliteStore, queue: &str) -> i64 {
     let id = inbound(s, queue).await;
     s.apply(id, Event::EnteredWorkflow, now()).await.unwrap();
-    s.apply(id, Event::CallbackRequested { number: "15551234567".into() }, now()).await.unwrap();
+    s.apply(id, Event::CallbackRequested { number: "15551234567".into(), not_before: None }, now()).await.unwrap();
     let end = Event::CallEnded { by: HangupBy::Hammond, had_callback: true, voicemail: false, during: None };
     s.apply(id, end, now()).await.unwrap();
     id

@@ -21,17 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Callback, CloseReason, FeedEntry, Interaction, Leg, Status, SubType};
 
-/// How a key press reached Hammond (pinned in the feed's `method`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DtmfMethod {
-    /// RFC 4733 telephone-event RTP packets.
-    Rfc4733,
-    /// SIP INFO (application/dtmf-relay).
-    Info,
-    /// Detected in the audio (Goertzel).
-    Inband,
-}
+/// How a key press reached Hammond (pinned in the feed's `method`): the media layer's type.
+pub use crate::media::dtmf::DtmfMethod;
 
 /// Who ended a call or leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -76,6 +67,8 @@ pub enum Event {
     CallbackRequested {
         /// Digits, optionally with `+`.
         number: String,
+        /// Not to be dialled before (a callback requested outside business hours).
+        not_before: Option<jiff::Timestamp>,
     },
     /// The inbound call ended while open or bot: bot → open when a callback is stored or a
     /// voicemail was left, otherwise → closed (abandoned, or hung_up_by_workflow).
@@ -269,7 +262,7 @@ pub fn apply(
             }
             Status::Open | Status::Closed => return refuse(status),
         },
-        Event::CallbackRequested { number } => match status {
+        Event::CallbackRequested { number, not_before } => match status {
             Status::Bot => {
                 if !valid_number(&number) {
                     return Err(LifecycleError::BadNumber(number));
@@ -286,7 +279,7 @@ pub fn apply(
                 next.callback = Some(Callback {
                     number,
                     attempts: 0,
-                    not_before: None,
+                    not_before,
                     requested_at: Some(now),
                 });
             }

@@ -116,7 +116,7 @@ async fn run(svc: Arc<Services>, inc: IncomingCall, mut events: mpsc::UnboundedR
         }
     };
     tracing::Span::current().record("interaction", interaction.id);
-    let store = StoreWorker::spawn(svc.store.clone(), interaction.id);
+    let mut store = StoreWorker::spawn(svc.store.clone(), interaction.id);
 
     // Ring, and let the caller cancel while it rings.
     svc.ua.send(Command::Ring { call });
@@ -170,6 +170,8 @@ async fn run(svc: Arc<Services>, inc: IncomingCall, mut events: mpsc::UnboundedR
         recording_until: None,
         hangup_sent: false,
         end: None,
+        transfer_target: None,
+        left_voicemail: false,
     };
     c.engine.handle_event(started, WfEvent::Answered);
     let outcome = c.media_loop(&mut events).await;
@@ -204,6 +206,9 @@ struct ActiveCall {
     recording_until: Option<Instant>,
     hangup_sent: bool,
     end: Option<Outcome>,
+    /// Where the workflow sent the caller, once a transfer started.
+    transfer_target: Option<String>,
+    left_voicemail: bool,
 }
 
 impl ActiveCall {
@@ -324,6 +329,7 @@ impl ActiveCall {
             }
             Action::Transfer { target } => {
                 info!(target = %target, "transferring (REFER)");
+                self.transfer_target = Some(target.clone());
                 self.svc.ua.send(Command::Refer {
                     call: self.call,
                     target,
@@ -373,7 +379,8 @@ impl ActiveCall {
             }
             SipEvent::ReferNotify { status, .. } => {
                 if (200..300).contains(&status) {
-                    self.hang_up(Outcome::Transferred(String::new()));
+                    let target = self.transfer_target.clone().unwrap_or_default();
+                    self.hang_up(Outcome::Transferred(target));
                 } else if status >= 300 {
                     self.engine.handle_event(now, WfEvent::TransferFailed);
                 }
@@ -424,6 +431,7 @@ impl ActiveCall {
         self.leg.set_capture(false);
         let dir = self.svc.cfg.data_dir.join("voicemail");
         let path = dir.join(format!("{}.wav", self.interaction));
+        self.left_voicemail = !samples.is_empty();
         self.store.send(StoreJob::Voicemail { path, samples });
         self.engine.handle_event(clock::now(), WfEvent::RecordingFinished);
     }
@@ -443,12 +451,13 @@ impl ActiveCall {
         }
         let during = self.engine.step_name().to_owned();
         let event = match &outcome {
-            Outcome::Transferred(_) => Lifecycle::Transferred {
-                to: String::from("transfer target"),
-            },
-            Outcome::WorkflowHungUp(_) => ended(HangupBy::Hammond, self.had_callback, false, &during),
+            Outcome::Transferred(to) => Lifecycle::Transferred { to: to.clone() },
+            Outcome::WorkflowHungUp(reason) => {
+                debug!(reason = ?reason, "workflow ended the call");
+                ended(HangupBy::Hammond, self.had_callback, self.left_voicemail, &during)
+            }
             Outcome::CallerHungUp | Outcome::MediaTimeout | Outcome::AckTimeout | Outcome::Shutdown => {
-                ended(HangupBy::Caller, self.had_callback, false, &during)
+                ended(HangupBy::Caller, self.had_callback, self.left_voicemail, &during)
             }
         };
         self.store.send(StoreJob::Apply(event));

@@ -108,10 +108,10 @@ async fn run_job(store: &dyn InteractionStore, id: InteractionId, job: StoreJob)
         StoreJob::Voicemail { path, samples } => {
             match write_wav(&path, &samples) {
                 Ok(()) => {
-                    let secs = samples.len() as f64 / 8000.0;
-                    let note = Lifecycle::VoicemailLeft {
-                        path: path.display().to_string(),
-                        seconds: secs,
+                    let secs = samples.len() / 8000;
+                    let note = Lifecycle::Note {
+                        kind: "voicemail_recorded".to_owned(),
+                        text: format!("voicemail of {secs} s recorded to {}", path.display()),
                     };
                     if let Err(e) = store.apply(id, note, clock::wall()).await {
                         warn!(error = %e, "voicemail feed entry failed");
@@ -164,9 +164,6 @@ async fn request_callback(
 /// 1-based place of `id` among the queue's waiting interactions (open or bot), by arrival.
 async fn queue_position(store: &dyn InteractionStore, id: InteractionId, queue: &str) -> Option<u32> {
     let mut pos = 0u32;
-    for status in [Status::Open, Status::Bot] {
-        let _ = status;
-    }
     let page = store
         .list(ListQuery {
             queues: Some(vec![queue.to_owned()]),

@@ -46,6 +46,8 @@ pub enum Refusal {
     Duplicate,
     /// The number reached the queue's `max_per_day`.
     Limit,
+    /// The store could not take it (the caller must not hear a confirmation).
+    Unavailable,
 }
 
 /// Inputs from the shell.
@@ -239,6 +241,9 @@ impl fmt::Display for Step {
                 write!(f, "callback refused: already booked")
             }
             Self::CallbackRefused(Refusal::Limit) => write!(f, "callback refused: daily limit"),
+            Self::CallbackRefused(Refusal::Unavailable) => {
+                write!(f, "callback refused: could not be stored")
+            }
             Self::CallbackAbandoned => write!(f, "callback capture abandoned"),
             Self::TransferStarted { target } => write!(f, "transfer to {target}"),
             Self::TransferFailed { target } => write!(f, "transfer to {target} failed"),
@@ -497,7 +502,7 @@ impl Engine {
                             next: Next::Hangup(HangupReason::CallbackExists),
                         }
                     }
-                    Refusal::Limit => self.abandon(&cap),
+                    Refusal::Limit | Refusal::Unavailable => self.abandon(&cap),
                 }
             }
             (s, WfEvent::CallbackStored | WfEvent::CallbackRefused(_)) => s,
@@ -1216,5 +1221,58 @@ impl Engine {
         }
         self.play(&[&inv], false);
         State::Notice { next: Next::Music }
+    }
+}
+
+impl Step {
+    /// The feed kind for this step (snake_case, stable: scripts filter on it).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::WorkflowEntered => "workflow_entered",
+            Self::MenuOffered { .. } => "menu_offered",
+            Self::KeyAccepted { .. } => "key_accepted",
+            Self::KeyInvalid { .. } => "key_invalid",
+            Self::NoInput => "no_input",
+            Self::FallbackTaken { .. } => "fallback_taken",
+            Self::PositionAnnounced { .. } => "position_announced",
+            Self::MaxWaitReached { .. } => "max_wait_reached",
+            Self::Closed { .. } => "closed_hours",
+            Self::CallerIdUnusable { .. } => "caller_id_unusable",
+            Self::NumberEntered { .. } => "number_entered",
+            Self::NumberInvalid { .. } => "number_invalid",
+            Self::CallbackRequested { .. } => "callback_number_confirmed",
+            Self::CallbackStored => "callback_stored",
+            Self::CallbackRefused(_) => "callback_refused",
+            Self::CallbackAbandoned => "callback_abandoned",
+            Self::TransferStarted { .. } => "transfer_started",
+            Self::TransferFailed { .. } => "transfer_failed",
+            Self::VoicemailStarted => "voicemail_started",
+            Self::VoicemailRecorded => "voicemail_recorded",
+            Self::CallerHungUp => "caller_hung_up",
+        }
+    }
+}
+
+impl Engine {
+    /// Where the caller is in the workflow, for the feed when the call ends early
+    /// ("hung up during callback number entry").
+    pub fn step_name(&self) -> &'static str {
+        match &self.state {
+            State::Ringing => "ringing",
+            State::Answered { .. } => "waiting to enter the workflow",
+            State::Menu { .. } => "menu",
+            State::Waiting => "waiting",
+            State::Announcing => "position announcement",
+            State::Closed { .. } => "closed-hours menu",
+            State::CallbackMenu { .. } => "callback menu",
+            State::ReadBack { .. } => "callback number read-back",
+            State::Entry { .. } => "callback number entry",
+            State::Confirm { .. } => "callback number confirmation",
+            State::AwaitStored { .. } => "callback storing",
+            State::Notice { .. } => "announcement",
+            State::Transferring { .. } => "transfer",
+            State::Recording { .. } => "voicemail recording",
+            State::Done => "end of workflow",
+        }
     }
 }

@@ -82,3 +82,28 @@ pub(crate) mod test_support {
         .expect("support.toml compiles")
     }
 }
+
+/// The prompt library answers the workflow's questions about prompts: which ids exist (queue
+/// file validation) and how long each lasts (`hammond simulate`).
+mod prompt_glue {
+    use std::time::Duration;
+
+    use super::flow::PromptCatalog;
+    use super::simulate::PromptDurations;
+    use crate::media::prompts::PromptLibrary;
+
+    impl PromptCatalog for PromptLibrary {
+        fn contains(&self, id: &str) -> bool {
+            Self::contains(self, id)
+        }
+    }
+
+    impl PromptDurations for PromptLibrary {
+        fn duration(&self, id: &str) -> Option<Duration> {
+            self.get(id).map(|p| p.duration())
+        }
+        fn text(&self, id: &str) -> Option<String> {
+            self.get(id).map(|p| p.text.clone())
+        }
+    }
+}

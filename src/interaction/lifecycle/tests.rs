@@ -28,7 +28,7 @@ fn bot_with_callback() -> Interaction {
     step(
         &bot(),
         Event::CallbackRequested {
-            number: "15551234567".into(),
+            number: "15551234567".into(), not_before: None
         },
     )
 }
@@ -158,7 +158,7 @@ fn callback_request_changes_sub_type_and_stays_bot() {
     let c = apply(
         &bot(),
         Event::CallbackRequested {
-            number: "+15551234567".into(),
+            number: "+15551234567".into(), not_before: None
         },
         now(),
     )
@@ -175,7 +175,7 @@ fn callback_request_changes_sub_type_and_stays_bot() {
         apply(
             &bot(),
             Event::CallbackRequested {
-                number: "12a".into()
+                number: "12a".into(), not_before: None
             },
             now()
         ),
@@ -185,7 +185,7 @@ fn callback_request_changes_sub_type_and_stays_bot() {
         not_allowed(
             &i,
             Event::CallbackRequested {
-                number: "15551234567".into(),
+                number: "15551234567".into(), not_before: None
             },
         );
     }

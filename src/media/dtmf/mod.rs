@@ -57,7 +57,8 @@ impl fmt::Display for Digit {
 }
 
 /// How a digit reached us; recorded on the feed as `"method"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DtmfMethod {
     /// RFC 4733 telephone-event in the RTP stream.
     Rfc4733,
