@@ -34,7 +34,7 @@ fn hammond_hangs_up() {
 numbers = ["short"]
 ring_before_answer = "0s"
 max_wait = "2s"
-max_wait_action = "hangup"
+max_wait_action = { action = "hangup" }
 "#;
     let h = Hammond::start(Options {
         queues: vec![("short.toml".into(), queue.into())],
