@@ -30,13 +30,13 @@ pub trait PromptCatalog {
 
 impl PromptCatalog for std::collections::HashSet<String> {
     fn contains(&self, id: &str) -> bool {
-        std::collections::HashSet::contains(self, id)
+        Self::contains(self, id)
     }
 }
 
 impl<const N: usize> PromptCatalog for [&str; N] {
     fn contains(&self, id: &str) -> bool {
-        self.iter().any(|p| *p == id)
+        <[&str]>::contains(self, &id)
     }
 }
 
