@@ -223,7 +223,7 @@ mod tests {
         );
 
         // Fixing it clears the errors.
-        std::fs::write(&file, &changed.replace("\"30s\"", "\"20s\"")).unwrap();
+        std::fs::write(&file, changed.replace("\"30s\"", "\"20s\"")).unwrap();
         let r = Arc::clone(&registry);
         eventually("the fix", move || r.last_errors().is_empty()).await;
         assert_eq!(
