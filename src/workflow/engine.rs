@@ -381,6 +381,11 @@ impl Engine {
         self.actions.pop_front()
     }
 
+    /// Are there actions waiting for [`Engine::poll_action`]?
+    pub fn has_pending_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     /// When [`Engine::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let state = match &self.state {

@@ -1101,10 +1101,12 @@ impl QueueSet {
         self.flows.values()
     }
 
+    /// How many queues.
     pub fn len(&self) -> usize {
         self.flows.len()
     }
 
+    /// No queues at all.
     pub fn is_empty(&self) -> bool {
         self.flows.is_empty()
     }
@@ -1341,5 +1343,10 @@ desk = "tel:123"
         let (set, diags) = load_dir(&dir, &CATALOG);
         assert!(diags.is_empty(), "{diags:?}");
         assert!(set.route("support").is_some());
+        let sales = set
+            .route("+1 555 0200".replace(' ', "").as_str())
+            .expect("sales by DID");
+        assert_eq!(sales.name, "sales");
+        assert!(matches!(sales.hours, BusinessHours::Weekly { .. }) && sales.closed_callback);
     }
 }
