@@ -1297,6 +1297,29 @@ desk = "tel:123"
     }
 
     #[test]
+    fn prompt_roles_can_be_overridden_and_are_checked() {
+        let src = format!(
+            "{MINIMAL}[prompts]\ngoodbye = \"menu\"\nfarewell = \"goodbye\"\nbeep = \"bleep\"\n"
+        );
+        let e = errors(&src);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with("q.toml:8:1: unknown prompt role `farewell`"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("q.toml:9:8: unknown prompt id `bleep`"),
+            "{e:?}"
+        );
+        let src = format!("{MINIMAL}[prompts]\ngoodbye = \"menu\"\n");
+        let f = compile(Path::new("q.toml"), &src, &CATALOG).unwrap();
+        assert_eq!(f.prompts.goodbye, "menu");
+        // A library without digit prompts cannot read numbers back.
+        let e = compile(Path::new("q.toml"), MINIMAL, &["menu", "hold_music"]).unwrap_err();
+        assert!(e.iter().any(|d| d.message.contains("`digit_0`")), "{e:?}");
+    }
+
+    #[test]
     fn hours_and_max_wait_are_checked() {
         let src = format!(
             "max_wait = \"10m\"\n{MINIMAL}[hours]\ntime_zone = \"Europe/Paris\"\nmon = [\"18:00-09:00\"]\n"
