@@ -386,6 +386,11 @@ impl Engine {
         self.actions.pop_front()
     }
 
+    /// Are there actions waiting for [`Engine::poll_action`]?
+    pub fn has_pending_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     /// When [`Engine::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let state = match &self.state {
@@ -561,7 +566,7 @@ impl Engine {
             } if now >= t => {
                 self.log(Step::NoInput);
                 match self.flow.menu.no_input {
-                    NoInput::Wait => self.to_waiting(now),
+                    NoInput::Wait => self.back_to_queue(now),
                     NoInput::Repeat if no_input >= self.flow.menu.max_no_input => {
                         let fb = self.flow.menu.fallback.clone();
                         self.log(Step::FallbackTaken { action: fb.kind() });
@@ -730,7 +735,7 @@ impl Engine {
     }
 
     /// Back to the queue: announce position if there is news, then music.
-    fn to_waiting(&mut self, now: Instant) -> State {
+    fn back_to_queue(&mut self, now: Instant) -> State {
         self.advance_offer(now);
         if let Some((position, wait)) = self.status.take()
             && self.flow.announce.any()
@@ -765,7 +770,7 @@ impl Engine {
     /// Take a menu action.
     fn act(&mut self, now: Instant, action: MenuAction) -> State {
         match action {
-            MenuAction::Wait => self.to_waiting(now),
+            MenuAction::Wait => self.back_to_queue(now),
             MenuAction::Repeat => self.offer(now, false),
             MenuAction::Callback => self.start_callback(None),
             MenuAction::Transfer { target } => {
@@ -1048,7 +1053,7 @@ impl Engine {
             }
             State::ReadBack { number, cap } => self.request(number, cap),
             State::Notice { next } => match next {
-                Next::Music => self.to_waiting(now),
+                Next::Music => self.back_to_queue(now),
                 Next::Hangup(reason) => {
                     self.push(Action::Hangup { reason });
                     State::Done

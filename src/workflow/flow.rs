@@ -30,13 +30,13 @@ pub trait PromptCatalog {
 
 impl PromptCatalog for std::collections::HashSet<String> {
     fn contains(&self, id: &str) -> bool {
-        std::collections::HashSet::contains(self, id)
+        Self::contains(self, id)
     }
 }
 
 impl<const N: usize> PromptCatalog for [&str; N] {
     fn contains(&self, id: &str) -> bool {
-        self.iter().any(|p| *p == id)
+        <[&str]>::contains(self, &id)
     }
 }
 
@@ -1101,10 +1101,12 @@ impl QueueSet {
         self.flows.values()
     }
 
+    /// How many queues.
     pub fn len(&self) -> usize {
         self.flows.len()
     }
 
+    /// No queues at all.
     pub fn is_empty(&self) -> bool {
         self.flows.is_empty()
     }
@@ -1295,6 +1297,29 @@ desk = "tel:123"
     }
 
     #[test]
+    fn prompt_roles_can_be_overridden_and_are_checked() {
+        let src = format!(
+            "{MINIMAL}[prompts]\ngoodbye = \"menu\"\nfarewell = \"goodbye\"\nbeep = \"bleep\"\n"
+        );
+        let e = errors(&src);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with("q.toml:8:1: unknown prompt role `farewell`"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("q.toml:9:8: unknown prompt id `bleep`"),
+            "{e:?}"
+        );
+        let src = format!("{MINIMAL}[prompts]\ngoodbye = \"menu\"\n");
+        let f = compile(Path::new("q.toml"), &src, &CATALOG).unwrap();
+        assert_eq!(f.prompts.goodbye, "menu");
+        // A library without digit prompts cannot read numbers back.
+        let e = compile(Path::new("q.toml"), MINIMAL, &["menu", "hold_music"]).unwrap_err();
+        assert!(e.iter().any(|d| d.message.contains("`digit_0`")), "{e:?}");
+    }
+
+    #[test]
     fn hours_and_max_wait_are_checked() {
         let src = format!(
             "max_wait = \"10m\"\n{MINIMAL}[hours]\ntime_zone = \"Europe/Paris\"\nmon = [\"18:00-09:00\"]\n"
@@ -1341,5 +1366,10 @@ desk = "tel:123"
         let (set, diags) = load_dir(&dir, &CATALOG);
         assert!(diags.is_empty(), "{diags:?}");
         assert!(set.route("support").is_some());
+        let sales = set
+            .route("+1 555 0200".replace(' ', "").as_str())
+            .expect("sales by DID");
+        assert_eq!(sales.name, "sales");
+        assert!(matches!(sales.hours, BusinessHours::Weekly { .. }) && sales.closed_callback);
     }
 }

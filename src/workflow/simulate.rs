@@ -308,6 +308,11 @@ impl Sim<'_> {
     }
 }
 
+/// Did the last input produce nothing? (Peeks without consuming: the engine queues actions.)
+fn engine_idle(engine: &Engine) -> bool {
+    !engine.has_pending_actions()
+}
+
 /// `m:ss` (with milliseconds when not whole), hours when needed.
 fn stamp(d: Duration) -> String {
     let s = d.as_secs();
@@ -436,8 +441,13 @@ pub fn simulate_with(
             engine.handle_event(now, WfEvent::Answered);
         } else if let Some(&(kt, key)) = keys.get(next_key).filter(|(kt, _)| *kt <= t) {
             next_key += 1;
-            sim.line(kt, format!("caller presses {key}"));
             engine.handle_event(now, WfEvent::Digit(key));
+            let ignored = if engine_idle(&engine) {
+                " (no effect here)"
+            } else {
+                ""
+            };
+            sim.line(kt, format!("caller presses {key}{ignored}"));
         } else if sim.recording_until.is_some_and(|r| r <= t) {
             sim.recording_until = None;
             sim.stop_audio(t, "");
@@ -610,6 +620,39 @@ mod tests {
             "00:10–00:40 hears (the caller speaks; recorded)",
             "00:40 · voicemail recorded",
             "Hammond hangs up (VoicemailLeft)",
+        ] {
+            assert!(out.contains(want), "missing {want:?} in\n{out}");
+        }
+    }
+
+    #[test]
+    fn a_closed_queue_books_a_callback_for_opening_time() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/queues/sales.toml");
+        let src = std::fs::read_to_string(path).unwrap();
+        let flow = crate::workflow::compile(
+            std::path::Path::new(path),
+            &src,
+            &crate::workflow::test_support::CATALOG,
+        )
+        .unwrap();
+        let opts = SimOptions {
+            start: Some("2026-03-07T23:00:00Z".parse().unwrap()),
+            ..SimOptions::default()
+        };
+        let out = simulate_with(
+            &flow,
+            &parse_keys("5s:1,8s:1").unwrap(),
+            Duration::from_secs(60),
+            &Lengths,
+            &opts,
+        );
+        for want in [
+            "· closed (opens 2026-03-09T13:00:00Z)",
+            "hears closed [keys barge in]",
+            "hears closed_callback",
+            "callback requested for +15551234567, not before 2026-03-09T13:00:00Z",
+            "Hammond hangs up (CallbackConfirmed)",
+            "caller presses 1 (no effect here)",
         ] {
             assert!(out.contains(want), "missing {want:?} in\n{out}");
         }
