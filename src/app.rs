@@ -24,7 +24,7 @@ use crate::rt::sip_socket::{self, SipSockets, TcpLimits};
 use crate::sip::txn::TimerValues;
 use crate::sip::ua::{UaConfig, UserAgent};
 use crate::store::{InteractionStore, SqliteStore};
-use crate::workflow::flow;
+use crate::workflow::flow::{self, PromptCatalog};
 
 /// Why Hammond could not start. Each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +65,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
         return Err(StartError::Queues(diags));
     }
     info!(queues = queues.len(), prompts = prompts.len(), "configuration loaded");
-    let registry = Arc::new(QueueRegistry::new(queues));
-    let _watcher = queue_watch::spawn_watcher(cfg.queues_dir.clone(), registry.clone(), prompts.clone());
+    let registry = Arc::new(QueueRegistry::new(queues, Vec::new()));
+    let catalog: Arc<dyn PromptCatalog + Send + Sync> = prompts.clone();
+    let _watcher = queue_watch::spawn_watcher(cfg.queues_dir.clone(), registry.clone(), catalog)
+        .map_err(|e| warn!(error = %e, "queue directory not watched; no hot reload"))
+        .ok();
 
     let store: Arc<dyn InteractionStore> = Arc::new(SqliteStore::open(&cfg.store.url).await.map_err(|source| {
         StartError::Store {
