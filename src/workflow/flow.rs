@@ -275,7 +275,7 @@ struct RawQueue {
     numbers: Spanned<Vec<Spanned<String>>>,
     ring_before_answer: Option<Spanned<String>>,
     start_after: Option<Spanned<String>>,
-    offer_every: Spanned<String>,
+    offer_every: Option<Spanned<String>>,
     max_wait: Option<Spanned<String>>,
     max_wait_action: Option<Spanned<RawAction>>,
     hold_music: Option<Spanned<String>>,
@@ -670,7 +670,8 @@ fn compile_spanned(
         .start_after
         .as_ref()
         .map_or(Duration::ZERO, |v| c.duration(v, "start_after"));
-    let offer_every = c.positive(Some(&raw.offer_every), "offer_every", Duration::ZERO);
+    // Default: offer the menu once a minute.
+    let offer_every = c.positive(raw.offer_every.as_ref(), "offer_every", Duration::from_secs(60));
     let max_wait = raw
         .max_wait
         .as_ref()

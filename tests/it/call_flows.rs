@@ -35,6 +35,8 @@ numbers = ["short"]
 ring_before_answer = "0s"
 max_wait = "2s"
 max_wait_action = { action = "hangup" }
+[menu]
+options = [{ key = "2", action = "wait" }]
 "#;
     let h = Hammond::start(Options {
         queues: vec![("short.toml".into(), queue.into())],

@@ -26,17 +26,19 @@ pub struct SippRun {
 impl SippRun {
     /// How many received messages start with `line` (e.g. `SIP/2.0 200 OK`).
     pub fn received(&self, start_line: &str) -> usize {
+        // Blocks look like "----- date\nUDP message received [300] bytes :\n\nSIP/2.0 100 Trying".
         self.messages
-            .split("received at")
-            .skip(1)
-            .filter(|m| {
-                m.lines()
+            .split("\n-----")
+            .filter_map(|block| block.split_once("message received"))
+            .filter(|(_, rest)| {
+                rest.lines()
                     .skip(1)
                     .find(|l| !l.trim().is_empty())
                     .is_some_and(|l| l.starts_with(start_line))
             })
             .count()
     }
+
 }
 
 impl Sipp {
