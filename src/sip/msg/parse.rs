@@ -602,10 +602,11 @@ fn check_headers(h: &Headers, offsets: &[usize], method: Option<&Method>) -> Res
             }
             "Max-Forwards" => {
                 // §20.22: an integer 0-255.
+                // Leading zeros are fine (RFC 4475 wsinv: 0068).
                 let ok = !v.is_empty()
-                    && v.len() <= 3
+                    && v.len() <= 9
                     && v.bytes().all(|b| b.is_ascii_digit())
-                    && v.parse::<u16>().is_ok_and(|n| n <= 255);
+                    && v.parse::<u32>().is_ok_and(|n| n <= 255);
                 if !ok {
                     return Err(malformed("Max-Forwards", at));
                 }
