@@ -10,5 +10,7 @@ mod types;
 #[cfg(test)]
 mod tests;
 
-pub use parse::{MAX_DATAGRAM, MAX_HEADERS, MAX_MESSAGE, ParseError, frame, parse, parse_uri, salvage};
+pub use parse::{
+    MAX_DATAGRAM, MAX_HEADERS, MAX_MESSAGE, ParseError, frame, parse, parse_uri, salvage,
+};
 pub use types::*;

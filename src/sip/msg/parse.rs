@@ -145,10 +145,8 @@ pub fn frame(buf: &[u8]) -> Result<Option<usize>, ParseError> {
     let mut lines = lines(buf, start, head_end);
     lines.next();
     let (headers, offsets) = parse_header_lines(lines)?;
-    let declared = content_length(&headers, &offsets)?.ok_or(malformed(
-        "stream message without Content-Length",
-        start,
-    ))?;
+    let declared = content_length(&headers, &offsets)?
+        .ok_or(malformed("stream message without Content-Length", start))?;
     let total = body_start.saturating_add(declared);
     if total - start > MAX_MESSAGE {
         return Err(ParseError::TooLarge);
@@ -177,7 +175,9 @@ pub fn salvage(buf: &[u8]) -> Option<Headers> {
         };
         let name = String::from_utf8_lossy(trim_bytes(&line[..colon]));
         let name = canonical_name(&name);
-        if out.0.len() < MAX_HEADERS && ["Via", "From", "To", "Call-ID", "CSeq"].contains(&name.as_str()) {
+        if out.0.len() < MAX_HEADERS
+            && ["Via", "From", "To", "Call-ID", "CSeq"].contains(&name.as_str())
+        {
             let value = String::from_utf8_lossy(&line[colon + 1..]);
             out.0.push(Header {
                 name,
@@ -319,7 +319,10 @@ pub fn parse_uri(s: &str) -> Result<Uri, ParseError> {
     }
     let colon = s.find(':').ok_or(malformed("URI without scheme", 0))?;
     let scheme = &s[..colon];
-    let scheme_ok = scheme.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+    let scheme_ok = scheme
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic())
         && scheme
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
@@ -374,7 +377,10 @@ pub fn parse_uri(s: &str) -> Result<Uri, ParseError> {
             Some((n, v)) => (n, Some(v)),
             None => (p, None),
         };
-        if name.is_empty() || !uri_chars_ok(name, b"[]/:&+$") || !value.is_none_or(|v| uri_chars_ok(v, b"[]/:&+$")) {
+        if name.is_empty()
+            || !uri_chars_ok(name, b"[]/:&+$")
+            || !value.is_none_or(|v| uri_chars_ok(v, b"[]/:&+$"))
+        {
             return Err(malformed("URI parameter", hoff + c.i));
         }
         params.0.push((name.to_owned(), value.map(str::to_owned)));
@@ -437,7 +443,9 @@ fn parse_start_line(line: &[u8], at: usize) -> Result<StartLine, ParseError> {
         if !code_ok {
             return Err(malformed("status code", at + sp + 1));
         }
-        let status = rest[..3].iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+        let status = rest[..3]
+            .iter()
+            .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
         let reason = String::from_utf8_lossy(rest.get(4..).unwrap_or_default()).into_owned();
         return Ok(StartLine::Response { status, reason });
     }
@@ -445,7 +453,10 @@ fn parse_start_line(line: &[u8], at: usize) -> Result<StartLine, ParseError> {
     let (Some(method), Some(uri), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(malformed("request line (need Method SP Request-URI SP SIP-Version)", at));
+        return Err(malformed(
+            "request line (need Method SP Request-URI SP SIP-Version)",
+            at,
+        ));
     };
     if method.is_empty() || !method.iter().all(|&b| is_token_byte(b)) {
         return Err(malformed("method", at));
@@ -466,7 +477,9 @@ fn check_version(v: &[u8], at: usize) -> Result<(), ParseError> {
     if v.eq_ignore_ascii_case(b"SIP/2.0") {
         Ok(())
     } else if v.len() > 4 && v[..4].eq_ignore_ascii_case(b"SIP/") {
-        Err(ParseError::BadVersion(String::from_utf8_lossy(v).into_owned()))
+        Err(ParseError::BadVersion(
+            String::from_utf8_lossy(v).into_owned(),
+        ))
     } else {
         Err(malformed("SIP version", at))
     }
@@ -539,13 +552,20 @@ fn content_length(headers: &Headers, offsets: &[usize]) -> Result<Option<usize>,
         if v.is_empty() || v.len() > 9 || !v.bytes().all(|b| b.is_ascii_digit()) {
             return Err(malformed("Content-Length value", at));
         }
-        found = Some(v.parse::<usize>().map_err(|_| malformed("Content-Length value", at))?);
+        found = Some(
+            v.parse::<usize>()
+                .map_err(|_| malformed("Content-Length value", at))?,
+        );
     }
     Ok(found)
 }
 
 /// Mandatory and single-valued headers, and the syntax of the headers the stack relies on.
-fn check_headers(h: &Headers, offsets: &[usize], method: Option<&Method>) -> Result<(), ParseError> {
+fn check_headers(
+    h: &Headers,
+    offsets: &[usize],
+    method: Option<&Method>,
+) -> Result<(), ParseError> {
     for name in MANDATORY {
         if h.count(name) == 0 {
             return Err(ParseError::MissingHeader(name));
@@ -572,10 +592,8 @@ fn check_headers(h: &Headers, offsets: &[usize], method: Option<&Method>) -> Res
                     });
                 }
             }
-            "Call-ID" => {
-                if v.is_empty() || v.contains([' ', '\t']) {
-                    return Err(malformed("Call-ID", at));
-                }
+            "Call-ID" if v.is_empty() || v.contains([' ', '\t']) => {
+                return Err(malformed("Call-ID", at));
             }
             "From" | "To" => {
                 parse_name_addr(v).map_err(sh)?;
@@ -633,7 +651,11 @@ fn position(h: &Headers, offsets: &[usize], name: &str) -> usize {
 
 /// `token` characters (§25.1).
 fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
 }
 
 /// URI component characters: `unreserved`, valid `%HH` escapes and the `extra` reserved ones.
@@ -651,7 +673,10 @@ fn uri_chars_ok(s: &str, extra: &[u8]) -> bool {
                 continue;
             }
             c if c.is_ascii_alphanumeric()
-                || matches!(c, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
+                || matches!(
+                    c,
+                    b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+                )
                 || extra.contains(&c) => {}
             _ => return false,
         }
@@ -662,7 +687,9 @@ fn uri_chars_ok(s: &str, extra: &[u8]) -> bool {
 
 /// Index of the first byte that is not CR or LF (§7.5: ignore CRLFs before the start line).
 fn skip_crlf(buf: &[u8]) -> usize {
-    buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buf.len())
+    buf.iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len())
 }
 
 /// Where the header section that starts at `from` ends: (start of the empty line, start of the
@@ -697,8 +724,14 @@ fn lines(buf: &[u8], from: usize, to: usize) -> impl Iterator<Item = (usize, &[u
 }
 
 fn trim_bytes(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|&c| c != b' ' && c != b'\t').unwrap_or(b.len());
-    let end = b.iter().rposition(|&c| c != b' ' && c != b'\t').map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|&c| c != b' ' && c != b'\t')
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|&c| c != b' ' && c != b'\t')
+        .map_or(start, |e| e + 1);
     &b[start..end.max(start)]
 }
 
@@ -753,7 +786,11 @@ impl<'a> Cursor<'a> {
     }
 
     fn expect(&mut self, c: u8, what: &'static str) -> Result<(), ParseError> {
-        if self.eat(c) { Ok(()) } else { Err(malformed(what, self.i)) }
+        if self.eat(c) {
+            Ok(())
+        } else {
+            Err(malformed(what, self.i))
+        }
     }
 
     /// The longest run of ASCII bytes matching `f`.

@@ -9,7 +9,9 @@ use super::parse::{parse_cseq, parse_name_addr, parse_via};
 use super::*;
 
 fn data_dir(sub: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sip").join(sub)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/sip")
+        .join(sub)
 }
 
 /// `(name, bytes)` of every `.sip` file in `tests/data/sip/<sub>`, sorted by name.
@@ -28,10 +30,15 @@ fn corpus(sub: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 fn all_corpus() -> Vec<(String, Vec<u8>)> {
-    ["rfc4475/valid", "rfc4475/invalid", "rfc5118/valid", "rfc5118/invalid"]
-        .iter()
-        .flat_map(|d| corpus(d))
-        .collect()
+    [
+        "rfc4475/valid",
+        "rfc4475/invalid",
+        "rfc5118/valid",
+        "rfc5118/invalid",
+    ]
+    .iter()
+    .flat_map(|d| corpus(d))
+    .collect()
 }
 
 fn req(m: &Message) -> &Request {
@@ -66,16 +73,31 @@ fn check_valid(name: &str, m: &Message) {
             assert_eq!(from.tag(), Some("98asjd8"));
             assert_eq!(from.display_name().as_deref(), Some("J Rosenberg \\\""));
             assert_eq!(h.get("Max-Forwards"), Some("0068"));
-            assert_eq!(r.cseq(), Some(CSeq { seq: 9, method: Method::Invite }));
+            assert_eq!(
+                r.cseq(),
+                Some(CSeq {
+                    seq: 9,
+                    method: Method::Invite
+                })
+            );
             let vias = r.vias();
             assert_eq!(vias.len(), 3);
-            assert_eq!((vias[0].transport.as_str(), vias[0].host.as_str()), ("UDP", "192.0.2.2"));
+            assert_eq!(
+                (vias[0].transport.as_str(), vias[0].host.as_str()),
+                ("UDP", "192.0.2.2")
+            );
             assert_eq!(vias[0].branch(), Some("390skdjuw"));
-            assert_eq!((vias[1].transport.as_str(), vias[1].branch()), ("TCP", Some("z9hG4bK9ikj8")));
+            assert_eq!(
+                (vias[1].transport.as_str(), vias[1].branch()),
+                ("TCP", Some("z9hG4bK9ikj8"))
+            );
             assert_eq!(vias[2].host, "192.168.255.111");
             assert_eq!(vias[2].branch(), Some("z9hG4bK30239"));
             assert_eq!(h.get("Subject"), Some(""));
-            assert_eq!(h.get("NewFangledHeader"), Some("newfangled value continued newfangled value"));
+            assert_eq!(
+                h.get("NewFangledHeader"),
+                Some("newfangled value continued newfangled value")
+            );
             assert_eq!(h.get("UnknownHeaderWithUnusualValue"), Some(";;,,;;,;"));
             let c = r.contact().expect("Contact");
             assert_eq!(c.display_name().as_deref(), Some("Quoted string \"\""));
@@ -89,24 +111,57 @@ fn check_valid(name: &str, m: &Message) {
         }
         "intmeth" => {
             let r = req(m);
-            assert_eq!(r.method, Method::Other("!interesting-Method0123456789_*+`.%indeed'~".into()));
-            assert_eq!(r.uri.user.as_deref(), Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"));
-            assert_eq!(r.uri.password.as_deref(), Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)"));
-            assert_eq!(r.top_via().expect("Via").branch(), Some("z9hG4bK-.!%66*_+`'~"));
+            assert_eq!(
+                r.method,
+                Method::Other("!interesting-Method0123456789_*+`.%indeed'~".into())
+            );
+            assert_eq!(
+                r.uri.user.as_deref(),
+                Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+            );
+            assert_eq!(
+                r.uri.password.as_deref(),
+                Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)")
+            );
+            assert_eq!(
+                r.top_via().expect("Via").branch(),
+                Some("z9hG4bK-.!%66*_+`'~")
+            );
             let to = r.to_hdr().expect("To");
-            assert_eq!(to.display_name().as_deref(), Some("BEL:\x07 NUL:\0 DEL:\x7f"));
+            assert_eq!(
+                to.display_name().as_deref(),
+                Some("BEL:\x07 NUL:\0 DEL:\x7f")
+            );
             let from = r.from_hdr().expect("From");
-            assert_eq!(from.display.as_deref(), Some("token1~` token2'+_ token3*%!.-"));
-            assert_eq!(from.params.get("fromParam''~+*_!.-%"), Some(Some("\"работающий\"")));
+            assert_eq!(
+                from.display.as_deref(),
+                Some("token1~` token2'+_ token3*%!.-")
+            );
+            assert_eq!(
+                from.params.get("fromParam''~+*_!.-%"),
+                Some(Some("\"работающий\""))
+            );
             assert_eq!(from.tag(), Some("_token~1'+`*%!-."));
-            assert_eq!(r.call_id(), Some("intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{"));
+            assert_eq!(
+                r.call_id(),
+                Some("intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{")
+            );
             assert_eq!(h.get("extensionHeader-!.%*+_`'~"), Some("\u{feff}大停電"));
         }
         "esc01" => {
             let r = req(m);
-            assert_eq!(r.uri.user_decoded().as_deref(), Some("sips:user@example.com"));
-            assert_eq!(r.to_hdr().expect("To").uri.user_decoded().as_deref(), Some("user"));
-            assert_eq!(r.from_hdr().expect("From").uri.user_decoded().as_deref(), Some("I have spaces"));
+            assert_eq!(
+                r.uri.user_decoded().as_deref(),
+                Some("sips:user@example.com")
+            );
+            assert_eq!(
+                r.to_hdr().expect("To").uri.user_decoded().as_deref(),
+                Some("user")
+            );
+            assert_eq!(
+                r.from_hdr().expect("From").uri.user_decoded().as_deref(),
+                Some("I have spaces")
+            );
             assert_eq!(r.call_id(), Some("esc01.239409asdfakjkn23onasd0-3234"));
             assert_eq!(r.content_type(), Some("application/sdp"));
             let c = r.contact().expect("Contact");
@@ -114,17 +169,26 @@ fn check_valid(name: &str, m: &Message) {
         }
         "escnull" => {
             let r = req(m);
-            assert_eq!(r.to_hdr().expect("To").uri.user_decoded().as_deref(), Some("null-\0-null"));
+            assert_eq!(
+                r.to_hdr().expect("To").uri.user_decoded().as_deref(),
+                Some("null-\0-null")
+            );
             assert_eq!(r.hdrs().list("Contact").len(), 2);
         }
         "esc02" => {
             let r = req(m);
             assert_eq!(r.method, Method::Other("RE%47IST%45R".into()));
             assert_eq!(r.hdrs().count("Contact"), 2, "C%6Fntact is not Contact");
-            assert_eq!(r.hdrs().get("C%6Fntact"), Some("<sip:alias2@host2.example.com>"));
+            assert_eq!(
+                r.hdrs().get("C%6Fntact"),
+                Some("<sip:alias2@host2.example.com>")
+            );
         }
         "lwsdisp" => {
-            assert_eq!(req(m).from_hdr().expect("From").display.as_deref(), Some("caller"));
+            assert_eq!(
+                req(m).from_hdr().expect("From").display.as_deref(),
+                Some("caller")
+            );
         }
         "longreq" => {
             let r = req(m);
@@ -137,7 +201,10 @@ fn check_valid(name: &str, m: &Message) {
         "dblreq" => {
             let r = req(m);
             assert_eq!(r.method, Method::Register);
-            assert!(r.body.is_empty(), "bytes after Content-Length are dropped (§18.3)");
+            assert!(
+                r.body.is_empty(),
+                "bytes after Content-Length are dropped (§18.3)"
+            );
         }
         "semiuri" => {
             let r = req(m);
@@ -174,11 +241,17 @@ fn check_valid(name: &str, m: &Message) {
             let r = req(m);
             assert_eq!(r.to_hdr().expect("To").uri.scheme, "isbn");
             assert_eq!(r.from_hdr().expect("From").uri.scheme, "http");
-            assert_eq!(r.contact().expect("Contact").uri.opaque.as_deref(), Some("John_Smith"));
+            assert_eq!(
+                r.contact().expect("Contact").uri.opaque.as_deref(),
+                Some("John_Smith")
+            );
         }
         "cparam01" => {
             let c = req(m).contact().expect("Contact");
-            assert!(c.params.has("unknownparam") && c.uri.params.0.is_empty(), "§20.10");
+            assert!(
+                c.params.has("unknownparam") && c.uri.params.0.is_empty(),
+                "§20.10"
+            );
         }
         "cparam02" => {
             let c = req(m).contact().expect("Contact");
@@ -186,11 +259,18 @@ fn check_valid(name: &str, m: &Message) {
         }
         "regescrt" => {
             let c = req(m).contact().expect("Contact");
-            assert_eq!(c.uri.headers.as_deref(), Some("Route=%3Csip:sip.example.com%3E"));
+            assert_eq!(
+                c.uri.headers.as_deref(),
+                Some("Route=%3Csip:sip.example.com%3E")
+            );
         }
         "inv2543" => {
             let r = req(m);
-            assert_eq!(r.body.len(), 105, "no Content-Length on UDP: the body is the rest");
+            assert_eq!(
+                r.body.len(),
+                105,
+                "no Content-Length on UDP: the body is the rest"
+            );
             assert_eq!(r.hdrs().get("Content-Length"), Some("105"));
             assert_eq!(r.top_via().expect("Via").branch(), None);
         }
@@ -206,11 +286,17 @@ fn check_valid(name: &str, m: &Message) {
         }
         "port-ambiguous" => {
             let r = req(m);
-            assert_eq!((r.uri.host.as_str(), r.uri.port), ("[2001:db8::10:5070]", None));
+            assert_eq!(
+                (r.uri.host.as_str(), r.uri.port),
+                ("[2001:db8::10:5070]", None)
+            );
         }
         "port-unambiguous" => {
             let r = req(m);
-            assert_eq!((r.uri.host.as_str(), r.uri.port), ("[2001:db8::10]", Some(5070)));
+            assert_eq!(
+                (r.uri.host.as_str(), r.uri.port),
+                ("[2001:db8::10]", Some(5070))
+            );
         }
         "via-received-param-with-delim" => {
             let v = rsp(m).top_via().expect("Via");
@@ -265,33 +351,42 @@ fn rfc4475_and_rfc5118_invalid_messages_are_refused() {
     let accepted: Expect = |r| r.is_ok();
     let table: &[(&str, Expect)] = &[
         ("badinv01", malformed), // `;;,;,,` in Via, `;;;;` after Contact
-        ("clerr", |r| matches!(r, Err(E::ContentLength { declared: 9999, .. }))),
-        ("ncl", malformed), // Content-Length: -999
+        ("clerr", |r| {
+            matches!(r, Err(E::ContentLength { declared: 9999, .. }))
+        }),
+        ("ncl", malformed),      // Content-Length: -999
         ("scalar02", malformed), // CSeq 2**65, Max-Forwards 300
         ("scalarlg", malformed), // response CSeq beyond 2**31
-        ("quotbal", malformed), // unterminated quoted display name
+        ("quotbal", malformed),  // unterminated quoted display name
         ("ltgtruri", malformed), // <> around the Request-URI
-        ("lwsruri", malformed), // LWS inside the Request-URI
+        ("lwsruri", malformed),  // LWS inside the Request-URI
         ("lwsstart", malformed), // two SPs between Request-Line parts
-        ("trws", malformed), // SPs after the SIP version
-        ("escruri", malformed), // headers in the Request-URI
-        ("baddate", malformed), // Date not in GMT
+        ("trws", malformed),     // SPs after the SIP version
+        ("escruri", malformed),  // headers in the Request-URI
+        ("baddate", malformed),  // Date not in GMT
         ("regbadct", malformed), // `?` in a Contact URI without <>
         ("badaspec", malformed), // spaces inside <>
-        ("baddn", malformed), // `,` in an unquoted display name
-        ("badvers", |r| matches!(r, Err(E::BadVersion(v)) if v == "SIP/7.0")),
-        ("mismatch01", |r| matches!(r, Err(E::CSeqMethodMismatch { .. }))),
-        ("mismatch02", |r| matches!(r, Err(E::CSeqMethodMismatch { .. }))),
+        ("baddn", malformed),    // `,` in an unquoted display name
+        (
+            "badvers",
+            |r| matches!(r, Err(E::BadVersion(v)) if v == "SIP/7.0"),
+        ),
+        ("mismatch01", |r| {
+            matches!(r, Err(E::CSeqMethodMismatch { .. }))
+        }),
+        ("mismatch02", |r| {
+            matches!(r, Err(E::CSeqMethodMismatch { .. }))
+        }),
         ("bigcode", malformed), // status code 4294967301
         ("insuf", |r| matches!(r, Err(E::MissingHeader(_)))),
         ("multi01", malformed), // two CSeq, Call-ID, To, From
-        ("mcl01", malformed), // two Content-Length
+        ("mcl01", malformed),   // two Content-Length
         // Semantic only; the parser accepts them:
-        ("unkscm", accepted), // unknown Request-URI scheme: the UA answers 416
-        ("bext01", accepted), // unknown Require option: the UA answers 420
-        ("invut", accepted), // unknown Content-Type: the UA answers 415
+        ("unkscm", accepted),   // unknown Request-URI scheme: the UA answers 416
+        ("bext01", accepted),   // unknown Require option: the UA answers 420
+        ("invut", accepted),    // unknown Content-Type: the UA answers 415
         ("regaut01", accepted), // unknown Authorization scheme: a registrar answers 401
-        ("sdp01", accepted), // Accept excludes SDP: the UA answers 406/488
+        ("sdp01", accepted),    // Accept excludes SDP: the UA answers 406/488
         // RFC 5118 §4.2: IPv6 address without brackets in the Request-URI.
         ("ipv6-bad", malformed),
     ];
@@ -329,16 +424,30 @@ fn valid_corpus_round_trips() {
 
 #[test]
 fn refused_requests_can_be_salvaged_for_a_400() {
-    for name in ["badinv01", "lwsstart", "mismatch01", "quotbal", "baddn", "multi01"] {
-        let bytes = std::fs::read(data_dir("rfc4475/invalid").join(format!("{name}.sip"))).expect("file");
+    for name in [
+        "badinv01",
+        "lwsstart",
+        "mismatch01",
+        "quotbal",
+        "baddn",
+        "multi01",
+    ] {
+        let bytes =
+            std::fs::read(data_dir("rfc4475/invalid").join(format!("{name}.sip"))).expect("file");
         if name == "badinv01" {
             // Its only Via is the broken one: nothing to answer to.
             assert_eq!(salvage(&bytes), None);
             continue;
         }
         let h = salvage(&bytes).unwrap_or_else(|| panic!("{name}: no Via salvaged"));
-        assert!(h.get("Call-ID").is_some() && h.get("CSeq").is_some(), "{name}");
-        assert!(h.get("Max-Forwards").is_none(), "only the response headers are kept");
+        assert!(
+            h.get("Call-ID").is_some() && h.get("CSeq").is_some(),
+            "{name}"
+        );
+        assert!(
+            h.get("Max-Forwards").is_none(),
+            "only the response headers are kept"
+        );
     }
 }
 
@@ -363,9 +472,15 @@ fn parses_a_plain_invite() {
     assert_eq!(r.uri.user.as_deref(), Some("support"));
     assert_eq!(r.body, b"v=0\n");
     let via = r.top_via().expect("Via");
-    assert_eq!((via.host.as_str(), via.port, via.branch()), ("pbx.example.com", Some(5060), Some("z9hG4bK776asdhds")));
+    assert_eq!(
+        (via.host.as_str(), via.port, via.branch()),
+        ("pbx.example.com", Some(5060), Some("z9hG4bK776asdhds"))
+    );
     assert_eq!(via.params.get("rport"), Some(None));
-    assert_eq!(r.from_hdr().expect("From").display_name().as_deref(), Some("Alice"));
+    assert_eq!(
+        r.from_hdr().expect("From").display_name().as_deref(),
+        Some("Alice")
+    );
     assert_eq!(r.cseq().expect("CSeq").seq, 314_159);
 }
 
@@ -374,12 +489,18 @@ fn content_length_is_checked_against_the_body() {
     let short = BASIC.replace("Content-Length: 4", "Content-Length: 5");
     assert_eq!(
         parse(short.as_bytes()),
-        Err(ParseError::ContentLength { declared: 5, actual: 4 })
+        Err(ParseError::ContentLength {
+            declared: 5,
+            actual: 4
+        })
     );
     let long = BASIC.replace("Content-Length: 4", "Content-Length: 2");
     assert_eq!(req(&parse(long.as_bytes()).expect("cut")).body, b"v=");
     let twice = BASIC.replace("Content-Length: 4\r\n", "Content-Length: 4\r\nl: 4\r\n");
-    assert!(matches!(parse(twice.as_bytes()), Err(ParseError::Malformed { .. })));
+    assert!(matches!(
+        parse(twice.as_bytes()),
+        Err(ParseError::Malformed { .. })
+    ));
 }
 
 #[test]
@@ -392,23 +513,55 @@ fn leading_crlf_and_bare_lf_are_tolerated() {
 
 #[test]
 fn mandatory_headers_and_versions() {
-    for (name, line) in [("Via", "Via: "), ("To", "To: "), ("From", "From: "), ("Call-ID", "Call-ID: "), ("CSeq", "CSeq: ")] {
-        let without: String = BASIC.split_inclusive("\r\n").filter(|l| !l.starts_with(line)).collect();
-        assert_eq!(parse(without.as_bytes()), Err(ParseError::MissingHeader(name)), "{name}");
+    for (name, line) in [
+        ("Via", "Via: "),
+        ("To", "To: "),
+        ("From", "From: "),
+        ("Call-ID", "Call-ID: "),
+        ("CSeq", "CSeq: "),
+    ] {
+        let without: String = BASIC
+            .split_inclusive("\r\n")
+            .filter(|l| !l.starts_with(line))
+            .collect();
+        assert_eq!(
+            parse(without.as_bytes()),
+            Err(ParseError::MissingHeader(name)),
+            "{name}"
+        );
     }
-    let no_mf: String = BASIC.split_inclusive("\r\n").filter(|l| !l.starts_with("Max-Forwards")).collect();
-    assert!(parse(no_mf.as_bytes()).is_ok(), "Max-Forwards may be missing");
+    let no_mf: String = BASIC
+        .split_inclusive("\r\n")
+        .filter(|l| !l.starts_with("Max-Forwards"))
+        .collect();
+    assert!(
+        parse(no_mf.as_bytes()).is_ok(),
+        "Max-Forwards may be missing"
+    );
     let v3 = BASIC.replace("SIP/2.0\r\n", "SIP/3.0\r\n");
     let e = parse(v3.as_bytes()).expect_err("version");
-    assert_eq!((e.clone(), e.status()), (ParseError::BadVersion("SIP/3.0".into()), 505));
+    assert_eq!(
+        (e.clone(), e.status()),
+        (ParseError::BadVersion("SIP/3.0".into()), 505)
+    );
     let resp = "SIP/2.1 200 OK\r\n\r\n";
-    assert!(matches!(parse(resp.as_bytes()), Err(ParseError::BadVersion(_))));
+    assert!(matches!(
+        parse(resp.as_bytes()),
+        Err(ParseError::BadVersion(_))
+    ));
 }
 
 #[test]
 fn size_and_header_count_limits() {
-    assert_eq!(parse(&vec![b'a'; MAX_DATAGRAM + 1]), Err(ParseError::TooLarge));
-    let many = BASIC.replacen("Max-Forwards: 70\r\n", &"X-Pad: 1\r\n".repeat(MAX_HEADERS), 1);
+    assert_eq!(
+        parse(&vec![b'a'; MAX_DATAGRAM + 1]),
+        Err(ParseError::TooLarge)
+    );
+    let many = BASIC.replacen(
+        "Max-Forwards: 70\r\n",
+        &"X-Pad: 1\r\n".repeat(MAX_HEADERS),
+        1,
+    );
     assert_eq!(parse(many.as_bytes()), Err(ParseError::TooManyHeaders));
 }
 
@@ -418,7 +571,14 @@ fn non_utf8_bytes_do_not_panic() {
     let at = BASIC.find("Alice").expect("display");
     b[at] = 0xff;
     let m = parse(&b).expect("lossy display name");
-    assert!(req(&m).from_hdr().expect("From").display.expect("display").contains('\u{fffd}'));
+    assert!(
+        req(&m)
+            .from_hdr()
+            .expect("From")
+            .display
+            .expect("display")
+            .contains('\u{fffd}')
+    );
     let mut b = BASIC.as_bytes().to_vec();
     b[9] = 0xc3; // inside the Request-URI
     assert!(matches!(parse(&b), Err(ParseError::Malformed { .. })));
@@ -434,9 +594,19 @@ fn response_parses_and_builds() {
     assert_eq!((r.status, r.reason.as_str()), (180, "Ringing"));
     assert_eq!(r.cseq(), req(&m).cseq());
     assert_eq!(r.hdrs().get("Content-Length"), Some("0"));
-    for bad in ["SIP/2.0 99 Low\r\n", "SIP/2.0 700 High\r\n", "SIP/2.0 2000 Long\r\n", "SIP/2.0 20x Ok\r\n"] {
-        let msg = format!("{bad}Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\nFrom: <sip:a@b>;tag=1\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n");
-        assert!(matches!(parse(msg.as_bytes()), Err(ParseError::Malformed { .. })), "{bad}");
+    for bad in [
+        "SIP/2.0 99 Low\r\n",
+        "SIP/2.0 700 High\r\n",
+        "SIP/2.0 2000 Long\r\n",
+        "SIP/2.0 20x Ok\r\n",
+    ] {
+        let msg = format!(
+            "{bad}Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\nFrom: <sip:a@b>;tag=1\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n"
+        );
+        assert!(
+            matches!(parse(msg.as_bytes()), Err(ParseError::Malformed { .. })),
+            "{bad}"
+        );
     }
 }
 
@@ -444,9 +614,15 @@ fn response_parses_and_builds() {
 
 #[test]
 fn uris() {
-    let u = parse_uri("sip:alice:secret@[2001:db8::1]:5061;transport=tcp;lr?Subject=hi&Priority=urgent").expect("uri");
+    let u = parse_uri(
+        "sip:alice:secret@[2001:db8::1]:5061;transport=tcp;lr?Subject=hi&Priority=urgent",
+    )
+    .expect("uri");
     assert_eq!(u.scheme, "sip");
-    assert_eq!((u.user.as_deref(), u.password.as_deref()), (Some("alice"), Some("secret")));
+    assert_eq!(
+        (u.user.as_deref(), u.password.as_deref()),
+        (Some("alice"), Some("secret"))
+    );
     assert_eq!((u.host.as_str(), u.port), ("[2001:db8::1]", Some(5061)));
     assert_eq!(u.params.get("transport"), Some(Some("tcp")));
     assert_eq!(u.params.get("LR"), Some(None));
@@ -455,16 +631,44 @@ fn uris() {
     assert_eq!(parse_uri(&u.to_string()), Ok(u));
 
     let u = parse_uri("SIPS:192.0.2.1").expect("host only");
-    assert_eq!((u.scheme.as_str(), u.user, u.host.as_str()), ("sips", None, "192.0.2.1"));
+    assert_eq!(
+        (u.scheme.as_str(), u.user, u.host.as_str()),
+        ("sips", None, "192.0.2.1")
+    );
     let t = parse_uri("tel:+1-555-0100;phone-context=example.com").expect("tel");
-    assert_eq!((t.is_sip(), t.opaque.as_deref()), (false, Some("+1-555-0100;phone-context=example.com")));
+    assert_eq!(
+        (t.is_sip(), t.opaque.as_deref()),
+        (false, Some("+1-555-0100;phone-context=example.com"))
+    );
     assert_eq!(t.to_string(), "tel:+1-555-0100;phone-context=example.com");
-    assert_eq!(parse_uri("sip:%61lice@x").expect("escaped").user_decoded().as_deref(), Some("alice"));
+    assert_eq!(
+        parse_uri("sip:%61lice@x")
+            .expect("escaped")
+            .user_decoded()
+            .as_deref(),
+        Some("alice")
+    );
 
     for bad in [
-        "", "sip:", "sip:@host", "sip:a@", "sip:a b@host", "sip:host:99999", "sip:host:", "sip:[::1", "sip:[]",
-        "sip:2001:db8::1", "sip:host;", "sip:host;;lr", "sip:host?", "sip:a%zz@host", "1sip:host", "sip:<host>",
-        "tel:", "sip:host:5060x", "sip:ho\"st",
+        "",
+        "sip:",
+        "sip:@host",
+        "sip:a@",
+        "sip:a b@host",
+        "sip:host:99999",
+        "sip:host:",
+        "sip:[::1",
+        "sip:[]",
+        "sip:2001:db8::1",
+        "sip:host;",
+        "sip:host;;lr",
+        "sip:host?",
+        "sip:a%zz@host",
+        "1sip:host",
+        "sip:<host>",
+        "tel:",
+        "sip:host:5060x",
+        "sip:ho\"st",
     ] {
         assert!(parse_uri(bad).is_err(), "{bad:?} should be refused");
     }
@@ -472,17 +676,34 @@ fn uris() {
 
 #[test]
 fn vias() {
-    let v = parse_via("SIP/2.0/UDP [2001:db8::9:1]:6050;branch=z9hG4bKx;rport;received=[2001:db8::9:255]").expect("via");
-    assert_eq!((v.transport.as_str(), v.host.as_str(), v.port), ("UDP", "[2001:db8::9:1]", Some(6050)));
+    let v = parse_via(
+        "SIP/2.0/UDP [2001:db8::9:1]:6050;branch=z9hG4bKx;rport;received=[2001:db8::9:255]",
+    )
+    .expect("via");
+    assert_eq!(
+        (v.transport.as_str(), v.host.as_str(), v.port),
+        ("UDP", "[2001:db8::9:1]", Some(6050))
+    );
     assert_eq!(v.params.get("rport"), Some(None));
     assert_eq!(v.params.get("received"), Some(Some("[2001:db8::9:255]")));
-    let v = parse_via("sip / 2.0 / tcp  host.example.com : 5070 ; rport=5071 ; branch = z9hG4bKy").expect("lws");
-    assert_eq!((v.transport.as_str(), v.port, v.branch()), ("TCP", Some(5070), Some("z9hG4bKy")));
+    let v = parse_via("sip / 2.0 / tcp  host.example.com : 5070 ; rport=5071 ; branch = z9hG4bKy")
+        .expect("lws");
+    assert_eq!(
+        (v.transport.as_str(), v.port, v.branch()),
+        ("TCP", Some(5070), Some("z9hG4bKy"))
+    );
     assert_eq!(v.params.get("rport"), Some(Some("5071")));
     assert_eq!(parse_via(&v.to_string()), Ok(v));
     for bad in [
-        "SIP/2.0/UDP", "SIP/2.0/UDPhost", "SIP/3.0/UDP h", "XIP/2.0/UDP h", "SIP/2.0/UDP h;;", "SIP/2.0/UDP h;branch=",
-        "SIP/2.0/UDP h:x", "SIP/2.0/UDP h junk", "SIP/2.0 UDP h",
+        "SIP/2.0/UDP",
+        "SIP/2.0/UDPhost",
+        "SIP/3.0/UDP h",
+        "XIP/2.0/UDP h",
+        "SIP/2.0/UDP h;;",
+        "SIP/2.0/UDP h;branch=",
+        "SIP/2.0/UDP h:x",
+        "SIP/2.0/UDP h junk",
+        "SIP/2.0 UDP h",
     ] {
         assert!(parse_via(bad).is_err(), "{bad:?} should be refused");
     }
@@ -490,15 +711,27 @@ fn vias() {
 
 #[test]
 fn name_addrs() {
-    let n = parse_name_addr(r#""Bob \"the\" Builder" <sip:bob@example.com;transport=tcp>;tag=a;expires=60"#).expect("quoted");
+    let n = parse_name_addr(
+        r#""Bob \"the\" Builder" <sip:bob@example.com;transport=tcp>;tag=a;expires=60"#,
+    )
+    .expect("quoted");
     assert_eq!(n.display_name().as_deref(), Some(r#"Bob "the" Builder"#));
     assert_eq!(n.uri.params.get("transport"), Some(Some("tcp")));
-    assert_eq!((n.tag(), n.params.get("expires")), (Some("a"), Some(Some("60"))));
+    assert_eq!(
+        (n.tag(), n.params.get("expires")),
+        (Some("a"), Some(Some("60")))
+    );
     assert_eq!(parse_name_addr(&n.to_string()), Ok(n));
 
     let n = parse_name_addr("sip:bob@example.com;transport=tcp;tag=b").expect("addr-spec");
-    assert!(n.uri.params.0.is_empty(), "§20.10: params of an addr-spec belong to the header");
-    assert_eq!((n.params.get("transport"), n.tag()), (Some(Some("tcp")), Some("b")));
+    assert!(
+        n.uri.params.0.is_empty(),
+        "§20.10: params of an addr-spec belong to the header"
+    );
+    assert_eq!(
+        (n.params.get("transport"), n.tag()),
+        (Some(Some("tcp")), Some("b"))
+    );
     assert_eq!(parse_name_addr(&n.to_string()), Ok(n));
 
     let n = parse_name_addr("Bob  Builder<sip:bob@example.com>").expect("token display");
@@ -507,8 +740,15 @@ fn name_addrs() {
     assert_eq!(n.uri.opaque.as_deref(), Some("+15550100"));
 
     for bad in [
-        "\"open <sip:a@b>", "Bob, Jr <sip:a@b>", "< sip:a@b >", "<sip:a@b", "sip:a@b?x=y", "sip:a@b;tag=1 junk",
-        "<sip:a@b>;", "<sip:a@b>;=x", "\"x\" sip:a@b",
+        "\"open <sip:a@b>",
+        "Bob, Jr <sip:a@b>",
+        "< sip:a@b >",
+        "<sip:a@b",
+        "sip:a@b?x=y",
+        "sip:a@b;tag=1 junk",
+        "<sip:a@b>;",
+        "<sip:a@b>;=x",
+        "\"x\" sip:a@b",
     ] {
         assert!(parse_name_addr(bad).is_err(), "{bad:?} should be refused");
     }
@@ -516,9 +756,27 @@ fn name_addrs() {
 
 #[test]
 fn cseqs() {
-    assert_eq!(parse_cseq("0009 INVITE"), Ok(CSeq { seq: 9, method: Method::Invite }));
-    assert_eq!(parse_cseq(" 2147483647\tFOO ").map(|c| c.method), Ok(Method::Other("FOO".into())));
-    for bad in ["", "INVITE", "1", "1INVITE", "2147483648 INVITE", "-1 INVITE", "1 INVITE x", "99999999999 BYE"] {
+    assert_eq!(
+        parse_cseq("0009 INVITE"),
+        Ok(CSeq {
+            seq: 9,
+            method: Method::Invite
+        })
+    );
+    assert_eq!(
+        parse_cseq(" 2147483647\tFOO ").map(|c| c.method),
+        Ok(Method::Other("FOO".into()))
+    );
+    for bad in [
+        "",
+        "INVITE",
+        "1",
+        "1INVITE",
+        "2147483648 INVITE",
+        "-1 INVITE",
+        "1 INVITE x",
+        "99999999999 BYE",
+    ] {
         assert!(parse_cseq(bad).is_err(), "{bad:?} should be refused");
     }
 }
@@ -536,13 +794,29 @@ fn framing_on_streams() {
     assert_eq!(frame(&two), Ok(Some(msg.len())));
     let keepalive = [b"\r\n\r\n".as_slice(), msg].concat();
     assert_eq!(frame(&keepalive), Ok(Some(msg.len() + 4)));
-    assert_eq!(parse(&keepalive[..msg.len() + 4]).map(|m| m.headers().count("Via")), Ok(1));
-    assert_eq!(frame(b"\r\n\r\n"), Ok(Some(4)), "a bare keep-alive is a frame of its own");
-    let no_cl: String = BASIC.split_inclusive("\r\n").filter(|l| !l.starts_with("Content-Length")).collect();
-    assert!(matches!(frame(no_cl.as_bytes()), Err(ParseError::Malformed { .. })), "§18.3");
+    assert_eq!(
+        parse(&keepalive[..msg.len() + 4]).map(|m| m.headers().count("Via")),
+        Ok(1)
+    );
+    assert_eq!(
+        frame(b"\r\n\r\n"),
+        Ok(Some(4)),
+        "a bare keep-alive is a frame of its own"
+    );
+    let no_cl: String = BASIC
+        .split_inclusive("\r\n")
+        .filter(|l| !l.starts_with("Content-Length"))
+        .collect();
+    assert!(
+        matches!(frame(no_cl.as_bytes()), Err(ParseError::Malformed { .. })),
+        "§18.3"
+    );
     let huge = BASIC.replace("Content-Length: 4", "Content-Length: 999999");
     assert_eq!(frame(huge.as_bytes()), Err(ParseError::TooLarge));
-    assert_eq!(frame(&vec![b'a'; MAX_MESSAGE + 1]), Err(ParseError::TooLarge));
+    assert_eq!(
+        frame(&vec![b'a'; MAX_MESSAGE + 1]),
+        Err(ParseError::TooLarge)
+    );
 }
 
 #[test]
@@ -550,9 +824,15 @@ fn salvage_reads_what_it_can() {
     let broken = "INVITE  sip:x@y  SIP/2.0\r\nv: SIP/2.0/UDP pbx;branch=z9hG4bK1\r\n , SIP/2.0/TCP p2\r\nf: <sip:a@b>;tag=1\r\nt: <sip:c@d>\r\ni: abc\r\nCSeq: 1 INVITE\r\nX: y\r\nnonsense\r\n\r\n";
     let h = salvage(broken.as_bytes()).expect("salvaged");
     assert_eq!(h.list("Via").len(), 2, "folded Via kept");
-    assert_eq!((h.get("From"), h.get("To"), h.get("Call-ID")), (Some("<sip:a@b>;tag=1"), Some("<sip:c@d>"), Some("abc")));
+    assert_eq!(
+        (h.get("From"), h.get("To"), h.get("Call-ID")),
+        (Some("<sip:a@b>;tag=1"), Some("<sip:c@d>"), Some("abc"))
+    );
     assert_eq!(h.get("X"), None);
-    assert_eq!(salvage(b"INVITE sip:x SIP/2.0\r\nTo: <sip:a@b>\r\n\r\n"), None);
+    assert_eq!(
+        salvage(b"INVITE sip:x SIP/2.0\r\nTo: <sip:a@b>\r\n\r\n"),
+        None
+    );
     assert_eq!(salvage(b""), None);
 }
 
@@ -575,7 +855,13 @@ fn uri() -> impl Strategy<Value = Uri> {
         prop::option::of("[a-z0-9+_.-]{1,10}"),
         host(),
         prop::option::of(1u16..),
-        prop::collection::vec(("[a-z0-9-]{1,8}", prop::option::of("[a-zA-Z0-9._~:+$-]{1,8}")), 0..3),
+        prop::collection::vec(
+            (
+                "[a-z0-9-]{1,8}",
+                prop::option::of("[a-zA-Z0-9._~:+$-]{1,8}"),
+            ),
+            0..3,
+        ),
     )
         .prop_map(|(user, host, port, params)| Uri {
             scheme: "sip".into(),
@@ -607,13 +893,21 @@ fn request() -> impl Strategy<Value = Request> {
             let mut headers = Headers::default();
             headers.push("v", format!("SIP/2.0/UDP {vhost};branch=z9hG4bK{branch}"));
             headers.push("To", format!("<{uri}>"));
-            headers.push("From", format!("\"Caller \\\"x\\\"\" <sip:a@{vhost}>;tag={tag}"));
+            headers.push(
+                "From",
+                format!("\"Caller \\\"x\\\"\" <sip:a@{vhost}>;tag={tag}"),
+            );
             headers.push("i", format!("{branch}@{vhost}"));
             headers.push("CSeq", format!("{seq} {method}"));
             for (n, v) in extra {
                 headers.push(&n, v.trim());
             }
-            Request { method, uri, headers, body }
+            Request {
+                method,
+                uri,
+                headers,
+                body,
+            }
         })
 }
 
@@ -666,4 +960,10 @@ proptest! {
             let _ = parse(&b[..cut]);
         }
     }
+}
+
+#[test]
+fn percent_decode_is_bytewise() {
+    assert_eq!(percent_decode("a%41%2x%é%+1%"), "aA%2x%é%+1%");
+    assert_eq!(percent_decode("null-%00-%e5%a4%a7"), "null-\0-大");
 }

@@ -119,7 +119,11 @@ impl Headers {
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
         let name = canonical_name(name);
         let value = value.into();
-        match self.0.iter().position(|h| h.name.eq_ignore_ascii_case(&name)) {
+        match self
+            .0
+            .iter()
+            .position(|h| h.name.eq_ignore_ascii_case(&name))
+        {
             Some(i) => {
                 self.0[i].value = value;
                 let mut seen = 0usize;
@@ -242,7 +246,11 @@ impl Params {
     }
 
     pub fn set(&mut self, name: &str, value: Option<String>) {
-        match self.0.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
             Some(slot) => slot.1 = value,
             None => self.0.push((name.to_owned(), value)),
         }
@@ -327,15 +335,20 @@ impl fmt::Display for Uri {
 /// Decode `%XX` escapes; malformed escapes are kept literally.
 pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
+    let hex = |c: u8| char::from(c).to_digit(16);
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        // Byte-wise, so a `%` before a multi-byte character cannot split it.
+        if b[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                b.get(i + 1).and_then(|&c| hex(c)),
+                b.get(i + 2).and_then(|&c| hex(c)),
+            )
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -466,7 +479,9 @@ pub trait HeaderViews {
         self.hdrs().get("Call-ID")
     }
     fn cseq(&self) -> Option<CSeq> {
-        self.hdrs().get("CSeq").and_then(|v| crate::sip::msg::parse::parse_cseq(v).ok())
+        self.hdrs()
+            .get("CSeq")
+            .and_then(|v| crate::sip::msg::parse::parse_cseq(v).ok())
     }
     fn vias(&self) -> Vec<Via> {
         self.hdrs()
@@ -481,6 +496,8 @@ pub trait HeaderViews {
             .first()
             .and_then(|v| crate::sip::msg::parse::parse_via(v).ok())
     }
+    // The name is pinned (callers use it); it reads the From header, it converts nothing.
+    #[allow(clippy::wrong_self_convention)]
     fn from_hdr(&self) -> Option<NameAddr> {
         self.hdrs()
             .get("From")
