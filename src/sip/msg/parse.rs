@@ -276,13 +276,14 @@ pub(crate) fn parse_name_addr(v: &str) -> Result<NameAddr, ParseError> {
         .find(|&&b| matches!(b, b'<' | b';' | b'"'))
         == Some(&b'<')
     {
-        // A token display name (or none): `*(token LWS) <`.
+        // A token display name (or none): `*(token LWS) <`. UTF-8 is tolerated in the tokens
+        // (unquoted `José <sip:…>` is common); separators such as `,` are not (RFC 4475 baddn).
         let lt = c.i + v[c.i..].find('<').unwrap_or(0);
         let name = trim_lws(&v[c.i..lt]);
         if !name
             .split([' ', '\t'])
             .filter(|w| !w.is_empty())
-            .all(|w| w.bytes().all(is_token_byte))
+            .all(|w| w.bytes().all(|b| is_token_byte(b) || !b.is_ascii()))
         {
             return Err(malformed("display name", c.i));
         }

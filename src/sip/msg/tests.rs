@@ -736,6 +736,8 @@ fn name_addrs() {
 
     let n = parse_name_addr("Bob  Builder<sip:bob@example.com>").expect("token display");
     assert_eq!(n.display.as_deref(), Some("Bob  Builder"));
+    let n = parse_name_addr("José Müller <sip:jm@example.com>").expect("UTF-8 token display");
+    assert_eq!(n.display_name().as_deref(), Some("José Müller"));
     let n = parse_name_addr("<tel:+15550100>").expect("tel");
     assert_eq!(n.uri.opaque.as_deref(), Some("+15550100"));
 
