@@ -60,8 +60,8 @@ const fn malformed(what: &'static str, at: usize) -> ParseError {
     ParseError::Malformed { what, at }
 }
 
-/// Headers a request must carry (§8.1.1; Max-Forwards is left out on purpose: RFC 2543 peers
-/// omit it and we are the last hop anyway).
+/// Headers every message must carry: a request's six of §8.1.1 but Max-Forwards (RFC 2543
+/// peers omit it, and we are the last hop anyway); a response copies them (§8.2.6.2).
 const MANDATORY: [&str; 5] = ["To", "From", "CSeq", "Call-ID", "Via"];
 
 /// Headers that may appear at most once (§20: not `#(…)` lists), with the error to report.
@@ -126,7 +126,8 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
 /// bytes are needed. Leading CRLFs (keep-alives, RFC 5626 §3.5.1) count as part of the frame.
 ///
 /// A frame made only of CR/LF bytes is a keep-alive: drop it (answer a double CRLF "ping" with a
-/// CRLF "pong") instead of parsing it. A message without Content-Length cannot be framed on a
+/// CRLF "pong") instead of parsing it. CRLFs before a message are part of its frame, and
+/// [`parse`] skips them. A message without Content-Length cannot be framed on a
 /// stream and is `Malformed`: close the connection.
 pub fn frame(buf: &[u8]) -> Result<Option<usize>, ParseError> {
     let start = skip_crlf(buf);
