@@ -7,6 +7,9 @@
 mod parse;
 mod types;
 
+#[cfg(test)]
+mod tests;
+
 pub use parse::{
     MAX_DATAGRAM, MAX_HEADERS, MAX_MESSAGE, ParseError, frame, parse, parse_name_addr, parse_uri,
     parse_via, salvage,

@@ -335,15 +335,20 @@ impl fmt::Display for Uri {
 /// Decode `%XX` escapes; malformed escapes are kept literally.
 pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
+    let hex = |c: u8| char::from(c).to_digit(16);
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        // Byte-wise, so a `%` before a multi-byte character cannot split it.
+        if b[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                b.get(i + 1).and_then(|&c| hex(c)),
+                b.get(i + 2).and_then(|&c| hex(c)),
+            )
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -354,6 +359,8 @@ pub fn percent_decode(s: &str) -> String {
 /// From, To, Contact, Route, Record-Route, Refer-To: `"Display" <uri>;params` or a bare URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameAddr {
+    /// The display name as on the wire: a quoted string keeps its quotes and escapes
+    /// (`"J Rosenberg \\\""`), tokens their spacing. See [`NameAddr::display_name`].
     pub display: Option<String>,
     pub uri: Uri,
     /// Header parameters (outside the angle brackets), e.g. `tag`, `expires`.
@@ -361,6 +368,23 @@ pub struct NameAddr {
 }
 
 impl NameAddr {
+    /// The display name with quotes removed and `\x` escapes (§25.1 quoted-pair) resolved.
+    pub fn display_name(&self) -> Option<String> {
+        let d = self.display.as_deref()?;
+        let Some(inner) = d.strip_prefix('"').and_then(|d| d.strip_suffix('"')) else {
+            return Some(d.to_owned());
+        };
+        let mut out = String::with_capacity(inner.len());
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => out.extend(chars.next()),
+                c => out.push(c),
+            }
+        }
+        Some(out)
+    }
+
     pub fn tag(&self) -> Option<&str> {
         self.params.get("tag").flatten()
     }
@@ -472,6 +496,8 @@ pub trait HeaderViews {
             .first()
             .and_then(|v| crate::sip::msg::parse::parse_via(v).ok())
     }
+    // The name is pinned (callers use it); it reads the From header, it converts nothing.
+    #[allow(clippy::wrong_self_convention)]
     fn from_hdr(&self) -> Option<NameAddr> {
         self.hdrs()
             .get("From")
@@ -564,18 +590,28 @@ impl Message {
     }
 }
 
+/// Headers in order, then the body. Content-Length always states the body length: written at
+/// the place of the first Content-Length header (so a parsed message prints back in its own
+/// order), or last when there is none; further Content-Length lines are dropped.
 fn write_headers_and_body(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) {
-    for h in headers
-        .0
-        .iter()
-        .filter(|h| !h.name.eq_ignore_ascii_case("Content-Length"))
-    {
+    let mut wrote_length = false;
+    for h in &headers.0 {
+        if h.name.eq_ignore_ascii_case("Content-Length") {
+            if !wrote_length {
+                out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+                wrote_length = true;
+            }
+            continue;
+        }
         out.extend_from_slice(h.name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(h.value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    if !wrote_length {
+        out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
 }
 
