@@ -69,7 +69,9 @@ impl Recorder {
     /// dropped (check [`Recorder::is_full`] to end the voicemail).
     pub fn push_payload(&mut self, codec: Codec, payload: &[u8]) -> Result<(), Error> {
         let room = self.max_samples.saturating_sub(self.samples);
-        let take = payload.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let take = payload
+            .len()
+            .min(usize::try_from(room).unwrap_or(usize::MAX));
         for &b in &payload[..take] {
             self.writer
                 .write_sample(codec.decode_sample(b))
@@ -138,11 +140,21 @@ mod tests {
 
         let reader = hound::WavReader::open(&path).expect("open");
         let spec = reader.spec();
-        assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (1, 8000, 16));
-        let got: Vec<i16> = reader.into_samples::<i16>().map(|s| s.expect("sample")).collect();
+        assert_eq!(
+            (spec.channels, spec.sample_rate, spec.bits_per_sample),
+            (1, 8000, 16)
+        );
+        let got: Vec<i16> = reader
+            .into_samples::<i16>()
+            .map(|s| s.expect("sample"))
+            .collect();
         assert_eq!(got.len(), 1600);
         for (i, (&g, &b)) in got.iter().zip(ulaw.iter().chain(&alaw)).enumerate() {
-            let want = if i < 800 { g711::ulaw_decode(b) } else { g711::alaw_decode(b) };
+            let want = if i < 800 {
+                g711::ulaw_decode(b)
+            } else {
+                g711::alaw_decode(b)
+            };
             assert_eq!(g, want, "sample {i}");
         }
     }
