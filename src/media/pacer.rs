@@ -69,7 +69,9 @@ impl Pacer {
         let whole = self
             .period
             .saturating_mul(u32::try_from(n).unwrap_or(u32::MAX));
-        self.start + whole
+        self.start
+            .checked_add(whole)
+            .expect("a 20 ms schedule stays within Instant's range for years")
     }
 
     /// Claim the frame to send at `now` (call when `now >= next_due()`; calling early simply
