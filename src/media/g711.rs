@@ -33,7 +33,11 @@ static ALAW_TO_ULAW: [u8; 256] = table!(u8, |c| ulaw_compress(alaw_expand(c)));
 /// G.191 `ulaw_compress` for one sample.
 const fn ulaw_compress(x: i16) -> u8 {
     // One's complement magnitude on 14 bits, plus the 33 bias of the µ-law segments.
-    let mut absno: i32 = if x < 0 { ((!x) as i32 >> 2) + 33 } else { (x as i32 >> 2) + 33 };
+    let mut absno: i32 = if x < 0 {
+        ((!x) as i32 >> 2) + 33
+    } else {
+        (x as i32 >> 2) + 33
+    };
     if absno > 0x1FFF {
         absno = 0x1FFF;
     }
@@ -66,7 +70,11 @@ const fn ulaw_expand(code: u8) -> i16 {
 /// G.191 `alaw_compress` for one sample.
 const fn alaw_compress(x: i16) -> u8 {
     // One's complement magnitude on 12 bits (13 with the sign).
-    let mut ix: i32 = if x < 0 { (!x) as i32 >> 4 } else { x as i32 >> 4 };
+    let mut ix: i32 = if x < 0 {
+        (!x) as i32 >> 4
+    } else {
+        x as i32 >> 4
+    };
     if ix > 15 {
         let mut iexp = 1;
         while ix > 16 + 15 {
@@ -260,7 +268,11 @@ mod tests {
         assert_eq!(ulaw_decode(0x7E), -8);
         assert_eq!(ulaw_decode(0xF0), 120, "segment 0, mantissa 15");
         assert_eq!(ulaw_encode(0), 0xFF);
-        assert_eq!(ulaw_encode(-1), 0x7F, "one's complement: -1 is the negative zero");
+        assert_eq!(
+            ulaw_encode(-1),
+            0x7F,
+            "one's complement: -1 is the negative zero"
+        );
         assert_eq!(ulaw_encode(32767), 0x80);
         assert_eq!(ulaw_encode(-32768), 0x00);
         assert_eq!(ulaw_encode(32124), 0x80);
@@ -304,7 +316,11 @@ mod tests {
             let expected = if law == Codec::Pcmu { 255 } else { 256 }; // µ-law has ±0
             assert_eq!(values.len(), expected, "{law:?}");
             for c in 0..=127u8 {
-                assert_eq!(law.decode_sample(c), -law.decode_sample(c | 0x80), "{law:?} {c:#04x}");
+                assert_eq!(
+                    law.decode_sample(c),
+                    -law.decode_sample(c | 0x80),
+                    "{law:?} {c:#04x}"
+                );
             }
         }
     }

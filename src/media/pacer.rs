@@ -66,8 +66,12 @@ impl Pacer {
     /// Due time of frame `n`: computed from the start each time, so it never drifts.
     fn due(&self, n: u64) -> Instant {
         // Frame counts past u32::MAX (2.7 years of 20 ms frames) saturate rather than overflow.
-        let whole = self.period.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX));
-        self.start + whole
+        let whole = self
+            .period
+            .saturating_mul(u32::try_from(n).unwrap_or(u32::MAX));
+        self.start
+            .checked_add(whole)
+            .expect("a 20 ms schedule stays within Instant's range for years")
     }
 
     /// Claim the frame to send at `now` (call when `now >= next_due()`; calling early simply
@@ -122,7 +126,13 @@ mod tests {
             assert_eq!(due, start + Duration::from_millis(20 * n));
             jitter = (jitter * 7 + 3) % 4000; // 0..4 ms
             let t = pacer.advance(due + Duration::from_micros(jitter));
-            assert_eq!(t, Tick { index: n, skipped: 0 });
+            assert_eq!(
+                t,
+                Tick {
+                    index: n,
+                    skipped: 0
+                }
+            );
             n += 1;
         }
         assert_eq!(n, 60_000);
@@ -140,7 +150,13 @@ mod tests {
         let now = start + P + Duration::from_millis(100);
         for i in 1..=6 {
             assert!(pacer.next_due() <= now);
-            assert_eq!(pacer.advance(now), Tick { index: i, skipped: 0 });
+            assert_eq!(
+                pacer.advance(now),
+                Tick {
+                    index: i,
+                    skipped: 0
+                }
+            );
         }
         assert!(pacer.next_due() > now);
         assert_eq!(pacer.next_due(), start + 7 * P);
@@ -154,7 +170,13 @@ mod tests {
         // Stalled for a second: frame 1 was due at 20 ms, now is 1020 ms → frame 51 is due now.
         let now = start + Duration::from_millis(1020);
         let t = pacer.advance(now);
-        assert_eq!(t, Tick { index: 51, skipped: 50 });
+        assert_eq!(
+            t,
+            Tick {
+                index: 51,
+                skipped: 50
+            }
+        );
         assert_eq!(pacer.skipped(), 50);
         assert_eq!(pacer.frames_sent(), 2);
         assert_eq!(pacer.frames_elapsed(), 52);
@@ -162,18 +184,42 @@ mod tests {
         assert_eq!(t.index * 160, 8160);
         assert_eq!(pacer.next_due(), start + 52 * P);
         // Back on schedule afterwards.
-        assert_eq!(pacer.advance(start + 52 * P), Tick { index: 52, skipped: 0 });
+        assert_eq!(
+            pacer.advance(start + 52 * P),
+            Tick {
+                index: 52,
+                skipped: 0
+            }
+        );
     }
 
     #[test]
     fn max_lag_is_configurable_and_early_calls_do_not_panic() {
         let start = crate::clock::now();
         let mut pacer = Pacer::new(start, P).with_max_lag(0);
-        assert_eq!(pacer.advance(start), Tick { index: 0, skipped: 0 });
+        assert_eq!(
+            pacer.advance(start),
+            Tick {
+                index: 0,
+                skipped: 0
+            }
+        );
         // Two frames late with max_lag 1 → skip.
         let t = pacer.advance(start + Duration::from_millis(61));
-        assert_eq!(t, Tick { index: 3, skipped: 2 });
+        assert_eq!(
+            t,
+            Tick {
+                index: 3,
+                skipped: 2
+            }
+        );
         // Early: just the next frame.
-        assert_eq!(pacer.advance(start), Tick { index: 4, skipped: 0 });
+        assert_eq!(
+            pacer.advance(start),
+            Tick {
+                index: 4,
+                skipped: 0
+            }
+        );
     }
 }

@@ -129,7 +129,10 @@ impl Player {
                         '+' => "digit_plus",
                         other => return Err(Error::NotADigit(other)),
                     };
-                    let p = self.library.get(id).ok_or_else(|| Error::UnknownPrompt(id.to_owned()))?;
+                    let p = self
+                        .library
+                        .get(id)
+                        .ok_or_else(|| Error::UnknownPrompt(id.to_owned()))?;
                     prompts.push(p);
                 }
                 for (i, p) in prompts.into_iter().enumerate() {
@@ -145,7 +148,10 @@ impl Player {
 
     /// Enqueue the library prompt `id` once.
     pub fn enqueue_id(&mut self, id: &str) -> Result<(), Error> {
-        let p = self.library.get(id).ok_or_else(|| Error::UnknownPrompt(id.to_owned()))?;
+        let p = self
+            .library
+            .get(id)
+            .ok_or_else(|| Error::UnknownPrompt(id.to_owned()))?;
         self.enqueue(Item::Prompt(p))
     }
 
@@ -219,7 +225,8 @@ impl Player {
                             self.cursor = 0;
                         }
                         let n = (data.len() - self.cursor).min(FRAME_SAMPLES - filled);
-                        payload[filled..filled + n].copy_from_slice(&data[self.cursor..self.cursor + n]);
+                        payload[filled..filled + n]
+                            .copy_from_slice(&data[self.cursor..self.cursor + n]);
                         self.cursor += n;
                         filled += n;
                     }
@@ -263,7 +270,10 @@ mod tests {
 
     fn library() -> Arc<PromptLibrary> {
         let mut lib = PromptLibrary::default();
-        for (i, id) in ["digit_0", "digit_1", "digit_5", "digit_hash", "digit_plus"].iter().enumerate() {
+        for (i, id) in ["digit_0", "digit_1", "digit_5", "digit_hash", "digit_plus"]
+            .iter()
+            .enumerate()
+        {
             lib.insert(prompt(id, 320, 1000 * (i as i16 + 1)));
         }
         lib.insert(prompt("greeting", 400, 3000));
@@ -325,11 +335,15 @@ mod tests {
         let mut p = Player::new(Codec::Pcmu, lib);
         p.enqueue(Item::Prompt(g.clone())).expect("e");
         p.enqueue(Item::Silence { frames: 2 }).expect("e");
-        p.enqueue(Item::Silence { frames: 0 }).expect("zero frames is a no-op");
+        p.enqueue(Item::Silence { frames: 0 })
+            .expect("zero frames is a no-op");
         p.enqueue(Item::Prompt(g)).expect("e");
         let frames: Vec<Frame> = (0..8).map(|_| p.next_frame()).collect();
         let marks: Vec<bool> = frames.iter().map(|f| f.talkspurt_start).collect();
-        assert_eq!(marks, [true, false, false, false, false, true, false, false]);
+        assert_eq!(
+            marks,
+            [true, false, false, false, false, true, false, false]
+        );
         assert_eq!(frames[3].payload, SILENT);
         assert_eq!(frames[4].payload, SILENT);
         assert_eq!(p.poll_event(), Some(PlayerEvent::PlaybackFinished));
@@ -368,14 +382,18 @@ mod tests {
     #[test]
     fn bad_read_outs_queue_nothing() {
         let mut p = player();
-        assert!(matches!(p.enqueue(Item::Digits("15x".into())), Err(Error::NotADigit('x'))));
+        assert!(matches!(
+            p.enqueue(Item::Digits("15x".into())),
+            Err(Error::NotADigit('x'))
+        ));
         assert!(matches!(
             p.enqueue(Item::Digits("19".into())),
             Err(Error::UnknownPrompt(id)) if id == "digit_9"
         ));
         assert!(p.is_idle());
         assert!(matches!(p.enqueue_id("nope"), Err(Error::UnknownPrompt(_))));
-        p.enqueue(Item::Digits(" - ".into())).expect("only separators");
+        p.enqueue(Item::Digits(" - ".into()))
+            .expect("only separators");
         assert!(p.is_idle());
         p.next_frame();
         assert_eq!(p.poll_event(), None);

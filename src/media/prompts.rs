@@ -226,8 +226,10 @@ pub(crate) mod tests {
     /// The shipped library, loaded once per test binary.
     pub(crate) fn shipped() -> Arc<PromptLibrary> {
         static LIB: std::sync::OnceLock<Arc<PromptLibrary>> = std::sync::OnceLock::new();
-        LIB.get_or_init(|| Arc::new(PromptLibrary::load(&shipped_dir()).expect("shipped prompts load")))
-            .clone()
+        LIB.get_or_init(|| {
+            Arc::new(PromptLibrary::load(&shipped_dir()).expect("shipped prompts load"))
+        })
+        .clone()
     }
 
     #[test]
@@ -246,7 +248,10 @@ pub(crate) mod tests {
             assert!(!p.text.is_empty());
         }
         assert_eq!(lib.ids().count(), lib.len());
-        assert_eq!(lib.get("hold_music").expect("hold").duration(), Duration::from_secs(8));
+        assert_eq!(
+            lib.get("hold_music").expect("hold").duration(),
+            Duration::from_secs(8)
+        );
         let beep = lib.get("beep").expect("beep");
         assert_eq!(beep.duration(), Duration::from_millis(400));
         assert!(lib.get("nope").is_none());
@@ -297,7 +302,9 @@ pub(crate) mod tests {
             write_wav(&dir.path().join(name), *spec);
         }
         std::fs::write(dir.path().join("manifest.toml"), manifest).expect("write");
-        PromptLibrary::load(dir.path()).expect_err("must fail").to_string()
+        PromptLibrary::load(dir.path())
+            .expect_err("must fail")
+            .to_string()
     }
 
     #[test]
@@ -305,7 +312,10 @@ pub(crate) mod tests {
         let m = "ok = { file = \"ok.wav\", text = \"\", lang = \"en\" }\nb = { file = \"b.wav\", text = \"\", lang = \"en\" }\n";
         let e = load_err(m, &[("ok.wav", spec(8000, 1)), ("b.wav", spec(16000, 1))]);
         assert!(e.contains("manifest.toml:2:5: prompt `b`"), "{e}");
-        assert!(e.contains("b.wav: sample rate is 16000 Hz, expected 8000 Hz"), "{e}");
+        assert!(
+            e.contains("b.wav: sample rate is 16000 Hz, expected 8000 Hz"),
+            "{e}"
+        );
         let e = load_err(m, &[("ok.wav", spec(8000, 1)), ("b.wav", spec(8000, 2))]);
         assert!(e.contains("2 channels, expected 1"), "{e}");
         let float = hound::WavSpec {
@@ -314,14 +324,20 @@ pub(crate) mod tests {
             ..spec(8000, 1)
         };
         let e = load_err(m, &[("ok.wav", spec(8000, 1)), ("b.wav", float)]);
-        assert!(e.contains("32-bit float, expected 16-bit integer PCM"), "{e}");
+        assert!(
+            e.contains("32-bit float, expected 16-bit integer PCM"),
+            "{e}"
+        );
         let e = load_err(m, &[("ok.wav", spec(8000, 1))]);
         assert!(e.contains("b.wav: cannot read WAV"), "{e}");
     }
 
     #[test]
     fn manifest_errors_are_located() {
-        let e = load_err("a = { file = \"a.wav\", text = \"\", lang = \"en\", loud = true }\n", &[]);
+        let e = load_err(
+            "a = { file = \"a.wav\", text = \"\", lang = \"en\", loud = true }\n",
+            &[],
+        );
         assert!(e.contains("manifest.toml:1:"), "{e}");
         assert!(e.contains("unknown field `loud`"), "{e}");
         let e = load_err("a = { file = \"a.wav\" }\n", &[]);

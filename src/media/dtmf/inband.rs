@@ -178,8 +178,14 @@ impl Detector {
         let (c, pc) = best(&cols);
         let level = pr >= self.min_power && pc >= self.min_power;
         let twist = pr <= pc * db(8.0) && pc <= pr * db(4.0);
-        let peaks = rows.iter().enumerate().all(|(i, &p)| i == r || pr >= p * db(6.0))
-            && cols.iter().enumerate().all(|(i, &p)| i == c || pc >= p * db(6.0));
+        let peaks = rows
+            .iter()
+            .enumerate()
+            .all(|(i, &p)| i == r || pr >= p * db(6.0))
+            && cols
+                .iter()
+                .enumerate()
+                .all(|(i, &p)| i == c || pc >= p * db(6.0));
         let pure = pr + pc >= MIN_TONE_FRACTION * energy;
         let harmonic = harmonics[c] * db(10.0) <= pc;
         (level && twist && peaks && pure && harmonic).then_some(KEYS[r][c])
@@ -292,10 +298,18 @@ mod tests {
                 for ms in [40, 100] {
                     for lead in [0, 37, 101] {
                         let pcm = tone(d, level, level, ms, 0);
-                        assert_eq!(detect(&pcm, lead), d.to_string(), "{d} {level} dBm0 {ms} ms lead {lead}");
+                        assert_eq!(
+                            detect(&pcm, lead),
+                            d.to_string(),
+                            "{d} {level} dBm0 {ms} ms lead {lead}"
+                        );
                         for codec in [Codec::Pcmu, Codec::Pcma] {
                             let g = through_g711(&pcm, codec);
-                            assert_eq!(detect(&g, lead), d.to_string(), "{d} {level} dBm0 {ms} ms {codec:?}");
+                            assert_eq!(
+                                detect(&g, lead),
+                                d.to_string(),
+                                "{d} {level} dBm0 {ms} ms {codec:?}"
+                            );
                         }
                     }
                 }
@@ -317,7 +331,11 @@ mod tests {
     fn too_quiet_or_too_short_is_not_a_digit() {
         assert_eq!(detect(&tone('1', -40.0, -40.0, 100, 0), 0), "");
         for lead in [0, 50, 100] {
-            assert_eq!(detect(&tone('1', -10.0, -10.0, 15, 0), lead), "", "lead {lead}");
+            assert_eq!(
+                detect(&tone('1', -10.0, -10.0, 15, 0), lead),
+                "",
+                "lead {lead}"
+            );
         }
     }
 
@@ -345,7 +363,9 @@ mod tests {
         (0..n)
             .map(|_| {
                 // Sum of 4 uniforms: roughly Gaussian, variance 4/12.
-                let s: f32 = (0..4).map(|_| (ids.next_u32() as f32 / u32::MAX as f32) - 0.5).sum();
+                let s: f32 = (0..4)
+                    .map(|_| (ids.next_u32() as f32 / u32::MAX as f32) - 0.5)
+                    .sum();
                 (s * rms * 3f32.sqrt()).clamp(-32768.0, 32767.0) as i16
             })
             .collect()
@@ -358,7 +378,10 @@ mod tests {
             assert_eq!(detect(&noise(80_000, rms, seed), 0), "", "noise rms {rms}");
         }
         let beep: Vec<i16> = (0..16_000)
-            .map(|i| (amp(-10.0) * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 8000.0).sin()) as i16)
+            .map(|i| {
+                (amp(-10.0) * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 8000.0).sin())
+                    as i16
+            })
             .collect();
         assert_eq!(detect(&beep, 0), "");
     }
@@ -380,7 +403,11 @@ mod tests {
             for codec in [Codec::Pcmu, Codec::Pcma] {
                 let mut pcm = vec![0i16; p.samples];
                 codec.decode(p.payload(codec), &mut pcm);
-                assert_eq!(detect(&pcm, 0), "", "false digit in prompt {id} ({codec:?})");
+                assert_eq!(
+                    detect(&pcm, 0),
+                    "",
+                    "false digit in prompt {id} ({codec:?})"
+                );
             }
         }
     }
