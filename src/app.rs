@@ -56,49 +56,65 @@ pub enum StartError {
 /// the configured drain timeout.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartError> {
     let cfg = Arc::new(cfg);
-    let prompts = Arc::new(PromptLibrary::load(&cfg.prompts_dir).map_err(|source| StartError::Prompts {
-        dir: cfg.prompts_dir.clone(),
-        source,
-    })?);
+    let prompts =
+        Arc::new(
+            PromptLibrary::load(&cfg.prompts_dir).map_err(|source| StartError::Prompts {
+                dir: cfg.prompts_dir.clone(),
+                source,
+            })?,
+        );
     let (queues, diags) = flow::load_dir(&cfg.queues_dir, prompts.as_ref());
     if !diags.is_empty() {
         return Err(StartError::Queues(diags));
     }
-    info!(queues = queues.len(), prompts = prompts.len(), "configuration loaded");
+    info!(
+        queues = queues.len(),
+        prompts = prompts.len(),
+        "configuration loaded"
+    );
     let registry = Arc::new(QueueRegistry::new(queues, Vec::new()));
     let catalog: Arc<dyn PromptCatalog + Send + Sync> = prompts.clone();
     let _watcher = queue_watch::spawn_watcher(cfg.queues_dir.clone(), registry.clone(), catalog)
         .map_err(|e| warn!(error = %e, "queue directory not watched; no hot reload"))
         .ok();
 
-    let store: Arc<dyn InteractionStore> = Arc::new(SqliteStore::open(&cfg.store.url).await.map_err(|source| {
-        StartError::Store {
-            url: cfg.store.url.clone(),
-            source,
-        }
-    })?);
+    let store: Arc<dyn InteractionStore> = Arc::new(
+        SqliteStore::open(&cfg.store.url)
+            .await
+            .map_err(|source| StartError::Store {
+                url: cfg.store.url.clone(),
+                source,
+            })?,
+    );
     match store.recover(crate::clock::wall()).await {
-        Ok(settled) if !settled.is_empty() => warn!(count = settled.len(), "settled interactions left by a crash"),
+        Ok(settled) if !settled.is_empty() => warn!(
+            count = settled.len(),
+            "settled interactions left by a crash"
+        ),
         Ok(_) => {}
         Err(e) => warn!(error = %e, "crash recovery failed"),
     }
     let metrics = api::metrics::install();
 
-    let sockets = SipSockets::bind(cfg.sip.listen).await.map_err(|source| StartError::Bind {
-        what: "SIP",
-        addr: cfg.sip.listen,
-        source,
-    })?;
+    let sockets = SipSockets::bind(cfg.sip.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            what: "SIP",
+            addr: cfg.sip.listen,
+            source,
+        })?;
     let sip_addr = sockets.local_addr().map_err(|source| StartError::Bind {
         what: "SIP",
         addr: cfg.sip.listen,
         source,
     })?;
-    let http = tokio::net::TcpListener::bind(cfg.http.listen).await.map_err(|source| StartError::Bind {
-        what: "HTTP",
-        addr: cfg.http.listen,
-        source,
-    })?;
+    let http = tokio::net::TcpListener::bind(cfg.http.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            what: "HTTP",
+            addr: cfg.http.listen,
+            source,
+        })?;
     let http_addr = http.local_addr().map_err(|source| StartError::Bind {
         what: "HTTP",
         addr: cfg.http.listen,
@@ -164,13 +180,14 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
             token: a.token.expose().to_owned(),
         })
         .collect();
-    let state = api::AppState::new(store.clone(), agents, metrics).with_health_extra(Arc::new(move || {
-        registry_for_health
-            .last_errors()
-            .iter()
-            .map(ToString::to_string)
-            .collect()
-    }));
+    let state =
+        api::AppState::new(store.clone(), agents, metrics).with_health_extra(Arc::new(move || {
+            registry_for_health
+                .last_errors()
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        }));
     let router = api::router(state);
     let http_stop = shutdown.clone();
     let http_task = tokio::spawn(async move {

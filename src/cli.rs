@@ -22,7 +22,10 @@ pub fn run(path: &Path) -> ExitCode {
         }
     };
     crate::telemetry::init("info");
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("hammond: cannot start the runtime: {e}");
@@ -65,7 +68,10 @@ async fn wait_for_signal() {
 /// `hammond check-config`: every problem in the service file, the prompts and the queue
 /// files, one `file:line:column: reason` per line; exit 1 if there is any.
 pub fn check_config(path: &Path) -> ExitCode {
-    let mut problems: Vec<String> = config::check(path).iter().map(ToString::to_string).collect();
+    let mut problems: Vec<String> = config::check(path)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     if problems.is_empty() {
         // The service file is valid: its directories say where prompts and queues are.
         if let Ok(cfg) = Config::load(path, &ProcessEnv) {
@@ -113,10 +119,19 @@ pub fn simulate(path: &Path, queue: &str, keys: &str, duration: &str) -> ExitCod
     };
     let (queues, diags) = flow::load_dir(&cfg.queues_dir, &prompts);
     if !diags.is_empty() {
-        return fail(diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"));
+        return fail(
+            diags
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
     }
     let Some(flow) = queues.get(queue) else {
-        return fail(format!("no queue named {queue:?} in {}", cfg.queues_dir.display()));
+        return fail(format!(
+            "no queue named {queue:?} in {}",
+            cfg.queues_dir.display()
+        ));
     };
     let keys = match sim::parse_keys(keys) {
         Ok(k) => k,

@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "hammond", version, about = "SIP queue workflows, callbacks and the agents' Home List")]
+#[command(
+    name = "hammond",
+    version,
+    about = "SIP queue workflows, callbacks and the agents' Home List"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,

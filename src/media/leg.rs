@@ -132,10 +132,15 @@ impl MediaLeg {
             while let Some(PlayerEvent::PlaybackFinished) = self.player.poll_event() {
                 self.events.push_back(MediaEvent::PlaybackFinished);
             }
-            let dest = self.session.destination().filter(|_| self.session.direction().sends());
+            let dest = self
+                .session
+                .destination()
+                .filter(|_| self.session.direction().sends());
             let elapsed = u32::try_from(tick.skipped + 1).unwrap_or(u32::MAX);
             if let Some(dest) = dest {
-                let n = self.session.write_frame(buf, &frame.payload, frame.talkspurt_start, elapsed);
+                let n =
+                    self.session
+                        .write_frame(buf, &frame.payload, frame.talkspurt_start, elapsed);
                 return Some((n, dest));
             }
         }
@@ -143,11 +148,16 @@ impl MediaLeg {
 
     /// A datagram arrived on the leg's RTP socket.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        let Ok(inbound) = self.session.accept(now, from, bytes) else { return };
+        let Ok(inbound) = self.session.accept(now, from, bytes) else {
+            return;
+        };
         let packet = inbound.packet;
         match inbound.kind {
             PayloadKind::TelephoneEvent => {
-                if let Some(d) = self.rfc4733.handle(packet.ts, packet.marker, packet.payload) {
+                if let Some(d) = self
+                    .rfc4733
+                    .handle(packet.ts, packet.marker, packet.payload)
+                {
                     self.digit(now, d, DtmfMethod::Rfc4733);
                 }
             }
@@ -179,7 +189,8 @@ impl MediaLeg {
 
     fn digit(&mut self, now: Instant, digit: Digit, method: DtmfMethod) {
         if self.dedup.accept(now, digit, method) {
-            self.events.push_back(MediaEvent::DigitReceived { digit, method });
+            self.events
+                .push_back(MediaEvent::DigitReceived { digit, method });
         }
     }
 }

@@ -268,9 +268,12 @@ impl ActiveCall {
                             digit: digit.as_char(),
                             method,
                         }));
-                        self.engine.handle_event(now, WfEvent::Digit(digit.as_char()));
+                        self.engine
+                            .handle_event(now, WfEvent::Digit(digit.as_char()));
                     }
-                    MediaEvent::PlaybackFinished => self.engine.handle_event(now, WfEvent::PlaybackFinished),
+                    MediaEvent::PlaybackFinished => {
+                        self.engine.handle_event(now, WfEvent::PlaybackFinished)
+                    }
                     MediaEvent::Inactive => {
                         warn!("no RTP from the caller for the inactivity timeout; hanging up");
                         self.hang_up(Outcome::MediaTimeout);
@@ -361,7 +364,9 @@ impl ActiveCall {
                 };
                 return Some(outcome);
             }
-            SipEvent::InfoReceived { content_type, body, .. } => {
+            SipEvent::InfoReceived {
+                content_type, body, ..
+            } => {
                 self.leg.handle_info(now, &content_type, &body);
             }
             SipEvent::ReInvite { sdp, .. } => {
@@ -402,7 +407,9 @@ impl ActiveCall {
                 self.had_callback = true;
                 self.engine.handle_event(now, WfEvent::CallbackStored);
             }
-            StoreReply::CallbackRefused(r) => self.engine.handle_event(now, WfEvent::CallbackRefused(r)),
+            StoreReply::CallbackRefused(r) => {
+                self.engine.handle_event(now, WfEvent::CallbackRefused(r))
+            }
             StoreReply::QueueStatus { position } => self.engine.handle_event(
                 now,
                 WfEvent::QueueStatus {
@@ -415,7 +422,9 @@ impl ActiveCall {
 
     /// Answer a re-INVITE with the session as it now is (hold, unhold, a new address).
     fn renegotiate(&mut self, now: Instant, sdp: &[u8]) -> String {
-        let offer = std::str::from_utf8(sdp).ok().and_then(|s| SessionDescription::parse(s).ok());
+        let offer = std::str::from_utf8(sdp)
+            .ok()
+            .and_then(|s| SessionDescription::parse(s).ok());
         match offer.map(|o| sdp::negotiate(&o, &self.local, &mut self.origin)) {
             Some(Ok(n)) => {
                 self.leg.renegotiate(now, &n);
@@ -427,13 +436,16 @@ impl ActiveCall {
     }
 
     fn finish_recording(&mut self) {
-        let Some(samples) = self.voicemail.take() else { return };
+        let Some(samples) = self.voicemail.take() else {
+            return;
+        };
         self.leg.set_capture(false);
         let dir = self.svc.cfg.data_dir.join("voicemail");
         let path = dir.join(format!("{}.wav", self.interaction));
         self.left_voicemail = !samples.is_empty();
         self.store.send(StoreJob::Voicemail { path, samples });
-        self.engine.handle_event(clock::now(), WfEvent::RecordingFinished);
+        self.engine
+            .handle_event(clock::now(), WfEvent::RecordingFinished);
     }
 
     fn hang_up(&mut self, outcome: Outcome) {
@@ -454,11 +466,22 @@ impl ActiveCall {
             Outcome::Transferred(to) => Lifecycle::Transferred { to: to.clone() },
             Outcome::WorkflowHungUp(reason) => {
                 debug!(reason = ?reason, "workflow ended the call");
-                ended(HangupBy::Hammond, self.had_callback, self.left_voicemail, &during)
+                ended(
+                    HangupBy::Hammond,
+                    self.had_callback,
+                    self.left_voicemail,
+                    &during,
+                )
             }
-            Outcome::CallerHungUp | Outcome::MediaTimeout | Outcome::AckTimeout | Outcome::Shutdown => {
-                ended(HangupBy::Caller, self.had_callback, self.left_voicemail, &during)
-            }
+            Outcome::CallerHungUp
+            | Outcome::MediaTimeout
+            | Outcome::AckTimeout
+            | Outcome::Shutdown => ended(
+                HangupBy::Caller,
+                self.had_callback,
+                self.left_voicemail,
+                &during,
+            ),
         };
         self.store.send(StoreJob::Apply(event));
         self.store.finish().await;
@@ -476,7 +499,11 @@ fn ended(by: HangupBy, had_callback: bool, voicemail: bool, during: &str) -> Lif
 }
 
 /// An SDP describing our current session, for a re-INVITE without an offer (§14.2).
-fn current_answer(local: &LocalMedia, origin: &mut LocalOrigin, codec: crate::media::Codec) -> String {
+fn current_answer(
+    local: &LocalMedia,
+    origin: &mut LocalOrigin,
+    codec: crate::media::Codec,
+) -> String {
     let mut only = local.clone();
     only.codecs = vec![codec];
     sdp::build_offer(&only, origin).sdp().to_owned()
@@ -488,4 +515,3 @@ async fn sleep_until(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
-

@@ -47,7 +47,11 @@ impl EventSink for CallManager {
             | SipEvent::ReferNotify { call, .. } => *call,
         };
         match event {
-            SipEvent::IncomingCall { call, invite, source } => {
+            SipEvent::IncomingCall {
+                call,
+                invite,
+                source,
+            } => {
                 if self.draining.load(Ordering::Relaxed) {
                     ua.send(Command::Reject { call, status: 503 });
                     return;

@@ -42,7 +42,9 @@ impl PortPool {
         for _ in 0..self.slots {
             let slot = self.cursor.fetch_add(1, Ordering::Relaxed) % self.slots;
             let port = u32::from(self.first) + slot * 2;
-            let Ok(port) = u16::try_from(port) else { continue };
+            let Ok(port) = u16::try_from(port) else {
+                continue;
+            };
             if let Ok(sock) = UdpSocket::bind(SocketAddr::new(self.ip, port)).await {
                 return Ok(sock);
             }

@@ -53,7 +53,9 @@ impl Services {
 
     /// The id generator (held briefly; never across an await).
     pub fn ids(&self) -> MutexGuard<'_, IdGen> {
-        self.ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Our side of an SDP exchange on `port`, with the configured codecs.

@@ -81,7 +81,11 @@ impl StoreWorker {
     }
 }
 
-async fn run_job(store: &dyn InteractionStore, id: InteractionId, job: StoreJob) -> Option<StoreReply> {
+async fn run_job(
+    store: &dyn InteractionStore,
+    id: InteractionId,
+    job: StoreJob,
+) -> Option<StoreReply> {
     match job {
         StoreJob::Apply(event) => {
             if let Err(e) = store.apply(id, event, clock::wall()).await {
@@ -134,7 +138,9 @@ async fn request_callback(
     max_per_day: u32,
 ) -> StoreReply {
     match store.pending_callback(queue, &number).await {
-        Ok(Some(existing)) if existing.id != id => return StoreReply::CallbackRefused(Refusal::Duplicate),
+        Ok(Some(existing)) if existing.id != id => {
+            return StoreReply::CallbackRefused(Refusal::Duplicate);
+        }
         Ok(_) => {}
         Err(e) => {
             warn!(error = %e, "callback duplicate check failed");
@@ -150,7 +156,11 @@ async fn request_callback(
         }
     }
     match store
-        .apply(id, Lifecycle::CallbackRequested { number, not_before }, clock::wall())
+        .apply(
+            id,
+            Lifecycle::CallbackRequested { number, not_before },
+            clock::wall(),
+        )
         .await
     {
         Ok(_) => StoreReply::CallbackStored,
@@ -162,7 +172,11 @@ async fn request_callback(
 }
 
 /// 1-based place of `id` among the queue's waiting interactions (open or bot), by arrival.
-async fn queue_position(store: &dyn InteractionStore, id: InteractionId, queue: &str) -> Option<u32> {
+async fn queue_position(
+    store: &dyn InteractionStore,
+    id: InteractionId,
+    queue: &str,
+) -> Option<u32> {
     let mut pos = 0u32;
     let page = store
         .list(ListQuery {

@@ -671,7 +671,11 @@ fn compile_spanned(
         .as_ref()
         .map_or(Duration::ZERO, |v| c.duration(v, "start_after"));
     // Default: offer the menu once a minute.
-    let offer_every = c.positive(raw.offer_every.as_ref(), "offer_every", Duration::from_secs(60));
+    let offer_every = c.positive(
+        raw.offer_every.as_ref(),
+        "offer_every",
+        Duration::from_secs(60),
+    );
     let max_wait = raw
         .max_wait
         .as_ref()

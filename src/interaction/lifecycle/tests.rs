@@ -28,7 +28,8 @@ fn bot_with_callback() -> Interaction {
     step(
         &bot(),
         Event::CallbackRequested {
-            number: "15551234567".into(), not_before: None
+            number: "15551234567".into(),
+            not_before: None,
         },
     )
 }
@@ -158,7 +159,8 @@ fn callback_request_changes_sub_type_and_stays_bot() {
     let c = apply(
         &bot(),
         Event::CallbackRequested {
-            number: "+15551234567".into(), not_before: None
+            number: "+15551234567".into(),
+            not_before: None,
         },
         now(),
     )
@@ -175,7 +177,8 @@ fn callback_request_changes_sub_type_and_stays_bot() {
         apply(
             &bot(),
             Event::CallbackRequested {
-                number: "12a".into(), not_before: None
+                number: "12a".into(),
+                not_before: None
             },
             now()
         ),
@@ -185,7 +188,8 @@ fn callback_request_changes_sub_type_and_stays_bot() {
         not_allowed(
             &i,
             Event::CallbackRequested {
-                number: "15551234567".into(), not_before: None
+                number: "15551234567".into(),
+                not_before: None,
             },
         );
     }

@@ -32,7 +32,8 @@ async fn callback(s: &SqliteStore, queue: &str, number: &str, min: i64) -> Inter
     s.apply(
         i.id,
         Event::CallbackRequested {
-            number: number.into(), not_before: None
+            number: number.into(),
+            not_before: None,
         },
         at(min),
     )
@@ -137,7 +138,8 @@ async fn refused_events_are_conflicts_or_lifecycle_errors_and_write_nothing() {
         .apply(
             i.id,
             Event::CallbackRequested {
-                number: "abc".into(), not_before: None
+                number: "abc".into(),
+                not_before: None,
             },
             at(1),
         )
@@ -353,7 +355,8 @@ async fn recovery_after_reopening_the_file() {
         s.apply(
             bot_cb.id,
             Event::CallbackRequested {
-                number: "15551234567".into(), not_before: None
+                number: "15551234567".into(),
+                not_before: None,
             },
             at(0),
         )

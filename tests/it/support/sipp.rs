@@ -38,7 +38,6 @@ impl SippRun {
             })
             .count()
     }
-
 }
 
 impl Sipp {
