@@ -57,7 +57,7 @@ pub(super) async fn stream(
     }
     let floor = replay.last().map(|e| e.id).or(last).unwrap_or(0);
     let queues = agent.queues.clone();
-    let mine = move |e: &StoredEvent| queues.iter().any(|q| *q == e.queue);
+    let mine = move |e: &StoredEvent| queues.contains(&e.queue);
     let mine2 = mine.clone();
     let replayed = tokio_stream::iter(replay).filter(mine);
     let live = BroadcastStream::new(live)

@@ -256,10 +256,10 @@ fn parse_body<T: serde::de::DeserializeOwned>(
             ApiError::Unprocessable(e.body_text())
         }
     })?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        if let Some(v) = empty {
-            return Ok(v);
-        }
+    if body.iter().all(u8::is_ascii_whitespace)
+        && let Some(v) = empty
+    {
+        return Ok(v);
     }
     serde_json::from_slice(&body).map_err(|e| ApiError::Unprocessable(format!("invalid body: {e}")))
 }

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -618,10 +618,9 @@ fn parse_sse(buf: &str) -> Vec<(i64, String, Value)> {
         } else if let Some(v) = line
             .strip_prefix("data: ")
             .or_else(|| line.strip_prefix("data:"))
+            && let Some(i) = id.take()
         {
-            if let Some(i) = id.take() {
-                out.push((i, ev.clone(), serde_json::from_str(v).unwrap()));
-            }
+            out.push((i, ev.clone(), serde_json::from_str(v).unwrap()));
         }
     }
     out
@@ -662,7 +661,7 @@ async fn sse_delivers_a_status_change_quickly() {
     let srv = server().await;
     let id = open_callback(&srv.store, "support").await;
     let (mut s, mut buf) = open_sse(srv.addr, "alice-secret", None).await;
-    let t0 = Instant::now();
+    let t0 = crate::clock::now();
     let (st, _) = req(
         srv.addr,
         "POST",

@@ -166,10 +166,10 @@ impl MediaLeg {
                 if self.capture {
                     self.captured.extend_from_slice(&self.pcm);
                 }
-                if let Some(c) = self.inband.push_frame(&self.pcm) {
-                    if let Some(d) = Digit::from_char(c) {
-                        self.digit(now, d, DtmfMethod::Inband);
-                    }
+                if let Some(c) = self.inband.push_frame(&self.pcm)
+                    && let Some(d) = Digit::from_char(c)
+                {
+                    self.digit(now, d, DtmfMethod::Inband);
                 }
             }
             PayloadKind::Audio | PayloadKind::Other => {}

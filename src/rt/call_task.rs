@@ -217,10 +217,10 @@ impl ActiveCall {
         let mut inb = vec![0u8; 2048];
         loop {
             self.drain().await;
-            if let Some(o) = self.end.clone() {
-                if !self.hangup_sent {
-                    return o;
-                }
+            if let Some(o) = self.end.clone()
+                && !self.hangup_sent
+            {
+                return o;
             }
             let now = clock::now();
             while let Some((n, dest)) = self.leg.poll_transmit(now, &mut out) {

@@ -68,7 +68,7 @@ impl EventSink for CallManager {
                     self.svc.clone(),
                     IncomingCall {
                         call,
-                        invite,
+                        invite: *invite,
                         source,
                         flow,
                     },
@@ -81,10 +81,10 @@ impl EventSink for CallManager {
                 }
             }
             other => {
-                if let Some(tx) = self.calls.get(&call) {
-                    if tx.send(other).is_err() {
-                        self.calls.remove(&call);
-                    }
+                if let Some(tx) = self.calls.get(&call)
+                    && tx.send(other).is_err()
+                {
+                    self.calls.remove(&call);
                 }
             }
         }

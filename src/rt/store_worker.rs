@@ -148,12 +148,11 @@ async fn request_callback(
         }
     }
     let day_start = clock::wall() - jiff::SignedDuration::from_hours(24);
-    if max_per_day > 0 {
-        if let Ok(n) = store.callbacks_requested_since(&number, day_start).await {
-            if n >= max_per_day {
-                return StoreReply::CallbackRefused(Refusal::Limit);
-            }
-        }
+    if max_per_day > 0
+        && let Ok(n) = store.callbacks_requested_since(&number, day_start).await
+        && n >= max_per_day
+    {
+        return StoreReply::CallbackRefused(Refusal::Limit);
     }
     match store
         .apply(

@@ -93,7 +93,7 @@ pub enum SipEvent {
     /// A new INVITE passed policy; 100 Trying has been sent. Answer with a command.
     IncomingCall {
         call: CallId,
-        invite: Request,
+        invite: Box<Request>,
         source: SocketAddr,
     },
     /// The ACK for our 2xx arrived.
@@ -215,9 +215,9 @@ enum ServerTxn {
 #[derive(Debug)]
 enum ClientTxn {
     Invite {
-        txn: InviteClient,
+        txn: Box<InviteClient>,
         call: CallId,
-        request: Request,
+        request: Box<Request>,
     },
     NonInvite {
         txn: NonInviteClient,
@@ -230,7 +230,10 @@ enum ClientTxn {
 #[derive(Debug)]
 enum LegState {
     /// Inbound, not answered: its INVITE transaction and the request (for responses).
-    Ringing { invite: Request, txn: ServerKey },
+    Ringing {
+        invite: Box<Request>,
+        txn: ServerKey,
+    },
     /// Inbound, 2xx sent, waiting for the ACK. `bye_pending`: hang up once it arrives (§15).
     Answering { txn: ServerKey, bye_pending: bool },
     /// Outbound, INVITE in flight.
@@ -511,7 +514,7 @@ impl UserAgent {
                     call,
                     Leg {
                         state: LegState::Ringing {
-                            invite: req.clone(),
+                            invite: Box::new(req.clone()),
                             txn: key,
                         },
                         dialog,
@@ -524,7 +527,7 @@ impl UserAgent {
                 self.respond_invite(now, call, 100, Vec::new());
                 self.events.push_back(SipEvent::IncomingCall {
                     call,
-                    invite: req,
+                    invite: Box::new(req),
                     source: peer.addr,
                 });
             }
@@ -651,13 +654,13 @@ impl UserAgent {
             sent_by: sent_by.to_owned(),
             method: Method::Invite,
         };
-        if let Some((ServerTxn::Invite { txn, .. }, _)) = self.servers.get_mut(&key) {
-            if txn.has_final() {
-                txn.handle_ack(now);
-                self.drain_server(now, &key);
-                // It may also be the ACK of a 2xx sent by this same transaction (its own branch
-                // is reused by some peers); fall through to the dialog check.
-            }
+        if let Some((ServerTxn::Invite { txn, .. }, _)) = self.servers.get_mut(&key)
+            && txn.has_final()
+        {
+            txn.handle_ack(now);
+            self.drain_server(now, &key);
+            // It may also be the ACK of a 2xx sent by this same transaction (its own branch
+            // is reused by some peers); fall through to the dialog check.
         }
         // ACK for a 2xx: its own transaction, matched to the dialog (§13.2.2.4).
         let Some(tag) = req.to_hdr().and_then(|t| t.tag().map(str::to_owned)) else {
@@ -693,10 +696,10 @@ impl UserAgent {
                 .map(|(k, _)| k.clone())
                 .collect();
             for k in keys {
-                if let Some((ServerTxn::Invite { txn, .. }, _)) = self.servers.get_mut(&k) {
-                    if txn.has_final() {
-                        txn.handle_ack(now);
-                    }
+                if let Some((ServerTxn::Invite { txn, .. }, _)) = self.servers.get_mut(&k)
+                    && txn.has_final()
+                {
+                    txn.handle_ack(now);
                 }
                 self.drain_server(now, &k);
             }
@@ -1020,9 +1023,9 @@ impl UserAgent {
             branch.clone(),
             (
                 ClientTxn::Invite {
-                    txn,
+                    txn: Box::new(txn),
                     call: d.call,
-                    request: req,
+                    request: Box::new(req),
                 },
                 peer,
             ),
@@ -1160,15 +1163,15 @@ impl UserAgent {
                 TxnOutput::Response { .. } | TxnOutput::Timeout => {}
             }
         }
-        if let Some(at) = deadline {
-            if self.servers.contains_key(key) {
-                let owner = TimerOwner::Server(
-                    key.branch.clone(),
-                    key.sent_by.clone(),
-                    key.method.to_string(),
-                );
-                self.timers.push(Reverse((at, owner)));
-            }
+        if let Some(at) = deadline
+            && self.servers.contains_key(key)
+        {
+            let owner = TimerOwner::Server(
+                key.branch.clone(),
+                key.sent_by.clone(),
+                key.method.to_string(),
+            );
+            self.timers.push(Reverse((at, owner)));
         }
     }
 
@@ -1227,11 +1230,11 @@ impl UserAgent {
                 TxnOutput::AckTimeout => {}
             }
         }
-        if let Some(at) = deadline {
-            if self.clients.contains_key(branch) {
-                self.timers
-                    .push(Reverse((at, TimerOwner::Client(branch.to_owned()))));
-            }
+        if let Some(at) = deadline
+            && self.clients.contains_key(branch)
+        {
+            self.timers
+                .push(Reverse((at, TimerOwner::Client(branch.to_owned()))));
         }
     }
 
@@ -1277,16 +1280,12 @@ impl UserAgent {
                     }
                 }
             }
-            Method::Bye => {
-                if status >= 200 {
-                    self.end_leg(call, EndReason::LocalBye);
-                }
+            Method::Bye if status >= 200 => {
+                self.end_leg(call, EndReason::LocalBye);
             }
-            Method::Refer => {
-                if status >= 200 {
-                    self.events
-                        .push_back(SipEvent::ReferResponse { call, status });
-                }
+            Method::Refer if status >= 200 => {
+                self.events
+                    .push_back(SipEvent::ReferResponse { call, status });
             }
             _ => {}
         }
@@ -1294,12 +1293,10 @@ impl UserAgent {
 
     fn client_timeout(&mut self, call: CallId, method: &Method) {
         match method {
-            Method::Invite => {
-                if self.legs.contains_key(&call) {
-                    self.events
-                        .push_back(SipEvent::Failed { call, status: 408 });
-                    self.forget_leg(call);
-                }
+            Method::Invite if self.legs.contains_key(&call) => {
+                self.events
+                    .push_back(SipEvent::Failed { call, status: 408 });
+                self.forget_leg(call);
             }
             Method::Bye => self.end_leg(call, EndReason::LocalBye),
             Method::Refer => self

@@ -2,5 +2,8 @@
 //! `support` starts the `hammond` binary on free loopback ports with a temporary config and
 //! runs SIPp scenarios from `tests/sipp/` against it.
 
+// Real processes on the real clock: the virtual-time rule is for the sans-IO cores.
+#![allow(clippy::disallowed_methods)]
+
 mod call_flows;
 mod support;

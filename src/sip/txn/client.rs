@@ -146,15 +146,15 @@ impl InviteClient {
             self.finish();
             return;
         }
-        if self.deadlines.take_due(InviteTimer::A as usize, now) {
-            if let InviteState::Calling { interval } = &mut self.state {
-                // §17.1.1.2: A doubles each time (no T2 cap for INVITE).
-                *interval *= 2;
-                let next = now + *interval;
-                self.out
-                    .push_back(TxnOutput::Transmit(self.request.clone()));
-                self.deadlines.0[InviteTimer::A as usize] = Some(next);
-            }
+        if self.deadlines.take_due(InviteTimer::A as usize, now)
+            && let InviteState::Calling { interval } = &mut self.state
+        {
+            // §17.1.1.2: A doubles each time (no T2 cap for INVITE).
+            *interval *= 2;
+            let next = now + *interval;
+            self.out
+                .push_back(TxnOutput::Transmit(self.request.clone()));
+            self.deadlines.0[InviteTimer::A as usize] = Some(next);
         }
     }
 
@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn invite_to_a_silent_peer_gives_up_at_timer_b() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut t = InviteClient::new(
             t0,
             wire("INVITE"),
@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn non_2xx_is_acked_and_retransmitted_finals_acked_again() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut t = InviteClient::new(
             t0,
             wire("INVITE"),
@@ -346,7 +346,7 @@ mod tests {
 
     #[test]
     fn non_invite_retransmits_capped_at_t2_and_times_out_at_f() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut t = NonInviteClient::new(
             t0,
             wire("BYE"),
@@ -370,7 +370,7 @@ mod tests {
 
     #[test]
     fn non_invite_final_then_timer_k() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut t = NonInviteClient::new(
             t0,
             wire("BYE"),

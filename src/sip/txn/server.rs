@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn non_2xx_on_udp_retransmits_on_timer_g_until_timer_h() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut t = InviteServer::new(Transport::Unreliable, TimerValues::default());
         t.respond(t0, 100, wire("100"));
         t.respond(t0, 486, wire("486"));
@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn ack_stops_retransmissions_and_timer_i_ends_it() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut t = InviteServer::new(Transport::Unreliable, TimerValues::default());
         t.respond(t0, 404, wire("404"));
         t.handle_ack(t0 + Duration::from_millis(100));
@@ -339,7 +339,7 @@ mod tests {
 
     #[test]
     fn two_hundred_is_retransmitted_even_on_tcp_until_ack() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut t = InviteServer::new(Transport::Reliable, TimerValues::default());
         t.respond(t0, 200, wire("200"));
         drain(&mut t);
@@ -352,7 +352,7 @@ mod tests {
 
     #[test]
     fn retransmitted_invite_gets_the_same_response() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut t = InviteServer::new(Transport::Unreliable, TimerValues::default());
         t.handle_retransmission();
         assert!(
@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn non_invite_absorbs_retransmissions_until_timer_j() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut t = NonInviteServer::new(Transport::Unreliable, TimerValues::default());
         t.respond(t0, 200, wire("200"));
         t.handle_retransmission();
@@ -388,7 +388,7 @@ mod tests {
     #[test]
     fn non_invite_on_tcp_ends_at_once() {
         let mut t = NonInviteServer::new(Transport::Reliable, TimerValues::default());
-        t.respond(Instant::now(), 200, wire("200"));
+        t.respond(crate::clock::now(), 200, wire("200"));
         assert!(t.is_terminated());
     }
 }

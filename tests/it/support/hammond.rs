@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How to configure the Hammond under test.
-#[derive(Debug, Clone)]
-pub struct Options {
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Options {
     /// Extra TOML appended to the generated service config.
     pub extra_config: String,
     /// Extra queue files: (file name, contents), beside the shipped `config/queues/*`.
@@ -20,18 +20,7 @@ pub struct Options {
     pub trunk: Option<SocketAddr>,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            extra_config: String::new(),
-            queues: Vec::new(),
-            data_dir: None,
-            trunk: None,
-        }
-    }
-}
-
-pub struct Hammond {
+pub(crate) struct Hammond {
     child: Child,
     pub sip: SocketAddr,
     pub http: SocketAddr,
@@ -40,7 +29,7 @@ pub struct Hammond {
     log: Arc<Mutex<Vec<String>>>,
 }
 
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -57,7 +46,7 @@ fn copy_dir(from: &Path, to: &Path) {
 static RTP_BASE: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
 
 impl Hammond {
-    pub fn start(opts: Options) -> Self {
+    pub(crate) fn start(opts: Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let queues = dir.path().join("queues");
         copy_dir(&repo().join("config/queues"), &queues);
@@ -180,12 +169,12 @@ token = "eve-secret"
     }
 
     /// Everything Hammond logged so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
 
     /// Wait until the log contains `needle`.
-    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+    pub(crate) fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
         let start = Instant::now();
         while start.elapsed() < timeout {
             if self.log().contains(needle) {
@@ -196,17 +185,17 @@ token = "eve-secret"
         false
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// SIGTERM and wait for the exit status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())

@@ -2,8 +2,8 @@
 
 #![allow(dead_code)]
 
-pub mod hammond;
-pub mod sipp;
+pub(crate) mod hammond;
+pub(crate) mod sipp;
 
-pub use hammond::{Hammond, Options};
-pub use sipp::{Sipp, SippRun};
+pub(crate) use hammond::{Hammond, Options};
+pub(crate) use sipp::Sipp;

@@ -9,12 +9,12 @@ use super::hammond::repo;
 
 static MEDIA_PORT: AtomicU16 = AtomicU16::new(0);
 
-pub struct Sipp {
+pub(crate) struct Sipp {
     cmd: Command,
     log_dir: tempfile::TempDir,
 }
 
-pub struct SippRun {
+pub(crate) struct SippRun {
     pub ok: bool,
     pub code: Option<i32>,
     /// Every SIP message SIPp sent or received.
@@ -25,7 +25,7 @@ pub struct SippRun {
 
 impl SippRun {
     /// How many received messages start with `line` (e.g. `SIP/2.0 200 OK`).
-    pub fn received(&self, start_line: &str) -> usize {
+    pub(crate) fn received(&self, start_line: &str) -> usize {
         // Blocks look like "----- date\nUDP message received [300] bytes :\n\nSIP/2.0 100 Trying".
         self.messages
             .split("\n-----")
@@ -42,7 +42,7 @@ impl SippRun {
 
 impl Sipp {
     /// SIPp as a UAC calling `service@target` with `scenario` (file name under tests/sipp).
-    pub fn uac(scenario: &str, target: SocketAddr, service: &str) -> Self {
+    pub(crate) fn uac(scenario: &str, target: SocketAddr, service: &str) -> Self {
         let log_dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("sipp");
         let slot = MEDIA_PORT.fetch_add(1, Ordering::Relaxed);
@@ -70,26 +70,26 @@ impl Sipp {
         Self { cmd, log_dir }
     }
 
-    pub fn arg(mut self, a: &str) -> Self {
+    pub(crate) fn arg(mut self, a: &str) -> Self {
         self.cmd.arg(a);
         self
     }
 
-    pub fn args(mut self, a: &[&str]) -> Self {
+    pub(crate) fn args(mut self, a: &[&str]) -> Self {
         self.cmd.args(a);
         self
     }
 
-    pub fn key(mut self, k: &str, v: &str) -> Self {
+    pub(crate) fn key(mut self, k: &str, v: &str) -> Self {
         self.cmd.args(["-key", k, v]);
         self
     }
 
-    pub fn tcp(self) -> Self {
+    pub(crate) fn tcp(self) -> Self {
         self.args(&["-t", "t1"])
     }
 
-    pub fn run(mut self) -> SippRun {
+    pub(crate) fn run(mut self) -> SippRun {
         let out = self
             .cmd
             .output()
@@ -105,14 +105,14 @@ impl Sipp {
         }
     }
 
-    pub fn log_path(&self) -> PathBuf {
+    pub(crate) fn log_path(&self) -> PathBuf {
         self.log_dir.path().to_owned()
     }
 }
 
 /// Assert a run passed, printing SIPp's view when it did not.
 #[track_caller]
-pub fn assert_ok(run: &SippRun) {
+pub(crate) fn assert_ok(run: &SippRun) {
     assert!(
         run.ok,
         "sipp failed (exit {:?})\n--- errors ---\n{}\n--- messages ---\n{}",
