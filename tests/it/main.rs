@@ -7,3 +7,4 @@
 
 mod call_flows;
 mod support;
+mod workflow_flows;

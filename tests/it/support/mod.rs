@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod hammond;
+pub(crate) mod http;
 pub(crate) mod sipp;
 
 pub(crate) use hammond::{Hammond, Options};
