@@ -106,9 +106,15 @@ mod tests {
         }
         for pcm in [-32000i16, -1000, -10, 0, 10, 1000, 32000] {
             let a = i32::from(alaw_decode(alaw_encode(pcm)));
-            assert!((a - i32::from(pcm)).abs() <= i32::from(pcm).abs() / 16 + 16, "{pcm} -> {a}");
+            assert!(
+                (a - i32::from(pcm)).abs() <= i32::from(pcm).abs() / 16 + 16,
+                "{pcm} -> {a}"
+            );
             let u = i32::from(ulaw_decode(ulaw_encode(pcm)));
-            assert!((u - i32::from(pcm)).abs() <= i32::from(pcm).abs() / 16 + 16, "{pcm} -> {u}");
+            assert!(
+                (u - i32::from(pcm)).abs() <= i32::from(pcm).abs() / 16 + 16,
+                "{pcm} -> {u}"
+            );
         }
     }
 }

@@ -346,7 +346,10 @@ impl SessionDescription {
                 b'o' => {
                     let f: Vec<&str> = value.split_ascii_whitespace().collect();
                     if f.len() != 6 || origin.is_some() || !media.is_empty() {
-                        return Err(SdpError::Malformed { what: "o= line", line });
+                        return Err(SdpError::Malformed {
+                            what: "o= line",
+                            line,
+                        });
                     }
                     origin = Some(Origin {
                         username: f[0].to_owned(),
@@ -365,10 +368,15 @@ impl SessionDescription {
                 }
                 b'm' => {
                     if media.len() >= MAX_MEDIA {
-                        return Err(SdpError::TooLarge { what: "m= sections" });
+                        return Err(SdpError::TooLarge {
+                            what: "m= sections",
+                        });
                     }
                     let mut f = value.split_ascii_whitespace();
-                    let bad = SdpError::Malformed { what: "m= line", line };
+                    let bad = SdpError::Malformed {
+                        what: "m= line",
+                        line,
+                    };
                     let kind = f.next().ok_or(bad.clone())?;
                     let port = f.next().ok_or(bad.clone())?;
                     let port: u16 = port
@@ -807,7 +815,10 @@ mod tests {
         assert_eq!(n.codec, Codec::Pcma);
         assert_eq!(n.dtmf_pt, Some(101));
         assert!(n.answer_sdp.contains("m=audio 20000 RTP/AVP 8 101\r\n"));
-        assert!(n.answer_sdp.contains("a=rtpmap:101 telephone-event/8000\r\n"));
+        assert!(
+            n.answer_sdp
+                .contains("a=rtpmap:101 telephone-event/8000\r\n")
+        );
         assert!(n.answer_sdp.contains("a=sendrecv\r\n"));
     }
 
@@ -897,7 +908,8 @@ mod tests {
         let offer = SessionDescription::parse(ASTERISK).unwrap();
         let mut o = origin();
         let first = negotiate(&offer, &local(), &mut o).unwrap();
-        let hold = SessionDescription::parse(&ASTERISK.replace("a=sendrecv", "a=sendonly")).unwrap();
+        let hold =
+            SessionDescription::parse(&ASTERISK.replace("a=sendrecv", "a=sendonly")).unwrap();
         let second = negotiate(&hold, &local(), &mut o).unwrap();
         let (a, b) = (o_line(&first.answer_sdp), o_line(&second.answer_sdp));
         assert_eq!(a[1], b[1], "session id kept");

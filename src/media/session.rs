@@ -397,14 +397,22 @@ mod tests {
             sent.push(RtpPacket::parse(&buf[..n]).unwrap().header());
         }
         assert!(sent.iter().all(|h| h.ssrc == s.ssrc() && h.pt == 0));
-        let seqs: Vec<u16> = sent.iter().map(|h| h.seq.wrapping_sub(sent[0].seq)).collect();
+        let seqs: Vec<u16> = sent
+            .iter()
+            .map(|h| h.seq.wrapping_sub(sent[0].seq))
+            .collect();
         assert_eq!(seqs, [0, 1, 2, 3]);
         let tss: Vec<u32> = sent.iter().map(|h| h.ts.wrapping_sub(sent[0].ts)).collect();
         assert_eq!(tss, [0, 160, 640, 800], "skipped frames advance the clock");
         let marks: Vec<bool> = sent.iter().map(|h| h.marker).collect();
         assert_eq!(marks, [true, false, false, true]);
         // Different seeds give different random bases.
-        let other = RtpSession::new(t0, &mut IdGen::seeded(4), &neg(Direction::SendRecv, Some(PEER)), None);
+        let other = RtpSession::new(
+            t0,
+            &mut IdGen::seeded(4),
+            &neg(Direction::SendRecv, Some(PEER)),
+            None,
+        );
         assert_ne!(other.ssrc(), s.ssrc());
     }
 
@@ -444,9 +452,18 @@ mod tests {
         let inb = s.accept(t0, peer, &p).unwrap();
         assert_eq!((inb.kind, inb.late), (PayloadKind::Audio, false));
         assert_eq!(inb.packet.payload.len(), 160);
-        assert_eq!(s.accept(t0, peer, &pkt(101, 11, 1)).unwrap().kind, PayloadKind::TelephoneEvent);
-        assert_eq!(s.accept(t0, peer, &pkt(13, 12, 1)).unwrap().kind, PayloadKind::Other);
-        assert_eq!(s.accept(t0, peer, &[0x80, 0]), Err(Reject::Malformed(RtpError::TooShort { len: 2 })));
+        assert_eq!(
+            s.accept(t0, peer, &pkt(101, 11, 1)).unwrap().kind,
+            PayloadKind::TelephoneEvent
+        );
+        assert_eq!(
+            s.accept(t0, peer, &pkt(13, 12, 1)).unwrap().kind,
+            PayloadKind::Other
+        );
+        assert_eq!(
+            s.accept(t0, peer, &[0x80, 0]),
+            Err(Reject::Malformed(RtpError::TooShort { len: 2 }))
+        );
         // Still refused after many good packets: no re-latching.
         assert_eq!(s.accept(t0, evil, &pkt(0, 13, 1)), Err(Reject::WrongSource));
         s.update_remote(t0, None);
@@ -460,10 +477,19 @@ mod tests {
         let t0 = crate::clock::now();
         let mut s = session(t0);
         let peer: SocketAddr = PEER.parse().unwrap();
-        let lates: Vec<bool> = [(65534, 1), (65535, 1), (1, 1), (0, 1), (1, 1), (2, 1), (500, 2), (499, 2)]
-            .iter()
-            .map(|&(seq, ssrc)| s.accept(t0, peer, &pkt(0, seq, ssrc)).unwrap().late)
-            .collect();
+        let lates: Vec<bool> = [
+            (65534, 1),
+            (65535, 1),
+            (1, 1),
+            (0, 1),
+            (1, 1),
+            (2, 1),
+            (500, 2),
+            (499, 2),
+        ]
+        .iter()
+        .map(|&(seq, ssrc)| s.accept(t0, peer, &pkt(0, seq, ssrc)).unwrap().late)
+        .collect();
         assert_eq!(lates, [false, false, false, true, true, false, false, true]);
         assert_eq!(s.counters().late, 3);
     }
@@ -510,7 +536,12 @@ mod tests {
             s.apply(t0 + sec(100), &neg(Direction::SendRecv, Some(PEER)));
             assert_eq!(s.poll_timeout(), Some(t0 + sec(130)));
         }
-        let mut off = RtpSession::new(t0, &mut IdGen::seeded(1), &neg(Direction::SendRecv, Some(PEER)), None);
+        let mut off = RtpSession::new(
+            t0,
+            &mut IdGen::seeded(1),
+            &neg(Direction::SendRecv, Some(PEER)),
+            None,
+        );
         assert_eq!(off.poll_timeout(), None);
         off.handle_timeout(t0 + sec(1000));
         assert_eq!(off.poll_event(), None);

@@ -76,9 +76,21 @@ mod tests {
 
     #[test]
     fn dtmf_relay_bodies() {
-        assert_eq!(ok("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n"), '5');
-        assert_eq!(ok("Application/DTMF-Relay; charset=utf-8", "signal = #\nduration=100"), '#');
-        assert_eq!(ok("application/dtmf-relay", "Duration=160\r\nSIGNAL= *\r\n"), '*');
+        assert_eq!(
+            ok("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n"),
+            '5'
+        );
+        assert_eq!(
+            ok(
+                "Application/DTMF-Relay; charset=utf-8",
+                "signal = #\nduration=100"
+            ),
+            '#'
+        );
+        assert_eq!(
+            ok("application/dtmf-relay", "Duration=160\r\nSIGNAL= *\r\n"),
+            '*'
+        );
         assert_eq!(ok("application/dtmf-relay", "Signal=10\r\n"), '*');
         assert_eq!(ok("application/dtmf-relay", "Signal=11\r\n"), '#');
         assert_eq!(ok("application/dtmf-relay", "Signal=b\r\n"), 'B');
@@ -96,9 +108,18 @@ mod tests {
     fn errors() {
         use InfoError::*;
         assert_eq!(parse("text/plain", b"5"), Err(UnsupportedContentType));
-        assert_eq!(parse("application/dtmf-relay", b"Duration=160"), Err(MissingSignal));
-        assert_eq!(parse("application/dtmf-relay", b"Signal=E"), Err(InvalidSignal));
-        assert_eq!(parse("application/dtmf-relay", b"Signal="), Err(InvalidSignal));
+        assert_eq!(
+            parse("application/dtmf-relay", b"Duration=160"),
+            Err(MissingSignal)
+        );
+        assert_eq!(
+            parse("application/dtmf-relay", b"Signal=E"),
+            Err(InvalidSignal)
+        );
+        assert_eq!(
+            parse("application/dtmf-relay", b"Signal="),
+            Err(InvalidSignal)
+        );
         assert_eq!(parse("application/dtmf", b"16"), Err(InvalidSignal));
         assert_eq!(parse("application/dtmf", b"55"), Err(InvalidSignal));
         assert_eq!(parse("application/dtmf", b""), Err(InvalidSignal));

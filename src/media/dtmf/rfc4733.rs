@@ -164,7 +164,10 @@ mod tests {
     #[test]
     fn lost_start_still_counts() {
         let pkts: Vec<_> = event('9', 500, 0).into_iter().skip(1).collect();
-        assert!(pkts[0].2[1] & 0x80 != 0, "first packet seen is an end packet");
+        assert!(
+            pkts[0].2[1] & 0x80 != 0,
+            "first packet seen is an end packet"
+        );
         assert_eq!(run(&mut Detector::new(), &pkts), "9");
     }
 
@@ -189,7 +192,10 @@ mod tests {
         assert_eq!(det.handle(100, true, &max), Some(d('0')));
         let seg2 = encode_event(d('0'), false, 10, 160);
         assert_eq!(det.handle(100 + 0xFFFF, false, &seg2), None);
-        assert_eq!(det.handle(100 + 0xFFFF, false, &encode_event(d('0'), true, 10, 320)), None);
+        assert_eq!(
+            det.handle(100 + 0xFFFF, false, &encode_event(d('0'), true, 10, 320)),
+            None
+        );
     }
 
     #[test]
@@ -204,17 +210,32 @@ mod tests {
         let mut det = Detector::new();
         assert_eq!(det.handle(1, true, &[]), None);
         assert_eq!(det.handle(2, true, &[5, 0x80, 0]), None);
-        assert_eq!(det.handle(3, true, &[16, 0, 0, 160]), None, "flash is not a digit");
+        assert_eq!(
+            det.handle(3, true, &[16, 0, 0, 160]),
+            None,
+            "flash is not a digit"
+        );
         assert_eq!(det.handle(4, true, &[255; 4]), None);
-        assert_eq!(det.handle(5, true, &[11, 0x0A, 0, 160, 99, 99]), Some(d('#')));
+        assert_eq!(
+            det.handle(5, true, &[11, 0x0A, 0, 160, 99, 99]),
+            Some(d('#'))
+        );
     }
 
     #[test]
     fn encode_layout() {
-        assert_eq!(encode_event(d('*'), true, 200, 0x0140), [10, 0x80 | 63, 0x01, 0x40]);
+        assert_eq!(
+            encode_event(d('*'), true, 200, 0x0140),
+            [10, 0x80 | 63, 0x01, 0x40]
+        );
         assert_eq!(
             Event::parse(&encode_event(d('D'), false, 7, 9)),
-            Some(Event { code: 15, end: false, volume: 7, duration: 9 })
+            Some(Event {
+                code: 15,
+                end: false,
+                volume: 7,
+                duration: 9
+            })
         );
     }
 }
