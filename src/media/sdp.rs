@@ -27,8 +27,8 @@ pub const MAX_FORMATS: usize = 64;
 /// Most `a=` lines per section.
 pub const MAX_ATTRIBUTES: usize = 128;
 
-/// Why an SDP could not be parsed or negotiated. All variants are the peer's fault (→ 488/400)
-/// except none: we never produce a bad local description.
+/// Why an SDP could not be parsed or negotiated. Every variant is the peer's fault: answer an
+/// INVITE carrying one with 488 Not Acceptable Here (we never build a bad local description).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SdpError {
     /// The body exceeds [`MAX_SDP_LEN`] or one of the other bounds.
@@ -945,6 +945,40 @@ mod tests {
         // A re-offer from us keeps the id and bumps the version.
         let again = build_offer(&local(), &mut o);
         assert_eq!(o_line(again.sdp())[1], o_line(offer.sdp())[1]);
+    }
+
+    #[test]
+    fn second_audio_stream_is_used_when_the_first_is_unusable() {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+                   m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n\
+                   m=audio 4002 RTP/AVP 8 0\r\nm=audio 4004 RTP/AVP 0\r\n";
+        let n = answer(sdp).unwrap();
+        assert_eq!(n.codec, Codec::Pcma);
+        assert_eq!(n.remote, Some("10.0.0.1:4002".parse().unwrap()));
+        let ans = SessionDescription::parse(&n.answer_sdp).unwrap();
+        let ports: Vec<u16> = ans.media.iter().map(|m| m.port).collect();
+        assert_eq!(ports, [0, 20000, 0], "only one audio stream is answered");
+        assert_eq!(ans.media[0].proto, "RTP/SAVP");
+    }
+
+    #[test]
+    fn our_offer_answered_by_ourselves() {
+        let mut ours = origin();
+        let offer = build_offer(&local(), &mut ours);
+        let mut peer = LocalMedia::new("10.0.0.7".parse().unwrap(), 30000);
+        peer.codecs = vec![Codec::Pcma];
+        let theirs = negotiate(
+            &SessionDescription::parse(offer.sdp()).unwrap(),
+            &peer,
+            &mut origin(),
+        )
+        .unwrap();
+        assert_eq!((theirs.codec, theirs.dtmf_pt), (Codec::Pcma, Some(101)));
+        assert_eq!(theirs.remote, Some("192.0.2.5:20000".parse().unwrap()));
+        let n = accept_answer(&offer, &theirs.answer_sdp).unwrap();
+        assert_eq!((n.codec, n.dtmf_pt), (Codec::Pcma, Some(101)));
+        assert_eq!(n.remote, Some("10.0.0.7:30000".parse().unwrap()));
+        assert_eq!(n.direction, Direction::SendRecv);
     }
 
     #[test]

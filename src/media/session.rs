@@ -236,6 +236,28 @@ impl RtpSession {
         len
     }
 
+    /// Write an RFC 4733 telephone-event packet (payload from `dtmf::rfc4733::encode_event`)
+    /// and return its length; 0 when the peer negotiated no telephone-event, on hold, or `buf`
+    /// is too small. All packets of one event carry the same `event_ts`: take it from
+    /// [`RtpSession::next_timestamp`] before the first one, which sets `start` (the marker).
+    /// Afterwards resume audio with `frames_elapsed` counting the frames the event lasted.
+    pub fn write_event(
+        &mut self,
+        buf: &mut [u8],
+        payload: &[u8; 4],
+        event_ts: u32,
+        start: bool,
+    ) -> usize {
+        let Some(pt) = self.dtmf_pt else { return 0 };
+        let len = rtp::HEADER_LEN + payload.len();
+        let out = buf.get_mut(..len).unwrap_or(&mut []);
+        if self.write_header_at(out, pt, start, event_ts) == 0 {
+            return 0;
+        }
+        out[rtp::HEADER_LEN..].copy_from_slice(payload);
+        len
+    }
+
     /// Low level, for the bridge: write a 12-byte header with our SSRC, the next sequence
     /// number, payload type `pt` and timestamp `ts` into `buf`, and record `ts` as the stream's
     /// current timestamp (if newer). Returns 12, or 0 (nothing to send; the clock still moves to `ts`)
@@ -414,6 +436,65 @@ mod tests {
             None,
         );
         assert_ne!(other.ssrc(), s.ssrc());
+    }
+
+    #[test]
+    fn small_buffer_writes_nothing_but_keeps_the_clock() {
+        let t0 = crate::clock::now();
+        let mut s = session(t0);
+        let mut buf = [0u8; 200];
+        let n = s.write_frame(&mut buf, &[1; 160], false, 1);
+        let first = RtpPacket::parse(&buf[..n]).unwrap().header();
+        assert_eq!(s.write_frame(&mut buf[..100], &[1; 160], false, 1), 0);
+        let n = s.write_frame(&mut buf, &[1; 160], false, 1);
+        let h = RtpPacket::parse(&buf[..n]).unwrap().header();
+        assert_eq!(
+            (h.seq, h.ts),
+            (first.seq.wrapping_add(1), first.ts.wrapping_add(320))
+        );
+    }
+
+    #[test]
+    fn outgoing_telephone_event() {
+        use crate::media::dtmf::{Digit, rfc4733};
+        let t0 = crate::clock::now();
+        let mut s = session(t0);
+        let mut buf = [0u8; 200];
+        let n = s.write_frame(&mut buf, &[0xFF; 160], false, 1);
+        let audio = RtpPacket::parse(&buf[..n]).unwrap().header();
+        let ts = s.next_timestamp();
+        let five = Digit::from_char('5').unwrap();
+        let mut det = rfc4733::Detector::new();
+        let mut digits = Vec::new();
+        for (i, end) in [(1u16, false), (2, false), (3, true), (3, true), (3, true)] {
+            let n = s.write_event(
+                &mut buf,
+                &rfc4733::encode_event(five, end, 10, i * 160),
+                ts,
+                i == 1 && !end,
+            );
+            assert_eq!(n, 16);
+            let p = RtpPacket::parse(&buf[..n]).unwrap();
+            assert_eq!(
+                (p.pt, p.ts, p.marker),
+                (101, audio.ts.wrapping_add(160), i == 1)
+            );
+            digits.extend(det.handle(p.ts, p.marker, p.payload));
+        }
+        assert_eq!(digits, [five]);
+        let n = s.write_frame(&mut buf, &[0xFF; 160], false, 3);
+        let after = RtpPacket::parse(&buf[..n]).unwrap().header();
+        assert_eq!(after.ts, audio.ts.wrapping_add(160 * 4));
+        assert_eq!(after.seq, audio.seq.wrapping_add(6));
+        let mut no_dtmf = session(t0);
+        no_dtmf.apply(
+            t0,
+            &Negotiated {
+                dtmf_pt: None,
+                ..neg(Direction::SendRecv, Some(PEER))
+            },
+        );
+        assert_eq!(no_dtmf.write_event(&mut buf, &[0; 4], 0, true), 0);
     }
 
     #[test]

@@ -118,6 +118,7 @@ impl Detector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     fn d(c: char) -> Digit {
         Digit::from_char(c).unwrap()
@@ -220,6 +221,34 @@ mod tests {
             det.handle(5, true, &[11, 0x0A, 0, 160, 99, 99]),
             Some(d('#'))
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_payload_never_panics(ts: u32, marker: bool, payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12)) {
+            let _ = Detector::new().handle(ts, marker, &payload);
+        }
+
+        /// Any loss (but not all) and any reordering or duplication of one event's packets
+        /// yields exactly one digit.
+        #[test]
+        fn one_event_any_order_one_digit(
+            code in 0u8..16,
+            ts: u32,
+            order in proptest::sample::subsequence((0..6usize).collect::<Vec<_>>(), 1..=6)
+                .prop_shuffle(),
+            dup in 0usize..6,
+        ) {
+            let c = Digit::from_event(code).unwrap().as_char();
+            let pkts = event(c, ts, 2); // 6 packets
+            let mut det = Detector::new();
+            let mut seen = String::new();
+            for &i in order.iter().chain(std::iter::once(&dup)) {
+                let (t, m, p): (u32, bool, [u8; 4]) = pkts[i];
+                seen.extend(det.handle(t, m, &p).map(Digit::as_char));
+            }
+            proptest::prop_assert_eq!(seen, c.to_string());
+        }
     }
 
     #[test]
