@@ -37,10 +37,17 @@ pub(super) async fn set_status(
         return Err(ApiError::NotFound(format!("agent {id} not found")));
     }
     if caller.id != id {
-        return Err(ApiError::Forbidden("an agent may set only its own status".into()));
+        return Err(ApiError::Forbidden(
+            "an agent may set only its own status".into(),
+        ));
     }
     let body: StatusBody = parse_body(body, None)?;
-    let change = st.agents.set_presence(&id, body.status).ok_or_else(|| ApiError::NotFound(format!("agent {id}")))?;
+    let change = st
+        .agents
+        .set_presence(&id, body.status)
+        .ok_or_else(|| ApiError::NotFound(format!("agent {id}")))?;
     tracing::info!(agent.id = %id, status = ?body.status, "presence changed");
-    Ok(Json(json!({ "id": change.id, "queues": change.queues, "status": change.status })))
+    Ok(Json(
+        json!({ "id": change.id, "queues": change.queues, "status": change.status }),
+    ))
 }

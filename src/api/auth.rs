@@ -15,13 +15,27 @@ pub struct AuthAgent(pub Agent);
 impl FromRequestParts<AppState> for AuthAgent {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
-        let (scheme, token) = header.trim().split_once(' ').ok_or(ApiError::Unauthorized)?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(ApiError::Unauthorized)?;
+        let (scheme, token) = header
+            .trim()
+            .split_once(' ')
+            .ok_or(ApiError::Unauthorized)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(ApiError::Unauthorized);
         }
-        state.agents.by_token(token.trim()).map(Self).ok_or(ApiError::Unauthorized)
+        state
+            .agents
+            .by_token(token.trim())
+            .map(Self)
+            .ok_or(ApiError::Unauthorized)
     }
 }
 

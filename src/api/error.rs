@@ -52,8 +52,12 @@ impl From<store::Error> for ApiError {
     fn from(e: store::Error) -> Self {
         match e {
             store::Error::NotFound(id) => Self::NotFound(format!("interaction {id} not found")),
-            store::Error::Conflict { id, status } => Self::Conflict(format!("interaction {id} is {status}")),
-            store::Error::Lifecycle { id, source } => Self::Conflict(format!("interaction {id}: {source}")),
+            store::Error::Conflict { id, status } => {
+                Self::Conflict(format!("interaction {id} is {status}"))
+            }
+            store::Error::Lifecycle { id, source } => {
+                Self::Conflict(format!("interaction {id}: {source}"))
+            }
             e => Self::Store(e),
         }
     }
@@ -67,8 +71,15 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status();
         // Internal details stay in the log, not in the response.
-        let message = if status.is_server_error() { "internal error".to_owned() } else { self.to_string() };
-        let mut resp = (status, Json(serde_json::json!({ "error": { "code": code, "message": message } })))
+        let message = if status.is_server_error() {
+            "internal error".to_owned()
+        } else {
+            self.to_string()
+        };
+        let mut resp = (
+            status,
+            Json(serde_json::json!({ "error": { "code": code, "message": message } })),
+        )
             .into_response();
         if status.is_server_error() {
             resp.extensions_mut().insert(ServerError(self.to_string()));

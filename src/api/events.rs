@@ -33,7 +33,9 @@ pub(super) async fn stream(
             v.to_str()
                 .ok()
                 .and_then(|s| s.trim().parse::<i64>().ok())
-                .ok_or_else(|| ApiError::Unprocessable("Last-Event-ID must be an event id".into()))?,
+                .ok_or_else(|| {
+                    ApiError::Unprocessable("Last-Event-ID must be an event id".into())
+                })?,
         ),
     };
     // Subscribe first: anything committed from here on is in `live`.
@@ -55,7 +57,7 @@ pub(super) async fn stream(
     }
     let floor = replay.last().map(|e| e.id).or(last).unwrap_or(0);
     let queues = agent.queues.clone();
-    let mine = move |e: &StoredEvent| queues.iter().any(|q| *q == e.queue);
+    let mine = move |e: &StoredEvent| queues.contains(&e.queue);
     let mine2 = mine.clone();
     let replayed = tokio_stream::iter(replay).filter(mine);
     let live = BroadcastStream::new(live)
@@ -65,15 +67,22 @@ pub(super) async fn stream(
         .filter(move |e| e.id > floor && mine2(e));
     let changes = replayed.chain(live).map(|e| Ok(to_sse(&e)));
     let agent_queues = agent.queues;
-    let presence = BroadcastStream::new(presence).filter_map(Result::ok).filter_map(move |p| {
-        // Only colleagues sharing a queue matter to this agent.
-        p.queues.iter().any(|q| agent_queues.contains(q)).then(|| {
-            Ok(Event::default().event("agent_status").data(serde_json::to_string(&p).unwrap_or_default()))
-        })
-    });
+    let presence = BroadcastStream::new(presence)
+        .filter_map(Result::ok)
+        .filter_map(move |p| {
+            // Only colleagues sharing a queue matter to this agent.
+            p.queues.iter().any(|q| agent_queues.contains(q)).then(|| {
+                Ok(Event::default()
+                    .event("agent_status")
+                    .data(serde_json::to_string(&p).unwrap_or_default()))
+            })
+        });
     Ok(Sse::new(changes.merge(presence)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
 fn to_sse(e: &StoredEvent) -> Event {
-    Event::default().id(e.id.to_string()).event(&e.kind).data(e.data.to_string())
+    Event::default()
+        .id(e.id.to_string())
+        .event(&e.kind)
+        .data(e.data.to_string())
 }

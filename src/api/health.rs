@@ -19,7 +19,10 @@ pub(super) async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
     if problems.is_empty() {
         (StatusCode::OK, Json(json!({ "status": "ok" })))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unhealthy", "problems": problems })))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unhealthy", "problems": problems })),
+        )
     }
 }
 
@@ -28,5 +31,8 @@ pub(super) async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     if let Err(e) = super::metrics::refresh(st.store.as_ref()).await {
         tracing::warn!(error = %e, "refreshing store gauges");
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
 }

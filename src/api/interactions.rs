@@ -32,12 +32,28 @@ pub(super) async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::Unprocessable(e.body_text()))?;
-    let status = p.status.as_deref().map(|s| Status::parse(s).ok_or_else(|| bad("status", s))).transpose()?;
-    let sub_type = p.sub_type.as_deref().map(|s| SubType::parse(s).ok_or_else(|| bad("sub_type", s))).transpose()?;
-    let cursor = p.cursor.as_deref().map(|s| Cursor::decode(s).ok_or_else(|| bad("cursor", s))).transpose()?;
+    let status = p
+        .status
+        .as_deref()
+        .map(|s| Status::parse(s).ok_or_else(|| bad("status", s)))
+        .transpose()?;
+    let sub_type = p
+        .sub_type
+        .as_deref()
+        .map(|s| SubType::parse(s).ok_or_else(|| bad("sub_type", s)))
+        .transpose()?;
+    let cursor = p
+        .cursor
+        .as_deref()
+        .map(|s| Cursor::decode(s).ok_or_else(|| bad("cursor", s)))
+        .transpose()?;
     let queues = match p.queue {
         Some(q) if agent.serves(&q) => vec![q],
-        Some(q) => return Err(ApiError::Forbidden(format!("queue {q} is not one of yours"))),
+        Some(q) => {
+            return Err(ApiError::Forbidden(format!(
+                "queue {q} is not one of yours"
+            )));
+        }
         None => agent.queues.clone(),
     };
     let limit = match p.limit {
@@ -45,8 +61,21 @@ pub(super) async fn list(
         Some(n) => n.min(crate::store::MAX_PAGE),
         None => DEFAULT_PAGE,
     };
-    let page = st.store.list(ListQuery { status, queues: Some(queues), sub_type, limit, cursor }).await?;
-    let items: Vec<Value> = page.items.iter().map(|l| l.interaction.to_json(l.position)).collect();
+    let page = st
+        .store
+        .list(ListQuery {
+            status,
+            queues: Some(queues),
+            sub_type,
+            limit,
+            cursor,
+        })
+        .await?;
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|l| l.interaction.to_json(l.position))
+        .collect();
     let mut body = json!({ "interactions": items });
     if let Some(c) = page.next_cursor {
         body["next_cursor"] = Value::String(c.encode());
@@ -88,7 +117,10 @@ pub(super) async fn accept(
     tracing::info!(interaction.id = id, agent.id = %agent.id, "accepted");
     if let Some(tx) = &st.accepted {
         // No dialer listening is fine: the interaction is still assigned.
-        let _ = tx.send(Accepted { interaction: i.clone(), agent });
+        let _ = tx.send(Accepted {
+            interaction: i.clone(),
+            agent,
+        });
     }
     Ok(Json(i.to_json(None)))
 }
@@ -116,27 +148,43 @@ pub(super) async fn close(
     match current.status {
         Status::Open => {}
         Status::Connected if current.assigned_agent.as_deref() == Some(agent.id.as_str()) => {}
-        Status::Connected => return Err(ApiError::Forbidden(format!("interaction {id} is assigned to another agent"))),
-        Status::Bot | Status::Closed => return Err(ApiError::Conflict(format!("interaction {id} is {}", current.status))),
+        Status::Connected => {
+            return Err(ApiError::Forbidden(format!(
+                "interaction {id} is assigned to another agent"
+            )));
+        }
+        Status::Bot | Status::Closed => {
+            return Err(ApiError::Conflict(format!(
+                "interaction {id} is {}",
+                current.status
+            )));
+        }
     }
     let reason = body.reason.unwrap_or(match current.sub_type {
         SubType::Voicemail => CloseReason::VoicemailDone,
         SubType::Inbound | SubType::Callback => CloseReason::Completed,
     });
-    let event = Event::Closed { reason, disposition: Some(body.disposition) };
+    let event = Event::Closed {
+        reason,
+        disposition: Some(body.disposition),
+    };
     let i = st.store.apply(id, event, clock::wall()).await?;
     Ok(Json(i.to_json(None)))
 }
 
 fn path_id(id: Result<Path<InteractionId>, PathRejection>) -> Result<InteractionId, ApiError> {
-    id.map(|Path(id)| id).map_err(|_| ApiError::NotFound("no such interaction".into()))
+    id.map(|Path(id)| id)
+        .map_err(|_| ApiError::NotFound("no such interaction".into()))
 }
 
 fn check_queue(agent: &super::Agent, i: &Interaction) -> Result<(), ApiError> {
     if agent.serves(&i.queue) {
         Ok(())
     } else {
-        Err(ApiError::Forbidden(format!("interaction {} is in queue {}, not one of yours", i.id, i.queue)))
+        Err(ApiError::Forbidden(format!(
+            "interaction {} is in queue {}, not one of yours",
+            i.id, i.queue
+        )))
     }
 }
 

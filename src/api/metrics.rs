@@ -47,10 +47,16 @@ pub fn install() -> PrometheusHandle {
 pub fn describe() {
     metrics::describe_gauge!(ACTIVE_CALLS, "Calls with a live SIP dialog");
     metrics::describe_gauge!(INTERACTIONS, "Interactions by status and sub_type");
-    metrics::describe_gauge!(CALLBACKS_PENDING, "Open callback interactions waiting for an agent");
+    metrics::describe_gauge!(
+        CALLBACKS_PENDING,
+        "Open callback interactions waiting for an agent"
+    );
     metrics::describe_counter!(DIAL_OUTCOMES, "Callback dial outcomes");
     metrics::describe_counter!(DTMF_DIGITS, "DTMF digits received, by method");
-    metrics::describe_counter!(RTP_LATE_PACKETS, "RTP packets that arrived too late to play");
+    metrics::describe_counter!(
+        RTP_LATE_PACKETS,
+        "RTP packets that arrived too late to play"
+    );
     metrics::describe_counter!(SIP_RESPONSES, "SIP responses, by status code");
     // Register the counters at zero so the scrape lists them before the first event.
     metrics::gauge!(ACTIVE_CALLS).increment(0.0);
@@ -64,7 +70,10 @@ pub(crate) async fn refresh(store: &dyn InteractionStore) -> Result<(), crate::s
     let mut pending = 0;
     for status in [Status::Open, Status::Bot, Status::Connected, Status::Closed] {
         for sub_type in [SubType::Inbound, SubType::Callback, SubType::Voicemail] {
-            let n = counts.iter().find(|(s, t, _)| *s == status && *t == sub_type).map_or(0, |c| c.2);
+            let n = counts
+                .iter()
+                .find(|(s, t, _)| *s == status && *t == sub_type)
+                .map_or(0, |c| c.2);
             if (status, sub_type) == (Status::Open, SubType::Callback) {
                 pending = n;
             }

@@ -95,8 +95,15 @@ pub struct Agents {
 impl Agents {
     /// All agents start `away`.
     pub fn new(list: Vec<Agent>) -> Self {
-        let presence = list.iter().map(|a| (a.id.clone(), Presence::Away)).collect();
-        Self { list, presence: RwLock::new(presence), changes: broadcast::channel(256).0 }
+        let presence = list
+            .iter()
+            .map(|a| (a.id.clone(), Presence::Away))
+            .collect();
+        Self {
+            list,
+            presence: RwLock::new(presence),
+            changes: broadcast::channel(256).0,
+        }
     }
 
     /// The agent holding `token`, compared in constant time against every agent.
@@ -122,7 +129,9 @@ impl Agents {
 
     /// An agent's presence (`away` for unknown ids).
     pub fn presence(&self, id: &str) -> Presence {
-        self.presence.read().map_or(Presence::Away, |p| p.get(id).copied().unwrap_or(Presence::Away))
+        self.presence.read().map_or(Presence::Away, |p| {
+            p.get(id).copied().unwrap_or(Presence::Away)
+        })
     }
 
     /// Sets an agent's presence and broadcasts the change; `None` for an unknown agent.
@@ -131,14 +140,22 @@ impl Agents {
         if let Ok(mut p) = self.presence.write() {
             p.insert(id.to_owned(), status);
         }
-        let change = PresenceChange { id: agent.id.clone(), queues: agent.queues.clone(), status };
+        let change = PresenceChange {
+            id: agent.id.clone(),
+            queues: agent.queues.clone(),
+            status,
+        };
         let _ = self.changes.send(change.clone());
         Some(change)
     }
 
     /// Available agents serving `queue` (for push offers).
     pub fn available_for(&self, queue: &str) -> Vec<Agent> {
-        self.list.iter().filter(|a| a.serves(queue) && self.presence(&a.id) == Presence::Available).cloned().collect()
+        self.list
+            .iter()
+            .filter(|a| a.serves(queue) && self.presence(&a.id) == Presence::Available)
+            .cloned()
+            .collect()
     }
 
     /// Presence changes from now on.
@@ -176,8 +193,18 @@ pub struct AppState {
 
 impl AppState {
     /// State with no accept listener and no extra health checks.
-    pub fn new(store: Arc<dyn InteractionStore>, agents: Vec<Agent>, metrics: PrometheusHandle) -> Self {
-        Self { store, agents: Arc::new(Agents::new(agents)), accepted: None, metrics, health_extra: Arc::new(Vec::new) }
+    pub fn new(
+        store: Arc<dyn InteractionStore>,
+        agents: Vec<Agent>,
+        metrics: PrometheusHandle,
+    ) -> Self {
+        Self {
+            store,
+            agents: Arc::new(Agents::new(agents)),
+            accepted: None,
+            metrics,
+            health_extra: Arc::new(Vec::new),
+        }
     }
 
     /// Sends every successful accept to `tx`.
@@ -200,7 +227,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/interactions", get(interactions::list))
         .route("/api/v1/interactions/{id}", get(interactions::detail))
-        .route("/api/v1/interactions/{id}/accept", post(interactions::accept))
+        .route(
+            "/api/v1/interactions/{id}/accept",
+            post(interactions::accept),
+        )
         .route("/api/v1/interactions/{id}/close", post(interactions::close))
         .route("/api/v1/agents", get(agents::list))
         .route("/api/v1/agents/{id}/status", put(agents::set_status))
@@ -226,10 +256,10 @@ fn parse_body<T: serde::de::DeserializeOwned>(
             ApiError::Unprocessable(e.body_text())
         }
     })?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        if let Some(v) = empty {
-            return Ok(v);
-        }
+    if body.iter().all(u8::is_ascii_whitespace)
+        && let Some(v) = empty
+    {
+        return Ok(v);
     }
     serde_json::from_slice(&body).map_err(|e| ApiError::Unprocessable(format!("invalid body: {e}")))
 }

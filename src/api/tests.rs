@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 use crate::interaction::{Event, HangupBy};
-use crate::store::SqliteStore;
+use crate::store::{InteractionStore, SqliteStore};
 
 struct Server {
     addr: SocketAddr,
@@ -29,15 +29,37 @@ fn agent(id: &str, queues: &[&str]) -> Agent {
 }
 
 async fn server_with(extra: HealthExtra) -> Server {
+    server_full(extra, |s| s).await
+}
+
+async fn server_full(
+    extra: HealthExtra,
+    wrap: impl FnOnce(Arc<SqliteStore>) -> Arc<dyn InteractionStore>,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&format!("sqlite://{}/h.db", dir.path().display())).await.unwrap());
+    let store = Arc::new(
+        SqliteStore::open(&format!("sqlite://{}/h.db", dir.path().display()))
+            .await
+            .unwrap(),
+    );
     let (tx, accepted) = mpsc::unbounded_channel();
-    let agents = vec![agent("alice", &["support"]), agent("bob", &["support", "sales"]), agent("carol", &["sales"])];
-    let state = AppState::new(store.clone(), agents, metrics::install()).with_accepted(tx).with_health_extra(extra);
+    let agents = vec![
+        agent("alice", &["support"]),
+        agent("bob", &["support", "sales"]),
+        agent("carol", &["sales"]),
+    ];
+    let state = AppState::new(wrap(store.clone()), agents, metrics::install())
+        .with_accepted(tx)
+        .with_health_extra(extra);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
-    Server { addr, store, accepted, _dir: dir }
+    Server {
+        addr,
+        store,
+        accepted,
+        _dir: dir,
+    }
 }
 
 async fn server() -> Server {
@@ -45,26 +67,49 @@ async fn server() -> Server {
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns status and the body (JSON when it parses).
-async fn req(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+async fn req(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Value) {
     let (status, text) = raw(addr, method, path, token, body).await;
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
-async fn raw(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+async fn raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
     if let Some(t) = token {
         head.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
     let body = body.unwrap_or("");
-    head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+    head.push_str(&format!(
+        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
     s.write_all(head.as_bytes()).await.unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.unwrap();
     let text = String::from_utf8(out).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "client cannot dechunk");
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "client cannot dechunk"
+    );
     (status, body.to_owned())
 }
 
@@ -77,14 +122,30 @@ fn now() -> jiff::Timestamp {
 }
 
 async fn inbound(s: &SqliteStore, queue: &str) -> i64 {
-    s.create(Interaction::inbound(queue, "+15550001", now())).await.unwrap().id
+    s.create(Interaction::inbound(queue, "+15550001", now()))
+        .await
+        .unwrap()
+        .id
 }
 
 async fn open_callback(s: &SqliteStore, queue: &str) -> i64 {
     let id = inbound(s, queue).await;
     s.apply(id, Event::EnteredWorkflow, now()).await.unwrap();
-    s.apply(id, Event::CallbackRequested { number: "15551234567".into() }, now()).await.unwrap();
-    let end = Event::CallEnded { by: HangupBy::Hammond, had_callback: true, voicemail: false, during: None };
+    s.apply(
+        id,
+        Event::CallbackRequested {
+            number: "15551234567".into(),
+        },
+        now(),
+    )
+    .await
+    .unwrap();
+    let end = Event::CallEnded {
+        by: HangupBy::Hammond,
+        had_callback: true,
+        voicemail: false,
+        during: None,
+    };
     s.apply(id, end, now()).await.unwrap();
     id
 }
@@ -109,7 +170,11 @@ async fn auth_matrix() {
         ("GET", "/api/v1/events".to_owned()),
     ] {
         let (st, v) = req(a, method, &path, None, None).await;
-        assert_eq!((st, code(&v)), (401, "unauthorized"), "{method} {path} without token");
+        assert_eq!(
+            (st, code(&v)),
+            (401, "unauthorized"),
+            "{method} {path} without token"
+        );
         let (st, _) = req(a, method, &path, Some("alice-secreT"), None).await;
         assert_eq!(st, 401, "{method} {path} bad token");
     }
@@ -123,13 +188,34 @@ async fn auth_matrix() {
     assert!(out.starts_with("HTTP/1.1 401"), "{out}");
 
     // 403: another queue's interaction, queue filter, accept, close.
-    let (st, v) = req(a, "GET", &format!("/api/v1/interactions/{sales}"), ALICE, None).await;
+    let (st, v) = req(
+        a,
+        "GET",
+        &format!("/api/v1/interactions/{sales}"),
+        ALICE,
+        None,
+    )
+    .await;
     assert_eq!((st, code(&v)), (403, "forbidden"));
     let (st, _) = req(a, "GET", "/api/v1/interactions?queue=sales", ALICE, None).await;
     assert_eq!(st, 403);
-    let (st, _) = req(a, "POST", &format!("/api/v1/interactions/{sales}/accept"), ALICE, None).await;
+    let (st, _) = req(
+        a,
+        "POST",
+        &format!("/api/v1/interactions/{sales}/accept"),
+        ALICE,
+        None,
+    )
+    .await;
     assert_eq!(st, 403);
-    let (st, _) = req(a, "POST", &format!("/api/v1/interactions/{sales}/close"), ALICE, Some(r#"{"disposition":"x"}"#)).await;
+    let (st, _) = req(
+        a,
+        "POST",
+        &format!("/api/v1/interactions/{sales}/close"),
+        ALICE,
+        Some(r#"{"disposition":"x"}"#),
+    )
+    .await;
     assert_eq!(st, 403);
     // 404s.
     let (st, v) = req(a, "GET", "/api/v1/interactions/9999", ALICE, None).await;
@@ -140,32 +226,70 @@ async fn auth_matrix() {
     assert_eq!(st, 404);
     // 422s: unknown fields, bad values, bad JSON.
     for (path, body) in [
-        (format!("/api/v1/interactions/{support}/accept"), r#"{"agent":"bob"}"#),
+        (
+            format!("/api/v1/interactions/{support}/accept"),
+            r#"{"agent":"bob"}"#,
+        ),
         (format!("/api/v1/interactions/{support}/accept"), "not json"),
-        (format!("/api/v1/interactions/{support}/close"), r#"{"disposition":"x","extra":1}"#),
-        (format!("/api/v1/interactions/{support}/close"), r#"{"disposition":"x","reason":"bogus"}"#),
+        (
+            format!("/api/v1/interactions/{support}/close"),
+            r#"{"disposition":"x","extra":1}"#,
+        ),
+        (
+            format!("/api/v1/interactions/{support}/close"),
+            r#"{"disposition":"x","reason":"bogus"}"#,
+        ),
         (format!("/api/v1/interactions/{support}/close"), ""),
     ] {
         let (st, v) = req(a, "POST", &path, ALICE, Some(body)).await;
         assert_eq!((st, code(&v)), (422, "invalid_request"), "{path} {body}");
     }
-    for q in ["status=nope", "sub_type=x", "colour=red", "limit=0", "cursor=zz"] {
+    for q in [
+        "status=nope",
+        "sub_type=x",
+        "colour=red",
+        "limit=0",
+        "cursor=zz",
+    ] {
         let (st, _) = req(a, "GET", &format!("/api/v1/interactions?{q}"), ALICE, None).await;
         assert_eq!(st, 422, "{q}");
     }
     // Body size limit.
     let big = format!(r#"{{"disposition":"{}"}}"#, "x".repeat(BODY_LIMIT + 10));
-    let (st, v) = req(a, "POST", &format!("/api/v1/interactions/{support}/close"), ALICE, Some(&big)).await;
+    let (st, v) = req(
+        a,
+        "POST",
+        &format!("/api/v1/interactions/{support}/close"),
+        ALICE,
+        Some(&big),
+    )
+    .await;
     assert_eq!((st, code(&v)), (413, "payload_too_large"));
     // Nothing above changed the interaction.
-    assert_eq!(srv.store.get(support).await.unwrap().listed.interaction.status, crate::interaction::Status::Open);
+    assert_eq!(
+        srv.store
+            .get(support)
+            .await
+            .unwrap()
+            .listed
+            .interaction
+            .status,
+        crate::interaction::Status::Open
+    );
 }
 
 #[tokio::test]
 async fn accept_then_conflict_and_the_dialer_hears_it() {
     let mut srv = server().await;
     let id = open_callback(&srv.store, "support").await;
-    let (st, v) = req(srv.addr, "POST", &format!("/api/v1/interactions/{id}/accept"), ALICE, Some("{}")).await;
+    let (st, v) = req(
+        srv.addr,
+        "POST",
+        &format!("/api/v1/interactions/{id}/accept"),
+        ALICE,
+        Some("{}"),
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["status"], "connected");
     assert_eq!(v["assigned_agent"], "alice");
@@ -175,12 +299,29 @@ async fn accept_then_conflict_and_the_dialer_hears_it() {
     assert_eq!((acc.interaction.id, acc.agent.id.as_str()), (id, "alice"));
     assert_eq!(acc.agent.endpoint, "sip:alice@127.0.0.1:5070");
 
-    let (st, v) = req(srv.addr, "POST", &format!("/api/v1/interactions/{id}/accept"), BOB, None).await;
+    let (st, v) = req(
+        srv.addr,
+        "POST",
+        &format!("/api/v1/interactions/{id}/accept"),
+        BOB,
+        None,
+    )
+    .await;
     assert_eq!((st, code(&v)), (409, "conflict"));
     // A caller in the workflow (bot) cannot be picked either.
     let bot = inbound(&srv.store, "support").await;
-    srv.store.apply(bot, Event::EnteredWorkflow, now()).await.unwrap();
-    let (st, _) = req(srv.addr, "POST", &format!("/api/v1/interactions/{bot}/accept"), ALICE, None).await;
+    srv.store
+        .apply(bot, Event::EnteredWorkflow, now())
+        .await
+        .unwrap();
+    let (st, _) = req(
+        srv.addr,
+        "POST",
+        &format!("/api/v1/interactions/{bot}/accept"),
+        ALICE,
+        None,
+    )
+    .await;
     assert_eq!(st, 409);
     assert!(srv.accepted.try_recv().is_err());
 }
@@ -190,26 +331,65 @@ async fn close_rules() {
     let srv = server().await;
     let a = srv.addr;
     let id = open_callback(&srv.store, "support").await;
-    req(a, "POST", &format!("/api/v1/interactions/{id}/accept"), ALICE, None).await;
+    req(
+        a,
+        "POST",
+        &format!("/api/v1/interactions/{id}/accept"),
+        ALICE,
+        None,
+    )
+    .await;
     // Bob shares the queue but is not assigned.
-    let (st, _) = req(a, "POST", &format!("/api/v1/interactions/{id}/close"), BOB, Some(r#"{"disposition":"x"}"#)).await;
+    let (st, _) = req(
+        a,
+        "POST",
+        &format!("/api/v1/interactions/{id}/close"),
+        BOB,
+        Some(r#"{"disposition":"x"}"#),
+    )
+    .await;
     assert_eq!(st, 403);
-    let (st, v) = req(a, "POST", &format!("/api/v1/interactions/{id}/close"), ALICE, Some(r#"{"disposition":"resolved"}"#)).await;
+    let (st, v) = req(
+        a,
+        "POST",
+        &format!("/api/v1/interactions/{id}/close"),
+        ALICE,
+        Some(r#"{"disposition":"resolved"}"#),
+    )
+    .await;
     assert_eq!((st, v["status"].as_str()), (200, Some("closed")));
     let (_, d) = req(a, "GET", &format!("/api/v1/interactions/{id}"), ALICE, None).await;
     let closed = d["feed"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!((closed["kind"].as_str(), closed["reason"].as_str()), (Some("closed"), Some("completed")));
+    assert_eq!(
+        (closed["kind"].as_str(), closed["reason"].as_str()),
+        (Some("closed"), Some("completed"))
+    );
     assert_eq!(closed["disposition"], "resolved");
-    let (st, _) = req(a, "POST", &format!("/api/v1/interactions/{id}/close"), ALICE, Some(r#"{"disposition":"x"}"#)).await;
+    let (st, _) = req(
+        a,
+        "POST",
+        &format!("/api/v1/interactions/{id}/close"),
+        ALICE,
+        Some(r#"{"disposition":"x"}"#),
+    )
+    .await;
     assert_eq!(st, 409);
     // An open one may be closed by any agent of its queue, with a reason.
     let open = inbound(&srv.store, "support").await;
-    let (st, _) =
-        req(a, "POST", &format!("/api/v1/interactions/{open}/close"), BOB, Some(r#"{"disposition":"dup","reason":"expired"}"#))
-            .await;
+    let (st, _) = req(
+        a,
+        "POST",
+        &format!("/api/v1/interactions/{open}/close"),
+        BOB,
+        Some(r#"{"disposition":"dup","reason":"expired"}"#),
+    )
+    .await;
     assert_eq!(st, 200);
     let i = srv.store.get(open).await.unwrap().listed.interaction;
-    assert_eq!(i.close_reason, Some(crate::interaction::CloseReason::Expired));
+    assert_eq!(
+        i.close_reason,
+        Some(crate::interaction::CloseReason::Expired)
+    );
 }
 
 #[tokio::test]
@@ -220,25 +400,54 @@ async fn list_filters_positions_and_pages() {
     let i2 = open_callback(&srv.store, "support").await;
     let _s = inbound(&srv.store, "sales").await;
     let i3 = inbound(&srv.store, "support").await;
-    srv.store.apply(i3, Event::EnteredWorkflow, now()).await.unwrap();
+    srv.store
+        .apply(i3, Event::EnteredWorkflow, now())
+        .await
+        .unwrap();
 
     let ids = |v: &Value| -> Vec<i64> {
-        v["interactions"].as_array().unwrap().iter().map(|i| i["id"].as_i64().unwrap()).collect()
+        v["interactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_i64().unwrap())
+            .collect()
     };
     let (st, v) = req(a, "GET", "/api/v1/interactions", ALICE, None).await;
     assert_eq!(st, 200);
-    assert_eq!(ids(&v), [i1, i2, i3], "alice sees support only, oldest first");
+    assert_eq!(
+        ids(&v),
+        [i1, i2, i3],
+        "alice sees support only, oldest first"
+    );
     let list = v["interactions"].as_array().unwrap();
     assert_eq!(list[0]["position"], 1);
     assert_eq!(list[1]["position"], 2);
     assert!(list[2]["position"].is_null());
     assert!(list[0]["callback"].is_null());
-    assert_eq!(list[1]["callback"], json!({"number": "15551234567", "attempts": 0, "not_before": null}));
+    assert_eq!(
+        list[1]["callback"],
+        json!({"number": "15551234567", "attempts": 0, "not_before": null})
+    );
     assert!(v.get("next_cursor").is_none());
 
-    let (_, v) = req(a, "GET", "/api/v1/interactions?status=open&sub_type=callback", ALICE, None).await;
+    let (_, v) = req(
+        a,
+        "GET",
+        "/api/v1/interactions?status=open&sub_type=callback",
+        ALICE,
+        None,
+    )
+    .await;
     assert_eq!(ids(&v), [i2]);
-    let (_, v) = req(a, "GET", "/api/v1/interactions?status=bot&queue=support", ALICE, None).await;
+    let (_, v) = req(
+        a,
+        "GET",
+        "/api/v1/interactions?status=bot&queue=support",
+        ALICE,
+        None,
+    )
+    .await;
     assert_eq!(ids(&v), [i3]);
     let (_, v) = req(a, "GET", "/api/v1/interactions", BOB, None).await;
     assert_eq!(ids(&v).len(), 4);
@@ -248,7 +457,14 @@ async fn list_filters_positions_and_pages() {
     let (_, p1) = req(a, "GET", "/api/v1/interactions?limit=2", ALICE, None).await;
     assert_eq!(ids(&p1), [i1, i2]);
     let cursor = p1["next_cursor"].as_str().unwrap().to_owned();
-    let (_, p2) = req(a, "GET", &format!("/api/v1/interactions?limit=2&cursor={cursor}"), ALICE, None).await;
+    let (_, p2) = req(
+        a,
+        "GET",
+        &format!("/api/v1/interactions?limit=2&cursor={cursor}"),
+        ALICE,
+        None,
+    )
+    .await;
     assert_eq!(ids(&p2), [i3]);
     assert!(p2.get("next_cursor").is_none());
 }
@@ -257,10 +473,23 @@ async fn list_filters_positions_and_pages() {
 async fn detail_has_the_feed() {
     let srv = server().await;
     let id = inbound(&srv.store, "support").await;
-    srv.store.apply(id, Event::EnteredWorkflow, now()).await.unwrap();
-    let dtmf = Event::Dtmf { digit: '1', method: crate::interaction::lifecycle::DtmfMethod::Rfc4733 };
+    srv.store
+        .apply(id, Event::EnteredWorkflow, now())
+        .await
+        .unwrap();
+    let dtmf = Event::Dtmf {
+        digit: '1',
+        method: crate::interaction::lifecycle::DtmfMethod::Rfc4733,
+    };
     srv.store.apply(id, dtmf, now()).await.unwrap();
-    let (st, v) = req(srv.addr, "GET", &format!("/api/v1/interactions/{id}"), ALICE, None).await;
+    let (st, v) = req(
+        srv.addr,
+        "GET",
+        &format!("/api/v1/interactions/{id}"),
+        ALICE,
+        None,
+    )
+    .await;
     assert_eq!(st, 200);
     assert_eq!(v["status"], "bot");
     assert_eq!(v["communication_type"], "call");
@@ -281,15 +510,46 @@ async fn agents_and_presence() {
     let a = srv.addr;
     let (st, v) = req(a, "GET", "/api/v1/agents", BOB, None).await;
     assert_eq!(st, 200);
-    assert_eq!(v["agents"][0], json!({"id": "alice", "queues": ["support"], "status": "away"}));
+    assert_eq!(
+        v["agents"][0],
+        json!({"id": "alice", "queues": ["support"], "status": "away"})
+    );
     assert!(!v.to_string().contains("secret"), "tokens never leave");
-    let (st, v) = req(a, "PUT", "/api/v1/agents/alice/status", ALICE, Some(r#"{"status":"available"}"#)).await;
+    let (st, v) = req(
+        a,
+        "PUT",
+        "/api/v1/agents/alice/status",
+        ALICE,
+        Some(r#"{"status":"available"}"#),
+    )
+    .await;
     assert_eq!((st, v["status"].as_str()), (200, Some("available")));
-    let (st, _) = req(a, "PUT", "/api/v1/agents/alice/status", BOB, Some(r#"{"status":"away"}"#)).await;
+    let (st, _) = req(
+        a,
+        "PUT",
+        "/api/v1/agents/alice/status",
+        BOB,
+        Some(r#"{"status":"away"}"#),
+    )
+    .await;
     assert_eq!(st, 403);
-    let (st, _) = req(a, "PUT", "/api/v1/agents/zed/status", BOB, Some(r#"{"status":"away"}"#)).await;
+    let (st, _) = req(
+        a,
+        "PUT",
+        "/api/v1/agents/zed/status",
+        BOB,
+        Some(r#"{"status":"away"}"#),
+    )
+    .await;
     assert_eq!(st, 404);
-    let (st, _) = req(a, "PUT", "/api/v1/agents/alice/status", ALICE, Some(r#"{"status":"busy"}"#)).await;
+    let (st, _) = req(
+        a,
+        "PUT",
+        "/api/v1/agents/alice/status",
+        ALICE,
+        Some(r#"{"status":"busy"}"#),
+    )
+    .await;
     assert_eq!(st, 422);
     let (_, v) = req(a, "GET", "/api/v1/agents", BOB, None).await;
     assert_eq!(v["agents"][0]["status"], "available");
@@ -300,7 +560,10 @@ async fn healthz_and_metrics() {
     let srv = server().await;
     let (st, v) = req(srv.addr, "GET", "/healthz", None, None).await;
     assert_eq!((st, v), (200, json!({"status": "ok"})));
-    let sick = server_with(Arc::new(|| vec!["queues/support.toml:3:1: bad key".to_owned()])).await;
+    let sick = server_with(Arc::new(|| {
+        vec!["queues/support.toml:3:1: bad key".to_owned()]
+    }))
+    .await;
     let (st, v) = req(sick.addr, "GET", "/healthz", None, None).await;
     assert_eq!(st, 503);
     assert_eq!(v["problems"][0], "queues/support.toml:3:1: bad key");
@@ -309,21 +572,36 @@ async fn healthz_and_metrics() {
     ::metrics::counter!(metrics::DTMF_DIGITS, "method" => "rfc4733").increment(1);
     let (st, text) = raw(srv.addr, "GET", "/metrics", None, None).await;
     assert_eq!(st, 200);
-    for name in [metrics::INTERACTIONS, metrics::CALLBACKS_PENDING, metrics::DTMF_DIGITS, metrics::ACTIVE_CALLS] {
+    for name in [
+        metrics::INTERACTIONS,
+        metrics::CALLBACKS_PENDING,
+        metrics::DTMF_DIGITS,
+        metrics::ACTIVE_CALLS,
+    ] {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
-    assert!(text.contains(r#"hammond_interactions{status="open",sub_type="callback"}"#), "{text}");
+    assert!(
+        text.contains(r#"hammond_interactions{status="open",sub_type="callback"}"#),
+        "{text}"
+    );
 }
 
 /// Reads SSE frames from a raw (chunked) response until `want` events with an id have come.
-async fn read_events(s: &mut TcpStream, want: usize, buf: &mut String) -> Vec<(i64, String, Value)> {
+async fn read_events(
+    s: &mut TcpStream,
+    want: usize,
+    buf: &mut String,
+) -> Vec<(i64, String, Value)> {
     let mut chunk = [0u8; 8192];
     loop {
         let evs = parse_sse(buf);
         if evs.len() >= want {
             return evs;
         }
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk)).await.expect("sse timed out").unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .expect("sse timed out")
+            .unwrap();
         assert!(n > 0, "stream closed: {buf}");
         buf.push_str(std::str::from_utf8(&chunk[..n]).unwrap());
     }
@@ -333,14 +611,22 @@ fn parse_sse(buf: &str) -> Vec<(i64, String, Value)> {
     let mut out = Vec::new();
     let (mut id, mut ev) = (None, String::new());
     for line in buf.lines() {
-        if let Some(v) = line.strip_prefix("id: ").or_else(|| line.strip_prefix("id:")) {
+        if let Some(v) = line
+            .strip_prefix("id: ")
+            .or_else(|| line.strip_prefix("id:"))
+        {
             id = v.trim().parse().ok();
-        } else if let Some(v) = line.strip_prefix("event: ").or_else(|| line.strip_prefix("event:")) {
+        } else if let Some(v) = line
+            .strip_prefix("event: ")
+            .or_else(|| line.strip_prefix("event:"))
+        {
             ev = v.trim().to_owned();
-        } else if let Some(v) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:")) {
-            if let Some(i) = id.take() {
-                out.push((i, ev.clone(), serde_json::from_str(v).unwrap()));
-            }
+        } else if let Some(v) = line
+            .strip_prefix("data: ")
+            .or_else(|| line.strip_prefix("data:"))
+            && let Some(i) = id.take()
+        {
+            out.push((i, ev.clone(), serde_json::from_str(v).unwrap()));
         }
     }
     out
@@ -348,7 +634,8 @@ fn parse_sse(buf: &str) -> Vec<(i64, String, Value)> {
 
 async fn open_sse(addr: SocketAddr, token: &str, last: Option<i64>) -> (TcpStream, String) {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let mut head = format!("GET /api/v1/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n");
+    let mut head =
+        format!("GET /api/v1/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n");
     if let Some(l) = last {
         head.push_str(&format!("Last-Event-ID: {l}\r\n"));
     }
@@ -358,12 +645,19 @@ async fn open_sse(addr: SocketAddr, token: &str, last: Option<i64>) -> (TcpStrea
     let mut buf = String::new();
     let mut chunk = [0u8; 4096];
     while !buf.contains("\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0);
         buf.push_str(std::str::from_utf8(&chunk[..n]).unwrap());
     }
     assert!(buf.starts_with("HTTP/1.1 200"), "{buf}");
-    assert!(buf.to_ascii_lowercase().contains("content-type: text/event-stream"), "{buf}");
+    assert!(
+        buf.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{buf}"
+    );
     let body = buf.split_once("\r\n\r\n").unwrap().1.to_owned();
     (s, body)
 }
@@ -373,8 +667,15 @@ async fn sse_delivers_a_status_change_quickly() {
     let srv = server().await;
     let id = open_callback(&srv.store, "support").await;
     let (mut s, mut buf) = open_sse(srv.addr, "alice-secret", None).await;
-    let t0 = Instant::now();
-    let (st, _) = req(srv.addr, "POST", &format!("/api/v1/interactions/{id}/accept"), ALICE, None).await;
+    let t0 = crate::clock::now();
+    let (st, _) = req(
+        srv.addr,
+        "POST",
+        &format!("/api/v1/interactions/{id}/accept"),
+        ALICE,
+        None,
+    )
+    .await;
     assert_eq!(st, 200);
     let evs = read_events(&mut s, 1, &mut buf).await;
     let elapsed = t0.elapsed();
@@ -383,7 +684,13 @@ async fn sse_delivers_a_status_change_quickly() {
     assert_eq!(kind, "accepted");
     assert_eq!(data["interaction"]["id"], id);
     assert_eq!(data["interaction"]["status"], "connected");
-    assert!(data["feed"].as_array().unwrap().iter().any(|e| e["kind"] == "assigned"));
+    assert!(
+        data["feed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "assigned")
+    );
 }
 
 #[tokio::test]
@@ -395,20 +702,29 @@ async fn sse_resume_misses_nothing_and_repeats_nothing() {
     let first = read_events(&mut s, 1, &mut buf).await;
     assert_eq!(first.len(), 1, "replay of the support interaction only");
     assert_eq!(first[0].1, "created");
-    srv.store.apply(id, Event::EnteredWorkflow, now()).await.unwrap();
+    srv.store
+        .apply(id, Event::EnteredWorkflow, now())
+        .await
+        .unwrap();
     let evs = read_events(&mut s, 2, &mut buf).await;
     let seen = evs[1].0;
     drop(s);
 
     // While disconnected: three more changes, while a writer keeps going during the reconnect.
     for d in ['1', '2', '3'] {
-        let e = Event::Dtmf { digit: d, method: crate::interaction::lifecycle::DtmfMethod::Info };
+        let e = Event::Dtmf {
+            digit: d,
+            method: crate::interaction::lifecycle::DtmfMethod::Info,
+        };
         srv.store.apply(id, e, now()).await.unwrap();
     }
     let store = srv.store.clone();
     let writer = tokio::spawn(async move {
         for d in ['4', '5', '6', '7', '8', '9'] {
-            let e = Event::Dtmf { digit: d, method: crate::interaction::lifecycle::DtmfMethod::Info };
+            let e = Event::Dtmf {
+                digit: d,
+                method: crate::interaction::lifecycle::DtmfMethod::Info,
+            };
             store.apply(id, e, now()).await.unwrap();
             tokio::task::yield_now().await;
         }
@@ -416,9 +732,15 @@ async fn sse_resume_misses_nothing_and_repeats_nothing() {
     let (mut s, mut buf) = open_sse(srv.addr, "alice-secret", Some(seen)).await;
     writer.await.unwrap();
     let evs = read_events(&mut s, 9, &mut buf).await;
-    let digits: Vec<_> = evs.iter().map(|e| e.2["feed"][0]["digit"].as_str().unwrap().to_owned()).collect();
+    let digits: Vec<_> = evs
+        .iter()
+        .map(|e| e.2["feed"][0]["digit"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(digits, ["1", "2", "3", "4", "5", "6", "7", "8", "9"]);
-    assert!(evs.windows(2).all(|w| w[0].0 < w[1].0), "ids ascend, no duplicates");
+    assert!(
+        evs.windows(2).all(|w| w[0].0 < w[1].0),
+        "ids ascend, no duplicates"
+    );
     assert!(evs[0].0 > seen);
     // Nothing further arrives.
     let mut chunk = [0u8; 1024];
@@ -427,6 +749,127 @@ async fn sse_resume_misses_nothing_and_repeats_nothing() {
         buf.push_str(std::str::from_utf8(&chunk[..n]).unwrap());
     }
     assert_eq!(parse_sse(&buf).len(), 9);
+}
+
+/// A store whose log replay races with writers: one change commits just before the log is read
+/// (so it is both replayed and broadcast) and one just after (so it is only broadcast).
+struct RacyReplay {
+    inner: Arc<SqliteStore>,
+    id: i64,
+}
+
+impl InteractionStore for RacyReplay {
+    fn create(&self, new: Interaction) -> crate::store::StoreFuture<'_, Interaction> {
+        self.inner.create(new)
+    }
+    fn get(&self, id: i64) -> crate::store::StoreFuture<'_, crate::store::Detail> {
+        self.inner.get(id)
+    }
+    fn list(
+        &self,
+        q: crate::store::ListQuery,
+    ) -> crate::store::StoreFuture<'_, crate::store::Page> {
+        self.inner.list(q)
+    }
+    fn apply(
+        &self,
+        id: i64,
+        e: Event,
+        now: jiff::Timestamp,
+    ) -> crate::store::StoreFuture<'_, Interaction> {
+        self.inner.apply(id, e, now)
+    }
+    fn accept(
+        &self,
+        id: i64,
+        agent: &str,
+        now: jiff::Timestamp,
+    ) -> crate::store::StoreFuture<'_, Interaction> {
+        self.inner.accept(id, agent, now)
+    }
+    fn pending_callback(
+        &self,
+        q: &str,
+        n: &str,
+    ) -> crate::store::StoreFuture<'_, Option<Interaction>> {
+        self.inner.pending_callback(q, n)
+    }
+    fn callbacks_requested_since(
+        &self,
+        n: &str,
+        since: jiff::Timestamp,
+    ) -> crate::store::StoreFuture<'_, u32> {
+        self.inner.callbacks_requested_since(n, since)
+    }
+    fn next_due(
+        &self,
+        q: &str,
+        now: jiff::Timestamp,
+    ) -> crate::store::StoreFuture<'_, Option<Interaction>> {
+        self.inner.next_due(q, now)
+    }
+    fn events_since(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> crate::store::StoreFuture<'_, Vec<crate::store::StoredEvent>> {
+        Box::pin(async move {
+            let dtmf = |d| Event::Dtmf {
+                digit: d,
+                method: crate::interaction::lifecycle::DtmfMethod::Inband,
+            };
+            self.inner.apply(self.id, dtmf('7'), now()).await?;
+            let out = self.inner.events_since(after, limit).await?;
+            self.inner.apply(self.id, dtmf('8'), now()).await?;
+            Ok(out)
+        })
+    }
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::store::StoredEvent> {
+        self.inner.subscribe()
+    }
+    fn recover(&self, now: jiff::Timestamp) -> crate::store::StoreFuture<'_, Vec<Interaction>> {
+        self.inner.recover(now)
+    }
+    fn counts(
+        &self,
+    ) -> crate::store::StoreFuture<
+        '_,
+        Vec<(crate::interaction::Status, crate::interaction::SubType, u64)>,
+    > {
+        self.inner.counts()
+    }
+    fn ping(&self) -> crate::store::StoreFuture<'_, ()> {
+        self.inner.ping()
+    }
+}
+
+#[tokio::test]
+async fn sse_resume_racing_writers_gives_each_event_once() {
+    // The interaction created below gets id 1 in the fresh database.
+    let srv = server_full(Arc::new(Vec::new), |inner| {
+        Arc::new(RacyReplay { inner, id: 1 })
+    })
+    .await;
+    let created = inbound(&srv.store, "support").await;
+    assert_eq!(created, 1);
+    srv.store
+        .apply(created, Event::EnteredWorkflow, now())
+        .await
+        .unwrap();
+    let (mut s, mut buf) = open_sse(srv.addr, "alice-secret", Some(1)).await;
+    let evs = read_events(&mut s, 3, &mut buf).await;
+    let kinds: Vec<_> = evs.iter().map(|e| e.1.as_str()).collect();
+    assert_eq!(kinds, ["entered_workflow", "dtmf", "dtmf"]);
+    let digits: Vec<_> = evs[1..]
+        .iter()
+        .map(|e| e.2["feed"][0]["digit"].as_str().unwrap())
+        .collect();
+    assert_eq!(digits, ["7", "8"]);
+    let mut chunk = [0u8; 1024];
+    if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(200), s.read(&mut chunk)).await {
+        buf.push_str(std::str::from_utf8(&chunk[..n]).unwrap());
+    }
+    assert_eq!(parse_sse(&buf).len(), 3, "no duplicates: {buf}");
 }
 
 #[tokio::test]
@@ -450,7 +893,15 @@ async fn concurrent_accepts_over_http_one_wins() {
         let token = if n % 2 == 0 { ALICE } else { BOB };
         let addr = srv.addr;
         tasks.push(tokio::spawn(async move {
-            req(addr, "POST", &format!("/api/v1/interactions/{id}/accept"), token, None).await.0
+            req(
+                addr,
+                "POST",
+                &format!("/api/v1/interactions/{id}/accept"),
+                token,
+                None,
+            )
+            .await
+            .0
         }));
     }
     let mut codes = Vec::new();
