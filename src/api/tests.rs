@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 use crate::interaction::{Event, HangupBy};
-use crate::store::SqliteStore;
+use crate::store::{InteractionStore, SqliteStore};
 
 struct Server {
     addr: SocketAddr,
@@ -29,6 +29,13 @@ fn agent(id: &str, queues: &[&str]) -> Agent {
 }
 
 async fn server_with(extra: HealthExtra) -> Server {
+    server_full(extra, |s| s).await
+}
+
+async fn server_full(
+    extra: HealthExtra,
+    wrap: impl FnOnce(Arc<SqliteStore>) -> Arc<dyn InteractionStore>,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
         SqliteStore::open(&format!("sqlite://{}/h.db", dir.path().display()))
@@ -41,7 +48,7 @@ async fn server_with(extra: HealthExtra) -> Server {
         agent("bob", &["support", "sales"]),
         agent("carol", &["sales"]),
     ];
-    let state = AppState::new(store.clone(), agents, metrics::install())
+    let state = AppState::new(wrap(store.clone()), agents, metrics::install())
         .with_accepted(tx)
         .with_health_extra(extra);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -743,6 +750,127 @@ async fn sse_resume_misses_nothing_and_repeats_nothing() {
         buf.push_str(std::str::from_utf8(&chunk[..n]).unwrap());
     }
     assert_eq!(parse_sse(&buf).len(), 9);
+}
+
+/// A store whose log replay races with writers: one change commits just before the log is read
+/// (so it is both replayed and broadcast) and one just after (so it is only broadcast).
+struct RacyReplay {
+    inner: Arc<SqliteStore>,
+    id: i64,
+}
+
+impl InteractionStore for RacyReplay {
+    fn create(&self, new: Interaction) -> crate::store::StoreFuture<'_, Interaction> {
+        self.inner.create(new)
+    }
+    fn get(&self, id: i64) -> crate::store::StoreFuture<'_, crate::store::Detail> {
+        self.inner.get(id)
+    }
+    fn list(
+        &self,
+        q: crate::store::ListQuery,
+    ) -> crate::store::StoreFuture<'_, crate::store::Page> {
+        self.inner.list(q)
+    }
+    fn apply(
+        &self,
+        id: i64,
+        e: Event,
+        now: jiff::Timestamp,
+    ) -> crate::store::StoreFuture<'_, Interaction> {
+        self.inner.apply(id, e, now)
+    }
+    fn accept(
+        &self,
+        id: i64,
+        agent: &str,
+        now: jiff::Timestamp,
+    ) -> crate::store::StoreFuture<'_, Interaction> {
+        self.inner.accept(id, agent, now)
+    }
+    fn pending_callback(
+        &self,
+        q: &str,
+        n: &str,
+    ) -> crate::store::StoreFuture<'_, Option<Interaction>> {
+        self.inner.pending_callback(q, n)
+    }
+    fn callbacks_requested_since(
+        &self,
+        n: &str,
+        since: jiff::Timestamp,
+    ) -> crate::store::StoreFuture<'_, u32> {
+        self.inner.callbacks_requested_since(n, since)
+    }
+    fn next_due(
+        &self,
+        q: &str,
+        now: jiff::Timestamp,
+    ) -> crate::store::StoreFuture<'_, Option<Interaction>> {
+        self.inner.next_due(q, now)
+    }
+    fn events_since(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> crate::store::StoreFuture<'_, Vec<crate::store::StoredEvent>> {
+        Box::pin(async move {
+            let dtmf = |d| Event::Dtmf {
+                digit: d,
+                method: crate::interaction::lifecycle::DtmfMethod::Inband,
+            };
+            self.inner.apply(self.id, dtmf('7'), now()).await?;
+            let out = self.inner.events_since(after, limit).await?;
+            self.inner.apply(self.id, dtmf('8'), now()).await?;
+            Ok(out)
+        })
+    }
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::store::StoredEvent> {
+        self.inner.subscribe()
+    }
+    fn recover(&self, now: jiff::Timestamp) -> crate::store::StoreFuture<'_, Vec<Interaction>> {
+        self.inner.recover(now)
+    }
+    fn counts(
+        &self,
+    ) -> crate::store::StoreFuture<
+        '_,
+        Vec<(crate::interaction::Status, crate::interaction::SubType, u64)>,
+    > {
+        self.inner.counts()
+    }
+    fn ping(&self) -> crate::store::StoreFuture<'_, ()> {
+        self.inner.ping()
+    }
+}
+
+#[tokio::test]
+async fn sse_resume_racing_writers_gives_each_event_once() {
+    // The interaction created below gets id 1 in the fresh database.
+    let srv = server_full(Arc::new(Vec::new), |inner| {
+        Arc::new(RacyReplay { inner, id: 1 })
+    })
+    .await;
+    let created = inbound(&srv.store, "support").await;
+    assert_eq!(created, 1);
+    srv.store
+        .apply(created, Event::EnteredWorkflow, now())
+        .await
+        .unwrap();
+    let (mut s, mut buf) = open_sse(srv.addr, "alice-secret", Some(1)).await;
+    let evs = read_events(&mut s, 3, &mut buf).await;
+    let kinds: Vec<_> = evs.iter().map(|e| e.1.as_str()).collect();
+    assert_eq!(kinds, ["entered_workflow", "dtmf", "dtmf"]);
+    let digits: Vec<_> = evs[1..]
+        .iter()
+        .map(|e| e.2["feed"][0]["digit"].as_str().unwrap())
+        .collect();
+    assert_eq!(digits, ["7", "8"]);
+    let mut chunk = [0u8; 1024];
+    if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(200), s.read(&mut chunk)).await {
+        buf.push_str(std::str::from_utf8(&chunk[..n]).unwrap());
+    }
+    assert_eq!(parse_sse(&buf).len(), 3, "no duplicates: {buf}");
 }
 
 #[tokio::test]

@@ -105,6 +105,9 @@ mod tests {
         let err = toml::from_str::<Cfg>(src).unwrap_err();
         let d = Diagnostic::from_toml(Path::new("x.toml"), src, &err);
         assert_eq!((d.line, d.column), (2, 1), "{d}");
-        assert!(d.to_string().starts_with("x.toml:2:1: unknown field `b`"), "{d}");
+        assert!(
+            d.to_string().starts_with("x.toml:2:1: unknown field `b`"),
+            "{d}"
+        );
     }
 }

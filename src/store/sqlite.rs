@@ -366,16 +366,21 @@ impl SqliteStore {
         Ok(Page { items, next_cursor })
     }
 
+    /// The first interaction `sql` selects, binding `text` then `int` (when given).
     async fn one(
         &self,
         sql: &'static str,
-        binds: (&str, Option<&str>, i64),
+        text: &[&str],
+        int: Option<i64>,
     ) -> Result<Option<Interaction>, Error> {
-        let mut query = sqlx::query(sql).bind(binds.0.to_owned());
-        if let Some(b) = binds.1 {
-            query = query.bind(b.to_owned());
+        let mut query = sqlx::query(sql);
+        for t in text {
+            query = query.bind((*t).to_owned());
         }
-        let row = query.bind(binds.2).fetch_optional(&self.pool).await?;
+        if let Some(i) = int {
+            query = query.bind(i);
+        }
+        let row = query.fetch_optional(&self.pool).await?;
         row.as_ref()
             .map(|r| row_to_interaction(r).map(|(i, _)| i))
             .transpose()
@@ -437,9 +442,10 @@ impl InteractionStore for SqliteStore {
                     "SELECT ",
                     cols!(),
                     " FROM interactions i WHERE i.queue = ? AND i.callback_number = ? AND i.sub_type = 'callback' \
-                     AND i.status <> 'closed' AND i.id > ? ORDER BY i.created_at, i.id LIMIT 1"
+                     AND i.status <> 'closed' ORDER BY i.created_at, i.id LIMIT 1"
                 ),
-                (&queue, Some(&number), 0),
+                &[&queue, &number],
+                None,
             )
             .await
         })
@@ -470,7 +476,8 @@ impl InteractionStore for SqliteStore {
                      AND (i.callback_not_before IS NULL OR i.callback_not_before <= ?) \
                      ORDER BY i.created_at, i.id LIMIT 1"
                 ),
-                (&queue, None, us(now)),
+                &[&queue],
+                Some(us(now)),
             )
             .await
         })

@@ -478,3 +478,9 @@ async fn unsupported_urls_are_refused() {
         Err(Error::UnsupportedUrl(_))
     ));
 }
+
+#[test]
+fn the_default_url_names_a_relative_file() {
+    let opts = SqliteConnectOptions::from_str("sqlite://data/hammond.db").unwrap();
+    assert_eq!(opts.get_filename(), std::path::Path::new("data/hammond.db"));
+}

@@ -5,13 +5,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// Status and JSON body of one request.
-pub struct Reply {
-    pub status: u16,
-    pub body: serde_json::Value,
-    pub text: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: serde_json::Value,
+    pub(crate) text: String,
 }
 
-pub fn request(
+pub(crate) fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -53,11 +53,11 @@ pub fn request(
     }
 }
 
-pub fn get(addr: SocketAddr, path: &str, token: &str) -> Reply {
+pub(crate) fn get(addr: SocketAddr, path: &str, token: &str) -> Reply {
     request(addr, "GET", path, Some(token), None)
 }
 
-pub fn post(addr: SocketAddr, path: &str, token: &str, body: &str) -> Reply {
+pub(crate) fn post(addr: SocketAddr, path: &str, token: &str, body: &str) -> Reply {
     request(addr, "POST", path, Some(token), Some(body))
 }
 
