@@ -180,14 +180,18 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
             token: a.token.expose().to_owned(),
         })
         .collect();
-    let state =
-        api::AppState::new(store.clone(), agents, metrics).with_health_extra(Arc::new(move || {
-            registry_for_health
-                .last_errors()
-                .iter()
-                .map(ToString::to_string)
-                .collect()
-        }));
+    // The dialer: every successful accept becomes one callback (customer + agent legs).
+    let accepted = crate::rt::callback_task::spawn_dialer(svc.clone());
+    let health = Arc::new(move || {
+        registry_for_health
+            .last_errors()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    });
+    let state = api::AppState::new(store.clone(), agents, metrics)
+        .with_accepted(accepted)
+        .with_health_extra(health);
     let router = api::router(state);
     let http_stop = shutdown.clone();
     let http_task = tokio::spawn(async move {

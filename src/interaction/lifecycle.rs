@@ -138,6 +138,13 @@ pub enum Event {
     },
     /// Hammond restarted and found the interaction engaged (bot or connected): settle it.
     Recovered,
+    /// The agent's phone did not take the call (no answer, busy, error, or the agent hung up
+    /// before the customer answered): the callback goes back to open, unassigned, in its place,
+    /// and the attempt is **not** counted — the customer was never reached.
+    AgentUnreachable {
+        /// SIP status of the agent leg's failure, if any.
+        code: Option<u16>,
+    },
 }
 
 impl Event {
@@ -160,6 +167,7 @@ impl Event {
             Self::Closed { .. } => "closed",
             Self::Note { .. } => "note",
             Self::Recovered => "recovered",
+            Self::AgentUnreachable { .. } => "agent_unreachable",
         }
     }
 }
@@ -479,6 +487,29 @@ pub fn apply(
         },
         Event::Note { kind, text } => feed.push(FeedEntry::new(now, &kind, text)),
         Event::Recovered => recover(current, &mut next, &mut feed, now)?,
+        Event::AgentUnreachable { code } => match status {
+            Status::Connected
+                if current.leg != Some(Leg::Answered) && current.leg != Some(Leg::Bridged) =>
+            {
+                let agent = current.assigned_agent.clone().unwrap_or_default();
+                let mut e = FeedEntry::new(
+                    now,
+                    "agent_unreachable",
+                    format!("{agent}'s phone did not take the call; back in the queue"),
+                )
+                .with("agent", &agent);
+                if let Some(code) = code {
+                    e = e.with("code", code);
+                }
+                feed.push(e);
+                next.assigned_agent = None;
+                next.leg = None;
+                set_status(&mut next, &mut feed, Status::Open, now, "back in the queue");
+            }
+            Status::Connected | Status::Open | Status::Bot | Status::Closed => {
+                return refuse(status);
+            }
+        },
     }
     Ok(Change {
         interaction: next,

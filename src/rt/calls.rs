@@ -1,7 +1,6 @@
 //! The call manager: routes the user agent's events to call tasks, and starts a task for each
 //! new call whose Request-URI selects a queue (404 otherwise).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,23 +10,18 @@ use tracing::info;
 use super::call_task::{self, IncomingCall};
 use super::services::Services;
 use super::sip_socket::{EventSink, UaHandle};
-use crate::sip::ua::{CallId, Command, SipEvent};
+use crate::sip::ua::{Command, SipEvent};
 
-/// Owns the map from call ids to their tasks' inboxes. Lives in the SIP endpoint task.
+/// Starts call tasks and routes events to the legs' owners. Lives in the SIP endpoint task.
 pub struct CallManager {
     svc: Arc<Services>,
-    calls: HashMap<CallId, mpsc::UnboundedSender<SipEvent>>,
     /// Set on SIGTERM: new calls get 503 while the ones in progress finish.
     draining: Arc<AtomicBool>,
 }
 
 impl CallManager {
     pub fn new(svc: Arc<Services>, draining: Arc<AtomicBool>) -> Self {
-        Self {
-            svc,
-            calls: HashMap::new(),
-            draining,
-        }
+        Self { svc, draining }
     }
 }
 
@@ -63,7 +57,7 @@ impl EventSink for CallManager {
                     return;
                 };
                 let (tx, rx) = mpsc::unbounded_channel();
-                self.calls.insert(call, tx);
+                self.svc.legs.register(call, tx);
                 call_task::spawn(
                     self.svc.clone(),
                     IncomingCall {
@@ -75,17 +69,8 @@ impl EventSink for CallManager {
                     rx,
                 );
             }
-            SipEvent::CallEnded { .. } => {
-                if let Some(tx) = self.calls.remove(&call) {
-                    let _ = tx.send(event);
-                }
-            }
             other => {
-                if let Some(tx) = self.calls.get(&call)
-                    && tx.send(other).is_err()
-                {
-                    self.calls.remove(&call);
-                }
+                self.svc.legs.dispatch(call, other);
             }
         }
     }

@@ -2,7 +2,10 @@
 //! protocol behaviour; it moves bytes and time into the cores and their outputs back out.
 
 pub mod call_task;
+pub mod callback_task;
 pub mod calls;
+pub mod legs;
+pub mod outbound;
 pub mod ports;
 pub mod queue_watch;
 pub mod services;

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::idgen::IdGen;
 use crate::media::prompts::PromptLibrary;
 use crate::media::sdp::LocalMedia;
+use crate::rt::legs::LegRegistry;
 use crate::rt::ports::PortPool;
 use crate::rt::queue_watch::QueueRegistry;
 use crate::rt::sip_socket::UaHandle;
@@ -21,6 +22,8 @@ pub struct Services {
     pub ua: UaHandle,
     pub ports: PortPool,
     pub queues: Arc<QueueRegistry>,
+    /// Which task owns each SIP leg.
+    pub legs: LegRegistry,
     /// The address we advertise in SDP.
     pub media_ip: IpAddr,
     ids: Mutex<IdGen>,
@@ -45,6 +48,7 @@ impl Services {
             store,
             ua,
             queues,
+            legs: LegRegistry::default(),
             media_ip,
             ids: Mutex::new(ids),
             active: AtomicUsize::new(0),

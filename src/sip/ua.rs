@@ -15,6 +15,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use super::auth;
 use super::dialog::{Dialog, DialogKey};
 use super::msg::{
     self, HeaderViews, Headers, Message, Method, NameAddr, Params, Request, Response, Uri,
@@ -158,6 +159,8 @@ pub struct Dial {
     pub sdp: Vec<u8>,
     /// Extra headers (e.g. an auto-answer hint for the agent's phone).
     pub extra_headers: Vec<(String, String)>,
+    /// Digest credentials for a 401/407 challenge (RFC 3261 §22.2); `None` fails on challenge.
+    pub credentials: Option<(String, String)>,
 }
 
 /// Policy and identity the user agent applies.
@@ -236,8 +239,13 @@ enum LegState {
     },
     /// Inbound, 2xx sent, waiting for the ACK. `bye_pending`: hang up once it arrives (§15).
     Answering { txn: ServerKey, bye_pending: bool },
-    /// Outbound, INVITE in flight.
-    Dialling { branch: String },
+    /// Outbound, INVITE in flight. `invite` is kept to answer one digest challenge with.
+    Dialling {
+        branch: String,
+        invite: Box<Request>,
+        credentials: Option<(String, String)>,
+        challenged: bool,
+    },
     /// Either direction, answered and acknowledged.
     Confirmed,
     /// BYE sent, waiting for its response.
@@ -878,7 +886,7 @@ impl UserAgent {
                 leg.state = LegState::Ending;
                 self.send_in_dialog(now, call, Method::Bye, None, Vec::new());
             }
-            LegState::Dialling { branch } => {
+            LegState::Dialling { branch, .. } => {
                 let branch = branch.clone();
                 self.cancel(now, call, &branch);
             }
@@ -1006,6 +1014,9 @@ impl UserAgent {
             Leg {
                 state: LegState::Dialling {
                     branch: branch.clone(),
+                    invite: Box::new(req.clone()),
+                    credentials: d.credentials,
+                    challenged: false,
                 },
                 dialog,
                 peer,
@@ -1274,6 +1285,7 @@ impl UserAgent {
                             });
                         }
                     }
+                    401 | 407 if self.answer_challenge(now, call, rsp) => {}
                     _ => {
                         self.events.push_back(SipEvent::Failed { call, status });
                         self.forget_leg(call);
@@ -1289,6 +1301,90 @@ impl UserAgent {
             }
             _ => {}
         }
+    }
+
+    /// Answer a 401/407 to our INVITE once: the same INVITE with CSeq + 1, a new branch and
+    /// the digest credentials (§22.2). `false` when there is nothing to answer with.
+    fn answer_challenge(&mut self, now: Instant, call: CallId, rsp: &Response) -> bool {
+        let header = if rsp.status == 401 {
+            "WWW-Authenticate"
+        } else {
+            "Proxy-Authenticate"
+        };
+        let challenge = rsp.headers.get_all(header).find_map(auth::parse_challenge);
+        let branch = self.ids.branch();
+        let cnonce = self.ids.token(16);
+        let local = self.cfg.local;
+        let Some(leg) = self.legs.get_mut(&call) else {
+            return false;
+        };
+        let LegState::Dialling {
+            invite,
+            credentials: Some((user, pass)),
+            challenged: challenged @ false,
+            ..
+        } = &mut leg.state
+        else {
+            return false;
+        };
+        let Some(challenge) = challenge else {
+            return false;
+        };
+        let mut req = (**invite).clone();
+        let uri = req.uri.to_string();
+        let value = auth::authorization(
+            &challenge,
+            &auth::Credentials {
+                username: user,
+                password: pass,
+                method: "INVITE",
+                uri: &uri,
+                cnonce: &cnonce,
+                nc: 1,
+            },
+        );
+        let seq = leg.invite_cseq + 1;
+        req.headers.set(
+            "Via",
+            format!(
+                "SIP/2.0/{} {local};branch={branch};rport",
+                leg.peer.link.via_name()
+            ),
+        );
+        req.headers.set("CSeq", format!("{seq} INVITE"));
+        let auth_header = if rsp.status == 401 {
+            "Authorization"
+        } else {
+            "Proxy-Authorization"
+        };
+        req.headers.set(auth_header, value);
+        *challenged = true;
+        **invite = req.clone();
+        if let LegState::Dialling { branch: b, .. } = &mut leg.state {
+            *b = branch.clone();
+        }
+        leg.invite_cseq = seq;
+        leg.dialog.local_cseq = seq;
+        let peer = leg.peer;
+        let txn = InviteClient::new(
+            now,
+            req.to_bytes().into(),
+            peer.link.transport(),
+            self.cfg.timers,
+        );
+        self.clients.insert(
+            branch.clone(),
+            (
+                ClientTxn::Invite {
+                    txn: Box::new(txn),
+                    call,
+                    request: Box::new(req),
+                },
+                peer,
+            ),
+        );
+        self.drain_client(now, &branch);
+        true
     }
 
     fn client_timeout(&mut self, call: CallId, method: &Method) {

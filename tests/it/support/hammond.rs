@@ -18,6 +18,10 @@ pub(crate) struct Options {
     /// Re-use this data dir (restart tests).
     pub data_dir: Option<PathBuf>,
     pub trunk: Option<SocketAddr>,
+    /// Where alice's phone is (`sip:alice@127.0.0.1:PORT`); bob's is the next port.
+    pub agent_port: Option<u16>,
+    /// Extra environment for the process (`HAMMOND_*` overrides, e.g. trunk credentials).
+    pub env: Vec<(String, String)>,
 }
 
 pub(crate) struct Hammond {
@@ -86,12 +90,12 @@ dir = "{prompts}"
 dir = "{data}"
 [[agents]]
 id = "alice"
-endpoint = "sip:alice@127.0.0.1:5070"
+endpoint = "sip:alice@127.0.0.1:{alice_port}"
 queues = ["support"]
 token = "alice-secret"
 [[agents]]
 id = "bob"
-endpoint = "sip:bob@127.0.0.1:5071"
+endpoint = "sip:bob@127.0.0.1:{bob_port}"
 queues = ["support"]
 token = "bob-secret"
 [[agents]]
@@ -102,6 +106,8 @@ token = "eve-secret"
 {extra}
 "#,
             end = base + 98,
+            alice_port = opts.agent_port.unwrap_or(5070),
+            bob_port = opts.agent_port.map_or(5071, |p| p + 1),
             db = data_dir.join("hammond.db").display(),
             queues = queues.display(),
             prompts = repo().join("prompts").display(),
@@ -114,6 +120,7 @@ token = "eve-secret"
             .args(["run", "--config"])
             .arg(&cfg)
             .env("RUST_LOG", "hammond=debug,info")
+            .envs(opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -70,6 +70,43 @@ impl Sipp {
         Self { cmd, log_dir }
     }
 
+    /// SIPp as a UAS (a phone) on `port`, running `scenario` once.
+    pub(crate) fn uas(scenario: &str, port: u16) -> Self {
+        let log_dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("sipp");
+        let slot = MEDIA_PORT.fetch_add(1, Ordering::Relaxed);
+        let mp = 40_000 + (std::process::id() as u16 % 100) * 40 + slot * 4 % 4000;
+        cmd.arg("-sf")
+            .arg(repo().join("tests/sipp").join(scenario))
+            .args(["-p", &port.to_string(), "-m", "1", "-i", "127.0.0.1"])
+            .args(["-mp", &mp.to_string()])
+            .args(["-nostdin", "-timeout", "60s", "-timeout_error"])
+            .arg("-trace_msg")
+            .arg("-message_file")
+            .arg(log_dir.path().join("messages.log"))
+            .arg("-trace_err")
+            .arg("-error_file")
+            .arg(log_dir.path().join("errors.log"))
+            .arg("-trace_logs")
+            .arg("-log_file")
+            .arg(log_dir.path().join("log.log"));
+        Self { cmd, log_dir }
+    }
+
+    /// Run in the background; collect the result with [`Running::wait`].
+    pub(crate) fn spawn(mut self) -> Running {
+        let child = self
+            .cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run sipp");
+        Running {
+            child,
+            log_dir: self.log_dir,
+        }
+    }
+
     pub(crate) fn arg(mut self, a: &str) -> Self {
         self.cmd.arg(a);
         self
@@ -118,4 +155,44 @@ pub(crate) fn assert_ok(run: &SippRun) {
         "sipp failed (exit {:?})\n--- errors ---\n{}\n--- messages ---\n{}",
         run.code, run.errors, run.messages
     );
+}
+
+/// A SIPp running in the background (a phone waiting for Hammond's INVITE).
+pub(crate) struct Running {
+    child: std::process::Child,
+    log_dir: tempfile::TempDir,
+}
+
+impl Running {
+    pub(crate) fn wait(self) -> SippRun {
+        let out = self.child.wait_with_output().expect("sipp ran");
+        let read =
+            |n: &str| std::fs::read_to_string(self.log_dir.path().join(n)).unwrap_or_default();
+        SippRun {
+            ok: out.status.success(),
+            code: out.status.code(),
+            messages: read("messages.log"),
+            errors: read("errors.log"),
+            stdout: read("log.log"),
+        }
+    }
+}
+
+/// A UDP port free right now on loopback (for a SIPp phone to listen on).
+pub(crate) fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Two consecutive free UDP ports (alice's and bob's phones).
+pub(crate) fn free_port_pair() -> u16 {
+    loop {
+        let p = free_port();
+        if p < 65_000 && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
 }
