@@ -143,6 +143,10 @@ impl MediaLeg {
                         .write_frame(buf, &frame.payload, frame.talkspurt_start, elapsed);
                 return Some((n, dest));
             }
+            // On hold: no packet, but the session still sees the tick, so its timestamp clock
+            // keeps running and the first packet after the hold carries the marker.
+            self.session
+                .write_frame(&mut [], &frame.payload, frame.talkspurt_start, elapsed);
         }
     }
 
