@@ -51,7 +51,7 @@ impl RtpSink {
     pub(crate) fn start() -> Self {
         let sock = loop {
             let s = UdpSocket::bind("127.0.0.1:0").expect("bind the RTP sink");
-            if s.local_addr().unwrap().port() % 2 == 0 {
+            if s.local_addr().unwrap().port().is_multiple_of(2) {
                 break s;
             }
         };
