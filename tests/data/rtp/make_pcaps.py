@@ -2,7 +2,8 @@
 """Make the RTP captures that SIPp plays (`play_pcap_audio`) in the integration tests.
 
 Python standard library only, plus `sox` for the audio (in-band DTMF tones, a voice-like
-message). Run from anywhere; it rewrites the *.pcap files beside this script:
+message; run without dither, `-D`, so the output is the same every time). Run from anywhere;
+it rewrites the *.pcap files beside this script:
 
     python3 tests/data/rtp/make_pcaps.py
 
@@ -46,7 +47,7 @@ def sox_pcmu(effects):
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "out.ul")
         subprocess.run(
-            ["sox", "-n", "-r", "8000", "-c", "1", "-t", "ul", out] + effects,
+            ["sox", "-D", "-n", "-r", "8000", "-c", "1", "-t", "ul", out] + effects,
             check=True,
         )
         with open(out, "rb") as f:
@@ -59,7 +60,7 @@ def _two_tone(lo, hi, ms, dbfs):
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "out.ul")
         subprocess.run(
-            ["sox", "-n", "-r", "8000", "-t", "ul", out,
+            ["sox", "-D", "-n", "-r", "8000", "-t", "ul", out,
              "synth", f"{ms / 1000}", "sine", str(lo), "sine", str(hi),
              "remix", "-", "gain", "-n", str(dbfs)],
             check=True,
