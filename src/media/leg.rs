@@ -143,6 +143,10 @@ impl MediaLeg {
                         .write_frame(buf, &frame.payload, frame.talkspurt_start, elapsed);
                 return Some((n, dest));
             }
+            // On hold: no packet, but the session still sees the tick, so its timestamp clock
+            // keeps running and the first packet after the hold carries the marker.
+            self.session
+                .write_frame(&mut [], &frame.payload, frame.talkspurt_start, elapsed);
         }
     }
 
@@ -192,5 +196,62 @@ impl MediaLeg {
             self.events
                 .push_back(MediaEvent::DigitReceived { digit, method });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::g711::Codec;
+    use crate::media::rtp::RtpPacket;
+    use crate::media::sdp::Direction;
+
+    fn neg(direction: Direction) -> Negotiated {
+        Negotiated {
+            codec: Codec::Pcmu,
+            dtmf_pt: Some(101),
+            remote: Some("10.0.0.9:7000".parse().unwrap()),
+            direction,
+            answer_sdp: String::new(),
+        }
+    }
+
+    /// Hold (we answered recvonly) sends nothing; after unhold the first packet has the marker
+    /// and a timestamp that kept running through the hold, the sequence continues.
+    #[test]
+    fn hold_keeps_the_clock_and_marks_the_first_packet_after() {
+        let t0 = crate::clock::now();
+        let mut leg = MediaLeg::new(
+            t0,
+            &mut IdGen::seeded(7),
+            &neg(Direction::SendRecv),
+            Arc::new(PromptLibrary::default()),
+            None,
+        );
+        let mut buf = [0u8; MAX_PACKET];
+        let mut sent = Vec::new();
+        let mut now = t0;
+        let mut tick = |leg: &mut MediaLeg, now: Instant, sent: &mut Vec<_>| {
+            while let Some((n, _)) = leg.poll_transmit(now, &mut buf) {
+                sent.push(RtpPacket::parse(&buf[..n]).unwrap().header());
+            }
+        };
+        for _ in 0..5 {
+            tick(&mut leg, now, &mut sent);
+            now += PTIME;
+        }
+        leg.renegotiate(now, &neg(Direction::RecvOnly));
+        for _ in 0..50 {
+            tick(&mut leg, now, &mut sent);
+            now += PTIME;
+        }
+        assert_eq!(sent.len(), 5, "nothing sent on hold");
+        leg.renegotiate(now, &neg(Direction::SendRecv));
+        tick(&mut leg, now, &mut sent);
+        let (before, after) = (sent[4], sent[5]);
+        assert!(after.marker);
+        assert_eq!(after.seq, before.seq.wrapping_add(1));
+        assert_eq!(after.ts.wrapping_sub(before.ts), 51 * 160);
+        assert_eq!(after.ssrc, before.ssrc);
     }
 }

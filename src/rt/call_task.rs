@@ -172,6 +172,7 @@ async fn run(svc: Arc<Services>, inc: IncomingCall, mut events: mpsc::UnboundedR
         end: None,
         transfer_target: None,
         left_voicemail: false,
+        ended_during: None,
     };
     c.engine.handle_event(started, WfEvent::Answered);
     let outcome = c.media_loop(&mut events).await;
@@ -209,6 +210,9 @@ struct ActiveCall {
     /// Where the workflow sent the caller, once a transfer started.
     transfer_target: Option<String>,
     left_voicemail: bool,
+    /// The workflow step the caller was in when the call ended (for the feed: the engine is
+    /// already finished by the time the call settles).
+    ended_during: Option<&'static str>,
 }
 
 impl ActiveCall {
@@ -356,6 +360,7 @@ impl ActiveCall {
         let now = clock::now();
         match ev {
             SipEvent::CallEnded { reason, .. } => {
+                self.ended_during = Some(self.engine.step_name());
                 self.engine.handle_event(now, WfEvent::Hangup);
                 let outcome = match (self.end.take(), reason) {
                     (Some(o), _) => o,
@@ -461,7 +466,10 @@ impl ActiveCall {
         if self.voicemail.is_some() {
             self.finish_recording();
         }
-        let during = self.engine.step_name().to_owned();
+        let during = self
+            .ended_during
+            .unwrap_or_else(|| self.engine.step_name())
+            .to_owned();
         let event = match &outcome {
             Outcome::Transferred(to) => Lifecycle::Transferred { to: to.clone() },
             Outcome::WorkflowHungUp(reason) => {

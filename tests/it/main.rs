@@ -7,5 +7,6 @@
 
 mod call_flows;
 mod dialer_flows;
+mod media_flows;
 mod support;
 mod workflow_flows;

@@ -1,6 +1,11 @@
 //! Issue "Timed workflow" end to end: SIPp callers move through the example queue.
 
-use crate::support::sipp::assert_ok;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::api::{self, E2E_TOKEN, e2e_options};
+use crate::support::hammond::repo;
+use crate::support::sipp::{assert_ok, pcap};
 use crate::support::{Hammond, Options, Sipp, http};
 
 /// The caller presses 1 (callback) then 1 (this number) by SIP INFO; Hammond reads the number
@@ -49,4 +54,306 @@ fn callback_on_the_callers_number_by_info() {
     assert_eq!(dtmf.len(), 2, "{dtmf:?}");
     assert_eq!(dtmf[0]["method"], "info");
     assert_eq!(dtmf[0]["digit"], "1");
+}
+
+/// 1 (callback), 2 (another number), 15557654321, #, then 1 to confirm, as RFC 4733 events from
+/// a capture: the callback is stored for the entered number, not the caller ID.
+#[test]
+fn callback_on_another_number() {
+    let h = Hammond::start(e2e_options());
+    let run = Sipp::uac_template(
+        "pcap_until_bye.xml",
+        h.sip,
+        "e2e",
+        &[("PCAP", &pcap("rfc4733_other_number.pcap"))],
+    )
+    .run();
+    assert_ok(&run);
+    let d = api::wait_single(&h, E2E_TOKEN, |d| d["status"] == "open");
+    assert_eq!(d["sub_type"], "callback", "{d:#}");
+    assert_eq!(d["callback"]["number"], "15557654321", "{d:#}");
+    assert_eq!(d["customer_number"], "15551234567", "{d:#}");
+    let keys: String = api::dtmf(&d).iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, "1215557654321#1", "{d:#}");
+    let entered = api::feed_of(&d, "number_entered");
+    assert_eq!(entered.len(), 1, "{d:#}");
+    assert!(
+        entered[0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("15557654321"),
+        "{d:#}"
+    );
+}
+
+/// A second callback request for a number that already has one pending: the caller hears
+/// "already scheduled" and is hung up on; still only one pending callback.
+#[test]
+fn duplicate_callback_is_refused() {
+    let h = Hammond::start(e2e_options());
+    for _ in 0..2 {
+        let run = Sipp::uac("callback_info.xml", h.sip, "e2e")
+            .key("key1", "1")
+            .key("key2", "1")
+            .run();
+        assert_ok(&run);
+    }
+    let start = std::time::Instant::now();
+    let (first, second) = loop {
+        let all = api::list(&h, E2E_TOKEN, "");
+        assert_eq!(all.len(), 2, "{all:#?}");
+        let d: Vec<_> = all
+            .iter()
+            .map(|i| api::detail(&h, E2E_TOKEN, i["id"].as_i64().unwrap()))
+            .collect();
+        if api::closed_reason(&d[1]).is_some() || start.elapsed() > Duration::from_secs(5) {
+            break (d[0].clone(), d[1].clone());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(first["status"], "open", "{first:#}");
+    assert_eq!(first["sub_type"], "callback", "{first:#}");
+    assert_eq!(second["status"], "closed", "{second:#}");
+    assert_ne!(second["sub_type"], "callback", "{second:#}");
+    let refused = api::feed_of(&second, "callback_refused");
+    assert_eq!(refused.len(), 1, "{second:#}");
+    assert!(
+        refused[0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already"),
+        "{second:#}"
+    );
+    let pending = api::list(&h, E2E_TOKEN, "sub_type=callback&status=open");
+    assert_eq!(pending.len(), 1, "{pending:#?}");
+}
+
+/// The caller hangs up in the middle of entering another number: the interaction closes
+/// `abandoned` and the feed says where.
+#[test]
+fn caller_hangs_up_before_confirming() {
+    let h = Hammond::start(e2e_options());
+    let run = Sipp::uac_template(
+        "pcap_then_hangup.xml",
+        h.sip,
+        "e2e",
+        &[
+            ("PCAP", &pcap("rfc4733_entry_abandoned.pcap")),
+            ("PAUSE_MS", "4500"),
+        ],
+    )
+    .run();
+    assert_ok(&run);
+    let d = api::wait_single(&h, E2E_TOKEN, |d| d["status"] == "closed");
+    assert_eq!(
+        api::closed_reason(&d).as_deref(),
+        Some("abandoned"),
+        "{d:#}"
+    );
+    assert_ne!(d["sub_type"], "callback", "{d:#}");
+    let ended = api::feed_of(&d, "call_ended");
+    assert_eq!(ended.len(), 1, "{d:#}");
+    assert_eq!(ended[0]["during"], "callback number entry", "{d:#}");
+    assert!(
+        ended[0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("callback number entry"),
+        "{d:#}"
+    );
+}
+
+/// 3 = voicemail: after the beep the caller's audio (from a capture) is recorded for the
+/// queue's 3 s maximum, Hammond says goodbye and hangs up, and a playable WAV is left.
+#[test]
+fn voicemail_leaves_a_playable_wav() {
+    let h = Hammond::start(e2e_options());
+    let run = Sipp::uac_template(
+        "pcap_until_bye.xml",
+        h.sip,
+        "e2e",
+        &[("PCAP", &pcap("voicemail.pcap"))],
+    )
+    .run();
+    assert_ok(&run);
+    let d = api::wait_single(&h, E2E_TOKEN, |d| d["status"] != "bot");
+    assert_eq!(d["sub_type"], "voicemail", "{d:#}");
+    assert_eq!(d["status"], "open", "{d:#}");
+    let id = d["id"].as_i64().unwrap();
+    let path = h.data_dir.join("voicemail").join(format!("{id}.wav"));
+    let start = std::time::Instant::now();
+    while !path.exists() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let wav = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(wav.len() > 44, "{} bytes", wav.len());
+    assert_eq!(&wav[0..4], b"RIFF");
+    assert_eq!(&wav[8..12], b"WAVE");
+    assert_eq!(&wav[12..16], b"fmt ");
+    let u16_at = |i: usize| u16::from_le_bytes([wav[i], wav[i + 1]]);
+    let u32_at = |i: usize| u32::from_le_bytes([wav[i], wav[i + 1], wav[i + 2], wav[i + 3]]);
+    assert_eq!(u16_at(20), 1, "PCM");
+    assert_eq!(u16_at(22), 1, "mono");
+    assert_eq!(u32_at(24), 8000, "8 kHz");
+    assert_eq!(u16_at(34), 16, "16-bit");
+    assert_eq!(u32_at(4) as usize, wav.len() - 8, "RIFF size");
+    // The data chunk: ~3 s (the queue's max_length) of the caller's audio, not silence.
+    let data = wav
+        .windows(4)
+        .position(|w| w == b"data")
+        .expect("a data chunk");
+    let len = u32_at(data + 4) as usize;
+    let samples: Vec<i16> = wav[data + 8..data + 8 + len]
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let secs = samples.len() as f64 / 8000.0;
+    assert!((2.0..=3.5).contains(&secs), "{secs:.2} s recorded");
+    let loud = samples.iter().filter(|s| s.unsigned_abs() > 1000).count();
+    assert!(
+        loud > samples.len() / 4,
+        "the recording holds the caller's audio ({loud} of {} samples loud)",
+        samples.len()
+    );
+}
+
+/// An offer that lists PCMA first is answered with PCMA.
+#[test]
+fn pcma_first_offer_is_answered_with_pcma() {
+    let h = Hammond::start(Options::default());
+    let sink = crate::support::rtp::RtpSink::start();
+    let run = Sipp::uac("rtp_sink.xml", h.sip, "support")
+        .key("rtp_port", &sink.port.to_string())
+        .key("codecs", "8 0 101")
+        .run();
+    drop(sink.finish());
+    assert_ok(&run);
+    let answer = run
+        .messages
+        .split("\n-----")
+        .find(|b| {
+            b.contains("message received") && b.contains("SIP/2.0 200 OK") && b.contains("m=audio")
+        })
+        .expect("a 200 OK with SDP");
+    let m = answer
+        .lines()
+        .find(|l| l.starts_with("m=audio"))
+        .unwrap_or_default();
+    assert!(
+        m.ends_with("RTP/AVP 8 101") || m.ends_with("RTP/AVP 8"),
+        "{m}"
+    );
+}
+
+/// An offer with no codec Hammond speaks (G.729 only) is refused with 488, and nothing is kept.
+#[test]
+fn no_common_codec_is_refused_488() {
+    let h = Hammond::start(Options::default());
+    let run = Sipp::uac("no_common_codec.xml", h.sip, "support").run();
+    assert_ok(&run);
+    assert_eq!(run.received("SIP/2.0 488"), 1, "{}", run.messages);
+    assert_eq!(run.received("SIP/2.0 180"), 0, "{}", run.messages);
+    assert!(api::list(&h, "alice-secret", "").is_empty());
+}
+
+/// `hammond check-config` on a config whose queue directory holds a broken file: exit 1 and a
+/// `file:line:column` diagnostic.
+#[test]
+fn check_config_reports_file_line_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = dir.path().join("queues");
+    std::fs::create_dir_all(&queues).unwrap();
+    std::fs::copy(
+        repo().join("config/queues/support.toml"),
+        queues.join("support.toml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo().join("tests/data/queues/broken_syntax.toml"),
+        queues.join("broken_syntax.toml"),
+    )
+    .unwrap();
+    let cfg = dir.path().join("hammond.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[queues]\ndir = \"{}\"\n[prompts]\ndir = \"{}\"\n",
+            queues.display(),
+            repo().join("prompts").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hammond"))
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let want = format!("{}:2:1:", queues.join("broken_syntax.toml").display());
+    assert!(text.contains(&want), "expected {want} in:\n{text}");
+    // The good queue is not blamed.
+    assert!(!text.contains("support.toml"), "{text}");
+}
+
+/// `hammond simulate --queue support --keys 35s:1,38s:1`: greeting, menu, callback menu, the
+/// caller ID read back, the callback stored and confirmed, then Hammond hangs up.
+#[test]
+fn simulate_prints_a_sane_transcript() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hammond"))
+        .current_dir(repo())
+        .args(["simulate", "--config", "config/hammond.toml"])
+        .args(["--queue", "support", "--keys", "35s:1,38s:1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let order = [
+        "answered (200 OK)",
+        "hears greeting",
+        "hears menu",
+        "00:35                caller presses 1",
+        "hears callback_menu",
+        "00:38                caller presses 1",
+        "hears number_is",
+        "callback requested for",
+        "callback stored",
+        "hears callback_confirmed",
+        "Hammond hangs up",
+    ];
+    let mut at = 0;
+    for needle in order {
+        let i = text[at..]
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing (or out of order) in:\n{text}"));
+        at += i + needle.len();
+    }
+    // Nothing happens after the hang-up.
+    assert!(!text[at..].contains("hears"), "{text}");
+}
+
+/// 0 = transfer to the operator: Hammond sends REFER to the PBX (the SIPp caller), which
+/// accepts (202) and reports success (NOTIFY `SIP/2.0 200 OK`); Hammond hangs up and the
+/// interaction closes `transferred`.
+#[test]
+fn transfer_by_refer_closes_transferred() {
+    let h = Hammond::start(e2e_options());
+    let run = Sipp::uac("transfer_refer.xml", h.sip, "e2e").run();
+    assert_ok(&run);
+    let d = api::wait_single(&h, E2E_TOKEN, |d| d["status"] == "closed");
+    assert_eq!(
+        api::closed_reason(&d).as_deref(),
+        Some("transferred"),
+        "{d:#}"
+    );
+    assert_eq!(api::dtmf(&d), vec![("0".to_owned(), "info".to_owned())]);
+    assert_eq!(api::feed_of(&d, "transfer_started").len(), 1, "{d:#}");
 }

@@ -2,8 +2,10 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod api;
 pub(crate) mod hammond;
 pub(crate) mod http;
+pub(crate) mod rtp;
 pub(crate) mod sipp;
 
 pub(crate) use hammond::{Hammond, Options};

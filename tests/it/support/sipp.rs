@@ -44,12 +44,43 @@ impl Sipp {
     /// SIPp as a UAC calling `service@target` with `scenario` (file name under tests/sipp).
     pub(crate) fn uac(scenario: &str, target: SocketAddr, service: &str) -> Self {
         let log_dir = tempfile::tempdir().unwrap();
+        let path = repo().join("tests/sipp").join(scenario);
+        Self::uac_file(&path, log_dir, target, service)
+    }
+
+    /// SIPp as a UAC with a scenario template from `tests/sipp/`: every `{{NAME}}` is replaced by
+    /// its value first (SIPp reads `play_pcap_audio` file names when it loads the scenario, so
+    /// they cannot come from `-key`).
+    pub(crate) fn uac_template(
+        scenario: &str,
+        target: SocketAddr,
+        service: &str,
+        subs: &[(&str, &str)],
+    ) -> Self {
+        let log_dir = tempfile::tempdir().unwrap();
+        let mut text = std::fs::read_to_string(repo().join("tests/sipp").join(scenario))
+            .expect("read the scenario template");
+        for (k, v) in subs {
+            text = text.replace(&format!("{{{{{k}}}}}"), v);
+        }
+        assert!(!text.contains("{{"), "unfilled template slot in {scenario}");
+        let path = log_dir.path().join(scenario);
+        std::fs::write(&path, text).unwrap();
+        Self::uac_file(&path, log_dir, target, service)
+    }
+
+    fn uac_file(
+        path: &std::path::Path,
+        log_dir: tempfile::TempDir,
+        target: SocketAddr,
+        service: &str,
+    ) -> Self {
         let mut cmd = Command::new("sipp");
         let slot = MEDIA_PORT.fetch_add(1, Ordering::Relaxed);
         let mp = 40_000 + (std::process::id() as u16 % 100) * 40 + slot * 4 % 4000;
         cmd.arg(target.to_string())
             .arg("-sf")
-            .arg(repo().join("tests/sipp").join(scenario))
+            .arg(path)
             .args(["-s", service, "-m", "1", "-l", "1", "-i", "127.0.0.1"])
             .args(["-key", "caller", "15551234567"])
             .args(["-mp", &mp.to_string()])
@@ -145,6 +176,15 @@ impl Sipp {
     pub(crate) fn log_path(&self) -> PathBuf {
         self.log_dir.path().to_owned()
     }
+}
+
+/// A capture under `tests/data/rtp/` (made by `make_pcaps.py`), as an absolute path.
+pub(crate) fn pcap(name: &str) -> String {
+    repo()
+        .join("tests/data/rtp")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 /// Assert a run passed, printing SIPp's view when it did not.
