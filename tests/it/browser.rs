@@ -209,7 +209,11 @@ impl CustomerPhone {
             let user = log
                 .split("message received")
                 .skip(1)
-                .filter_map(|block| block.lines().find(|l| !l.trim().is_empty() && !l.contains("bytes")))
+                .filter_map(|block| {
+                    block
+                        .lines()
+                        .find(|l| !l.trim().is_empty() && !l.contains("bytes"))
+                })
                 .find_map(|line| {
                     let uri = line.trim().strip_prefix("INVITE sip:")?;
                     Some(uri.split(['@', ';', ' ']).next()?.to_owned())
@@ -250,7 +254,10 @@ impl ChromeDriver {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if line.contains("started successfully") {
                     let _ = tx.send(());
                 }
@@ -429,8 +436,11 @@ impl Drop for Browser {
 
 impl Element<'_> {
     fn click(&self) {
-        self.browser
-            .cmd("POST", &format!("/element/{}/click", self.id), Some(json!({})));
+        self.browser.cmd(
+            "POST",
+            &format!("/element/{}/click", self.id),
+            Some(json!({})),
+        );
     }
 
     fn send_keys(&self, text: &str) {
