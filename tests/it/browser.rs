@@ -57,8 +57,14 @@ fn pick_up_a_callback_in_the_browser() {
     let driver = ChromeDriver::start();
     let alice = driver.session();
     let bob = driver.session();
+    // alice again, in a window whose live stream is cut: it will be too late.
+    let stale = driver.session();
     let base = format!("http://{}/", h.http);
-    for (b, token) in [(&alice, "alice-secret"), (&bob, "bob-secret")] {
+    for (b, token) in [
+        (&alice, "alice-secret"),
+        (&bob, "bob-secret"),
+        (&stale, "alice-secret"),
+    ] {
         b.goto(&base);
         b.wait_js(
             "return !document.getElementById('signin').hidden",
@@ -74,7 +80,7 @@ fn pick_up_a_callback_in_the_browser() {
 
     // alice: the row is an Open Callback and can be picked.
     let row = format!("#rows tr[data-id='{id}']");
-    for b in [&alice, &bob] {
+    for b in [&alice, &bob, &stale] {
         b.wait_text(&format!("{row} .c-type"), "Callback");
         b.wait_text(&format!("{row} .c-status"), "Open");
         b.wait_text(&format!("{row} .c-customer"), "15551234567");
@@ -82,6 +88,7 @@ fn pick_up_a_callback_in_the_browser() {
     }
     // Marks bob's page: a reload would lose it.
     bob.js("window.__hammondNoReload = 42; return null");
+    stale.js("state.es.close(); return null");
     alice.screenshot("home-list.png");
 
     alice.find(&format!("{row} button.pick")).click();
@@ -119,6 +126,25 @@ fn pick_up_a_callback_in_the_browser() {
         bob.js("return window.__hammondNoReload"),
         json!(42),
         "bob's page was reloaded"
+    );
+    // The stale window still offers the row; picking it up is refused plainly (409).
+    stale.wait_text(&format!("{row} .c-status"), "Open");
+    stale.find(&format!("{row} button.pick")).click();
+    stale.wait_js(
+        "return !document.getElementById('alert').hidden",
+        "an alert after the 409",
+    );
+    let alert = stale.text("#alert-text");
+    assert!(
+        alert.starts_with(&format!(
+            "Someone else was faster: interaction {id} can no longer be picked up."
+        )),
+        "{alert}"
+    );
+    stale.wait_text(&format!("{row} .c-status"), "Connected");
+    assert!(
+        stale.js("return document.getElementById('workspace').hidden") == json!(true),
+        "a refused pick-up opens no workspace"
     );
     // The API agrees with what the pages show.
     let d = http::get(h.http, &format!("/api/v1/interactions/{id}"), "bob-secret");
