@@ -20,6 +20,12 @@ pub(super) async fn list(State(st): State<AppState>, _caller: AuthAgent) -> Json
     Json(json!({ "agents": agents }))
 }
 
+/// `GET /api/v1/me`: the caller's own id, queues and presence (the web page signs in with a
+/// token alone and learns who it is here).
+pub(super) async fn me(State(st): State<AppState>, AuthAgent(me): AuthAgent) -> Json<Value> {
+    Json(json!({ "id": me.id, "queues": me.queues, "status": st.agents.presence(&me.id) }))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StatusBody {

@@ -1,5 +1,6 @@
 //! The HTTP API (axum; shell layer): the Home List and interactions with their feeds, accept and
-//! close, agents and their presence, Server-Sent Events of changes, `/metrics` and `/healthz`.
+//! close, agents and their presence, Server-Sent Events of changes, `/metrics` and `/healthz`,
+//! and the agents' web page at `/` (module `web`; its assets are embedded in the binary).
 //! Paths, JSON shapes and status codes are pinned in DESIGN.md ("HTTP API").
 //!
 //! Everything under `/api/v1` needs `Authorization: Bearer <agent token>` (401 otherwise); an
@@ -12,6 +13,7 @@ mod events;
 mod health;
 mod interactions;
 pub mod metrics;
+mod web;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -232,11 +234,14 @@ pub fn router(state: AppState) -> Router {
             post(interactions::accept),
         )
         .route("/api/v1/interactions/{id}/close", post(interactions::close))
+        .route("/api/v1/me", get(agents::me))
         .route("/api/v1/agents", get(agents::list))
         .route("/api/v1/agents/{id}/status", put(agents::set_status))
         .route("/api/v1/events", get(events::stream))
         .route("/metrics", get(health::metrics))
         .route("/healthz", get(health::healthz))
+        .route("/", get(web::index))
+        .route("/assets/{file}", get(web::asset))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(error::log_server_errors))

@@ -915,3 +915,118 @@ async fn concurrent_accepts_over_http_one_wins() {
     assert!(srv.accepted.try_recv().is_ok());
     assert!(srv.accepted.try_recv().is_err());
 }
+
+/// Raw response head and body of a GET without a token.
+async fn get_raw(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    (head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[tokio::test]
+async fn the_web_page_is_served_from_the_binary() {
+    let srv = server().await;
+    let (head, body) = get_raw(srv.addr, "/").await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
+    assert!(body.contains("<script src=\"/assets/app.js\""), "{body}");
+    // Nothing from elsewhere: every reference is same-origin.
+    assert!(!body.contains("http://") && !body.contains("https://"));
+    for (path, ty, needle) in [
+        ("/assets/app.js", "text/javascript", "new EventSource("),
+        ("/assets/app.css", "text/css", "@media"),
+    ] {
+        let (head, body) = get_raw(srv.addr, path).await;
+        assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
+        assert!(
+            head.contains(&format!("content-type: {ty}")),
+            "{path}: {head}"
+        );
+        assert!(body.contains(needle), "{path}");
+        assert!(!body.contains("https://"), "{path} refers elsewhere");
+    }
+    let (head, body) = get_raw(srv.addr, "/assets/../Cargo.toml").await;
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    assert!(body.contains("not_found"), "{body}");
+    let (head, _) = get_raw(srv.addr, "/assets/secret.txt").await;
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+}
+
+#[tokio::test]
+async fn me_tells_the_page_who_signed_in() {
+    let srv = server().await;
+    let (st, v) = req(srv.addr, "GET", "/api/v1/me", BOB, None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"id": "bob", "queues": ["support", "sales"], "status": "away"})
+    );
+    let (st, _) = req(srv.addr, "GET", "/api/v1/me", Some("bob-secreT"), None).await;
+    assert_eq!(st, 401);
+    let (st, _) = req(srv.addr, "GET", "/api/v1/me", None, None).await;
+    assert_eq!(st, 401);
+}
+
+/// EventSource cannot send headers: the SSE route (and only it) takes `?access_token=`.
+#[tokio::test]
+async fn sse_takes_the_token_as_a_query_parameter() {
+    let srv = server().await;
+    let id = open_callback(&srv.store, "support").await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"GET /api/v1/events?access_token=alice-secret HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.contains("\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        buf.push_str(std::str::from_utf8(&chunk[..n]).unwrap());
+    }
+    assert!(buf.starts_with("HTTP/1.1 200"), "{buf}");
+    let mut buf = buf.split_once("\r\n\r\n").unwrap().1.to_owned();
+    let (st, _) = req(
+        srv.addr,
+        "POST",
+        &format!("/api/v1/interactions/{id}/accept"),
+        ALICE,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let evs = read_events(&mut s, 1, &mut buf).await;
+    assert_eq!(evs[0].1, "accepted");
+    assert_eq!(evs[0].2["interaction"]["assigned_agent"], "alice");
+
+    for bad in [
+        "/api/v1/events?access_token=alice-secreT",
+        "/api/v1/events?access_token=",
+        "/api/v1/events?token=alice-secret",
+    ] {
+        let (st, _) = req(srv.addr, "GET", bad, None, None).await;
+        assert!(st == 401 || st == 422, "{bad}: {st}");
+    }
+    let (st, v) = req(srv.addr, "GET", "/api/v1/events?access_token=x", None, None).await;
+    assert_eq!((st, code(&v)), (401, "unauthorized"));
+    // Other routes ignore it: the header is the only way in.
+    for path in [
+        "/api/v1/interactions?access_token=alice-secret",
+        "/api/v1/agents?access_token=alice-secret",
+        "/api/v1/me?access_token=alice-secret",
+    ] {
+        let (st, _) = req(srv.addr, "GET", path, None, None).await;
+        assert_eq!(st, 401, "{path}");
+    }
+}
