@@ -143,12 +143,24 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
         IdGen::seeded(ids.next_u64()),
     );
     let (ua_handle, ua_commands) = sip_socket::ua_channel();
+    let agent_list: Vec<api::Agent> = cfg
+        .agents
+        .iter()
+        .map(|a| api::Agent {
+            id: a.id.clone(),
+            endpoint: a.endpoint.clone(),
+            queues: a.queues.clone(),
+            token: a.token.expose().to_owned(),
+        })
+        .collect();
+    let agents = Arc::new(api::Agents::new(agent_list));
     let svc = Arc::new(Services::new(
         cfg.clone(),
         prompts.clone(),
         store.clone(),
         ua_handle.clone(),
         registry.clone(),
+        agents.clone(),
         ids,
     ));
     let draining = Arc::new(AtomicBool::new(false));
@@ -170,16 +182,6 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
     ));
 
     let registry_for_health = registry.clone();
-    let agents = cfg
-        .agents
-        .iter()
-        .map(|a| api::Agent {
-            id: a.id.clone(),
-            endpoint: a.endpoint.clone(),
-            queues: a.queues.clone(),
-            token: a.token.expose().to_owned(),
-        })
-        .collect();
     // The dialer: every successful accept becomes one callback (customer + agent legs).
     let accepted = crate::rt::callback_task::spawn_dialer(svc.clone());
     let health = Arc::new(move || {
@@ -189,7 +191,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
             .map(ToString::to_string)
             .collect()
     });
-    let state = api::AppState::new(store.clone(), agents, metrics)
+    let state = api::AppState::with_agents(store.clone(), agents.clone(), metrics)
         .with_accepted(accepted)
         .with_health_extra(health);
     let router = api::router(state);
@@ -199,6 +201,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
             .with_graceful_shutdown(async move { http_stop.cancelled().await })
             .await;
     });
+
+    crate::rt::router::spawn(svc.clone(), shutdown.clone());
 
     // Scripts and tests wait for this exact line on stdout.
     println!("hammond ready: sip={sip_addr} http={http_addr}");

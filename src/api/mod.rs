@@ -209,6 +209,21 @@ impl AppState {
         }
     }
 
+    /// State sharing its agents (and their presence) with the router.
+    pub fn with_agents(
+        store: Arc<dyn InteractionStore>,
+        agents: Arc<Agents>,
+        metrics: PrometheusHandle,
+    ) -> Self {
+        Self {
+            store,
+            agents,
+            accepted: None,
+            metrics,
+            health_extra: Arc::new(Vec::new),
+        }
+    }
+
     /// Sends every successful accept to `tx`.
     #[must_use]
     pub fn with_accepted(mut self, tx: mpsc::UnboundedSender<Accepted>) -> Self {

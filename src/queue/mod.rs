@@ -1,1 +1,5 @@
-//! TODO: filled in by its issue.
+//! Routing: who gets offered what, and how long a caller may expect to wait. PURE: the shell
+//! (`rt::router`) feeds it agents, waiting callers and due callbacks, and carries out offers.
+
+pub mod estimate;
+pub mod router;

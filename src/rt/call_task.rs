@@ -20,10 +20,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::live::{CallCommand, OfferOutcome};
+use super::outbound::{DialSpec, OutboundLeg};
 use super::services::Services;
 use super::store_worker::{StoreJob, StoreReply, StoreWorker};
 use crate::clock;
 use crate::interaction::{Event as Lifecycle, HangupBy, Interaction, InteractionId};
+use crate::media::bridge::{Leg as Side, Relay};
 use crate::media::leg::{MAX_PACKET, MediaEvent, MediaLeg};
 use crate::media::player::Item;
 use crate::media::sdp::{self, LocalMedia, LocalOrigin, SessionDescription};
@@ -172,6 +175,14 @@ async fn run(svc: Arc<Services>, inc: IncomingCall, mut events: mpsc::UnboundedR
         end: None,
         transfer_target: None,
         left_voicemail: false,
+        commands: svc
+            .live
+            .register(interaction.id, &inc.flow.name, interaction.created_at),
+        peer: None,
+        relay: None,
+        connected_agent: None,
+        pending_transfer_dial: false,
+        bridged_at: None,
         ended_during: None,
     };
     c.engine.handle_event(started, WfEvent::Answered);
@@ -183,6 +194,8 @@ async fn run(svc: Arc<Services>, inc: IncomingCall, mut events: mpsc::UnboundedR
 #[derive(Debug, Clone)]
 enum Outcome {
     CallerHungUp,
+    /// The agent (or the transfer target we bridged to) hung up.
+    PeerHungUp,
     WorkflowHungUp(HangupReason),
     Transferred(String),
     MediaTimeout,
@@ -213,27 +226,88 @@ struct ActiveCall {
     /// The workflow step the caller was in when the call ended (for the feed: the engine is
     /// already finished by the time the call settles).
     ended_during: Option<&'static str>,
+    /// Commands from the router (offers to agents).
+    commands: mpsc::UnboundedReceiver<CallCommand>,
+    /// A second leg we dialled for this caller (an agent, or a transfer target that the PBX
+    /// would not take by REFER), ringing or bridged.
+    peer: Option<PeerLeg>,
+    /// Set once the caller is bridged to `peer`: prompts stop, packets are relayed.
+    relay: Option<Relay>,
+    /// The agent the caller is connected to, for settling.
+    connected_agent: Option<String>,
+    /// The PBX refused our REFER: dial the target from the media loop (it needs an await).
+    pending_transfer_dial: bool,
+    /// When the caller was bridged to an agent (talk time for estimated waits).
+    bridged_at: Option<Instant>,
+}
+
+/// Why we dialled a second leg.
+#[derive(Debug, Clone)]
+enum Purpose {
+    Agent(String),
+    Transfer(String),
+}
+
+struct PeerLeg {
+    leg: OutboundLeg,
+    purpose: Purpose,
+    /// Give up ringing at this time.
+    deadline: Instant,
+    /// Tell the router how its offer ended.
+    done: Option<tokio::sync::oneshot::Sender<OfferOutcome>>,
+}
+
+/// What happened on the peer leg.
+enum PeerInput {
+    Sip(Option<SipEvent>),
+    Packet(usize, std::net::SocketAddr),
+    RingTimeout,
+}
+
+/// The next input from the peer leg; pends forever when there is none.
+async fn peer_next(peer: &mut Option<PeerLeg>, buf: &mut [u8]) -> PeerInput {
+    let Some(p) = peer.as_mut() else {
+        return std::future::pending().await;
+    };
+    let ringing = p.leg.session.is_none();
+    tokio::select! {
+        ev = p.leg.events.recv() => PeerInput::Sip(ev),
+        r = p.leg.sock.recv_from(buf) => match r {
+            Ok((n, from)) => PeerInput::Packet(n, from),
+            Err(_) => std::future::pending().await,
+        },
+        () = tokio::time::sleep_until(p.deadline.into()), if ringing => PeerInput::RingTimeout,
+    }
 }
 
 impl ActiveCall {
     async fn media_loop(&mut self, events: &mut mpsc::UnboundedReceiver<SipEvent>) -> Outcome {
         let mut out = [0u8; MAX_PACKET];
         let mut inb = vec![0u8; 2048];
+        let mut pbuf = vec![0u8; 2048];
         loop {
             self.drain().await;
+            if std::mem::take(&mut self.pending_transfer_dial) {
+                self.dial_transfer_target().await;
+            }
             if let Some(o) = self.end.clone()
                 && !self.hangup_sent
             {
                 return o;
             }
             let now = clock::now();
-            while let Some((n, dest)) = self.leg.poll_transmit(now, &mut out) {
+            let bridged = self.relay.is_some();
+            while !bridged && let Some((n, dest)) = self.leg.poll_transmit(now, &mut out) {
                 if let Err(e) = self.sock.send_to(&out[..n], dest).await {
                     debug!(error = %e, "RTP send failed");
                 }
             }
-            let media_at = self.leg.poll_timeout();
-            let engine_at = self.engine.poll_timeout();
+            let media_at = (!bridged).then(|| self.leg.poll_timeout());
+            let engine_at = if bridged {
+                None
+            } else {
+                self.engine.poll_timeout()
+            };
             let record_at = self.recording_until;
             tokio::select! {
                 biased;
@@ -242,13 +316,23 @@ impl ActiveCall {
                     None => return Outcome::Shutdown,
                 },
                 r = self.sock.recv_from(&mut inb) => if let Ok((n, from)) = r {
-                    self.leg.handle_datagram(clock::now(), from, &inb[..n]);
-                    if let Some(buf) = self.voicemail.as_mut() {
-                        buf.extend(self.leg.take_audio());
+                    if self.relay.is_some() {
+                        self.relay_packet(Side::A, from, &inb[..n], &mut out).await;
+                    } else {
+                        self.leg.handle_datagram(clock::now(), from, &inb[..n]);
+                        if let Some(buf) = self.voicemail.as_mut() {
+                            buf.extend(self.leg.take_audio());
+                        }
                     }
                 },
+                input = peer_next(&mut self.peer, &mut pbuf) => {
+                    if let Some(o) = self.on_peer(input, &pbuf, &mut out).await {
+                        return o;
+                    }
+                }
+                Some(cmd) = self.commands.recv() => self.on_command(cmd).await,
                 Some(reply) = self.store.replies.recv() => self.on_store(reply),
-                () = sleep_until(Some(media_at)) => self.leg.handle_timeout(clock::now()),
+                () = sleep_until(media_at) => self.leg.handle_timeout(clock::now()),
                 () = sleep_until(engine_at) => self.engine.handle_timeout(clock::now()),
                 () = sleep_until(record_at) => {
                     self.recording_until = None;
@@ -383,8 +467,11 @@ impl ActiveCall {
             }
             SipEvent::ReferResponse { status, .. } => {
                 if !(200..300).contains(&status) {
-                    info!(status, "transfer refused by the PBX");
-                    self.engine.handle_event(now, WfEvent::TransferFailed);
+                    info!(
+                        status,
+                        "the PBX refused REFER; dialling the transfer target ourselves"
+                    );
+                    self.pending_transfer_dial = true;
                 }
             }
             SipEvent::ReferNotify { status, .. } => {
@@ -415,13 +502,16 @@ impl ActiveCall {
             StoreReply::CallbackRefused(r) => {
                 self.engine.handle_event(now, WfEvent::CallbackRefused(r))
             }
-            StoreReply::QueueStatus { position } => self.engine.handle_event(
-                now,
-                WfEvent::QueueStatus {
-                    position,
-                    estimated_wait: None,
-                },
-            ),
+            StoreReply::QueueStatus { position } => {
+                let estimated_wait = self.svc.estimated_wait(&self.flow.name, position);
+                self.engine.handle_event(
+                    now,
+                    WfEvent::QueueStatus {
+                        position,
+                        estimated_wait,
+                    },
+                );
+            }
         }
     }
 
@@ -453,6 +543,214 @@ impl ActiveCall {
             .handle_event(clock::now(), WfEvent::RecordingFinished);
     }
 
+    /// An offer from the router: ring the agent while the caller keeps waiting.
+    async fn on_command(&mut self, cmd: CallCommand) {
+        match cmd {
+            CallCommand::Offer {
+                agent,
+                ring_timeout,
+                done,
+            } => {
+                let waiting = matches!(
+                    self.engine.step_name(),
+                    "waiting" | "menu" | "position announcement" | "waiting to enter the workflow"
+                );
+                if !waiting || self.peer.is_some() || self.end.is_some() || self.had_callback {
+                    let _ = done.send(OfferOutcome::Unavailable);
+                    return;
+                }
+                let Some((uri, hop)) = super::callback_task::agent_target(&agent.endpoint).await
+                else {
+                    let _ = done.send(OfferOutcome::NotAnswered);
+                    return;
+                };
+                let spec = DialSpec {
+                    target: uri,
+                    next_hop: hop,
+                    from_user: caller_number_or_queue(&self.flow.name, &self.svc),
+                    extra_headers: vec![(
+                        "Call-Info".into(),
+                        "<sip:hammond>;answer-after=0".into(),
+                    )],
+                    credentials: None,
+                };
+                match OutboundLeg::dial(&self.svc, spec).await {
+                    Ok(leg) => {
+                        info!(agent = %agent.id, "offering the caller to an agent");
+                        self.peer = Some(PeerLeg {
+                            leg,
+                            purpose: Purpose::Agent(agent.id),
+                            deadline: clock::now() + ring_timeout,
+                            done: Some(done),
+                        });
+                    }
+                    Err(_) => {
+                        let _ = done.send(OfferOutcome::NotAnswered);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The PBX would not transfer by REFER: call the target ourselves and bridge (RFC 3515's
+    /// fallback in practice).
+    async fn dial_transfer_target(&mut self) {
+        let target = self.transfer_target.clone().unwrap_or_default();
+        let dialled = match super::callback_task::agent_target(&target).await {
+            Some((uri, hop)) => OutboundLeg::dial(
+                &self.svc,
+                DialSpec {
+                    target: uri,
+                    next_hop: hop,
+                    from_user: caller_number_or_queue(&self.flow.name, &self.svc),
+                    extra_headers: Vec::new(),
+                    credentials: None,
+                },
+            )
+            .await
+            .ok(),
+            None => None,
+        };
+        match dialled {
+            Some(leg) => {
+                let ring = self.flow.callback.retry.ring_timeout;
+                self.peer = Some(PeerLeg {
+                    leg,
+                    purpose: Purpose::Transfer(target),
+                    deadline: clock::now() + ring,
+                    done: None,
+                });
+            }
+            None => self
+                .engine
+                .handle_event(clock::now(), WfEvent::TransferFailed),
+        }
+    }
+
+    /// Something happened on the peer leg.
+    async fn on_peer(&mut self, input: PeerInput, buf: &[u8], out: &mut [u8]) -> Option<Outcome> {
+        let now = clock::now();
+        match input {
+            PeerInput::Packet(n, from) => {
+                if self.relay.is_some() {
+                    self.relay_packet(Side::B, from, &buf[..n], out).await;
+                }
+                None
+            }
+            PeerInput::Sip(Some(SipEvent::Answered { sdp, .. })) => {
+                let p = self.peer.as_mut()?;
+                if let Err(e) = p.leg.answered(now, &sdp) {
+                    warn!(error = %e, "peer's SDP answer unusable");
+                }
+                self.leg.player().stop();
+                self.relay = Some(Relay::new());
+                match &p.purpose {
+                    Purpose::Agent(agent) => {
+                        info!(agent = %agent, "agent answered; caller bridged");
+                        self.connected_agent = Some(agent.clone());
+                        self.bridged_at = Some(now);
+                        self.store.send(StoreJob::Apply(Lifecycle::OfferedLive {
+                            agent: agent.clone(),
+                        }));
+                        self.store.send(StoreJob::Apply(Lifecycle::Bridged));
+                    }
+                    Purpose::Transfer(target) => {
+                        info!(target = %target, "transfer target answered; caller bridged");
+                        self.store.send(StoreJob::Apply(Lifecycle::Note {
+                            kind: "transfer_bridged".into(),
+                            text: format!("the PBX refused REFER; Hammond called {target} and bridged the caller"),
+                        }));
+                    }
+                }
+                if let Some(done) = p.done.take() {
+                    let _ = done.send(OfferOutcome::Bridged);
+                }
+                None
+            }
+            PeerInput::Sip(Some(SipEvent::Failed { status, .. })) => {
+                self.peer_failed(Some(status));
+                None
+            }
+            PeerInput::RingTimeout => {
+                if let Some(p) = self.peer.as_mut() {
+                    p.leg.hang_up();
+                }
+                self.peer_failed(None);
+                None
+            }
+            PeerInput::Sip(Some(SipEvent::CallEnded { .. }) | None) => {
+                if let Some(p) = self.peer.as_mut() {
+                    p.leg.mark_ended();
+                }
+                if self.relay.is_some() {
+                    self.hang_up(Outcome::PeerHungUp);
+                    None
+                } else {
+                    self.peer_failed(None);
+                    None
+                }
+            }
+            PeerInput::Sip(Some(_)) => None,
+        }
+    }
+
+    /// The peer leg did not come up: the caller stays in the workflow.
+    fn peer_failed(&mut self, status: Option<u16>) {
+        let Some(mut p) = self.peer.take() else {
+            return;
+        };
+        p.leg.mark_ended();
+        match p.purpose {
+            Purpose::Agent(agent) => {
+                info!(agent = %agent, status, "agent did not answer the offer");
+                if let Some(done) = p.done.take() {
+                    let _ = done.send(OfferOutcome::NotAnswered);
+                }
+            }
+            Purpose::Transfer(target) => {
+                info!(target = %target, status, "transfer target not reached");
+                self.engine
+                    .handle_event(clock::now(), WfEvent::TransferFailed);
+            }
+        }
+    }
+
+    /// Relay one packet between the caller (A) and the peer (B), in the receiver's stream.
+    async fn relay_packet(
+        &mut self,
+        side: Side,
+        from: std::net::SocketAddr,
+        bytes: &[u8],
+        out: &mut [u8],
+    ) {
+        let now = clock::now();
+        let (Some(relay), Some(peer)) = (self.relay.as_mut(), self.peer.as_mut()) else {
+            return;
+        };
+        let Some(peer_session) = peer.leg.session.as_mut() else {
+            return;
+        };
+        let caller_session = self.leg.session_mut();
+        let (src, dst) = match side {
+            Side::A => (caller_session, peer_session),
+            Side::B => (peer_session, caller_session),
+        };
+        let Ok(inbound) = src.accept(now, from, bytes) else {
+            return;
+        };
+        let Ok(n) = relay.forward(side, &inbound, src, dst, out) else {
+            return;
+        };
+        let Some(dest) = dst.destination() else {
+            return;
+        };
+        let sock = match side {
+            Side::A => &peer.leg.sock,
+            Side::B => &self.sock,
+        };
+        let _ = sock.send_to(&out[..n], dest).await;
+    }
+
     fn hang_up(&mut self, outcome: Outcome) {
         if self.end.is_none() {
             self.end = Some(outcome);
@@ -470,8 +768,29 @@ impl ActiveCall {
             .ended_during
             .unwrap_or_else(|| self.engine.step_name())
             .to_owned();
+        self.svc.live.remove(self.interaction);
+        if let Some(at) = self.bridged_at {
+            self.svc.record_handling(&self.flow.name, clock::now() - at);
+        }
+        if let Some(mut p) = self.peer.take() {
+            p.leg.hang_up();
+        }
         let event = match &outcome {
+            // Bridged to a transfer target we dialled ourselves.
+            _ if self.relay.is_some() && self.connected_agent.is_none() => Lifecycle::Transferred {
+                to: self.transfer_target.clone().unwrap_or_default(),
+            },
+            _ if self.connected_agent.is_some() => Lifecycle::HungUp {
+                by: if matches!(outcome, Outcome::PeerHungUp) {
+                    HangupBy::Agent
+                } else {
+                    HangupBy::Caller
+                },
+            },
             Outcome::Transferred(to) => Lifecycle::Transferred { to: to.clone() },
+            Outcome::PeerHungUp => Lifecycle::Transferred {
+                to: self.transfer_target.clone().unwrap_or_default(),
+            },
             Outcome::WorkflowHungUp(reason) => {
                 debug!(reason = ?reason, "workflow ended the call");
                 ended(
@@ -495,6 +814,15 @@ impl ActiveCall {
         self.store.finish().await;
         info!(outcome = ?outcome, callback = self.had_callback, "call ended");
     }
+}
+
+/// The caller ID we present on legs we dial for a live caller: the queue's, else the trunk's.
+fn caller_number_or_queue(queue: &str, svc: &Services) -> String {
+    svc.queues
+        .current()
+        .get(queue)
+        .and_then(|f| f.callback.caller_id.clone())
+        .unwrap_or_else(|| svc.cfg.trunk.caller_id.clone())
 }
 
 fn ended(by: HangupBy, had_callback: bool, voicemail: bool, during: &str) -> Lifecycle {

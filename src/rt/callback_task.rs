@@ -16,9 +16,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, info, info_span, warn};
 
+use super::live::OfferOutcome;
 use super::outbound::{DialSpec, OutboundLeg};
 use super::services::Services;
 use crate::api::{Accepted, Agent};
@@ -37,14 +38,123 @@ pub fn spawn_dialer(svc: Arc<Services>) -> mpsc::UnboundedSender<Accepted> {
         while let Some(acc) = rx.recv().await {
             let span =
                 info_span!("callback", interaction = acc.interaction.id, agent = %acc.agent.id);
-            tokio::spawn(run(svc.clone(), acc.interaction, acc.agent).instrument(span));
+            tokio::spawn(run(svc.clone(), acc.interaction, acc.agent, None).instrument(span));
         }
     });
     tx
 }
 
-async fn run(svc: Arc<Services>, interaction: Interaction, agent: Agent) {
+/// Push: offer a due callback to an available agent. The agent's phone rings first; only when
+/// the agent answers is the interaction accepted (atomically) and the customer dialled, so a
+/// callback is never dialled ahead of an agent. Reports how the offer went.
+pub fn offer(
+    svc: Arc<Services>,
+    interaction: Interaction,
+    agent: Agent,
+    done: oneshot::Sender<OfferOutcome>,
+) {
+    let span =
+        info_span!("callback", interaction = interaction.id, agent = %agent.id, offer = true);
+    tokio::spawn(run(svc, interaction, agent, Some(done)).instrument(span));
+}
+
+/// The auto-answer hints understood by most desk phones and softphones.
+fn auto_answer() -> Vec<(String, String)> {
+    vec![
+        ("Call-Info".into(), "<sip:hammond>;answer-after=0".into()),
+        (
+            "Alert-Info".into(),
+            "<http://hammond/>;info=alert-autoanswer".into(),
+        ),
+    ]
+}
+
+/// Ring the agent's phone until it answers, fails or `ring_timeout` passes.
+async fn ring_agent(
+    svc: &Arc<Services>,
+    agent: &Agent,
+    from_user: &str,
+    ring_timeout: Duration,
+) -> Option<OutboundLeg> {
+    let (uri, hop) = agent_target(&agent.endpoint).await?;
+    let mut leg = OutboundLeg::dial(
+        svc,
+        DialSpec {
+            target: uri,
+            next_hop: hop,
+            from_user: from_user.to_owned(),
+            extra_headers: auto_answer(),
+            credentials: None,
+        },
+    )
+    .await
+    .ok()?;
+    let deadline = tokio::time::sleep(ring_timeout);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            ev = leg.events.recv() => match ev {
+                Some(SipEvent::Answered { sdp, .. }) => {
+                    if let Err(e) = leg.answered(clock::now(), &sdp) {
+                        warn!(error = %e, "agent's SDP answer unusable");
+                    }
+                    return Some(leg);
+                }
+                Some(SipEvent::Failed { .. } | SipEvent::CallEnded { .. }) | None => {
+                    leg.mark_ended();
+                    return None;
+                }
+                Some(_) => {}
+            },
+            () = &mut deadline => return None,
+        }
+    }
+}
+
+async fn run(
+    svc: Arc<Services>,
+    interaction: Interaction,
+    agent: Agent,
+    offer: Option<oneshot::Sender<OfferOutcome>>,
+) {
     let _active = svc.track();
+    let mut interaction = interaction;
+    let mut pre_answered: Option<OutboundLeg> = None;
+    if let Some(done) = offer {
+        let ring = svc
+            .queues
+            .current()
+            .get(&interaction.queue)
+            .map_or(Duration::from_secs(30), |f| f.callback.retry.ring_timeout);
+        let number = interaction
+            .callback
+            .as_ref()
+            .map(|c| c.number.clone())
+            .unwrap_or_default();
+        let Some(mut leg) = ring_agent(&svc, &agent, &number, ring).await else {
+            info!("agent did not answer the callback offer");
+            let _ = done.send(OfferOutcome::NotAnswered);
+            return;
+        };
+        match svc
+            .store
+            .accept(interaction.id, &agent.id, clock::wall())
+            .await
+        {
+            Ok(i) => {
+                info!("agent answered the offer; callback accepted");
+                interaction = i;
+                pre_answered = Some(leg);
+                let _ = done.send(OfferOutcome::Bridged);
+            }
+            Err(e) => {
+                info!(error = %e, "callback taken meanwhile; releasing the agent");
+                leg.hang_up();
+                let _ = done.send(OfferOutcome::Unavailable);
+                return;
+            }
+        }
+    }
     let apply = |e: Lifecycle| {
         let store = svc.store.clone();
         let id = interaction.id;
@@ -129,24 +239,23 @@ async fn run(svc: Arc<Services>, interaction: Interaction, agent: Agent) {
         },
     )
     .await;
-    let agent_leg = OutboundLeg::dial(
-        &svc,
-        DialSpec {
-            target: agent_uri,
-            next_hop: agent_hop,
-            from_user: number.clone(),
-            // Auto-answer hints understood by most desk phones and softphones.
-            extra_headers: vec![
-                ("Call-Info".into(), "<sip:hammond>;answer-after=0".into()),
-                (
-                    "Alert-Info".into(),
-                    "<http://hammond/>;info=alert-autoanswer".into(),
-                ),
-            ],
-            credentials: None,
-        },
-    )
-    .await;
+    let agent_up_already = pre_answered.is_some();
+    let agent_leg = match pre_answered.take() {
+        Some(leg) => Ok(leg),
+        None => {
+            OutboundLeg::dial(
+                &svc,
+                DialSpec {
+                    target: agent_uri,
+                    next_hop: agent_hop,
+                    from_user: number.clone(),
+                    extra_headers: auto_answer(),
+                    credentials: None,
+                },
+            )
+            .await
+        }
+    };
     let (mut customer, mut agent_leg) = match (customer, agent_leg) {
         (Ok(c), Ok(a)) => (c, a),
         _ => {
@@ -160,7 +269,7 @@ async fn run(svc: Arc<Services>, interaction: Interaction, agent: Agent) {
     // Setup: both legs must answer.
     let ring_deadline = clock::now() + ring_timeout;
     let mut rang = false;
-    let (mut customer_up, mut agent_up) = (false, false);
+    let (mut customer_up, mut agent_up) = (false, agent_up_already);
     while !(customer_up && agent_up) {
         tokio::select! {
             ev = customer.events.recv() => match ev {
@@ -240,6 +349,7 @@ async fn run(svc: Arc<Services>, interaction: Interaction, agent: Agent) {
     let started = clock::now();
     let by = bridge(&mut customer, &mut agent_leg).await;
     let talk = clock::now() - started;
+    svc.record_handling(&interaction.queue, talk);
     customer.hang_up();
     agent_leg.hang_up();
     apply(Lifecycle::Note {
@@ -313,7 +423,7 @@ async fn resolve(hostport: &str) -> Option<SocketAddr> {
 }
 
 /// The agent's endpoint URI and where to send its INVITE.
-async fn agent_target(endpoint: &str) -> Option<(Uri, SocketAddr)> {
+pub(crate) async fn agent_target(endpoint: &str) -> Option<(Uri, SocketAddr)> {
     let uri = parse_uri(endpoint).ok()?;
     let host = uri
         .host

@@ -5,11 +5,14 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::api::Agents;
 use crate::config::Config;
 use crate::idgen::IdGen;
 use crate::media::prompts::PromptLibrary;
 use crate::media::sdp::LocalMedia;
+use crate::queue::estimate::Estimator;
 use crate::rt::legs::LegRegistry;
+use crate::rt::live::LiveCalls;
 use crate::rt::ports::PortPool;
 use crate::rt::queue_watch::QueueRegistry;
 use crate::rt::sip_socket::UaHandle;
@@ -24,6 +27,12 @@ pub struct Services {
     pub queues: Arc<QueueRegistry>,
     /// Which task owns each SIP leg.
     pub legs: LegRegistry,
+    /// Live callers the router may offer to agents.
+    pub live: LiveCalls,
+    /// Agents and their presence (shared with the API).
+    pub agents: Arc<Agents>,
+    /// Recent handling times, for estimated waits.
+    pub estimator: Mutex<Estimator>,
     /// The address we advertise in SDP.
     pub media_ip: IpAddr,
     ids: Mutex<IdGen>,
@@ -37,6 +46,7 @@ impl Services {
         store: Arc<dyn InteractionStore>,
         ua: UaHandle,
         queues: Arc<QueueRegistry>,
+        agents: Arc<Agents>,
         ids: IdGen,
     ) -> Self {
         let media_ip = cfg.sip.public_address;
@@ -49,6 +59,9 @@ impl Services {
             ua,
             queues,
             legs: LegRegistry::default(),
+            live: LiveCalls::default(),
+            agents,
+            estimator: Mutex::new(Estimator::default()),
             media_ip,
             ids: Mutex::new(ids),
             active: AtomicUsize::new(0),
@@ -91,5 +104,29 @@ impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::Relaxed);
         metrics::gauge!("hammond_active_calls").set(self.0.active_calls() as f64);
+    }
+}
+
+impl Services {
+    /// Estimated wait for position `position` of `queue`, if history allows an honest one.
+    pub fn estimated_wait(&self, queue: &str, position: u32) -> Option<std::time::Duration> {
+        let serving = self
+            .agents
+            .all()
+            .iter()
+            .filter(|a| a.queues.iter().any(|q| q == queue))
+            .count();
+        self.estimator
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .estimate(queue, position, serving)
+    }
+
+    /// Record a finished conversation's length for `queue`'s estimates.
+    pub fn record_handling(&self, queue: &str, handling: std::time::Duration) {
+        self.estimator
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record(queue, handling);
     }
 }

@@ -263,3 +263,215 @@ fn verify_digest(line: &str, algorithm: &str, user: &str, pass: &str, realm: &st
     ));
     assert_eq!(param("response"), expected, "{line}");
 }
+
+fn set_presence(h: &Hammond, agent: &str, token: &str, status: &str) {
+    let r = http::request(
+        h.http,
+        "PUT",
+        &format!("/api/v1/agents/{agent}/status"),
+        Some(token),
+        Some(&format!("{{\"status\":\"{status}\"}}")),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// A live caller keeps waiting; alice becomes available; Hammond rings her phone and bridges
+/// the caller to it. When she hangs up, the caller gets BYE and the interaction closes.
+#[test]
+fn waiting_caller_is_offered_to_an_agent_who_becomes_available() {
+    let agent_port = free_port_pair();
+    let h = Hammond::start(Options {
+        agent_port: Some(agent_port),
+        ..Options::default()
+    });
+    let caller = Sipp::uac("hammond_hangs_up.xml", h.sip, "support").spawn();
+    // Wait until the caller is in the workflow.
+    let start = Instant::now();
+    let id = loop {
+        let l = http::get(h.http, "/api/v1/interactions?status=bot", "alice-secret");
+        if let Some(id) = l.body["interactions"][0]["id"].as_i64() {
+            break id;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "caller never reached the workflow"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let alice = Sipp::uas("phone_answers_then_hangs_up.xml", agent_port).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    set_presence(&h, "alice", "alice-secret", "available");
+    assert_ok(&alice.wait());
+    assert_ok(&caller.wait());
+    let done = wait_status(&h, id, "closed");
+    assert_eq!(done["status"], "closed", "{done}");
+    assert_eq!(done["assigned_agent"], "alice", "{done}");
+    let kinds = feed_kinds(&h, id);
+    for k in ["assigned", "bridged", "hung_up"] {
+        assert!(kinds.iter().any(|x| x == k), "feed lacks {k}: {kinds:?}");
+    }
+}
+
+/// A due callback and an available agent: the agent's phone rings first; once she answers,
+/// the callback is hers and the customer is dialled.
+#[test]
+fn due_callback_is_pushed_to_an_available_agent_agent_first() {
+    let (h, trunk, agent, id) = with_callback("");
+    let customer = Sipp::uas("phone_answers_then_hangs_up.xml", trunk).spawn();
+    let alice = Sipp::uas("phone_answers_waits_bye.xml", agent).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    set_presence(&h, "alice", "alice-secret", "available");
+    let customer = customer.wait();
+    let alice = alice.wait();
+    assert_ok(&customer);
+    assert_ok(&alice);
+    let done = wait_status(&h, id, "closed");
+    assert_eq!(done["assigned_agent"], "alice", "{done}");
+    let kinds = feed_kinds(&h, id);
+    for k in [
+        "assigned",
+        "callback_dialling",
+        "callback_answered",
+        "bridged",
+        "hung_up",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "feed lacks {k}: {kinds:?}");
+    }
+}
+
+/// An offer the agent does not answer sets her away; the interaction stays open.
+#[test]
+fn unanswered_offer_sets_the_agent_away() {
+    let (h, _trunk, agent, id) = with_callback("");
+    let alice = Sipp::uas("phone_busy.xml", agent).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    set_presence(&h, "alice", "alice-secret", "available");
+    assert_ok(&alice.wait());
+    let start = Instant::now();
+    loop {
+        let agents = http::get(h.http, "/api/v1/agents", "alice-secret");
+        let me = agents.body["agents"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["id"] == "alice").cloned())
+            .unwrap_or_default();
+        if me["status"] == "away" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "alice still {me}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let i = http::get(
+        h.http,
+        &format!("/api/v1/interactions/{id}"),
+        "alice-secret",
+    );
+    assert_eq!(i.body["status"], "open", "{}", i.text);
+    assert_eq!(i.body["callback"]["attempts"], 0, "{}", i.text);
+}
+
+/// The support queue with a short ring timeout, for no-answer tests.
+fn support_with_ring_timeout(timeout: &str) -> (String, String) {
+    let src =
+        std::fs::read_to_string(crate::support::hammond::repo().join("config/queues/support.toml"))
+            .unwrap();
+    assert!(src.contains("ring_timeout = \"30s\""));
+    (
+        "support.toml".into(),
+        src.replace(
+            "ring_timeout = \"30s\"",
+            &format!("ring_timeout = \"{timeout}\""),
+        ),
+    )
+}
+
+#[test]
+fn unanswered_customer_is_cancelled_at_the_ring_timeout() {
+    let trunk_port = free_port();
+    let agent_port = free_port_pair();
+    let h = Hammond::start(Options {
+        trunk: Some(SocketAddr::from(([127, 0, 0, 1], trunk_port))),
+        agent_port: Some(agent_port),
+        queues: vec![support_with_ring_timeout("2s")],
+        ..Options::default()
+    });
+    let run = Sipp::uac("callback_info.xml", h.sip, "support")
+        .key("key1", "1")
+        .key("key2", "1")
+        .run();
+    assert_ok(&run);
+    let list = http::get(
+        h.http,
+        "/api/v1/interactions?sub_type=callback&status=open",
+        "alice-secret",
+    );
+    let id = list.body["interactions"][0]["id"]
+        .as_i64()
+        .expect("an open callback");
+    let customer = Sipp::uas("phone_no_answer.xml", trunk_port).spawn();
+    let alice = Sipp::uas("phone_answers_waits_bye.xml", agent_port).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = http::post(
+        h.http,
+        &format!("/api/v1/interactions/{id}/accept"),
+        "alice-secret",
+        "{}",
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_ok(&customer.wait());
+    assert_ok(&alice.wait());
+    let i = wait_status(&h, id, "open");
+    assert_eq!(i["callback"]["attempts"], 1, "{i}");
+    let d = http::get(
+        h.http,
+        &format!("/api/v1/interactions/{id}"),
+        "alice-secret",
+    );
+    let failed = d.body["feed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "callback_failed_attempt")
+        .cloned();
+    assert_eq!(
+        failed.as_ref().map(|e| e["outcome"].clone()),
+        Some("no_answer".into()),
+        "{}",
+        d.text
+    );
+}
+
+#[test]
+fn failing_trunk_counts_the_attempt() {
+    let (h, trunk, agent, id) = with_callback("");
+    let customer = Sipp::uas("phone_503.xml", trunk).spawn();
+    let alice = Sipp::uas("phone_answers_waits_bye.xml", agent).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = http::post(
+        h.http,
+        &format!("/api/v1/interactions/{id}/accept"),
+        "alice-secret",
+        "{}",
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_ok(&customer.wait());
+    assert_ok(&alice.wait());
+    let i = wait_status(&h, id, "open");
+    assert_eq!(i["callback"]["attempts"], 1, "{i}");
+    let d = http::get(
+        h.http,
+        &format!("/api/v1/interactions/{id}"),
+        "alice-secret",
+    );
+    let failed = d.body["feed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "callback_failed_attempt")
+        .cloned()
+        .unwrap();
+    assert_eq!(failed["outcome"], "failed", "{failed}");
+    assert_eq!(failed["code"], 503, "{failed}");
+}

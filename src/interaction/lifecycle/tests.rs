@@ -554,3 +554,22 @@ fn recovery_rules() {
         not_allowed(&i, Event::Recovered);
     }
 }
+
+#[test]
+fn agent_unreachable_returns_the_callback_uncounted_and_unassigned() {
+    let i = connected_callback();
+    let c = apply(&i, Event::AgentUnreachable { code: Some(486) }, now()).unwrap();
+    assert_eq!(c.interaction.status, Status::Open);
+    assert_eq!(c.interaction.assigned_agent, None);
+    assert_eq!(c.interaction.callback.as_ref().unwrap().attempts, 0);
+    assert_eq!(
+        c.interaction.created_at, i.created_at,
+        "keeps its place in line"
+    );
+    assert!(kinds(&c).contains(&"agent_unreachable"));
+    // Once the customer answered it is too late to hand it back.
+    let answered = step(&step(&i, Event::Dialling), Event::Answered);
+    not_allowed(&answered, Event::AgentUnreachable { code: None });
+    not_allowed(&open_callback(), Event::AgentUnreachable { code: None });
+    not_allowed(&bot(), Event::AgentUnreachable { code: None });
+}

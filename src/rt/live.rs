@@ -1,0 +1,104 @@
+//! Live callers waiting in a queue, as the router sees them: each one's call task accepts
+//! commands (an offer to an agent) through this registry.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api::Agent;
+use crate::interaction::InteractionId;
+
+/// What the router asks of a live call.
+#[derive(Debug)]
+pub enum CallCommand {
+    /// Ring `agent`'s phone; bridge the caller to it if answered within `ring_timeout`.
+    Offer {
+        agent: Agent,
+        ring_timeout: Duration,
+        done: oneshot::Sender<OfferOutcome>,
+    },
+}
+
+/// How an offer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferOutcome {
+    /// The agent answered and the caller is bridged (the interaction is connected).
+    Bridged,
+    /// The agent's phone did not answer in time, was busy or failed.
+    NotAnswered,
+    /// The caller cannot take an offer now (capturing a callback, transferring, gone).
+    Unavailable,
+}
+
+/// One waiting live caller.
+#[derive(Debug, Clone)]
+pub struct LiveCaller {
+    pub interaction: InteractionId,
+    pub queue: String,
+    /// Original arrival: live callers and callbacks are served in this order.
+    pub created_at: Timestamp,
+    tx: mpsc::UnboundedSender<CallCommand>,
+}
+
+impl LiveCaller {
+    pub fn send(&self, cmd: CallCommand) -> bool {
+        self.tx.send(cmd).is_ok()
+    }
+}
+
+#[derive(Default)]
+pub struct LiveCalls {
+    calls: Mutex<HashMap<InteractionId, LiveCaller>>,
+}
+
+impl LiveCalls {
+    /// Register a call; commands arrive on the returned receiver.
+    pub fn register(
+        &self,
+        interaction: InteractionId,
+        queue: &str,
+        created_at: Timestamp,
+    ) -> mpsc::UnboundedReceiver<CallCommand> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().insert(
+            interaction,
+            LiveCaller {
+                interaction,
+                queue: queue.to_owned(),
+                created_at,
+                tx,
+            },
+        );
+        rx
+    }
+
+    pub fn remove(&self, interaction: InteractionId) {
+        self.lock().remove(&interaction);
+    }
+
+    /// Waiting callers of `queue`, oldest first.
+    pub fn waiting(&self, queue: &str) -> Vec<LiveCaller> {
+        let mut v: Vec<LiveCaller> = self
+            .lock()
+            .values()
+            .filter(|c| c.queue == queue)
+            .cloned()
+            .collect();
+        v.sort_by_key(|c| (c.created_at, c.interaction));
+        v
+    }
+
+    /// One waiting caller by interaction.
+    pub fn waiting_one(&self, interaction: InteractionId) -> Option<LiveCaller> {
+        self.lock().get(&interaction).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InteractionId, LiveCaller>> {
+        self.calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,196 @@
+//! The router task: offers waiting live callers and due callbacks to available agents
+//! ("an interaction that is sent to you"), one offer per free agent, oldest first.
+//!
+//! An agent is free when its presence is `available`, no offer to it is ringing, and it has no
+//! connected interaction. An offer the agent does not answer within the queue's ring time sets
+//! the agent `away`; the interaction stays where it was.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::callback_task;
+use super::live::{CallCommand, OfferOutcome};
+use super::services::Services;
+use crate::api::{Agent, Presence};
+use crate::clock;
+use crate::interaction::{InteractionId, Status, SubType};
+use crate::queue::router::{Candidate, Router};
+use crate::store::ListQuery;
+
+/// How often the router looks again even without a change.
+const TICK: Duration = Duration::from_millis(500);
+
+/// Offers in flight: which agents are ringing and which interactions are being offered.
+#[derive(Default)]
+struct InFlight {
+    agents: HashSet<String>,
+    interactions: HashSet<InteractionId>,
+}
+
+pub fn spawn(svc: Arc<Services>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut router = Router::default();
+        let in_flight = Arc::new(Mutex::new(InFlight::default()));
+        let mut presence = svc.agents.subscribe();
+        let mut changes = svc.store.subscribe();
+        loop {
+            tokio::select! {
+                _ = presence.recv() => {}
+                _ = changes.recv() => {}
+                () = tokio::time::sleep(TICK) => {}
+                () = shutdown.cancelled() => return,
+            }
+            round(&svc, &mut router, &in_flight).await;
+        }
+    });
+}
+
+/// One routing round over every queue.
+async fn round(svc: &Arc<Services>, router: &mut Router, in_flight: &Arc<Mutex<InFlight>>) {
+    let queues: Vec<String> = svc
+        .queues
+        .current()
+        .iter()
+        .map(|f| f.name.clone())
+        .collect();
+    // Busy: agents on a connected interaction.
+    let connected = svc
+        .store
+        .list(ListQuery {
+            status: Some(Status::Connected),
+            limit: crate::store::MAX_PAGE,
+            ..ListQuery::default()
+        })
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default();
+    let busy: HashSet<String> = connected
+        .iter()
+        .filter_map(|l| l.interaction.assigned_agent.clone())
+        .collect();
+    let now = clock::wall();
+    for queue in queues {
+        let free: Vec<Agent> = {
+            let f = lock(in_flight);
+            svc.agents
+                .available_for(&queue)
+                .into_iter()
+                .filter(|a| !busy.contains(&a.id) && !f.agents.contains(&a.id))
+                .collect()
+        };
+        if free.is_empty() {
+            continue;
+        }
+        let mut candidates: Vec<Candidate> = svc
+            .live
+            .waiting(&queue)
+            .into_iter()
+            .map(|c| Candidate {
+                interaction: c.interaction,
+                created_at: c.created_at,
+                live: true,
+            })
+            .collect();
+        let open = svc
+            .store
+            .list(ListQuery {
+                status: Some(Status::Open),
+                queues: Some(vec![queue.clone()]),
+                sub_type: Some(SubType::Callback),
+                limit: 50,
+                ..ListQuery::default()
+            })
+            .await
+            .map(|p| p.items)
+            .unwrap_or_default();
+        candidates.extend(
+            open.iter()
+                .filter(|l| {
+                    l.interaction
+                        .callback
+                        .as_ref()
+                        .is_some_and(|c| c.not_before.is_none_or(|t| t <= now))
+                })
+                .map(|l| Candidate {
+                    interaction: l.interaction.id,
+                    created_at: l.interaction.created_at,
+                    live: false,
+                }),
+        );
+        candidates.retain(|c| !lock(in_flight).interactions.contains(&c.interaction));
+        if candidates.is_empty() {
+            continue;
+        }
+        let ids: Vec<String> = free.iter().map(|a| a.id.clone()).collect();
+        let ring = svc
+            .queues
+            .current()
+            .get(&queue)
+            .map_or(Duration::from_secs(30), |f| f.callback.retry.ring_timeout);
+        for (agent_id, cand) in router.assign(now, &ids, &candidates) {
+            let Some(agent) = free.iter().find(|a| a.id == agent_id).cloned() else {
+                continue;
+            };
+            offer(svc, in_flight, &open, agent, cand, ring);
+        }
+    }
+}
+
+fn offer(
+    svc: &Arc<Services>,
+    in_flight: &Arc<Mutex<InFlight>>,
+    open: &[crate::store::Listed],
+    agent: Agent,
+    cand: Candidate,
+    ring: Duration,
+) {
+    let (done, outcome) = oneshot::channel();
+    let sent = if cand.live {
+        let caller = svc.live.waiting_one(cand.interaction);
+        caller.is_some_and(|c| {
+            c.send(CallCommand::Offer {
+                agent: agent.clone(),
+                ring_timeout: ring,
+                done,
+            })
+        })
+    } else {
+        match open.iter().find(|l| l.interaction.id == cand.interaction) {
+            Some(l) => {
+                callback_task::offer(svc.clone(), l.interaction.clone(), agent.clone(), done);
+                true
+            }
+            None => false,
+        }
+    };
+    if !sent {
+        return;
+    }
+    info!(agent = %agent.id, interaction = cand.interaction, live = cand.live, "offer");
+    {
+        let mut f = lock(in_flight);
+        f.agents.insert(agent.id.clone());
+        f.interactions.insert(cand.interaction);
+    }
+    let (svc, in_flight) = (svc.clone(), in_flight.clone());
+    tokio::spawn(async move {
+        let result = outcome.await.unwrap_or(OfferOutcome::Unavailable);
+        debug!(agent = %agent.id, interaction = cand.interaction, ?result, "offer ended");
+        if result == OfferOutcome::NotAnswered {
+            info!(agent = %agent.id, "offer not answered; agent set away");
+            svc.agents.set_presence(&agent.id, Presence::Away);
+        }
+        let mut f = lock(&in_flight);
+        f.agents.remove(&agent.id);
+        f.interactions.remove(&cand.interaction);
+    });
+}
+
+fn lock(m: &Mutex<InFlight>) -> std::sync::MutexGuard<'_, InFlight> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
