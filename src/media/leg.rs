@@ -96,6 +96,11 @@ impl MediaLeg {
         self.session.apply(now, negotiated);
     }
 
+    /// Frames the pacer had to skip because we fell too far behind (sent late = not sent).
+    pub fn frames_skipped(&self) -> u64 {
+        self.pacer.skipped()
+    }
+
     /// Keep (or stop keeping) the caller's decoded audio, for voicemail.
     pub fn set_capture(&mut self, on: bool) {
         self.capture = on;

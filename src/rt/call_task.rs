@@ -352,6 +352,8 @@ impl ActiveCall {
                 match ev {
                     MediaEvent::DigitReceived { digit, method } => {
                         info!(digit = %digit, method = method.as_str(), "key pressed");
+                        metrics::counter!(crate::api::metrics::DTMF_DIGITS, "method" => method.as_str())
+                            .increment(1);
                         self.store.send(StoreJob::Apply(Lifecycle::Dtmf {
                             digit: digit.as_char(),
                             method,
@@ -769,6 +771,11 @@ impl ActiveCall {
             .unwrap_or_else(|| self.engine.step_name())
             .to_owned();
         self.svc.live.remove(self.interaction);
+        let counters = self.leg.session().counters();
+        metrics::counter!(crate::api::metrics::RTP_LATE_PACKETS, "direction" => "in")
+            .increment(counters.late);
+        metrics::counter!(crate::api::metrics::RTP_LATE_PACKETS, "direction" => "out")
+            .increment(self.leg.frames_skipped());
         if let Some(at) = self.bridged_at {
             self.svc.record_handling(&self.flow.name, clock::now() - at);
         }

@@ -283,6 +283,7 @@ async fn run(
                     }
                     customer_up = true;
                     info!("customer answered");
+                    dial_outcome("answered");
                     apply(Lifecycle::Answered).await;
                 }
                 Some(SipEvent::Failed { status, .. }) => {
@@ -293,6 +294,11 @@ async fn run(
                         _ => DialFailure::Failed,
                     };
                     info!(status, outcome = ?kind, "customer not reached");
+                    dial_outcome(match kind {
+                        DialFailure::Busy => "busy",
+                        DialFailure::NoAnswer => "no_answer",
+                        DialFailure::Failed => "failed",
+                    });
                     agent_leg.hang_up();
                     apply(failed(kind, Some(status))).await;
                     return;
@@ -317,6 +323,7 @@ async fn run(
                     agent_leg.mark_ended();
                     info!(status, "agent's phone did not answer; cancelling the customer leg");
                     customer.hang_up();
+                    dial_outcome("agent_unreachable");
                     apply(Lifecycle::AgentUnreachable { code: Some(status) }).await;
                     return;
                 }
@@ -338,6 +345,7 @@ async fn run(
                 // The 487 (or a racing 200) arrives as an event on the customer leg.
                 customer.events.close();
                 agent_leg.hang_up();
+                dial_outcome("no_answer");
                 apply(failed(DialFailure::NoAnswer, Some(487))).await;
                 return;
             }
@@ -440,4 +448,9 @@ fn bracket(host: &str) -> String {
     } else {
         host.to_owned()
     }
+}
+
+/// `hammond_dial_outcomes_total{outcome}`.
+fn dial_outcome(outcome: &'static str) {
+    metrics::counter!(crate::api::metrics::DIAL_OUTCOMES, "outcome" => outcome).increment(1);
 }

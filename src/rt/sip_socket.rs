@@ -125,6 +125,7 @@ pub async fn run(
 
     loop {
         while let Some(t) = ua.poll_transmit() {
+            count_response(&t.bytes);
             match t.peer.link {
                 Link::Udp => {
                     if let Err(e) = udp.send_to(&t.bytes, t.peer.addr).await {
@@ -265,4 +266,14 @@ fn trim_leading_crlf(b: &[u8]) -> &[u8] {
         .position(|c| *c != b'\r' && *c != b'\n')
         .unwrap_or(b.len());
     &b[start..]
+}
+
+/// `hammond_sip_responses_total{code}` for every response we send.
+fn count_response(bytes: &[u8]) {
+    if let Some(rest) = bytes.strip_prefix(b"SIP/2.0 ")
+        && let Some(code) = rest.get(..3).and_then(|c| std::str::from_utf8(c).ok())
+    {
+        metrics::counter!(crate::api::metrics::SIP_RESPONSES, "code" => code.to_owned())
+            .increment(1);
+    }
 }

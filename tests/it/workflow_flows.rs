@@ -18,6 +18,11 @@ fn callback_on_the_callers_number_by_info() {
         .key("key2", "1")
         .run();
     assert_ok(&run);
+    // The metrics saw the keys and the responses.
+    let m = http::request(h.http, "GET", "/metrics", None, None).text;
+    assert!(m.contains("hammond_dtmf_digits_total{method=\"info\"} 2"), "{m}");
+    assert!(m.contains("hammond_sip_responses_total{code=\"180\"}"), "{m}");
+    assert!(m.contains("hammond_interactions"), "{m}");
     let list = http::get(
         h.http,
         "/api/v1/interactions?sub_type=callback",
