@@ -475,3 +475,52 @@ fn failing_trunk_counts_the_attempt() {
     assert_eq!(failed["outcome"], "failed", "{failed}");
     assert_eq!(failed["code"], 503, "{failed}");
 }
+
+/// Key 0 transfers to the operator; the PBX refuses REFER, so Hammond calls the operator
+/// itself and bridges the caller. When the operator hangs up, the caller gets BYE and the
+/// interaction closes transferred.
+#[test]
+fn refused_refer_falls_back_to_dialling_the_target_and_bridging() {
+    let operator_port = free_port();
+    let src =
+        std::fs::read_to_string(crate::support::hammond::repo().join("config/queues/support.toml"))
+            .unwrap();
+    let support = src.replace(
+        "sip:operator@127.0.0.1:5080",
+        &format!("sip:operator@127.0.0.1:{operator_port}"),
+    );
+    assert_ne!(src, support, "the example queue's operator target moved");
+    let h = Hammond::start(Options {
+        queues: vec![("support.toml".into(), support)],
+        ..Options::default()
+    });
+    let operator = Sipp::uas("phone_answers_then_hangs_up.xml", operator_port).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let caller = Sipp::uac("transfer_refer_refused.xml", h.sip, "support").run();
+    assert_ok(&caller);
+    let operator = operator.wait();
+    assert_ok(&operator);
+    assert!(
+        operator.messages.contains("INVITE sip:operator@"),
+        "{}",
+        operator.messages
+    );
+    let list = http::get(h.http, "/api/v1/interactions", "alice-secret");
+    let id = list.body["interactions"][0]["id"].as_i64().unwrap();
+    let done = wait_status(&h, id, "closed");
+    assert_eq!(done["status"], "closed", "{done}");
+    let d = http::get(
+        h.http,
+        &format!("/api/v1/interactions/{id}"),
+        "alice-secret",
+    );
+    let closed = d.body["feed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "closed")
+        .cloned()
+        .unwrap();
+    assert_eq!(closed["reason"], "transferred", "{}", d.text);
+    assert!(feed_kinds(&h, id).iter().any(|k| k == "transfer_bridged"));
+}

@@ -20,8 +20,14 @@ fn callback_on_the_callers_number_by_info() {
     assert_ok(&run);
     // The metrics saw the keys and the responses.
     let m = http::request(h.http, "GET", "/metrics", None, None).text;
-    assert!(m.contains("hammond_dtmf_digits_total{method=\"info\"} 2"), "{m}");
-    assert!(m.contains("hammond_sip_responses_total{code=\"180\"}"), "{m}");
+    assert!(
+        m.contains("hammond_dtmf_digits_total{method=\"info\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("hammond_sip_responses_total{code=\"180\"}"),
+        "{m}"
+    );
     assert!(m.contains("hammond_interactions"), "{m}");
     let list = http::get(
         h.http,

@@ -63,7 +63,8 @@ impl Hammond {
             .unwrap_or_else(|| dir.path().join("data"));
         // Each instance gets its own slice of RTP ports, so parallel tests never collide.
         let slot = RTP_BASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let base = 20_000 + (std::process::id() as u16 % 50) * 200 + slot * 100 % 10_000;
+        // 30000-37999: clear of the default range (benchmarks) and of SIPp's media ports (40000+).
+        let base = 30_000 + (std::process::id() as u16 % 40) * 100 + slot * 100 % 4_000;
         let base = base & !1;
         let trunk = opts
             .trunk
