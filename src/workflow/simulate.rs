@@ -126,9 +126,8 @@ pub fn simulate(
 
 /// The origin of virtual time. Only differences from it are used, so the output never depends
 /// on the real clock.
-#[allow(clippy::disallowed_methods)]
 fn origin() -> Instant {
-    Instant::now()
+    crate::clock::now()
 }
 
 /// What is playing: one part per prompt (or digit string), each with its planned span.

@@ -19,9 +19,8 @@ struct Call {
     log: Vec<(Duration, Action)>,
 }
 
-#[allow(clippy::disallowed_methods)]
 fn origin() -> Instant {
-    Instant::now() // only an origin; tests use offsets from it
+    crate::clock::now() // only an origin; tests use offsets from it
 }
 
 fn ts(s: &str) -> Timestamp {
