@@ -179,45 +179,6 @@ fn read_wav(path: &Path) -> Result<Vec<i16>, WavProblem> {
 pub(crate) mod tests {
     use super::*;
 
-    /// Every prompt id the workflow uses (the brief's list, kept in sync with the manifest).
-    pub(crate) const REQUIRED_IDS: &[&str] = &[
-        "greeting",
-        "menu",
-        "callback_menu",
-        "enter_number",
-        "number_is",
-        "confirm_number",
-        "callback_confirmed",
-        "callback_exists",
-        "invalid_number",
-        "invalid_choice",
-        "no_input",
-        "position_intro",
-        "wait_intro",
-        "minutes",
-        "transferring",
-        "voicemail_intro",
-        "beep",
-        "goodbye",
-        "closed",
-        "closed_callback",
-        "max_wait",
-        "hold_music",
-        "digit_0",
-        "digit_1",
-        "digit_2",
-        "digit_3",
-        "digit_4",
-        "digit_5",
-        "digit_6",
-        "digit_7",
-        "digit_8",
-        "digit_9",
-        "digit_star",
-        "digit_hash",
-        "digit_plus",
-    ];
-
     /// The shipped `prompts/` directory.
     pub(crate) fn shipped_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts")
@@ -233,9 +194,13 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn shipped_prompts_have_every_id_and_are_not_silent() {
+    fn shipped_prompts_are_real_and_not_silent() {
         let lib = shipped();
-        for id in REQUIRED_IDS {
+        // Which ids must exist is the workflow's business (workflow::tests checks them).
+        assert!(lib.len() >= 30, "only {} prompts", lib.len());
+        let ids: Vec<String> = lib.ids().map(str::to_owned).collect();
+        for id in &ids {
+            let id = id.as_str();
             let p = lib.get(id).unwrap_or_else(|| panic!("missing prompt {id}"));
             assert!(lib.contains(id));
             assert_eq!(p.pcmu.len(), p.samples);

@@ -172,8 +172,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("support.toml");
         std::fs::write(&file, SUPPORT_TOML).unwrap();
-        let catalog: Arc<HashSet<String>> =
-            Arc::new(CATALOG.iter().map(|s| (*s).to_owned()).collect());
+        let catalog: Arc<HashSet<String>> = Arc::new(CATALOG.clone());
         let registry = Arc::new(QueueRegistry::load(dir.path(), &*catalog));
         assert!(registry.last_errors().is_empty());
         let in_call = registry.current().route("support").unwrap();

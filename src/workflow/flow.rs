@@ -40,6 +40,33 @@ impl<const N: usize> PromptCatalog for [&str; N] {
     }
 }
 
+/// The fixed prompts the engine plays by default (a queue's `[prompts]` table may swap them).
+/// With [`DIGIT_PROMPTS`], every id the prompt library must hold.
+pub const FIXED_PROMPTS: [&str; 22] = [
+    "greeting",
+    "menu",
+    "callback_menu",
+    "enter_number",
+    "number_is",
+    "confirm_number",
+    "callback_confirmed",
+    "callback_exists",
+    "invalid_number",
+    "invalid_choice",
+    "no_input",
+    "position_intro",
+    "wait_intro",
+    "minutes",
+    "transferring",
+    "voicemail_intro",
+    "beep",
+    "goodbye",
+    "closed",
+    "closed_callback",
+    "max_wait",
+    "hold_music",
+];
+
 /// The prompts every flow reads digits with (`Digits("+1555…")` is played with these).
 pub const DIGIT_PROMPTS: [&str; 13] = [
     "digit_0",
@@ -1180,7 +1207,7 @@ mod tests {
     use crate::workflow::test_support::{CATALOG, support_flow};
 
     fn errors(src: &str) -> Vec<String> {
-        match compile(Path::new("q.toml"), src, &CATALOG) {
+        match compile(Path::new("q.toml"), src, &*CATALOG) {
             Ok(_) => vec![],
             Err(d) => d.iter().map(ToString::to_string).collect(),
         }
@@ -1232,7 +1259,7 @@ options = [{ key = "1", action = "callback" }]
 
     #[test]
     fn a_minimal_file_gets_defaults() {
-        let f = compile(Path::new("queues/sales.toml"), MINIMAL, &CATALOG).unwrap();
+        let f = compile(Path::new("queues/sales.toml"), MINIMAL, &*CATALOG).unwrap();
         assert_eq!(f.name, "sales");
         assert_eq!(f.menu.prompt, "menu");
         assert_eq!(f.menu.timeout, Duration::from_secs(6));
@@ -1317,7 +1344,7 @@ desk = "tel:123"
             "{e:?}"
         );
         let src = format!("{MINIMAL}[prompts]\ngoodbye = \"menu\"\n");
-        let f = compile(Path::new("q.toml"), &src, &CATALOG).unwrap();
+        let f = compile(Path::new("q.toml"), &src, &*CATALOG).unwrap();
         assert_eq!(f.prompts.goodbye, "menu");
         // A library without digit prompts cannot read numbers back.
         let e = compile(Path::new("q.toml"), MINIMAL, &["menu", "hold_music"]).unwrap_err();
@@ -1350,7 +1377,7 @@ desk = "tel:123"
     #[test]
     fn load_dir_reports_broken_files_and_clashing_numbers() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/queues");
-        let (set, diags) = load_dir(&dir, &CATALOG);
+        let (set, diags) = load_dir(&dir, &*CATALOG);
         assert!(set.get("good").is_some(), "{diags:?}");
         let text: Vec<String> = diags.iter().map(ToString::to_string).collect();
         assert!(
@@ -1368,7 +1395,7 @@ desk = "tel:123"
     #[test]
     fn shipped_queue_files_compile() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/queues");
-        let (set, diags) = load_dir(&dir, &CATALOG);
+        let (set, diags) = load_dir(&dir, &*CATALOG);
         assert!(diags.is_empty(), "{diags:?}");
         assert!(set.route("support").is_some());
         let sales = set

@@ -28,44 +28,15 @@ pub(crate) mod test_support {
     use super::flow::{Flow, compile};
     use std::path::Path;
 
-    /// Every prompt id the prompt library ships.
-    pub(crate) const CATALOG: [&str; 35] = [
-        "greeting",
-        "menu",
-        "callback_menu",
-        "enter_number",
-        "number_is",
-        "confirm_number",
-        "callback_confirmed",
-        "callback_exists",
-        "invalid_number",
-        "invalid_choice",
-        "no_input",
-        "position_intro",
-        "wait_intro",
-        "minutes",
-        "transferring",
-        "voicemail_intro",
-        "beep",
-        "goodbye",
-        "closed",
-        "closed_callback",
-        "max_wait",
-        "hold_music",
-        "digit_0",
-        "digit_1",
-        "digit_2",
-        "digit_3",
-        "digit_4",
-        "digit_5",
-        "digit_6",
-        "digit_7",
-        "digit_8",
-        "digit_9",
-        "digit_star",
-        "digit_hash",
-        "digit_plus",
-    ];
+    /// Every prompt id the engine may play: what a test catalog holds.
+    pub(crate) static CATALOG: std::sync::LazyLock<std::collections::HashSet<String>> =
+        std::sync::LazyLock::new(|| {
+            super::flow::FIXED_PROMPTS
+                .iter()
+                .chain(super::flow::DIGIT_PROMPTS.iter())
+                .map(|s| (*s).to_owned())
+                .collect()
+        });
 
     pub(crate) const SUPPORT_TOML: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -77,7 +48,7 @@ pub(crate) mod test_support {
         compile(
             Path::new("config/queues/support.toml"),
             SUPPORT_TOML,
-            &CATALOG,
+            &*CATALOG,
         )
         .expect("support.toml compiles")
     }

@@ -631,7 +631,7 @@ mod tests {
         let flow = crate::workflow::compile(
             std::path::Path::new(path),
             &src,
-            &crate::workflow::test_support::CATALOG,
+            &*crate::workflow::test_support::CATALOG,
         )
         .unwrap();
         let opts = SimOptions {

@@ -708,3 +708,16 @@ fn spurious_timeouts_and_stray_events_are_no_ops() {
     assert!(c.ev(WfEvent::RecordingFinished).is_empty());
     assert!(c.ev(WfEvent::TransferFailed).is_empty());
 }
+
+/// The shipped prompt library holds every prompt the engine may play.
+#[test]
+fn shipped_prompts_cover_every_fixed_and_digit_prompt() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
+    let lib = crate::media::prompts::PromptLibrary::load(&dir).expect("shipped prompts load");
+    for id in crate::workflow::flow::FIXED_PROMPTS
+        .iter()
+        .chain(crate::workflow::flow::DIGIT_PROMPTS.iter())
+    {
+        assert!(lib.contains(id), "prompts/manifest.toml lacks {id}");
+    }
+}

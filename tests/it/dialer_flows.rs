@@ -10,14 +10,20 @@ use crate::support::{Hammond, Options, Sipp, http};
 
 /// A Hammond whose trunk and agent phones are SIPp UAS on free ports, with one open callback.
 fn with_callback(trunk_extra: &str) -> (Hammond, u16, u16, i64) {
+    with_callback_opts(|o| o.extra_config = trunk_extra.to_owned())
+}
+
+/// The same, with more options (env, queue files) set by `tweak`.
+fn with_callback_opts(tweak: impl FnOnce(&mut Options)) -> (Hammond, u16, u16, i64) {
     let trunk_port = free_port();
     let agent_port = free_port_pair();
-    let h = Hammond::start(Options {
+    let mut opts = Options {
         trunk: Some(SocketAddr::from(([127, 0, 0, 1], trunk_port))),
         agent_port: Some(agent_port),
-        extra_config: trunk_extra.to_owned(),
         ..Options::default()
-    });
+    };
+    tweak(&mut opts);
+    let h = Hammond::start(opts);
     let run = Sipp::uac("callback_info.xml", h.sip, "support")
         .key("key1", "1")
         .key("key2", "1")
@@ -167,30 +173,12 @@ fn two_agents_accepting_at_once_make_one_call() {
 }
 
 fn digest(algorithm: &str) {
-    let trunk_port = free_port();
-    let agent_port = free_port_pair();
-    let h = Hammond::start(Options {
-        trunk: Some(SocketAddr::from(([127, 0, 0, 1], trunk_port))),
-        agent_port: Some(agent_port),
-        env: vec![
+    let (h, trunk_port, agent_port, id) = with_callback_opts(|o| {
+        o.env = vec![
             ("HAMMOND_TRUNK_USERNAME".into(), "hammond".into()),
             ("HAMMOND_TRUNK_PASSWORD".into(), "s3cret".into()),
-        ],
-        ..Options::default()
+        ];
     });
-    let run = Sipp::uac("callback_info.xml", h.sip, "support")
-        .key("key1", "1")
-        .key("key2", "1")
-        .run();
-    assert_ok(&run);
-    let list = http::get(
-        h.http,
-        "/api/v1/interactions?sub_type=callback&status=open",
-        "alice-secret",
-    );
-    let id = list.body["interactions"][0]["id"]
-        .as_i64()
-        .expect("an open callback");
     let customer = Sipp::uas("phone_digest.xml", trunk_port)
         .key("algorithm", algorithm)
         .spawn();
@@ -389,27 +377,8 @@ fn support_with_ring_timeout(timeout: &str) -> (String, String) {
 
 #[test]
 fn unanswered_customer_is_cancelled_at_the_ring_timeout() {
-    let trunk_port = free_port();
-    let agent_port = free_port_pair();
-    let h = Hammond::start(Options {
-        trunk: Some(SocketAddr::from(([127, 0, 0, 1], trunk_port))),
-        agent_port: Some(agent_port),
-        queues: vec![support_with_ring_timeout("2s")],
-        ..Options::default()
-    });
-    let run = Sipp::uac("callback_info.xml", h.sip, "support")
-        .key("key1", "1")
-        .key("key2", "1")
-        .run();
-    assert_ok(&run);
-    let list = http::get(
-        h.http,
-        "/api/v1/interactions?sub_type=callback&status=open",
-        "alice-secret",
-    );
-    let id = list.body["interactions"][0]["id"]
-        .as_i64()
-        .expect("an open callback");
+    let (h, trunk_port, agent_port, id) =
+        with_callback_opts(|o| o.queues = vec![support_with_ring_timeout("2s")]);
     let customer = Sipp::uas("phone_no_answer.xml", trunk_port).spawn();
     let alice = Sipp::uas("phone_answers_waits_bye.xml", agent_port).spawn();
     std::thread::sleep(Duration::from_millis(300));
