@@ -77,7 +77,7 @@ pub struct SipSockets {
 
 impl SipSockets {
     pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
-        let udp = UdpSocket::bind(addr).await?;
+        let udp = bind_udp(addr, SIP_SOCKET_BUFFER)?;
         // Same port for TCP, even when the caller asked for port 0.
         let tcp = TcpListener::bind(udp.local_addr()?).await?;
         Ok(Self { udp, tcp })
@@ -86,6 +86,22 @@ impl SipSockets {
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.udp.local_addr()
     }
+}
+
+/// Kernel buffer for the SIP UDP socket: a burst of a thousand BYEs (a shift change, a flood)
+/// must queue rather than be dropped and retransmitted. SIPp needs the same under load.
+const SIP_SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
+/// A non-blocking UDP socket with the given send and receive buffer sizes (the kernel may cap
+/// them at `net.core.rmem_max`; that is not an error).
+pub fn bind_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = sock.set_recv_buffer_size(buffer);
+    let _ = sock.set_send_buffer_size(buffer);
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    UdpSocket::from_std(sock.into())
 }
 
 enum Inbound {
