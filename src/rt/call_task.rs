@@ -285,6 +285,11 @@ impl ActiveCall {
         let mut out = [0u8; MAX_PACKET];
         let mut inb = vec![0u8; 2048];
         let mut pbuf = vec![0u8; 2048];
+        // One timer for everything this call waits for (the next 20 ms frame, the workflow's
+        // next deadline, the end of a recording), reset only when the earliest one moves:
+        // a timer per deadline per frame costs more than the frame itself at a thousand calls.
+        let timer = tokio::time::sleep_until(clock::now().into());
+        tokio::pin!(timer);
         loop {
             self.drain().await;
             if std::mem::take(&mut self.pending_transfer_dial) {
@@ -302,13 +307,24 @@ impl ActiveCall {
                     debug!(error = %e, "RTP send failed");
                 }
             }
-            let media_at = (!bridged).then(|| self.leg.poll_timeout());
-            let engine_at = if bridged {
-                None
-            } else {
-                self.engine.poll_timeout()
-            };
-            let record_at = self.recording_until;
+            let next = [
+                (!bridged).then(|| self.leg.poll_timeout()),
+                if bridged {
+                    None
+                } else {
+                    self.engine.poll_timeout()
+                },
+                self.recording_until,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let armed = next.is_some();
+            if let Some(at) = next
+                && timer.deadline() != at.into()
+            {
+                timer.as_mut().reset(at.into());
+            }
             tokio::select! {
                 biased;
                 ev = events.recv() => match ev {
@@ -332,13 +348,21 @@ impl ActiveCall {
                 }
                 Some(cmd) = self.commands.recv() => self.on_command(cmd).await,
                 Some(reply) = self.store.replies.recv() => self.on_store(reply),
-                () = sleep_until(media_at) => self.leg.handle_timeout(clock::now()),
-                () = sleep_until(engine_at) => self.engine.handle_timeout(clock::now()),
-                () = sleep_until(record_at) => {
-                    self.recording_until = None;
-                    self.finish_recording();
-                }
+                () = &mut timer, if armed => self.on_timer(clock::now()),
             }
+        }
+    }
+
+    /// Whatever deadlines are due: the media leg's (frames are sent by the loop), the
+    /// workflow's, the end of a recording. Calling it early is harmless.
+    fn on_timer(&mut self, now: Instant) {
+        self.leg.handle_timeout(now);
+        if self.relay.is_none() && self.engine.poll_timeout().is_some_and(|t| t <= now) {
+            self.engine.handle_timeout(now);
+        }
+        if self.recording_until.is_some_and(|t| t <= now) {
+            self.recording_until = None;
+            self.finish_recording();
         }
     }
 
@@ -850,11 +874,4 @@ fn current_answer(
     let mut only = local.clone();
     only.codecs = vec![codec];
     sdp::build_offer(&only, origin).sdp().to_owned()
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
 }
