@@ -139,6 +139,10 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
                 .map(|c| (c.network(), c.prefix()))
                 .collect(),
             max_calls: cfg.sip.max_calls,
+            per_source: Some(crate::sip::pike::Limit {
+                count: cfg.sip.max_requests_per_source.count,
+                per: cfg.sip.max_requests_per_source.per,
+            }),
         },
         IdGen::seeded(ids.next_u64()),
     );

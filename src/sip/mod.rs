@@ -3,5 +3,6 @@
 
 pub mod dialog;
 pub mod msg;
+pub mod pike;
 pub mod txn;
 pub mod ua;
