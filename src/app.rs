@@ -195,7 +195,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
     let router = api::router(state);
     let http_stop = shutdown.clone();
     let http_task = tokio::spawn(async move {
-        let _ = axum::serve(http, router)
+        // Connect info gives the API the client IP for its bad-token lock-out.
+        let _ = axum::serve(
+            http,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
             .with_graceful_shutdown(async move { http_stop.cancelled().await })
             .await;
     });
