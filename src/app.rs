@@ -200,8 +200,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
             http,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-            .with_graceful_shutdown(async move { http_stop.cancelled().await })
-            .await;
+        .with_graceful_shutdown(async move { http_stop.cancelled().await })
+        .await;
     });
 
     // Scripts and tests wait for this exact line on stdout.

@@ -36,7 +36,9 @@ impl FromRequestParts<AppState> for AuthAgent {
             && let Err(left) = state.lockout.check(now, ip)
         {
             return Err(ApiError::LockedOut {
-                retry_after: left.as_secs().max(1),
+                // Rounded up: retrying at the advertised time must not hit the lock again.
+                retry_after: u64::try_from(left.as_millis().div_ceil(1000).max(1))
+                    .unwrap_or(u64::MAX),
             });
         }
         let header = parts
@@ -215,7 +217,10 @@ mod tests {
         let l = Lockout::default();
         let t0 = crate::clock::now();
         for i in 0..10 {
-            assert!(!l.failure(t0 + Duration::from_secs(i), ip(1)), "failure {i}");
+            assert!(
+                !l.failure(t0 + Duration::from_secs(i), ip(1)),
+                "failure {i}"
+            );
             assert_eq!(l.check(t0 + Duration::from_secs(i), ip(1)), Ok(()));
         }
         let t = t0 + Duration::from_secs(30);

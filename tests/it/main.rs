@@ -6,5 +6,6 @@
 #![allow(clippy::disallowed_methods)]
 
 mod call_flows;
+mod hardening;
 mod support;
 mod workflow_flows;
