@@ -372,3 +372,157 @@ dir = "{data}"
         "the log leaks the password:\n{err}"
     );
 }
+
+// ------------------------------------------------------------------------------ properties
+
+/// Never-panic properties of the parsers that take bytes from the network or from operators,
+/// fed random bytes and mutations of their seed corpora; every committed fuzz finding under
+/// `tests/data/*/fuzz/` is replayed first.
+mod properties {
+    use std::collections::HashSet;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::path::Path;
+
+    use hammond::idgen::IdGen;
+    use hammond::media::dtmf::rfc4733::{Detector, Event};
+    use hammond::media::rtp::RtpPacket;
+    use hammond::media::sdp::{LocalMedia, LocalOrigin, SessionDescription, negotiate};
+    use hammond::workflow::flow::{PromptCatalog, compile};
+    use proptest::prelude::*;
+
+    use crate::support::hammond::repo;
+
+    fn files(dir: &Path) -> Vec<Vec<u8>> {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<_> = rd
+            .flatten()
+            .filter(|e| e.path().is_file())
+            .map(|e| std::fs::read(e.path()).expect("read"))
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn corpus(fuzz_dir: &str, findings: &str) -> Vec<Vec<u8>> {
+        let mut out = files(&repo().join("fuzz/corpus").join(fuzz_dir));
+        out.extend(files(&repo().join("tests/data").join(findings)));
+        out
+    }
+
+    struct AnyPrompt;
+    impl PromptCatalog for AnyPrompt {
+        fn contains(&self, _: &str) -> bool {
+            true
+        }
+    }
+
+    fn sdp(bytes: &[u8]) {
+        let text = String::from_utf8_lossy(bytes);
+        if let Ok(offer) = SessionDescription::parse(&text) {
+            let local = LocalMedia::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 20_000);
+            let mut origin = LocalOrigin::new(&mut IdGen::seeded(1));
+            if let Ok(n) = negotiate(&offer, &local, &mut origin) {
+                SessionDescription::parse(&n.answer_sdp).expect("our answer parses");
+            }
+        }
+    }
+
+    fn rtp(bytes: &[u8]) {
+        let mut d = Detector::new();
+        if let Ok(p) = RtpPacket::parse(bytes) {
+            assert!(p.payload.len() <= bytes.len());
+            let _ = Event::parse(p.payload);
+            let _ = d.handle(p.ts, p.marker, p.payload);
+        }
+        for (i, c) in bytes.chunks(4).enumerate() {
+            let _ = Event::parse(c);
+            let _ = d.handle(u32::try_from(i).unwrap_or(0) * 160, false, c);
+        }
+    }
+
+    fn queue_file(bytes: &[u8]) {
+        let Ok(src) = std::str::from_utf8(bytes) else {
+            return;
+        };
+        let path = Path::new("queues/prop.toml");
+        if let Err(diags) = compile(path, src, &AnyPrompt) {
+            assert!(!diags.is_empty());
+            let lines = src.split('\n').count();
+            for d in &diags {
+                assert!(d.line >= 1 && d.line <= lines, "{d} outside the file");
+            }
+        }
+        let _ = compile(path, src, &HashSet::<String>::new());
+    }
+
+    fn mutate(seed: &[u8], edits: &[(prop::sample::Index, u8, u8)]) -> Vec<u8> {
+        let mut b = seed.to_vec();
+        for (at, byte, op) in edits {
+            if b.is_empty() {
+                b.push(*byte);
+                continue;
+            }
+            let i = at.index(b.len());
+            match op % 4 {
+                0 => b[i] = *byte,
+                1 => b.insert(i, *byte),
+                2 => {
+                    b.remove(i);
+                }
+                _ => b.truncate(i),
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn committed_findings_and_seeds_replay() {
+        let sdp_seeds = corpus("sdp", "sdp/fuzz");
+        let rtp_seeds = corpus("rtp", "rtp/fuzz");
+        let queue_seeds = corpus("queue_file", "queues/fuzz");
+        assert!(sdp_seeds.len() >= 10 && rtp_seeds.len() >= 4 && queue_seeds.len() >= 4);
+        sdp_seeds.iter().for_each(|b| sdp(b));
+        rtp_seeds.iter().for_each(|b| rtp(b));
+        queue_seeds.iter().for_each(|b| queue_file(b));
+    }
+
+    fn edits() -> impl Strategy<Value = Vec<(prop::sample::Index, u8, u8)>> {
+        prop::collection::vec(
+            (any::<prop::sample::Index>(), any::<u8>(), any::<u8>()),
+            1..16,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn sdp_never_panics(b in prop::collection::vec(any::<u8>(), 0..400)) { sdp(&b); }
+
+        #[test]
+        fn mutated_sdp_never_panics(pick in any::<prop::sample::Index>(), e in edits()) {
+            let seeds = corpus("sdp", "sdp/fuzz");
+            sdp(&mutate(pick.get::<Vec<u8>>(&seeds), &e));
+        }
+
+        #[test]
+        fn rtp_and_telephone_events_never_panic(b in prop::collection::vec(any::<u8>(), 0..300)) { rtp(&b); }
+
+        #[test]
+        fn mutated_rtp_never_panics(pick in any::<prop::sample::Index>(), e in edits()) {
+            let seeds = corpus("rtp", "rtp/fuzz");
+            rtp(&mutate(pick.get::<Vec<u8>>(&seeds), &e));
+        }
+
+        #[test]
+        fn queue_compiler_never_panics(s in "\\PC{0,300}") { queue_file(s.as_bytes()); }
+
+        #[test]
+        fn mutated_queue_files_never_panic(pick in any::<prop::sample::Index>(), e in edits()) {
+            let seeds = corpus("queue_file", "queues/fuzz");
+            queue_file(&mutate(pick.get::<Vec<u8>>(&seeds), &e));
+        }
+    }
+}
