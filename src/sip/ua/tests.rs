@@ -615,3 +615,22 @@ proptest! {
         prop_assert_eq!(ua.active_legs(), 0);
     }
 }
+
+/// Found by `mutated_corpus_never_panics_the_user_agent`: a request whose CSeq line was broken
+/// got a 400 without CSeq, which no client can match to its transaction. Now it gets nothing;
+/// with its CSeq intact it still gets the 400.
+#[test]
+fn a_broken_request_without_via_or_cseq_gets_no_answer() {
+    let head = "INVITE sip:support@127.0.0.1 SIP/2.0\r\n\
+                Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n\
+                From: <sip:a@192.0.2.1>;tag=1\r\nTo: <sip:support@127.0.0.1>\r\nCall-ID: x@y\r\n";
+    let mut ua = ua();
+    let t0 = crate::clock::now();
+    let no_cseq = format!("{head}Content-Length: 12x\r\n\r\n");
+    ua.handle_message(t0, pbx(), no_cseq.as_bytes());
+    assert!(ua.poll_transmit().is_none());
+    let with_cseq = format!("{head}CSeq: 1 INVITE\r\nContent-Length: 12x\r\n\r\n");
+    ua.handle_message(t0, pbx(), with_cseq.as_bytes());
+    let t = ua.poll_transmit().expect("a 400");
+    assert!(t.bytes.starts_with(b"SIP/2.0 400 "));
+}
