@@ -1,7 +1,28 @@
 #!/bin/sh
-# Copy the SIP test messages into the fuzzer's seed corpus (run from the repository root).
+# Refresh the fuzzers' seed corpora from the test data (run from the repository root).
 set -eu
-mkdir -p fuzz/corpus/sip_msg
+mkdir -p fuzz/corpus/sip_msg fuzz/corpus/sdp fuzz/corpus/rtp fuzz/corpus/queue_file
 for f in $(find tests/data/sip -name '*.sip'); do
-    cp "$f" "fuzz/corpus/sip_msg/$(echo "${f#tests/data/sip/}" | tr / _)"
+    name=$(echo "${f#tests/data/sip/}" | tr / _)
+    cp "$f" "fuzz/corpus/sip_msg/$name"
+    # The SDP body, when there is one.
+    python3 -c 'import sys; b=open(sys.argv[1],"rb").read().split(b"\r\n\r\n",1); sys.stdout.buffer.write(b[1] if len(b)>1 else b"")' "$f" > "fuzz/corpus/sdp/$name"
+    grep -q '^v=' "fuzz/corpus/sdp/$name" || rm "fuzz/corpus/sdp/$name"
 done
+cp tests/data/sdp/*.sdp fuzz/corpus/sdp/ 2>/dev/null || true
+for f in config/queues/*.toml tests/data/queues/*.toml; do
+    cp "$f" "fuzz/corpus/queue_file/$(echo "$f" | tr / _)"
+done
+# RTP: a PCMU frame, a telephone-event start/end, CSRCs + extension + padding.
+python3 - <<'PY'
+import struct
+def pkt(b0, pt, seq, ts, body): return struct.pack("!BBHII", b0, pt, seq, ts, 0x1234) + body
+out = {
+    "pcmu": pkt(0x80, 0x80, 1, 160, b"\xff" * 160),
+    "dtmf_start": pkt(0x80, 0x80 | 101, 2, 320, bytes([5, 10, 0, 160])),
+    "dtmf_end": pkt(0x80, 101, 3, 320, bytes([5, 0x80 | 10, 3, 32])),
+    "csrc_ext_pad": pkt(0xB2, 0, 4, 480, b"\0\0\0\1" * 2 + b"\xbe\xde\0\1" + b"abcd" + b"pay" + b"\0\0\3"),
+}
+for k, v in out.items():
+    open(f"fuzz/corpus/rtp/{k}", "wb").write(v)
+PY

@@ -139,6 +139,10 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
                 .map(|c| (c.network(), c.prefix()))
                 .collect(),
             max_calls: cfg.sip.max_calls,
+            per_source: Some(crate::sip::pike::Limit {
+                count: cfg.sip.max_requests_per_source.count,
+                per: cfg.sip.max_requests_per_source.per,
+            }),
         },
         IdGen::seeded(ids.next_u64()),
     );
@@ -197,9 +201,13 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
     let router = api::router(state);
     let http_stop = shutdown.clone();
     let http_task = tokio::spawn(async move {
-        let _ = axum::serve(http, router)
-            .with_graceful_shutdown(async move { http_stop.cancelled().await })
-            .await;
+        // Connect info gives the API the client IP for its bad-token lock-out.
+        let _ = axum::serve(
+            http,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { http_stop.cancelled().await })
+        .await;
     });
 
     crate::rt::router::spawn(svc.clone(), shutdown.clone());

@@ -25,6 +25,9 @@ pub enum ApiError {
     /// Body too large (413).
     #[error("request body too large")]
     TooLarge,
+    /// Too many bad tokens from this client IP (429 with Retry-After).
+    #[error("too many failed authentications; retry in {retry_after} s")]
+    LockedOut { retry_after: u64 },
     /// Malformed body, query or header (422).
     #[error("{0}")]
     Unprocessable(String),
@@ -42,6 +45,7 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::LockedOut { .. } => (StatusCode::TOO_MANY_REQUESTS, "locked_out"),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -81,6 +85,10 @@ impl IntoResponse for ApiError {
             Json(serde_json::json!({ "error": { "code": code, "message": message } })),
         )
             .into_response();
+        if let Self::LockedOut { retry_after } = self {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after.into());
+        }
         if status.is_server_error() {
             resp.extensions_mut().insert(ServerError(self.to_string()));
         }

@@ -25,7 +25,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
-pub use auth::AuthAgent;
+pub use auth::{AuthAgent, Lockout, LockoutPolicy};
 pub use error::ApiError;
 
 use crate::interaction::Interaction;
@@ -191,6 +191,9 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Extra `/healthz` problems.
     pub health_extra: HealthExtra,
+    /// Client IPs locked out after repeated bad tokens (needs the router served with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`).
+    pub lockout: Arc<Lockout>,
 }
 
 impl AppState {
@@ -200,13 +203,7 @@ impl AppState {
         agents: Vec<Agent>,
         metrics: PrometheusHandle,
     ) -> Self {
-        Self {
-            store,
-            agents: Arc::new(Agents::new(agents)),
-            accepted: None,
-            metrics,
-            health_extra: Arc::new(Vec::new),
-        }
+        Self::with_agents(store, Arc::new(Agents::new(agents)), metrics)
     }
 
     /// State sharing its agents (and their presence) with the router.
@@ -221,6 +218,7 @@ impl AppState {
             accepted: None,
             metrics,
             health_extra: Arc::new(Vec::new),
+            lockout: Arc::new(Lockout::default()),
         }
     }
 

@@ -4,5 +4,6 @@
 pub mod auth;
 pub mod dialog;
 pub mod msg;
+pub mod pike;
 pub mod txn;
 pub mod ua;

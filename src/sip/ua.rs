@@ -21,6 +21,7 @@ use super::msg::{
     self, HeaderViews, Headers, Message, Method, NameAddr, Params, Request, Response, Uri,
     reason_phrase,
 };
+use super::pike::{self, Pike, Verdict};
 use super::txn::{
     InviteClient, InviteServer, NonInviteClient, NonInviteServer, TimerValues, Transport,
     TxnOutput, Wire,
@@ -175,6 +176,9 @@ pub struct UaConfig {
     pub trusted: Vec<(IpAddr, u8)>,
     /// Most calls at once; past it new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
+    /// Per-source flood control (`[sip] max_requests_per_source`): past it, new out-of-dialog
+    /// requests get 503 with Retry-After; `None` disables it.
+    pub per_source: Option<pike::Limit>,
 }
 
 /// Is `ip` inside the prefix `net/len`?
@@ -282,11 +286,13 @@ pub struct UserAgent {
     timers: BinaryHeap<Reverse<(Instant, TimerOwner)>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SipEvent>,
+    pike: Option<Pike>,
 }
 
 impl UserAgent {
     pub fn new(cfg: UaConfig, ids: IdGen) -> Self {
         Self {
+            pike: cfg.per_source.map(Pike::new),
             cfg,
             ids,
             servers: HashMap::new(),
@@ -303,6 +309,11 @@ impl UserAgent {
     /// Calls (legs) currently known, for overload control and metrics.
     pub fn active_legs(&self) -> usize {
         self.legs.len()
+    }
+
+    /// Requests refused by the per-source rate limiter so far.
+    pub fn rate_limited(&self) -> u64 {
+        self.pike.as_ref().map_or(0, Pike::refused)
     }
 
     /// Live transactions, for leak checks in tests.
@@ -375,7 +386,17 @@ impl UserAgent {
                 if bytes.starts_with(b"SIP/") {
                     return;
                 }
-                let Some(headers) = msg::salvage(bytes) else {
+                // Garbage counts against its source too; past the limit it is dropped unanswered.
+                if let Some(p) = self.pike.as_mut()
+                    && p.admit(now, peer.addr.ip()) != Verdict::Admit
+                {
+                    return;
+                }
+                // The peer matches a response by its Via and CSeq (§17.1.3): without them an
+                // answer is only noise, so nothing is sent.
+                let Some(headers) = msg::salvage(bytes)
+                    .filter(|h| h.get("Via").is_some() && h.get("CSeq").is_some())
+                else {
                     return;
                 };
                 let mut rsp = Response {
@@ -437,6 +458,20 @@ impl UserAgent {
             self.handle_cancel(now, peer, &req, key);
             return;
         }
+        // Flood control (like Kamailio's pike): only requests that would start something new
+        // count, so retransmissions (above) and requests in live dialogs always get through.
+        if !self.in_known_dialog(&req)
+            && let Some(p) = self.pike.as_mut()
+            && let Verdict::Refuse { retry_after } = p.admit(now, peer.addr.ip())
+        {
+            self.reply_stateless(
+                peer,
+                &req,
+                503,
+                Some(("Retry-After", retry_after.to_string())),
+            );
+            return;
+        }
         // Trust first: nothing is kept for an INVITE from outside `trusted_sources`.
         if req.method == Method::Invite && !self.is_trusted(peer.addr.ip()) {
             self.reply_stateless(peer, &req, 403, None);
@@ -449,6 +484,7 @@ impl UserAgent {
                     req.headers.get("Require").unwrap_or_default().to_owned(),
                 )),
                 501 | 405 => Some(("Allow", ALLOW.to_owned())),
+                415 => Some(("Accept", "application/sdp".to_owned())),
                 _ => None,
             };
             self.reply_stateless(peer, &req, status, extra);
@@ -459,6 +495,18 @@ impl UserAgent {
             Some(tag) => self.handle_in_dialog(now, peer, req, key, tag),
             None => self.handle_out_of_dialog(now, peer, req, key),
         }
+    }
+
+    /// Does `req` carry a To tag naming one of our dialogs?
+    fn in_known_dialog(&self, req: &Request) -> bool {
+        let Some(tag) = req.to_hdr().and_then(|t| t.tag().map(str::to_owned)) else {
+            return false;
+        };
+        let dkey = DialogKey {
+            call_id: req.call_id().unwrap_or_default().to_owned(),
+            local_tag: tag,
+        };
+        self.dialogs.contains_key(&dkey)
     }
 
     /// Checks every request passes before any transaction is made (§8.2.1–8.2.2, §16.3).
@@ -498,6 +546,7 @@ impl UserAgent {
             | Method::Prack => Some(405),
             Method::Other(_) => Some(501),
         }
+        .or_else(|| (req.method == Method::Invite).then(|| invite_body_check(req))?)
     }
 
     fn handle_out_of_dialog(&mut self, now: Instant, peer: Peer, req: Request, key: ServerKey) {
@@ -1485,6 +1534,38 @@ fn non_2xx_ack(invite: &Request, rsp: &Response) -> Request {
     }
 }
 
+/// An INVITE's offer must be SDP we can read (§8.2.3: else 415), and the answer we would send
+/// must be acceptable to the caller (§21.4.7: an Accept without SDP → 406).
+fn invite_body_check(req: &Request) -> Option<u16> {
+    if !req.body.is_empty() {
+        let media = req
+            .content_type()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if !matches!(
+            media.as_str(),
+            "application/sdp" | "multipart/mixed" | "multipart/alternative"
+        ) {
+            return Some(415);
+        }
+    }
+    let accept = req.headers.get_all("Accept").collect::<Vec<_>>();
+    if accept.iter().all(|v| v.trim().is_empty()) {
+        return None;
+    }
+    let takes_sdp = accept.iter().flat_map(|v| v.split(',')).any(|range| {
+        let media = range.split(';').next().unwrap_or_default().trim();
+        ["application/sdp", "application/*", "*/*"]
+            .iter()
+            .any(|m| media.eq_ignore_ascii_case(m))
+    });
+    (!takes_sdp).then_some(406)
+}
+
 /// Put `tag` on the To header of a response.
 fn set_to_tag(headers: &mut Headers, tag: &str) {
     if let Some(h) = headers
@@ -1516,3 +1597,6 @@ fn sipfrag_status(body: &[u8]) -> Option<u16> {
 pub fn is_keepalive(bytes: &[u8]) -> bool {
     bytes.iter().all(|b| *b == b'\r' || *b == b'\n')
 }
+
+#[cfg(test)]
+mod tests;

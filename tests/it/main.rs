@@ -8,6 +8,7 @@
 mod browser;
 mod call_flows;
 mod dialer_flows;
+mod hardening;
 mod layering;
 mod media_flows;
 mod support;
