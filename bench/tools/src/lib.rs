@@ -97,3 +97,41 @@ mod tests {
         assert!(cpu_ticks(me).is_ok());
     }
 }
+
+/// Datagrams the kernel dropped on the UDP sockets `pids` hold open now (the `drops` column of
+/// `/proc/net/udp{,6}`), so a shared machine's other traffic does not count against us.
+pub fn udp_socket_drops(pids: &[u32]) -> u64 {
+    let mut inodes = std::collections::HashSet::new();
+    for pid in pids {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for e in dir.flatten() {
+            if let Ok(l) = std::fs::read_link(e.path())
+                && let Some(n) = l
+                    .to_str()
+                    .and_then(|s| s.strip_prefix("socket:["))
+                    .and_then(|s| s.strip_suffix(']'))
+                    .and_then(|s| s.parse::<u64>().ok())
+            {
+                inodes.insert(n);
+            }
+        }
+    }
+    let mut drops = 0;
+    for f in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(s) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        for line in s.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+            if let (Some(ino), Some(d)) = (cols.get(9), cols.last())
+                && ino.parse::<u64>().is_ok_and(|i| inodes.contains(&i))
+            {
+                drops += d.parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    drops
+}

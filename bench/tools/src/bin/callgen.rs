@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hammond::media::rtp::{RtpPacket, write_packet, RtpHeader};
-use hammond_bench::{cpu_ticks, now_ns, pct, rss_kib, ticks_per_sec, udp_errors};
+use hammond_bench::{cpu_ticks, now_ns, pct, rss_kib, ticks_per_sec, udp_errors, udp_socket_drops};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -57,7 +57,7 @@ fn parse_args() -> Result<Args, String> {
         cps: 50.0,
         hold_ms: 5000,
         hold_after_ramp: false,
-        rtp_base: 40000,
+        rtp_base: 12000,
         send_rtp: false,
         dtmf_at_ms: None,
         watch: Vec::new(),
@@ -533,7 +533,12 @@ fn settle(sh: &Shared) {
 
 async fn run_call(sh: Arc<Shared>, idx: usize) -> CallResult {
     let port = sh.args.rtp_base + 2 * idx as u16;
-    let rtp = match UdpSocket::bind(("127.0.0.1", port)).await {
+    // Our port, or (taken by someone else) any free one: the SDP names the port we got.
+    let bound = match UdpSocket::bind(("127.0.0.1", port)).await {
+        Ok(s) => Ok(s),
+        Err(_) => UdpSocket::bind(("127.0.0.1", 0)).await,
+    };
+    let rtp = match bound {
         Ok(s) => s,
         Err(e) => {
             settle(&sh);
@@ -545,6 +550,7 @@ async fn run_call(sh: Arc<Shared>, idx: usize) -> CallResult {
     };
     let _ = enable_timestamps(&rtp);
     set_rcvbuf(rtp.as_raw_fd(), 256 * 1024);
+    let port = rtp.local_addr().map_or(port, |a| a.port());
     let call_id = format!("cg{}-{idx}@127.0.0.1", std::process::id());
     let (tx, mut rx) = mpsc::unbounded_channel();
     sh.calls.lock().unwrap().insert(call_id.clone(), tx);
@@ -816,6 +822,8 @@ async fn run(args: Args) -> serde_json::Value {
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+            let pids: Vec<u32> = watch.iter().map(|(_, p)| *p).collect();
+            let drops = udp_socket_drops(&pids);
             let t1 = now_ns();
             let c1: Vec<u64> = watch.iter().map(|(_, p)| cpu_ticks(*p).unwrap_or(0)).collect();
             let secs = (t1 - t0) as f64 / 1e9;
@@ -824,7 +832,7 @@ async fn run(args: Args) -> serde_json::Value {
                 .zip(&c1)
                 .map(|(a, b)| (b - a) as f64 / ticks_per_sec() / secs * 100.0)
                 .collect();
-            (secs, cpu, peak)
+            (secs, cpu, peak, drops)
         })
     };
 
@@ -847,7 +855,7 @@ async fn run(args: Args) -> serde_json::Value {
     for h in handles {
         results.push(h.await.unwrap_or_default());
     }
-    let (win_secs, cpu, peak) = mon.await.unwrap_or((0.0, vec![], vec![]));
+    let (win_secs, cpu, peak, drops) = mon.await.unwrap_or((0.0, vec![], vec![], 0));
     let udp1 = udp_errors();
 
     let mut fails: HashMap<String, usize> = HashMap::new();
@@ -917,6 +925,7 @@ async fn run(args: Args) -> serde_json::Value {
         "dtmf_to_prompt_ms": {"n": dtmf.len(), "p50": ms(pct(&dtmf, 0.5)), "p99": ms(pct(&dtmf, 0.99)), "max": ms(pct(&dtmf, 1.0))},
         "window_s": (win_secs * 10.0).round() / 10.0,
         "procs": procs,
+        "udp_socket_drops": drops,
         "udp_rcvbuf_errors": udp1.0.saturating_sub(udp0.0),
         "udp_in_errors": udp1.1.saturating_sub(udp0.1),
     })

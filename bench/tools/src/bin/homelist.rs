@@ -1,7 +1,7 @@
 //! homelist: seed a SQLite store with interactions through the `store` API (timing the
 //! callback-confirmation write, which is fsync'd), then time the Home List and accept over HTTP.
 //!
-//!   homelist seed --db FILE [--n 10000] [--callbacks 300]
+//!   homelist seed --db FILE [--n 10000] [--callbacks 300] [--queue bench]
 //!   homelist http --addr HOST:PORT [--token alice-secret] [--gets 300] [--accepts 100]
 //!
 //! Prints one JSON object on stdout.
@@ -55,6 +55,7 @@ async fn seed(args: &[String]) -> serde_json::Value {
     let db = arg(args, "--db", "bench-home.db");
     let n: usize = arg(args, "--n", "10000").parse().expect("--n");
     let callbacks: usize = arg(args, "--callbacks", "300").parse().expect("--callbacks");
+    let queue = arg(args, "--queue", "bench");
     let store = hammond::store::open(&format!("sqlite://{db}"))
         .await
         .expect("open store");
@@ -69,7 +70,7 @@ async fn seed(args: &[String]) -> serde_json::Value {
         let number = format!("1555{:07}", i);
         let t = Instant::now();
         let it = store
-            .create(Interaction::inbound("support", &number, at))
+            .create(Interaction::inbound(&queue, &number, at))
             .await
             .expect("create");
         create.push(t.elapsed());

@@ -18,6 +18,7 @@ fn media_ok(r: &Value) -> bool {
         && f(&rtp["abs_dev_ms"]["p99"]) <= 1.0
         && f(&rtp["abs_dev_ms"]["p999"]) <= 5.0
         && rtp["lost"] == 0
+        && r["udp_socket_drops"] == 0
         && rtp["calls_without_rtp"] == 0
         && rtp["spacings"].as_u64().unwrap_or(0) > 0
 }
@@ -36,7 +37,7 @@ fn cpu(r: &Value, name: &str) -> String {
     format!("{:.1}%", f(&r["procs"][name]["cpu_pct"]))
 }
 
-fn row(scenario: &str, step: &str, r: &Value) -> (String, &'static str) {
+fn row(scenario: &str, r: &Value) -> (String, &'static str) {
     let rtp = &r["rtp"];
     let sp = &rtp["spacing_ms"];
     let dev = &rtp["abs_dev_ms"];
@@ -73,7 +74,10 @@ fn row(scenario: &str, step: &str, r: &Value) -> (String, &'static str) {
             (peak - idle) / n
         )
     };
-    let udp = format!("rcvbuf errs {}", r["udp_rcvbuf_errors"]);
+    let udp = format!(
+        "UDP drops on our sockets {} (host RcvbufErrors {})",
+        r["udp_socket_drops"], r["udp_rcvbuf_errors"]
+    );
     match scenario {
         "concurrent" => {
             let ok = media_ok(r);
@@ -122,7 +126,7 @@ fn row(scenario: &str, step: &str, r: &Value) -> (String, &'static str) {
             let per = f(&r["procs"][name]["cpu_pct"]) / 100.0 / n * 1000.0;
             (
                 format!(
-                    "{name}: {} at {} calls = {per:.3} CPU-ms per call-second; {}; lost {}; {udp}; {step}",
+                    "{name}: {} at {} calls = {per:.3} CPU-ms per call-second; {}; lost {}; {udp}",
                     cpu(r, name),
                     r["calls"],
                     mem(name),
@@ -196,7 +200,7 @@ fn main() {
         };
         let scenario = v["scenario"].as_str().unwrap_or("?");
         let step = v["step"].as_str().unwrap_or("");
-        let (figures, verdict) = row(scenario, step, &v["result"]);
+        let (figures, verdict) = row(scenario, &v["result"]);
         println!("| {scenario} | {step} | {figures} | {verdict} |");
     }
 }
