@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hammond::media::rtp::{RtpPacket, write_packet, RtpHeader};
+use hammond::media::rtp::{RtpHeader, RtpPacket, write_packet};
 use hammond_bench::{cpu_ticks, now_ns, pct, rss_kib, ticks_per_sec, udp_errors, udp_socket_drops};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -85,8 +85,10 @@ fn parse_args() -> Result<Args, String> {
             "--watch" => {
                 let s = v()?;
                 let (n, p) = s.split_once('=').ok_or("--watch NAME=PID")?;
-                a.watch
-                    .push((n.to_owned(), p.parse().map_err(|e| format!("--watch: {e}"))?));
+                a.watch.push((
+                    n.to_owned(),
+                    p.parse().map_err(|e| format!("--watch: {e}"))?,
+                ));
             }
             "--prompts" => prompts_dir = v()?,
             "--next-prompt" => next_id = v()?,
@@ -260,7 +262,11 @@ fn enable_timestamps(sock: &UdpSocket) -> io::Result<()> {
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn set_rcvbuf(fd: i32, bytes: libc::c_int) {
@@ -355,7 +361,8 @@ impl Sink {
             let (ws, we) = win;
             if ws > 0 && prev >= ws && (we == 0 || at <= we) {
                 let d = at - prev;
-                self.spacing_us.push((d / 1000).clamp(0, i64::from(u32::MAX)) as u32);
+                self.spacing_us
+                    .push((d / 1000).clamp(0, i64::from(u32::MAX)) as u32);
                 self.in_window += 1;
                 if d > 40_000_000 {
                     self.late += 1;
@@ -455,7 +462,8 @@ impl Call {
             .try_io(Interest::READABLE, || recv_stamped(fd, buf))
         {
             if let Ok(p) = RtpPacket::parse(&buf[..n]) {
-                self.sink.on_packet(at, &p, win, self.sh.args.next_prompt.as_ref());
+                self.sink
+                    .on_packet(at, &p, win, self.sh.args.next_prompt.as_ref());
             }
         }
     }
@@ -507,11 +515,18 @@ fn parse_sdp(body: &str) -> (Option<SocketAddr>, u8) {
         if let Some(c) = l.strip_prefix("c=IN IP4 ") {
             ip = c.trim().parse::<std::net::IpAddr>().ok();
         } else if let Some(m) = l.strip_prefix("m=audio ") {
-            port = m.split_whitespace().next().and_then(|p| p.parse::<u16>().ok());
+            port = m
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u16>().ok());
         } else if let Some(r) = l.strip_prefix("a=rtpmap:")
             && r.to_ascii_lowercase().contains("telephone-event")
         {
-            te = r.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(101);
+            te = r
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(101);
         }
     }
     (ip.zip(port).map(|(i, p)| SocketAddr::new(i, p)), te)
@@ -613,7 +628,10 @@ async fn drive(c: &mut Call, rx: &mut mpsc::UnboundedReceiver<SipIn>) -> CallRes
             }
         }
         let mut wake = Instant::now() + Duration::from_secs(3600);
-        for t in [give_up, next_retx, hang_up_at, key_at].into_iter().flatten() {
+        for t in [give_up, next_retx, hang_up_at, key_at]
+            .into_iter()
+            .flatten()
+        {
             wake = wake.min(t);
         }
         if phase == Phase::Up && hang_up_at.is_none() {
@@ -795,7 +813,10 @@ async fn run(args: Args) -> serde_json::Value {
     let me = std::process::id();
     let mut watch = args.watch.clone();
     watch.push(("callgen".into(), me));
-    let idle_rss: Vec<u64> = watch.iter().map(|(_, p)| rss_kib(*p).unwrap_or(0)).collect();
+    let idle_rss: Vec<u64> = watch
+        .iter()
+        .map(|(_, p)| rss_kib(*p).unwrap_or(0))
+        .collect();
 
     // CPU and RSS over the measuring window, sampled from /proc.
     let mon = {
@@ -810,7 +831,10 @@ async fn run(args: Args) -> serde_json::Value {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let t0 = now_ns();
-            let c0: Vec<u64> = watch.iter().map(|(_, p)| cpu_ticks(*p).unwrap_or(0)).collect();
+            let c0: Vec<u64> = watch
+                .iter()
+                .map(|(_, p)| cpu_ticks(*p).unwrap_or(0))
+                .collect();
             let mut peak = vec![0u64; watch.len()];
             loop {
                 for (i, (_, p)) in watch.iter().enumerate() {
@@ -825,7 +849,10 @@ async fn run(args: Args) -> serde_json::Value {
             let pids: Vec<u32> = watch.iter().map(|(_, p)| *p).collect();
             let drops = udp_socket_drops(&pids);
             let t1 = now_ns();
-            let c1: Vec<u64> = watch.iter().map(|(_, p)| cpu_ticks(*p).unwrap_or(0)).collect();
+            let c1: Vec<u64> = watch
+                .iter()
+                .map(|(_, p)| cpu_ticks(*p).unwrap_or(0))
+                .collect();
             let secs = (t1 - t0) as f64 / 1e9;
             let cpu: Vec<f64> = c0
                 .iter()

@@ -121,7 +121,11 @@ fn row(scenario: &str, r: &Value) -> (String, &'static str) {
             )
         }
         "cost" => {
-            let name = if r["procs"]["sipp"].is_null() { "hammond" } else { "sipp" };
+            let name = if r["procs"]["sipp"].is_null() {
+                "hammond"
+            } else {
+                "sipp"
+            };
             let n = f(&r["calls"]);
             let per = f(&r["procs"][name]["cpu_pct"]) / 100.0 / n * 1000.0;
             (
@@ -145,7 +149,11 @@ fn row(scenario: &str, r: &Value) -> (String, &'static str) {
                         "{k} p50/p99 {}/{} ms{}; ",
                         v["p50_ms"],
                         v["p99_ms"],
-                        if v["rows"].is_null() { String::new() } else { format!(" ({} rows)", v["rows"]) }
+                        if v["rows"].is_null() {
+                            String::new()
+                        } else {
+                            format!(" ({} rows)", v["rows"])
+                        }
                     )
                 }
             };
@@ -170,8 +178,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--check") {
         let kind = args.get(2).cloned().unwrap_or_default();
-        let text = std::fs::read_to_string(args.get(3).cloned().unwrap_or_default())
-            .unwrap_or_default();
+        let text =
+            std::fs::read_to_string(args.get(3).cloned().unwrap_or_default()).unwrap_or_default();
         let r: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let ok = match kind.as_str() {
             "concurrent" => media_ok(&r),
@@ -188,7 +196,9 @@ fn main() {
         std::process::exit(if ok { 0 } else { 1 });
     }
     let Some(path) = args.get(1) else {
-        eprintln!("usage: report RESULTS.jsonl | report --check concurrent|setup|smoke RESULT.json");
+        eprintln!(
+            "usage: report RESULTS.jsonl | report --check concurrent|setup|smoke RESULT.json"
+        );
         std::process::exit(2);
     };
     let text = std::fs::read_to_string(path).unwrap_or_default();
