@@ -76,28 +76,6 @@ pub fn udp_errors() -> (u64, u64) {
     (get("RcvbufErrors"), get("InErrors"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_nearest_rank() {
-        let v: Vec<u32> = (1..=1000).collect();
-        assert_eq!(pct(&v, 0.5), 500);
-        assert_eq!(pct(&v, 0.99), 990);
-        assert_eq!(pct(&v, 0.999), 999);
-        assert_eq!(pct(&v, 1.0), 1000);
-        assert_eq!(pct::<u32>(&[], 0.5), 0);
-    }
-
-    #[test]
-    fn own_process_is_visible() {
-        let me = std::process::id();
-        assert!(rss_kib(me).unwrap() > 0);
-        assert!(cpu_ticks(me).is_ok());
-    }
-}
-
 /// Datagrams the kernel dropped on the UDP sockets `pids` hold open now (the `drops` column of
 /// `/proc/net/udp{,6}`), so a shared machine's other traffic does not count against us.
 pub fn udp_socket_drops(pids: &[u32]) -> u64 {
@@ -134,4 +112,26 @@ pub fn udp_socket_drops(pids: &[u32]) -> u64 {
         }
     }
     drops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_nearest_rank() {
+        let v: Vec<u32> = (1..=1000).collect();
+        assert_eq!(pct(&v, 0.5), 500);
+        assert_eq!(pct(&v, 0.99), 990);
+        assert_eq!(pct(&v, 0.999), 999);
+        assert_eq!(pct(&v, 1.0), 1000);
+        assert_eq!(pct::<u32>(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn own_process_is_visible() {
+        let me = std::process::id();
+        assert!(rss_kib(me).unwrap() > 0);
+        assert!(cpu_ticks(me).is_ok());
+    }
 }

@@ -957,3 +957,61 @@ async fn run(args: Args) -> serde_json::Value {
         "udp_in_errors": udp1.1.saturating_sub(udp0.1),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(seq: u16, payload: &[u8]) -> RtpPacket<'_> {
+        RtpPacket {
+            pt: 0,
+            marker: false,
+            seq,
+            ts: u32::from(seq) * 160,
+            ssrc: 1,
+            payload,
+        }
+    }
+
+    #[test]
+    fn sink_counts_loss_across_wrap_and_spacing_in_window_only() {
+        let mut s = Sink::default();
+        let ms = 1_000_000;
+        let win = (100 * ms, 0);
+        // seq 65534, 65535, (0 lost), 1 — arrivals 20 ms apart; the first falls before the window.
+        for (i, seq) in [65534u16, 65535, 1].into_iter().enumerate() {
+            let at = 90 * ms + i as i64 * 20 * ms + if seq == 1 { 20 * ms } else { 0 };
+            s.on_packet(at, &pkt(seq, &[0xFF; 160]), win, None);
+        }
+        assert_eq!(s.packets, 3);
+        let expected = s.max_ext_seq - s.first_ext_seq.unwrap() + 1;
+        assert_eq!(expected - s.packets, 1, "one packet lost over the wrap");
+        // Only the spacing whose first packet is inside the window counts: 110 → 150 ms.
+        assert_eq!(s.spacing_us, vec![40_000]);
+        assert_eq!(s.late, 0, "40 ms is not over 40 ms");
+    }
+
+    #[test]
+    fn sink_times_key_to_the_next_prompt_frame() {
+        let mut s = Sink::default();
+        let frame = vec![0x10u8; 160];
+        let next = (2u32, frame.clone());
+        s.key_at = Some(1_000);
+        s.on_packet(500, &pkt(1, &frame), (0, 0), Some(&next));
+        assert_eq!(s.dtmf_ns, None, "before the key");
+        s.on_packet(2_000, &pkt(2, &[0xFF; 160]), (0, 0), Some(&next));
+        assert_eq!(s.dtmf_ns, None, "silence is not the prompt");
+        s.on_packet(50_000_000, &pkt(3, &frame), (0, 0), Some(&next));
+        // The matched frame is the prompt's third: its first packet left 40 ms earlier.
+        assert_eq!(s.dtmf_ns, Some(50_000_000 - 1_000 - 40_000_000));
+    }
+
+    #[test]
+    fn sdp_answer_gives_media_address_and_event_type() {
+        let sdp = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 20002 RTP/AVP 0 96\r\n\
+                   a=rtpmap:96 telephone-event/8000\r\n";
+        let (addr, te) = parse_sdp(sdp);
+        assert_eq!(addr, Some("127.0.0.1:20002".parse().unwrap()));
+        assert_eq!(te, 96);
+    }
+}

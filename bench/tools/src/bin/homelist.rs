@@ -68,11 +68,7 @@ async fn seed(args: &[String]) -> serde_json::Value {
     let mut create = Vec::with_capacity(n);
     let mut confirm = Vec::with_capacity(callbacks);
     // Every (n / callbacks)-th caller books a callback: the rest stay open inbound.
-    let every = if callbacks == 0 {
-        usize::MAX
-    } else {
-        (n / callbacks).max(1)
-    };
+    let every = n.checked_div(callbacks).map_or(usize::MAX, |e| e.max(1));
     for i in 0..n {
         let at = base + jiff::SignedDuration::from_millis(i as i64 * 500);
         let number = format!("1555{:07}", i);
@@ -172,7 +168,11 @@ fn http(args: &[String]) -> serde_json::Value {
     // The 1000-row page costs ~10x the default one: time it a fifth as often.
     for (name, path, count) in [
         ("list_default_page", "/api/v1/interactions", gets),
-        ("list_1000", "/api/v1/interactions?limit=1000", gets.div_ceil(5)),
+        (
+            "list_1000",
+            "/api/v1/interactions?limit=1000",
+            gets.div_ceil(5),
+        ),
         (
             "list_open_callbacks",
             "/api/v1/interactions?status=open&sub_type=callback",
