@@ -46,15 +46,24 @@ fn migrator() -> Migrator {
     }
 }
 
-/// The interaction columns, in [`row_to_interaction`]'s order.
-macro_rules! cols {
+/// The interaction columns without the position, in [`row_to_interaction`]'s order.
+macro_rules! base_cols {
     () => {
         "i.id, i.queue, i.status, i.communication_type, i.sub_type, i.customer_number, i.created_at, \
          i.updated_at, i.assigned_agent, i.callback_number, i.callback_attempts, i.callback_not_before, \
-         i.callback_requested_at, i.leg, i.close_reason, i.disposition, i.version, \
-         CASE WHEN i.status = 'open' THEN (SELECT COUNT(*) FROM interactions o WHERE o.queue = i.queue \
-         AND o.status = 'open' AND (o.created_at < i.created_at OR (o.created_at = i.created_at AND o.id <= i.id))) \
-         END AS position"
+         i.callback_requested_at, i.leg, i.close_reason, i.disposition, i.version, "
+    };
+}
+
+/// The interaction columns with the position computed for this one row (single-row reads).
+macro_rules! cols {
+    () => {
+        concat!(
+            base_cols!(),
+            "CASE WHEN i.status = 'open' THEN (SELECT COUNT(*) FROM interactions o WHERE o.queue = i.queue \
+             AND o.status = 'open' AND (o.created_at < i.created_at OR (o.created_at = i.created_at AND o.id <= i.id))) \
+             END AS position"
+        )
     };
 }
 
@@ -305,10 +314,14 @@ impl SqliteStore {
     }
 
     async fn list_inner(&self, q: ListQuery) -> Result<Page, Error> {
+        // Positions for a whole page in one pass (a window over the open rows, portable to
+        // PostgreSQL), not one COUNT per row: at 10,000 open interactions that is the
+        // difference between milliseconds and a tenth of a second.
         let mut sql = String::from(concat!(
-            "SELECT ",
-            cols!(),
-            " FROM interactions i WHERE 1 = 1"
+            "WITH pos AS (SELECT id, ROW_NUMBER() OVER (PARTITION BY queue ORDER BY created_at, id) \
+             AS position FROM interactions WHERE status = 'open') SELECT ",
+            base_cols!(),
+            "p.position AS position FROM interactions i LEFT JOIN pos p ON p.id = i.id WHERE 1 = 1"
         ));
         if q.status.is_some() {
             sql.push_str(" AND i.status = ?");
