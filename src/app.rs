@@ -43,6 +43,8 @@ pub enum StartError {
         #[source]
         source: crate::store::Error,
     },
+    #[error("starting the media clock thread: {0}")]
+    MediaThread(#[source] std::io::Error),
     #[error("binding {what} on {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -158,15 +160,22 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
         })
         .collect();
     let agents = Arc::new(api::Agents::new(agent_list));
-    let svc = Arc::new(Services::new(
-        cfg.clone(),
-        prompts.clone(),
-        store.clone(),
-        ua_handle.clone(),
-        registry.clone(),
-        agents.clone(),
-        ids,
-    ));
+    let svc = Arc::new(
+        Services::new(
+            cfg.clone(),
+            prompts.clone(),
+            store.clone(),
+            ua_handle.clone(),
+            registry.clone(),
+            agents.clone(),
+            ids,
+        )
+        .map_err(|source| StartError::Bind {
+            what: "the media clock thread",
+            addr: cfg.sip.listen,
+            source,
+        })?,
+    );
     let draining = Arc::new(AtomicBool::new(false));
     let sip_stop = CancellationToken::new();
     let manager = CallManager::new(svc.clone(), draining.clone());

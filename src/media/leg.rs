@@ -114,6 +114,21 @@ impl MediaLeg {
         std::mem::take(&mut self.captured)
     }
 
+    /// When the next frame is due (for a media clock that sends for many legs).
+    pub fn next_frame_due(&self) -> Instant {
+        self.pacer.next_due()
+    }
+
+    /// When the inactivity timer needs [`Self::handle_timeout`], if it runs.
+    pub fn session_timeout(&self) -> Option<Instant> {
+        self.session.poll_timeout()
+    }
+
+    /// Whether [`Self::poll_event`] has something.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// When to call [`Self::poll_transmit`] / [`Self::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Instant {
         let next = self.pacer.next_due();

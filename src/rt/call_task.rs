@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::live::{CallCommand, OfferOutcome};
+use super::media_worker::Stream;
 use super::outbound::{DialSpec, OutboundLeg};
 use super::services::Services;
 use super::store_worker::{StoreJob, StoreReply, StoreWorker};
@@ -86,7 +87,13 @@ async fn run(svc: Arc<Services>, inc: IncomingCall, mut events: mpsc::UnboundedR
         svc.ua.send(Command::Reject { call, status: 488 });
         return;
     };
-    let sock = match svc.ports.bind().await {
+    // The call task receives on a tokio socket; the media clock sends on a clone of it.
+    let bound = svc.ports.bind().and_then(|std_sock| {
+        let clone = std_sock.try_clone().map_err(|_| svc.ports.exhausted())?;
+        let tokio_sock = UdpSocket::from_std(std_sock).map_err(|_| svc.ports.exhausted())?;
+        Ok((tokio_sock, clone))
+    });
+    let (sock, send_sock) = match bound {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %e, "call ended: no RTP port (503)");
@@ -148,12 +155,15 @@ async fn run(svc: Arc<Services>, inc: IncomingCall, mut events: mpsc::UnboundedR
         svc: svc.clone(),
         call,
         interaction: interaction.id,
-        leg: MediaLeg::new(
-            started,
-            &mut svc.ids(),
-            &negotiated,
-            svc.prompts.clone(),
-            Some(svc.cfg.media.rtp_timeout),
+        stream: svc.media.add(
+            MediaLeg::new(
+                started,
+                &mut svc.ids(),
+                &negotiated,
+                svc.prompts.clone(),
+                Some(svc.cfg.media.rtp_timeout),
+            ),
+            send_sock,
         ),
         engine: Engine::new(
             inc.flow.clone(),
@@ -207,7 +217,8 @@ struct ActiveCall {
     svc: Arc<Services>,
     call: CallId,
     interaction: InteractionId,
-    leg: MediaLeg,
+    /// The caller's media: the media clock sends its frames; this task feeds it what arrives.
+    stream: Arc<Stream>,
     engine: Engine,
     flow: Arc<Flow>,
     store: StoreWorker,
@@ -300,15 +311,9 @@ impl ActiveCall {
             {
                 return o;
             }
-            let now = clock::now();
             let bridged = self.relay.is_some();
-            while !bridged && let Some((n, dest)) = self.leg.poll_transmit(now, &mut out) {
-                if let Err(e) = self.sock.send_to(&out[..n], dest).await {
-                    debug!(error = %e, "RTP send failed");
-                }
-            }
             let next = [
-                (!bridged).then(|| self.leg.poll_timeout()),
+                self.stream.leg().session_timeout(),
                 if bridged {
                     None
                 } else {
@@ -335,12 +340,14 @@ impl ActiveCall {
                     if self.relay.is_some() {
                         self.relay_packet(Side::A, from, &inb[..n], &mut out).await;
                     } else {
-                        self.leg.handle_datagram(clock::now(), from, &inb[..n]);
+                        let mut leg = self.stream.leg();
+                        leg.handle_datagram(clock::now(), from, &inb[..n]);
                         if let Some(buf) = self.voicemail.as_mut() {
-                            buf.extend(self.leg.take_audio());
+                            buf.extend(leg.take_audio());
                         }
                     }
                 },
+                () = self.stream.news() => {}
                 input = peer_next(&mut self.peer, &mut pbuf) => {
                     if let Some(o) = self.on_peer(input, &pbuf, &mut out).await {
                         return o;
@@ -356,7 +363,7 @@ impl ActiveCall {
     /// Whatever deadlines are due: the media leg's (frames are sent by the loop), the
     /// workflow's, the end of a recording. Calling it early is harmless.
     fn on_timer(&mut self, now: Instant) {
-        self.leg.handle_timeout(now);
+        self.stream.leg().handle_timeout(now);
         if self.relay.is_none() && self.engine.poll_timeout().is_some_and(|t| t <= now) {
             self.engine.handle_timeout(now);
         }
@@ -371,7 +378,9 @@ impl ActiveCall {
         loop {
             let now = clock::now();
             let mut progressed = false;
-            while let Some(ev) = self.leg.poll_event() {
+            loop {
+                let next = self.stream.leg().poll_event();
+                let Some(ev) = next else { break };
                 progressed = true;
                 match ev {
                     MediaEvent::DigitReceived { digit, method } => {
@@ -408,7 +417,8 @@ impl ActiveCall {
         match action {
             Action::EnterWorkflow => self.store.send(StoreJob::Apply(Lifecycle::EnteredWorkflow)),
             Action::Play { items, .. } => {
-                let player = self.leg.player();
+                let mut leg = self.stream.leg();
+                let player = leg.player();
                 player.stop();
                 for item in items {
                     let r = match item {
@@ -423,10 +433,11 @@ impl ActiveCall {
                     }
                 }
             }
-            Action::StopPlayback => self.leg.player().stop(),
+            Action::StopPlayback => self.stream.leg().player().stop(),
             Action::StartMusic => {
                 let music = self.svc.prompts.get(&self.flow.hold_music);
-                let player = self.leg.player();
+                let mut leg = self.stream.leg();
+                let player = leg.player();
                 player.stop();
                 if let Some(p) = music {
                     let _ = player.enqueue(Item::Loop(p));
@@ -453,7 +464,7 @@ impl ActiveCall {
                 });
             }
             Action::StartRecording { max } => {
-                self.leg.set_capture(true);
+                self.stream.leg().set_capture(true);
                 self.voicemail = Some(Vec::new());
                 self.recording_until = Some(now + max);
             }
@@ -482,7 +493,7 @@ impl ActiveCall {
             SipEvent::InfoReceived {
                 content_type, body, ..
             } => {
-                self.leg.handle_info(now, &content_type, &body);
+                self.stream.leg().handle_info(now, &content_type, &body);
             }
             SipEvent::ReInvite { sdp, .. } => {
                 let answer = self.renegotiate(now, &sdp);
@@ -548,11 +559,14 @@ impl ActiveCall {
             .and_then(|s| SessionDescription::parse(s).ok());
         match offer.map(|o| sdp::negotiate(&o, &self.local, &mut self.origin)) {
             Some(Ok(n)) => {
-                self.leg.renegotiate(now, &n);
+                self.stream.leg().renegotiate(now, &n);
                 n.answer_sdp
             }
             // No offer in the re-INVITE (or one we cannot take): repeat the current session.
-            _ => current_answer(&self.local, &mut self.origin, self.leg.session().codec()),
+            _ => {
+                let codec = self.stream.leg().session().codec();
+                current_answer(&self.local, &mut self.origin, codec)
+            }
         }
     }
 
@@ -560,7 +574,7 @@ impl ActiveCall {
         let Some(samples) = self.voicemail.take() else {
             return;
         };
-        self.leg.set_capture(false);
+        self.stream.leg().set_capture(false);
         let dir = self.svc.cfg.data_dir.join("voicemail");
         let path = dir.join(format!("{}.wav", self.interaction));
         self.left_voicemail = !samples.is_empty();
@@ -668,7 +682,9 @@ impl ActiveCall {
                 if let Err(e) = p.leg.answered(now, &sdp) {
                     warn!(error = %e, "peer's SDP answer unusable");
                 }
-                self.leg.player().stop();
+                self.stream.leg().player().stop();
+                // From now on the relay writes the caller's stream, not the media clock.
+                self.stream.pause(true);
                 self.relay = Some(Relay::new());
                 match &p.purpose {
                     Purpose::Agent(agent) => {
@@ -756,19 +772,24 @@ impl ActiveCall {
         let Some(peer_session) = peer.leg.session.as_mut() else {
             return;
         };
-        let caller_session = self.leg.session_mut();
-        let (src, dst) = match side {
-            Side::A => (caller_session, peer_session),
-            Side::B => (peer_session, caller_session),
-        };
-        let Ok(inbound) = src.accept(now, from, bytes) else {
-            return;
-        };
-        let Ok(n) = relay.forward(side, &inbound, src, dst, out) else {
-            return;
-        };
-        let Some(dest) = dst.destination() else {
-            return;
+        // The caller's leg is locked only while the packet is rewritten, never across the send.
+        let (n, dest) = {
+            let mut caller_leg = self.stream.leg();
+            let caller_session = caller_leg.session_mut();
+            let (src, dst) = match side {
+                Side::A => (caller_session, peer_session),
+                Side::B => (peer_session, caller_session),
+            };
+            let Ok(inbound) = src.accept(now, from, bytes) else {
+                return;
+            };
+            let Ok(n) = relay.forward(side, &inbound, src, dst, out) else {
+                return;
+            };
+            let Some(dest) = dst.destination() else {
+                return;
+            };
+            (n, dest)
         };
         let sock = match side {
             Side::A => &peer.leg.sock,
@@ -795,11 +816,14 @@ impl ActiveCall {
             .unwrap_or_else(|| self.engine.step_name())
             .to_owned();
         self.svc.live.remove(self.interaction);
-        let counters = self.leg.session().counters();
+        let (counters, skipped) = {
+            let leg = self.stream.leg();
+            (leg.session().counters(), leg.frames_skipped())
+        };
         metrics::counter!(crate::api::metrics::RTP_LATE_PACKETS, "direction" => "in")
             .increment(counters.late);
         metrics::counter!(crate::api::metrics::RTP_LATE_PACKETS, "direction" => "out")
-            .increment(self.leg.frames_skipped());
+            .increment(skipped);
         if let Some(at) = self.bridged_at {
             self.svc.record_handling(&self.flow.name, clock::now() - at);
         }

@@ -6,6 +6,7 @@ pub mod callback_task;
 pub mod calls;
 pub mod legs;
 pub mod live;
+pub mod media_worker;
 pub mod outbound;
 pub mod ports;
 pub mod queue_watch;

@@ -38,7 +38,8 @@ pub struct OutboundLeg {
 impl OutboundLeg {
     /// Bind an RTP port, register the leg, and send the INVITE.
     pub async fn dial(svc: &Arc<Services>, spec: DialSpec) -> Result<Self, PortsExhausted> {
-        let sock = svc.ports.bind().await?;
+        let sock = svc.ports.bind()?;
+        let sock = UdpSocket::from_std(sock).map_err(|_| svc.ports.exhausted())?;
         let port = sock.local_addr().map(|a| a.port()).unwrap_or_default();
         let local = svc.local_media(port);
         let mut origin = LocalOrigin::new(&mut svc.ids());

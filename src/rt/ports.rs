@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
 
 #[derive(Debug)]
 pub struct PortPool {
@@ -37,22 +37,30 @@ impl PortPool {
         }
     }
 
-    /// Bind a UDP socket on the next free even port.
-    pub async fn bind(&self) -> Result<UdpSocket, PortsExhausted> {
+    /// The error for "no port could be had" (also used when registering a socket fails).
+    pub fn exhausted(&self) -> PortsExhausted {
+        PortsExhausted {
+            ip: self.ip,
+            first: self.first,
+            last: u32::from(self.first) + self.slots * 2,
+        }
+    }
+
+    /// Bind a non-blocking UDP socket on the next free even port. It is a std socket so the
+    /// media clock can send on a clone of it while the call task receives on a tokio one.
+    pub fn bind(&self) -> Result<UdpSocket, PortsExhausted> {
         for _ in 0..self.slots {
             let slot = self.cursor.fetch_add(1, Ordering::Relaxed) % self.slots;
             let port = u32::from(self.first) + slot * 2;
             let Ok(port) = u16::try_from(port) else {
                 continue;
             };
-            if let Ok(sock) = UdpSocket::bind(SocketAddr::new(self.ip, port)).await {
+            if let Ok(sock) = UdpSocket::bind(SocketAddr::new(self.ip, port))
+                && sock.set_nonblocking(true).is_ok()
+            {
                 return Ok(sock);
             }
         }
-        Err(PortsExhausted {
-            ip: self.ip,
-            first: self.first,
-            last: u32::from(self.first) + self.slots * 2,
-        })
+        Err(self.exhausted())
     }
 }

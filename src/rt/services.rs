@@ -13,6 +13,7 @@ use crate::media::sdp::LocalMedia;
 use crate::queue::estimate::Estimator;
 use crate::rt::legs::LegRegistry;
 use crate::rt::live::LiveCalls;
+use crate::rt::media_worker::MediaClock;
 use crate::rt::ports::PortPool;
 use crate::rt::queue_watch::QueueRegistry;
 use crate::rt::sip_socket::UaHandle;
@@ -33,6 +34,8 @@ pub struct Services {
     pub agents: Arc<Agents>,
     /// Recent handling times, for estimated waits.
     pub estimator: Mutex<Estimator>,
+    /// The thread that sends every call's 20 ms frames.
+    pub media: MediaClock,
     /// The address we advertise in SDP.
     pub media_ip: IpAddr,
     ids: Mutex<IdGen>,
@@ -48,10 +51,10 @@ impl Services {
         queues: Arc<QueueRegistry>,
         agents: Arc<Agents>,
         ids: IdGen,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let media_ip = cfg.sip.public_address;
         let bind_ip = cfg.sip.listen.ip();
-        Self {
+        Ok(Self {
             ports: PortPool::new(bind_ip, cfg.media.rtp_ports.clone()),
             cfg,
             prompts,
@@ -62,10 +65,11 @@ impl Services {
             live: LiveCalls::default(),
             agents,
             estimator: Mutex::new(Estimator::default()),
+            media: MediaClock::start()?,
             media_ip,
             ids: Mutex::new(ids),
             active: AtomicUsize::new(0),
-        }
+        })
     }
 
     /// The id generator (held briefly; never across an await).
