@@ -228,8 +228,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
     shutdown.cancelled().await;
     draining.store(true, Ordering::Relaxed);
     info!(timeout = ?cfg.shutdown.drain_timeout, "draining: new calls get 503");
-    let deadline = tokio::time::Instant::now() + cfg.shutdown.drain_timeout;
-    while svc.active_calls() > 0 && tokio::time::Instant::now() < deadline {
+    let deadline = crate::clock::now() + cfg.shutdown.drain_timeout;
+    while svc.active_calls() > 0 && crate::clock::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     sip_stop.cancel();

@@ -264,7 +264,7 @@ async fn connection(
                 partial_since = if buf.iter().all(|b| *b == b'\r' || *b == b'\n') {
                     None
                 } else {
-                    partial_since.or_else(|| Some(tokio::time::Instant::now()))
+                    partial_since.or_else(|| Some(clock::now().into()))
                 };
             }
             Some(bytes) = out_rx.recv() => {
