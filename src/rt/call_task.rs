@@ -301,6 +301,9 @@ impl ActiveCall {
         // a timer per deadline per frame costs more than the frame itself at a thousand calls.
         let timer = tokio::time::sleep_until(clock::now().into());
         tokio::pin!(timer);
+        let stream = self.stream.clone();
+        let news = stream.news();
+        tokio::pin!(news);
         loop {
             self.drain().await;
             if std::mem::take(&mut self.pending_transfer_dial) {
@@ -347,7 +350,7 @@ impl ActiveCall {
                         }
                     }
                 },
-                () = self.stream.news() => {}
+                () = &mut news => news.set(stream.news()),
                 input = peer_next(&mut self.peer, &mut pbuf) => {
                     if let Some(o) = self.on_peer(input, &pbuf, &mut out).await {
                         return o;

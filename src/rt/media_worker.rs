@@ -41,9 +41,11 @@ impl Stream {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Wait until the media thread reports news for this call.
-    pub async fn news(&self) {
-        self.news.notified().await;
+    /// A future that completes when the media thread reports news for this call. Keep it
+    /// across loop turns (re-arm it only after it fires): a `notify_one` between two waits is
+    /// kept as a permit, so nothing is missed.
+    pub fn news(&self) -> tokio::sync::futures::Notified<'_> {
+        self.news.notified()
     }
 
     pub fn pause(&self, paused: bool) {

@@ -77,10 +77,17 @@ pub struct SipSockets {
 
 impl SipSockets {
     pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
-        let udp = bind_udp(addr, SIP_SOCKET_BUFFER)?;
-        // Same port for TCP, even when the caller asked for port 0.
-        let tcp = TcpListener::bind(udp.local_addr()?).await?;
-        Ok(Self { udp, tcp })
+        // With port 0 the OS picks a free UDP port, which may be taken for TCP: try again.
+        let attempts = if addr.port() == 0 { 20 } else { 1 };
+        let mut last = None;
+        for _ in 0..attempts {
+            let udp = bind_udp(addr, SIP_SOCKET_BUFFER)?;
+            match TcpListener::bind(udp.local_addr()?).await {
+                Ok(tcp) => return Ok(Self { udp, tcp }),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no port for both UDP and TCP")))
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -69,7 +69,7 @@ async fn creates_the_file_and_its_directory() {
         .fetch_one(&s.pool)
         .await
         .unwrap();
-    assert_eq!(sync, 2, "FULL");
+    assert_eq!(sync, 1, "NORMAL: promises are synced explicitly (sync_wal)");
     let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
         .fetch_one(&s.pool)
         .await
