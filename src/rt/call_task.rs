@@ -155,16 +155,14 @@ async fn run(svc: Arc<Services>, inc: IncomingCall, mut events: mpsc::UnboundedR
         svc: svc.clone(),
         call,
         interaction: interaction.id,
-        stream: svc.media.add(
-            MediaLeg::new(
-                started,
-                &mut svc.ids(),
-                &negotiated,
-                svc.prompts.clone(),
-                Some(svc.cfg.media.rtp_timeout),
-            ),
-            send_sock,
-        ),
+        stream: Stream::new(MediaLeg::new(
+            started,
+            &mut svc.ids(),
+            &negotiated,
+            svc.prompts.clone(),
+            Some(svc.cfg.media.rtp_timeout),
+        )),
+        send_sock: Some(send_sock),
         engine: Engine::new(
             inc.flow.clone(),
             CallContext {
@@ -219,6 +217,8 @@ struct ActiveCall {
     interaction: InteractionId,
     /// The caller's media: the media clock sends its frames; this task feeds it what arrives.
     stream: Arc<Stream>,
+    /// The socket the media clock will send from, until it starts.
+    send_sock: Option<std::net::UdpSocket>,
     engine: Engine,
     flow: Arc<Flow>,
     store: StoreWorker,
@@ -306,6 +306,10 @@ impl ActiveCall {
         tokio::pin!(news);
         loop {
             self.drain().await;
+            // The first prompt is queued: start the clock, so the first packet is speech.
+            if let Some(sock) = self.send_sock.take() {
+                self.svc.media.send(&self.stream, sock);
+            }
             if std::mem::take(&mut self.pending_transfer_dial) {
                 self.dial_transfer_target().await;
             }

@@ -34,6 +34,15 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// A stream for `leg`, not yet sending (see [`MediaClock::send`]).
+    pub fn new(leg: MediaLeg) -> Arc<Self> {
+        Arc::new(Self {
+            leg: Arc::new(Mutex::new(leg)),
+            paused: AtomicBool::new(false),
+            news: Notify::new(),
+        })
+    }
+
     /// Lock the leg (briefly: never across an await).
     pub fn leg(&self) -> MutexGuard<'_, MediaLeg> {
         self.leg
@@ -77,14 +86,10 @@ impl MediaClock {
         })
     }
 
-    /// Start sending `leg`'s frames from `sock` (a non-blocking clone of the call's RTP
-    /// socket). Keep the returned stream: dropping it stops the sending.
-    pub fn add(&self, leg: MediaLeg, sock: UdpSocket) -> Arc<Stream> {
-        let stream = Arc::new(Stream {
-            leg: Arc::new(Mutex::new(leg)),
-            paused: AtomicBool::new(false),
-            news: Notify::new(),
-        });
+    /// Start sending `stream`'s frames from `sock` (a non-blocking clone of the call's RTP
+    /// socket), from its pacer's next due frame. Call it once the first prompt is queued, so
+    /// the caller's first packet is already speech. Dropping every other handle stops it.
+    pub fn send(&self, stream: &Arc<Stream>, sock: UdpSocket) {
         let reg = Registration {
             stream: stream.clone(),
             sock,
@@ -95,7 +100,6 @@ impl MediaClock {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .send(reg);
         self.thread.unpark();
-        stream
     }
 }
 

@@ -249,6 +249,8 @@ enum LegState {
         invite: Box<Request>,
         credentials: Option<(String, String)>,
         challenged: bool,
+        /// We sent CANCEL: a 2xx that crosses it is ACKed and hung up (§9.1), not reported.
+        cancelled: bool,
     },
     /// Either direction, answered and acknowledged.
     Confirmed,
@@ -935,9 +937,14 @@ impl UserAgent {
                 leg.state = LegState::Ending;
                 self.send_in_dialog(now, call, Method::Bye, None, Vec::new());
             }
-            LegState::Dialling { branch, .. } => {
-                let branch = branch.clone();
-                self.cancel(now, call, &branch);
+            LegState::Dialling {
+                branch, cancelled, ..
+            } => {
+                if !*cancelled {
+                    *cancelled = true;
+                    let branch = branch.clone();
+                    self.cancel(now, call, &branch);
+                }
             }
             LegState::Ending => {}
         }
@@ -1066,6 +1073,7 @@ impl UserAgent {
                     invite: Box::new(req.clone()),
                     credentials: d.credentials,
                     challenged: false,
+                    cancelled: false,
                 },
                 dialog,
                 peer,
@@ -1324,10 +1332,20 @@ impl UserAgent {
                     }
                     200..=299 => {
                         let was_dialling = matches!(leg.state, LegState::Dialling { .. });
+                        let cancelled = matches!(
+                            leg.state,
+                            LegState::Dialling {
+                                cancelled: true,
+                                ..
+                            }
+                        );
                         leg.state = LegState::Confirmed;
                         // The dialog is keyed by our tag; the remote tag and target come now.
                         self.ack_2xx(now, rsp);
-                        if was_dialling {
+                        if cancelled {
+                            // The answer crossed our CANCEL: nobody wants this leg any more.
+                            self.hangup(now, call);
+                        } else if was_dialling {
                             self.events.push_back(SipEvent::Answered {
                                 call,
                                 sdp: rsp.body.clone(),

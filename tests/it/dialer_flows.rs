@@ -125,7 +125,7 @@ fn accept_dials_customer_and_agent_and_bridges_them() {
 fn busy_customer_returns_the_callback_to_open_with_the_attempt_counted() {
     let (h, trunk, agent, id) = with_callback("");
     let customer = Sipp::uas("phone_busy.xml", trunk).spawn();
-    let alice = Sipp::uas("phone_answers_waits_bye.xml", agent).spawn();
+    let alice = Sipp::uas("phone_no_answer.xml", agent).spawn();
     std::thread::sleep(Duration::from_millis(300));
     let r = http::post(
         h.http,
@@ -380,7 +380,7 @@ fn unanswered_customer_is_cancelled_at_the_ring_timeout() {
     let (h, trunk_port, agent_port, id) =
         with_callback_opts(|o| o.queues = vec![support_with_ring_timeout("2s")]);
     let customer = Sipp::uas("phone_no_answer.xml", trunk_port).spawn();
-    let alice = Sipp::uas("phone_answers_waits_bye.xml", agent_port).spawn();
+    let alice = Sipp::uas("phone_no_answer.xml", agent_port).spawn();
     std::thread::sleep(Duration::from_millis(300));
     let r = http::post(
         h.http,
@@ -416,7 +416,7 @@ fn unanswered_customer_is_cancelled_at_the_ring_timeout() {
 fn failing_trunk_counts_the_attempt() {
     let (h, trunk, agent, id) = with_callback("");
     let customer = Sipp::uas("phone_503.xml", trunk).spawn();
-    let alice = Sipp::uas("phone_answers_waits_bye.xml", agent).spawn();
+    let alice = Sipp::uas("phone_no_answer.xml", agent).spawn();
     std::thread::sleep(Duration::from_millis(300));
     let r = http::post(
         h.http,

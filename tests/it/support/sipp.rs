@@ -3,11 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU16, Ordering};
 
 use super::hammond::repo;
-
-static MEDIA_PORT: AtomicU16 = AtomicU16::new(0);
 
 pub(crate) struct Sipp {
     cmd: Command,
@@ -76,8 +73,7 @@ impl Sipp {
         service: &str,
     ) -> Self {
         let mut cmd = Command::new("sipp");
-        let slot = MEDIA_PORT.fetch_add(1, Ordering::Relaxed);
-        let mp = 40_000 + (std::process::id() as u16 % 100) * 40 + slot * 4 % 4000;
+        let mp = free_media_port();
         cmd.arg(target.to_string())
             .arg("-sf")
             .arg(path)
@@ -105,8 +101,7 @@ impl Sipp {
     pub(crate) fn uas(scenario: &str, port: u16) -> Self {
         let log_dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("sipp");
-        let slot = MEDIA_PORT.fetch_add(1, Ordering::Relaxed);
-        let mp = 40_000 + (std::process::id() as u16 % 100) * 40 + slot * 4 % 4000;
+        let mp = free_media_port();
         cmd.arg("-sf")
             .arg(repo().join("tests/sipp").join(scenario))
             .args(["-p", &port.to_string(), "-m", "1", "-i", "127.0.0.1"])
@@ -232,6 +227,18 @@ pub(crate) fn free_port_pair() -> u16 {
     loop {
         let p = free_port();
         if p < 65_000 && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// An even port with the three above it free right now (SIPp binds its media port and the
+/// next ones): probed from the kernel's own choice, so parallel tests and other processes'
+/// ephemeral ports do not collide with it.
+pub(crate) fn free_media_port() -> u16 {
+    loop {
+        let p = free_port() & !1;
+        if p < 65_000 && (p..p + 4).all(|q| std::net::UdpSocket::bind(("127.0.0.1", q)).is_ok()) {
             return p;
         }
     }
