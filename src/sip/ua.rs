@@ -983,31 +983,14 @@ impl UserAgent {
             leg.peer.link.via_name(),
             self.cfg.local
         );
-        let mut req = leg.dialog.request(method.clone(), via, Some(&contact));
+        let mut req = leg.dialog.request(method, via, Some(&contact));
         for (n, v) in extra.into_iter().flatten() {
             req.headers.push(&n, v);
         }
         req.body = body;
         req.headers.push("User-Agent", self.cfg.user_agent.clone());
         let peer = leg.peer;
-        let txn = NonInviteClient::new(
-            now,
-            req.to_bytes().into(),
-            peer.link.transport(),
-            self.cfg.timers,
-        );
-        self.clients.insert(
-            branch.clone(),
-            (
-                ClientTxn::NonInvite {
-                    txn,
-                    call: Some(call),
-                    method,
-                },
-                peer,
-            ),
-        );
-        self.drain_client(now, &branch);
+        self.start_client(now, branch, peer, call, req);
     }
 
     fn dial(&mut self, now: Instant, d: Dial) {
@@ -1081,24 +1064,28 @@ impl UserAgent {
                 reinvite: None,
             },
         );
-        let txn = InviteClient::new(
-            now,
-            req.to_bytes().into(),
-            peer.link.transport(),
-            self.cfg.timers,
-        );
-        self.clients.insert(
-            branch.clone(),
-            (
-                ClientTxn::Invite {
-                    txn: Box::new(txn),
-                    call: d.call,
-                    request: Box::new(req),
-                },
-                peer,
-            ),
-        );
-        self.drain_client(now, &branch);
+        self.start_client(now, branch, peer, d.call, req);
+    }
+
+    /// Start a client transaction for `req` (INVITE or not) to `peer`, keyed by `key`.
+    fn start_client(&mut self, now: Instant, key: String, peer: Peer, call: CallId, req: Request) {
+        let bytes: Wire = req.to_bytes().into();
+        let (transport, timers) = (peer.link.transport(), self.cfg.timers);
+        let txn = if req.method == Method::Invite {
+            ClientTxn::Invite {
+                txn: Box::new(InviteClient::new(now, bytes, transport, timers)),
+                call,
+                request: Box::new(req),
+            }
+        } else {
+            ClientTxn::NonInvite {
+                txn: NonInviteClient::new(now, bytes, transport, timers),
+                call: Some(call),
+                method: req.method,
+            }
+        };
+        self.clients.insert(key.clone(), (txn, peer));
+        self.drain_client(now, &key);
     }
 
     /// CANCEL an outbound INVITE (§9.1): same branch, Request-URI, Call-ID, From, To, CSeq number.
@@ -1115,7 +1102,9 @@ impl UserAgent {
             }
         }
         headers.push("Max-Forwards", "70");
-        headers.push("CSeq", "1 CANCEL");
+        // §9.1: the CANCEL's CSeq number is the INVITE's (2 after a digest challenge).
+        let seq = request.cseq().map_or(1, |c| c.seq);
+        headers.push("CSeq", format!("{seq} CANCEL"));
         let req = Request {
             method: Method::Cancel,
             uri: request.uri.clone(),
@@ -1123,24 +1112,7 @@ impl UserAgent {
             body: Vec::new(),
         };
         let key = format!("{invite_branch}/cancel");
-        let txn = NonInviteClient::new(
-            now,
-            req.to_bytes().into(),
-            peer.link.transport(),
-            self.cfg.timers,
-        );
-        self.clients.insert(
-            key.clone(),
-            (
-                ClientTxn::NonInvite {
-                    txn,
-                    call: Some(call),
-                    method: Method::Cancel,
-                },
-                peer,
-            ),
-        );
-        self.drain_client(now, &key);
+        self.start_client(now, key, peer, call, req);
     }
 
     // ---- responses we receive --------------------------------------------------------------
@@ -1433,24 +1405,7 @@ impl UserAgent {
         leg.invite_cseq = seq;
         leg.dialog.local_cseq = seq;
         let peer = leg.peer;
-        let txn = InviteClient::new(
-            now,
-            req.to_bytes().into(),
-            peer.link.transport(),
-            self.cfg.timers,
-        );
-        self.clients.insert(
-            branch.clone(),
-            (
-                ClientTxn::Invite {
-                    txn: Box::new(txn),
-                    call,
-                    request: Box::new(req),
-                },
-                peer,
-            ),
-        );
-        self.drain_client(now, &branch);
+        self.start_client(now, branch.clone(), peer, call, req);
         true
     }
 

@@ -225,5 +225,82 @@ fn http(args: &[String]) -> serde_json::Value {
     let mut s = summary(v);
     s["not_200"] = refused.into();
     out.insert("accept".into(), s);
+    if let Some(trunk) = args
+        .iter()
+        .position(|a| a == "--trunk-listen")
+        .map(|i| args[i + 1].clone())
+    {
+        let n: usize = arg(args, "--callback-accepts", "50")
+            .parse()
+            .expect("--callback-accepts");
+        out.insert(
+            "accept_to_invite".into(),
+            accept_to_invite(&mut conn, &token, &trunk, n),
+        );
+    }
     serde_json::Value::Object(out)
+}
+
+/// Issue 6's figure: from sending the accept of an open callback to the customer's INVITE
+/// arriving at the trunk (a UDP socket of ours). The first INVITE of each new Call-ID counts;
+/// Timer A retransmissions and the agent's legs are ignored.
+fn accept_to_invite(conn: &mut TcpStream, token: &str, trunk: &str, n: usize) -> serde_json::Value {
+    use std::collections::HashSet;
+    use std::net::UdpSocket;
+    use std::sync::mpsc;
+    let sock = UdpSocket::bind(trunk).expect("bind the trunk socket");
+    let (tx, rx) = mpsc::channel::<Instant>();
+    std::thread::spawn(move || {
+        let mut seen = HashSet::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = sock.recv(&mut buf) {
+            let at = Instant::now();
+            let text = String::from_utf8_lossy(&buf[..n]);
+            if !text.starts_with("INVITE ") {
+                continue;
+            }
+            let call_id = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Call-ID:"))
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+            if seen.insert(call_id) && tx.send(at).is_err() {
+                return;
+            }
+        }
+    });
+    let (_, body) = request(
+        conn,
+        "GET",
+        &format!("/api/v1/interactions?status=open&sub_type=callback&limit={n}"),
+        token,
+    );
+    let list: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let ids: Vec<i64> = list["interactions"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["id"].as_i64()).collect())
+        .unwrap_or_default();
+    let mut v = Vec::with_capacity(ids.len());
+    let mut missing = 0;
+    for id in ids {
+        let t = Instant::now();
+        let (st, _) = request(
+            conn,
+            "POST",
+            &format!("/api/v1/interactions/{id}/accept"),
+            token,
+        );
+        if st != 200 {
+            missing += 1;
+            continue;
+        }
+        match rx.recv_timeout(Duration::from_secs(2)) {
+            Ok(at) => v.push(at.saturating_duration_since(t)),
+            Err(_) => missing += 1,
+        }
+    }
+    let mut s = summary(v);
+    s["no_invite"] = missing.into();
+    s
 }

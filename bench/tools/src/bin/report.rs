@@ -159,11 +159,12 @@ fn row(scenario: &str, r: &Value) -> (String, &'static str) {
             };
             (
                 format!(
-                    "{}{}{}{}{}{}",
+                    "{}{}{}{}{}{}{}",
                     s("list_default_page"),
                     s("list_1000"),
                     s("list_open_callbacks"),
                     s("accept"),
+                    s("accept_to_invite"),
                     s("callback_confirm_write"),
                     s("create")
                 ),
