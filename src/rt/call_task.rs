@@ -541,6 +541,8 @@ impl ActiveCall {
         match reply {
             StoreReply::CallbackStored => {
                 self.had_callback = true;
+                // Booked for later: no longer a live caller for the router to offer.
+                self.svc.live.remove(self.interaction);
                 self.engine.handle_event(now, WfEvent::CallbackStored);
             }
             StoreReply::CallbackRefused(r) => {
