@@ -129,12 +129,6 @@ impl MediaLeg {
         !self.events.is_empty()
     }
 
-    /// When to call [`Self::poll_transmit`] / [`Self::handle_timeout`] next.
-    pub fn poll_timeout(&self) -> Instant {
-        let next = self.pacer.next_due();
-        self.session.poll_timeout().map_or(next, |t| t.min(next))
-    }
-
     /// Fire the inactivity timer if due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.session.handle_timeout(now);

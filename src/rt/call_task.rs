@@ -616,7 +616,7 @@ impl ActiveCall {
                 let spec = DialSpec {
                     target: uri,
                     next_hop: hop,
-                    from_user: caller_number_or_queue(&self.flow.name, &self.svc),
+                    from_user: self.svc.caller_id_for(&self.flow.name),
                     extra_headers: vec![(
                         "Call-Info".into(),
                         "<sip:hammond>;answer-after=0".into(),
@@ -651,7 +651,7 @@ impl ActiveCall {
                 DialSpec {
                     target: uri,
                     next_hop: hop,
-                    from_user: caller_number_or_queue(&self.flow.name, &self.svc),
+                    from_user: self.svc.caller_id_for(&self.flow.name),
                     extra_headers: Vec::new(),
                     credentials: None,
                 },
@@ -878,15 +878,6 @@ impl ActiveCall {
         self.store.finish().await;
         info!(outcome = ?outcome, callback = self.had_callback, "call ended");
     }
-}
-
-/// The caller ID we present on legs we dial for a live caller: the queue's, else the trunk's.
-fn caller_number_or_queue(queue: &str, svc: &Services) -> String {
-    svc.queues
-        .current()
-        .get(queue)
-        .and_then(|f| f.callback.caller_id.clone())
-        .unwrap_or_else(|| svc.cfg.trunk.caller_id.clone())
 }
 
 fn ended(by: HangupBy, had_callback: bool, voicemail: bool, during: &str) -> Lifecycle {

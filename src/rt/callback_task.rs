@@ -209,10 +209,7 @@ async fn run(
         apply(Lifecycle::AgentUnreachable { code: None }).await;
         return;
     };
-    let caller_id = flow
-        .as_ref()
-        .and_then(|f| f.callback.caller_id.clone())
-        .unwrap_or_else(|| svc.cfg.trunk.caller_id.clone());
+    let caller_id = svc.caller_id_for(&interaction.queue);
     let user = &svc.cfg.trunk.username;
     let credentials =
         (!user.is_empty()).then(|| (user.clone(), svc.cfg.trunk.password.expose().to_owned()));

@@ -35,14 +35,6 @@ impl LegRegistry {
         delivered
     }
 
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, mpsc::UnboundedSender<SipEvent>>> {
         self.owners
             .lock()

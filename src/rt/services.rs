@@ -126,6 +126,15 @@ impl Services {
             .estimate(queue, position, serving)
     }
 
+    /// The caller ID our outbound legs for `queue` present: the queue's, else the trunk's.
+    pub fn caller_id_for(&self, queue: &str) -> String {
+        self.queues
+            .current()
+            .get(queue)
+            .and_then(|f| f.callback.caller_id.clone())
+            .unwrap_or_else(|| self.cfg.trunk.caller_id.clone())
+    }
+
     /// Record a finished conversation's length for `queue`'s estimates.
     pub fn record_handling(&self, queue: &str, handling: std::time::Duration) {
         self.estimator

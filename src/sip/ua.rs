@@ -1566,10 +1566,5 @@ fn sipfrag_status(body: &[u8]) -> Option<u16> {
     parts.next()?.parse().ok()
 }
 
-/// Helper for the shell: the set of bytes for a keep-alive pong on a stream (RFC 5626 §4.4.1).
-pub fn is_keepalive(bytes: &[u8]) -> bool {
-    bytes.iter().all(|b| *b == b'\r' || *b == b'\n')
-}
-
 #[cfg(test)]
 mod tests;
