@@ -87,13 +87,8 @@ async fn run(svc: Arc<Services>, inc: IncomingCall, mut events: mpsc::UnboundedR
         svc.ua.send(Command::Reject { call, status: 488 });
         return;
     };
-    // The call task receives on a tokio socket; the media clock sends on a clone of it.
-    let bound = svc.ports.bind().and_then(|std_sock| {
-        let clone = std_sock.try_clone().map_err(|_| svc.ports.exhausted())?;
-        let tokio_sock = UdpSocket::from_std(std_sock).map_err(|_| svc.ports.exhausted())?;
-        Ok((tokio_sock, clone))
-    });
-    let (sock, send_sock) = match bound {
+    // The media clock sends and receives on this socket while the caller is in the workflow.
+    let send_sock = match svc.ports.bind() {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %e, "call ended: no RTP port (503)");
@@ -101,7 +96,7 @@ async fn run(svc: Arc<Services>, inc: IncomingCall, mut events: mpsc::UnboundedR
             return;
         }
     };
-    let local_port = sock.local_addr().map(|a| a.port()).unwrap_or_default();
+    let local_port = send_sock.local_addr().map(|a| a.port()).unwrap_or_default();
     let local = svc.local_media(local_port);
     let mut origin = LocalOrigin::new(&mut svc.ids());
     let negotiated = match sdp::negotiate(&offer, &local, &mut origin) {
@@ -173,7 +168,7 @@ async fn run(svc: Arc<Services>, inc: IncomingCall, mut events: mpsc::UnboundedR
         ),
         flow: inc.flow.clone(),
         store,
-        sock,
+        bridge_sock: None,
         local,
         origin,
         had_callback: false,
@@ -215,14 +210,15 @@ struct ActiveCall {
     svc: Arc<Services>,
     call: CallId,
     interaction: InteractionId,
-    /// The caller's media: the media clock sends its frames; this task feeds it what arrives.
+    /// The caller's media: the media clock sends its frames and feeds it what arrives.
     stream: Arc<Stream>,
-    /// The socket the media clock will send from, until it starts.
+    /// The caller's RTP socket, until the media clock takes it.
     send_sock: Option<std::net::UdpSocket>,
     engine: Engine,
     flow: Arc<Flow>,
     store: StoreWorker,
-    sock: UdpSocket,
+    /// The caller's RTP socket once bridged: this task relays (the media clock let go of it).
+    bridge_sock: Option<UdpSocket>,
     local: LocalMedia,
     origin: LocalOrigin,
     had_callback: bool,
@@ -275,6 +271,20 @@ enum PeerInput {
     RingTimeout,
 }
 
+/// Room for one received datagram on a bridged leg.
+const RECV_BUF: usize = 2048;
+
+/// The next datagram on `sock`; pends forever when there is no socket (or it fails).
+async fn recv_from(sock: Option<&UdpSocket>, buf: &mut [u8]) -> (usize, std::net::SocketAddr) {
+    match sock {
+        Some(sock) => match sock.recv_from(buf).await {
+            Ok(r) => r,
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// The next input from the peer leg; pends forever when there is none.
 async fn peer_next(peer: &mut Option<PeerLeg>, buf: &mut [u8]) -> PeerInput {
     let Some(p) = peer.as_mut() else {
@@ -294,8 +304,9 @@ async fn peer_next(peer: &mut Option<PeerLeg>, buf: &mut [u8]) -> PeerInput {
 impl ActiveCall {
     async fn media_loop(&mut self, events: &mut mpsc::UnboundedReceiver<SipEvent>) -> Outcome {
         let mut out = [0u8; MAX_PACKET];
-        let mut inb = vec![0u8; 2048];
-        let mut pbuf = vec![0u8; 2048];
+        // Receive buffers, only while a second leg exists (most calls never have one).
+        let mut inb = Vec::new();
+        let mut pbuf = Vec::new();
         // One timer for everything this call waits for (the next 20 ms frame, the workflow's
         // next deadline, the end of a recording), reset only when the earliest one moves:
         // a timer per deadline per frame costs more than the frame itself at a thousand calls.
@@ -308,7 +319,11 @@ impl ActiveCall {
             self.drain().await;
             // The first prompt is queued: start the clock, so the first packet is speech.
             if let Some(sock) = self.send_sock.take() {
-                self.svc.media.send(&self.stream, sock);
+                self.svc.media.start_stream(&self.stream, sock);
+            }
+            if self.peer.is_some() && pbuf.is_empty() {
+                pbuf.resize(RECV_BUF, 0);
+                inb.resize(RECV_BUF, 0);
             }
             if std::mem::take(&mut self.pending_transfer_dial) {
                 self.dial_transfer_target().await;
@@ -343,16 +358,8 @@ impl ActiveCall {
                     Some(ev) => if let Some(o) = self.on_sip(ev) { return o; },
                     None => return Outcome::Shutdown,
                 },
-                r = self.sock.recv_from(&mut inb) => if let Ok((n, from)) = r {
-                    if self.relay.is_some() {
-                        self.relay_packet(Side::A, from, &inb[..n], &mut out).await;
-                    } else {
-                        let mut leg = self.stream.leg();
-                        leg.handle_datagram(clock::now(), from, &inb[..n]);
-                        if let Some(buf) = self.voicemail.as_mut() {
-                            buf.extend(leg.take_audio());
-                        }
-                    }
+                (n, from) = recv_from(self.bridge_sock.as_ref(), &mut inb) => {
+                    self.relay_packet(Side::A, from, &inb[..n], &mut out).await;
                 },
                 () = &mut news => news.set(stream.news()),
                 input = peer_next(&mut self.peer, &mut pbuf) => {
@@ -580,10 +587,14 @@ impl ActiveCall {
     }
 
     fn finish_recording(&mut self) {
-        let Some(samples) = self.voicemail.take() else {
+        let Some(mut samples) = self.voicemail.take() else {
             return;
         };
-        self.stream.leg().set_capture(false);
+        {
+            let mut leg = self.stream.leg();
+            samples.extend(leg.take_audio());
+            leg.set_capture(false);
+        }
         let dir = self.svc.cfg.data_dir.join("voicemail");
         let path = dir.join(format!("{}.wav", self.interaction));
         self.left_voicemail = !samples.is_empty();
@@ -692,8 +703,13 @@ impl ActiveCall {
                     warn!(error = %e, "peer's SDP answer unusable");
                 }
                 self.stream.leg().player().stop();
-                // From now on the relay writes the caller's stream, not the media clock.
-                self.stream.pause(true);
+                // From now on this task relays the caller's stream, not the media clock.
+                self.bridge_sock = match self.send_sock.take() {
+                    Some(sock) => Some(sock),
+                    None => self.svc.media.detach(&self.stream).await,
+                }
+                .and_then(|sock| UdpSocket::from_std(sock).ok());
+                let p = self.peer.as_mut()?;
                 self.relay = Some(Relay::new());
                 match &p.purpose {
                     Purpose::Agent(agent) => {
@@ -802,7 +818,10 @@ impl ActiveCall {
         };
         let sock = match side {
             Side::A => &peer.leg.sock,
-            Side::B => &self.sock,
+            Side::B => match &self.bridge_sock {
+                Some(sock) => sock,
+                None => return,
+            },
         };
         let _ = sock.send_to(&out[..n], dest).await;
     }

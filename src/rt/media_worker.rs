@@ -1,44 +1,50 @@
-//! The media clock: one thread that sends every call's 20 ms packets.
+//! The media clock: one thread that sends and receives every call's RTP while it is in the
+//! workflow.
 //!
-//! A timer per call costs more than the frame it sends once there are a thousand calls (task
-//! wake-ups, timer-wheel churn, channel polls), and tokio's millisecond timer wheel adds up to a
-//! millisecond of jitter to every packet. This thread keeps one heap of every stream's next due
-//! time, sleeps precisely until the earliest (`park_timeout`, microsecond resolution), sends
-//! everything due with non-blocking `send_to`, and wakes a call's task only when its player has
-//! news (a prompt finished). Receiving stays in the call tasks.
+//! Per-call tasks cost more than the packets they move once there are a thousand calls: a task
+//! wake-up per received packet, a timer per frame, and tokio's readiness events for every
+//! packet *sent* (the socket reports it writable again each time the kernel frees a sent
+//! buffer). This thread instead keeps one heap of every stream's next frame, on a 1 ms grid
+//! so that one wake-up serves many streams, sleeps precisely until the next tick
+//! (`park_timeout`), and on each tick
+//! 1. takes what arrived on every ready socket (a level-triggered epoll set polled without
+//!    blocking, then `recvmmsg`) and feeds it to the call's [`MediaLeg`] (latching, DTMF);
+//! 2. sends every frame that is due, on sockets `connect`ed to the caller (no route lookup per
+//!    packet; strict latching is then also the kernel's filter);
+//! 3. wakes a call's task only when its leg has news (a key, a prompt finished).
+//!
+//! Bridging hands the socket back to the call task ([`MediaClock::detach`]), which then relays.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::net::UdpSocket;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
-use tracing::debug;
+use tokio::sync::{Notify, oneshot};
+use tracing::{debug, warn};
 
+use super::udp_batch::{Epoll, RecvBatch, disconnect};
 use crate::media::leg::{MAX_PACKET, MediaLeg};
 
-/// Frames due within this much of now are sent in the same wake-up.
-const SLACK: Duration = Duration::from_micros(200);
+/// The clock's resolution: frames are sent on ticks this far apart, and arrivals are taken at
+/// least this often (a key press reaches the workflow within a tick).
+const TICK: Duration = Duration::from_millis(1);
 
 /// What a call task and the media thread share about one stream.
 pub struct Stream {
-    leg: Arc<Mutex<MediaLeg>>,
-    /// While bridged, the relay writes this leg's packets; the clock must not.
-    paused: AtomicBool,
+    leg: Mutex<MediaLeg>,
     /// Signalled when the leg has events for the call task.
     news: Notify,
 }
 
 impl Stream {
-    /// A stream for `leg`, not yet sending (see [`MediaClock::send`]).
+    /// A stream for `leg`, not yet sending (see [`MediaClock::start_stream`]).
     pub fn new(leg: MediaLeg) -> Arc<Self> {
         Arc::new(Self {
-            leg: Arc::new(Mutex::new(leg)),
-            paused: AtomicBool::new(false),
+            leg: Mutex::new(leg),
             news: Notify::new(),
         })
     }
@@ -56,20 +62,22 @@ impl Stream {
     pub fn news(&self) -> tokio::sync::futures::Notified<'_> {
         self.news.notified()
     }
-
-    pub fn pause(&self, paused: bool) {
-        self.paused.store(paused, Ordering::Relaxed);
-    }
 }
 
-struct Registration {
-    stream: Arc<Stream>,
-    sock: UdpSocket,
+enum Request {
+    Start {
+        stream: Arc<Stream>,
+        sock: UdpSocket,
+    },
+    Detach {
+        stream: Arc<Stream>,
+        reply: oneshot::Sender<UdpSocket>,
+    },
 }
 
 /// Handle to the media thread.
 pub struct MediaClock {
-    tx: Mutex<mpsc::Sender<Registration>>,
+    tx: Mutex<mpsc::Sender<Request>>,
     thread: Thread,
 }
 
@@ -77,28 +85,45 @@ impl MediaClock {
     /// Start the thread.
     pub fn start() -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel();
+        let epoll = Epoll::new(1024)?;
         let handle = thread::Builder::new()
             .name("hammond-media".into())
-            .spawn(move || run(&rx))?;
+            .spawn(move || Worker::new(epoll).run(&rx))?;
         Ok(Self {
             tx: Mutex::new(tx),
             thread: handle.thread().clone(),
         })
     }
 
-    /// Start sending `stream`'s frames from `sock` (a non-blocking clone of the call's RTP
-    /// socket), from its pacer's next due frame. Call it once the first prompt is queued, so
-    /// the caller's first packet is already speech. Dropping every other handle stops it.
-    pub fn send(&self, stream: &Arc<Stream>, sock: UdpSocket) {
-        let reg = Registration {
+    /// Hand `stream` and its non-blocking RTP socket to the media thread: from its pacer's next
+    /// due frame it sends the leg's frames and feeds it what arrives. Call it once the first
+    /// prompt is queued, so the caller's first packet is already speech. Dropping every other
+    /// handle to `stream` ends it (and closes the socket).
+    pub fn start_stream(&self, stream: &Arc<Stream>, sock: UdpSocket) {
+        self.request(Request::Start {
             stream: stream.clone(),
             sock,
-        };
+        });
+    }
+
+    /// Take `stream`'s socket back (to bridge it): the thread stops sending and receiving for
+    /// it, and datagrams not yet read stay queued for the new owner. The socket comes back
+    /// unconnected and non-blocking. `None` if the thread does not have the stream.
+    pub async fn detach(&self, stream: &Arc<Stream>) -> Option<UdpSocket> {
+        let (reply, rx) = oneshot::channel();
+        self.request(Request::Detach {
+            stream: stream.clone(),
+            reply,
+        });
+        rx.await.ok()
+    }
+
+    fn request(&self, req: Request) {
         let _ = self
             .tx
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .send(reg);
+            .send(req);
         self.thread.unpark();
     }
 }
@@ -106,6 +131,23 @@ impl MediaClock {
 struct Entry {
     stream: Arc<Stream>,
     sock: UdpSocket,
+    /// Where the socket is `connect`ed to (the leg's current destination).
+    connected: Option<SocketAddr>,
+    /// Tells this stream's heap entries from those of an earlier stream in the same slot.
+    generation: u32,
+}
+
+struct Worker {
+    entries: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    /// Every stream's next tick: (tick, slot, generation).
+    heap: BinaryHeap<Reverse<(Instant, usize, u32)>>,
+    generations: u32,
+    epoll: Epoll,
+    batch: RecvBatch,
+    /// Ticks are whole [`TICK`]s after this.
+    epoch: Instant,
+    live: usize,
 }
 
 /// Ask the kernel to run this thread ahead of the runtime's workers (nice −10): a frame sent
@@ -120,71 +162,194 @@ fn raise_priority() {
     }
 }
 
-fn run(rx: &mpsc::Receiver<Registration>) {
-    raise_priority();
-    let mut entries: Vec<Option<Entry>> = Vec::new();
-    let mut free: Vec<usize> = Vec::new();
-    let mut heap: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
-    let mut buf = [0u8; MAX_PACKET];
-    loop {
-        let now = crate::clock::now();
+impl Worker {
+    fn new(epoll: Epoll) -> Self {
+        Self {
+            entries: Vec::new(),
+            free: Vec::new(),
+            heap: BinaryHeap::new(),
+            epoll,
+            batch: RecvBatch::default(),
+            epoch: crate::clock::now(),
+            live: 0,
+            generations: 0,
+        }
+    }
+
+    fn run(mut self, rx: &mpsc::Receiver<Request>) {
+        raise_priority();
+        let mut buf = [0u8; MAX_PACKET];
         loop {
-            match rx.try_recv() {
-                Ok(reg) => {
-                    let due = reg.stream.leg().next_frame_due();
-                    let idx = free.pop().unwrap_or_else(|| {
-                        entries.push(None);
-                        entries.len() - 1
-                    });
-                    entries[idx] = Some(Entry {
-                        stream: reg.stream,
-                        sock: reg.sock,
-                    });
-                    heap.push(Reverse((due, idx)));
+            loop {
+                match rx.try_recv() {
+                    Ok(Request::Start { stream, sock }) => self.start(stream, sock),
+                    Ok(Request::Detach { stream, reply }) => {
+                        if let Some(sock) = self.detach(&stream) {
+                            let _ = reply.send(sock);
+                        }
+                    }
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    // Hammond is shutting down.
+                    Err(mpsc::TryRecvError::Disconnected) => return,
                 }
-                Err(mpsc::TryRecvError::Empty) => break,
-                // Hammond is shutting down.
-                Err(mpsc::TryRecvError::Disconnected) => return,
+            }
+            let now = crate::clock::now();
+            if self.live > 0 {
+                self.receive(now);
+            }
+            self.send_due(now, &mut buf);
+            let now = crate::clock::now();
+            let next_frame = self.heap.peek().map(|&Reverse((at, _, _))| at);
+            // While any stream is live, look at arrivals every tick even if no frame is due.
+            let wake = if self.live > 0 {
+                Some(next_frame.map_or(now + TICK, |at| at.min(now + TICK)))
+            } else {
+                next_frame
+            };
+            match wake {
+                Some(at) if at > now => thread::park_timeout(at - now),
+                Some(_) => {}
+                None => thread::park(),
             }
         }
-        while let Some(&Reverse((due, idx))) = heap.peek() {
-            if due > now + SLACK {
+    }
+
+    /// `at` rounded up to the clock's grid.
+    fn tick_at(&self, at: Instant) -> Instant {
+        let since = at.saturating_duration_since(self.epoch).as_nanos();
+        let tick = TICK.as_nanos();
+        let ticks = since.div_ceil(tick);
+        self.epoch + Duration::from_nanos(u64::try_from(ticks * tick).unwrap_or(u64::MAX))
+    }
+
+    fn start(&mut self, stream: Arc<Stream>, sock: UdpSocket) {
+        let due = stream.leg().next_frame_due();
+        let idx = self.free.pop().unwrap_or_else(|| {
+            self.entries.push(None);
+            self.entries.len() - 1
+        });
+        if let Err(e) = self.epoll.add(&sock, idx as u64) {
+            warn!(error = %e, "RTP socket not watched: the caller's audio and keys are lost");
+        }
+        self.generations = self.generations.wrapping_add(1);
+        let generation = self.generations;
+        self.entries[idx] = Some(Entry {
+            stream,
+            sock,
+            connected: None,
+            generation,
+        });
+        self.live += 1;
+        self.heap
+            .push(Reverse((self.tick_at(due), idx, generation)));
+    }
+
+    /// Remove a stream's entry and give its socket back, unconnected.
+    fn detach(&mut self, stream: &Arc<Stream>) -> Option<UdpSocket> {
+        let idx = self
+            .entries
+            .iter()
+            .position(|e| e.as_ref().is_some_and(|e| Arc::ptr_eq(&e.stream, stream)))?;
+        let entry = self.release(idx)?;
+        if entry.connected.is_some()
+            && let Err(e) = disconnect(&entry.sock)
+        {
+            debug!(error = %e, "RTP socket stays connected");
+        }
+        Some(entry.sock)
+    }
+
+    /// Free a slot. Its heap entry is dropped when it comes up (its generation is gone).
+    fn release(&mut self, idx: usize) -> Option<Entry> {
+        let entry = self.entries.get_mut(idx)?.take()?;
+        self.epoll.remove(&entry.sock);
+        self.free.push(idx);
+        self.live -= 1;
+        Some(entry)
+    }
+
+    /// Feed every datagram waiting on a ready socket to its leg.
+    fn receive(&mut self, now: Instant) {
+        let Self {
+            epoll,
+            entries,
+            batch,
+            ..
+        } = self;
+        for token in epoll.ready_now() {
+            let Ok(idx) = usize::try_from(token) else {
+                continue;
+            };
+            let Some(entry) = entries.get(idx).and_then(Option::as_ref) else {
+                continue;
+            };
+            let n = batch.recv(&entry.sock);
+            if n == 0 {
+                continue;
+            }
+            let mut leg = entry.stream.leg();
+            for i in 0..n {
+                if let Some((from, bytes)) = batch.get(i) {
+                    leg.handle_datagram(now, from, bytes);
+                }
+            }
+            if leg.has_events() {
+                entry.stream.news.notify_one();
+            }
+        }
+    }
+
+    fn send_due(&mut self, now: Instant, buf: &mut [u8; MAX_PACKET]) {
+        while let Some(&Reverse((due, idx, generation))) = self.heap.peek() {
+            if due > now {
                 break;
             }
-            heap.pop();
-            let Some(entry) = entries[idx].as_ref() else {
+            self.heap.pop();
+            let Some(entry) = self
+                .entries
+                .get_mut(idx)
+                .and_then(Option::as_mut)
+                .filter(|e| e.generation == generation)
+            else {
                 continue;
             };
             // The call task let go of its handle: the call is over.
             if Arc::strong_count(&entry.stream) == 1 {
-                entries[idx] = None;
-                free.push(idx);
+                self.release(idx);
                 continue;
             }
-            let (next, news) = if entry.stream.paused.load(Ordering::Relaxed) {
-                (now + Duration::from_millis(20), false)
-            } else {
-                let mut leg = entry.stream.leg();
-                while let Some((n, dest)) = leg.poll_transmit(now.max(due), &mut buf) {
-                    if let Err(e) = entry.sock.send_to(&buf[..n], dest) {
-                        debug!(error = %e, "RTP send failed");
-                    }
-                }
-                (leg.next_frame_due(), leg.has_events())
-            };
+            let Entry {
+                stream,
+                sock,
+                connected,
+                ..
+            } = entry;
+            let mut leg = stream.leg();
+            while let Some((n, dest)) = leg.poll_transmit(now.max(due), buf) {
+                send(sock, connected, &buf[..n], dest);
+            }
+            let (next, news) = (leg.next_frame_due(), leg.has_events());
+            drop(leg);
             if news {
-                entry.stream.news.notify_one();
+                stream.news.notify_one();
             }
-            heap.push(Reverse((next, idx)));
+            let next = self.tick_at(next);
+            self.heap.push(Reverse((next, idx, generation)));
         }
-        match heap.peek() {
-            Some(&Reverse((due, _))) => {
-                let now = crate::clock::now();
-                if due > now {
-                    thread::park_timeout(due - now);
-                }
-            }
-            None => thread::park(),
-        }
+    }
+}
+
+/// Send on a stream's socket, connected to `dest` (re-connected when the far end moved).
+fn send(sock: &UdpSocket, connected: &mut Option<SocketAddr>, bytes: &[u8], dest: SocketAddr) {
+    if *connected != Some(dest) {
+        *connected = sock.connect(dest).ok().map(|()| dest);
+    }
+    let sent = if *connected == Some(dest) {
+        sock.send(bytes)
+    } else {
+        sock.send_to(bytes, dest)
+    };
+    if let Err(e) = sent {
+        debug!(error = %e, "RTP send failed");
     }
 }

@@ -14,3 +14,4 @@ pub mod router;
 pub mod services;
 pub mod sip_socket;
 pub mod store_worker;
+pub mod udp_batch;
