@@ -119,6 +119,12 @@ impl MediaLeg {
         self.pacer.next_due()
     }
 
+    /// Move the first frame to `at` (a media clock spreading streams over its ticks); no-op
+    /// once a frame was sent.
+    pub fn start_at(&mut self, at: Instant) {
+        self.pacer.start_at(at);
+    }
+
     /// When the inactivity timer needs [`Self::handle_timeout`], if it runs.
     pub fn session_timeout(&self) -> Option<Instant> {
         self.session.poll_timeout()

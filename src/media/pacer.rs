@@ -58,6 +58,14 @@ impl Pacer {
         self
     }
 
+    /// Move the schedule so frame 0 is due at `at`; ignored once a frame was claimed (the
+    /// schedule of a running stream never jumps).
+    pub fn start_at(&mut self, at: Instant) {
+        if self.next == 0 {
+            self.start = at;
+        }
+    }
+
     /// When the next frame is due: sleep until then, then call [`Pacer::advance`].
     pub fn next_due(&self) -> Instant {
         self.due(self.next)
@@ -112,6 +120,17 @@ mod tests {
     use super::*;
 
     const P: Duration = Duration::from_millis(20);
+
+    #[test]
+    fn the_start_moves_only_before_the_first_frame() {
+        let t0 = crate::clock::now();
+        let mut pacer = Pacer::new(t0, P);
+        pacer.start_at(t0 + Duration::from_millis(7));
+        assert_eq!(pacer.next_due(), t0 + Duration::from_millis(7));
+        pacer.advance(t0 + Duration::from_millis(7));
+        pacer.start_at(t0);
+        assert_eq!(pacer.next_due(), t0 + Duration::from_millis(27));
+    }
 
     #[test]
     fn twenty_minutes_is_exactly_60000_frames_at_exact_times() {

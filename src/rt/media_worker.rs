@@ -56,6 +56,16 @@ impl Stream {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The leg, unless a call task holds it: the media thread never waits for a task (the
+    /// task may be preempted while holding it, and then every other call's frame would wait).
+    fn try_leg(&self) -> Option<MutexGuard<'_, MediaLeg>> {
+        match self.leg.try_lock() {
+            Ok(leg) => Some(leg),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// A future that completes when the media thread reports news for this call. Keep it
     /// across loop turns (re-arm it only after it fires): a `notify_one` between two waits is
     /// kept as a permit, so nothing is missed.
@@ -135,6 +145,8 @@ struct Entry {
     connected: Option<SocketAddr>,
     /// Tells this stream's heap entries from those of an earlier stream in the same slot.
     generation: u32,
+    /// Which tick of the 20 ms frame period this stream sends on.
+    phase: usize,
 }
 
 struct Worker {
@@ -148,12 +160,26 @@ struct Worker {
     /// Ticks are whole [`TICK`]s after this.
     epoch: Instant,
     live: usize,
+    /// Streams per tick of the frame period: new streams start on the least used one, so a
+    /// burst of calls answered together does not put all their frames on the same tick.
+    phases: [usize; PHASES],
 }
 
-/// Ask the kernel to run this thread ahead of the runtime's workers (nice −10): a frame sent
-/// 30 ms late is heard, a SIP response 30 ms late is not. Needs CAP_SYS_NICE (root has it);
-/// without it the thread simply keeps the default priority.
+/// Ticks per 20 ms frame.
+const PHASES: usize = 20;
+
+/// Ask the kernel to run this thread ahead of everything else Hammond does: a frame sent 30 ms
+/// late is heard, a SIP response 30 ms late is not. Real-time round-robin scheduling at a low
+/// priority (as media servers run their timers) means no ordinary thread preempts a tick half
+/// way; the thread sleeps between ticks, so it cannot starve the rest. Without CAP_SYS_NICE it
+/// falls back to nice −10, and without that to the default priority.
 fn raise_priority() {
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: sched_setscheduler(2) with pid 0 changes only the calling thread on Linux; it
+    // reads `param`, which outlives the call.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &raw const param) } == 0 {
+        return;
+    }
     // SAFETY: setpriority(2) with PRIO_PROCESS and who = 0 changes only the calling thread on
     // Linux; it reads and writes no memory of ours.
     let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -10) };
@@ -173,6 +199,7 @@ impl Worker {
             epoch: crate::clock::now(),
             live: 0,
             generations: 0,
+            phases: [0; PHASES],
         }
     }
 
@@ -222,8 +249,30 @@ impl Worker {
         self.epoch + Duration::from_nanos(u64::try_from(ticks * tick).unwrap_or(u64::MAX))
     }
 
+    /// The phase of tick `at`.
+    fn phase_of(&self, at: Instant) -> usize {
+        let ticks = at.saturating_duration_since(self.epoch).as_nanos() / TICK.as_nanos();
+        usize::try_from(ticks % PHASES as u128).unwrap_or(0)
+    }
+
+    /// The first frame's tick: the least used phase within one frame period from `due`.
+    fn first_tick(&self, due: Instant) -> Instant {
+        let first = self.tick_at(due);
+        (0..PHASES as u32)
+            .map(|k| first + TICK * k)
+            .min_by_key(|&at| self.phases[self.phase_of(at)])
+            .unwrap_or(first)
+    }
+
     fn start(&mut self, stream: Arc<Stream>, sock: UdpSocket) {
-        let due = stream.leg().next_frame_due();
+        let due = {
+            let mut leg = stream.leg();
+            let due = self.first_tick(leg.next_frame_due());
+            leg.start_at(due);
+            due
+        };
+        let phase = self.phase_of(due);
+        self.phases[phase] += 1;
         let idx = self.free.pop().unwrap_or_else(|| {
             self.entries.push(None);
             self.entries.len() - 1
@@ -238,10 +287,10 @@ impl Worker {
             sock,
             connected: None,
             generation,
+            phase,
         });
         self.live += 1;
-        self.heap
-            .push(Reverse((self.tick_at(due), idx, generation)));
+        self.heap.push(Reverse((due, idx, generation)));
     }
 
     /// Remove a stream's entry and give its socket back, unconnected.
@@ -265,6 +314,7 @@ impl Worker {
         self.epoll.remove(&entry.sock);
         self.free.push(idx);
         self.live -= 1;
+        self.phases[entry.phase] -= 1;
         Some(entry)
     }
 
@@ -283,11 +333,11 @@ impl Worker {
             let Some(entry) = entries.get(idx).and_then(Option::as_ref) else {
                 continue;
             };
-            let n = batch.recv(&entry.sock);
-            if n == 0 {
+            // Busy: the socket stays ready and is read next tick.
+            let Some(mut leg) = entry.stream.try_leg() else {
                 continue;
-            }
-            let mut leg = entry.stream.leg();
+            };
+            let n = batch.recv(&entry.sock);
             for i in 0..n {
                 if let Some((from, bytes)) = batch.get(i) {
                     leg.handle_datagram(now, from, bytes);
@@ -324,7 +374,12 @@ impl Worker {
                 connected,
                 ..
             } = entry;
-            let mut leg = stream.leg();
+            let Some(mut leg) = stream.try_leg() else {
+                // Busy: try again next tick (the frame goes out a tick late, once).
+                let next = self.tick_at(now + TICK);
+                self.heap.push(Reverse((next, idx, generation)));
+                continue;
+            };
             while let Some((n, dest)) = leg.poll_transmit(now.max(due), buf) {
                 send(sock, connected, &buf[..n], dest);
             }
