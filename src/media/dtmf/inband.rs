@@ -412,20 +412,41 @@ mod tests {
         }
     }
 
-    /// CPU cost per 20 ms frame. Run with `cargo test --release --lib inband -- --ignored --nocapture`.
+    /// CPU cost per 20 ms frame on (a) digital silence, (b) low-level noise, (c) the shipped
+    /// speech prompts decoded with our G.711, (d) a held DTMF tone. Run with
+    /// `cargo test --release --lib inband::tests::bench -- --ignored --nocapture`.
     #[test]
     #[ignore = "micro-benchmark"]
     fn bench_cost_per_frame() {
-        let pcm = tone('5', -10.0, -10.0, 1000, 0);
-        let mut det = Detector::new();
-        let frames = 200_000;
-        let start = crate::clock::now();
-        let mut n = 0;
-        for i in 0..frames {
-            let f = &pcm[(i % 50) * 160..(i % 50) * 160 + 160];
-            n += usize::from(det.push_frame(std::hint::black_box(f)).is_some());
+        let lib = crate::media::prompts::tests::shipped();
+        let mut speech = Vec::new();
+        for id in lib.ids() {
+            let p = lib.get(id).expect("prompt");
+            let mut pcm = vec![0i16; p.samples];
+            Codec::Pcmu.decode(p.payload(Codec::Pcmu), &mut pcm);
+            speech.extend_from_slice(&pcm);
         }
-        let per = (crate::clock::now() - start) / frames as u32;
-        println!("inband DTMF: {per:?} per 20 ms frame ({n} digits)");
+        let inputs: [(&str, Vec<i16>); 4] = [
+            ("silence", vec![0; 8000]),
+            ("noise -44 dBm0", noise(80_000, 100.0, 7)),
+            ("speech prompts", speech),
+            ("DTMF 5 -10 dBm0", tone('5', -10.0, -10.0, 1000, 0)),
+        ];
+        let frames = 200_000;
+        for (name, pcm) in &inputs {
+            let mut det = Detector::new();
+            let n_frames = pcm.len() / 160;
+            let start = crate::clock::now();
+            let mut n = 0;
+            for i in 0..frames {
+                let k = (i % n_frames) * 160;
+                n += usize::from(
+                    det.push_frame(std::hint::black_box(&pcm[k..k + 160]))
+                        .is_some(),
+                );
+            }
+            let per = (crate::clock::now() - start).as_nanos() / frames as u128;
+            println!("inband DTMF {name:>16}: {per:>5} ns per 20 ms frame ({n} digits)");
+        }
     }
 }
