@@ -52,6 +52,8 @@ pub(super) struct WriteJob {
     pub(super) reply: oneshot::Sender<Result<Interaction, Error>>,
 }
 
+// Stop is sent once; boxing the write would cost an allocation per write.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(super) enum Msg {
     Write(WriteJob),
@@ -182,14 +184,10 @@ impl Writer {
                     let _ = job.reply.send(r.map(|d| d.interaction));
                 }
             }
-            Err(e) if batch.len() == 1 => {
-                self.forget();
-                if let Some(j) = batch.into_iter().next() {
-                    let _ = j.reply.send(Err(e));
-                }
-            }
             Err(_) => {
-                // One write broke the batch: each alone now, so only that one fails.
+                // One write broke the batch, or what the writer remembered is stale (another
+                // process wrote): forget it and redo each write alone, so only a faulty one
+                // fails.
                 self.forget();
                 for job in batch {
                     let r = match transaction(conn, &self.cache, &mut self.next_event, &[&job.op])
