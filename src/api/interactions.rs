@@ -103,6 +103,17 @@ pub(super) struct AcceptBody {}
 
 /// `POST /api/v1/interactions/{id}/accept` (empty body or `{}`): open → connected, assigned to
 /// the caller; 409 when not open. The dialer hears of it through [`AppState::accepted`].
+///
+/// The dialer starts as soon as the accept is committed, and the disk sync of that commit runs
+/// meanwhile; the agent's 200 waits for the sync. This keeps the promise ("an accept that dials
+/// is durable before anyone is told"): the commit already survives a crash of Hammond (it is in
+/// the OS's cache, and the atomic accept means no second accept can win), so only a power cut
+/// or kernel crash in the ~ms between commit and sync can lose it. What that loses: the
+/// assignment and the dial's feed entries, so after restart the callback is open again, at its
+/// old place, and will be dialled again (the customer may have heard a first ring from a call
+/// that died with the machine). What it cannot lose: the callback itself (synced when the
+/// caller heard it confirmed), and no agent was told it had the call, since the 200 comes only
+/// after the sync. A failed sync answers 500 though the dial has begun: the disk is failing.
 pub(super) async fn accept(
     State(st): State<AppState>,
     AuthAgent(agent): AuthAgent,
@@ -113,7 +124,10 @@ pub(super) async fn accept(
     let AcceptBody {} = parse_body(body, Some(AcceptBody {}))?;
     let current = st.store.get(id).await?;
     check_queue(&agent, &current.listed.interaction)?;
-    let i = st.store.accept(id, &agent.id, clock::wall()).await?;
+    let (i, synced) = st
+        .store
+        .accept_committed(id, &agent.id, clock::wall())
+        .await?;
     tracing::info!(interaction.id = id, agent.id = %agent.id, "accepted");
     if let Some(tx) = &st.accepted {
         // No dialer listening is fine: the interaction is still assigned.
@@ -122,6 +136,7 @@ pub(super) async fn accept(
             agent,
         });
     }
+    synced.await?;
     Ok(Json(i.to_json(None)))
 }
 

@@ -27,6 +27,9 @@ pub use sqlite::SqliteStore;
 /// A boxed, sendable store future.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
 
+/// Resolves once a write already committed is also on disk (survives a power cut).
+pub type Synced = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'static>>;
+
 /// Store errors, by whose fault.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -196,6 +199,24 @@ pub trait InteractionStore: Send + Sync {
         agent: &str,
         now: Timestamp,
     ) -> StoreFuture<'_, Interaction>;
+
+    /// [`InteractionStore::accept`] in two steps, for a caller that can start work at the
+    /// commit and must not report success before the sync: returns once the accept is committed
+    /// (visible, and surviving a crash of Hammond) with a future that resolves once it is on disk
+    /// too. The default waits for both before returning (a backend whose commit is durable).
+    fn accept_committed(
+        &self,
+        id: InteractionId,
+        agent: &str,
+        now: Timestamp,
+    ) -> StoreFuture<'_, (Interaction, Synced)> {
+        let agent = agent.to_owned();
+        Box::pin(async move {
+            let i = self.accept(id, &agent, now).await?;
+            let synced: Synced = Box::pin(async { Ok(()) });
+            Ok((i, synced))
+        })
+    }
 
     /// The not-closed callback for `number` in `queue`, if any (the duplicate check).
     fn pending_callback(&self, queue: &str, number: &str) -> StoreFuture<'_, Option<Interaction>>;

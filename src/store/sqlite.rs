@@ -10,7 +10,11 @@
 //! would cap call setup at a few hundred per second for no promise kept.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -18,16 +22,17 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row, SqlStr, SqlitePool, Transaction};
-use tokio::sync::{Mutex, broadcast};
+use sqlx::{AssertSqlSafe, Row, SqlStr, SqliteConnection, SqlitePool};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
+use writer::{Durability, Msg, Op, WriteJob, Writer};
 
 use super::{
     Cursor, Detail, Error, InteractionStore, ListQuery, Listed, MAX_PAGE, Page, StoreFuture,
-    StoredEvent,
+    StoredEvent, Synced,
 };
 use crate::interaction::{
     Callback, CloseReason, CommunicationType, Event, FeedEntry, Interaction, InteractionId, Leg,
-    LifecycleError, Status, SubType, apply,
+    Status, SubType,
 };
 
 /// The migrations in `src/store/migrations/`, embedded in the binary.
@@ -72,25 +77,39 @@ macro_rules! cols {
     };
 }
 
+mod writer;
+
 const BROADCAST_CAPACITY: usize = 1024;
+
+/// Most writes one transaction takes from the queue.
+const MAX_BATCH: usize = 256;
+
+/// Most interactions the writer remembers (closed ones are forgotten at once).
+const CACHE_MAX: usize = 20_000;
+
+/// Rows per multi-row INSERT (5 bound values each, far below SQLite's variable limit).
+const ROWS_PER_INSERT: usize = 200;
 
 /// The SQLite store. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    write: Mutex<()>,
+    jobs: mpsc::UnboundedSender<Msg>,
     events: broadcast::Sender<StoredEvent>,
+    durability: Arc<Durability>,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://data/hammond.db`,
-    /// `sqlite::memory:`) and runs the embedded migrations. Call once at start.
+    /// `sqlite::memory:`) and runs the embedded migrations. Call once at start, inside a tokio
+    /// runtime (the writer is a task).
     pub async fn open(url: &str) -> Result<Self, Error> {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let mut opts = SqliteConnectOptions::from_str(url)?
             .foreign_keys(true)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
+        let mut wal = None;
         let pool_opts = if in_memory {
             // Each connection to :memory: is its own database: keep exactly one, forever.
             SqlitePoolOptions::new()
@@ -98,6 +117,7 @@ impl SqliteStore {
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
+                .test_before_acquire(false)
         } else {
             let path = opts.get_filename().to_path_buf();
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -106,65 +126,63 @@ impl SqliteStore {
                     source,
                 })?;
             }
+            let mut w = path.into_os_string();
+            w.push("-wal");
+            wal = Some(PathBuf::from(w));
             opts = opts
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal);
-            SqlitePoolOptions::new().max_connections(4)
+            // One connection is the writer's for good; the others serve reads.
+            SqlitePoolOptions::new().max_connections(5)
         };
         let pool = pool_opts.connect_with(opts).await?;
         migrator().run(&pool).await?;
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let durability = Arc::new(Durability {
+            wal,
+            committed: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+            lock: Mutex::new(()),
+        });
+        let held = if in_memory {
+            None
+        } else {
+            Some(pool.acquire().await?)
+        };
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let writer = Writer {
+            pool: pool.clone(),
+            held,
+            events: events.clone(),
+            durability: durability.clone(),
+            cache: HashMap::new(),
+            next_event: None,
+        };
+        tokio::spawn(writer.run(rx));
         Ok(Self {
             pool,
-            write: Mutex::new(()),
+            jobs,
             events,
+            durability,
         })
     }
 
-    /// Closes the pool (tests reopen the same file to check recovery).
+    /// Stops the writer and closes the pool (tests reopen the same file to check recovery).
     pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.jobs.send(Msg::Stop(tx)).is_ok() {
+            let _ = rx.await;
+        }
         self.pool.close().await;
     }
 
-    async fn create_inner(&self, new: Interaction) -> Result<Interaction, Error> {
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO interactions (queue, status, communication_type, sub_type, customer_number, created_at, \
-             updated_at, assigned_agent, callback_number, callback_attempts, callback_not_before, \
-             callback_requested_at, leg, close_reason, disposition) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(&new.queue)
-        .bind(new.status.as_str())
-        .bind(new.communication_type.as_str())
-        .bind(new.sub_type.as_str())
-        .bind(&new.customer_number)
-        .bind(us(new.created_at))
-        .bind(us(new.updated_at))
-        .bind(new.assigned_agent.as_deref())
-        .bind(new.callback.as_ref().map(|c| c.number.as_str()))
-        .bind(i64::from(new.callback.as_ref().map_or(0, |c| c.attempts)))
-        .bind(new.callback.as_ref().and_then(|c| c.not_before).map(us))
-        .bind(new.callback.as_ref().and_then(|c| c.requested_at).map(us))
-        .bind(new.leg.map(Leg::as_str))
-        .bind(new.close_reason.map(CloseReason::as_str))
-        .bind(new.disposition.as_deref())
-        .fetch_one(&mut *tx)
-        .await?;
-        let mut stored = new;
-        stored.id = id;
-        let entry = FeedEntry::new(
-            stored.created_at,
-            "created",
-            format!("call received from {}", stored.customer_number),
-        )
-        .with("queue", &stored.queue)
-        .with("customer_number", &stored.customer_number);
-        let ev = self.finish(&mut tx, &stored, "created", &[entry]).await?;
-        tx.commit().await?;
-        let _ = self.events.send(ev);
-        Ok(stored)
+    /// Queues one write for the writer and waits for its commit (not for a disk sync).
+    async fn write(&self, op: Op) -> Result<Interaction, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Msg::Write(WriteJob { op, reply }))
+            .map_err(|_| Error::Db(sqlx::Error::PoolClosed))?;
+        rx.await.map_err(|_| Error::Db(sqlx::Error::PoolClosed))?
     }
 
     async fn apply_inner(
@@ -176,119 +194,18 @@ impl SqliteStore {
     ) -> Result<Interaction, Error> {
         // Promises: a confirmed callback, an accept that dials. Synced before we return.
         let durable = accept || matches!(event, Event::CallbackRequested { .. });
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            cols!(),
-            " FROM interactions i WHERE i.id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(Error::NotFound(id))?;
-        let (current, version) = row_to_interaction(&row)?;
-        let kind = event.name();
-        let change = apply(&current, event, now).map_err(|source| match source {
-            LifecycleError::NotAllowed { status, .. } => Error::Conflict { id, status },
-            source => Error::Lifecycle { id, source },
-        })?;
-        let next = &change.interaction;
-        let cb = next.callback.as_ref();
-        // The status guard makes accept atomic on any backend (PostgreSQL included); the version
-        // guard catches every other lost update.
-        let sql = if accept {
-            "UPDATE interactions SET status = ?, sub_type = ?, updated_at = ?, assigned_agent = ?, \
-             callback_number = ?, callback_attempts = ?, callback_not_before = ?, callback_requested_at = ?, \
-             leg = ?, close_reason = ?, disposition = ?, version = version + 1 \
-             WHERE id = ? AND version = ? AND status = 'open' RETURNING id"
-        } else {
-            "UPDATE interactions SET status = ?, sub_type = ?, updated_at = ?, assigned_agent = ?, \
-             callback_number = ?, callback_attempts = ?, callback_not_before = ?, callback_requested_at = ?, \
-             leg = ?, close_reason = ?, disposition = ?, version = version + 1 \
-             WHERE id = ? AND version = ? RETURNING id"
-        };
-        let won: Option<i64> = sqlx::query_scalar(sql)
-            .bind(next.status.as_str())
-            .bind(next.sub_type.as_str())
-            .bind(us(next.updated_at))
-            .bind(next.assigned_agent.as_deref())
-            .bind(cb.map(|c| c.number.as_str()))
-            .bind(i64::from(cb.map_or(0, |c| c.attempts)))
-            .bind(cb.and_then(|c| c.not_before).map(us))
-            .bind(cb.and_then(|c| c.requested_at).map(us))
-            .bind(next.leg.map(Leg::as_str))
-            .bind(next.close_reason.map(CloseReason::as_str))
-            .bind(next.disposition.as_deref())
-            .bind(id)
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if won.is_none() {
-            return Err(Error::Conflict {
+        let i = self
+            .write(Op::Apply {
                 id,
-                status: current.status,
-            });
-        }
-        let ev = self.finish(&mut tx, next, kind, &change.feed).await?;
-        tx.commit().await?;
+                event,
+                now,
+                accept,
+            })
+            .await?;
         if durable {
-            self.sync_wal().await?;
+            self.durability.sync().await?;
         }
-        let _ = self.events.send(ev);
-        Ok(change.interaction)
-    }
-
-    /// Make every commit so far durable on disk: a passive checkpoint fsyncs the WAL before it
-    /// copies anything (and never waits for readers).
-    async fn sync_wal(&self) -> Result<(), Error> {
-        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Appends feed entries and the event-log row inside `tx`.
-    async fn finish(
-        &self,
-        tx: &mut Transaction<'static, sqlx::Sqlite>,
-        i: &Interaction,
-        kind: &str,
-        feed: &[FeedEntry],
-    ) -> Result<StoredEvent, Error> {
-        for e in feed {
-            sqlx::query(
-                "INSERT INTO feed (interaction_id, at, kind, text, data) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(i.id)
-            .bind(us(e.at))
-            .bind(&e.kind)
-            .bind(&e.text)
-            .bind(serde_json::Value::Object(e.data.clone()).to_string())
-            .execute(&mut **tx)
-            .await?;
-        }
-        let position = position_of(tx, i).await?;
-        let data = serde_json::json!({ "interaction": i.to_json(position), "feed": feed });
-        let at = i.updated_at;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO events (interaction_id, queue, at, kind, data) VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(i.id)
-        .bind(&i.queue)
-        .bind(us(at))
-        .bind(kind)
-        .bind(data.to_string())
-        .fetch_one(&mut **tx)
-        .await?;
-        Ok(StoredEvent {
-            id,
-            interaction_id: i.id,
-            queue: i.queue.clone(),
-            at,
-            kind: kind.to_owned(),
-            data,
-        })
+        Ok(i)
     }
 
     async fn get_inner(&self, id: InteractionId) -> Result<Detail, Error> {
@@ -475,7 +392,7 @@ impl SqliteStore {
 
 impl InteractionStore for SqliteStore {
     fn create(&self, new: Interaction) -> StoreFuture<'_, Interaction> {
-        Box::pin(self.create_inner(new))
+        Box::pin(self.write(Op::Create(new)))
     }
 
     fn get(&self, id: InteractionId) -> StoreFuture<'_, Detail> {
@@ -505,6 +422,30 @@ impl InteractionStore for SqliteStore {
             agent: agent.to_owned(),
         };
         Box::pin(self.apply_inner(id, event, now, true))
+    }
+
+    fn accept_committed(
+        &self,
+        id: InteractionId,
+        agent: &str,
+        now: Timestamp,
+    ) -> StoreFuture<'_, (Interaction, Synced)> {
+        let event = Event::Accepted {
+            agent: agent.to_owned(),
+        };
+        Box::pin(async move {
+            let i = self
+                .write(Op::Apply {
+                    id,
+                    event,
+                    now,
+                    accept: true,
+                })
+                .await?;
+            let d = self.durability.clone();
+            let synced: Synced = Box::pin(async move { d.sync().await });
+            Ok((i, synced))
+        })
     }
 
     fn pending_callback(&self, queue: &str, number: &str) -> StoreFuture<'_, Option<Interaction>> {
@@ -621,10 +562,7 @@ impl InteractionStore for SqliteStore {
     }
 }
 
-async fn position_of(
-    tx: &mut Transaction<'static, sqlx::Sqlite>,
-    i: &Interaction,
-) -> Result<Option<u32>, Error> {
+async fn position_of(conn: &mut SqliteConnection, i: &Interaction) -> Result<Option<u32>, Error> {
     if i.status != Status::Open {
         return Ok(None);
     }
@@ -636,7 +574,7 @@ async fn position_of(
     .bind(us(i.created_at))
     .bind(us(i.created_at))
     .bind(i.id)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *conn)
     .await?;
     Ok(u32::try_from(n).ok())
 }
