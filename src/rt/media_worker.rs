@@ -4,7 +4,7 @@
 //! Per-call tasks cost more than the packets they move once there are a thousand calls: a task
 //! wake-up per received packet, a timer per frame, and tokio's readiness events for every
 //! packet *sent* (the socket reports it writable again each time the kernel frees a sent
-//! buffer). This thread instead keeps one heap of every stream's next frame, on a 1 ms grid
+//! buffer). This thread instead keeps one heap of every stream's next frame, on a 2 ms grid
 //! so that one wake-up serves many streams, sleeps precisely until the next tick
 //! (`park_timeout`), and on each tick
 //! 1. takes what arrived on every ready socket (a level-triggered epoll set polled without
@@ -27,11 +27,11 @@ use tokio::sync::{Notify, oneshot};
 use tracing::{debug, warn};
 
 use super::udp_batch::{Epoll, RecvBatch, disconnect};
-use crate::media::leg::{MAX_PACKET, MediaLeg};
+use crate::media::leg::{MAX_PACKET, MediaLeg, PTIME};
 
 /// The clock's resolution: frames are sent on ticks this far apart, and arrivals are taken at
 /// least this often (a key press reaches the workflow within a tick).
-const TICK: Duration = Duration::from_millis(1);
+const TICK: Duration = Duration::from_millis(2);
 
 /// What a call task and the media thread share about one stream.
 pub struct Stream {
@@ -165,8 +165,9 @@ struct Worker {
     phases: [usize; PHASES],
 }
 
-/// Ticks per 20 ms frame.
-const PHASES: usize = 20;
+/// Ticks per 20 ms frame (a whole number: every frame of a stream lands on the same phase).
+#[allow(clippy::cast_possible_truncation)]
+const PHASES: usize = (PTIME.as_nanos() / TICK.as_nanos()) as usize;
 
 /// Ask the kernel to run this thread ahead of everything else Hammond does: a frame sent 30 ms
 /// late is heard, a SIP response 30 ms late is not. Real-time round-robin scheduling at a low
