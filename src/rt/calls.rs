@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{debug, info};
 
 use super::call_task::{self, IncomingCall};
 use super::services::Services;
@@ -47,6 +47,11 @@ impl EventSink for CallManager {
                 source,
             } => {
                 if self.draining.load(Ordering::Relaxed) {
+                    ua.send(Command::Reject { call, status: 503 });
+                    return;
+                }
+                if self.svc.media.overloaded() {
+                    debug!("call refused: media clock overloaded (503)");
                     ua.send(Command::Reject { call, status: 503 });
                     return;
                 }

@@ -18,6 +18,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, Thread};
@@ -89,20 +90,37 @@ enum Request {
 pub struct MediaClock {
     tx: Mutex<mpsc::Sender<Request>>,
     thread: Thread,
+    overloaded: Arc<AtomicBool>,
 }
+
+/// The thread's busy share of a core above which new calls are refused (it runs at real-time
+/// priority: past this, SIP and the API would starve), and below which they are taken again.
+const OVERLOAD_ON: f64 = 0.85;
+const OVERLOAD_OFF: f64 = 0.70;
+/// How often the busy share is judged.
+const LOAD_WINDOW: Duration = Duration::from_millis(500);
 
 impl MediaClock {
     /// Start the thread.
     pub fn start() -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel();
         let epoll = Epoll::new(1024)?;
+        let overloaded = Arc::new(AtomicBool::new(false));
+        let flag = overloaded.clone();
         let handle = thread::Builder::new()
             .name("hammond-media".into())
-            .spawn(move || Worker::new(epoll).run(&rx))?;
+            .spawn(move || Worker::new(epoll, flag).run(&rx))?;
         Ok(Self {
             tx: Mutex::new(tx),
             thread: handle.thread().clone(),
+            overloaded,
         })
+    }
+
+    /// Whether the media thread is near a full core: new calls should be refused (503) until
+    /// it is not, or every call's audio breaks up.
+    pub fn overloaded(&self) -> bool {
+        self.overloaded.load(Ordering::Relaxed)
     }
 
     /// Hand `stream` and its non-blocking RTP socket to the media thread: from its pacer's next
@@ -163,6 +181,46 @@ struct Worker {
     /// Streams per tick of the frame period: new streams start on the least used one, so a
     /// burst of calls answered together does not put all their frames on the same tick.
     phases: [usize; PHASES],
+    load: Load,
+}
+
+/// The thread's busy share over [`LOAD_WINDOW`], published as an overload flag.
+struct Load {
+    flag: Arc<AtomicBool>,
+    since: Instant,
+    busy: Duration,
+}
+
+impl Load {
+    /// Count `busy` spent working; at the end of a window, judge it.
+    fn record(&mut self, busy: Duration, now: Instant) {
+        self.busy += busy;
+        let window = now.saturating_duration_since(self.since);
+        if window < LOAD_WINDOW {
+            return;
+        }
+        let share = self.busy.as_secs_f64() / window.as_secs_f64();
+        let was = self.flag.load(Ordering::Relaxed);
+        let is = if was {
+            share > OVERLOAD_OFF
+        } else {
+            share > OVERLOAD_ON
+        };
+        if is != was {
+            warn!(
+                busy = format!("{:.0}%", share * 100.0),
+                "media clock {}",
+                if is {
+                    "overloaded: new calls get 503"
+                } else {
+                    "no longer overloaded"
+                }
+            );
+            self.flag.store(is, Ordering::Relaxed);
+        }
+        self.since = now;
+        self.busy = Duration::ZERO;
+    }
 }
 
 /// Ticks per 20 ms frame (a whole number: every frame of a stream lands on the same phase).
@@ -190,17 +248,23 @@ fn raise_priority() {
 }
 
 impl Worker {
-    fn new(epoll: Epoll) -> Self {
+    fn new(epoll: Epoll, overloaded: Arc<AtomicBool>) -> Self {
+        let now = crate::clock::now();
         Self {
             entries: Vec::new(),
             free: Vec::new(),
             heap: BinaryHeap::new(),
             epoll,
             batch: RecvBatch::default(),
-            epoch: crate::clock::now(),
+            epoch: now,
             live: 0,
             generations: 0,
             phases: [0; PHASES],
+            load: Load {
+                flag: overloaded,
+                since: now,
+                busy: Duration::ZERO,
+            },
         }
     }
 
@@ -221,12 +285,13 @@ impl Worker {
                     Err(mpsc::TryRecvError::Disconnected) => return,
                 }
             }
-            let now = crate::clock::now();
+            let started = crate::clock::now();
             if self.live > 0 {
-                self.receive(now);
+                self.receive(started);
             }
-            self.send_due(now, &mut buf);
+            self.send_due(started, &mut buf);
             let now = crate::clock::now();
+            self.load.record(now - started, now);
             let next_frame = self.heap.peek().map(|&Reverse((at, _, _))| at);
             // While any stream is live, look at arrivals every tick even if no frame is due.
             let wake = if self.live > 0 {

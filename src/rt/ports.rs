@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use std::net::UdpSocket;
 
+/// Most ports tried for one call.
+const MAX_TRIES: u32 = 64;
+
 #[derive(Debug)]
 pub struct PortPool {
     ip: IpAddr,
@@ -49,7 +52,10 @@ impl PortPool {
     /// Bind a non-blocking UDP socket on the next free even port. It is a std socket so the
     /// media clock can send on a clone of it while the call task receives on a tokio one.
     pub fn bind(&self) -> Result<UdpSocket, PortsExhausted> {
-        for _ in 0..self.slots {
+        // Ports are handed out in turn, so the ones after the cursor are the longest free: a
+        // free one is found within a few tries unless the range is nearly full, and then a
+        // bounded search (one bind(2) each) keeps a flood of INVITEs from eating the CPU.
+        for _ in 0..self.slots.min(MAX_TRIES) {
             let slot = self.cursor.fetch_add(1, Ordering::Relaxed) % self.slots;
             let port = u32::from(self.first) + slot * 2;
             let Ok(port) = u16::try_from(port) else {
