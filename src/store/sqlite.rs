@@ -83,10 +83,6 @@ const BROADCAST_CAPACITY: usize = 1024;
 
 /// Most writes one transaction takes from the queue.
 const MAX_BATCH: usize = 256;
-/// How long the writer waits for more writes to join a batch that has room (not for an accept,
-/// which dials once committed): at a few thousand writes a second, this turns several
-/// transactions, each a handful of round trips to SQLite's thread, into one.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Most interactions the writer remembers (closed ones are forgotten at once).
 const CACHE_MAX: usize = 20_000;

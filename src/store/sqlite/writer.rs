@@ -27,7 +27,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{AssertSqlSafe, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 
-use super::{CACHE_MAX, GATHER, MAX_BATCH, ROWS_PER_INSERT, position_of, row_to_interaction, us};
+use super::{CACHE_MAX, MAX_BATCH, ROWS_PER_INSERT, position_of, row_to_interaction, us};
 use crate::interaction::{
     CloseReason, Event, FeedEntry, Interaction, InteractionId, Leg, LifecycleError, Status, apply,
 };
@@ -50,13 +50,6 @@ pub(super) enum Op {
 pub(super) struct WriteJob {
     pub(super) op: Op,
     pub(super) reply: oneshot::Sender<Result<Interaction, Error>>,
-}
-
-impl WriteJob {
-    /// An accept: a dial waits for its commit, so it never waits for company.
-    fn is_accept(&self) -> bool {
-        matches!(self.op, Op::Apply { accept: true, .. })
-    }
 }
 
 // Stop is sent once; boxing the write would cost an allocation per write.
@@ -145,22 +138,11 @@ impl Writer {
                 Msg::Write(j) => batch.push(j),
                 Msg::Stop(s) => stop = Some(s),
             }
-            let urgent = batch.iter().any(WriteJob::is_accept);
-            let gather = tokio::time::sleep(GATHER);
-            tokio::pin!(gather);
             while stop.is_none() && batch.len() < MAX_BATCH {
-                let next = match rx.try_recv() {
-                    Ok(m) => Some(m),
-                    Err(mpsc::error::TryRecvError::Empty) if !urgent => tokio::select! {
-                        m = rx.recv() => m,
-                        () = &mut gather => break,
-                    },
+                match rx.try_recv() {
+                    Ok(Msg::Write(j)) => batch.push(j),
+                    Ok(Msg::Stop(s)) => stop = Some(s),
                     Err(_) => break,
-                };
-                match next {
-                    Some(Msg::Write(j)) => batch.push(j),
-                    Some(Msg::Stop(s)) => stop = Some(s),
-                    None => break,
                 }
             }
             if !batch.is_empty() {
