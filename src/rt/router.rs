@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::broadcast::{self, error::TryRecvError};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
@@ -24,6 +25,10 @@ use crate::store::ListQuery;
 
 /// How often the router looks again even without a change.
 const TICK: Duration = Duration::from_millis(500);
+/// Least time between two rounds: every stored change wakes the router, and at hundreds of
+/// calls a second a round per change would be most of the store's reads. Offers ring for
+/// seconds; 50 ms of batching is not noticed.
+const MIN_GAP: Duration = Duration::from_millis(50);
 
 /// Offers in flight: which agents are ringing and which interactions are being offered.
 #[derive(Default)]
@@ -39,25 +44,46 @@ pub fn spawn(svc: Arc<Services>, shutdown: CancellationToken) {
         let mut presence = svc.agents.subscribe();
         let mut changes = svc.store.subscribe();
         loop {
+            let woke = clock::now();
             tokio::select! {
                 _ = presence.recv() => {}
                 _ = changes.recv() => {}
                 () = tokio::time::sleep(TICK) => {}
                 () = shutdown.cancelled() => return,
             }
+            // Let changes that arrive together make one round.
+            tokio::select! {
+                () = tokio::time::sleep_until((woke + MIN_GAP).into()) => {}
+                () = shutdown.cancelled() => return,
+            }
+            drain(&mut changes);
+            drain(&mut presence);
             round(&svc, &mut router, &in_flight).await;
         }
     });
 }
 
+/// Skip the notifications already queued: the next round sees their effect anyway.
+fn drain<T: Clone>(rx: &mut broadcast::Receiver<T>) {
+    while !matches!(
+        rx.try_recv(),
+        Err(TryRecvError::Empty | TryRecvError::Closed)
+    ) {}
+}
+
 /// One routing round over every queue.
 async fn round(svc: &Arc<Services>, router: &mut Router, in_flight: &Arc<Mutex<InFlight>>) {
+    // Nobody to offer to: nothing to read.
     let queues: Vec<String> = svc
         .queues
         .current()
         .iter()
         .map(|f| f.name.clone())
+        .filter(|q| !svc.agents.available_for(q).is_empty())
         .collect();
+    if queues.is_empty() {
+        return;
+    }
     // Busy: agents on a connected interaction.
     let connected = svc
         .store
