@@ -19,8 +19,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -62,8 +61,8 @@ impl Stream {
     fn try_leg(&self) -> Option<MutexGuard<'_, MediaLeg>> {
         match self.leg.try_lock() {
             Ok(leg) => Some(leg),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
         }
     }
 
@@ -88,9 +87,30 @@ enum Request {
 
 /// Handle to the media thread.
 pub struct MediaClock {
-    tx: Mutex<mpsc::Sender<Request>>,
+    inbox: Arc<Inbox>,
     thread: Thread,
     overloaded: Arc<AtomicBool>,
+}
+
+/// Requests for the media thread.
+///
+/// Not a channel: a lock-free channel's receiver spins (and `sched_yield`s) while a sender is
+/// half way through a send, and a real-time receiver that preempted that sender on its own
+/// core spins until the kernel's real-time throttling stops it, about a second later — every
+/// call's signalling stood still for that second (found in the set-up benchmark). Here the
+/// media thread only ever `try_lock`s: if a sender holds the lock, it looks again next tick.
+#[derive(Default)]
+struct Inbox {
+    requests: Mutex<Vec<Request>>,
+    /// Set when the handle is dropped: the thread ends.
+    closed: AtomicBool,
+}
+
+impl Drop for MediaClock {
+    fn drop(&mut self) {
+        self.inbox.closed.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
 }
 
 /// The thread's busy share of a core above which new calls are refused (it runs at real-time
@@ -103,15 +123,16 @@ const LOAD_WINDOW: Duration = Duration::from_millis(500);
 impl MediaClock {
     /// Start the thread.
     pub fn start() -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel();
+        let inbox = Arc::new(Inbox::default());
         let epoll = Epoll::new(1024)?;
         let overloaded = Arc::new(AtomicBool::new(false));
         let flag = overloaded.clone();
+        let worker_inbox = inbox.clone();
         let handle = thread::Builder::new()
             .name("hammond-media".into())
-            .spawn(move || Worker::new(epoll, flag).run(&rx))?;
+            .spawn(move || Worker::new(epoll, flag).run(&worker_inbox))?;
         Ok(Self {
-            tx: Mutex::new(tx),
+            inbox,
             thread: handle.thread().clone(),
             overloaded,
         })
@@ -147,11 +168,11 @@ impl MediaClock {
     }
 
     fn request(&self, req: Request) {
-        let _ = self
-            .tx
+        self.inbox
+            .requests
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .send(req);
+            .push(req);
         self.thread.unpark();
     }
 }
@@ -268,21 +289,38 @@ impl Worker {
         }
     }
 
-    fn run(mut self, rx: &mpsc::Receiver<Request>) {
+    fn run(mut self, inbox: &Inbox) {
         raise_priority();
         let mut buf = [0u8; MAX_PACKET];
+        let mut requests = Vec::new();
         loop {
-            loop {
-                match rx.try_recv() {
-                    Ok(Request::Start { stream, sock }) => self.start(stream, sock),
-                    Ok(Request::Detach { stream, reply }) => {
-                        if let Some(sock) = self.detach(&stream) {
+            if inbox.closed.load(Ordering::Acquire) {
+                return;
+            }
+            // Never wait for a sender (see `Inbox`): if one holds the lock, look next tick.
+            let queued = match inbox.requests.try_lock() {
+                Ok(q) => Some(q),
+                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            if let Some(mut queued) = queued {
+                requests.append(&mut queued);
+            }
+            for req in std::mem::take(&mut requests) {
+                match req {
+                    Request::Start { stream, sock } => {
+                        if let Err(again) = self.start(stream, sock) {
+                            requests.push(again);
+                        }
+                    }
+                    Request::Detach { stream, reply } => {
+                        let sock = self
+                            .detach(&stream)
+                            .or_else(|| take_deferred_start(&mut requests, &stream));
+                        if let Some(sock) = sock {
                             let _ = reply.send(sock);
                         }
                     }
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    // Hammond is shutting down.
-                    Err(mpsc::TryRecvError::Disconnected) => return,
                 }
             }
             let started = crate::clock::now();
@@ -293,8 +331,9 @@ impl Worker {
             let now = crate::clock::now();
             self.load.record(now - started, now);
             let next_frame = self.heap.peek().map(|&Reverse((at, _, _))| at);
-            // While any stream is live, look at arrivals every tick even if no frame is due.
-            let wake = if self.live > 0 {
+            // While any stream is live (or a request waits), look again every tick even if no
+            // frame is due.
+            let wake = if self.live > 0 || !requests.is_empty() {
                 Some(next_frame.map_or(now + TICK, |at| at.min(now + TICK)))
             } else {
                 next_frame
@@ -330,13 +369,15 @@ impl Worker {
             .unwrap_or(first)
     }
 
-    fn start(&mut self, stream: Arc<Stream>, sock: UdpSocket) {
-        let due = {
-            let mut leg = stream.leg();
-            let due = self.first_tick(leg.next_frame_due());
-            leg.start_at(due);
-            due
+    /// Take a stream on; `Err` gives the request back when its call task holds the leg (try
+    /// again next tick: this thread never waits for a task).
+    fn start(&mut self, stream: Arc<Stream>, sock: UdpSocket) -> Result<(), Request> {
+        let Some(mut leg) = stream.try_leg() else {
+            return Err(Request::Start { stream, sock });
         };
+        let due = self.first_tick(leg.next_frame_due());
+        leg.start_at(due);
+        drop(leg);
         let phase = self.phase_of(due);
         self.phases[phase] += 1;
         let idx = self.free.pop().unwrap_or_else(|| {
@@ -357,6 +398,7 @@ impl Worker {
         });
         self.live += 1;
         self.heap.push(Reverse((due, idx, generation)));
+        Ok(())
     }
 
     /// Remove a stream's entry and give its socket back, unconnected.
@@ -457,6 +499,18 @@ impl Worker {
             let next = self.tick_at(next);
             self.heap.push(Reverse((next, idx, generation)));
         }
+    }
+}
+
+/// The socket of a start request still waiting for its leg (the stream is being detached
+/// before the thread ever took it on).
+fn take_deferred_start(requests: &mut Vec<Request>, stream: &Arc<Stream>) -> Option<UdpSocket> {
+    let at = requests
+        .iter()
+        .position(|r| matches!(r, Request::Start { stream: s, .. } if Arc::ptr_eq(s, stream)))?;
+    match requests.remove(at) {
+        Request::Start { sock, .. } => Some(sock),
+        Request::Detach { .. } => None,
     }
 }
 
