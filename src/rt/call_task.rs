@@ -172,7 +172,7 @@ async fn run(svc: Arc<Services>, inc: IncomingCall, mut events: mpsc::UnboundedR
         local,
         origin,
         had_callback: false,
-        voicemail: None,
+        recording: false,
         recording_until: None,
         hangup_sent: false,
         end: None,
@@ -222,8 +222,8 @@ struct ActiveCall {
     local: LocalMedia,
     origin: LocalOrigin,
     had_callback: bool,
-    /// Where a voicemail is being recorded, and its samples so far.
-    voicemail: Option<Vec<i16>>,
+    /// A voicemail is being recorded (the leg keeps the caller's audio until it ends).
+    recording: bool,
     recording_until: Option<Instant>,
     hangup_sent: bool,
     end: Option<Outcome>,
@@ -479,7 +479,7 @@ impl ActiveCall {
             }
             Action::StartRecording { max } => {
                 self.stream.leg().set_capture(true);
-                self.voicemail = Some(Vec::new());
+                self.recording = true;
                 self.recording_until = Some(now + max);
             }
             Action::StopRecording => self.finish_recording(),
@@ -587,14 +587,15 @@ impl ActiveCall {
     }
 
     fn finish_recording(&mut self) {
-        let Some(mut samples) = self.voicemail.take() else {
+        if !std::mem::take(&mut self.recording) {
             return;
-        };
-        {
-            let mut leg = self.stream.leg();
-            samples.extend(leg.take_audio());
-            leg.set_capture(false);
         }
+        let samples = {
+            let mut leg = self.stream.leg();
+            let samples = leg.take_audio();
+            leg.set_capture(false);
+            samples
+        };
         let dir = self.svc.cfg.data_dir.join("voicemail");
         let path = dir.join(format!("{}.wav", self.interaction));
         self.left_voicemail = !samples.is_empty();
@@ -836,7 +837,7 @@ impl ActiveCall {
 
     /// Write how the call ended, then wait for the store to have it.
     async fn settle(mut self, outcome: Outcome) {
-        if self.voicemail.is_some() {
+        if self.recording {
             self.finish_recording();
         }
         let during = self

@@ -198,7 +198,6 @@ struct Worker {
     batch: RecvBatch,
     /// Ticks are whole [`TICK`]s after this.
     epoch: Instant,
-    live: usize,
     /// Streams per tick of the frame period: new streams start on the least used one, so a
     /// burst of calls answered together does not put all their frames on the same tick.
     phases: [usize; PHASES],
@@ -278,7 +277,6 @@ impl Worker {
             epoll,
             batch: RecvBatch::default(),
             epoch: now,
-            live: 0,
             generations: 0,
             phases: [0; PHASES],
             load: Load {
@@ -324,7 +322,7 @@ impl Worker {
                 }
             }
             let started = crate::clock::now();
-            if self.live > 0 {
+            if self.live() > 0 {
                 self.receive(started);
             }
             self.send_due(started, &mut buf);
@@ -333,7 +331,7 @@ impl Worker {
             let next_frame = self.heap.peek().map(|&Reverse((at, _, _))| at);
             // While any stream is live (or a request waits), look again every tick even if no
             // frame is due.
-            let wake = if self.live > 0 || !requests.is_empty() {
+            let wake = if self.live() > 0 || !requests.is_empty() {
                 Some(next_frame.map_or(now + TICK, |at| at.min(now + TICK)))
             } else {
                 next_frame
@@ -344,6 +342,11 @@ impl Worker {
                 None => thread::park(),
             }
         }
+    }
+
+    /// Streams the thread serves now (slots in use).
+    fn live(&self) -> usize {
+        self.entries.len() - self.free.len()
     }
 
     /// `at` rounded up to the clock's grid.
@@ -396,7 +399,6 @@ impl Worker {
             generation,
             phase,
         });
-        self.live += 1;
         self.heap.push(Reverse((due, idx, generation)));
         Ok(())
     }
@@ -421,7 +423,6 @@ impl Worker {
         let entry = self.entries.get_mut(idx)?.take()?;
         self.epoll.remove(&entry.sock);
         self.free.push(idx);
-        self.live -= 1;
         self.phases[entry.phase] -= 1;
         Some(entry)
     }
