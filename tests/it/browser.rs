@@ -560,26 +560,11 @@ fn wd_request(
     }
     let body = String::from_utf8_lossy(&raw[head_end..]);
     let text = if chunked {
-        dechunk(&body)
+        http::dechunk(&body)
     } else {
         body.into_owned()
     };
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((len, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(len.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
-    }
-    out
 }
 
 /// Standard base64 (screenshots); `None` on a bad character.

@@ -61,7 +61,8 @@ pub(crate) fn post(addr: SocketAddr, path: &str, token: &str, body: &str) -> Rep
     request(addr, "POST", path, Some(token), Some(body))
 }
 
-fn dechunk(mut s: &str) -> String {
+/// The body of a `Transfer-Encoding: chunked` reply, joined.
+pub(crate) fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((len, rest)) = s.split_once("\r\n") {
         let Ok(n) = usize::from_str_radix(len.trim(), 16) else {

@@ -157,6 +157,21 @@ fn request(conn: &mut TcpStream, method: &str, path: &str, token: &str) -> (u16,
     }
 }
 
+/// The ids of up to `limit` open interactions of `sub_type`, oldest first (the Home List order).
+fn open_ids(conn: &mut TcpStream, token: &str, sub_type: &str, limit: usize) -> Vec<i64> {
+    let (_, body) = request(
+        conn,
+        "GET",
+        &format!("/api/v1/interactions?status=open&sub_type={sub_type}&limit={limit}"),
+        token,
+    );
+    let list: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    list["interactions"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["id"].as_i64()).collect())
+        .unwrap_or_default()
+}
+
 fn http(args: &[String]) -> serde_json::Value {
     let addr = arg(args, "--addr", "127.0.0.1:8080");
     let token = arg(args, "--token", "alice-secret");
@@ -196,17 +211,7 @@ fn http(args: &[String]) -> serde_json::Value {
         out.insert(name.into(), s);
     }
     // Accept the oldest open inbound interactions, one at a time.
-    let (_, body) = request(
-        &mut conn,
-        "GET",
-        &format!("/api/v1/interactions?status=open&sub_type=inbound&limit={accepts}"),
-        &token,
-    );
-    let list: serde_json::Value = serde_json::from_slice(&body).expect("json");
-    let ids: Vec<i64> = list["interactions"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|i| i["id"].as_i64()).collect())
-        .unwrap_or_default();
+    let ids = open_ids(&mut conn, &token, "inbound", accepts);
     let mut v = Vec::with_capacity(ids.len());
     let mut refused = 0;
     for id in ids {
@@ -270,17 +275,7 @@ fn accept_to_invite(conn: &mut TcpStream, token: &str, trunk: &str, n: usize) ->
             }
         }
     });
-    let (_, body) = request(
-        conn,
-        "GET",
-        &format!("/api/v1/interactions?status=open&sub_type=callback&limit={n}"),
-        token,
-    );
-    let list: serde_json::Value = serde_json::from_slice(&body).expect("json");
-    let ids: Vec<i64> = list["interactions"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|i| i["id"].as_i64()).collect())
-        .unwrap_or_default();
+    let ids = open_ids(conn, token, "callback", n);
     let mut v = Vec::with_capacity(ids.len());
     let mut missing = 0;
     for id in ids {
