@@ -458,16 +458,18 @@ async fn try_update(
     let cb = next.callback.as_ref();
     // The status guard makes accept atomic on any backend (PostgreSQL included); the version
     // guard catches every other lost update.
+    macro_rules! update {
+        () => {
+            "UPDATE interactions SET status = ?, sub_type = ?, updated_at = ?, assigned_agent = ?, \
+             callback_number = ?, callback_attempts = ?, callback_not_before = ?, callback_requested_at = ?, \
+             leg = ?, close_reason = ?, disposition = ?, version = version + 1 \
+             WHERE id = ? AND version = ?"
+        };
+    }
     let sql = if accept {
-        "UPDATE interactions SET status = ?, sub_type = ?, updated_at = ?, assigned_agent = ?, \
-         callback_number = ?, callback_attempts = ?, callback_not_before = ?, callback_requested_at = ?, \
-         leg = ?, close_reason = ?, disposition = ?, version = version + 1 \
-         WHERE id = ? AND version = ? AND status = 'open'"
+        concat!(update!(), " AND status = 'open'")
     } else {
-        "UPDATE interactions SET status = ?, sub_type = ?, updated_at = ?, assigned_agent = ?, \
-         callback_number = ?, callback_attempts = ?, callback_not_before = ?, callback_requested_at = ?, \
-         leg = ?, close_reason = ?, disposition = ?, version = version + 1 \
-         WHERE id = ? AND version = ?"
+        update!()
     };
     let done = sqlx::query(sql)
         .bind(next.status.as_str())
