@@ -47,7 +47,8 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-static RTP_BASE: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+/// RTP ports per instance: tests hold a few calls at a time.
+const RTP_PORTS: u16 = 64;
 
 impl Hammond {
     pub(crate) fn start(opts: Options) -> Self {
@@ -62,10 +63,7 @@ impl Hammond {
             .clone()
             .unwrap_or_else(|| dir.path().join("data"));
         // Each instance gets its own slice of RTP ports, so parallel tests never collide.
-        let slot = RTP_BASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // 30000-37999: clear of the default range (benchmarks) and of SIPp's media ports (40000+).
-        let base = 30_000 + (std::process::id() as u16 % 40) * 100 + slot * 100 % 4_000;
-        let base = base & !1;
+        let base = super::ports::block(RTP_PORTS);
         let trunk = opts
             .trunk
             .map_or_else(|| "127.0.0.1:5090".to_owned(), |t| t.to_string());
@@ -106,7 +104,7 @@ queues = ["sales"]
 token = "eve-secret"
 {extra}
 "#,
-            end = base + 98,
+            end = base + RTP_PORTS - 2,
             alice_port = opts.agent_port.unwrap_or(5070),
             bob_port = opts.agent_port.map_or(5071, |p| p + 1),
             db = data_dir.join("hammond.db").display(),

@@ -5,6 +5,7 @@
 pub(crate) mod api;
 pub(crate) mod hammond;
 pub(crate) mod http;
+pub(crate) mod ports;
 pub(crate) mod rtp;
 pub(crate) mod sipp;
 

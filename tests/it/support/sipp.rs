@@ -213,33 +213,17 @@ impl Running {
     }
 }
 
-/// A UDP port free right now on loopback (for a SIPp phone to listen on).
+/// A UDP port free for a SIPp phone to listen on.
 pub(crate) fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    super::ports::one()
 }
 
 /// Two consecutive free UDP ports (alice's and bob's phones).
 pub(crate) fn free_port_pair() -> u16 {
-    loop {
-        let p = free_port();
-        if p < 65_000 && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
+    super::ports::block(2)
 }
 
-/// An even port with the three above it free right now (SIPp binds its media port and the
-/// next ones): probed from the kernel's own choice, so parallel tests and other processes'
-/// ephemeral ports do not collide with it.
-pub(crate) fn free_media_port() -> u16 {
-    loop {
-        let p = free_port() & !1;
-        if p < 65_000 && (p..p + 4).all(|q| std::net::UdpSocket::bind(("127.0.0.1", q)).is_ok()) {
-            return p;
-        }
-    }
+/// SIPp's media port: it binds audio on it and video two above, so four are reserved.
+fn free_media_port() -> u16 {
+    super::ports::block(4)
 }
