@@ -9,6 +9,7 @@
 //! the token as `?access_token=`, compared in constant time like the header.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
@@ -87,9 +88,9 @@ pub(super) async fn stream(
     }
     let floor = replay.last().map(|e| e.id).or(last).unwrap_or(0);
     let queues = agent.queues.clone();
-    let mine = move |e: &StoredEvent| queues.contains(&e.queue);
+    let mine = move |e: &Arc<StoredEvent>| queues.contains(&e.queue);
     let mine2 = mine.clone();
-    let replayed = tokio_stream::iter(replay).filter(mine);
+    let replayed = tokio_stream::iter(replay.into_iter().map(Arc::new)).filter(mine);
     let live = BroadcastStream::new(live)
         // Lagged: the client missed events; end the stream so it resumes from the log.
         .take_while(Result::is_ok)

@@ -825,7 +825,7 @@ impl InteractionStore for RacyReplay {
             Ok(out)
         })
     }
-    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::store::StoredEvent> {
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<crate::store::StoredEvent>> {
         self.inner.subscribe()
     }
     fn recover(&self, now: jiff::Timestamp) -> crate::store::StoreFuture<'_, Vec<Interaction>> {

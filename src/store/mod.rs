@@ -76,6 +76,12 @@ pub enum Error {
     /// The database failed (dependency fault → 5xx).
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// The database failed under the writer's own connection (dependency fault → 5xx).
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The writer stopped before it answered (shutting down).
+    #[error("the store is closed")]
+    NotWritten,
     /// Migrations failed at start.
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -233,7 +239,7 @@ pub trait InteractionStore: Send + Sync {
     fn events_since(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredEvent>>;
 
     /// Live events, in id order, from now on.
-    fn subscribe(&self) -> broadcast::Receiver<StoredEvent>;
+    fn subscribe(&self) -> broadcast::Receiver<std::sync::Arc<StoredEvent>>;
 
     /// At start: settles interactions a crash left `bot` or `connected` (see
     /// [`Event::Recovered`]); returns them as settled.

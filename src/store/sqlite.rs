@@ -1,7 +1,7 @@
 //! The embedded SQLite backend: one file (WAL, `synchronous=NORMAL`, `foreign_keys=ON`), created
-//! with its parent directory if missing; `sqlite::memory:` for tests. Writes are serialised by
-//! an async mutex (SQLite has one writer anyway) so events are broadcast in id order; each write
-//! is a `BEGIN IMMEDIATE` transaction.
+//! with its parent directory if missing; `sqlite::memory:` (tests) is a private temporary file,
+//! removed when the store is dropped. Reads go through an sqlx pool; every write goes to the one
+//! writer thread (see `writer`), which group-commits them and broadcasts events in id order.
 //!
 //! Durability is paid for where a promise was made. Every commit survives a crash of Hammond
 //! (WAL, NORMAL). A callback request the caller is about to hear confirmed, and an accept that is
@@ -10,7 +10,6 @@
 //! would cap call setup at a few hundred per second for no promise kept.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -22,7 +21,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row, SqlStr, SqliteConnection, SqlitePool};
+use sqlx::{AssertSqlSafe, Row, SqlStr, SqlitePool};
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use writer::{Durability, Msg, Op, WriteJob, Writer};
 
@@ -95,47 +94,48 @@ const ROWS_PER_INSERT: usize = 200;
 pub struct SqliteStore {
     pool: SqlitePool,
     jobs: mpsc::UnboundedSender<Msg>,
-    events: broadcast::Sender<StoredEvent>,
+    events: broadcast::Sender<Arc<StoredEvent>>,
     durability: Arc<Durability>,
+    /// The temporary file standing in for `sqlite::memory:`.
+    _temporary: Option<TemporaryFile>,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://data/hammond.db`,
-    /// `sqlite::memory:`) and runs the embedded migrations. Call once at start, inside a tokio
-    /// runtime (the writer is a task).
+    /// `sqlite::memory:`), runs the embedded migrations and starts the writer thread. Call once
+    /// at start, inside a tokio runtime (the pool's connections are tasks).
     pub async fn open(url: &str) -> Result<Self, Error> {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let mut opts = SqliteConnectOptions::from_str(url)?
+        // The writer has a connection of its own, and a `:memory:` database is private to one
+        // connection: tests get a temporary file instead, which nothing needs to sync.
+        let temporary = in_memory.then(TemporaryFile::new);
+        let mut opts = match &temporary {
+            Some(t) => SqliteConnectOptions::new().filename(&t.0),
+            None => SqliteConnectOptions::from_str(url)?,
+        };
+        opts = opts
             .foreign_keys(true)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
-        let mut wal = None;
-        let pool_opts = if in_memory {
-            // Each connection to :memory: is its own database: keep exactly one, forever.
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .test_before_acquire(false)
-        } else {
-            let path = opts.get_filename().to_path_buf();
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
-            }
-            let mut w = path.into_os_string();
+            .busy_timeout(Duration::from_secs(5))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let path = opts.get_filename().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let wal = temporary.is_none().then(|| {
+            let mut w = path.clone().into_os_string();
             w.push("-wal");
-            wal = Some(PathBuf::from(w));
-            opts = opts
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal);
-            // One connection is the writer's for good; the others serve reads.
-            SqlitePoolOptions::new().max_connections(5)
-        };
-        let pool = pool_opts.connect_with(opts).await?;
+            PathBuf::from(w)
+        });
+        // Readers only: the writer has its own connection.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
         migrator().run(&pool).await?;
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
         let durability = Arc::new(Durability {
@@ -144,26 +144,19 @@ impl SqliteStore {
             synced: AtomicU64::new(0),
             lock: Mutex::new(()),
         });
-        let held = if in_memory {
-            None
-        } else {
-            Some(pool.acquire().await?)
-        };
         let (jobs, rx) = mpsc::unbounded_channel();
-        let writer = Writer {
-            pool: pool.clone(),
-            held,
-            events: events.clone(),
-            durability: durability.clone(),
-            cache: HashMap::new(),
-            next_event: None,
-        };
-        tokio::spawn(writer.run(rx));
+        Writer::open(&path, events.clone(), durability.clone())?
+            .spawn(rx)
+            .map_err(|source| Error::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
         Ok(Self {
             pool,
             jobs,
             events,
             durability,
+            _temporary: temporary,
         })
     }
 
@@ -181,8 +174,8 @@ impl SqliteStore {
         let (reply, rx) = oneshot::channel();
         self.jobs
             .send(Msg::Write(WriteJob { op, reply }))
-            .map_err(|_| Error::Db(sqlx::Error::PoolClosed))?;
-        rx.await.map_err(|_| Error::Db(sqlx::Error::PoolClosed))?
+            .map_err(|_| Error::NotWritten)?;
+        rx.await.map_err(|_| Error::NotWritten)?
     }
 
     async fn apply_inner(
@@ -526,7 +519,7 @@ impl InteractionStore for SqliteStore {
         })
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<StoredEvent> {
+    fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
         self.events.subscribe()
     }
 
@@ -562,23 +555,6 @@ impl InteractionStore for SqliteStore {
     }
 }
 
-async fn position_of(conn: &mut SqliteConnection, i: &Interaction) -> Result<Option<u32>, Error> {
-    if i.status != Status::Open {
-        return Ok(None);
-    }
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM interactions o WHERE o.queue = ? AND o.status = 'open' \
-         AND (o.created_at < ? OR (o.created_at = ? AND o.id <= ?))",
-    )
-    .bind(&i.queue)
-    .bind(us(i.created_at))
-    .bind(us(i.created_at))
-    .bind(i.id)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(u32::try_from(n).ok())
-}
-
 fn us(t: Timestamp) -> i64 {
     t.as_microsecond()
 }
@@ -590,65 +566,125 @@ fn ts(v: i64, column: &'static str) -> Result<Timestamp, Error> {
     })
 }
 
-fn parse<T>(r: &SqliteRow, column: &'static str, f: fn(&str) -> Option<T>) -> Result<T, Error> {
-    let s: String = r.try_get(column)?;
+/// A result row from either connection: the read pool's (sqlx) or the writer's (rusqlite).
+trait Columns {
+    fn int(&self, column: &'static str) -> Result<Option<i64>, Error>;
+    fn text(&self, column: &'static str) -> Result<Option<String>, Error>;
+
+    /// A column that must not be NULL.
+    fn int_not_null(&self, column: &'static str) -> Result<i64, Error> {
+        self.int(column)?.ok_or_else(|| null(column))
+    }
+
+    /// A column that must not be NULL.
+    fn text_not_null(&self, column: &'static str) -> Result<String, Error> {
+        self.text(column)?.ok_or_else(|| null(column))
+    }
+}
+
+fn null(column: &'static str) -> Error {
+    Error::Corrupt {
+        column,
+        value: "NULL".into(),
+    }
+}
+
+impl Columns for SqliteRow {
+    fn int(&self, column: &'static str) -> Result<Option<i64>, Error> {
+        Ok(self.try_get(column)?)
+    }
+    fn text(&self, column: &'static str) -> Result<Option<String>, Error> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn int(&self, column: &'static str) -> Result<Option<i64>, Error> {
+        Ok(self.get(column)?)
+    }
+    fn text(&self, column: &'static str) -> Result<Option<String>, Error> {
+        Ok(self.get(column)?)
+    }
+}
+
+fn parse<T>(r: &impl Columns, column: &'static str, f: fn(&str) -> Option<T>) -> Result<T, Error> {
+    let s = r.text_not_null(column)?;
     f(&s).ok_or(Error::Corrupt { column, value: s })
 }
 
 fn parse_opt<T>(
-    r: &SqliteRow,
+    r: &impl Columns,
     column: &'static str,
     f: fn(&str) -> Option<T>,
 ) -> Result<Option<T>, Error> {
-    let s: Option<String> = r.try_get(column)?;
-    s.map(|s| f(&s).ok_or(Error::Corrupt { column, value: s }))
+    r.text(column)?
+        .map(|s| f(&s).ok_or(Error::Corrupt { column, value: s }))
         .transpose()
 }
 
 fn row_to_listed(r: &SqliteRow) -> Result<Listed, Error> {
     let (interaction, _) = row_to_interaction(r)?;
-    let position: Option<i64> = r.try_get("position")?;
+    let position = r.int("position")?;
     Ok(Listed {
         interaction,
         position: position.and_then(|p| u32::try_from(p).ok()),
     })
 }
 
-fn row_to_interaction(r: &SqliteRow) -> Result<(Interaction, i64), Error> {
-    let sub_type = parse(r, "sub_type", SubType::parse)?;
-    let number: Option<String> = r.try_get("callback_number")?;
-    let attempts: i64 = r.try_get("callback_attempts")?;
-    let not_before: Option<i64> = r.try_get("callback_not_before")?;
-    let requested_at: Option<i64> = r.try_get("callback_requested_at")?;
-    let callback = match number {
+fn row_to_interaction(r: &impl Columns) -> Result<(Interaction, i64), Error> {
+    let callback = match r.text("callback_number")? {
         Some(number) => Some(Callback {
             number,
-            attempts: u32::try_from(attempts).unwrap_or(0),
-            not_before: not_before
+            attempts: u32::try_from(r.int_not_null("callback_attempts")?).unwrap_or(0),
+            not_before: r
+                .int("callback_not_before")?
                 .map(|v| ts(v, "callback_not_before"))
                 .transpose()?,
-            requested_at: requested_at
+            requested_at: r
+                .int("callback_requested_at")?
                 .map(|v| ts(v, "callback_requested_at"))
                 .transpose()?,
         }),
         None => None,
     };
     let i = Interaction {
-        id: r.try_get("id")?,
-        queue: r.try_get("queue")?,
+        id: r.int_not_null("id")?,
+        queue: r.text_not_null("queue")?,
         status: parse(r, "status", Status::parse)?,
         communication_type: parse(r, "communication_type", CommunicationType::parse)?,
-        sub_type,
-        customer_number: r.try_get("customer_number")?,
-        created_at: ts(r.try_get("created_at")?, "created_at")?,
-        updated_at: ts(r.try_get("updated_at")?, "updated_at")?,
-        assigned_agent: r.try_get("assigned_agent")?,
+        sub_type: parse(r, "sub_type", SubType::parse)?,
+        customer_number: r.text_not_null("customer_number")?,
+        created_at: ts(r.int_not_null("created_at")?, "created_at")?,
+        updated_at: ts(r.int_not_null("updated_at")?, "updated_at")?,
+        assigned_agent: r.text("assigned_agent")?,
         callback,
         leg: parse_opt(r, "leg", Leg::parse)?,
         close_reason: parse_opt(r, "close_reason", CloseReason::parse)?,
-        disposition: r.try_get("disposition")?,
+        disposition: r.text("disposition")?,
     };
-    Ok((i, r.try_get("version")?))
+    Ok((i, r.int_not_null("version")?))
+}
+
+/// A private database file in the temporary directory, removed (with its WAL) on drop.
+#[derive(Debug)]
+struct TemporaryFile(PathBuf);
+
+impl TemporaryFile {
+    fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(std::env::temp_dir().join(format!("hammond-memory-{}-{n}.db", std::process::id())))
+    }
+}
+
+impl Drop for TemporaryFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.0.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -439,7 +439,7 @@ async fn events_since_and_live_events_agree() {
     assert_eq!(kinds, ["created", "entered_workflow", "dtmf"]);
     assert!(stored.windows(2).all(|w| w[0].id < w[1].id));
     for e in &stored {
-        assert_eq!(&rx.recv().await.unwrap(), e);
+        assert_eq!(&*rx.recv().await.unwrap(), e);
     }
     assert_eq!(stored[1].data["interaction"]["status"], "bot");
     assert_eq!(stored[2].data["feed"][0]["digit"], "1");
@@ -535,7 +535,7 @@ async fn concurrent_writes_share_commits_and_fail_alone() {
     let ids: Vec<i64> = stored.iter().map(|e| e.id).collect();
     assert_eq!(ids, (1..=160).collect::<Vec<i64>>());
     for e in &stored {
-        assert_eq!(&rx.recv().await.unwrap(), e);
+        assert_eq!(&*rx.recv().await.unwrap(), e);
     }
 }
 
