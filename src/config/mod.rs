@@ -139,6 +139,19 @@ pub struct MediaConfig {
     pub codecs: Vec<Codec>,
     /// Hang up a call after this long without an RTP packet.
     pub rtp_timeout: Duration,
+    /// How the media thread moves packets.
+    pub io: MediaIo,
+}
+
+/// `[media] io`: how the media thread moves packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaIo {
+    /// io_uring (one system call per 2 ms tick for every call's packets) where the kernel
+    /// allows it, epoll otherwise. The default.
+    Auto,
+    /// epoll and a system call per packet sent and per socket read: for kernels whose io_uring
+    /// an operator does not trust.
+    Epoll,
 }
 
 /// `[http]`.

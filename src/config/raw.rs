@@ -62,6 +62,7 @@ pub(super) struct RawMedia {
     pub(super) rtp_ports: Key<String>,
     pub(super) codecs: Key<Vec<Spanned<String>>>,
     pub(super) rtp_timeout: Key<RawDuration>,
+    pub(super) io: Key<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -168,6 +168,12 @@ fn bad_duration_is_reported_at_its_value() {
 }
 
 #[test]
+fn media_io_is_auto_unless_epoll_is_asked_for() {
+    let d = errors("[media]\nio = \"uring\"\n");
+    assert_at(&d, 2, 6, "media.io: unknown media I/O \"uring\"");
+}
+
+#[test]
 fn bad_cidr_is_reported_at_the_list_item() {
     let d = errors("[sip]\ntrusted_sources = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n");
     assert_eq!(d.len(), 1);

@@ -13,7 +13,7 @@ use super::env::{self, Env};
 use super::raw::{Key, RawBytes, RawConfig, RawDuration};
 use super::values::{self, Cidr, Codec, HostPort, Secret};
 use super::{
-    AgentConfig, Config, ConfigErrors, Diagnostic, HttpConfig, MediaConfig, RateLimit,
+    AgentConfig, Config, ConfigErrors, Diagnostic, HttpConfig, MediaConfig, MediaIo, RateLimit,
     ShutdownConfig, SipConfig, StoreConfig, Transport, TrunkConfig,
 };
 
@@ -357,6 +357,15 @@ pub(super) fn validate(
     let rtp_timeout = c
         .duration(&m.rtp_timeout, "media.rtp_timeout", false)
         .unwrap_or(Duration::from_secs(60));
+    let io = c
+        .value(&m.io, "media.io", |s| match s.as_str() {
+            "auto" => Ok(MediaIo::Auto),
+            "epoll" => Ok(MediaIo::Epoll),
+            other => Err(format!(
+                "unknown media I/O {other:?}: use \"auto\" or \"epoll\""
+            )),
+        })
+        .unwrap_or(MediaIo::Auto);
 
     // [http]
     let h = &raw.http;
@@ -503,6 +512,7 @@ pub(super) fn validate(
             rtp_ports,
             codecs,
             rtp_timeout,
+            io,
         },
         http: HttpConfig {
             listen: http_listen,

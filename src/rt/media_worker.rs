@@ -24,9 +24,13 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
+
+use std::os::fd::AsRawFd;
 
 use super::udp_batch::{Epoll, RecvBatch, disconnect};
+use super::uring::{Completion, Uring};
+use crate::config::MediaIo;
 use crate::media::leg::{MAX_PACKET, MediaLeg, PTIME};
 
 /// The clock's resolution: frames are sent on ticks this far apart, and arrivals are taken at
@@ -121,16 +125,37 @@ const OVERLOAD_OFF: f64 = 0.70;
 const LOAD_WINDOW: Duration = Duration::from_millis(500);
 
 impl MediaClock {
-    /// Start the thread.
-    pub fn start() -> std::io::Result<Self> {
+    /// Start the thread, moving packets as `io` says.
+    pub fn start(io: MediaIo) -> std::io::Result<Self> {
         let inbox = Arc::new(Inbox::default());
+        // Made here, handed over below: a failure to start is the caller's error.
         let epoll = Epoll::new(1024)?;
         let overloaded = Arc::new(AtomicBool::new(false));
         let flag = overloaded.clone();
         let worker_inbox = inbox.clone();
         let handle = thread::Builder::new()
             .name("hammond-media".into())
-            .spawn(move || Worker::new(epoll, flag).run(&worker_inbox))?;
+            .spawn(move || {
+                // The ring belongs to the thread that uses it (single issuer).
+                let ring = match io {
+                    MediaIo::Auto => Uring::new(),
+                    MediaIo::Epoll => Err(std::io::Error::other("media.io = \"epoll\"")),
+                };
+                let io = match ring {
+                    Ok(ring) => {
+                        debug!("the media clock uses io_uring");
+                        Io::Uring(ring)
+                    }
+                    Err(e) => {
+                        info!(reason = %e, "the media clock uses epoll");
+                        Io::Epoll {
+                            epoll,
+                            batch: RecvBatch::default(),
+                        }
+                    }
+                };
+                Worker::new(io, flag).run(&worker_inbox);
+            })?;
         Ok(Self {
             inbox,
             thread: handle.thread().clone(),
@@ -156,7 +181,8 @@ impl MediaClock {
     }
 
     /// Take `stream`'s socket back (to bridge it): the thread stops sending and receiving for
-    /// it, and datagrams not yet read stay queued for the new owner. The socket comes back
+    /// it, and datagrams not yet read stay queued for the new owner (with io_uring, one that
+    /// arrived as the receive was being cancelled is dropped: a frame, as the bridge starts). The socket comes back
     /// unconnected and non-blocking. `None` if the thread does not have the stream.
     pub async fn detach(&self, stream: &Arc<Stream>) -> Option<UdpSocket> {
         let (reply, rx) = oneshot::channel();
@@ -186,6 +212,24 @@ struct Entry {
     generation: u32,
     /// Which tick of the 20 ms frame period this stream sends on.
     phase: usize,
+    /// Set once the stream is on its way out (waiting for the kernel to let go of it).
+    leaving: Option<Leaving>,
+}
+
+/// Why a stream leaves the thread.
+enum Leaving {
+    /// Its call is over: close the socket.
+    Ended,
+    /// Its call task wants the socket back (to bridge).
+    Detach(oneshot::Sender<UdpSocket>),
+}
+
+/// How the thread moves packets.
+enum Io {
+    /// One system call per tick for every send and receive (see [`Uring`]).
+    Uring(Uring),
+    /// Where io_uring is not allowed: a system call per packet sent, and per ready socket.
+    Epoll { epoll: Epoll, batch: RecvBatch },
 }
 
 struct Worker {
@@ -194,8 +238,9 @@ struct Worker {
     /// Every stream's next tick: (tick, slot, generation).
     heap: BinaryHeap<Reverse<(Instant, usize, u32)>>,
     generations: u32,
-    epoll: Epoll,
-    batch: RecvBatch,
+    io: Io,
+    /// Slots holding a received datagram their leg was too busy to take (io_uring).
+    undelivered: Vec<usize>,
     /// Ticks are whole [`TICK`]s after this.
     epoch: Instant,
     /// Streams per tick of the frame period: new streams start on the least used one, so a
@@ -268,14 +313,14 @@ fn raise_priority() {
 }
 
 impl Worker {
-    fn new(epoll: Epoll, overloaded: Arc<AtomicBool>) -> Self {
+    fn new(io: Io, overloaded: Arc<AtomicBool>) -> Self {
         let now = crate::clock::now();
         Self {
             entries: Vec::new(),
             free: Vec::new(),
             heap: BinaryHeap::new(),
-            epoll,
-            batch: RecvBatch::default(),
+            io,
+            undelivered: Vec::new(),
             epoch: now,
             generations: 0,
             phases: [0; PHASES],
@@ -312,10 +357,9 @@ impl Worker {
                         }
                     }
                     Request::Detach { stream, reply } => {
-                        let sock = self
-                            .detach(&stream)
-                            .or_else(|| take_deferred_start(&mut requests, &stream));
-                        if let Some(sock) = sock {
+                        if let Some(idx) = self.slot_of(&stream) {
+                            self.leave(idx, Leaving::Detach(reply));
+                        } else if let Some(sock) = take_deferred_start(&mut requests, &stream) {
                             let _ = reply.send(sock);
                         }
                     }
@@ -326,6 +370,11 @@ impl Worker {
                 self.receive(started);
             }
             self.send_due(started, &mut buf);
+            if let Io::Uring(ring) = &mut self.io
+                && let Err(e) = ring.flush()
+            {
+                warn!(error = %e, "io_uring submit failed: this tick's frames are lost");
+            }
             let now = crate::clock::now();
             self.load.record(now - started, now);
             let next_frame = self.heap.peek().map(|&Reverse((at, _, _))| at);
@@ -387,8 +436,13 @@ impl Worker {
             self.entries.push(None);
             self.entries.len() - 1
         });
-        if let Err(e) = self.epoll.add(&sock, idx as u64) {
-            warn!(error = %e, "RTP socket not watched: the caller's audio and keys are lost");
+        match &mut self.io {
+            Io::Uring(ring) => ring.watch(idx, sock.as_raw_fd()),
+            Io::Epoll { epoll, .. } => {
+                if let Err(e) = epoll.add(&sock, idx as u64) {
+                    warn!(error = %e, "RTP socket not watched: the caller's audio and keys are lost");
+                }
+            }
         }
         self.generations = self.generations.wrapping_add(1);
         let generation = self.generations;
@@ -398,43 +452,126 @@ impl Worker {
             connected: None,
             generation,
             phase,
+            leaving: None,
         });
         self.heap.push(Reverse((due, idx, generation)));
         Ok(())
     }
 
-    /// Remove a stream's entry and give its socket back, unconnected.
-    fn detach(&mut self, stream: &Arc<Stream>) -> Option<UdpSocket> {
-        let idx = self
-            .entries
-            .iter()
-            .position(|e| e.as_ref().is_some_and(|e| Arc::ptr_eq(&e.stream, stream)))?;
-        let entry = self.release(idx)?;
-        if entry.connected.is_some()
-            && let Err(e) = disconnect(&entry.sock)
-        {
-            debug!(error = %e, "RTP socket stays connected");
-        }
-        Some(entry.sock)
+    /// The slot serving `stream` (and not already leaving).
+    fn slot_of(&self, stream: &Arc<Stream>) -> Option<usize> {
+        self.entries.iter().position(|e| {
+            e.as_ref()
+                .is_some_and(|e| e.leaving.is_none() && Arc::ptr_eq(&e.stream, stream))
+        })
     }
 
-    /// Free a slot. Its heap entry is dropped when it comes up (its generation is gone).
-    fn release(&mut self, idx: usize) -> Option<Entry> {
-        let entry = self.entries.get_mut(idx)?.take()?;
-        self.epoll.remove(&entry.sock);
+    /// Stop serving slot `idx`: nothing more is sent, and once the kernel has let go of the
+    /// socket (at once with epoll, after the receive is cancelled with io_uring) it is closed
+    /// or handed back ([`Self::finish`]).
+    fn leave(&mut self, idx: usize, why: Leaving) {
+        let Some(entry) = self.entries.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        if entry.leaving.is_some() {
+            return;
+        }
+        entry.leaving = Some(why);
+        match &mut self.io {
+            Io::Uring(ring) => ring.stop(idx),
+            Io::Epoll { epoll, .. } => {
+                epoll.remove(&entry.sock);
+                self.finish(idx);
+            }
+        }
+    }
+
+    /// Free a slot that has left: close its socket, or give it back unconnected. Its heap
+    /// entry is dropped when it comes up (its generation is gone).
+    fn finish(&mut self, idx: usize) {
+        let Some(entry) = self.entries.get_mut(idx).and_then(Option::take) else {
+            return;
+        };
         self.free.push(idx);
         self.phases[entry.phase] -= 1;
-        Some(entry)
+        if let Some(Leaving::Detach(reply)) = entry.leaving {
+            if entry.connected.is_some()
+                && let Err(e) = disconnect(&entry.sock)
+            {
+                debug!(error = %e, "RTP socket stays connected");
+            }
+            let _ = reply.send(entry.sock);
+        }
+    }
+
+    /// Feed what arrived on every socket to its leg.
+    fn receive(&mut self, now: Instant) {
+        if matches!(self.io, Io::Uring(_)) {
+            self.receive_uring(now);
+        } else {
+            self.receive_epoll(now);
+        }
+    }
+
+    fn receive_uring(&mut self, now: Instant) {
+        let Io::Uring(ring) = &mut self.io else {
+            return;
+        };
+        if let Err(e) = ring.enter() {
+            warn!(error = %e, "io_uring failed: nothing received this tick");
+        }
+        let mut stopped = Vec::new();
+        for c in ring.completions() {
+            match c {
+                Completion::Received(idx) => self.undelivered.push(idx),
+                Completion::Stopped(idx) => stopped.push(idx),
+            }
+        }
+        for idx in stopped {
+            self.undelivered.retain(|&i| i != idx);
+            self.finish(idx);
+        }
+        let Self {
+            io: Io::Uring(ring),
+            entries,
+            undelivered,
+            ..
+        } = self
+        else {
+            return;
+        };
+        undelivered.retain(|&idx| {
+            let Some(entry) = entries.get(idx).and_then(Option::as_ref) else {
+                return false;
+            };
+            if entry.leaving.is_some() {
+                return false;
+            }
+            // Busy: the datagram waits in its buffer for the next tick.
+            let Some(mut leg) = entry.stream.try_leg() else {
+                return true;
+            };
+            if let Some((from, bytes)) = ring.datagram(idx) {
+                leg.handle_datagram(now, from, bytes);
+            }
+            ring.rearm(idx);
+            if leg.has_events() {
+                entry.stream.news.notify_one();
+            }
+            false
+        });
     }
 
     /// Feed every datagram waiting on a ready socket to its leg.
-    fn receive(&mut self, now: Instant) {
+    fn receive_epoll(&mut self, now: Instant) {
         let Self {
-            epoll,
+            io: Io::Epoll { epoll, batch },
             entries,
-            batch,
             ..
-        } = self;
+        } = self
+        else {
+            return;
+        };
         for token in epoll.ready_now() {
             let Ok(idx) = usize::try_from(token) else {
                 continue;
@@ -468,13 +605,13 @@ impl Worker {
                 .entries
                 .get_mut(idx)
                 .and_then(Option::as_mut)
-                .filter(|e| e.generation == generation)
+                .filter(|e| e.generation == generation && e.leaving.is_none())
             else {
                 continue;
             };
             // The call task let go of its handle: the call is over.
             if Arc::strong_count(&entry.stream) == 1 {
-                self.release(idx);
+                self.leave(idx, Leaving::Ended);
                 continue;
             }
             let Entry {
@@ -490,7 +627,7 @@ impl Worker {
                 continue;
             };
             while let Some((n, dest)) = leg.poll_transmit(now.max(due), buf) {
-                send(sock, connected, &buf[..n], dest);
+                send(&mut self.io, sock, connected, &buf[..n], dest);
             }
             let (next, news) = (leg.next_frame_due(), leg.has_events());
             drop(leg);
@@ -516,14 +653,23 @@ fn take_deferred_start(requests: &mut Vec<Request>, stream: &Arc<Stream>) -> Opt
 }
 
 /// Send on a stream's socket, connected to `dest` (re-connected when the far end moved).
-fn send(sock: &UdpSocket, connected: &mut Option<SocketAddr>, bytes: &[u8], dest: SocketAddr) {
+fn send(
+    io: &mut Io,
+    sock: &UdpSocket,
+    connected: &mut Option<SocketAddr>,
+    bytes: &[u8],
+    dest: SocketAddr,
+) {
     if *connected != Some(dest) {
         *connected = sock.connect(dest).ok().map(|()| dest);
     }
-    let sent = if *connected == Some(dest) {
-        sock.send(bytes)
-    } else {
-        sock.send_to(bytes, dest)
+    let sent = match io {
+        Io::Uring(ring) if *connected == Some(dest) => {
+            ring.send(sock.as_raw_fd(), bytes);
+            Ok(bytes.len())
+        }
+        _ if *connected == Some(dest) => sock.send(bytes),
+        _ => sock.send_to(bytes, dest),
     };
     if let Err(e) = sent {
         debug!(error = %e, "RTP send failed");

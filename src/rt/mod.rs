@@ -15,3 +15,4 @@ pub mod services;
 pub mod sip_socket;
 pub mod store_worker;
 pub mod udp_batch;
+pub mod uring;

@@ -54,6 +54,7 @@ impl Services {
     ) -> std::io::Result<Self> {
         let media_ip = cfg.sip.public_address;
         let bind_ip = cfg.sip.listen.ip();
+        let media = MediaClock::start(cfg.media.io)?;
         Ok(Self {
             ports: PortPool::new(bind_ip, cfg.media.rtp_ports.clone()),
             cfg,
@@ -65,7 +66,7 @@ impl Services {
             live: LiveCalls::default(),
             agents,
             estimator: Mutex::new(Estimator::default()),
-            media: MediaClock::start()?,
+            media,
             media_ip,
             ids: Mutex::new(ids),
             active: AtomicUsize::new(0),

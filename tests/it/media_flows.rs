@@ -10,9 +10,13 @@ use crate::support::sipp::{assert_ok, pcap};
 use crate::support::{Hammond, Options, Sipp};
 
 /// Play `capture` (keys 2 then 9, 1 s apart) and hang up; the feed shows each key exactly once,
-/// with `method`, and the workflow took them (2 = wait accepted, 9 = invalid).
-fn keys_from_capture(capture: &str, method: &str) {
-    let h = Hammond::start(e2e_options());
+/// with `method`, and the workflow took them (2 = wait accepted, 9 = invalid). `media_io` is
+/// `[media] io`.
+fn keys_from_capture(capture: &str, method: &str, media_io: &'static str) {
+    let h = Hammond::start(Options {
+        media_io,
+        ..e2e_options()
+    });
     let run = Sipp::uac_template(
         "pcap_then_hangup.xml",
         h.sip,
@@ -42,12 +46,19 @@ fn keys_from_capture(capture: &str, method: &str) {
 
 #[test]
 fn dtmf_rfc4733_events_each_reported_once() {
-    keys_from_capture("rfc4733_2_9.pcap", "rfc4733");
+    keys_from_capture("rfc4733_2_9.pcap", "rfc4733", "auto");
 }
 
 #[test]
 fn dtmf_inband_tones_each_reported_once() {
-    keys_from_capture("inband_2_9.pcap", "inband");
+    keys_from_capture("inband_2_9.pcap", "inband", "auto");
+}
+
+/// The same keys through the media thread's epoll path (where io_uring is not allowed).
+#[test]
+fn dtmf_both_ways_with_epoll_media_io() {
+    keys_from_capture("rfc4733_2_9.pcap", "rfc4733", "epoll");
+    keys_from_capture("inband_2_9.pcap", "inband", "epoll");
 }
 
 #[test]
@@ -73,7 +84,17 @@ fn dtmf_sip_info_each_reported_once() {
 
 /// Call `support` with the SDP pointing at a sink; return what arrived, in order.
 fn sink_call(codecs: &str) -> (Vec<Packet>, crate::support::sipp::SippRun) {
-    let h = Hammond::start(Options::default());
+    sink_call_with(codecs, "auto")
+}
+
+fn sink_call_with(
+    codecs: &str,
+    media_io: &'static str,
+) -> (Vec<Packet>, crate::support::sipp::SippRun) {
+    let h = Hammond::start(Options {
+        media_io,
+        ..Options::default()
+    });
     let sink = RtpSink::start();
     let run = Sipp::uac("rtp_sink.xml", h.sip, "support")
         .key("rtp_port", &sink.port.to_string())
@@ -194,6 +215,12 @@ fn rtp_to_caller_pcma_when_offered_first() {
     let (packets, run) = sink_call("8 0 101");
     assert!(run.messages.contains("RTP/AVP 8"), "{}", run.messages);
     check_stream(&packets, 8, 0xD5);
+}
+
+#[test]
+fn rtp_to_caller_with_epoll_media_io() {
+    let (packets, _) = sink_call_with("0 8 101", "epoll");
+    check_stream(&packets, 0, 0xFF);
 }
 
 /// Hold: a re-INVITE with `a=sendonly` is answered `a=recvonly` (the scenario checks) and Hammond

@@ -22,6 +22,8 @@ pub(crate) struct Options {
     pub agent_port: Option<u16>,
     /// Extra environment for the process (`HAMMOND_*` overrides, e.g. trunk credentials).
     pub env: Vec<(String, String)>,
+    /// `[media] io` (the default when empty: io_uring where the kernel allows it).
+    pub media_io: &'static str,
 }
 
 pub(crate) struct Hammond {
@@ -77,6 +79,7 @@ proxy = "{trunk}"
 caller_id = "+15550100"
 [media]
 rtp_ports = "{base}-{end}"
+io = "{media_io}"
 [http]
 listen = "127.0.0.1:0"
 [store]
@@ -105,6 +108,11 @@ token = "eve-secret"
 {extra}
 "#,
             end = base + RTP_PORTS - 2,
+            media_io = if opts.media_io.is_empty() {
+                "auto"
+            } else {
+                opts.media_io
+            },
             alice_port = opts.agent_port.unwrap_or(5070),
             bob_port = opts.agent_port.map_or(5071, |p| p + 1),
             db = data_dir.join("hammond.db").display(),

@@ -534,15 +534,14 @@ fn parse_sdp(body: &str) -> (Option<SocketAddr>, u8) {
 
 fn settle(sh: &Shared) {
     let n = sh.settled.fetch_add(1, Ordering::SeqCst) + 1;
-    if n == sh.args.calls {
+    // Hold-after-ramp mode measures from here; setup-rate mode measures the whole ramp.
+    if n == sh.args.calls && sh.args.hold_after_ramp {
         let now = now_ns();
-        let start = now + sh.args.settle_ms as i64 * 1_000_000;
-        if sh.args.hold_after_ramp {
-            let end = now + sh.args.hold_ms as i64 * 1_000_000;
-            sh.end_at.store(end, Ordering::SeqCst);
-            sh.win_end.store(end - 50_000_000, Ordering::SeqCst);
-        }
-        sh.win_start.store(start, Ordering::SeqCst);
+        let end = now + sh.args.hold_ms as i64 * 1_000_000;
+        sh.end_at.store(end, Ordering::SeqCst);
+        sh.win_end.store(end - 50_000_000, Ordering::SeqCst);
+        sh.win_start
+            .store(now + sh.args.settle_ms as i64 * 1_000_000, Ordering::SeqCst);
     }
 }
 
@@ -558,7 +557,7 @@ async fn run_call(sh: Arc<Shared>, idx: usize) -> CallResult {
         Err(e) => {
             settle(&sh);
             return CallResult {
-                fail: Some(format!("rtp bind {port}: {e}")),
+                fail: Some(format!("rtp bind: {e}")),
                 ..CallResult::default()
             };
         }
@@ -864,6 +863,10 @@ async fn run(args: Args) -> serde_json::Value {
     };
 
     let start = Instant::now();
+    if !args.hold_after_ramp {
+        // Setup-rate mode: the window is the whole ramp (plus the last calls' hold).
+        sh.win_start.store(now_ns(), Ordering::SeqCst);
+    }
     let mut handles = Vec::with_capacity(args.calls);
     for i in 0..args.calls {
         let at = start + Duration::from_secs_f64(i as f64 / args.cps);
@@ -871,10 +874,6 @@ async fn run(args: Args) -> serde_json::Value {
         handles.push(tokio::spawn(run_call(sh.clone(), i)));
     }
     if !args.hold_after_ramp {
-        // Setup-rate mode: the window is the whole ramp (plus the last calls' hold).
-        if sh.win_start.load(Ordering::SeqCst) == 0 {
-            sh.win_start.store(now_ns(), Ordering::SeqCst);
-        }
         sh.win_end
             .store(now_ns() + args.hold_ms as i64 * 1_000_000, Ordering::SeqCst);
     }
