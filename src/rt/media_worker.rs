@@ -7,17 +7,22 @@
 //! buffer). This thread instead keeps one heap of every stream's next frame, on a 2 ms grid
 //! so that one wake-up serves many streams, sleeps precisely until the next tick
 //! (`park_timeout`), and on each tick
-//! 1. takes what arrived on every ready socket (a level-triggered epoll set polled without
-//!    blocking, then `recvmmsg`) and feeds it to the call's [`MediaLeg`] (latching, DTMF);
+//! 1. takes what arrived on every socket and feeds it to the call's [`MediaLeg`] (latching,
+//!    DTMF);
 //! 2. sends every frame that is due, on sockets `connect`ed to the caller (no route lookup per
 //!    packet; strict latching is then also the kernel's filter);
 //! 3. wakes a call's task only when its leg has news (a key, a prompt finished).
+//!
+//! Packets move through io_uring (see [`Uring`]: one system call per tick for all of them) or,
+//! where the kernel or a sandbox refuses it, `send` per packet and a level-triggered epoll set
+//! polled without blocking, then `recvmmsg` per ready socket.
 //!
 //! Bridging hands the socket back to the call task ([`MediaClock::detach`]), which then relays.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread::{self, Thread};
@@ -25,8 +30,6 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
 use tracing::{debug, info, warn};
-
-use std::os::fd::AsRawFd;
 
 use super::udp_batch::{Epoll, RecvBatch, disconnect};
 use super::uring::{Completion, Uring};
@@ -182,8 +185,8 @@ impl MediaClock {
 
     /// Take `stream`'s socket back (to bridge it): the thread stops sending and receiving for
     /// it, and datagrams not yet read stay queued for the new owner (with io_uring, one that
-    /// arrived as the receive was being cancelled is dropped: a frame, as the bridge starts). The socket comes back
-    /// unconnected and non-blocking. `None` if the thread does not have the stream.
+    /// arrived as the receive was being cancelled is dropped: a frame, as the bridge starts).
+    /// The socket comes back unconnected and non-blocking. `None` if the thread does not have the stream.
     pub async fn detach(&self, stream: &Arc<Stream>) -> Option<UdpSocket> {
         let (reply, rx) = oneshot::channel();
         self.request(Request::Detach {
@@ -627,7 +630,7 @@ impl Worker {
                 continue;
             };
             while let Some((n, dest)) = leg.poll_transmit(now.max(due), buf) {
-                send(&mut self.io, sock, connected, &buf[..n], dest);
+                send(&mut self.io, idx, sock, connected, &buf[..n], dest);
             }
             let (next, news) = (leg.next_frame_due(), leg.has_events());
             drop(leg);
@@ -655,6 +658,7 @@ fn take_deferred_start(requests: &mut Vec<Request>, stream: &Arc<Stream>) -> Opt
 /// Send on a stream's socket, connected to `dest` (re-connected when the far end moved).
 fn send(
     io: &mut Io,
+    idx: usize,
     sock: &UdpSocket,
     connected: &mut Option<SocketAddr>,
     bytes: &[u8],
@@ -665,7 +669,7 @@ fn send(
     }
     let sent = match io {
         Io::Uring(ring) if *connected == Some(dest) => {
-            ring.send(sock.as_raw_fd(), bytes);
+            ring.send(idx, sock.as_raw_fd(), bytes);
             Ok(bytes.len())
         }
         _ if *connected == Some(dest) => sock.send(bytes),

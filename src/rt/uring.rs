@@ -32,6 +32,9 @@ const SQ_ENTRIES: u32 = 4096;
 /// Completion entries: several ticks' worth, so completions never overflow.
 const CQ_ENTRIES: u32 = 32_768;
 
+/// Slots in the ring's file table (streams beyond it name their socket by descriptor).
+const FIXED_FILES: u32 = 32_768;
+
 /// What a completion was for, in the top bits of its user data.
 const KIND_SHIFT: u32 = 62;
 const RECV: u64 = 0;
@@ -52,6 +55,9 @@ struct RecvSlot {
     from: libc::sockaddr_storage,
     buf: [u8; DATAGRAM],
     fd: RawFd,
+    /// The socket is in the ring's file table at the slot's index (no file lookup per
+    /// operation).
+    fixed: bool,
     /// A receive is in the kernel.
     armed: bool,
     /// Asked to stop: report [`Completion::Stopped`] once nothing is in the kernel.
@@ -72,6 +78,8 @@ pub enum Completion {
 
 pub struct Uring {
     ring: IoUring,
+    /// The ring has a file table of [`FIXED_FILES`] slots.
+    fixed_files: bool,
     slots: Vec<Option<Box<RecvSlot>>>,
     // Boxed: the kernel holds a pointer to a buffer until its send completes, and a growing
     // Vec moves what it holds inline.
@@ -91,7 +99,10 @@ impl Uring {
             .setup_defer_taskrun()
             .setup_cqsize(CQ_ENTRIES)
             .build(SQ_ENTRIES)?;
+        // A file table, so operations name a slot instead of looking the socket up each time.
+        let fixed_files = ring.submitter().register_files_sparse(FIXED_FILES).is_ok();
         Ok(Self {
+            fixed_files,
             ring,
             slots: Vec::new(),
             send_bufs: Vec::new(),
@@ -113,6 +124,7 @@ impl Uring {
             from: unsafe { zeroed() },
             buf: [0; DATAGRAM],
             fd,
+            fixed: false,
             armed: false,
             stopping: false,
             received: None,
@@ -122,6 +134,13 @@ impl Uring {
         slot.hdr.msg_iov = &raw mut slot.iov;
         slot.hdr.msg_iovlen = 1;
         slot.hdr.msg_name = (&raw mut slot.from).cast();
+        slot.fixed = self.fixed_files
+            && u32::try_from(idx).is_ok_and(|i| i < FIXED_FILES)
+            && self
+                .ring
+                .submitter()
+                .register_files_update(idx as u32, &[fd])
+                .is_ok();
         self.slots[idx] = Some(slot);
         self.rearm(idx);
     }
@@ -146,7 +165,12 @@ impl Uring {
         slot.hdr.msg_flags = 0;
         // Poll first: the datagram is rarely there already, and trying first costs a failed
         // receive per packet.
-        let entry = opcode::RecvMsg::new(types::Fd(slot.fd), &raw mut slot.hdr)
+        let recv = if slot.fixed {
+            opcode::RecvMsg::new(types::Fixed(idx as u32), &raw mut slot.hdr)
+        } else {
+            opcode::RecvMsg::new(types::Fd(slot.fd), &raw mut slot.hdr)
+        };
+        let entry = recv
             .ioprio(RECVSEND_POLL_FIRST)
             .build()
             .user_data(RECV << KIND_SHIFT | idx as u64);
@@ -167,13 +191,31 @@ impl Uring {
                 .user_data(CANCEL << KIND_SHIFT | idx as u64);
             self.push(&entry);
         } else {
-            self.slots[idx] = None;
-            self.done.push(Completion::Stopped(idx));
+            self.release(idx);
         }
     }
 
-    /// Queue `bytes` to go out on the connected socket `fd` at the next [`Self::enter`].
-    pub fn send(&mut self, fd: RawFd, bytes: &[u8]) {
+    /// Forget slot `idx` (nothing of it is in the kernel any more) and report it stopped.
+    fn release(&mut self, idx: usize) {
+        if let Some(slot) = self.slots.get_mut(idx).and_then(Option::take)
+            && slot.fixed
+        {
+            let _ = self
+                .ring
+                .submitter()
+                .register_files_update(idx as u32, &[-1]);
+        }
+        self.done.push(Completion::Stopped(idx));
+    }
+
+    /// Queue `bytes` to go out on slot `idx`'s connected socket `fd` at the next
+    /// [`Self::enter`].
+    pub fn send(&mut self, idx: usize, fd: RawFd, bytes: &[u8]) {
+        let fixed = self
+            .slots
+            .get(idx)
+            .and_then(Option::as_deref)
+            .is_some_and(|s| s.fixed);
         let n = bytes.len().min(SEND_BUF);
         let b = self.free_send_bufs.pop().unwrap_or_else(|| {
             self.send_bufs.push(Box::new([0; SEND_BUF]));
@@ -182,9 +224,12 @@ impl Uring {
         let buf = &mut self.send_bufs[b];
         buf[..n].copy_from_slice(&bytes[..n]);
         #[allow(clippy::cast_possible_truncation)]
-        let entry = opcode::Send::new(types::Fd(fd), buf.as_ptr(), n as u32)
-            .build()
-            .user_data(SEND << KIND_SHIFT | b as u64);
+        let send = if fixed {
+            opcode::Send::new(types::Fixed(idx as u32), buf.as_ptr(), n as u32)
+        } else {
+            opcode::Send::new(types::Fd(fd), buf.as_ptr(), n as u32)
+        };
+        let entry = send.build().user_data(SEND << KIND_SHIFT | b as u64);
         self.push(&entry);
     }
 
@@ -256,8 +301,7 @@ impl Uring {
         let got = usize::try_from(result).ok().filter(|_| !truncated);
         if slot.stopping {
             // A datagram that beat the cancel is dropped: one frame, as a bridge starts.
-            self.slots[idx] = None;
-            self.done.push(Completion::Stopped(idx));
+            self.release(idx);
         } else if let Some(len) = got {
             slot.received = Some(len);
             self.done.push(Completion::Received(idx));
@@ -348,7 +392,7 @@ mod tests {
         let Some(mut ring) = ring() else { return };
         let (ours, peer) = (socket(), socket());
         ours.connect(peer.local_addr().unwrap()).unwrap();
-        ring.send(ours.as_raw_fd(), b"frame");
+        ring.send(0, ours.as_raw_fd(), b"frame");
         ring.flush().unwrap();
         let mut buf = [0; 16];
         let mut got = None;
