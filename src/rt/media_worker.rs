@@ -32,7 +32,7 @@ use tokio::sync::{Notify, oneshot};
 use tracing::{debug, info, warn};
 
 use super::udp_batch::{Epoll, RecvBatch, disconnect};
-use super::uring::{Completion, Uring};
+use super::uring::{Arrival, Stopped, Uring};
 use crate::config::MediaIo;
 use crate::media::leg::{MAX_PACKET, MediaLeg, PTIME};
 
@@ -227,7 +227,8 @@ enum Leaving {
     Detach(oneshot::Sender<UdpSocket>),
 }
 
-/// How the thread moves packets.
+/// How the thread moves packets. One lives per process: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Io {
     /// One system call per tick for every send and receive (see [`Uring`]).
     Uring(Uring),
@@ -242,8 +243,10 @@ struct Worker {
     heap: BinaryHeap<Reverse<(Instant, usize, u32)>>,
     generations: u32,
     io: Io,
-    /// Slots holding a received datagram their leg was too busy to take (io_uring).
-    undelivered: Vec<usize>,
+    /// Datagrams received whose leg was too busy to take them (io_uring), in arrival order.
+    undelivered: Vec<Arrival>,
+    /// Scratch: the slots io_uring reported stopped this tick.
+    stopped: Vec<Stopped>,
     /// Ticks are whole [`TICK`]s after this.
     epoch: Instant,
     /// Streams per tick of the frame period: new streams start on the least used one, so a
@@ -324,6 +327,7 @@ impl Worker {
             heap: BinaryHeap::new(),
             io,
             undelivered: Vec::new(),
+            stopped: Vec::new(),
             epoch: now,
             generations: 0,
             phases: [0; PHASES],
@@ -523,17 +527,7 @@ impl Worker {
         if let Err(e) = ring.enter() {
             warn!(error = %e, "io_uring failed: nothing received this tick");
         }
-        let mut stopped = Vec::new();
-        for c in ring.completions() {
-            match c {
-                Completion::Received(idx) => self.undelivered.push(idx),
-                Completion::Stopped(idx) => stopped.push(idx),
-            }
-        }
-        for idx in stopped {
-            self.undelivered.retain(|&i| i != idx);
-            self.finish(idx);
-        }
+        ring.take(&mut self.undelivered, &mut self.stopped);
         let Self {
             io: Io::Uring(ring),
             entries,
@@ -543,26 +537,31 @@ impl Worker {
         else {
             return;
         };
-        undelivered.retain(|&idx| {
-            let Some(entry) = entries.get(idx).and_then(Option::as_ref) else {
+        undelivered.retain(|a| {
+            let entry = entries
+                .get(a.idx)
+                .and_then(Option::as_ref)
+                .filter(|e| e.leaving.is_none());
+            let Some(entry) = entry else {
+                ring.recycle(*a);
                 return false;
             };
-            if entry.leaving.is_some() {
-                return false;
-            }
             // Busy: the datagram waits in its buffer for the next tick.
             let Some(mut leg) = entry.stream.try_leg() else {
                 return true;
             };
-            if let Some((from, bytes)) = ring.datagram(idx) {
+            if let Some((from, bytes)) = ring.datagram(a) {
                 leg.handle_datagram(now, from, bytes);
             }
-            ring.rearm(idx);
+            ring.recycle(*a);
             if leg.has_events() {
                 entry.stream.news.notify_one();
             }
             false
         });
+        for Stopped(idx) in std::mem::take(&mut self.stopped) {
+            self.finish(idx);
+        }
     }
 
     /// Feed every datagram waiting on a ready socket to its leg.
