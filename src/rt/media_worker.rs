@@ -120,10 +120,14 @@ impl Drop for MediaClock {
     }
 }
 
-/// The thread's busy share of a core above which new calls are refused (it runs at real-time
-/// priority: past this, SIP and the API would starve), and below which they are taken again.
+/// The share above which new calls are refused (the media thread runs at real-time priority:
+/// past this, SIP and the API would starve), and below which they are taken again.
 const OVERLOAD_ON: f64 = 0.85;
 const OVERLOAD_OFF: f64 = 0.70;
+/// The same for the whole process's share of its cores: closer to full, since only its own
+/// threads compete with it there, and a refusal costs a caller.
+const PROCESS_OVERLOAD_ON: f64 = 0.95;
+const PROCESS_OVERLOAD_OFF: f64 = 0.85;
 /// How often the busy share is judged.
 const LOAD_WINDOW: Duration = Duration::from_millis(500);
 
@@ -255,14 +259,31 @@ struct Worker {
     load: Load,
 }
 
-/// The thread's busy share over [`LOAD_WINDOW`], published as an overload flag.
+/// The load over [`LOAD_WINDOW`], published as an overload flag: the media thread's busy share
+/// of a core (past [`OVERLOAD_ON`]), and the whole process's share of the cores it may run on
+/// (past [`PROCESS_OVERLOAD_ON`]). Either refuses new calls: a process out of CPU answers late, callers retransmit and
+/// give up, and the calls they abandoned keep costing until they time out — without the
+/// refusal, one stall at a high set-up rate snowballed into a collapse (scenario 2).
 struct Load {
     flag: Arc<AtomicBool>,
     since: Instant,
     busy: Duration,
+    /// The process's CPU time at `since`, and the cores it may use.
+    process_cpu: Duration,
+    cores: f64,
 }
 
 impl Load {
+    fn new(flag: Arc<AtomicBool>, now: Instant) -> Self {
+        Self {
+            flag,
+            since: now,
+            busy: Duration::ZERO,
+            process_cpu: process_cpu(),
+            cores: thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
+        }
+    }
+
     /// Count `busy` spent working; at the end of a window, judge it.
     fn record(&mut self, busy: Duration, now: Instant) {
         self.busy += busy;
@@ -270,17 +291,21 @@ impl Load {
         if window < LOAD_WINDOW {
             return;
         }
-        let share = self.busy.as_secs_f64() / window.as_secs_f64();
+        let cpu = process_cpu();
+        let media = self.busy.as_secs_f64() / window.as_secs_f64();
+        let process =
+            cpu.saturating_sub(self.process_cpu).as_secs_f64() / window.as_secs_f64() / self.cores;
         let was = self.flag.load(Ordering::Relaxed);
         let is = if was {
-            share > OVERLOAD_OFF
+            media > OVERLOAD_OFF || process > PROCESS_OVERLOAD_OFF
         } else {
-            share > OVERLOAD_ON
+            media > OVERLOAD_ON || process > PROCESS_OVERLOAD_ON
         };
         if is != was {
             warn!(
-                busy = format!("{:.0}%", share * 100.0),
-                "media clock {}",
+                media = format!("{:.0}%", media * 100.0),
+                process = format!("{:.0}%", process * 100.0),
+                "{}",
                 if is {
                     "overloaded: new calls get 503"
                 } else {
@@ -291,7 +316,36 @@ impl Load {
         }
         self.since = now;
         self.busy = Duration::ZERO;
+        self.process_cpu = cpu;
     }
+}
+
+impl Load {
+    /// Nothing to serve: whatever load there was is gone (the flag would otherwise stay set
+    /// while the thread sleeps, refusing every call).
+    fn idle(&mut self, now: Instant) {
+        if self.flag.swap(false, Ordering::Relaxed) {
+            warn!("no longer overloaded (no calls left)");
+        }
+        self.since = now;
+        self.busy = Duration::ZERO;
+        self.process_cpu = process_cpu();
+    }
+}
+
+/// CPU time (user + system) this process has used so far.
+fn process_cpu() -> Duration {
+    // SAFETY: plain data; all-zero is a valid rusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage(2) writes only `ru`, which lives across the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut ru) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// Ticks per 20 ms frame (a whole number: every frame of a stream lands on the same phase).
@@ -331,11 +385,7 @@ impl Worker {
             epoch: now,
             generations: 0,
             phases: [0; PHASES],
-            load: Load {
-                flag: overloaded,
-                since: now,
-                busy: Duration::ZERO,
-            },
+            load: Load::new(overloaded, now),
         }
     }
 
@@ -395,7 +445,10 @@ impl Worker {
             match wake {
                 Some(at) if at > now => thread::park_timeout(at - now),
                 Some(_) => {}
-                None => thread::park(),
+                None => {
+                    self.load.idle(crate::clock::now());
+                    thread::park();
+                }
             }
         }
     }
