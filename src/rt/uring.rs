@@ -93,11 +93,14 @@ pub struct Arrival {
     len: u32,
 }
 
-/// The ring of buffers the kernel receives into.
+/// The ring of buffers the kernel receives into. Both allocations are raw memory, not Rust
+/// values: the kernel writes into the buffers behind our back, and we only ever read a buffer
+/// it has handed over (through a raw pointer) until we give it back.
 struct BufRing {
     entries: *mut BufRingEntry,
     layout: Layout,
-    bufs: Box<[u8]>,
+    bufs: *mut u8,
+    bufs_layout: Layout,
     tail: u16,
 }
 
@@ -108,13 +111,18 @@ impl BufRing {
                 .map_err(io::Error::other)?;
         // SAFETY: the layout has a non-zero size.
         let entries = unsafe { alloc_zeroed(layout) }.cast::<BufRingEntry>();
-        if entries.is_null() {
+        let bufs_layout = Layout::from_size_align(usize::from(RECV_BUFS) * RECV_BUF, 64)
+            .map_err(io::Error::other)?;
+        // SAFETY: as above.
+        let bufs = unsafe { alloc_zeroed(bufs_layout) };
+        if entries.is_null() || bufs.is_null() {
             return Err(io::Error::from(io::ErrorKind::OutOfMemory));
         }
         let mut ring = Self {
             entries,
             layout,
-            bufs: vec![0; usize::from(RECV_BUFS) * RECV_BUF].into_boxed_slice(),
+            bufs,
+            bufs_layout,
             tail: 0,
         };
         for bid in 0..RECV_BUFS {
@@ -131,7 +139,7 @@ impl BufRing {
         // which lives as long as the ring.
         unsafe {
             let e = &mut *self.entries.add(at);
-            e.set_addr(self.bufs.as_ptr().add(usize::from(bid) * RECV_BUF) as u64);
+            e.set_addr(self.bufs.add(usize::from(bid) * RECV_BUF) as u64);
             e.set_len(RECV_BUF as u32);
             e.set_bid(bid);
         }
@@ -147,9 +155,14 @@ impl BufRing {
         }
     }
 
+    /// Buffer `bid`'s first `len` bytes: valid while the kernel has handed it over (between
+    /// its completion and [`Self::put`]), which is how the callers use it.
     fn buf(&self, bid: u16, len: u32) -> &[u8] {
-        let start = usize::from(bid) * RECV_BUF;
-        &self.bufs[start..start + (len as usize).min(RECV_BUF)]
+        let bid = usize::from(bid.min(RECV_BUFS - 1));
+        // SAFETY: within the allocation; the kernel does not write a buffer it handed over.
+        unsafe {
+            std::slice::from_raw_parts(self.bufs.add(bid * RECV_BUF), (len as usize).min(RECV_BUF))
+        }
     }
 }
 
@@ -157,7 +170,10 @@ impl Drop for BufRing {
     fn drop(&mut self) {
         // SAFETY: allocated in `new` with this layout; the ring that used it is gone (it is
         // dropped first, see `Uring`'s field order).
-        unsafe { dealloc(self.entries.cast(), self.layout) };
+        unsafe {
+            dealloc(self.entries.cast(), self.layout);
+            dealloc(self.bufs, self.bufs_layout);
+        }
     }
 }
 
