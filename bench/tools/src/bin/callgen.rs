@@ -27,9 +27,10 @@ use tokio::time::{Instant, sleep_until};
 
 const HELP: &str = "callgen --sip HOST:PORT [--service bench] [--calls N] [--cps R]
   [--hold-ms MS] [--hold-after-ramp] [--rtp-base PORT] [--send-rtp] [--dtmf-at-ms MS]
-  [--watch NAME=PID ...] [--settle-ms MS] [--prompts DIR] [--next-prompt ID]
+  [--inband] [--watch NAME=PID ...] [--settle-ms MS] [--prompts DIR] [--next-prompt ID]
 --hold-after-ramp: every call stays up until all calls are set up, then --hold-ms more
-(scenario 1); otherwise each call holds --hold-ms from its own answer (setup rate).";
+(scenario 1); otherwise each call holds --hold-ms from its own answer (setup rate).
+--inband: the key at --dtmf-at-ms is a 100 ms DTMF tone in the audio, not RFC 4733 events.";
 
 #[derive(Debug, Clone)]
 struct Args {
@@ -42,6 +43,8 @@ struct Args {
     rtp_base: u16,
     send_rtp: bool,
     dtmf_at_ms: Option<u64>,
+    /// The key is a tone in the audio (in-band) rather than RFC 4733 events.
+    inband: bool,
     watch: Vec<(String, u32)>,
     settle_ms: u64,
     /// With --dtmf-at-ms: the prompt the key should start, recognised by its first
@@ -60,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
         rtp_base: 12000,
         send_rtp: false,
         dtmf_at_ms: None,
+        inband: false,
         watch: Vec::new(),
         settle_ms: 1000,
         next_prompt: None,
@@ -81,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
             "--dtmf-at-ms" => {
                 a.dtmf_at_ms = Some(v()?.parse().map_err(|e| format!("--dtmf-at-ms: {e}"))?)
             }
+            "--inband" => a.inband = true,
             "--settle-ms" => a.settle_ms = v()?.parse().map_err(|e| format!("--settle-ms: {e}"))?,
             "--watch" => {
                 let s = v()?;
@@ -473,6 +478,24 @@ impl Call {
         let Some(dest) = self.remote_rtp else { return };
         let mut buf = [0u8; 200];
         let n = match key_frame {
+            Some(f) if self.sh.args.inband => {
+                // Key '1' in the audio: 697 Hz + 1209 Hz, each about −10 dBm0, for 5 frames.
+                let mut pcmu = [0u8; 160];
+                for (i, out) in pcmu.iter_mut().enumerate() {
+                    let t = f64::from(f * 160 + i as u32) / 8000.0;
+                    let tau = std::f64::consts::TAU;
+                    let v = 5000.0 * ((tau * 697.0 * t).sin() + (tau * 1209.0 * t).sin());
+                    *out = hammond::media::g711::ulaw_encode(v as i16);
+                }
+                let h = RtpHeader {
+                    pt: 0,
+                    marker: false,
+                    seq: self.seq,
+                    ts: self.ts,
+                    ssrc: self.ssrc,
+                };
+                write_packet(&mut buf, &h, &pcmu)
+            }
             Some(f) => {
                 // RFC 4733: 4 frames of event '1' growing in duration, then 3 end packets, all
                 // with the event's start timestamp; marker on the first.
@@ -708,7 +731,9 @@ async fn drive(c: &mut Call, rx: &mut mpsc::UnboundedReceiver<SipIn>) -> CallRes
             _ = tick.tick(), if ticking && phase == Phase::Up => {
                 if let Some(f) = key_frame {
                     c.send_frame(Some(f));
-                    key_frame = if f >= 6 { None } else { Some(f + 1) };
+                    // RFC 4733: 7 packets; in-band: 5 frames of tone (100 ms).
+                    let last = if args.inband { 4 } else { 6 };
+                    key_frame = if f >= last { None } else { Some(f + 1) };
                 } else if args.send_rtp {
                     c.send_frame(None);
                 } else {
