@@ -479,6 +479,17 @@ mod tests {
         std::thread::sleep(Duration::from_millis(1));
     }
 
+    /// A datagram on the non-blocking `sock`, waiting up to about a second for it.
+    fn recv_from_within(sock: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+        for _ in 0..1000 {
+            if let Ok(r) = sock.recv_from(buf) {
+                return Some(r);
+            }
+            pause();
+        }
+        None
+    }
+
     fn socket() -> UdpSocket {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         s.set_nonblocking(true).unwrap();
@@ -551,15 +562,7 @@ mod tests {
         ring.send(0, ours.as_raw_fd(), b"frame");
         ring.flush().unwrap();
         let mut buf = [0; 16];
-        let mut got = None;
-        for _ in 0..1000 {
-            if let Ok(r) = peer.recv_from(&mut buf) {
-                got = Some(r);
-                break;
-            }
-            pause();
-        }
-        let (n, from) = got.expect("the frame arrived");
+        let (n, from) = recv_from_within(&peer, &mut buf).expect("the frame arrived");
         assert_eq!(
             (&buf[..n], from),
             (&b"frame"[..], ours.local_addr().unwrap())
@@ -576,14 +579,7 @@ mod tests {
         assert_eq!(next(&mut ring).1, vec![Stopped(0)]);
         peer.send_to(b"later", ours.local_addr().unwrap()).unwrap();
         let mut buf = [0; 16];
-        let mut n = None;
-        for _ in 0..1000 {
-            if let Ok(k) = ours.recv(&mut buf) {
-                n = Some(k);
-                break;
-            }
-            pause();
-        }
-        assert_eq!(&buf[..n.expect("queued for the socket's owner")], b"later");
+        let (n, _) = recv_from_within(&ours, &mut buf).expect("queued for the socket's owner");
+        assert_eq!(&buf[..n], b"later");
     }
 }

@@ -477,6 +477,17 @@ impl Call {
     fn send_frame(&mut self, key_frame: Option<u32>) {
         let Some(dest) = self.remote_rtp else { return };
         let mut buf = [0u8; 200];
+        // PCMU audio: silence, or key '1' in-band.
+        let audio = |buf: &mut [u8], payload: &[u8]| {
+            let h = RtpHeader {
+                pt: 0,
+                marker: false,
+                seq: self.seq,
+                ts: self.ts,
+                ssrc: self.ssrc,
+            };
+            write_packet(buf, &h, payload)
+        };
         let n = match key_frame {
             Some(f) if self.sh.args.inband => {
                 // Key '1' in the audio: 697 Hz + 1209 Hz, each about −10 dBm0, for 5 frames.
@@ -487,14 +498,7 @@ impl Call {
                     let v = 5000.0 * ((tau * 697.0 * t).sin() + (tau * 1209.0 * t).sin());
                     *out = hammond::media::g711::ulaw_encode(v as i16);
                 }
-                let h = RtpHeader {
-                    pt: 0,
-                    marker: false,
-                    seq: self.seq,
-                    ts: self.ts,
-                    ssrc: self.ssrc,
-                };
-                write_packet(&mut buf, &h, &pcmu)
+                audio(&mut buf, &pcmu)
             }
             Some(f) => {
                 // RFC 4733: 4 frames of event '1' growing in duration, then 3 end packets, all
@@ -512,16 +516,7 @@ impl Call {
                 };
                 write_packet(&mut buf, &h, &payload)
             }
-            None => {
-                let h = RtpHeader {
-                    pt: 0,
-                    marker: false,
-                    seq: self.seq,
-                    ts: self.ts,
-                    ssrc: self.ssrc,
-                };
-                write_packet(&mut buf, &h, &[0xFF; 160])
-            }
+            None => audio(&mut buf, &[0xFF; 160]),
         };
         self.seq = self.seq.wrapping_add(1);
         self.ts = self.ts.wrapping_add(160);
