@@ -490,24 +490,15 @@ fn create(conn: &Connection, new: &Interaction) -> Result<Written, Error> {
          callback_requested_at, leg, close_reason, disposition) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?;
-    let cb = new.callback.as_ref();
-    insert.execute(params![
-        new.queue,
-        new.status.as_str(),
-        new.communication_type.as_str(),
-        new.sub_type.as_str(),
-        new.customer_number,
-        us(new.created_at),
-        us(new.updated_at),
-        new.assigned_agent.as_deref(),
-        cb.map(|c| c.number.as_str()),
-        i64::from(cb.map_or(0, |c| c.attempts)),
-        cb.and_then(|c| c.not_before).map(us),
-        cb.and_then(|c| c.requested_at).map(us),
-        new.leg.map(Leg::as_str),
-        new.close_reason.map(CloseReason::as_str),
-        new.disposition.as_deref(),
-    ])?;
+    insert.raw_bind_parameter(1, new.queue.as_str())?;
+    insert.raw_bind_parameter(2, new.status.as_str())?;
+    insert.raw_bind_parameter(3, new.communication_type.as_str())?;
+    insert.raw_bind_parameter(4, new.sub_type.as_str())?;
+    insert.raw_bind_parameter(5, new.customer_number.as_str())?;
+    insert.raw_bind_parameter(6, us(new.created_at))?;
+    insert.raw_bind_parameter(7, us(new.updated_at))?;
+    bind_changeable(&mut insert, 8, new)?;
+    insert.raw_execute()?;
     let mut stored = new.clone();
     stored.id = conn.last_insert_rowid();
     let entry = FeedEntry::new(
@@ -572,7 +563,6 @@ fn try_update(
         source => Error::Lifecycle { id, source },
     })?;
     let next = &change.interaction;
-    let cb = next.callback.as_ref();
     // The status guard makes accept atomic on any backend (PostgreSQL included); the version
     // guard catches every other lost update.
     macro_rules! update {
@@ -588,25 +578,38 @@ fn try_update(
     } else {
         update!()
     };
-    let changed = conn.prepare_cached(sql)?.execute(params![
-        next.status.as_str(),
-        next.sub_type.as_str(),
-        us(next.updated_at),
-        next.assigned_agent.as_deref(),
-        cb.map(|c| c.number.as_str()),
-        i64::from(cb.map_or(0, |c| c.attempts)),
-        cb.and_then(|c| c.not_before).map(us),
-        cb.and_then(|c| c.requested_at).map(us),
-        next.leg.map(Leg::as_str),
-        next.close_reason.map(CloseReason::as_str),
-        next.disposition.as_deref(),
-        id,
-        version,
-    ])?;
+    let mut update = conn.prepare_cached(sql)?;
+    update.raw_bind_parameter(1, next.status.as_str())?;
+    update.raw_bind_parameter(2, next.sub_type.as_str())?;
+    update.raw_bind_parameter(3, us(next.updated_at))?;
+    bind_changeable(&mut update, 4, next)?;
+    update.raw_bind_parameter(12, id)?;
+    update.raw_bind_parameter(13, version)?;
+    let changed = update.raw_execute()?;
     if changed == 0 {
         return Ok(None);
     }
     Ok(Some((change.interaction, version + 1, kind, change.feed)))
+}
+
+/// Binds the columns a lifecycle event can change, from parameter `first` on, in the order the
+/// `INSERT` and the `UPDATE` both list them: `assigned_agent`, `callback_number`,
+/// `callback_attempts`, `callback_not_before`, `callback_requested_at`, `leg`, `close_reason`,
+/// `disposition`.
+fn bind_changeable(
+    stmt: &mut Statement<'_>,
+    first: usize,
+    i: &Interaction,
+) -> Result<(), rusqlite::Error> {
+    let cb = i.callback.as_ref();
+    stmt.raw_bind_parameter(first, i.assigned_agent.as_deref())?;
+    stmt.raw_bind_parameter(first + 1, cb.map(|c| c.number.as_str()))?;
+    stmt.raw_bind_parameter(first + 2, i64::from(cb.map_or(0, |c| c.attempts)))?;
+    stmt.raw_bind_parameter(first + 3, cb.and_then(|c| c.not_before).map(us))?;
+    stmt.raw_bind_parameter(first + 4, cb.and_then(|c| c.requested_at).map(us))?;
+    stmt.raw_bind_parameter(first + 5, i.leg.map(Leg::as_str))?;
+    stmt.raw_bind_parameter(first + 6, i.close_reason.map(CloseReason::as_str))?;
+    stmt.raw_bind_parameter(first + 7, i.disposition.as_deref())
 }
 
 /// An open row's place in its queue (`None` for the others).
