@@ -58,6 +58,14 @@ pub enum StartError {
 /// the configured drain timeout.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartError> {
     let cfg = Arc::new(cfg);
+    let open_files = crate::rt::fd_limit::raise();
+    if open_files < 2 * cfg.sip.max_calls as u64 + 64 {
+        warn!(
+            open_files,
+            max_calls = cfg.sip.max_calls,
+            "the open-file limit may refuse calls before sip.max_calls (each call holds a socket, two while bridged)"
+        );
+    }
     let prompts =
         Arc::new(
             PromptLibrary::load(&cfg.prompts_dir).map_err(|source| StartError::Prompts {

@@ -4,6 +4,7 @@
 pub mod call_task;
 pub mod callback_task;
 pub mod calls;
+pub mod fd_limit;
 pub mod legs;
 pub mod live;
 pub mod media_worker;
