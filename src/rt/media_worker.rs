@@ -4,7 +4,7 @@
 //! Per-call tasks cost more than the packets they move once there are a thousand calls: a task
 //! wake-up per received packet, a timer per frame, and tokio's readiness events for every
 //! packet *sent* (the socket reports it writable again each time the kernel frees a sent
-//! buffer). This thread instead keeps one heap of every stream's next frame, on a 2 ms grid
+//! buffer). This thread instead keeps a schedule of every stream's next frame, on a 2 ms grid
 //! so that one wake-up serves many streams, sleeps precisely until the next tick
 //! (`park_timeout`), and on each tick
 //! 1. takes what arrived on every socket and feeds it to the call's [`MediaLeg`] (latching,
@@ -19,11 +19,9 @@
 //!
 //! Bridging hands the socket back to the call task ([`MediaClock::detach`]), which then relays.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -31,10 +29,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, oneshot};
 use tracing::{debug, info, warn};
 
+use super::schedule::{Due, Schedule};
 use super::udp_batch::{Epoll, RecvBatch, disconnect};
 use super::uring::{Arrival, Stopped, Uring};
 use crate::config::MediaIo;
-use crate::media::leg::{MAX_PACKET, MediaLeg, PTIME};
+use crate::media::leg::{HOT_OFFSETS, MAX_PACKET, MediaLeg, PTIME};
 
 /// The clock's resolution: frames are sent on ticks this far apart, and arrivals are taken at
 /// least this often (a key press reaches the workflow within a tick).
@@ -47,13 +46,38 @@ pub struct Stream {
     news: Notify,
 }
 
+/// Where a stream's leg lies within it (the same for every stream: measured on the first).
+static LEG_OFFSET: AtomicUsize = AtomicUsize::new(usize::MAX);
+
 impl Stream {
     /// A stream for `leg`, not yet sending (see [`MediaClock::start_stream`]).
     pub fn new(leg: MediaLeg) -> Arc<Self> {
-        Arc::new(Self {
+        let stream = Arc::new(Self {
             leg: Mutex::new(leg),
             news: Notify::new(),
-        })
+        });
+        if LEG_OFFSET.load(Ordering::Relaxed) == usize::MAX {
+            let base = Arc::as_ptr(&stream).addr();
+            let leg = std::ptr::from_ref::<MediaLeg>(&stream.leg()).addr();
+            LEG_OFFSET.store(leg.wrapping_sub(base), Ordering::Relaxed);
+        }
+        stream
+    }
+
+    /// Start loading into the cache what the media thread touches to serve the stream: the
+    /// reference count, the lock, the leg's hot state ([`HOT_OFFSETS`]).
+    fn prefetch(&self) {
+        let base = std::ptr::from_ref(self).cast::<u8>();
+        // The counts sit just before the value in an `Arc`.
+        prefetch(base.wrapping_sub(16));
+        // The lock word is at one end of the mutex or the other.
+        let lock = (&raw const self.leg).cast::<u8>();
+        prefetch(lock);
+        prefetch(lock.wrapping_add(size_of::<Mutex<MediaLeg>>() - 1));
+        let leg = base.wrapping_add(LEG_OFFSET.load(Ordering::Relaxed));
+        for offset in HOT_OFFSETS {
+            prefetch(leg.wrapping_add(offset));
+        }
     }
 
     /// Lock the leg (briefly: never across an await).
@@ -215,7 +239,7 @@ struct Entry {
     sock: UdpSocket,
     /// Where the socket is `connect`ed to (the leg's current destination).
     connected: Option<SocketAddr>,
-    /// Tells this stream's heap entries from those of an earlier stream in the same slot.
+    /// Tells this stream's schedule entries from those of an earlier stream in the same slot.
     generation: u32,
     /// Which tick of the 20 ms frame period this stream sends on.
     phase: usize,
@@ -243,12 +267,16 @@ enum Io {
 struct Worker {
     entries: Vec<Option<Entry>>,
     free: Vec<usize>,
-    /// Every stream's next tick: (tick, slot, generation).
-    heap: BinaryHeap<Reverse<(Instant, usize, u32)>>,
+    /// Every stream's next tick.
+    schedule: Schedule,
+    /// Scratch: the streams due this tick.
+    due: Vec<Due>,
     generations: u32,
     io: Io,
     /// Datagrams received whose leg was too busy to take them (io_uring), in arrival order.
     undelivered: Vec<Arrival>,
+    /// Scratch: the datagrams to deliver this tick.
+    arrivals: Vec<Arrival>,
     /// Scratch: the slots io_uring reported stopped this tick.
     stopped: Vec<Stopped>,
     /// Ticks are whole [`TICK`]s after this.
@@ -378,9 +406,11 @@ impl Worker {
         Self {
             entries: Vec::new(),
             free: Vec::new(),
-            heap: BinaryHeap::new(),
+            schedule: Schedule::default(),
+            due: Vec::new(),
             io,
             undelivered: Vec::new(),
+            arrivals: Vec::new(),
             stopped: Vec::new(),
             epoch: now,
             generations: 0,
@@ -434,21 +464,18 @@ impl Worker {
             }
             let now = crate::clock::now();
             self.load.record(now - started, now);
-            let next_frame = self.heap.peek().map(|&Reverse((at, _, _))| at);
             // While any stream is live (or a request waits), look again every tick even if no
-            // frame is due.
-            let wake = if self.live() > 0 || !requests.is_empty() {
-                Some(next_frame.map_or(now + TICK, |at| at.min(now + TICK)))
-            } else {
-                next_frame
-            };
-            match wake {
-                Some(at) if at > now => thread::park_timeout(at - now),
-                Some(_) => {}
-                None => {
-                    self.load.idle(crate::clock::now());
-                    thread::park();
+            // frame is due: arrivals are taken on every tick.
+            if self.live() > 0 || !requests.is_empty() {
+                let next = at_tick(self.epoch, tick_before(self.epoch, now) + 1);
+                if next > now {
+                    thread::park_timeout(next - now);
                 }
+            } else {
+                // Only the entries of streams gone are left.
+                self.schedule.clear();
+                self.load.idle(crate::clock::now());
+                thread::park();
             }
         }
     }
@@ -458,26 +485,11 @@ impl Worker {
         self.entries.len() - self.free.len()
     }
 
-    /// `at` rounded up to the clock's grid.
-    fn tick_at(&self, at: Instant) -> Instant {
-        let since = at.saturating_duration_since(self.epoch).as_nanos();
-        let tick = TICK.as_nanos();
-        let ticks = since.div_ceil(tick);
-        self.epoch + Duration::from_nanos(u64::try_from(ticks * tick).unwrap_or(u64::MAX))
-    }
-
-    /// The phase of tick `at`.
-    fn phase_of(&self, at: Instant) -> usize {
-        let ticks = at.saturating_duration_since(self.epoch).as_nanos() / TICK.as_nanos();
-        usize::try_from(ticks % PHASES as u128).unwrap_or(0)
-    }
-
     /// The first frame's tick: the least used phase within one frame period from `due`.
-    fn first_tick(&self, due: Instant) -> Instant {
-        let first = self.tick_at(due);
-        (0..PHASES as u32)
-            .map(|k| first + TICK * k)
-            .min_by_key(|&at| self.phases[self.phase_of(at)])
+    fn first_tick(&self, due: Instant) -> u64 {
+        let first = tick_from(self.epoch, due);
+        (first..first + PHASES as u64)
+            .min_by_key(|&t| self.phases[phase_of(t)])
             .unwrap_or(first)
     }
 
@@ -487,10 +499,10 @@ impl Worker {
         let Some(mut leg) = stream.try_leg() else {
             return Err(Request::Start { stream, sock });
         };
-        let due = self.first_tick(leg.next_frame_due());
-        leg.start_at(due);
+        let tick = self.first_tick(leg.next_frame_due());
+        leg.start_at(at_tick(self.epoch, tick));
         drop(leg);
-        let phase = self.phase_of(due);
+        let phase = phase_of(tick);
         self.phases[phase] += 1;
         let idx = self.free.pop().unwrap_or_else(|| {
             self.entries.push(None);
@@ -514,7 +526,7 @@ impl Worker {
             phase,
             leaving: None,
         });
-        self.heap.push(Reverse((due, idx, generation)));
+        self.schedule.push(tick, due_entry(idx, generation));
         Ok(())
     }
 
@@ -546,8 +558,8 @@ impl Worker {
         }
     }
 
-    /// Free a slot that has left: close its socket, or give it back unconnected. Its heap
-    /// entry is dropped when it comes up (its generation is gone).
+    /// Free a slot that has left: close its socket, or give it back unconnected. Its
+    /// schedule entry is dropped when it comes up (its generation is gone).
     fn finish(&mut self, idx: usize) {
         let Some(entry) = self.entries.get_mut(idx).and_then(Option::take) else {
             return;
@@ -580,40 +592,47 @@ impl Worker {
         if let Err(e) = ring.enter() {
             warn!(error = %e, "io_uring failed: nothing received this tick");
         }
-        ring.take(&mut self.undelivered, &mut self.stopped);
-        let Self {
-            io: Io::Uring(ring),
-            entries,
-            undelivered,
-            ..
-        } = self
-        else {
-            return;
-        };
-        undelivered.retain(|a| {
-            let entry = entries
-                .get(a.idx)
-                .and_then(Option::as_ref)
-                .filter(|e| e.leaving.is_none());
-            let Some(entry) = entry else {
-                ring.recycle(*a);
-                return false;
-            };
-            // Busy: the datagram waits in its buffer for the next tick.
-            let Some(mut leg) = entry.stream.try_leg() else {
-                return true;
-            };
-            if let Some((from, bytes)) = ring.datagram(a) {
-                leg.handle_datagram(now, from, bytes);
-            }
-            ring.recycle(*a);
-            if leg.has_events() {
-                entry.stream.news.notify_one();
-            }
-            false
-        });
+        // Those that waited for a busy leg first, then this tick's, in arrival order.
+        let mut arrivals = std::mem::take(&mut self.arrivals);
+        arrivals.append(&mut self.undelivered);
+        ring.take(&mut arrivals, &mut self.stopped);
+        for (i, a) in arrivals.iter().enumerate() {
+            let idx = |k: usize| arrivals.get(i + k).map(|a| a.idx);
+            self.prefetch(idx(PREFETCH_ENTRY), idx(PREFETCH_STREAM));
+            self.deliver(now, *a);
+        }
+        arrivals.clear();
+        self.arrivals = arrivals;
         for Stopped(idx) in std::mem::take(&mut self.stopped) {
             self.finish(idx);
+        }
+    }
+
+    /// Feed a datagram to its leg, or keep it for the next tick if the leg is busy.
+    fn deliver(&mut self, now: Instant, a: Arrival) {
+        let Io::Uring(ring) = &mut self.io else {
+            return;
+        };
+        let entry = self
+            .entries
+            .get(a.idx)
+            .and_then(Option::as_ref)
+            .filter(|e| e.leaving.is_none());
+        let Some(entry) = entry else {
+            ring.recycle(a);
+            return;
+        };
+        // Busy: the datagram waits in its buffer for the next tick.
+        let Some(mut leg) = entry.stream.try_leg() else {
+            self.undelivered.push(a);
+            return;
+        };
+        if let Some((from, bytes)) = ring.datagram(&a) {
+            leg.handle_datagram(now, from, bytes);
+        }
+        ring.recycle(a);
+        if leg.has_events() {
+            entry.stream.news.notify_one();
         }
     }
 
@@ -651,48 +670,115 @@ impl Worker {
     }
 
     fn send_due(&mut self, now: Instant, buf: &mut [u8; MAX_PACKET]) {
-        while let Some(&Reverse((due, idx, generation))) = self.heap.peek() {
-            if due > now {
-                break;
-            }
-            self.heap.pop();
-            let Some(entry) = self
-                .entries
-                .get_mut(idx)
-                .and_then(Option::as_mut)
-                .filter(|e| e.generation == generation && e.leaving.is_none())
-            else {
-                continue;
-            };
-            // The call task let go of its handle: the call is over.
-            if Arc::strong_count(&entry.stream) == 1 {
-                self.leave(idx, Leaving::Ended);
-                continue;
-            }
-            let Entry {
-                stream,
-                sock,
-                connected,
-                ..
-            } = entry;
-            let Some(mut leg) = stream.try_leg() else {
-                // Busy: try again next tick (the frame goes out a tick late, once).
-                let next = self.tick_at(now + TICK);
-                self.heap.push(Reverse((next, idx, generation)));
-                continue;
-            };
-            while let Some((n, dest)) = leg.poll_transmit(now.max(due), buf) {
-                send(&mut self.io, idx, sock, connected, &buf[..n], dest);
-            }
-            let (next, news) = (leg.next_frame_due(), leg.has_events());
-            drop(leg);
-            if news {
-                stream.news.notify_one();
-            }
-            let next = self.tick_at(next);
-            self.heap.push(Reverse((next, idx, generation)));
+        let mut due = std::mem::take(&mut self.due);
+        self.schedule
+            .take_due(tick_before(self.epoch, now), &mut due);
+        for (i, &d) in due.iter().enumerate() {
+            let idx = |k: usize| due.get(i + k).map(|d| d.idx as usize);
+            self.prefetch(idx(PREFETCH_ENTRY), idx(PREFETCH_STREAM));
+            self.send_frames(now, d, buf);
+        }
+        due.clear();
+        self.due = due;
+    }
+
+    /// Start loading what serving two streams further on (by slot) will touch, so that serving
+    /// them does not wait for memory: the entry of `far`, and the state of `near` (its entry
+    /// was fetched a few streams ago). Streams' state is cold: each is touched once per frame.
+    fn prefetch(&self, far: Option<usize>, near: Option<usize>) {
+        if let Some(idx) = far {
+            prefetch(self.entries.as_ptr().wrapping_add(idx));
+        }
+        if let Some(Some(e)) = near.and_then(|idx| self.entries.get(idx)) {
+            e.stream.prefetch();
         }
     }
+
+    /// Send the frames due on `d`'s stream, and schedule its next.
+    fn send_frames(&mut self, now: Instant, d: Due, buf: &mut [u8; MAX_PACKET]) {
+        let idx = d.idx as usize;
+        let epoch = self.epoch;
+        let Some(entry) = self
+            .entries
+            .get_mut(idx)
+            .and_then(Option::as_mut)
+            .filter(|e| e.generation == d.generation && e.leaving.is_none())
+        else {
+            return;
+        };
+        // The call task let go of its handle: the call is over.
+        if Arc::strong_count(&entry.stream) == 1 {
+            self.leave(idx, Leaving::Ended);
+            return;
+        }
+        let Entry {
+            stream,
+            sock,
+            connected,
+            ..
+        } = entry;
+        let Some(mut leg) = stream.try_leg() else {
+            // Busy: try again next tick (the frame goes out a tick late, once).
+            self.schedule.push(tick_before(epoch, now) + 1, d);
+            return;
+        };
+        while let Some((n, dest)) = leg.poll_transmit(now, buf) {
+            send(&mut self.io, idx, sock, connected, &buf[..n], dest);
+        }
+        let (next, news) = (leg.next_frame_due(), leg.has_events());
+        drop(leg);
+        if news {
+            stream.news.notify_one();
+        }
+        self.schedule.push(tick_from(epoch, next), d);
+    }
+}
+
+/// How far ahead of the stream being served the clock fetches another's entry, and its state.
+const PREFETCH_ENTRY: usize = 8;
+const PREFETCH_STREAM: usize = 4;
+
+/// Ask the CPU to start loading the cache line at `p` (a hint: it never faults).
+#[inline]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing into the program and never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+fn due_entry(idx: usize, generation: u32) -> Due {
+    Due {
+        idx: u32::try_from(idx).unwrap_or(u32::MAX),
+        generation,
+    }
+}
+
+/// The first tick at or after `at` (ticks are numbered from the clock's `epoch`).
+fn tick_from(epoch: Instant, at: Instant) -> u64 {
+    let since = at.saturating_duration_since(epoch).as_nanos();
+    u64::try_from(since.div_ceil(TICK.as_nanos())).unwrap_or(u64::MAX)
+}
+
+/// The last tick at or before `at`.
+fn tick_before(epoch: Instant, at: Instant) -> u64 {
+    let since = at.saturating_duration_since(epoch).as_nanos();
+    u64::try_from(since / TICK.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// When tick `tick` is.
+fn at_tick(epoch: Instant, tick: u64) -> Instant {
+    let nanos = u64::try_from(TICK.as_nanos()).unwrap_or(u64::MAX);
+    epoch + Duration::from_nanos(tick.saturating_mul(nanos))
+}
+
+/// The phase of the frame period tick `tick` is on.
+#[allow(clippy::cast_possible_truncation)]
+fn phase_of(tick: u64) -> usize {
+    (tick % PHASES as u64) as usize
 }
 
 /// The socket of a start request still waiting for its leg (the stream is being detached

@@ -12,6 +12,7 @@ pub mod outbound;
 pub mod ports;
 pub mod queue_watch;
 pub mod router;
+pub mod schedule;
 pub mod services;
 pub mod sip_socket;
 pub mod store_worker;
