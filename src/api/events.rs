@@ -115,5 +115,5 @@ fn to_sse(e: &StoredEvent) -> Event {
     Event::default()
         .id(e.id.to_string())
         .event(&e.kind)
-        .data(e.data.to_string())
+        .data(&e.data)
 }

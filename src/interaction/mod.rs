@@ -152,23 +152,71 @@ impl Interaction {
 
     /// The pinned JSON shape (DESIGN.md) with the given queue `position`.
     pub fn to_json(&self, position: Option<u32>) -> serde_json::Value {
-        serde_json::json!({
-            "id": self.id,
-            "queue": self.queue,
-            "status": self.status,
-            "communication_type": self.communication_type,
-            "sub_type": self.sub_type,
-            "customer_number": self.customer_number,
-            "created_at": self.created_at.to_string(),
-            "updated_at": self.updated_at.to_string(),
-            "assigned_agent": self.assigned_agent,
-            "position": position,
-            "callback": self.callback.as_ref().filter(|_| self.sub_type == SubType::Callback).map(|c| serde_json::json!({
-                "number": c.number,
-                "attempts": c.attempts,
-                "not_before": c.not_before.map(|t| t.to_string()),
-            })),
-        })
+        serde_json::to_value(self.json(position)).unwrap_or_default()
+    }
+
+    /// The same shape, to serialise directly (no `Value` tree: the store writes one per event).
+    pub fn json(&self, position: Option<u32>) -> InteractionJson<'_> {
+        InteractionJson {
+            id: self.id,
+            queue: &self.queue,
+            status: self.status,
+            communication_type: self.communication_type,
+            sub_type: self.sub_type,
+            customer_number: &self.customer_number,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            assigned_agent: self.assigned_agent.as_deref(),
+            position,
+            callback: self
+                .callback
+                .as_ref()
+                .filter(|_| self.sub_type == SubType::Callback)
+                .map(|c| CallbackJson {
+                    number: &c.number,
+                    attempts: c.attempts,
+                    not_before: c.not_before,
+                }),
+        }
+    }
+}
+
+/// An interaction as the API and the event log show it (see [`Interaction::json`]).
+#[derive(Debug, Serialize)]
+pub struct InteractionJson<'a> {
+    id: InteractionId,
+    queue: &'a str,
+    status: Status,
+    communication_type: CommunicationType,
+    sub_type: SubType,
+    customer_number: &'a str,
+    #[serde(serialize_with = "as_text")]
+    created_at: Timestamp,
+    #[serde(serialize_with = "as_text")]
+    updated_at: Timestamp,
+    assigned_agent: Option<&'a str>,
+    position: Option<u32>,
+    callback: Option<CallbackJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct CallbackJson<'a> {
+    number: &'a str,
+    attempts: u32,
+    #[serde(serialize_with = "opt_as_text")]
+    not_before: Option<Timestamp>,
+}
+
+/// A time as its `Display` text (RFC 3339), as the JSON shape has always written it.
+fn as_text<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(t)
+}
+
+#[allow(clippy::ref_option)]
+fn opt_as_text<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.collect_str(t),
+        None => s.serialize_none(),
     }
 }
 

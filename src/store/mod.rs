@@ -171,8 +171,9 @@ pub struct StoredEvent {
     pub at: Timestamp,
     /// `created` or the lifecycle event's name (the SSE `event:`).
     pub kind: String,
-    /// The JSON payload.
-    pub data: serde_json::Value,
+    /// The JSON payload, as text: written once by the writer, stored and sent as it is (a
+    /// `Value` tree cost allocations to build, to serialise and to drop, for every event).
+    pub data: String,
 }
 
 /// Persistence of interactions. Object-safe: hold it as `Arc<dyn InteractionStore>`.

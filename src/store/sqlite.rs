@@ -86,8 +86,9 @@ const MAX_BATCH: usize = 256;
 /// Most interactions the writer remembers (closed ones are forgotten at once).
 const CACHE_MAX: usize = 20_000;
 
-/// Rows per multi-row INSERT (5 bound values each, far below SQLite's variable limit).
-const ROWS_PER_INSERT: usize = 200;
+/// Rows per multi-row INSERT at most (6 bound values each, far below SQLite's variable
+/// limit). The writer keeps one prepared statement per row count, so none is parsed twice.
+const ROWS_PER_INSERT: usize = 32;
 
 /// The SQLite store. Cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -502,10 +503,12 @@ impl InteractionStore for SqliteStore {
             rows.iter()
                 .map(|r| {
                     let data: String = r.try_get("data")?;
-                    let data = serde_json::from_str(&data).map_err(|_| Error::Corrupt {
-                        column: "events.data",
-                        value: data.clone(),
-                    })?;
+                    if serde_json::from_str::<serde::de::IgnoredAny>(&data).is_err() {
+                        return Err(Error::Corrupt {
+                            column: "events.data",
+                            value: data,
+                        });
+                    }
                     Ok(StoredEvent {
                         id: r.try_get("id")?,
                         interaction_id: r.try_get("interaction_id")?,

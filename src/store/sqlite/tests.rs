@@ -441,8 +441,9 @@ async fn events_since_and_live_events_agree() {
     for e in &stored {
         assert_eq!(&*rx.recv().await.unwrap(), e);
     }
-    assert_eq!(stored[1].data["interaction"]["status"], "bot");
-    assert_eq!(stored[2].data["feed"][0]["digit"], "1");
+    let data = |e: &StoredEvent| serde_json::from_str::<serde_json::Value>(&e.data).unwrap();
+    assert_eq!(data(&stored[1])["interaction"]["status"], "bot");
+    assert_eq!(data(&stored[2])["feed"][0]["digit"], "1");
     assert_eq!(
         s.events_since(stored[1].id, 100).await.unwrap(),
         stored[2..].to_vec()

@@ -127,14 +127,53 @@ pub(super) struct Writer {
     cache: HashMap<InteractionId, (Interaction, i64)>,
     /// The next event-log id; `None`: read it from the table.
     next_event: Option<i64>,
+    inserts: Inserts,
 }
 
-/// Prepared statements kept: the fixed ones plus multi-row `INSERT`s of up to
-/// [`CACHED_ROWS`] rows.
-const STATEMENT_CACHE: usize = 64;
+/// Prepared statements kept: the fixed ones plus the multi-row `INSERT`s of every row count
+/// into the feed and the event log.
+const STATEMENT_CACHE: usize = 2 * ROWS_PER_INSERT + 32;
 
-/// Multi-row `INSERT`s of more rows than this are prepared each time (rare, large batches).
-const CACHED_ROWS: usize = 16;
+/// A multi-row `INSERT` for every row count up to [`ROWS_PER_INSERT`], its text written once
+/// (formatting it for each batch showed in the profile).
+struct MultiInsert {
+    /// Values per row.
+    width: usize,
+    /// `sql[n - 1]` inserts `n` rows.
+    sql: Vec<String>,
+}
+
+impl MultiInsert {
+    /// `insert` is `INSERT INTO t (cols) VALUES `; the tuple's width is the number of columns
+    /// it names.
+    fn new(insert: &str) -> Self {
+        let width = insert.matches(',').count() + 1;
+        let tuple = format!("({})", vec!["?"; width].join(", "));
+        let sql = (1..=ROWS_PER_INSERT)
+            .map(|n| format!("{insert}{}", vec![tuple.as_str(); n].join(", ")))
+            .collect();
+        Self { width, sql }
+    }
+}
+
+/// The writer's multi-row `INSERT`s.
+struct Inserts {
+    feed: MultiInsert,
+    events: MultiInsert,
+}
+
+impl Inserts {
+    fn new() -> Self {
+        Self {
+            feed: MultiInsert::new(
+                "INSERT INTO feed (interaction_id, at, kind, text, data) VALUES ",
+            ),
+            events: MultiInsert::new(
+                "INSERT INTO events (id, interaction_id, queue, at, kind, data) VALUES ",
+            ),
+        }
+    }
+}
 
 impl Writer {
     /// Opens the writer's connection to the (migrated) database at `path`.
@@ -156,6 +195,7 @@ impl Writer {
             durability,
             cache: HashMap::new(),
             next_event: None,
+            inserts: Inserts::new(),
         })
     }
 
@@ -201,7 +241,13 @@ impl Writer {
 
     fn write_batch(&mut self, batch: Vec<WriteJob>) {
         let ops: Vec<&Op> = batch.iter().map(|j| &j.op).collect();
-        match transaction(&self.conn, &self.cache, &mut self.next_event, &ops) {
+        match transaction(
+            &self.conn,
+            &self.inserts,
+            &self.cache,
+            &mut self.next_event,
+            &ops,
+        ) {
             Ok(results) => {
                 self.committed(results.iter().filter_map(|r| r.as_ref().ok()));
                 for (job, r) in batch.into_iter().zip(results) {
@@ -216,6 +262,7 @@ impl Writer {
                 for job in batch {
                     let r = match transaction(
                         &self.conn,
+                        &self.inserts,
                         &self.cache,
                         &mut self.next_event,
                         &[&job.op],
@@ -324,12 +371,13 @@ impl Load {
 /// refusals are in the vector.
 fn transaction(
     conn: &Connection,
+    inserts: &Inserts,
     cache: &HashMap<InteractionId, (Interaction, i64)>,
     next_event: &mut Option<i64>,
     ops: &[&Op],
 ) -> Result<Vec<Result<Done, Error>>, Error> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let r = body(conn, cache, *next_event, ops).and_then(|(done, next)| {
+    let r = body(conn, inserts, cache, *next_event, ops).and_then(|(done, next)| {
         conn.prepare_cached("COMMIT")?.execute([])?;
         *next_event = Some(next);
         Ok(done)
@@ -344,6 +392,7 @@ fn transaction(
 
 fn body(
     conn: &Connection,
+    inserts: &Inserts,
     cache: &HashMap<InteractionId, (Interaction, i64)>,
     next_event: Option<i64>,
     ops: &[&Op],
@@ -374,8 +423,11 @@ fn body(
         match r {
             Ok((i, version, kind, entries)) => {
                 let position = position_of(conn, &i)?;
-                let data =
-                    serde_json::json!({ "interaction": i.to_json(position), "feed": entries });
+                let data = serde_json::to_string(&EventData {
+                    interaction: i.json(position),
+                    feed: &entries,
+                })
+                .unwrap_or_default();
                 let event = Arc::new(StoredEvent {
                     id: next,
                     interaction_id: i.id,
@@ -397,36 +449,33 @@ fn body(
             Err(e) => out.push(Err(e)),
         }
     }
-    insert_rows(
-        conn,
-        "INSERT INTO feed (interaction_id, at, kind, text, data) VALUES ",
-        &feed,
-        |s, (id, e)| {
-            s.raw_bind_parameter(1, id)?;
-            s.raw_bind_parameter(2, us(e.at))?;
-            s.raw_bind_parameter(3, e.kind.as_str())?;
-            s.raw_bind_parameter(4, e.text.as_str())?;
-            s.raw_bind_parameter(5, serde_json::to_string(&e.data).unwrap_or_default())
-        },
-    )?;
+    insert_rows(conn, &inserts.feed, &feed, |s, (id, e)| {
+        s.raw_bind_parameter(1, id)?;
+        s.raw_bind_parameter(2, us(e.at))?;
+        s.raw_bind_parameter(3, e.kind.as_str())?;
+        s.raw_bind_parameter(4, e.text.as_str())?;
+        s.raw_bind_parameter(5, serde_json::to_string(&e.data).unwrap_or_default())
+    })?;
     let events: Vec<&StoredEvent> = out
         .iter()
         .filter_map(|r| r.as_ref().ok().map(|d| &*d.event))
         .collect();
-    insert_rows(
-        conn,
-        "INSERT INTO events (id, interaction_id, queue, at, kind, data) VALUES ",
-        &events,
-        |s, e| {
-            s.raw_bind_parameter(1, e.id)?;
-            s.raw_bind_parameter(2, e.interaction_id)?;
-            s.raw_bind_parameter(3, e.queue.as_str())?;
-            s.raw_bind_parameter(4, us(e.at))?;
-            s.raw_bind_parameter(5, e.kind.as_str())?;
-            s.raw_bind_parameter(6, e.data.to_string())
-        },
-    )?;
+    insert_rows(conn, &inserts.events, &events, |s, e| {
+        s.raw_bind_parameter(1, e.id)?;
+        s.raw_bind_parameter(2, e.interaction_id)?;
+        s.raw_bind_parameter(3, e.queue.as_str())?;
+        s.raw_bind_parameter(4, us(e.at))?;
+        s.raw_bind_parameter(5, e.kind.as_str())?;
+        s.raw_bind_parameter(6, e.data.as_str())
+    })?;
     Ok((out, next))
+}
+
+/// An event's payload: the interaction as it now is, and the feed entries the write added.
+#[derive(serde::Serialize)]
+struct EventData<'a> {
+    interaction: crate::interaction::InteractionJson<'a>,
+    feed: &'a [FeedEntry],
 }
 
 /// A statement whose parameters `bind` sets for one row, numbered from 1 as for a single
@@ -446,32 +495,20 @@ impl RowBinder<'_, '_> {
     }
 }
 
-/// Inserts `rows` with `insert` (`INSERT INTO t (cols) VALUES `), [`ROWS_PER_INSERT`] rows per
-/// statement. The tuple's width is the number of columns `insert` names.
+/// Inserts `rows` with `insert`, [`ROWS_PER_INSERT`] rows per statement at most.
 fn insert_rows<T>(
     conn: &Connection,
-    insert: &str,
+    insert: &MultiInsert,
     rows: &[T],
     bind: impl Fn(&mut RowBinder<'_, '_>, &T) -> Result<(), rusqlite::Error>,
 ) -> Result<(), Error> {
-    let width = insert.matches(',').count() + 1;
-    let tuple = format!("({})", vec!["?"; width].join(", "));
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let sql = format!("{insert}{}", vec![tuple.as_str(); chunk.len()].join(", "));
-        let mut once;
-        let mut cached;
-        let stmt: &mut Statement<'_> = if chunk.len() <= CACHED_ROWS {
-            cached = conn.prepare_cached(&sql)?;
-            &mut cached
-        } else {
-            once = conn.prepare(&sql)?;
-            &mut once
-        };
+        let mut stmt = conn.prepare_cached(&insert.sql[chunk.len() - 1])?;
         for (n, row) in chunk.iter().enumerate() {
             bind(
                 &mut RowBinder {
-                    stmt,
-                    base: n * width,
+                    stmt: &mut stmt,
+                    base: n * insert.width,
                 },
                 row,
             )?;
