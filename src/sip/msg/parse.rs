@@ -176,9 +176,7 @@ pub fn salvage(buf: &[u8]) -> Option<Headers> {
         };
         let name = String::from_utf8_lossy(trim_bytes(&line[..colon]));
         let name = canonical_name(&name);
-        if out.0.len() < MAX_HEADERS
-            && ["Via", "From", "To", "Call-ID", "CSeq"].contains(&name.as_str())
-        {
+        if out.0.len() < MAX_HEADERS && ["Via", "From", "To", "Call-ID", "CSeq"].contains(&&*name) {
             let value = String::from_utf8_lossy(&line[colon + 1..]);
             out.0.push(Header {
                 name,
@@ -582,7 +580,7 @@ fn check_headers(
         let at = offsets.get(i).copied().unwrap_or_default();
         let v = hdr.value.as_str();
         let sh = |e| shift(e, at);
-        match hdr.name.as_str() {
+        match &*hdr.name {
             "CSeq" => {
                 let cseq = parse_cseq(v).map_err(sh)?;
                 if let Some(m) = method

@@ -1,5 +1,6 @@
 //! Message types and typed views of the headers a user agent needs.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// A SIP request method (§7.1). Unknown methods are kept, so we can answer 501 with Allow.
@@ -75,7 +76,8 @@ impl fmt::Display for Method {
 /// parse); `value` is the raw value with folding (LWS) collapsed and ends trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    pub name: String,
+    /// Borrowed for the names Hammond knows (no allocation to parse, copy or look one up).
+    pub name: Cow<'static, str>,
     pub value: String,
 }
 
@@ -152,7 +154,7 @@ impl Headers {
 
 /// Expand compact forms (§7.3.3, RFC 3515 `r`, RFC 4028 `x`…) and normalise the case of the
 /// headers we know, so printing is tidy. Unknown names are kept as written.
-pub fn canonical_name(name: &str) -> String {
+pub fn canonical_name(name: &str) -> Cow<'static, str> {
     const KNOWN: &[(&str, &str)] = &[
         ("i", "Call-ID"),
         ("m", "Contact"),
@@ -203,7 +205,7 @@ pub fn canonical_name(name: &str) -> String {
     KNOWN
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map_or_else(|| name.to_owned(), |(_, v)| (*v).to_owned())
+        .map_or_else(|| Cow::Owned(name.to_owned()), |(_, v)| Cow::Borrowed(*v))
 }
 
 /// Split a list header value on top-level commas (outside `"…"` and `<…>`), trimmed.
