@@ -68,8 +68,12 @@ enum Queued {
 pub struct Player {
     codec: Codec,
     library: Arc<PromptLibrary>,
+    /// The item playing now, kept in the player itself: the media clock reads it every frame,
+    /// and a separate queue buffer is one more cache miss per frame.
+    current: Option<Queued>,
+    /// What plays after it.
     queue: VecDeque<Queued>,
-    /// Byte offset into the front item's payload.
+    /// Byte offset into the current item's payload.
     cursor: usize,
     /// The previous frame carried speech (so the next speech frame is not a talkspurt start).
     in_talkspurt: bool,
@@ -85,6 +89,7 @@ impl Player {
         Self {
             codec,
             library,
+            current: None,
             queue: VecDeque::with_capacity(16),
             cursor: 0,
             in_talkspurt: false,
@@ -156,13 +161,18 @@ impl Player {
     }
 
     fn push(&mut self, q: Queued) {
-        self.queue.push_back(q);
+        if self.current.is_none() {
+            self.current = Some(q);
+        } else {
+            self.queue.push_back(q);
+        }
         self.active = true;
     }
 
     /// Barge-in: drop everything queued, including the prompt playing now. The next frame is
     /// silence. No [`PlayerEvent::PlaybackFinished`] follows (the caller knows it stopped).
     pub fn stop(&mut self) {
+        self.current = None;
         self.queue.clear();
         self.cursor = 0;
         self.active = false;
@@ -171,7 +181,7 @@ impl Player {
 
     /// Whether nothing is queued (every frame is silence until the next `enqueue`).
     pub fn is_idle(&self) -> bool {
-        self.queue.is_empty()
+        self.current.is_none()
     }
 
     /// The next 20 ms frame: speech from the queue, or the codec's silence. Call exactly once per
@@ -181,7 +191,7 @@ impl Player {
         let codec = self.codec;
         let mut payload = [codec.silence_byte(); FRAME_SAMPLES];
         let speech = loop {
-            let Some(front) = self.queue.front_mut() else {
+            let Some(front) = self.current.as_mut() else {
                 break false;
             };
             match front {
@@ -243,9 +253,9 @@ impl Player {
     }
 
     fn pop(&mut self) {
-        self.queue.pop_front();
+        self.current = self.queue.pop_front();
         self.cursor = 0;
-        if self.queue.is_empty() && self.active {
+        if self.current.is_none() && self.active {
             self.active = false;
             self.event = Some(PlayerEvent::PlaybackFinished);
         }

@@ -7,10 +7,10 @@
 //! buffer). This thread instead keeps a schedule of every stream's next frame, on a 2 ms grid
 //! so that one wake-up serves many streams, sleeps precisely until the next tick
 //! (`park_timeout`), and on each tick
-//! 1. takes what arrived on every socket and feeds it to the call's [`MediaLeg`] (latching,
-//!    DTMF);
-//! 2. sends every frame that is due, on sockets `connect`ed to the caller (no route lookup per
+//! 1. sends every frame that is due, on sockets `connect`ed to the caller (no route lookup per
 //!    packet; strict latching is then also the kernel's filter);
+//! 2. takes what arrived on every socket and feeds it to the call's [`MediaLeg`] (latching,
+//!    DTMF);
 //! 3. wakes a call's task only when its leg has news (a key, a prompt finished).
 //!
 //! Packets move through io_uring (see [`Uring`]: one system call per tick for all of them) or,
@@ -452,12 +452,13 @@ impl Worker {
                     }
                 }
             }
+            // Frames first, so they leave at the top of the tick whatever arrived; with
+            // io_uring the receive's one system call also submits them.
             let started = crate::clock::now();
+            self.send_due(started, &mut buf);
             if self.live() > 0 {
                 self.receive(started);
-            }
-            self.send_due(started, &mut buf);
-            if let Io::Uring(ring) = &mut self.io
+            } else if let Io::Uring(ring) = &mut self.io
                 && let Err(e) = ring.flush()
             {
                 warn!(error = %e, "io_uring submit failed: this tick's frames are lost");
@@ -590,7 +591,7 @@ impl Worker {
             return;
         };
         if let Err(e) = ring.enter() {
-            warn!(error = %e, "io_uring failed: nothing received this tick");
+            warn!(error = %e, "io_uring failed: this tick's frames are lost, nothing received");
         }
         // Those that waited for a busy leg first, then this tick's, in arrival order.
         let mut arrivals = std::mem::take(&mut self.arrivals);
