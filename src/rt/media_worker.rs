@@ -149,7 +149,10 @@ impl Drop for MediaClock {
 const OVERLOAD_ON: f64 = 0.85;
 const OVERLOAD_OFF: f64 = 0.70;
 /// The same for the whole process's share of its cores: closer to full, since only its own
-/// threads compete with it there, and a refusal costs a caller.
+/// threads compete with it there, and a refusal costs a caller. It must hold for two windows
+/// in a row: after a pause of the host (a few hundred milliseconds) the process runs flat out
+/// for a window while it catches up, and refusing calls for that alone cost 5 % of a 1,000
+/// set-ups/s run.
 const PROCESS_OVERLOAD_ON: f64 = 0.95;
 const PROCESS_OVERLOAD_OFF: f64 = 0.85;
 /// How often the busy share is judged.
@@ -289,7 +292,7 @@ struct Worker {
 
 /// The load over [`LOAD_WINDOW`], published as an overload flag: the media thread's busy share
 /// of a core (past [`OVERLOAD_ON`]), and the whole process's share of the cores it may run on
-/// (past [`PROCESS_OVERLOAD_ON`]). Either refuses new calls: a process out of CPU answers late, callers retransmit and
+/// (past [`PROCESS_OVERLOAD_ON`] for two windows). Either refuses new calls: a process out of CPU answers late, callers retransmit and
 /// give up, and the calls they abandoned keep costing until they time out — without the
 /// refusal, one stall at a high set-up rate snowballed into a collapse (scenario 2).
 struct Load {
@@ -299,6 +302,19 @@ struct Load {
     /// The process's CPU time at `since`, and the cores it may use.
     process_cpu: Duration,
     cores: f64,
+    /// The last window's process share was past [`PROCESS_OVERLOAD_ON`].
+    process_was_full: bool,
+}
+
+/// Whether new calls are refused after a window in which the media thread was busy `media` of
+/// its core and the process `process` of its cores, given whether they were refused
+/// (`was`) and whether the window before was past [`PROCESS_OVERLOAD_ON`] too.
+fn overloaded(was: bool, media: f64, process: f64, process_was_full: bool) -> bool {
+    if was {
+        media > OVERLOAD_OFF || process > PROCESS_OVERLOAD_OFF
+    } else {
+        media > OVERLOAD_ON || (process > PROCESS_OVERLOAD_ON && process_was_full)
+    }
 }
 
 impl Load {
@@ -309,6 +325,7 @@ impl Load {
             busy: Duration::ZERO,
             process_cpu: process_cpu(),
             cores: thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
+            process_was_full: false,
         }
     }
 
@@ -324,11 +341,8 @@ impl Load {
         let process =
             cpu.saturating_sub(self.process_cpu).as_secs_f64() / window.as_secs_f64() / self.cores;
         let was = self.flag.load(Ordering::Relaxed);
-        let is = if was {
-            media > OVERLOAD_OFF || process > PROCESS_OVERLOAD_OFF
-        } else {
-            media > OVERLOAD_ON || process > PROCESS_OVERLOAD_ON
-        };
+        let is = overloaded(was, media, process, self.process_was_full);
+        self.process_was_full = process > PROCESS_OVERLOAD_ON;
         if is != was {
             warn!(
                 media = format!("{:.0}%", media * 100.0),
@@ -358,6 +372,7 @@ impl Load {
         self.since = now;
         self.busy = Duration::ZERO;
         self.process_cpu = process_cpu();
+        self.process_was_full = false;
     }
 }
 
@@ -816,5 +831,33 @@ fn send(
     };
     if let Err(e) = sent {
         debug!(error = %e, "RTP send failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_process_refuses_calls_from_its_second_window() {
+        assert!(
+            !overloaded(false, 0.4, 0.99, false),
+            "one full window: a catch-up"
+        );
+        assert!(overloaded(false, 0.4, 0.99, true), "two in a row");
+        assert!(
+            overloaded(true, 0.4, 0.90, false),
+            "still above the off mark"
+        );
+        assert!(!overloaded(true, 0.4, 0.80, true), "below it");
+        assert!(!overloaded(false, 0.4, 0.90, true), "busy, not full");
+    }
+
+    #[test]
+    fn a_media_thread_near_a_full_core_refuses_calls_at_once() {
+        assert!(overloaded(false, 0.9, 0.5, false));
+        assert!(overloaded(true, 0.75, 0.5, false), "hysteresis");
+        assert!(!overloaded(false, 0.75, 0.5, false));
+        assert!(!overloaded(true, 0.6, 0.5, false));
     }
 }
