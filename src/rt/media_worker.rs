@@ -292,9 +292,10 @@ struct Worker {
 
 /// The load over [`LOAD_WINDOW`], published as an overload flag: the media thread's busy share
 /// of a core (past [`OVERLOAD_ON`]), and the whole process's share of the cores it may run on
-/// (past [`PROCESS_OVERLOAD_ON`] for two windows). Either refuses new calls: a process out of CPU answers late, callers retransmit and
-/// give up, and the calls they abandoned keep costing until they time out — without the
-/// refusal, one stall at a high set-up rate snowballed into a collapse (scenario 2).
+/// (past [`PROCESS_OVERLOAD_ON`] for two windows). Either refuses new calls: a process out of
+/// CPU answers late, callers retransmit and give up, and the calls they abandoned keep costing
+/// until they time out — without the refusal, one stall at a high set-up rate snowballed into
+/// a collapse (scenario 2).
 struct Load {
     flag: Arc<AtomicBool>,
     since: Instant,

@@ -671,6 +671,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn inserts_any_number_of_rows_with_the_cached_statements() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (a INTEGER, b TEXT)")
+            .unwrap();
+        let insert = MultiInsert::new("INSERT INTO t (a, b) VALUES ");
+        // Two full statements of ROWS_PER_INSERT rows and a shorter one.
+        let rows: Vec<(i64, String)> = (0..70).map(|i| (i, format!("r{i}"))).collect();
+        insert_rows(&conn, &insert, &rows, |s, (a, b)| {
+            s.raw_bind_parameter(1, a)?;
+            s.raw_bind_parameter(2, b.as_str())
+        })
+        .unwrap();
+        let (n, sum, last): (i64, i64, String) = conn
+            .query_row(
+                "SELECT COUNT(*), SUM(a), MAX(b) FROM t WHERE b = 'r' || a",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((n, sum, last.as_str()), (70, (0..70).sum(), "r9"));
+    }
+
+    #[test]
     fn busy_from_the_write_rate_of_the_last_window() {
         let t0 = crate::clock::now();
         let mut load = Load::new(t0);
