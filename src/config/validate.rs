@@ -302,12 +302,12 @@ pub(super) fn validate(
             port: 5090,
         });
     let transport = c
-        .value(&t.transport, "sip.trunk.transport", |s| match s.as_str() {
-            "udp" => Ok(Transport::Udp),
-            "tcp" => Ok(Transport::Tcp),
-            other => Err(format!(
-                "unknown transport {other:?}: use \"udp\" or \"tcp\""
-            )),
+        .value(&t.transport, "sip.trunk.transport", |s| {
+            values::parse_choice(
+                s,
+                "transport",
+                &[("udp", Transport::Udp), ("tcp", Transport::Tcp)],
+            )
         })
         .unwrap_or(Transport::Udp);
     let username = env
@@ -358,12 +358,12 @@ pub(super) fn validate(
         .duration(&m.rtp_timeout, "media.rtp_timeout", false)
         .unwrap_or(Duration::from_secs(60));
     let io = c
-        .value(&m.io, "media.io", |s| match s.as_str() {
-            "auto" => Ok(MediaIo::Auto),
-            "epoll" => Ok(MediaIo::Epoll),
-            other => Err(format!(
-                "unknown media I/O {other:?}: use \"auto\" or \"epoll\""
-            )),
+        .value(&m.io, "media.io", |s| {
+            values::parse_choice(
+                s,
+                "media I/O",
+                &[("auto", MediaIo::Auto), ("epoll", MediaIo::Epoll)],
+            )
         })
         .unwrap_or(MediaIo::Auto);
 

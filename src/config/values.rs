@@ -84,6 +84,20 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {s:?} is too large"))
 }
 
+/// One of a fixed set of words: its value, or an error naming `what` and the words allowed
+/// (`unknown transport "sctp": use "udp" or "tcp"`).
+pub fn parse_choice<T: Copy>(s: &str, what: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    if let Some(&(_, v)) = choices.iter().find(|(word, _)| *word == s) {
+        return Ok(v);
+    }
+    let words: Vec<String> = choices.iter().map(|(w, _)| format!("{w:?}")).collect();
+    let allowed = match words.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => words.join(""),
+    };
+    Err(format!("unknown {what} {s:?}: use {allowed}"))
+}
+
 /// Parse an RTP port range `"A-B"`: `A` even (RTP uses even ports, RFC 3550 §11), `0 < A < B`,
 /// both at most 65535.
 pub fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
@@ -351,6 +365,20 @@ pub fn check_sip_uri(uri: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_choice_is_one_of_its_words() {
+        let modes = [("auto", 1), ("epoll", 2), ("poll", 3)];
+        assert_eq!(parse_choice("epoll", "media I/O", &modes), Ok(2));
+        assert_eq!(
+            parse_choice("uring", "media I/O", &modes),
+            Err(r#"unknown media I/O "uring": use "auto", "epoll" or "poll""#.to_owned())
+        );
+        assert_eq!(
+            parse_choice("x", "transport", &[("udp", 0), ("tcp", 1)]),
+            Err(r#"unknown transport "x": use "udp" or "tcp""#.to_owned())
+        );
+    }
 
     #[test]
     fn durations_need_units() {
