@@ -4,7 +4,7 @@
 //! Per-call tasks cost more than the packets they move once there are a thousand calls: a task
 //! wake-up per received packet, a timer per frame, and tokio's readiness events for every
 //! packet *sent* (the socket reports it writable again each time the kernel frees a sent
-//! buffer). This thread instead keeps a schedule of every stream's next frame, on a 2 ms grid
+//! buffer). This thread instead keeps a schedule of every stream's next frame, on a 5 ms grid
 //! so that one wake-up serves many streams, sleeps precisely until the next tick
 //! (`park_timeout`), and on each tick
 //! 1. sends every frame that is due, on sockets `connect`ed to the caller (no route lookup per
@@ -37,7 +37,14 @@ use crate::media::leg::{HOT_OFFSETS, MAX_PACKET, MediaLeg, PTIME};
 
 /// The clock's resolution: frames are sent on ticks this far apart, and arrivals are taken at
 /// least this often (a key press reaches the workflow within a tick).
-const TICK: Duration = Duration::from_millis(2);
+///
+/// Every frame of a stream lands on the same phase of the grid, so the spacing on the wire is
+/// 20 ms however coarse the grid; what a coarser grid costs is up to a tick of delay on the
+/// first frame and on a key, and larger bursts per tick. What it saves is wake-ups: waking an
+/// idle core is a fixed cost per tick (a virtual CPU halts between ticks), and at 5 ms it cost
+/// 10–15 % less CPU than at 2 ms with 500–1,000 callers talking, with pacing p99 still under
+/// 0.7 ms at 1,500 calls.
+const TICK: Duration = Duration::from_millis(5);
 
 /// What a call task and the media thread share about one stream.
 pub struct Stream {

@@ -38,10 +38,10 @@ struct RecvMsgHeader {
 const SEND_BUF: usize = crate::media::leg::MAX_PACKET;
 
 /// Provided receive buffers (a power of two): the kernel takes one per datagram when it runs
-/// our receives, at each [`Uring::enter`], so a tick's arrivals (150 at 1,500 calls) plus those
+/// our receives, at each [`Uring::enter`], so a tick's arrivals (375 at 1,500 calls) plus those
 /// waiting for a busy leg. When they run out the receive pauses until the next tick; nothing
 /// is lost while the socket's own buffer has room.
-const RECV_BUFS: u16 = 512;
+const RECV_BUFS: u16 = 1024;
 /// Each holds the kernel's header, the source address and a datagram of up to 980 bytes (an
 /// RTP packet of 60 ms of G.711 is 492). Longer datagrams are dropped.
 const RECV_BUF: usize = 1024;
