@@ -249,8 +249,11 @@ enum LegState {
         invite: Box<Request>,
         credentials: Option<(String, String)>,
         challenged: bool,
-        /// We sent CANCEL: a 2xx that crosses it is ACKed and hung up (§9.1), not reported.
+        /// We hung up: a 2xx that crosses the CANCEL is ACKed and hung up (§9.1), not reported.
         cancelled: bool,
+        /// A provisional response arrived for the current INVITE: only then may a CANCEL go
+        /// out (§9.1); a hang-up before it sends the CANCEL when the first one arrives.
+        provisional: bool,
     },
     /// Either direction, answered and acknowledged.
     Confirmed,
@@ -938,12 +941,17 @@ impl UserAgent {
                 self.send_in_dialog(now, call, Method::Bye, None, Vec::new());
             }
             LegState::Dialling {
-                branch, cancelled, ..
+                branch,
+                cancelled,
+                provisional,
+                ..
             } => {
                 if !*cancelled {
                     *cancelled = true;
-                    let branch = branch.clone();
-                    self.cancel(now, call, &branch);
+                    if *provisional {
+                        let branch = branch.clone();
+                        self.cancel(now, call, &branch);
+                    }
                 }
             }
             LegState::Ending => {}
@@ -1057,6 +1065,7 @@ impl UserAgent {
                     credentials: d.credentials,
                     challenged: false,
                     cancelled: false,
+                    provisional: false,
                 },
                 dialog,
                 peer,
@@ -1292,8 +1301,37 @@ impl UserAgent {
                     // Answered after we gave up (CANCEL crossed the 200): ACK, then BYE.
                     return;
                 };
+                if (100..200).contains(&status)
+                    && let LegState::Dialling {
+                        branch,
+                        cancelled,
+                        provisional: provisional @ false,
+                        ..
+                    } = &mut leg.state
+                {
+                    *provisional = true;
+                    if *cancelled {
+                        // Hung up before the far end answered at all: the CANCEL waited
+                        // for this (§9.1).
+                        let branch = branch.clone();
+                        self.cancel(now, call, &branch);
+                        return;
+                    }
+                }
+                let Some(leg) = self.legs.get_mut(&call) else {
+                    return;
+                };
+                let cancelled = matches!(
+                    leg.state,
+                    LegState::Dialling {
+                        cancelled: true,
+                        ..
+                    }
+                );
                 match status {
                     100 => {}
+                    // Nobody waits for news of a leg we hung up.
+                    101..=199 if cancelled => {}
                     101..=199 => {
                         leg.dialog.update_from_response(rsp);
                         self.events.push_back(SipEvent::Progress {
@@ -1304,13 +1342,6 @@ impl UserAgent {
                     }
                     200..=299 => {
                         let was_dialling = matches!(leg.state, LegState::Dialling { .. });
-                        let cancelled = matches!(
-                            leg.state,
-                            LegState::Dialling {
-                                cancelled: true,
-                                ..
-                            }
-                        );
                         leg.state = LegState::Confirmed;
                         // The dialog is keyed by our tag; the remote tag and target come now.
                         self.ack_2xx(now, rsp);
@@ -1324,7 +1355,7 @@ impl UserAgent {
                             });
                         }
                     }
-                    401 | 407 if self.answer_challenge(now, call, rsp) => {}
+                    401 | 407 if !cancelled && self.answer_challenge(now, call, rsp) => {}
                     _ => {
                         self.events.push_back(SipEvent::Failed { call, status });
                         self.forget_leg(call);
@@ -1399,8 +1430,15 @@ impl UserAgent {
         req.headers.set(auth_header, value);
         *challenged = true;
         **invite = req.clone();
-        if let LegState::Dialling { branch: b, .. } = &mut leg.state {
+        if let LegState::Dialling {
+            branch: b,
+            provisional,
+            ..
+        } = &mut leg.state
+        {
+            // A new transaction: its own provisional response allows a CANCEL.
             *b = branch.clone();
+            *provisional = false;
         }
         leg.invite_cseq = seq;
         leg.dialog.local_cseq = seq;

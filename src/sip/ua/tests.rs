@@ -400,6 +400,124 @@ fn an_answered_call_hung_up_by_us_leaks_nothing() {
     assert_eq!(ua.active_legs(), 0);
 }
 
+/// Requests `ua` sends, parsed.
+fn sent_requests(ua: &mut UserAgent) -> Vec<Request> {
+    std::iter::from_fn(|| ua.poll_transmit())
+        .filter_map(|t| match msg::parse(&t.bytes) {
+            Ok(Message::Request(r)) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Dial the customer's phone through the trunk; returns the leg and the INVITE sent.
+fn dial_customer(ua: &mut UserAgent, now: Instant) -> (CallId, Request) {
+    let call = ua.new_call_id();
+    ua.handle_command(
+        now,
+        Command::Dial(Box::new(Dial {
+            call,
+            target: msg::parse_uri("sip:15551234567@127.0.0.1:5080").expect("uri"),
+            next_hop: pbx().addr,
+            from_user: "support".into(),
+            sdp: b"v=0\r\n".to_vec(),
+            extra_headers: Vec::new(),
+            credentials: None,
+        })),
+    );
+    let invite = sent_requests(ua).pop().expect("INVITE");
+    assert_eq!(invite.method, Method::Invite);
+    (call, invite)
+}
+
+/// RFC 3261 §9.1: no CANCEL before a provisional response; hanging up before one arrives
+/// sends the CANCEL when it does, and the leg then fails as cancelled.
+#[test]
+fn a_hang_up_before_any_provisional_waits_for_one_to_cancel() {
+    let mut ua = ua();
+    let t0 = crate::clock::now();
+    let (call, invite) = dial_customer(&mut ua, t0);
+    ua.handle_command(t0 + Duration::from_millis(10), Command::Hangup { call });
+    assert!(
+        sent_requests(&mut ua).is_empty(),
+        "a CANCEL went out before any provisional response"
+    );
+    let mut trying = Response::to_request(&invite, 100, "Trying");
+    trying.headers.push("Server", "pbx");
+    ua.handle_message(t0 + Duration::from_millis(20), pbx(), &trying.to_bytes());
+    let out = drain_requests_and_events(&mut ua);
+    let cancel = out
+        .0
+        .iter()
+        .find(|r| r.method == Method::Cancel)
+        .expect("CANCEL");
+    assert_eq!(
+        cancel.top_via().and_then(|v| v.branch().map(str::to_owned)),
+        invite.top_via().and_then(|v| v.branch().map(str::to_owned))
+    );
+    assert!(
+        out.1.is_empty(),
+        "progress reported for a leg we hung up: {:?}",
+        out.1
+    );
+    ua.handle_message(
+        t0 + Duration::from_millis(30),
+        pbx(),
+        &Response::to_request(cancel, 200, "OK").to_bytes(),
+    );
+    let mut terminated = Response::to_request(&invite, 487, "Request Terminated");
+    terminated.headers.set(
+        "To",
+        format!("{};tag=pbx1", invite.headers.get("To").expect("To")),
+    );
+    ua.handle_message(
+        t0 + Duration::from_millis(40),
+        pbx(),
+        &terminated.to_bytes(),
+    );
+    let out = drain_requests_and_events(&mut ua);
+    assert!(
+        out.0.iter().any(|r| r.method == Method::Ack),
+        "487 not acknowledged"
+    );
+    assert!(matches!(out.1[..], [SipEvent::Failed { call: c, status: 487 }] if c == call));
+    settle(&mut ua, t0 + Duration::from_millis(40), &[]);
+    assert_eq!(ua.active_transactions(), 0);
+    assert_eq!(ua.active_legs(), 0);
+}
+
+/// Once the far end has sent a provisional response, a hang-up cancels at once.
+#[test]
+fn a_hang_up_while_ringing_cancels_at_once() {
+    let mut ua = ua();
+    let t0 = crate::clock::now();
+    let (call, invite) = dial_customer(&mut ua, t0);
+    let mut ringing = Response::to_request(&invite, 180, "Ringing");
+    ringing.headers.set(
+        "To",
+        format!("{};tag=pbx1", invite.headers.get("To").expect("To")),
+    );
+    ua.handle_message(t0 + Duration::from_millis(10), pbx(), &ringing.to_bytes());
+    let out = drain_requests_and_events(&mut ua);
+    assert!(matches!(
+        out.1[..],
+        [SipEvent::Progress { status: 180, .. }]
+    ));
+    ua.handle_command(t0 + Duration::from_millis(20), Command::Hangup { call });
+    let sent = sent_requests(&mut ua);
+    assert!(
+        sent.iter().any(|r| r.method == Method::Cancel),
+        "no CANCEL: {sent:?}"
+    );
+}
+
+/// Requests sent and events reported since the last look.
+fn drain_requests_and_events(ua: &mut UserAgent) -> (Vec<Request>, Vec<SipEvent>) {
+    let requests = sent_requests(ua);
+    let events = std::iter::from_fn(|| ua.poll_event()).collect();
+    (requests, events)
+}
+
 // ------------------------------------------------------------------------------ rate limiting
 
 fn invite(n: u32, branch: &str) -> Vec<u8> {
