@@ -214,6 +214,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
     });
     let state = api::AppState::with_agents(store.clone(), agents.clone(), metrics)
         .with_accepted(accepted)
+        .with_connected(svc.connected.clone())
         .with_health_extra(health);
     let router = api::router(state);
     let http_stop = shutdown.clone();

@@ -149,7 +149,8 @@ pub(super) struct CloseBody {
 
 /// `POST /api/v1/interactions/{id}/close` `{"disposition", "reason"?}`: an open interaction of
 /// the agent's queue, or a connected one assigned to the agent. `reason` defaults to
-/// `completed` (`voicemail_done` for a voicemail).
+/// `completed` (`voicemail_done` for a voicemail). A connected interaction's call, ringing or
+/// talking, is hung up: the close ends the interaction, phones included.
 pub(super) async fn close(
     State(st): State<AppState>,
     AuthAgent(agent): AuthAgent,
@@ -184,6 +185,9 @@ pub(super) async fn close(
         disposition: Some(body.disposition),
     };
     let i = st.store.apply(id, event, clock::wall()).await?;
+    if current.status == Status::Connected && st.connected.hang_up(id) {
+        tracing::info!(interaction.id = id, agent.id = %agent.id, "closed while its call was up: hanging up");
+    }
     Ok(Json(i.to_json(None)))
 }
 

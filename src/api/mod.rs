@@ -8,6 +8,7 @@
 
 mod agents;
 mod auth;
+pub mod connected;
 mod error;
 mod events;
 mod health;
@@ -194,6 +195,8 @@ pub struct AppState {
     /// Client IPs locked out after repeated bad tokens (needs the router served with
     /// `into_make_service_with_connect_info::<SocketAddr>()`).
     pub lockout: Arc<Lockout>,
+    /// Calls up for connected interactions: closing one hangs it up.
+    pub connected: Arc<connected::ConnectedCalls>,
 }
 
 impl AppState {
@@ -219,6 +222,7 @@ impl AppState {
             metrics,
             health_extra: Arc::new(Vec::new),
             lockout: Arc::new(Lockout::default()),
+            connected: Arc::default(),
         }
     }
 
@@ -226,6 +230,13 @@ impl AppState {
     #[must_use]
     pub fn with_accepted(mut self, tx: mpsc::UnboundedSender<Accepted>) -> Self {
         self.accepted = Some(tx);
+        self
+    }
+
+    /// Closing a connected interaction hangs up its call registered in `calls`.
+    #[must_use]
+    pub fn with_connected(mut self, calls: Arc<connected::ConnectedCalls>) -> Self {
+        self.connected = calls;
         self
     }
 

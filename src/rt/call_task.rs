@@ -25,6 +25,7 @@ use super::media_worker::Stream;
 use super::outbound::{DialSpec, OutboundLeg};
 use super::services::Services;
 use super::store_worker::{StoreJob, StoreReply, StoreWorker};
+use crate::api::connected::{HangupRequest, closed_by_agent, hang_up_requested};
 use crate::clock;
 use crate::interaction::{Event as Lifecycle, HangupBy, Interaction, InteractionId};
 use crate::media::bridge::{Leg as Side, Relay};
@@ -187,6 +188,7 @@ async fn run(svc: Arc<Services>, inc: IncomingCall, mut events: mpsc::UnboundedR
         pending_transfer_dial: false,
         bridged_at: None,
         ended_during: None,
+        closing: None,
     };
     c.engine.handle_event(started, WfEvent::Answered);
     let outcome = c.media_loop(&mut events).await;
@@ -204,6 +206,8 @@ enum Outcome {
     MediaTimeout,
     AckTimeout,
     Shutdown,
+    /// The agent closed the (connected) interaction through the API.
+    ClosedByAgent,
 }
 
 struct ActiveCall {
@@ -246,6 +250,8 @@ struct ActiveCall {
     pending_transfer_dial: bool,
     /// When the caller was bridged to an agent (talk time for estimated waits).
     bridged_at: Option<Instant>,
+    /// Once bridged to an agent: the agent closing the interaction hangs up.
+    closing: Option<HangupRequest>,
 }
 
 /// Why we dialled a second leg.
@@ -368,6 +374,11 @@ impl ActiveCall {
                     }
                 }
                 Some(cmd) = self.commands.recv() => self.on_command(cmd).await,
+                () = hang_up_requested(self.closing.as_ref()) => {
+                    info!("the agent closed the interaction; hanging up");
+                    self.closing = None;
+                    self.hang_up(Outcome::ClosedByAgent);
+                }
                 Some(reply) = self.store.replies.recv() => self.on_store(reply),
                 () = &mut timer, if armed => self.on_timer(clock::now()),
             }
@@ -717,6 +728,7 @@ impl ActiveCall {
                         info!(agent = %agent, "agent answered; caller bridged");
                         self.connected_agent = Some(agent.clone());
                         self.bridged_at = Some(now);
+                        self.closing = Some(self.svc.connected.register(self.interaction));
                         self.store.send(StoreJob::Apply(Lifecycle::OfferedLive {
                             agent: agent.clone(),
                         }));
@@ -860,6 +872,8 @@ impl ActiveCall {
             p.leg.hang_up();
         }
         let event = match &outcome {
+            // The interaction is closed already: only the feed hears how the call ended.
+            Outcome::ClosedByAgent => closed_by_agent(),
             // Bridged to a transfer target we dialled ourselves.
             _ if self.relay.is_some() && self.connected_agent.is_none() => Lifecycle::Transferred {
                 to: self.transfer_target.clone().unwrap_or_default(),

@@ -7,6 +7,7 @@
 //!      ─► ringing / answered / busy / no answer / failed, each on the feed
 //!      ─► both answered: media bridged ─► either hangs up: BYE to the other, closed completed
 //! ```
+//! The agent closing the interaction through the API at any point hangs both legs up.
 //! Outcomes: the customer busy / not answering / failing returns the interaction to open with
 //! the attempt counted (closed `callback_failed` after `max_attempts`); the agent's leg failing
 //! cancels the customer's and returns it to open *without* counting. One accept makes at most
@@ -22,6 +23,7 @@ use tracing::{Instrument, info, info_span, warn};
 use super::live::OfferOutcome;
 use super::outbound::{DialSpec, OutboundLeg};
 use super::services::Services;
+use crate::api::connected::{HangupRequest, closed_by_agent};
 use crate::api::{Accepted, Agent};
 use crate::clock;
 use crate::interaction::{DialFailure, Event as Lifecycle, HangupBy, Interaction};
@@ -155,6 +157,8 @@ async fn run(
             }
         }
     }
+    // Connected from here on: the agent closing the interaction hangs both legs up.
+    let hangup = svc.connected.register(interaction.id);
     let apply = |e: Lifecycle| {
         let store = svc.store.clone();
         let id = interaction.id;
@@ -336,6 +340,13 @@ async fn run(
                 }
                 Some(_) => {}
             },
+            () = hangup.requested() => {
+                info!("the agent closed the interaction while dialling; hanging up both legs");
+                customer.hang_up();
+                agent_leg.hang_up();
+                apply(closed_by_agent()).await;
+                return;
+            }
             () = tokio::time::sleep_until(ring_deadline.into()), if !customer_up => {
                 info!(timeout = ?ring_timeout, "customer did not answer in time; cancelling");
                 customer.hang_up();
@@ -352,7 +363,7 @@ async fn run(
     apply(Lifecycle::Bridged).await;
     info!("customer and agent bridged");
     let started = clock::now();
-    let by = bridge(&mut customer, &mut agent_leg).await;
+    let by = bridge(&mut customer, &mut agent_leg, &hangup).await;
     let talk = clock::now() - started;
     svc.record_handling(&interaction.queue, talk);
     customer.hang_up();
@@ -366,12 +377,20 @@ async fn run(
         ),
     })
     .await;
-    apply(Lifecycle::HungUp { by }).await;
+    match by {
+        Some(by) => apply(Lifecycle::HungUp { by }).await,
+        None => apply(closed_by_agent()).await,
+    }
     info!(by = ?by, talk_secs = talk.as_secs(), "callback ended");
 }
 
-/// Relay RTP between the two answered legs until one hangs up; returns who did.
-async fn bridge(customer: &mut OutboundLeg, agent: &mut OutboundLeg) -> HangupBy {
+/// Relay RTP between the two answered legs until one hangs up (returns who did) or the agent
+/// closes the interaction (`None`).
+async fn bridge(
+    customer: &mut OutboundLeg,
+    agent: &mut OutboundLeg,
+    hangup: &HangupRequest,
+) -> Option<HangupBy> {
     let mut relay = Relay::new();
     let (mut buf_a, mut buf_b, mut out) = ([0u8; 2048], [0u8; 2048], [0u8; MAX_PACKET]);
     loop {
@@ -384,12 +403,13 @@ async fn bridge(customer: &mut OutboundLeg, agent: &mut OutboundLeg) -> HangupBy
             },
             ev = customer.events.recv() => if matches!(ev, Some(SipEvent::CallEnded { .. }) | None) {
                 customer.mark_ended();
-                return HangupBy::Customer;
+                return Some(HangupBy::Customer);
             },
             ev = agent.events.recv() => if matches!(ev, Some(SipEvent::CallEnded { .. }) | None) {
                 agent.mark_ended();
-                return HangupBy::Agent;
+                return Some(HangupBy::Agent);
             },
+            () = hangup.requested() => return None,
         }
     }
 }

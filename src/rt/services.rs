@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::api::Agents;
+use crate::api::connected::ConnectedCalls;
 use crate::config::Config;
 use crate::idgen::IdGen;
 use crate::media::prompts::PromptLibrary;
@@ -32,6 +33,8 @@ pub struct Services {
     pub live: LiveCalls,
     /// Agents and their presence (shared with the API).
     pub agents: Arc<Agents>,
+    /// Calls up for connected interactions (shared with the API, whose close hangs them up).
+    pub connected: Arc<ConnectedCalls>,
     /// Recent handling times, for estimated waits.
     pub estimator: Mutex<Estimator>,
     /// The thread that sends every call's 20 ms frames.
@@ -65,6 +68,7 @@ impl Services {
             legs: LegRegistry::default(),
             live: LiveCalls::default(),
             agents,
+            connected: Arc::default(),
             estimator: Mutex::new(Estimator::default()),
             media,
             media_ip,

@@ -121,6 +121,94 @@ fn accept_dials_customer_and_agent_and_bridges_them() {
     }
 }
 
+/// Close the connected interaction `id` as alice, with a disposition.
+fn close_as_alice(h: &Hammond, id: i64) {
+    let r = http::post(
+        h.http,
+        &format!("/api/v1/interactions/{id}/close"),
+        "alice-secret",
+        r#"{"disposition": "resolved"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "closed", "{}", r.text);
+}
+
+/// Wait until the feed of `id` has an entry of `kind`; the whole feed's kinds.
+fn wait_feed(h: &Hammond, id: i64, kind: &str) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let kinds = feed_kinds(h, id);
+        if kinds.iter().any(|k| k == kind) || start.elapsed() > Duration::from_secs(20) {
+            return kinds;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The agent closing a bridged callback hangs both phones up (each gets a BYE), rather than
+/// leaving them talking under a closed interaction.
+#[test]
+fn closing_a_bridged_callback_hangs_up_both_phones() {
+    let (h, trunk, agent, id) = with_callback("");
+    let customer = Sipp::uas("phone_answers_waits_bye.xml", trunk).spawn();
+    let alice = Sipp::uas("phone_answers_waits_bye.xml", agent).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = http::post(
+        h.http,
+        &format!("/api/v1/interactions/{id}/accept"),
+        "alice-secret",
+        "{}",
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let kinds = wait_feed(&h, id, "bridged");
+    assert!(kinds.iter().any(|k| k == "bridged"), "{kinds:?}");
+    close_as_alice(&h, id);
+    assert_ok(&customer.wait());
+    assert_ok(&alice.wait());
+    let kinds = wait_feed(&h, id, "call_ended");
+    assert!(kinds.iter().any(|k| k == "call_ended"), "{kinds:?}");
+    assert!(!kinds.iter().any(|k| k == "hung_up"), "{kinds:?}");
+}
+
+/// Closing while the customer's phone still rings cancels both legs.
+#[test]
+fn closing_a_callback_while_it_rings_cancels_both_legs() {
+    let (h, trunk, agent, id) = with_callback("");
+    let customer = Sipp::uas("phone_no_answer.xml", trunk).spawn();
+    let alice = Sipp::uas("phone_no_answer.xml", agent).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = http::post(
+        h.http,
+        &format!("/api/v1/interactions/{id}/accept"),
+        "alice-secret",
+        "{}",
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let kinds = wait_feed(&h, id, "callback_ringing");
+    assert!(kinds.iter().any(|k| k == "callback_ringing"), "{kinds:?}");
+    close_as_alice(&h, id);
+    assert_ok(&customer.wait());
+    assert_ok(&alice.wait());
+    let done = wait_status(&h, id, "closed");
+    let closed = done["feed"]
+        .as_array()
+        .and_then(|f| f.iter().find(|e| e["kind"] == "closed"))
+        .unwrap_or_else(|| panic!("no close on the feed: {done}"));
+    assert_eq!(closed["reason"], "completed", "{done}");
+    assert_eq!(closed["disposition"], "resolved", "{done}");
+    // Nothing the cancelled legs reported afterwards reopened or re-closed it.
+    let kinds = wait_feed(&h, id, "call_ended");
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "closed").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(
+        !kinds.iter().any(|k| k == "callback_failed_attempt"),
+        "{kinds:?}"
+    );
+}
+
 #[test]
 fn busy_customer_returns_the_callback_to_open_with_the_attempt_counted() {
     let (h, trunk, agent, id) = with_callback("");
@@ -298,6 +386,41 @@ fn waiting_caller_is_offered_to_an_agent_who_becomes_available() {
     for k in ["assigned", "bridged", "hung_up"] {
         assert!(kinds.iter().any(|x| x == k), "feed lacks {k}: {kinds:?}");
     }
+}
+
+/// A live caller bridged to an agent: the agent closing the interaction hangs up both the
+/// caller and the agent's phone.
+#[test]
+fn closing_a_bridged_live_call_hangs_up_caller_and_agent() {
+    let agent_port = free_port_pair();
+    let h = Hammond::start(Options {
+        agent_port: Some(agent_port),
+        ..Options::default()
+    });
+    let caller = Sipp::uac("hammond_hangs_up.xml", h.sip, "support").spawn();
+    let start = Instant::now();
+    let id = loop {
+        let l = http::get(h.http, "/api/v1/interactions?status=bot", "alice-secret");
+        if let Some(id) = l.body["interactions"][0]["id"].as_i64() {
+            break id;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "caller never reached the workflow"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let alice = Sipp::uas("phone_answers_waits_bye.xml", agent_port).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    set_presence(&h, "alice", "alice-secret", "available");
+    let kinds = wait_feed(&h, id, "bridged");
+    assert!(kinds.iter().any(|k| k == "bridged"), "{kinds:?}");
+    close_as_alice(&h, id);
+    assert_ok(&alice.wait());
+    assert_ok(&caller.wait());
+    let kinds = wait_feed(&h, id, "call_ended");
+    assert!(kinds.iter().any(|k| k == "call_ended"), "{kinds:?}");
+    assert!(!kinds.iter().any(|k| k == "hung_up"), "{kinds:?}");
 }
 
 /// A due callback and an available agent: the agent's phone rings first; once she answers,

@@ -1,0 +1,125 @@
+//! Connected interactions whose call is up, so that an agent closing one through the API ends
+//! its call: otherwise both phones would go on talking, or keep ringing, under an interaction
+//! that is already closed.
+//!
+//! The task that owns the call registers it for as long as the call is up and listens on the
+//! returned [`HangupRequest`]; the API's close asks for the hang-up once the close is stored.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use crate::interaction::{Event, InteractionId};
+
+#[derive(Default)]
+pub struct ConnectedCalls {
+    calls: Mutex<HashMap<InteractionId, Arc<Notify>>>,
+}
+
+impl ConnectedCalls {
+    /// `interaction`'s call is up until the returned request is dropped.
+    pub fn register(self: &Arc<Self>, interaction: InteractionId) -> HangupRequest {
+        let notify = Arc::new(Notify::new());
+        self.lock().insert(interaction, notify.clone());
+        HangupRequest {
+            calls: self.clone(),
+            interaction,
+            notify,
+        }
+    }
+
+    /// Ask `interaction`'s call to hang up; `false` when it has no call up.
+    pub fn hang_up(&self, interaction: InteractionId) -> bool {
+        match self.lock().get(&interaction) {
+            Some(notify) => {
+                // Kept as a permit if the call's task is not waiting right now.
+                notify.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<InteractionId, Arc<Notify>>> {
+        self.calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One registered call's side: completes when the call should hang up.
+pub struct HangupRequest {
+    calls: Arc<ConnectedCalls>,
+    interaction: InteractionId,
+    notify: Arc<Notify>,
+}
+
+impl HangupRequest {
+    /// Completes once a hang-up is asked for (at once if it was asked meanwhile).
+    pub async fn requested(&self) {
+        self.notify.notified().await;
+    }
+}
+
+impl Drop for HangupRequest {
+    fn drop(&mut self) {
+        let mut calls = self.calls.lock();
+        // A later registration of the same interaction (a new call) is not ours to remove.
+        if calls
+            .get(&self.interaction)
+            .is_some_and(|n| Arc::ptr_eq(n, &self.notify))
+        {
+            calls.remove(&self.interaction);
+        }
+    }
+}
+
+/// The feed's note when the agent's close ended the call (the interaction is closed already,
+/// so no lifecycle event applies).
+pub fn closed_by_agent() -> Event {
+    Event::Note {
+        kind: "call_ended".into(),
+        text: "the agent closed the interaction; Hammond hung up".into(),
+    }
+}
+
+/// Completes when `request` asks for a hang-up; never without one.
+pub async fn hang_up_requested(request: Option<&HangupRequest>) {
+    match request {
+        Some(r) => r.requested().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_hang_up_reaches_the_registered_call_even_before_it_listens() {
+        let calls = Arc::new(ConnectedCalls::default());
+        let request = calls.register(7);
+        assert!(calls.hang_up(7));
+        tokio::time::timeout(std::time::Duration::from_secs(1), request.requested())
+            .await
+            .expect("the request was kept");
+    }
+
+    #[test]
+    fn a_call_no_longer_up_cannot_be_hung_up() {
+        let calls = Arc::new(ConnectedCalls::default());
+        assert!(!calls.hang_up(7));
+        drop(calls.register(7));
+        assert!(!calls.hang_up(7));
+    }
+
+    #[test]
+    fn an_old_registration_leaving_keeps_the_new_one() {
+        let calls = Arc::new(ConnectedCalls::default());
+        let old = calls.register(7);
+        let _new = calls.register(7);
+        drop(old);
+        assert!(calls.hang_up(7));
+    }
+}
