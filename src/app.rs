@@ -96,7 +96,12 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
                 source,
             })?,
     );
-    match store.recover(crate::clock::wall()).await {
+    let queues_now = registry.clone();
+    let retry = move |queue: &str| {
+        let r = queues_now.current().retry(queue);
+        (r.max_attempts, r.retry_interval)
+    };
+    match store.recover(crate::clock::wall(), &retry).await {
         Ok(settled) if !settled.is_empty() => warn!(
             count = settled.len(),
             "settled interactions left by a crash"

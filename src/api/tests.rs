@@ -828,8 +828,12 @@ impl InteractionStore for RacyReplay {
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<crate::store::StoredEvent>> {
         self.inner.subscribe()
     }
-    fn recover(&self, now: jiff::Timestamp) -> crate::store::StoreFuture<'_, Vec<Interaction>> {
-        self.inner.recover(now)
+    fn recover<'a>(
+        &'a self,
+        now: jiff::Timestamp,
+        retry: &'a crate::store::RetryRules,
+    ) -> crate::store::StoreFuture<'a, Vec<Interaction>> {
+        self.inner.recover(now, retry)
     }
     fn counts(
         &self,

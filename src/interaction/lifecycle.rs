@@ -136,8 +136,14 @@ pub enum Event {
         /// The text.
         text: String,
     },
-    /// Hammond restarted and found the interaction engaged (bot or connected): settle it.
-    Recovered,
+    /// Hammond restarted and found the interaction engaged (bot or connected): settle it. A
+    /// callback whose dial the restart cut counts a failed attempt under its queue's rules.
+    Recovered {
+        /// The queue's maximum attempts.
+        max_attempts: u32,
+        /// The queue's retry interval.
+        retry_after: Duration,
+    },
     /// The agent's phone did not take the call (no answer, busy, error, or the agent hung up
     /// before the customer answered): the callback goes back to open, unassigned, in its place,
     /// and the attempt is **not** counted — the customer was never reached.
@@ -166,7 +172,7 @@ impl Event {
             Self::HungUp { .. } => "hung_up",
             Self::Closed { .. } => "closed",
             Self::Note { .. } => "note",
-            Self::Recovered => "recovered",
+            Self::Recovered { .. } => "recovered",
             Self::AgentUnreachable { .. } => "agent_unreachable",
         }
     }
@@ -486,7 +492,16 @@ pub fn apply(
             Status::Closed => return refuse(status),
         },
         Event::Note { kind, text } => feed.push(FeedEntry::new(now, &kind, text)),
-        Event::Recovered => recover(current, &mut next, &mut feed, now)?,
+        Event::Recovered {
+            max_attempts,
+            retry_after,
+        } => recover(
+            current,
+            &mut next,
+            &mut feed,
+            (max_attempts, retry_after),
+            now,
+        )?,
         Event::AgentUnreachable { code } => match status {
             Status::Connected
                 if current.leg != Some(Leg::Answered) && current.leg != Some(Leg::Bridged) =>
@@ -520,10 +535,12 @@ pub fn apply(
 /// The restart rules: a stored callback goes back to open; a workflow call without one is
 /// abandoned; a callback whose dial never completed returns to open with the attempt counted;
 /// a call that was answered or bridged was cut, so it closes as interrupted.
+/// `retry`: the queue's maximum attempts and retry interval.
 fn recover(
     current: &Interaction,
     next: &mut Interaction,
     feed: &mut Vec<FeedEntry>,
+    retry: (u32, Duration),
     now: Timestamp,
 ) -> Result<(), LifecycleError> {
     let note = |text: &str| FeedEntry::new(now, "recovered", format!("Hammond restarted: {text}"));
@@ -540,15 +557,10 @@ fn recover(
         Status::Connected
             if is_callback && !matches!(current.leg, Some(Leg::Answered | Leg::Bridged)) =>
         {
-            feed.push(note(
-                "the callback dial did not complete; the attempt is counted",
-            ));
-            next.leg = None;
-            if let Some(cb) = next.callback.as_mut() {
-                cb.attempts = cb.attempts.saturating_add(1);
-                cb.not_before = None;
-            }
-            set_status(next, feed, Status::Open, now, "waiting for a callback");
+            // As any failed attempt: unassigned, retried after the interval, or closed
+            // `callback_failed` once the queue's attempts are spent.
+            let entry = note("the callback dial did not complete; the attempt is counted");
+            fail_attempt(next, feed, entry, retry.0, retry.1, now)?;
         }
         Status::Connected => {
             feed.push(note("the call was cut"));

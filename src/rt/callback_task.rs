@@ -32,6 +32,7 @@ use crate::media::leg::MAX_PACKET;
 use crate::pii::Pii;
 use crate::sip::msg::{Uri, parse_uri};
 use crate::sip::ua::SipEvent;
+use crate::workflow::flow::RetryPolicy;
 
 /// Start the dialer: every successful accept arriving on `accepted` becomes one callback task.
 pub fn spawn_dialer(svc: Arc<Services>) -> mpsc::UnboundedSender<Accepted> {
@@ -123,11 +124,7 @@ async fn run(
     let mut interaction = interaction;
     let mut pre_answered: Option<OutboundLeg> = None;
     if let Some(done) = offer {
-        let ring = svc
-            .queues
-            .current()
-            .get(&interaction.queue)
-            .map_or(Duration::from_secs(30), |f| f.callback.retry.ring_timeout);
+        let ring = svc.queues.current().retry(&interaction.queue).ring_timeout;
         let number = interaction
             .callback
             .as_ref()
@@ -173,13 +170,11 @@ async fn run(
         return;
     };
     let flow = svc.queues.current().get(&interaction.queue);
-    let (max_attempts, retry_after, ring_timeout) = flow.as_ref().map_or(
-        (3, Duration::from_secs(600), Duration::from_secs(30)),
-        |f| {
-            let r = &f.callback.retry;
-            (r.max_attempts, r.retry_interval, r.ring_timeout)
-        },
-    );
+    let RetryPolicy {
+        max_attempts,
+        retry_interval: retry_after,
+        ring_timeout,
+    } = svc.queues.current().retry(&interaction.queue);
     let failed = |kind: DialFailure, code: Option<u16>| Lifecycle::DialFailed {
         code,
         kind,

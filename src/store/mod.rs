@@ -27,6 +27,9 @@ pub use sqlite::SqliteStore;
 /// A boxed, sendable store future.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
 
+/// A queue's callback retry rules by queue name: maximum attempts and retry interval.
+pub type RetryRules = dyn Fn(&str) -> (u32, std::time::Duration) + Send + Sync;
+
 /// Resolves once a write already committed is also on disk (survives a power cut).
 pub type Synced = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'static>>;
 
@@ -243,8 +246,13 @@ pub trait InteractionStore: Send + Sync {
     fn subscribe(&self) -> broadcast::Receiver<std::sync::Arc<StoredEvent>>;
 
     /// At start: settles interactions a crash left `bot` or `connected` (see
-    /// [`Event::Recovered`]); returns them as settled.
-    fn recover(&self, now: Timestamp) -> StoreFuture<'_, Vec<Interaction>>;
+    /// [`Event::Recovered`]); returns them as settled. `retry` gives a queue's callback
+    /// retry rules (maximum attempts, retry interval), for a dial the crash cut.
+    fn recover<'a>(
+        &'a self,
+        now: Timestamp,
+        retry: &'a RetryRules,
+    ) -> StoreFuture<'a, Vec<Interaction>>;
 
     /// Counts by (status, sub_type), for the metrics gauges.
     fn counts(&self) -> StoreFuture<'_, Vec<(Status, SubType, u64)>>;

@@ -26,8 +26,8 @@ use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use writer::{Durability, Msg, Op, WriteJob, Writer};
 
 use super::{
-    Cursor, Detail, Error, InteractionStore, ListQuery, Listed, MAX_PAGE, Page, StoreFuture,
-    StoredEvent, Synced,
+    Cursor, Detail, Error, InteractionStore, ListQuery, Listed, MAX_PAGE, Page, RetryRules,
+    StoreFuture, StoredEvent, Synced,
 };
 use crate::interaction::{
     Callback, CloseReason, CommunicationType, Event, FeedEntry, Interaction, InteractionId, Leg,
@@ -370,15 +370,24 @@ impl SqliteStore {
             .transpose()
     }
 
-    async fn recover_inner(&self, now: Timestamp) -> Result<Vec<Interaction>, Error> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM interactions WHERE status IN ('bot', 'connected') ORDER BY id",
+    async fn recover_inner(
+        &self,
+        now: Timestamp,
+        retry: &RetryRules,
+    ) -> Result<Vec<Interaction>, Error> {
+        let engaged: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, queue FROM interactions WHERE status IN ('bot', 'connected') ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut settled = Vec::with_capacity(ids.len());
-        for id in ids {
-            settled.push(self.apply_inner(id, Event::Recovered, now, false).await?);
+        let mut settled = Vec::with_capacity(engaged.len());
+        for (id, queue) in engaged {
+            let (max_attempts, retry_after) = retry(&queue);
+            let event = Event::Recovered {
+                max_attempts,
+                retry_after,
+            };
+            settled.push(self.apply_inner(id, event, now, false).await?);
         }
         Ok(settled)
     }
@@ -526,8 +535,12 @@ impl InteractionStore for SqliteStore {
         self.events.subscribe()
     }
 
-    fn recover(&self, now: Timestamp) -> StoreFuture<'_, Vec<Interaction>> {
-        Box::pin(self.recover_inner(now))
+    fn recover<'a>(
+        &'a self,
+        now: Timestamp,
+        retry: &'a RetryRules,
+    ) -> StoreFuture<'a, Vec<Interaction>> {
+        Box::pin(self.recover_inner(now, retry))
     }
 
     fn counts(&self) -> StoreFuture<'_, Vec<(Status, SubType, u64)>> {

@@ -279,6 +279,17 @@ pub struct RetryPolicy {
     pub ring_timeout: Duration,
 }
 
+impl Default for RetryPolicy {
+    /// A queue file's defaults (and the policy of a queue no longer configured).
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            retry_interval: Duration::from_secs(600),
+            ring_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Position / estimated-wait announcements after each menu.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Announcements {
@@ -903,7 +914,12 @@ fn compile_spanned(
         }
         s.to_owned()
     });
-    let max_attempts = cb.retry.max_attempts.as_ref().map_or(3, |v| *v.get_ref());
+    let defaults = RetryPolicy::default();
+    let max_attempts = cb
+        .retry
+        .max_attempts
+        .as_ref()
+        .map_or(defaults.max_attempts, |v| *v.get_ref());
     if let Some(v) = &cb.retry.max_attempts
         && max_attempts == 0
     {
@@ -940,12 +956,12 @@ fn compile_spanned(
             retry_interval: c.positive(
                 cb.retry.retry_interval.as_ref(),
                 "retry.retry_interval",
-                Duration::from_secs(600),
+                defaults.retry_interval,
             ),
             ring_timeout: c.positive(
                 cb.retry.ring_timeout.as_ref(),
                 "retry.ring_timeout",
-                Duration::from_secs(30),
+                defaults.ring_timeout,
             ),
         },
     };
@@ -1126,6 +1142,14 @@ impl QueueSet {
     /// The queue named `name` (its file stem).
     pub fn get(&self, name: &str) -> Option<Arc<Flow>> {
         self.flows.get(name).cloned()
+    }
+
+    /// How the callback dialer retries for queue `name` (the defaults for a queue no longer
+    /// configured).
+    pub fn retry(&self, name: &str) -> RetryPolicy {
+        self.flows
+            .get(name)
+            .map_or_else(RetryPolicy::default, |f| f.callback.retry)
     }
 
     /// All queues, by name.

@@ -514,28 +514,39 @@ fn notes_are_allowed_everywhere() {
     }
 }
 
+/// Recovery under a queue allowing `max_attempts`, retrying after 10 minutes.
+fn recovered(max_attempts: u32) -> Event {
+    Event::Recovered {
+        max_attempts,
+        retry_after: Duration::from_secs(600),
+    }
+}
+
 #[test]
 fn recovery_rules() {
-    let c = apply(&bot_with_callback(), Event::Recovered, now()).unwrap();
+    let c = apply(&bot_with_callback(), recovered(3), now()).unwrap();
     assert_eq!(
         (c.interaction.status, c.interaction.sub_type),
         (Status::Open, SubType::Callback)
     );
     assert_eq!(kinds(&c), ["recovered", "status_changed"]);
 
-    let c = apply(&bot(), Event::Recovered, now()).unwrap();
+    let c = apply(&bot(), recovered(3), now()).unwrap();
     assert_eq!(c.interaction.close_reason, Some(CloseReason::Abandoned));
 
     let ringing = step(
         &step(&connected_callback(), Event::Dialling),
         Event::Ringing,
     );
-    let c = apply(&ringing, Event::Recovered, now()).unwrap();
+    let c = apply(&ringing, recovered(3), now()).unwrap();
     assert_eq!(c.interaction.status, Status::Open);
     assert_eq!(c.interaction.leg, None);
-    assert_eq!(c.interaction.callback.as_ref().unwrap().attempts, 1);
+    assert_eq!(c.interaction.assigned_agent, None);
+    let cb = c.interaction.callback.as_ref().unwrap();
+    assert_eq!(cb.attempts, 1);
+    assert!(cb.not_before.is_some_and(|t| t > now()), "{cb:?}");
 
-    let accepted_not_dialled = apply(&connected_callback(), Event::Recovered, now()).unwrap();
+    let accepted_not_dialled = apply(&connected_callback(), recovered(3), now()).unwrap();
     assert_eq!(
         accepted_not_dialled
             .interaction
@@ -547,12 +558,25 @@ fn recovery_rules() {
     );
 
     let bridged = step(&connected_live(), Event::Bridged);
-    let c = apply(&bridged, Event::Recovered, now()).unwrap();
+    let c = apply(&bridged, recovered(3), now()).unwrap();
     assert_eq!(c.interaction.close_reason, Some(CloseReason::Interrupted));
 
     for i in [open(), closed()] {
-        not_allowed(&i, Event::Recovered);
+        not_allowed(&i, recovered(3));
     }
+}
+
+/// A dial cut by a restart was the callback's last allowed attempt: it closes
+/// `callback_failed`, as the dialer would have closed it.
+#[test]
+fn recovery_closes_a_callback_whose_attempts_are_spent() {
+    let c = apply(&connected_callback(), recovered(1), now()).unwrap();
+    assert_eq!(c.interaction.status, Status::Closed);
+    assert_eq!(
+        c.interaction.close_reason,
+        Some(CloseReason::CallbackFailed)
+    );
+    assert_eq!(c.interaction.callback.as_ref().unwrap().attempts, 1);
 }
 
 #[test]
