@@ -6,6 +6,7 @@
 //! returned [`HangupRequest`]; the API's close asks for the hang-up once the close is stored.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -14,34 +15,43 @@ use crate::interaction::{Event, InteractionId};
 
 #[derive(Default)]
 pub struct ConnectedCalls {
-    calls: Mutex<HashMap<InteractionId, Arc<Notify>>>,
+    calls: Mutex<HashMap<InteractionId, Arc<Asked>>>,
+}
+
+/// One call's hang-up request: a flag to look at before a step that cannot be undone (dialling
+/// the customer), and a wake-up for the task that waits.
+#[derive(Default)]
+struct Asked {
+    flag: AtomicBool,
+    notify: Notify,
 }
 
 impl ConnectedCalls {
     /// `interaction`'s call is up until the returned request is dropped.
     pub fn register(self: &Arc<Self>, interaction: InteractionId) -> HangupRequest {
-        let notify = Arc::new(Notify::new());
-        self.lock().insert(interaction, notify.clone());
+        let asked = Arc::new(Asked::default());
+        self.lock().insert(interaction, asked.clone());
         HangupRequest {
             calls: self.clone(),
             interaction,
-            notify,
+            asked,
         }
     }
 
     /// Ask `interaction`'s call to hang up; `false` when it has no call up.
     pub fn hang_up(&self, interaction: InteractionId) -> bool {
         match self.lock().get(&interaction) {
-            Some(notify) => {
+            Some(asked) => {
+                asked.flag.store(true, Ordering::Release);
                 // Kept as a permit if the call's task is not waiting right now.
-                notify.notify_one();
+                asked.notify.notify_one();
                 true
             }
             None => false,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<InteractionId, Arc<Notify>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<InteractionId, Arc<Asked>>> {
         self.calls
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -52,13 +62,18 @@ impl ConnectedCalls {
 pub struct HangupRequest {
     calls: Arc<ConnectedCalls>,
     interaction: InteractionId,
-    notify: Arc<Notify>,
+    asked: Arc<Asked>,
 }
 
 impl HangupRequest {
     /// Completes once a hang-up is asked for (at once if it was asked meanwhile).
     pub async fn requested(&self) {
-        self.notify.notified().await;
+        self.asked.notify.notified().await;
+    }
+
+    /// Whether a hang-up was asked for (without waiting, and without using the request up).
+    pub fn is_requested(&self) -> bool {
+        self.asked.flag.load(Ordering::Acquire)
     }
 }
 
@@ -68,7 +83,7 @@ impl Drop for HangupRequest {
         // A later registration of the same interaction (a new call) is not ours to remove.
         if calls
             .get(&self.interaction)
-            .is_some_and(|n| Arc::ptr_eq(n, &self.notify))
+            .is_some_and(|a| Arc::ptr_eq(a, &self.asked))
         {
             calls.remove(&self.interaction);
         }
@@ -79,7 +94,7 @@ impl Drop for HangupRequest {
 /// so no lifecycle event applies).
 pub fn closed_by_agent() -> Event {
     Event::Note {
-        kind: "call_ended".into(),
+        kind: "hung_up_on_close".into(),
         text: "the agent closed the interaction; Hammond hung up".into(),
     }
 }
@@ -100,7 +115,9 @@ mod tests {
     async fn a_hang_up_reaches_the_registered_call_even_before_it_listens() {
         let calls = Arc::new(ConnectedCalls::default());
         let request = calls.register(7);
+        assert!(!request.is_requested());
         assert!(calls.hang_up(7));
+        assert!(request.is_requested());
         tokio::time::timeout(std::time::Duration::from_secs(1), request.requested())
             .await
             .expect("the request was kept");

@@ -146,7 +146,7 @@ pub struct MediaConfig {
 /// `[media] io`: how the media thread moves packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaIo {
-    /// io_uring (one system call per 2 ms tick for every call's packets) where the kernel
+    /// io_uring (one system call per 5 ms tick for every call's packets) where the kernel
     /// allows it, epoll otherwise. The default.
     Auto,
     /// epoll and a system call per packet sent and per socket read: for kernels whose io_uring

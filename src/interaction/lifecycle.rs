@@ -533,9 +533,11 @@ pub fn apply(
 }
 
 /// The restart rules: a stored callback goes back to open; a workflow call without one is
-/// abandoned; a callback whose dial never completed returns to open with the attempt counted;
-/// a call that was answered or bridged was cut, so it closes as interrupted.
-/// `retry`: the queue's maximum attempts and retry interval.
+/// abandoned; a callback accepted but not yet dialled goes back to open, unassigned and
+/// uncounted (the customer was not called); one whose dial was under way counts a failed
+/// attempt under the queue's rules (`retry`: maximum attempts, retry interval), so it may
+/// close `callback_failed`; a call that was answered or bridged was cut, so it closes as
+/// interrupted.
 fn recover(
     current: &Interaction,
     next: &mut Interaction,
@@ -554,8 +556,15 @@ fn recover(
             feed.push(note("the caller was lost"));
             close(next, feed, CloseReason::Abandoned, None, now);
         }
+        Status::Connected if is_callback && current.leg.is_none() => {
+            feed.push(note(
+                "the callback was accepted but not dialled; it waits in the queue",
+            ));
+            next.assigned_agent = None;
+            set_status(next, feed, Status::Open, now, "waiting for a callback");
+        }
         Status::Connected
-            if is_callback && !matches!(current.leg, Some(Leg::Answered | Leg::Bridged)) =>
+            if is_callback && matches!(current.leg, Some(Leg::Dialling | Leg::Ringing)) =>
         {
             // As any failed attempt: unassigned, retried after the interval, or closed
             // `callback_failed` once the queue's attempts are spent.

@@ -377,6 +377,11 @@ impl ActiveCall {
                 () = hang_up_requested(self.closing.as_ref()) => {
                     info!("the agent closed the interaction; hanging up");
                     self.closing = None;
+                    // The agent's phone at once: no more audio relayed while the caller's BYE
+                    // is answered.
+                    if let Some(p) = self.peer.as_mut() {
+                        p.leg.hang_up();
+                    }
                     self.hang_up(Outcome::ClosedByAgent);
                 }
                 Some(reply) = self.store.replies.recv() => self.on_store(reply),

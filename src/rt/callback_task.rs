@@ -26,7 +26,7 @@ use super::services::Services;
 use crate::api::connected::{HangupRequest, closed_by_agent};
 use crate::api::{Accepted, Agent};
 use crate::clock;
-use crate::interaction::{DialFailure, Event as Lifecycle, HangupBy, Interaction};
+use crate::interaction::{DialFailure, Event as Lifecycle, HangupBy, Interaction, Status};
 use crate::media::bridge::{Leg as Side, Relay};
 use crate::media::leg::MAX_PACKET;
 use crate::pii::Pii;
@@ -154,8 +154,20 @@ async fn run(
             }
         }
     }
-    // Connected from here on: the agent closing the interaction hangs both legs up.
+    // Connected from here on: the agent closing the interaction hangs both legs up. A close
+    // that came between the accept and this registration found no call to hang up: look.
     let hangup = svc.connected.register(interaction.id);
+    match svc.store.get(interaction.id).await {
+        Ok(d) if d.listed.interaction.status == Status::Connected => {}
+        Ok(d) => {
+            info!(status = %d.listed.interaction.status, "no longer connected; not dialling");
+            return;
+        }
+        Err(e) => {
+            warn!(error = %e, "interaction unreadable; not dialling");
+            return;
+        }
+    }
     let apply = |e: Lifecycle| {
         let store = svc.store.clone();
         let id = interaction.id;
@@ -174,7 +186,9 @@ async fn run(
         max_attempts,
         retry_interval: retry_after,
         ring_timeout,
-    } = svc.queues.current().retry(&interaction.queue);
+    } = flow
+        .as_ref()
+        .map_or_else(RetryPolicy::default, |f| f.callback.retry);
     let failed = |kind: DialFailure, code: Option<u16>| Lifecycle::DialFailed {
         code,
         kind,
@@ -223,6 +237,11 @@ async fn run(
         opaque: None,
     };
 
+    if hangup.is_requested() {
+        info!("the agent closed the interaction before the dial; not dialling");
+        apply(closed_by_agent()).await;
+        return;
+    }
     info!(number = %Pii(&number), "dialling customer and agent");
     let customer = OutboundLeg::dial(
         &svc,
@@ -260,7 +279,17 @@ async fn run(
             return;
         }
     };
-    apply(Lifecycle::Dialling).await;
+    if let Err(e) = svc
+        .store
+        .apply(interaction.id, Lifecycle::Dialling, clock::wall())
+        .await
+    {
+        // Closed meanwhile (or the store is failing): nobody may be called for it.
+        warn!(error = %e, "dial not recorded; hanging up both legs");
+        customer.hang_up();
+        agent_leg.hang_up();
+        return;
+    }
 
     // Setup: both legs must answer.
     let ring_deadline = clock::now() + ring_timeout;

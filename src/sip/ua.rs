@@ -251,9 +251,9 @@ enum LegState {
         challenged: bool,
         /// We hung up: a 2xx that crosses the CANCEL is ACKed and hung up (§9.1), not reported.
         cancelled: bool,
-        /// A provisional response arrived for the current INVITE: only then may a CANCEL go
-        /// out (§9.1); a hang-up before it sends the CANCEL when the first one arrives.
-        provisional: bool,
+        /// The CANCEL went out. It may only once a provisional response arrived (§9.1), so a
+        /// hang-up before one sends it when the first one arrives.
+        cancel_sent: bool,
     },
     /// Either direction, answered and acknowledged.
     Confirmed,
@@ -277,6 +277,8 @@ struct Leg {
 enum TimerOwner {
     Server(String, String, String),
     Client(String),
+    /// The branch of an INVITE we cancelled: forget it if no final response came by then.
+    CancelGiveUp(String),
 }
 
 /// The sans-IO SIP user agent. See the module docs for the run loop.
@@ -377,6 +379,7 @@ impl UserAgent {
                         self.drain_client(now, &branch);
                     }
                 }
+                TimerOwner::CancelGiveUp(branch) => self.give_up_cancelled(&branch),
             }
         }
     }
@@ -943,15 +946,18 @@ impl UserAgent {
             LegState::Dialling {
                 branch,
                 cancelled,
-                provisional,
+                cancel_sent,
                 ..
             } => {
-                if !*cancelled {
-                    *cancelled = true;
-                    if *provisional {
-                        let branch = branch.clone();
-                        self.cancel(now, call, &branch);
-                    }
+                *cancelled = true;
+                let proceeding = matches!(
+                    self.clients.get(branch.as_str()),
+                    Some((ClientTxn::Invite { txn, .. }, _)) if txn.is_proceeding()
+                );
+                if proceeding && !*cancel_sent {
+                    *cancel_sent = true;
+                    let branch = branch.clone();
+                    self.cancel(now, call, &branch);
                 }
             }
             LegState::Ending => {}
@@ -1065,7 +1071,7 @@ impl UserAgent {
                     credentials: d.credentials,
                     challenged: false,
                     cancelled: false,
-                    provisional: false,
+                    cancel_sent: false,
                 },
                 dialog,
                 peer,
@@ -1122,6 +1128,13 @@ impl UserAgent {
         };
         let key = format!("{invite_branch}/cancel");
         self.start_client(now, key, peer, call, req);
+        // §9.1: a far end that never answers the INVITE with a final response after this
+        // (its Timer B stopped at the first provisional) is given up on after 64·T1.
+        let at = now + self.cfg.timers.t1x64();
+        self.timers.push(Reverse((
+            at,
+            TimerOwner::CancelGiveUp(invite_branch.to_owned()),
+        )));
     }
 
     // ---- responses we receive --------------------------------------------------------------
@@ -1304,23 +1317,18 @@ impl UserAgent {
                 if (100..200).contains(&status)
                     && let LegState::Dialling {
                         branch,
-                        cancelled,
-                        provisional: provisional @ false,
+                        cancelled: true,
+                        cancel_sent: cancel_sent @ false,
                         ..
                     } = &mut leg.state
                 {
-                    *provisional = true;
-                    if *cancelled {
-                        // Hung up before the far end answered at all: the CANCEL waited
-                        // for this (§9.1).
-                        let branch = branch.clone();
-                        self.cancel(now, call, &branch);
-                        return;
-                    }
-                }
-                let Some(leg) = self.legs.get_mut(&call) else {
+                    // Hung up before the far end answered at all: the CANCEL waited for this
+                    // (§9.1).
+                    *cancel_sent = true;
+                    let branch = branch.clone();
+                    self.cancel(now, call, &branch);
                     return;
-                };
+                }
                 let cancelled = matches!(
                     leg.state,
                     LegState::Dialling {
@@ -1430,21 +1438,32 @@ impl UserAgent {
         req.headers.set(auth_header, value);
         *challenged = true;
         **invite = req.clone();
-        if let LegState::Dialling {
-            branch: b,
-            provisional,
-            ..
-        } = &mut leg.state
-        {
-            // A new transaction: its own provisional response allows a CANCEL.
+        if let LegState::Dialling { branch: b, .. } = &mut leg.state {
             *b = branch.clone();
-            *provisional = false;
         }
         leg.invite_cseq = seq;
         leg.dialog.local_cseq = seq;
         let peer = leg.peer;
         self.start_client(now, branch.clone(), peer, call, req);
         true
+    }
+
+    /// 64·T1 after our CANCEL and still no final response to the INVITE: the far end is gone
+    /// or broken. End the transaction and the leg as if it had answered 487.
+    fn give_up_cancelled(&mut self, branch: &str) {
+        let Some((ClientTxn::Invite { txn, call, .. }, _)) = self.clients.get(branch) else {
+            return;
+        };
+        if !txn.is_proceeding() {
+            // Completed or accepted: its own timers finish it.
+            return;
+        }
+        let call = *call;
+        self.clients.remove(branch);
+        if self.forget_leg(call) {
+            self.events
+                .push_back(SipEvent::Failed { call, status: 487 });
+        }
     }
 
     fn client_timeout(&mut self, call: CallId, method: &Method) {

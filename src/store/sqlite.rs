@@ -387,7 +387,12 @@ impl SqliteStore {
                 max_attempts,
                 retry_after,
             };
-            settled.push(self.apply_inner(id, event, now, false).await?);
+            // One that cannot be settled must not keep the others engaged.
+            match self.apply_inner(id, event, now, false).await {
+                Ok(i) => settled.push(i),
+                Err(e @ (Error::Sqlite(_) | Error::Db(_) | Error::NotWritten)) => return Err(e),
+                Err(e) => tracing::warn!(interaction.id = id, error = %e, "not recovered"),
+            }
         }
         Ok(settled)
     }

@@ -546,16 +546,11 @@ fn recovery_rules() {
     assert_eq!(cb.attempts, 1);
     assert!(cb.not_before.is_some_and(|t| t > now()), "{cb:?}");
 
-    let accepted_not_dialled = apply(&connected_callback(), recovered(3), now()).unwrap();
-    assert_eq!(
-        accepted_not_dialled
-            .interaction
-            .callback
-            .as_ref()
-            .unwrap()
-            .attempts,
-        1
-    );
+    // Accepted, not dialled yet: the customer was not called, so nothing is counted.
+    let c = apply(&connected_callback(), recovered(1), now()).unwrap();
+    assert_eq!(c.interaction.status, Status::Open);
+    assert_eq!(c.interaction.assigned_agent, None);
+    assert_eq!(c.interaction.callback.as_ref().unwrap().attempts, 0);
 
     let bridged = step(&connected_live(), Event::Bridged);
     let c = apply(&bridged, recovered(3), now()).unwrap();
@@ -570,7 +565,8 @@ fn recovery_rules() {
 /// `callback_failed`, as the dialer would have closed it.
 #[test]
 fn recovery_closes_a_callback_whose_attempts_are_spent() {
-    let c = apply(&connected_callback(), recovered(1), now()).unwrap();
+    let dialling = step(&connected_callback(), Event::Dialling);
+    let c = apply(&dialling, recovered(1), now()).unwrap();
     assert_eq!(c.interaction.status, Status::Closed);
     assert_eq!(
         c.interaction.close_reason,

@@ -442,9 +442,11 @@ fn a_hang_up_before_any_provisional_waits_for_one_to_cancel() {
         sent_requests(&mut ua).is_empty(),
         "a CANCEL went out before any provisional response"
     );
-    let mut trying = Response::to_request(&invite, 100, "Trying");
-    trying.headers.push("Server", "pbx");
-    ua.handle_message(t0 + Duration::from_millis(20), pbx(), &trying.to_bytes());
+    ua.handle_message(
+        t0 + Duration::from_millis(20),
+        pbx(),
+        &ringing(&invite).to_bytes(),
+    );
     let out = drain_requests_and_events(&mut ua);
     let cancel = out
         .0
@@ -492,12 +494,11 @@ fn a_hang_up_while_ringing_cancels_at_once() {
     let mut ua = ua();
     let t0 = crate::clock::now();
     let (call, invite) = dial_customer(&mut ua, t0);
-    let mut ringing = Response::to_request(&invite, 180, "Ringing");
-    ringing.headers.set(
-        "To",
-        format!("{};tag=pbx1", invite.headers.get("To").expect("To")),
+    ua.handle_message(
+        t0 + Duration::from_millis(10),
+        pbx(),
+        &ringing(&invite).to_bytes(),
     );
-    ua.handle_message(t0 + Duration::from_millis(10), pbx(), &ringing.to_bytes());
     let out = drain_requests_and_events(&mut ua);
     assert!(matches!(
         out.1[..],
@@ -509,6 +510,81 @@ fn a_hang_up_while_ringing_cancels_at_once() {
         sent.iter().any(|r| r.method == Method::Cancel),
         "no CANCEL: {sent:?}"
     );
+}
+
+/// §9.1: a far end that takes our CANCEL but never ends the INVITE is given up on after
+/// 64·T1: the leg fails and nothing is left behind.
+#[test]
+fn a_cancelled_invite_never_answered_is_given_up_after_64_t1() {
+    let mut ua = ua();
+    let t0 = crate::clock::now();
+    let (call, invite) = dial_customer(&mut ua, t0);
+    ua.handle_message(
+        t0 + Duration::from_millis(10),
+        pbx(),
+        &ringing(&invite).to_bytes(),
+    );
+    drain_requests_and_events(&mut ua);
+    ua.handle_command(t0 + Duration::from_millis(20), Command::Hangup { call });
+    let cancel = sent_requests(&mut ua)
+        .into_iter()
+        .find(|r| r.method == Method::Cancel)
+        .expect("CANCEL");
+    ua.handle_message(
+        t0 + Duration::from_millis(30),
+        pbx(),
+        &Response::to_request(&cancel, 200, "OK").to_bytes(),
+    );
+    let mut events = Vec::new();
+    let mut now = t0 + Duration::from_millis(30);
+    while let Some(at) = ua.poll_timeout() {
+        now = now.max(at);
+        ua.handle_timeout(now);
+        events.extend(drain_requests_and_events(&mut ua).1);
+    }
+    assert!(
+        matches!(events[..], [SipEvent::Failed { call: c, status: 487 }] if c == call),
+        "{events:?}"
+    );
+    assert!(
+        now - t0 >= Duration::from_secs(32),
+        "given up after {:?}",
+        now - t0
+    );
+    assert_eq!(ua.active_transactions(), 0);
+    assert_eq!(ua.active_legs(), 0);
+}
+
+/// A 2xx arriving after a hang-up that had no provisional to cancel on: acknowledged and
+/// hung up at once (§9.1 / §15), never reported as answered.
+#[test]
+fn an_answer_after_a_hang_up_is_acked_and_hung_up() {
+    let mut ua = ua();
+    let t0 = crate::clock::now();
+    let (call, invite) = dial_customer(&mut ua, t0);
+    ua.handle_command(t0 + Duration::from_millis(10), Command::Hangup { call });
+    let mut ok = Response::to_request(&invite, 200, "OK");
+    ok.headers.set(
+        "To",
+        format!("{};tag=pbx1", invite.headers.get("To").expect("To")),
+    );
+    ok.headers
+        .push("Contact", "<sip:15551234567@127.0.0.1:5080>");
+    ua.handle_message(t0 + Duration::from_millis(20), pbx(), &ok.to_bytes());
+    let (sent, events) = drain_requests_and_events(&mut ua);
+    let methods: Vec<&Method> = sent.iter().map(|r| &r.method).collect();
+    assert_eq!(methods, [&Method::Ack, &Method::Bye], "{sent:?}");
+    assert!(events.is_empty(), "{events:?}");
+}
+
+/// A 180 Ringing (with the far end's tag) to `invite`.
+fn ringing(invite: &Request) -> Response {
+    let mut r = Response::to_request(invite, 180, "Ringing");
+    r.headers.set(
+        "To",
+        format!("{};tag=pbx1", invite.headers.get("To").expect("To")),
+    );
+    r
 }
 
 /// Requests sent and events reported since the last look.
