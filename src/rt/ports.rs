@@ -94,7 +94,10 @@ mod tests {
         for _ in 0..10 {
             let sock = pool.bind().expect("a free port elsewhere in the range");
             let port = sock.local_addr().expect("bound").port();
-            assert!((41_000..=41_999).contains(&port) && port.is_multiple_of(2), "{port}");
+            assert!(
+                (41_000..=41_999).contains(&port) && port.is_multiple_of(2),
+                "{port}"
+            );
         }
     }
 }
