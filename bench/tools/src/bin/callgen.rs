@@ -570,8 +570,8 @@ fn settle(sh: &Shared) {
 const RTP_PORT_SPAN: usize = 4000;
 
 async fn run_call(sh: Arc<Shared>, idx: usize) -> CallResult {
-    let port = u16::try_from(usize::from(sh.args.rtp_base) + 2 * (idx % RTP_PORT_SPAN))
-        .unwrap_or(0);
+    let port =
+        u16::try_from(usize::from(sh.args.rtp_base) + 2 * (idx % RTP_PORT_SPAN)).unwrap_or(0);
     // Our port, or (taken by someone else) any free one: the SDP names the port we got.
     let bound = match UdpSocket::bind(("127.0.0.1", port)).await {
         Ok(s) => Ok(s),
