@@ -581,6 +581,7 @@ function renderWorkspace() {
   $('close-btn').disabled = !closable;
   $('close-note').textContent = i.status === 'closed'
     ? 'This interaction is closed.'
+    : mine ? 'Closing it hangs up the call.'
     : closable ? '' : `Only the assigned agent can close it (${notPickable(i)}).`;
 }
 
@@ -600,7 +601,7 @@ function renderProgress(i) {
     if (k === reached) li.setAttribute('aria-current', 'step');
     return li;
   }));
-  const hung = recent.filter((f) => f.kind === 'hung_up').pop();
+  const hung = recent.filter((f) => f.kind === 'hung_up' || f.kind === 'hung_up_on_close').pop();
   let note = '';
   if (failed) note = `Attempt failed: ${failed.text}.`;
   else if (hung) note = `${hung.text[0].toUpperCase()}${hung.text.slice(1)}.`;
