@@ -46,7 +46,12 @@ fn feed_kinds(h: &Hammond, id: i64) -> Vec<String> {
         &format!("/api/v1/interactions/{id}"),
         "alice-secret",
     );
-    d.body["feed"]
+    kinds_of(&d.body)
+}
+
+/// The kinds of an interaction detail's feed entries, in order.
+fn kinds_of(detail: &serde_json::Value) -> Vec<String> {
+    detail["feed"]
         .as_array()
         .map(|f| {
             f.iter()
@@ -57,6 +62,16 @@ fn feed_kinds(h: &Hammond, id: i64) -> Vec<String> {
 }
 
 fn wait_status(h: &Hammond, id: i64, status: &str) -> serde_json::Value {
+    wait_detail(h, id, |d| d["status"] == status)
+}
+
+/// The interaction's detail once `done` holds of it, or after 20 s (the caller's assertions
+/// then say what was missing).
+fn wait_detail(
+    h: &Hammond,
+    id: i64,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let start = Instant::now();
     loop {
         let d = http::get(
@@ -64,11 +79,23 @@ fn wait_status(h: &Hammond, id: i64, status: &str) -> serde_json::Value {
             &format!("/api/v1/interactions/{id}"),
             "alice-secret",
         );
-        if d.body["status"] == status || start.elapsed() > Duration::from_secs(20) {
+        if done(&d.body) || start.elapsed() > Duration::from_secs(20) {
             return d.body;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Accept `id` as alice (her phone and the customer's are dialled).
+fn accept_as_alice(h: &Hammond, id: i64) -> http::Reply {
+    let r = http::post(
+        h.http,
+        &format!("/api/v1/interactions/{id}/accept"),
+        "alice-secret",
+        "{}",
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    r
 }
 
 #[test]
@@ -77,13 +104,7 @@ fn accept_dials_customer_and_agent_and_bridges_them() {
     let customer = Sipp::uas("phone_answers_then_hangs_up.xml", trunk).spawn();
     let alice = Sipp::uas("phone_answers_waits_bye.xml", agent).spawn();
     std::thread::sleep(Duration::from_millis(300));
-    let r = http::post(
-        h.http,
-        &format!("/api/v1/interactions/{id}/accept"),
-        "alice-secret",
-        "{}",
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = accept_as_alice(&h, id);
     assert_eq!(r.body["status"], "connected");
     assert_eq!(r.body["assigned_agent"], "alice");
     let customer = customer.wait();
@@ -135,14 +156,9 @@ fn close_as_alice(h: &Hammond, id: i64) {
 
 /// Wait until the feed of `id` has an entry of `kind`; the whole feed's kinds.
 fn wait_feed(h: &Hammond, id: i64, kind: &str) -> Vec<String> {
-    let start = Instant::now();
-    loop {
-        let kinds = feed_kinds(h, id);
-        if kinds.iter().any(|k| k == kind) || start.elapsed() > Duration::from_secs(20) {
-            return kinds;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    kinds_of(&wait_detail(h, id, |d| {
+        kinds_of(d).iter().any(|k| k == kind)
+    }))
 }
 
 /// The agent closing a bridged callback hangs both phones up (each gets a BYE), rather than
@@ -153,13 +169,7 @@ fn closing_a_bridged_callback_hangs_up_both_phones() {
     let customer = Sipp::uas("phone_answers_waits_bye.xml", trunk).spawn();
     let alice = Sipp::uas("phone_answers_waits_bye.xml", agent).spawn();
     std::thread::sleep(Duration::from_millis(300));
-    let r = http::post(
-        h.http,
-        &format!("/api/v1/interactions/{id}/accept"),
-        "alice-secret",
-        "{}",
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
+    accept_as_alice(&h, id);
     let kinds = wait_feed(&h, id, "bridged");
     assert!(kinds.iter().any(|k| k == "bridged"), "{kinds:?}");
     close_as_alice(&h, id);
@@ -178,13 +188,7 @@ fn closing_a_callback_while_it_rings_cancels_both_legs() {
     let customer = Sipp::uas("phone_no_answer.xml", trunk).spawn();
     let alice = Sipp::uas("phone_no_answer.xml", agent).spawn();
     std::thread::sleep(Duration::from_millis(300));
-    let r = http::post(
-        h.http,
-        &format!("/api/v1/interactions/{id}/accept"),
-        "alice-secret",
-        "{}",
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
+    accept_as_alice(&h, id);
     let kinds = wait_feed(&h, id, "callback_ringing");
     assert!(kinds.iter().any(|k| k == "callback_ringing"), "{kinds:?}");
     let closed_at = Instant::now();
@@ -213,13 +217,7 @@ fn busy_customer_returns_the_callback_to_open_with_the_attempt_counted() {
     let customer = Sipp::uas("phone_busy.xml", trunk).spawn();
     let alice = Sipp::uas("phone_no_answer.xml", agent).spawn();
     std::thread::sleep(Duration::from_millis(300));
-    let r = http::post(
-        h.http,
-        &format!("/api/v1/interactions/{id}/accept"),
-        "alice-secret",
-        "{}",
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
+    accept_as_alice(&h, id);
     assert_ok(&customer.wait());
     assert_ok(&alice.wait());
     let i = wait_status(&h, id, "open");
@@ -270,13 +268,7 @@ fn digest(algorithm: &str) {
         .spawn();
     let alice = Sipp::uas("phone_answers_waits_bye.xml", agent_port).spawn();
     std::thread::sleep(Duration::from_millis(300));
-    let r = http::post(
-        h.http,
-        &format!("/api/v1/interactions/{id}/accept"),
-        "alice-secret",
-        "{}",
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
+    accept_as_alice(&h, id);
     let customer = customer.wait();
     assert_ok(&customer);
     assert_ok(&alice.wait());
@@ -349,6 +341,24 @@ fn set_presence(h: &Hammond, agent: &str, token: &str, status: &str) {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
+/// A caller (SIPp, waiting for Hammond's BYE) in the support queue's workflow, and its
+/// interaction.
+fn caller_in_workflow(h: &Hammond) -> (crate::support::sipp::Running, i64) {
+    let caller = Sipp::uac("hammond_hangs_up.xml", h.sip, "support").spawn();
+    let start = Instant::now();
+    loop {
+        let l = http::get(h.http, "/api/v1/interactions?status=bot", "alice-secret");
+        if let Some(id) = l.body["interactions"][0]["id"].as_i64() {
+            return (caller, id);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "caller never reached the workflow"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A live caller keeps waiting; alice becomes available; Hammond rings her phone and bridges
 /// the caller to it. When she hangs up, the caller gets BYE and the interaction closes.
 #[test]
@@ -358,20 +368,7 @@ fn waiting_caller_is_offered_to_an_agent_who_becomes_available() {
         agent_port: Some(agent_port),
         ..Options::default()
     });
-    let caller = Sipp::uac("hammond_hangs_up.xml", h.sip, "support").spawn();
-    // Wait until the caller is in the workflow.
-    let start = Instant::now();
-    let id = loop {
-        let l = http::get(h.http, "/api/v1/interactions?status=bot", "alice-secret");
-        if let Some(id) = l.body["interactions"][0]["id"].as_i64() {
-            break id;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "caller never reached the workflow"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (caller, id) = caller_in_workflow(&h);
     let alice = Sipp::uas("phone_answers_then_hangs_up.xml", agent_port).spawn();
     std::thread::sleep(Duration::from_millis(300));
     set_presence(&h, "alice", "alice-secret", "available");
@@ -395,19 +392,7 @@ fn closing_a_bridged_live_call_hangs_up_caller_and_agent() {
         agent_port: Some(agent_port),
         ..Options::default()
     });
-    let caller = Sipp::uac("hammond_hangs_up.xml", h.sip, "support").spawn();
-    let start = Instant::now();
-    let id = loop {
-        let l = http::get(h.http, "/api/v1/interactions?status=bot", "alice-secret");
-        if let Some(id) = l.body["interactions"][0]["id"].as_i64() {
-            break id;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "caller never reached the workflow"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (caller, id) = caller_in_workflow(&h);
     let alice = Sipp::uas("phone_answers_waits_bye.xml", agent_port).spawn();
     std::thread::sleep(Duration::from_millis(300));
     set_presence(&h, "alice", "alice-secret", "available");
@@ -508,13 +493,7 @@ fn failed_attempt(
     let customer = Sipp::uas(customer_scenario, trunk).spawn();
     let alice = Sipp::uas("phone_no_answer.xml", agent).spawn();
     std::thread::sleep(Duration::from_millis(300));
-    let r = http::post(
-        h.http,
-        &format!("/api/v1/interactions/{id}/accept"),
-        "alice-secret",
-        "{}",
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
+    accept_as_alice(h, id);
     assert_ok(&customer.wait());
     assert_ok(&alice.wait());
     let i = wait_status(h, id, "open");

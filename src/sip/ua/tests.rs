@@ -467,11 +467,7 @@ fn a_hang_up_before_any_provisional_waits_for_one_to_cancel() {
         pbx(),
         &Response::to_request(cancel, 200, "OK").to_bytes(),
     );
-    let mut terminated = Response::to_request(&invite, 487, "Request Terminated");
-    terminated.headers.set(
-        "To",
-        format!("{};tag=pbx1", invite.headers.get("To").expect("To")),
-    );
+    let terminated = from_far_end(&invite, 487, "Request Terminated");
     ua.handle_message(
         t0 + Duration::from_millis(40),
         pbx(),
@@ -563,11 +559,7 @@ fn an_answer_after_a_hang_up_is_acked_and_hung_up() {
     let t0 = crate::clock::now();
     let (call, invite) = dial_customer(&mut ua, t0);
     ua.handle_command(t0 + Duration::from_millis(10), Command::Hangup { call });
-    let mut ok = Response::to_request(&invite, 200, "OK");
-    ok.headers.set(
-        "To",
-        format!("{};tag=pbx1", invite.headers.get("To").expect("To")),
-    );
+    let mut ok = from_far_end(&invite, 200, "OK");
     ok.headers
         .push("Contact", "<sip:15551234567@127.0.0.1:5080>");
     ua.handle_message(t0 + Duration::from_millis(20), pbx(), &ok.to_bytes());
@@ -577,9 +569,14 @@ fn an_answer_after_a_hang_up_is_acked_and_hung_up() {
     assert!(events.is_empty(), "{events:?}");
 }
 
-/// A 180 Ringing (with the far end's tag) to `invite`.
+/// A 180 Ringing to `invite`.
 fn ringing(invite: &Request) -> Response {
-    let mut r = Response::to_request(invite, 180, "Ringing");
+    from_far_end(invite, 180, "Ringing")
+}
+
+/// A response to `invite` from the far end's side of the dialog (its To tag).
+fn from_far_end(invite: &Request, status: u16, reason: &str) -> Response {
+    let mut r = Response::to_request(invite, status, reason);
     r.headers.set(
         "To",
         format!("{};tag=pbx1", invite.headers.get("To").expect("To")),
