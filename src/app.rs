@@ -17,6 +17,8 @@ use crate::config::Config;
 use crate::config::diag::Diagnostic;
 use crate::idgen::IdGen;
 use crate::media::prompts::PromptLibrary;
+use crate::queue::agent::Agent;
+use crate::rt::agents::Agents;
 use crate::rt::calls::CallManager;
 use crate::rt::queue_watch::{self, QueueRegistry};
 use crate::rt::services::Services;
@@ -109,7 +111,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
         Ok(_) => {}
         Err(e) => warn!(error = %e, "crash recovery failed"),
     }
-    let metrics = api::metrics::install();
+    let metrics = crate::metrics::install();
 
     let sockets = SipSockets::bind(cfg.sip.listen)
         .await
@@ -162,17 +164,17 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
         IdGen::seeded(ids.next_u64()),
     );
     let (ua_handle, ua_commands) = sip_socket::ua_channel();
-    let agent_list: Vec<api::Agent> = cfg
+    let agent_list: Vec<Agent> = cfg
         .agents
         .iter()
-        .map(|a| api::Agent {
+        .map(|a| Agent {
             id: a.id.clone(),
             endpoint: a.endpoint.clone(),
             queues: a.queues.clone(),
             token: a.token.expose().to_owned(),
         })
         .collect();
-    let agents = Arc::new(api::Agents::new(agent_list));
+    let agents = Arc::new(Agents::new(agent_list));
     let svc = Arc::new(
         Services::new(
             cfg.clone(),

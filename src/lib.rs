@@ -26,6 +26,7 @@ pub mod config;
 pub mod idgen;
 pub mod interaction;
 pub mod media;
+pub mod metrics;
 pub mod pii;
 pub mod queue;
 pub mod rt;

@@ -7,7 +7,8 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, AuthAgent, Presence, parse_body};
+use super::{ApiError, AppState, AuthAgent, parse_body};
+use crate::queue::agent::Presence;
 
 /// `GET /api/v1/agents`: id, queues and presence of every agent (never tokens).
 pub(super) async fn list(State(st): State<AppState>, _caller: AuthAgent) -> Json<Value> {

@@ -12,7 +12,8 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use super::{Agent, ApiError, AppState};
+use super::{ApiError, AppState};
+use crate::queue::agent::Agent;
 
 /// The authenticated caller of a request. Extracting it answers 401 when the token is missing
 /// or unknown, and 429 while the client IP is locked out.
@@ -182,31 +183,9 @@ impl Lockout {
     }
 }
 
-/// Constant-time equality: the time depends only on the longer length, never on where the
-/// inputs differ.
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= usize::from(x ^ y);
-    }
-    std::hint::black_box(diff) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn constant_time_equality() {
-        assert!(ct_eq(b"alice-secret", b"alice-secret"));
-        assert!(ct_eq(b"", b""));
-        assert!(!ct_eq(b"alice-secret", b"alice-secreT"));
-        assert!(!ct_eq(b"alice-secret", b"alice-secret2"));
-        assert!(!ct_eq(b"alice", b""));
-        assert!(!ct_eq(b"\0", b""));
-    }
 
     fn ip(n: u8) -> IpAddr {
         IpAddr::from([127, 0, 0, n])

@@ -19,7 +19,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 
-use super::{Agent, ApiError, AppState, AuthAgent};
+use super::{ApiError, AppState, AuthAgent};
+use crate::queue::agent::Agent;
 use crate::store::StoredEvent;
 
 /// Events read from the log per query while replaying.

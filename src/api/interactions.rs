@@ -7,9 +7,10 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Accepted, ApiError, AppState, AuthAgent, parse_body};
+use super::{ApiError, AppState, AuthAgent, parse_body};
 use crate::clock;
 use crate::interaction::{CloseReason, Event, Interaction, InteractionId, Status, SubType};
+use crate::queue::agent::{Accepted, Agent};
 use crate::store::{Cursor, ListQuery};
 
 const DEFAULT_PAGE: u32 = 100;
@@ -196,7 +197,7 @@ fn path_id(id: Result<Path<InteractionId>, PathRejection>) -> Result<Interaction
         .map_err(|_| ApiError::NotFound("no such interaction".into()))
 }
 
-fn check_queue(agent: &super::Agent, i: &Interaction) -> Result<(), ApiError> {
+fn check_queue(agent: &Agent, i: &Interaction) -> Result<(), ApiError> {
     if agent.serves(&i.queue) {
         Ok(())
     } else {

@@ -8,7 +8,6 @@
 
 mod agents;
 mod auth;
-pub mod connected;
 mod error;
 mod events;
 mod health;
@@ -16,165 +15,24 @@ mod interactions;
 pub mod metrics;
 mod web;
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
-use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 pub use auth::{AuthAgent, Lockout, LockoutPolicy};
 pub use error::ApiError;
 
-use crate::interaction::Interaction;
+use crate::queue::agent::{Accepted, Agent};
+use crate::rt::agents::Agents;
+use crate::rt::connected::ConnectedCalls;
 use crate::store::InteractionStore;
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 16 * 1024;
-
-/// An agent as the API knows it (the lead maps `config::AgentConfig` onto this).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Agent {
-    /// Unique id (`alice`).
-    pub id: String,
-    /// The agent's phone: Hammond calls it when the agent accepts.
-    pub endpoint: String,
-    /// Queues the agent serves.
-    pub queues: Vec<String>,
-    /// The API bearer token.
-    pub token: String,
-}
-
-impl std::fmt::Debug for Agent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent")
-            .field("id", &self.id)
-            .field("endpoint", &self.endpoint)
-            .field("queues", &self.queues)
-            .field("token", &"<redacted>")
-            .finish()
-    }
-}
-
-impl Agent {
-    /// Whether the agent serves `queue`.
-    pub fn serves(&self, queue: &str) -> bool {
-        self.queues.iter().any(|q| q == queue)
-    }
-}
-
-/// Agent presence. Agents start `away`; presence only governs push offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Presence {
-    /// Push offers welcome.
-    Available,
-    /// No push offers (the Home List still works).
-    Away,
-}
-
-/// A presence change, broadcast to SSE clients and the router.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PresenceChange {
-    /// The agent.
-    pub id: String,
-    /// Its queues.
-    pub queues: Vec<String>,
-    /// The new presence.
-    pub status: Presence,
-}
-
-/// The configured agents and their in-memory presence.
-#[derive(Debug)]
-pub struct Agents {
-    list: Vec<Agent>,
-    presence: RwLock<HashMap<String, Presence>>,
-    changes: broadcast::Sender<PresenceChange>,
-}
-
-impl Agents {
-    /// All agents start `away`.
-    pub fn new(list: Vec<Agent>) -> Self {
-        let presence = list
-            .iter()
-            .map(|a| (a.id.clone(), Presence::Away))
-            .collect();
-        Self {
-            list,
-            presence: RwLock::new(presence),
-            changes: broadcast::channel(256).0,
-        }
-    }
-
-    /// The agent holding `token`, compared in constant time against every agent.
-    pub fn by_token(&self, token: &str) -> Option<Agent> {
-        let mut found = None;
-        for a in &self.list {
-            if auth::ct_eq(a.token.as_bytes(), token.as_bytes()) && !a.token.is_empty() {
-                found = Some(a.clone());
-            }
-        }
-        found
-    }
-
-    /// The agent with `id`.
-    pub fn get(&self, id: &str) -> Option<&Agent> {
-        self.list.iter().find(|a| a.id == id)
-    }
-
-    /// All agents, in config order.
-    pub fn all(&self) -> &[Agent] {
-        &self.list
-    }
-
-    /// An agent's presence (`away` for unknown ids).
-    pub fn presence(&self, id: &str) -> Presence {
-        self.presence.read().map_or(Presence::Away, |p| {
-            p.get(id).copied().unwrap_or(Presence::Away)
-        })
-    }
-
-    /// Sets an agent's presence and broadcasts the change; `None` for an unknown agent.
-    pub fn set_presence(&self, id: &str, status: Presence) -> Option<PresenceChange> {
-        let agent = self.get(id)?;
-        if let Ok(mut p) = self.presence.write() {
-            p.insert(id.to_owned(), status);
-        }
-        let change = PresenceChange {
-            id: agent.id.clone(),
-            queues: agent.queues.clone(),
-            status,
-        };
-        let _ = self.changes.send(change.clone());
-        Some(change)
-    }
-
-    /// Available agents serving `queue` (for push offers).
-    pub fn available_for(&self, queue: &str) -> Vec<Agent> {
-        self.list
-            .iter()
-            .filter(|a| a.serves(queue) && self.presence(&a.id) == Presence::Available)
-            .cloned()
-            .collect()
-    }
-
-    /// Presence changes from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<PresenceChange> {
-        self.changes.subscribe()
-    }
-}
-
-/// Sent when an agent accepts an interaction over the API; the dialer consumes it.
-#[derive(Debug, Clone)]
-pub struct Accepted {
-    /// The interaction, now connected and assigned.
-    pub interaction: Interaction,
-    /// The accepting agent (its endpoint is the phone to call).
-    pub agent: Agent,
-}
 
 /// Extra health checks (e.g. config-reload errors); each string is one problem.
 pub type HealthExtra = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
@@ -196,7 +54,7 @@ pub struct AppState {
     /// `into_make_service_with_connect_info::<SocketAddr>()`).
     pub lockout: Arc<Lockout>,
     /// Calls up for connected interactions: closing one hangs it up.
-    pub connected: Arc<connected::ConnectedCalls>,
+    pub connected: Arc<ConnectedCalls>,
 }
 
 impl AppState {
@@ -235,7 +93,7 @@ impl AppState {
 
     /// Closing a connected interaction hangs up its call registered in `calls`.
     #[must_use]
-    pub fn with_connected(mut self, calls: Arc<connected::ConnectedCalls>) -> Self {
+    pub fn with_connected(mut self, calls: Arc<ConnectedCalls>) -> Self {
         self.connected = calls;
         self
     }

@@ -9,7 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
-use crate::interaction::{Event, HangupBy};
+use crate::interaction::{Event, HangupBy, Interaction};
+use crate::metrics;
 use crate::store::{InteractionStore, SqliteStore};
 
 struct Server {

@@ -25,7 +25,6 @@ use super::media_worker::Stream;
 use super::outbound::{DialSpec, OutboundLeg};
 use super::services::Services;
 use super::store_worker::{StoreJob, StoreReply, StoreWorker};
-use crate::api::connected::{HangupRequest, closed_by_agent, hang_up_requested};
 use crate::clock;
 use crate::interaction::{Event as Lifecycle, HangupBy, Interaction, InteractionId};
 use crate::media::bridge::{Leg as Side, Relay};
@@ -33,6 +32,7 @@ use crate::media::leg::{MAX_PACKET, MediaEvent, MediaLeg};
 use crate::media::player::Item;
 use crate::media::sdp::{self, LocalMedia, LocalOrigin, SessionDescription};
 use crate::pii::Pii;
+use crate::rt::connected::{HangupRequest, closed_by_agent, hang_up_requested};
 use crate::sip::msg::{HeaderViews, Request};
 use crate::sip::ua::{CallId, Command, EndReason, SipEvent};
 use crate::workflow::engine::{Action, CallContext, Engine, HangupReason, PlayItem, WfEvent};
@@ -415,8 +415,7 @@ impl ActiveCall {
                 match ev {
                     MediaEvent::DigitReceived { digit, method } => {
                         info!(digit = %digit, method = method.as_str(), "key pressed");
-                        metrics::counter!(crate::api::metrics::DTMF_DIGITS, "method" => method.as_str())
-                            .increment(1);
+                        crate::metrics::dtmf_digit(method);
                         self.store.send(StoreJob::Apply(Lifecycle::Dtmf {
                             digit: digit.as_char(),
                             method,
@@ -866,10 +865,7 @@ impl ActiveCall {
             let leg = self.stream.leg();
             (leg.session().counters(), leg.frames_skipped())
         };
-        metrics::counter!(crate::api::metrics::RTP_LATE_PACKETS, "direction" => "in")
-            .increment(counters.late);
-        metrics::counter!(crate::api::metrics::RTP_LATE_PACKETS, "direction" => "out")
-            .increment(skipped);
+        crate::metrics::rtp_late(counters.late, skipped);
         if let Some(at) = self.bridged_at {
             self.svc.record_handling(&self.flow.name, clock::now() - at);
         }

@@ -23,13 +23,14 @@ use tracing::{Instrument, info, info_span, warn};
 use super::live::OfferOutcome;
 use super::outbound::{DialSpec, OutboundLeg};
 use super::services::Services;
-use crate::api::connected::{HangupRequest, closed_by_agent};
-use crate::api::{Accepted, Agent};
 use crate::clock;
 use crate::interaction::{DialFailure, Event as Lifecycle, HangupBy, Interaction, Status};
 use crate::media::bridge::{Leg as Side, Relay};
 use crate::media::leg::MAX_PACKET;
+use crate::metrics::dial_outcome;
 use crate::pii::Pii;
+use crate::queue::agent::{Accepted, Agent};
+use crate::rt::connected::{HangupRequest, closed_by_agent};
 use crate::sip::msg::{Uri, parse_uri};
 use crate::sip::ua::SipEvent;
 use crate::workflow::flow::RetryPolicy;
@@ -489,9 +490,4 @@ fn bracket(host: &str) -> String {
     } else {
         host.to_owned()
     }
-}
-
-/// `hammond_dial_outcomes_total{outcome}`.
-fn dial_outcome(outcome: &'static str) {
-    metrics::counter!(crate::api::metrics::DIAL_OUTCOMES, "outcome" => outcome).increment(1);
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api::Agent;
 use crate::interaction::InteractionId;
+use crate::queue::agent::Agent;
 
 /// What the router asks of a live call.
 #[derive(Debug)]

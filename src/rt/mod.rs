@@ -1,9 +1,11 @@
 //! The tokio shell: sockets, timers and tasks around the PURE cores. Nothing here decides
 //! protocol behaviour; it moves bytes and time into the cores and their outputs back out.
 
+pub mod agents;
 pub mod call_task;
 pub mod callback_task;
 pub mod calls;
+pub mod connected;
 pub mod fd_limit;
 pub mod legs;
 pub mod live;

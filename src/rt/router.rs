@@ -17,9 +17,9 @@ use tracing::{debug, info};
 use super::callback_task;
 use super::live::{CallCommand, OfferOutcome};
 use super::services::Services;
-use crate::api::{Agent, Presence};
 use crate::clock;
 use crate::interaction::{InteractionId, Status, SubType};
+use crate::queue::agent::{Agent, Presence};
 use crate::queue::router::{Candidate, Router};
 use crate::store::ListQuery;
 

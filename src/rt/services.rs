@@ -5,13 +5,13 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::api::Agents;
-use crate::api::connected::ConnectedCalls;
 use crate::config::Config;
 use crate::idgen::IdGen;
 use crate::media::prompts::PromptLibrary;
 use crate::media::sdp::LocalMedia;
 use crate::queue::estimate::Estimator;
+use crate::rt::agents::Agents;
+use crate::rt::connected::ConnectedCalls;
 use crate::rt::legs::LegRegistry;
 use crate::rt::live::LiveCalls;
 use crate::rt::media_worker::MediaClock;
@@ -104,7 +104,7 @@ impl Services {
     /// Mark a call active until the guard drops.
     pub fn track(self: &Arc<Self>) -> ActiveGuard {
         self.active.fetch_add(1, Ordering::Relaxed);
-        metrics::gauge!("hammond_active_calls").set(self.active_calls() as f64);
+        crate::metrics::set_active_calls(self.active_calls());
         ActiveGuard(self.clone())
     }
 }
@@ -112,7 +112,7 @@ impl Services {
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::Relaxed);
-        metrics::gauge!("hammond_active_calls").set(self.0.active_calls() as f64);
+        crate::metrics::set_active_calls(self.0.active_calls());
     }
 }
 

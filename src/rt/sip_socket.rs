@@ -306,9 +306,7 @@ fn count_response(bytes: &[u8]) {
     };
     if let Some(counter) = code.checked_sub(100).and_then(|i| COUNTERS.get(i)) {
         counter
-            .get_or_init(|| {
-                metrics::counter!(crate::api::metrics::SIP_RESPONSES, "code" => code.to_string())
-            })
+            .get_or_init(|| crate::metrics::sip_responses(code))
             .increment(1);
     }
 }

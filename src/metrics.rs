@@ -1,0 +1,97 @@
+//! Prometheus metric names and the small recorders every layer calls (shell: a global
+//! recorder). Names live here, not in the HTTP layer, so the runtime records without reaching
+//! up into `api/`; `GET /metrics` (in `api/`) only refreshes the store gauges and renders.
+//!
+//! Record through the helper functions rather than `metrics::counter!` with a name: a label
+//! value spelled wrong in one place would otherwise become a new series silently.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::media::dtmf::DtmfMethod;
+
+/// Gauge: calls with a live SIP dialog (set by the call shell).
+pub const ACTIVE_CALLS: &str = "hammond_active_calls";
+/// Gauge, labels `status`, `sub_type`: interactions by status (refreshed on scrape).
+pub const INTERACTIONS: &str = "hammond_interactions";
+/// Gauge: callbacks waiting (open, sub_type callback; refreshed on scrape).
+pub const CALLBACKS_PENDING: &str = "hammond_callbacks_pending";
+/// Counter, label `outcome` (answered, busy, no_answer, failed, agent_unreachable): callback
+/// dial outcomes.
+pub const DIAL_OUTCOMES: &str = "hammond_dial_outcomes_total";
+/// Counter, label `method` (rfc4733, info, inband): DTMF digits received.
+pub const DTMF_DIGITS: &str = "hammond_dtmf_digits_total";
+/// Counter, label `direction` (in, out): RTP packets that arrived too late to play (in), and
+/// frames the pacer skipped (out).
+pub const RTP_LATE_PACKETS: &str = "hammond_rtp_late_packets_total";
+/// Counter, label `code`: SIP responses sent and received.
+pub const SIP_RESPONSES: &str = "hammond_sip_responses_total";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder as the global `metrics` recorder (once per process; later
+/// calls return the same handle) and describes Hammond's metrics. Call from `main` before the
+/// first metric is recorded, and put the handle in `api::AppState`.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; then ours just renders empty.
+            if ::metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+/// Registers the descriptions (HELP lines) of every metric.
+pub fn describe() {
+    ::metrics::describe_gauge!(ACTIVE_CALLS, "Calls with a live SIP dialog");
+    ::metrics::describe_gauge!(INTERACTIONS, "Interactions by status and sub_type");
+    ::metrics::describe_gauge!(
+        CALLBACKS_PENDING,
+        "Open callback interactions waiting for an agent"
+    );
+    ::metrics::describe_counter!(DIAL_OUTCOMES, "Callback dial outcomes");
+    ::metrics::describe_counter!(DTMF_DIGITS, "DTMF digits received, by method");
+    ::metrics::describe_counter!(
+        RTP_LATE_PACKETS,
+        "RTP packets that arrived too late to play"
+    );
+    ::metrics::describe_counter!(SIP_RESPONSES, "SIP responses, by status code");
+    // Register the counters at zero so the scrape lists them before the first event.
+    ::metrics::gauge!(ACTIVE_CALLS).increment(0.0);
+    ::metrics::counter!(RTP_LATE_PACKETS).increment(0);
+}
+
+/// `hammond_active_calls`: the number of calls in progress now.
+pub fn set_active_calls(n: usize) {
+    ::metrics::gauge!(ACTIVE_CALLS).set(n as f64);
+}
+
+/// `hammond_dial_outcomes_total{outcome}`: one callback dial ended so.
+pub fn dial_outcome(outcome: &'static str) {
+    ::metrics::counter!(DIAL_OUTCOMES, "outcome" => outcome).increment(1);
+}
+
+/// `hammond_dtmf_digits_total{method}`: one key press arrived by `method`.
+pub fn dtmf_digit(method: DtmfMethod) {
+    ::metrics::counter!(DTMF_DIGITS, "method" => method.as_str()).increment(1);
+}
+
+/// `hammond_rtp_late_packets_total{direction}`: a call's late packets in (`late_in`) and frames
+/// skipped out (`skipped_out`), added when the call ends.
+pub fn rtp_late(late_in: u64, skipped_out: u64) {
+    ::metrics::counter!(RTP_LATE_PACKETS, "direction" => "in").increment(late_in);
+    ::metrics::counter!(RTP_LATE_PACKETS, "direction" => "out").increment(skipped_out);
+}
+
+/// The `hammond_sip_responses_total{code}` counter for `code` (the caller keeps it: one
+/// registry look-up per code, not per response).
+pub fn sip_responses(code: usize) -> ::metrics::Counter {
+    ::metrics::counter!(SIP_RESPONSES, "code" => code.to_string())
+}
