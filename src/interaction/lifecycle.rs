@@ -19,7 +19,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{Callback, CloseReason, FeedEntry, Interaction, Leg, Status, SubType};
+use super::{Callback, CloseReason, FeedEntry, Interaction, Leg, Note, Status, SubType};
 
 /// How a key press reached Hammond (pinned in the feed's `method`): the media layer's type.
 pub use crate::media::dtmf::DtmfMethod;
@@ -129,13 +129,8 @@ pub enum Event {
         /// The agent's disposition code, if any.
         disposition: Option<String>,
     },
-    /// A feed-only note (position announced, estimated wait, ...); any status.
-    Note {
-        /// The feed kind, snake_case.
-        kind: String,
-        /// The text.
-        text: String,
-    },
+    /// A feed-only note (a workflow step, talk time, ...); any status.
+    Note(Note),
     /// Hammond restarted and found the interaction engaged (bot or connected): settle it. A
     /// callback whose dial the restart cut counts a failed attempt under its queue's rules.
     Recovered {
@@ -171,7 +166,7 @@ impl Event {
             Self::Bridged => "bridged",
             Self::HungUp { .. } => "hung_up",
             Self::Closed { .. } => "closed",
-            Self::Note { .. } => "note",
+            Self::Note(_) => "note",
             Self::Recovered { .. } => "recovered",
             Self::AgentUnreachable { .. } => "agent_unreachable",
         }
@@ -491,7 +486,7 @@ pub fn apply(
             }
             Status::Closed => return refuse(status),
         },
-        Event::Note { kind, text } => feed.push(FeedEntry::new(now, &kind, text)),
+        Event::Note(note) => feed.push(FeedEntry::new(now, note.kind(), note.text())),
         Event::Recovered {
             max_attempts,
             retry_after,

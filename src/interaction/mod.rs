@@ -5,11 +5,13 @@
 //! Must not: touch a clock, a socket or the store. Wall time comes in as a [`jiff::Timestamp`].
 
 pub mod lifecycle;
+pub mod note;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use lifecycle::{Change, DialFailure, Event, HangupBy, LifecycleError, apply};
+pub use note::Note;
 
 /// The store's identifier for an interaction (an integer in the API).
 pub type InteractionId = i64;

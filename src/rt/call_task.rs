@@ -26,13 +26,13 @@ use super::outbound::{DialSpec, OutboundLeg};
 use super::services::Services;
 use super::store_worker::{StoreJob, StoreReply, StoreWorker};
 use crate::clock;
-use crate::interaction::{Event as Lifecycle, HangupBy, Interaction, InteractionId};
+use crate::interaction::{Event as Lifecycle, HangupBy, Interaction, InteractionId, Note};
 use crate::media::bridge::{Leg as Side, Relay};
 use crate::media::leg::{MAX_PACKET, MediaEvent, MediaLeg};
 use crate::media::player::Item;
 use crate::media::sdp::{self, LocalMedia, LocalOrigin, SessionDescription};
 use crate::pii::Pii;
-use crate::rt::connected::{HangupRequest, closed_by_agent, hang_up_requested};
+use crate::rt::connected::{HangupRequest, hang_up_requested};
 use crate::sip::msg::{HeaderViews, Request};
 use crate::sip::ua::{CallId, Command, EndReason, SipEvent};
 use crate::workflow::engine::{Action, CallContext, Engine, HangupReason, PlayItem, WfEvent};
@@ -740,10 +740,10 @@ impl ActiveCall {
                     }
                     Purpose::Transfer(target) => {
                         info!(target = %target, "transfer target answered; caller bridged");
-                        self.store.send(StoreJob::Apply(Lifecycle::Note {
-                            kind: "transfer_bridged".into(),
-                            text: format!("the PBX refused REFER; Hammond called {target} and bridged the caller"),
-                        }));
+                        self.store
+                            .send(StoreJob::Apply(Lifecycle::Note(Note::TransferBridged {
+                                to: target.clone(),
+                            })));
                     }
                 }
                 if let Some(done) = p.done.take() {
@@ -874,7 +874,7 @@ impl ActiveCall {
         }
         let event = match &outcome {
             // The interaction is closed already: only the feed hears how the call ended.
-            Outcome::ClosedByAgent => closed_by_agent(),
+            Outcome::ClosedByAgent => Lifecycle::Note(Note::HungUpOnClose),
             // Bridged to a transfer target we dialled ourselves.
             _ if self.relay.is_some() && self.connected_agent.is_none() => Lifecycle::Transferred {
                 to: self.transfer_target.clone().unwrap_or_default(),

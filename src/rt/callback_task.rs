@@ -24,13 +24,13 @@ use super::live::OfferOutcome;
 use super::outbound::{DialSpec, OutboundLeg};
 use super::services::Services;
 use crate::clock;
-use crate::interaction::{DialFailure, Event as Lifecycle, HangupBy, Interaction, Status};
+use crate::interaction::{DialFailure, Event as Lifecycle, HangupBy, Interaction, Note, Status};
 use crate::media::bridge::{Leg as Side, Relay};
 use crate::media::leg::MAX_PACKET;
 use crate::metrics::dial_outcome;
 use crate::pii::Pii;
 use crate::queue::agent::{Accepted, Agent};
-use crate::rt::connected::{HangupRequest, closed_by_agent};
+use crate::rt::connected::HangupRequest;
 use crate::sip::msg::{Uri, parse_uri};
 use crate::sip::ua::SipEvent;
 use crate::workflow::flow::RetryPolicy;
@@ -240,7 +240,7 @@ async fn run(
 
     if hangup.is_requested() {
         info!("the agent closed the interaction before the dial; not dialling");
-        apply(closed_by_agent()).await;
+        apply(Lifecycle::Note(Note::HungUpOnClose)).await;
         return;
     }
     info!(number = %Pii(&number), "dialling customer and agent");
@@ -369,7 +369,7 @@ async fn run(
                 info!("the agent closed the interaction while dialling; hanging up both legs");
                 customer.hang_up();
                 agent_leg.hang_up();
-                apply(closed_by_agent()).await;
+                apply(Lifecycle::Note(Note::HungUpOnClose)).await;
                 return;
             }
             () = tokio::time::sleep_until(ring_deadline.into()), if !customer_up => {
@@ -393,18 +393,10 @@ async fn run(
     svc.record_handling(&interaction.queue, talk);
     customer.hang_up();
     agent_leg.hang_up();
-    apply(Lifecycle::Note {
-        kind: "talk_time".into(),
-        text: format!(
-            "talk time {}:{:02}",
-            talk.as_secs() / 60,
-            talk.as_secs() % 60
-        ),
-    })
-    .await;
+    apply(Lifecycle::Note(Note::TalkTime(talk))).await;
     match by {
         Some(by) => apply(Lifecycle::HungUp { by }).await,
-        None => apply(closed_by_agent()).await,
+        None => apply(Lifecycle::Note(Note::HungUpOnClose)).await,
     }
     info!(by = ?by, talk_secs = talk.as_secs(), "callback ended");
 }

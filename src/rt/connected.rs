@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use crate::interaction::{Event, InteractionId};
+use crate::interaction::InteractionId;
 
 #[derive(Default)]
 pub struct ConnectedCalls {
@@ -87,15 +87,6 @@ impl Drop for HangupRequest {
         {
             calls.remove(&self.interaction);
         }
-    }
-}
-
-/// The feed's note when the agent's close ended the call (the interaction is closed already,
-/// so no lifecycle event applies).
-pub fn closed_by_agent() -> Event {
-    Event::Note {
-        kind: "hung_up_on_close".into(),
-        text: "the agent closed the interaction; Hammond hung up".into(),
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::clock;
-use crate::interaction::{Event as Lifecycle, InteractionId, Status};
+use crate::interaction::{Event as Lifecycle, InteractionId, Note, Status};
 use crate::store::{InteractionStore, ListQuery};
 use crate::workflow::engine::{Refusal, Step};
 
@@ -112,11 +112,10 @@ async fn run_job(
         StoreJob::Voicemail { path, samples } => {
             match write_wav(&path, &samples) {
                 Ok(()) => {
-                    let secs = samples.len() / 8000;
-                    let note = Lifecycle::Note {
-                        kind: "voicemail_recorded".to_owned(),
-                        text: format!("voicemail of {secs} s recorded to {}", path.display()),
-                    };
+                    let note = Lifecycle::Note(Note::VoicemailRecorded {
+                        secs: (samples.len() / 8000) as u64,
+                        path,
+                    });
                     if let Err(e) = store.apply(id, note, clock::wall()).await {
                         warn!(error = %e, "voicemail feed entry failed");
                     }
@@ -198,10 +197,10 @@ async fn queue_position(
 }
 
 fn step_note(step: &Step) -> Lifecycle {
-    Lifecycle::Note {
-        kind: step.kind().to_owned(),
+    Lifecycle::Note(Note::WorkflowStep {
+        kind: step.kind(),
         text: step.to_string(),
-    }
+    })
 }
 
 fn write_wav(path: &std::path::Path, samples: &[i16]) -> Result<(), hound::Error> {

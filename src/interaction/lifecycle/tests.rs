@@ -502,10 +502,10 @@ fn notes_are_allowed_everywhere() {
     for i in [open(), bot(), connected_live(), closed()] {
         let c = apply(
             &i,
-            Event::Note {
-                kind: "position_announced".into(),
+            Event::Note(Note::WorkflowStep {
+                kind: "position_announced",
                 text: "position 3".into(),
-            },
+            }),
             now(),
         )
         .unwrap();

@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::interaction::{DialFailure, HangupBy};
+use crate::interaction::{DialFailure, HangupBy, Note};
 
 fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -515,10 +515,10 @@ async fn concurrent_writes_share_commits_and_fail_alone() {
                     ..
                 })
             ));
-            let note = Event::Note {
-                kind: "step".into(),
+            let note = Event::Note(Note::WorkflowStep {
+                kind: "step",
                 text: format!("step {n}"),
-            };
+            });
             s.apply(i.id, note, at(n)).await.unwrap();
             let end = Event::CallEnded {
                 by: HangupBy::Caller,
@@ -557,10 +557,10 @@ async fn a_stale_cached_row_is_read_again() {
     let i = inbound(&a, "support", "1001", 0).await;
     a.apply(i.id, Event::EnteredWorkflow, at(1)).await.unwrap();
     let b = file_store(&dir).await;
-    let note = Event::Note {
-        kind: "step".into(),
+    let note = Event::Note(Note::WorkflowStep {
+        kind: "step",
         text: "from b".into(),
-    };
+    });
     b.apply(i.id, note, at(2)).await.unwrap();
     b.close().await;
     let end = Event::CallEnded {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hammond::interaction::{Event, HangupBy, Interaction};
+use hammond::interaction::{Event, HangupBy, Interaction, Note};
 use hammond::store::InteractionStore;
 use hammond_bench::pct;
 
@@ -43,10 +43,10 @@ async fn one_call(store: &dyn InteractionStore, n: usize, notes: usize, lat: &mu
     lat.push(t.elapsed());
     let mut events = vec![Event::EnteredWorkflow];
     for k in 0..notes {
-        events.push(Event::Note {
-            kind: "prompt".into(),
+        events.push(Event::Note(Note::WorkflowStep {
+            kind: "prompt",
             text: format!("played prompt {k}"),
-        });
+        }));
     }
     events.push(Event::CallEnded {
         by: HangupBy::Caller,

@@ -1,0 +1,118 @@
+//! Feed-only notes: things worth a line on an interaction's timeline that change nothing in
+//! its lifecycle (a workflow step, talk time, a recorded voicemail). Typed, so that whoever
+//! writes a note cannot misspell its kind and the feed's `kind`/`text` are made in one place.
+//!
+//! Must not: import from `workflow/` or above (a workflow step arrives as its kind and text).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A feed-only note, allowed in every status. Its feed entry is `{"kind": kind(), "text": text()}`;
+/// both strings are pinned (tests and scripts filter on the kinds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// An agent closed a connected interaction through the API and Hammond hung up its call
+    /// (the interaction is closed already, so no lifecycle event applies).
+    HungUpOnClose,
+    /// A bridged callback ended after this long with both parties on the line.
+    TalkTime(Duration),
+    /// The PBX refused REFER, so Hammond dialled the transfer target itself and bridged the
+    /// caller to it.
+    TransferBridged {
+        /// The transfer target as dialled.
+        to: String,
+    },
+    /// The caller's voicemail was written to disk.
+    VoicemailRecorded {
+        /// Its length in whole seconds.
+        secs: u64,
+        /// Where the WAV file is.
+        path: PathBuf,
+    },
+    /// A step of the queue's timed workflow (menu offered, key accepted, position announced…).
+    WorkflowStep {
+        /// The step's feed kind, snake_case (`workflow::engine::Step::kind`).
+        kind: &'static str,
+        /// The step as the Home List shows it.
+        text: String,
+    },
+}
+
+impl Note {
+    /// The feed entry's `kind`, snake_case.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::HungUpOnClose => "hung_up_on_close",
+            Self::TalkTime(_) => "talk_time",
+            Self::TransferBridged { .. } => "transfer_bridged",
+            Self::VoicemailRecorded { .. } => "voicemail_recorded",
+            Self::WorkflowStep { kind, .. } => kind,
+        }
+    }
+
+    /// The feed entry's human-readable `text`.
+    pub fn text(&self) -> String {
+        match self {
+            Self::HungUpOnClose => "the agent closed the interaction; Hammond hung up".to_owned(),
+            Self::TalkTime(talk) => {
+                let secs = talk.as_secs();
+                format!("talk time {}:{:02}", secs / 60, secs % 60)
+            }
+            Self::TransferBridged { to } => {
+                format!("the PBX refused REFER; Hammond called {to} and bridged the caller")
+            }
+            Self::VoicemailRecorded { secs, path } => {
+                format!("voicemail of {secs} s recorded to {}", path.display())
+            }
+            Self::WorkflowStep { text, .. } => text.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The strings the untyped notes wrote, byte for byte: stored feeds and tests rely on them.
+    #[test]
+    fn kinds_and_texts_are_the_ones_always_written() {
+        let cases = [
+            (
+                Note::HungUpOnClose,
+                "hung_up_on_close",
+                "the agent closed the interaction; Hammond hung up",
+            ),
+            (
+                Note::TalkTime(Duration::from_millis(125_900)),
+                "talk_time",
+                "talk time 2:05",
+            ),
+            (
+                Note::TransferBridged {
+                    to: "sip:operator@pbx".into(),
+                },
+                "transfer_bridged",
+                "the PBX refused REFER; Hammond called sip:operator@pbx and bridged the caller",
+            ),
+            (
+                Note::VoicemailRecorded {
+                    secs: 12,
+                    path: "data/voicemail/7.wav".into(),
+                },
+                "voicemail_recorded",
+                "voicemail of 12 s recorded to data/voicemail/7.wav",
+            ),
+            (
+                Note::WorkflowStep {
+                    kind: "menu_offered",
+                    text: "menu offered".into(),
+                },
+                "menu_offered",
+                "menu offered",
+            ),
+        ];
+        for (note, kind, text) in cases {
+            assert_eq!((note.kind(), note.text().as_str()), (kind, text));
+        }
+    }
+}
