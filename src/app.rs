@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::api;
 use crate::config::Config;
-use crate::config::diag::Diagnostic;
+use crate::diag::Diagnostic;
 use crate::idgen::IdGen;
 use crate::media::prompts::PromptLibrary;
 use crate::queue::agent::Agent;

@@ -23,6 +23,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod diag;
 pub mod idgen;
 pub mod interaction;
 pub mod media;

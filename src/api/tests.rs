@@ -481,7 +481,7 @@ async fn detail_has_the_feed() {
         .unwrap();
     let dtmf = Event::Dtmf {
         digit: '1',
-        method: crate::interaction::lifecycle::DtmfMethod::Rfc4733,
+        method: crate::media::dtmf::DtmfMethod::Rfc4733,
     };
     srv.store.apply(id, dtmf, now()).await.unwrap();
     let (st, v) = req(
@@ -716,7 +716,7 @@ async fn sse_resume_misses_nothing_and_repeats_nothing() {
     for d in ['1', '2', '3'] {
         let e = Event::Dtmf {
             digit: d,
-            method: crate::interaction::lifecycle::DtmfMethod::Info,
+            method: crate::media::dtmf::DtmfMethod::Info,
         };
         srv.store.apply(id, e, now()).await.unwrap();
     }
@@ -725,7 +725,7 @@ async fn sse_resume_misses_nothing_and_repeats_nothing() {
         for d in ['4', '5', '6', '7', '8', '9'] {
             let e = Event::Dtmf {
                 digit: d,
-                method: crate::interaction::lifecycle::DtmfMethod::Info,
+                method: crate::media::dtmf::DtmfMethod::Info,
             };
             store.apply(id, e, now()).await.unwrap();
             tokio::task::yield_now().await;
@@ -818,7 +818,7 @@ impl InteractionStore for RacyReplay {
         Box::pin(async move {
             let dtmf = |d| Event::Dtmf {
                 digit: d,
-                method: crate::interaction::lifecycle::DtmfMethod::Inband,
+                method: crate::media::dtmf::DtmfMethod::Inband,
             };
             self.inner.apply(self.id, dtmf('7'), now()).await?;
             let out = self.inner.events_since(after, limit).await?;

@@ -17,7 +17,6 @@
 //!
 //! PURE apart from reading the one file in [`Config::load`]: no sockets, no clocks, no DNS.
 
-pub mod diag;
 pub mod env;
 mod raw;
 mod validate;
@@ -29,10 +28,11 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use diag::Diagnostic;
+use crate::diag::Diagnostic;
+use crate::media::Codec;
 pub use env::{Env, ProcessEnv};
 pub use values::{
-    Cidr, Codec, HostPort, Secret, check_sip_uri, parse_byte_size, parse_duration, parse_port_range,
+    Cidr, HostPort, Secret, check_sip_uri, parse_byte_size, parse_duration, parse_port_range,
 };
 
 /// The validated service config. Every field is typed; nothing here needs parsing again.

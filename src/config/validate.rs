@@ -11,11 +11,12 @@ use toml::Spanned;
 
 use super::env::{self, Env};
 use super::raw::{Key, RawBytes, RawConfig, RawDuration};
-use super::values::{self, Cidr, Codec, HostPort, Secret};
+use super::values::{self, Cidr, HostPort, Secret};
 use super::{
     AgentConfig, Config, ConfigErrors, Diagnostic, HttpConfig, MediaConfig, MediaIo, RateLimit,
     ShutdownConfig, SipConfig, StoreConfig, Transport, TrunkConfig,
 };
+use crate::media::Codec;
 
 /// Collects diagnostics for one file.
 struct Checker<'a> {
@@ -413,7 +414,7 @@ pub(super) fn validate(
             continue;
         };
         if let Some(&first_at) = seen_ids.get(&id) {
-            let (line, _) = super::diag::line_column(src, first_at);
+            let (line, _) = crate::diag::line_column(src, first_at);
             c.error_at(
                 id_key.span(),
                 format!("agents.id: duplicate agent id {id:?} (first defined on line {line})"),

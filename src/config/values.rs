@@ -324,24 +324,6 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The media layer's codec type, so config and media never disagree.
-pub use crate::media::Codec;
-
-impl FromStr for Codec {
-    type Err = String;
-
-    /// Encoding names are case-insensitive (RFC 4566 §6).
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_uppercase().as_str() {
-            "PCMU" => Ok(Self::Pcmu),
-            "PCMA" => Ok(Self::Pcma),
-            _ => Err(format!(
-                "unsupported codec {s:?}: Hammond speaks PCMU and PCMA"
-            )),
-        }
-    }
-}
-
 /// Check that `uri` is a `sip:` URI with a host: `sip:[user@]host[:port][;params]`.
 pub fn check_sip_uri(uri: &str) -> Result<(), String> {
     let bad =
@@ -500,12 +482,5 @@ mod tests {
         assert!(check_sip_uri("tel:+15551234567").is_err());
         assert!(check_sip_uri("sip:alice@").is_err());
         assert!(check_sip_uri("sip:").is_err());
-    }
-
-    #[test]
-    fn codecs() {
-        assert_eq!("pcmu".parse::<Codec>(), Ok(Codec::Pcmu));
-        assert_eq!(Codec::Pcma.payload_type(), 8);
-        assert!("G729".parse::<Codec>().is_err());
     }
 }

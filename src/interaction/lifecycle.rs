@@ -21,8 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Callback, CloseReason, FeedEntry, Interaction, Leg, Note, Status, SubType};
 
-/// How a key press reached Hammond (pinned in the feed's `method`): the media layer's type.
-pub use crate::media::dtmf::DtmfMethod;
+use crate::media::dtmf::DtmfMethod;
 
 /// Who ended a call or leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::diag::Diagnostic;
+use crate::diag::Diagnostic;
 
 /// Who is to blame for an [`Error`]; decides the log level and, for SIP, the status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -253,9 +253,32 @@ impl Codec {
     }
 }
 
+/// Config files and SDP name codecs by their encoding name.
+impl std::str::FromStr for Codec {
+    type Err = String;
+
+    /// Encoding names are case-insensitive (RFC 4566 §6).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_uppercase().as_str() {
+            "PCMU" => Ok(Self::Pcmu),
+            "PCMA" => Ok(Self::Pcma),
+            _ => Err(format!(
+                "unsupported codec {s:?}: Hammond speaks PCMU and PCMA"
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codecs_parse_by_encoding_name() {
+        assert_eq!("pcmu".parse::<Codec>(), Ok(Codec::Pcmu));
+        assert_eq!(Codec::Pcma.payload_type(), 8);
+        assert!("G729".parse::<Codec>().is_err());
+    }
 
     #[test]
     fn ulaw_reference_points() {

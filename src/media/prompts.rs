@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::error::{Error, WavProblem};
 use super::g711::{self, Codec};
-use crate::config::diag::Diagnostic;
+use crate::diag::Diagnostic;
 
 /// G.711 sample rate: 8000 samples (bytes) per second.
 pub const SAMPLE_RATE: u32 = 8000;

@@ -14,7 +14,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::config::diag::Diagnostic;
+use crate::diag::Diagnostic;
 use crate::workflow::flow::{PromptCatalog, QueueSet, load_dir};
 
 /// How long the directory must be quiet before it is reloaded (editors write in several steps).

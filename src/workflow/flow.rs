@@ -20,7 +20,7 @@ use toml::Spanned;
 
 use super::hours::{self, BusinessHours};
 use super::numbers::NumberRules;
-use crate::config::diag::Diagnostic;
+use crate::diag::Diagnostic;
 
 /// The prompt ids the prompt library knows. Implemented by the prompt library (and by tests).
 pub trait PromptCatalog {

@@ -435,7 +435,7 @@ async fn events_since_and_live_events_agree() {
         i.id,
         Event::Dtmf {
             digit: '1',
-            method: crate::interaction::lifecycle::DtmfMethod::Info,
+            method: crate::media::dtmf::DtmfMethod::Info,
         },
         at(1),
     )

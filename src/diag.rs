@@ -1,6 +1,8 @@
-//! Diagnostics that point into a config file: `file:line:column: reason`.
+//! Diagnostics that point into a hand-edited file: `file:line:column: reason` (PURE, shared).
 //!
-//! Operators edit TOML by hand; every error Hammond reports about a file names the exact place.
+//! Operators edit TOML by hand (the service config, queue files, the prompt manifest); every
+//! error Hammond reports about such a file names the exact place. It lives below `config/`,
+//! `media/` and `workflow/` so each can report into a file without importing another.
 //! `toml` errors carry a byte span, which we turn into a 1-based line and column (in characters).
 
 use std::fmt;
