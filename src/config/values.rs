@@ -10,46 +10,63 @@ use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Parse a duration written with its unit: `"500ms"`, `"30s"`, `"5m"`, `"1h"`.
+/// Parse a duration written with its unit: `"500ms"`, `"30s"`, `"5m"`, `"1h"`, or a sum of such
+/// terms (`"1m30s"`, `"1h 5m"`).
 ///
-/// Call it for every time value in a config or queue file. A bare number (`"30"`) is an error
-/// that tells the operator which unit to add; so is a negative, fractional or overflowing value.
+/// The one duration parser: call it for every time value in the service config, a queue file or
+/// on the command line, so that all of them accept the same forms and say the same things. A
+/// bare number (`"30"`) is an error that tells the operator which unit to add; so is a negative,
+/// fractional or overflowing value.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    const UNITS: &str = "units: ms, s, m, h";
     let t = s.trim();
     if t.is_empty() {
-        return Err(
-            "empty duration: write a number with a unit, e.g. \"30s\" (units: ms, s, m, h)".into(),
-        );
-    }
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    if digits.is_empty() {
         return Err(format!(
-            "invalid duration {s:?}: expected a whole number followed by a unit, e.g. \"30s\" (units: ms, s, m, h)"
+            "empty duration: write a number with a unit, e.g. \"30s\" ({UNITS})"
         ));
     }
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("duration {s:?} is too large"))?;
-    let unit_ms: u64 = match unit.trim_start() {
-        "" => {
+    let too_large = || format!("duration {s:?} is too large");
+    let mut total_ms: u64 = 0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let split = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (digits, after) = rest.split_at(split);
+        if digits.is_empty() {
             return Err(format!(
-                "duration {s:?} has no unit: write \"{n}s\" for seconds or \"{n}ms\" for milliseconds (units: ms, s, m, h)"
+                "invalid duration {s:?}: expected a whole number followed by a unit, e.g. \"30s\" ({UNITS})"
             ));
         }
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in duration {s:?}: use ms, s, m or h (e.g. \"{n}s\")"
-            ));
-        }
-    };
-    n.checked_mul(unit_ms)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("duration {s:?} is too large"))
+        let n: u64 = digits.parse().map_err(|_| too_large())?;
+        let after = after.trim_start();
+        let unit_end = after
+            .find(|c: char| c.is_ascii_digit() || c.is_whitespace())
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_end);
+        let unit_ms: u64 = match unit {
+            "" => {
+                return Err(format!(
+                    "duration {s:?} has no unit: write \"{n}s\" for seconds or \"{n}ms\" for milliseconds ({UNITS})"
+                ));
+            }
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            other => {
+                return Err(format!(
+                    "unknown unit {other:?} in duration {s:?}: use ms, s, m or h (e.g. \"{n}s\")"
+                ));
+            }
+        };
+        total_ms = n
+            .checked_mul(unit_ms)
+            .and_then(|ms| total_ms.checked_add(ms))
+            .ok_or_else(too_large)?;
+        rest = next.trim_start();
+    }
+    Ok(Duration::from_millis(total_ms))
 }
 
 /// Parse a byte size: `"64KiB"`, `"1MiB"`, `"512B"`, `"10kB"` (decimal) or a plain count of bytes
@@ -376,9 +393,12 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown unit")
         );
+        assert!(parse_duration("5 d").is_err());
+        assert!(parse_duration("s").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("1.5s").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("1m30").unwrap_err().contains("no unit"));
         assert!(
             parse_duration("99999999999999999999s")
                 .unwrap_err()
@@ -386,6 +406,20 @@ mod tests {
         );
         assert!(
             parse_duration("18446744073709551615h")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+
+    /// The forms the workflow simulator's key times used (`"1m30s"`), now everywhere.
+    #[test]
+    fn durations_add_up_their_terms() {
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h 5m"), Ok(Duration::from_secs(3900)));
+        assert_eq!(parse_duration("2s500ms"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("30 s"), Ok(Duration::from_secs(30)));
+        assert!(
+            parse_duration("5124095576030431h1h")
                 .unwrap_err()
                 .contains("too large")
         );

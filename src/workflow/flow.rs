@@ -20,6 +20,7 @@ use toml::Spanned;
 
 use super::hours::{self, BusinessHours};
 use super::numbers::NumberRules;
+use crate::config::values::parse_duration;
 use crate::diag::Diagnostic;
 
 /// The prompt ids the prompt library knows. Implemented by the prompt library (and by tests).
@@ -571,31 +572,6 @@ impl Check<'_> {
         let r = a.get_ref();
         self.action(&r.action, r.target.as_ref(), r.message.as_ref(), targets)
     }
-}
-
-/// Parse `"500ms"`, `"30s"`, `"5m"`, `"1h"` (whole numbers). A bare number is an error that says
-/// which units exist. (Private until the lead unifies it with `config::parse_duration`.)
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    if num.is_empty() {
-        return Err(format!("expected a duration like \"30s\", found {s:?}"));
-    }
-    let n: u64 = num.parse().map_err(|_| format!("{num:?} is too large"))?;
-    let d = match unit.trim() {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        "" => {
-            return Err(format!(
-                "{s:?} has no unit; write it as \"{s}s\" (units: ms, s, m, h)"
-            ));
-        }
-        u => return Err(format!("unknown unit {u:?} in {s:?} (units: ms, s, m, h)")),
-    };
-    Ok(d)
 }
 
 /// `sip:` or `sips:` URI with a host part, no whitespace.
@@ -1245,17 +1221,6 @@ options = [{ key = "1", action = "callback" }]
 "#;
 
     #[test]
-    fn durations_need_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("30").unwrap_err().contains("\"30s\""));
-        assert!(parse_duration("5 d").is_err());
-        assert!(parse_duration("s").is_err());
-    }
-
-    #[test]
     fn the_shipped_support_queue_matches_the_design() {
         let f = support_flow();
         assert_eq!(f.name, "support");
@@ -1317,7 +1282,7 @@ desk = "tel:123"
         let e = errors(src);
         let expect = [
             "q.toml:1:21: `sales` is listed twice",
-            "q.toml:2:15: offer_every: \"30\" has no unit",
+            "q.toml:2:15: offer_every: duration \"30\" has no unit",
             "q.toml:3:12: unknown prompt id `hello_there`",
             "q.toml:5:11: menu.timeout: unknown unit",
             "q.toml:8:11: key '1' is used twice",

@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use super::engine::{Action, CallContext, Engine, PlayItem, WfEvent};
 use super::flow::{Flow, digit_prompt};
 use super::hours::BusinessHours;
+use crate::config::values::parse_duration;
 
 /// How long each prompt lasts (and, for a readable dry run, what it says).
 pub trait PromptDurations {
@@ -72,46 +73,12 @@ pub fn parse_keys(s: &str) -> Result<Vec<(Duration, char)>, String> {
             }
         };
         keys.push((
-            parse_offset(t.trim()).map_err(|e| format!("{part:?}: {e}"))?,
+            parse_duration(t).map_err(|e| format!("{part:?}: {e}"))?,
             key,
         ));
     }
     keys.sort_by_key(|(t, _)| *t);
     Ok(keys)
-}
-
-/// `"1m30s"`, `"35s"`, `"500ms"`, `"2h"`.
-fn parse_offset(s: &str) -> Result<Duration, String> {
-    if s.is_empty() {
-        return Err("missing time".into());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let n_end = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if n_end == 0 {
-            return Err(format!("expected a number in {s:?}"));
-        }
-        let n: u64 = rest[..n_end]
-            .parse()
-            .map_err(|_| format!("{s:?} is too large"))?;
-        rest = &rest[n_end..];
-        let u_end = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        total += match &rest[..u_end] {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            "" => return Err(format!("{s:?} needs a unit (ms, s, m, h)")),
-            u => return Err(format!("unknown unit {u:?} in {s:?}")),
-        };
-        rest = &rest[u_end..];
-    }
-    Ok(total)
 }
 
 /// Dry-run `flow` with the default [`SimOptions`]. See [`simulate_with`].
