@@ -4,19 +4,25 @@
 //! Layers (data flows down, events flow up). PURE modules hold no sockets, tasks or clocks; they
 //! take `now` as an input and are driven by the tokio shell in [`rt`].
 //!
-//! | module          | job                                                                | kind  |
-//! |-----------------|--------------------------------------------------------------------|-------|
-//! | [`api`]         | HTTP: Home List, interactions + feed, accept, agents, SSE, metrics | shell |
-//! | [`queue`]       | routing: order, positions, estimated wait, offers, callback dialer  | mixed |
-//! | [`rt`]          | tokio shell: SIP sockets, one task per call, RTP sockets           | shell |
-//! | [`workflow`]    | the timed workflow: queue files compiled to flows, the engine      | PURE  |
-//! | [`interaction`] | the interaction lifecycle and its feed                             | PURE  |
-//! | [`store`]       | persistence behind one trait (SQLite embedded)                     | shell |
-//! | [`sip`]         | SIP messages, transactions, dialogs, the user agent                | PURE  |
-//! | [`media`]       | SDP, RTP, G.711, DTMF, prompts, pacing, bridging                   | PURE  |
-//! | [`config`]      | service config with file:line:column errors                       | PURE  |
-//! | [`pii`]         | masking of numbers, URIs and IPs in logs                           | PURE  |
-//! | [`telemetry`]   | logging setup (tracing-subscriber)                                 | shell |
+//! | module          | job                                                                   | kind  |
+//! |-----------------|-----------------------------------------------------------------------|-------|
+//! | [`api`]         | HTTP only: maps requests onto the domain (Home List, feed, accept, SSE) | shell |
+//! | [`rt`]          | tokio shell: sockets, call tasks, the agents registry, connected calls | shell |
+//! | [`metrics`]     | Prometheus metric names and recorders (the recorder is global)        | shell |
+//! | [`store`]       | persistence behind one trait (SQLite embedded)                        | shell |
+//! | [`queue`]       | order, positions, estimated wait, offers; agents and presence ([`queue::agent`]) | PURE |
+//! | [`workflow`]    | the timed workflow: queue files compiled to flows, the engine         | PURE  |
+//! | [`interaction`] | the interaction lifecycle and its feed, with typed notes              | PURE  |
+//! | [`sip`]         | SIP messages, transactions, dialogs, the user agent                   | PURE  |
+//! | [`config`]      | service config with file:line:column errors; the one duration parser  | PURE  |
+//! | [`media`]       | SDP, RTP, G.711 codecs, DTMF, prompts, pacing, bridging               | PURE  |
+//! | [`diag`]        | `file:line:column` diagnostics shared by config, media and workflow   | PURE  |
+//! | [`pii`]         | masking of numbers, URIs and IPs in logs                              | PURE  |
+//! | [`telemetry`]   | logging setup (tracing-subscriber)                                    | shell |
+//!
+//! A module imports only from modules below it in this table (and from `clock` and `idgen`):
+//! `workflow` reads durations with [`config::values::parse_duration`], `config` names
+//! [`media::Codec`], and nothing outside `api` imports from `api`.
 
 pub mod api;
 pub mod app;
