@@ -50,8 +50,11 @@ pub enum Dropped {
     BufferTooSmall,
 }
 
+/// One direction of a bridge: packets arriving on one leg, re-originated on the other's
+/// stream. A [`Relay`] is two of these; a media clock that keeps each stream's state apart
+/// holds one per stream (the way out of it).
 #[derive(Debug, Clone, Copy, Default)]
-struct Path {
+pub struct OneWay {
     in_ssrc: Option<u32>,
     offset: u32,
     last_in_ts: u32,
@@ -60,8 +63,8 @@ struct Path {
 /// Relay state for one bridged pair of legs. Create when the legs are connected.
 #[derive(Debug, Clone, Default)]
 pub struct Relay {
-    a_to_b: Path,
-    b_to_a: Path,
+    a_to_b: OneWay,
+    b_to_a: OneWay,
 }
 
 fn transcode(from: Codec, to: Codec, input: &[u8], out: &mut [u8]) {
@@ -77,6 +80,59 @@ fn transcode(from: Codec, to: Codec, input: &[u8], out: &mut [u8]) {
             }
         }
         (Codec::Pcmu, Codec::Pcmu) | (Codec::Pcma, Codec::Pcma) => out.copy_from_slice(input),
+    }
+}
+
+impl OneWay {
+    /// A direction with no history: the first packet anchors the timestamp mapping.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Re-send `inbound` (accepted by `src`, the session it arrived on) on `dst`'s stream,
+    /// writing the packet into `buf`. Returns its length (send it to `dst.destination()`), or
+    /// why it was dropped. Call for every packet `src` accepts while the legs are bridged.
+    pub fn forward(
+        &mut self,
+        inbound: &Inbound<'_>,
+        src: &RtpSession,
+        dst: &mut RtpSession,
+        buf: &mut [u8],
+    ) -> Result<usize, Dropped> {
+        let pkt = &inbound.packet;
+        let pt = match inbound.kind {
+            PayloadKind::Audio if inbound.late => return Err(Dropped::Late),
+            PayloadKind::Audio => dst.codec().payload_type(),
+            PayloadKind::TelephoneEvent => dst.dtmf_pt().ok_or(Dropped::NoDtmfPt)?,
+            PayloadKind::Other => return Err(Dropped::UnsupportedPayload),
+        };
+        let len = HEADER_LEN + pkt.payload.len();
+        if buf.len() < len {
+            return Err(Dropped::BufferTooSmall);
+        }
+        if dst.destination().is_none() {
+            return Err(Dropped::NotSending);
+        }
+        let jump = pkt.ts.wrapping_sub(self.last_in_ts);
+        let resync = self.in_ssrc != Some(pkt.ssrc)
+            || (jump > MAX_TS_JUMP && jump.wrapping_neg() > MAX_TS_JUMP);
+        if resync {
+            self.in_ssrc = Some(pkt.ssrc);
+            self.offset = dst.next_timestamp().wrapping_sub(pkt.ts);
+        }
+        if resync || (jump as i32) > 0 {
+            self.last_in_ts = pkt.ts;
+        }
+        let ts = pkt.ts.wrapping_add(self.offset);
+        if dst.write_header_at(&mut buf[..len], pt, pkt.marker || resync, ts) == 0 {
+            return Err(Dropped::NotSending);
+        }
+        let out = &mut buf[HEADER_LEN..len];
+        match inbound.kind {
+            PayloadKind::Audio => transcode(src.codec(), dst.codec(), pkt.payload, out),
+            PayloadKind::TelephoneEvent | PayloadKind::Other => out.copy_from_slice(pkt.payload),
+        }
+        Ok(len)
     }
 }
 
@@ -98,44 +154,11 @@ impl Relay {
         dst: &mut RtpSession,
         buf: &mut [u8],
     ) -> Result<usize, Dropped> {
-        let pkt = &inbound.packet;
-        let pt = match inbound.kind {
-            PayloadKind::Audio if inbound.late => return Err(Dropped::Late),
-            PayloadKind::Audio => dst.codec().payload_type(),
-            PayloadKind::TelephoneEvent => dst.dtmf_pt().ok_or(Dropped::NoDtmfPt)?,
-            PayloadKind::Other => return Err(Dropped::UnsupportedPayload),
-        };
-        let len = HEADER_LEN + pkt.payload.len();
-        if buf.len() < len {
-            return Err(Dropped::BufferTooSmall);
-        }
-        if dst.destination().is_none() {
-            return Err(Dropped::NotSending);
-        }
-        let path = match from {
+        let way = match from {
             Leg::A => &mut self.a_to_b,
             Leg::B => &mut self.b_to_a,
         };
-        let jump = pkt.ts.wrapping_sub(path.last_in_ts);
-        let resync = path.in_ssrc != Some(pkt.ssrc)
-            || (jump > MAX_TS_JUMP && jump.wrapping_neg() > MAX_TS_JUMP);
-        if resync {
-            path.in_ssrc = Some(pkt.ssrc);
-            path.offset = dst.next_timestamp().wrapping_sub(pkt.ts);
-        }
-        if resync || (jump as i32) > 0 {
-            path.last_in_ts = pkt.ts;
-        }
-        let ts = pkt.ts.wrapping_add(path.offset);
-        if dst.write_header_at(&mut buf[..len], pt, pkt.marker || resync, ts) == 0 {
-            return Err(Dropped::NotSending);
-        }
-        let out = &mut buf[HEADER_LEN..len];
-        match inbound.kind {
-            PayloadKind::Audio => transcode(src.codec(), dst.codec(), pkt.payload, out),
-            PayloadKind::TelephoneEvent | PayloadKind::Other => out.copy_from_slice(pkt.payload),
-        }
-        Ok(len)
+        way.forward(inbound, src, dst, buf)
     }
 }
 

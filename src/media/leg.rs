@@ -4,12 +4,19 @@
 //!
 //! The outgoing stream never gaps: when nothing is playing the player yields the codec's
 //! silence, so PBX media timers stay happy and the RTP clock stays continuous.
+//!
+//! Bridged to another leg ([`MediaLeg::set_bridged`]), the leg's outgoing stream carries the
+//! other leg's audio instead of its player's ([`MediaLeg::relay`]): the same SSRC, sequence and
+//! timestamp space from the first prompt through the conversation and back to hold music. The
+//! same constructor serves an inbound caller (from `sdp::negotiate`) and an outbound leg (from
+//! `sdp::accept_answer`): a leg is a negotiated session, whichever side offered.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::bridge::OneWay;
 use super::dtmf::dedup::Dedup;
 use super::dtmf::{Digit, DtmfMethod, inband, info, rfc4733};
 use super::pacer::Pacer;
@@ -67,6 +74,9 @@ pub struct MediaLeg {
     rfc4733: rfc4733::Detector,
     inband: inband::Detector,
     dedup: Dedup,
+    /// Bridged: the player is paused and the outgoing stream carries what [`Self::relay`]
+    /// writes into it.
+    bridged: bool,
     /// Whether decoded caller audio is kept for [`Self::take_audio`] (voicemail).
     capture: bool,
     captured: Vec<i16>,
@@ -89,6 +99,7 @@ impl MediaLeg {
             rfc4733: rfc4733::Detector::new(),
             inband: inband::Detector::new(),
             dedup: Dedup::default(),
+            bridged: false,
             capture: false,
             captured: Vec::new(),
             events: VecDeque::new(),
@@ -113,6 +124,47 @@ impl MediaLeg {
     /// Apply a re-negotiated session (re-INVITE: hold, unhold, new address).
     pub fn renegotiate(&mut self, now: Instant, negotiated: &Negotiated) {
         self.session.apply(now, negotiated);
+    }
+
+    /// Bridge this leg to another (`true`) or give it back to its player (`false`).
+    /// Idempotent. While bridged the player is paused where it was (what it had queued, hold
+    /// music say, resumes after the bridge: `player().stop()` drops it) and its frames are not
+    /// sent, but the pacer keeps time, so the player resumes on schedule and without a burst.
+    /// The first frame after the bridge carries the marker bit.
+    pub fn set_bridged(&mut self, on: bool) {
+        if self.bridged != on {
+            self.bridged = on;
+            if !on {
+                self.session.mark_next();
+            }
+        }
+    }
+
+    /// Whether the leg is bridged (see [`Self::set_bridged`]).
+    pub fn bridged(&self) -> bool {
+        self.bridged
+    }
+
+    /// While bridged to `to`: a datagram that arrived on this leg, re-originated on `to`'s
+    /// outgoing stream through `way` (this leg's direction of the bridge: PCMU/PCMA converted,
+    /// telephone-events passed with `to`'s payload type) and written into `buf`. Returns
+    /// `(len, destination)` to send on `to`'s socket, or `None` when there is nothing to send.
+    /// The datagram counts as this leg's activity (the inactivity timer) whether or not it is
+    /// relayed; keys are not detected (they reach the other party as telephone-events).
+    pub fn relay(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+        way: &mut OneWay,
+        to: &mut Self,
+        buf: &mut [u8],
+    ) -> Option<(usize, SocketAddr)> {
+        let inbound = self.session.accept(now, from, bytes).ok()?;
+        let n = way
+            .forward(&inbound, &self.session, &mut to.session, buf)
+            .ok()?;
+        Some((n, to.session.destination()?))
     }
 
     /// Frames the pacer had to skip because we fell too far behind (sent late = not sent).
@@ -166,8 +218,16 @@ impl MediaLeg {
 
     /// The next packet due at `now`, written into `buf`: `(len, destination)`. Call until it
     /// returns `None`. Frames are produced on schedule even while on hold (nothing is sent
-    /// then), so prompts keep their timing.
+    /// then), so prompts keep their timing. While bridged nothing is produced (see
+    /// [`Self::set_bridged`]); call it anyway, so the pacer keeps time.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+        if self.bridged {
+            // The other leg's audio fills the stream; the pacer only keeps time.
+            while self.pacer.next_due() <= now {
+                self.pacer.advance(now);
+            }
+            return None;
+        }
         loop {
             if self.pacer.next_due() > now {
                 return None;
@@ -300,5 +360,206 @@ mod tests {
         assert_eq!(after.seq, before.seq.wrapping_add(1));
         assert_eq!(after.ts.wrapping_sub(before.ts), 51 * 160);
         assert_eq!(after.ssrc, before.ssrc);
+    }
+
+    const PEER_A: &str = "10.0.0.1:4000";
+    const PEER_B: &str = "10.0.0.2:5000";
+
+    fn leg_to(
+        t0: Instant,
+        seed: u64,
+        codec: Codec,
+        dtmf_pt: u8,
+        peer: &str,
+        inactivity: Option<Duration>,
+    ) -> MediaLeg {
+        let n = Negotiated {
+            codec,
+            dtmf_pt: Some(dtmf_pt),
+            remote: Some(peer.parse().unwrap()),
+            direction: Direction::SendRecv,
+            answer_sdp: String::new(),
+        };
+        MediaLeg::new(
+            t0,
+            &mut IdGen::seeded(seed),
+            &n,
+            Arc::new(PromptLibrary::default()),
+            inactivity,
+        )
+    }
+
+    /// The headers of the frames `leg` sends at `now`.
+    fn frames(leg: &mut MediaLeg, now: Instant) -> Vec<crate::media::rtp::RtpHeader> {
+        let mut buf = [0u8; MAX_PACKET];
+        let mut out = Vec::new();
+        while let Some((n, _)) = leg.poll_transmit(now, &mut buf) {
+            out.push(RtpPacket::parse(&buf[..n]).unwrap().header());
+        }
+        out
+    }
+
+    fn packet(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; 12 + payload.len()];
+        let h = crate::media::rtp::RtpHeader {
+            pt,
+            marker,
+            seq,
+            ts,
+            ssrc: 0xABCD,
+        };
+        let n = crate::media::rtp::write_packet(&mut b, &h, payload);
+        b.truncate(n);
+        b
+    }
+
+    /// Prompt → bridge → prompt on B's stream: one SSRC, no sequence gap, the timestamp one
+    /// frame on at each change with the marker set; A's audio arrives converted to B's codec,
+    /// A's key as a telephone-event in B's payload type (and not as a key of A's).
+    #[test]
+    fn a_bridged_leg_carries_the_other_legs_audio_in_its_own_stream() {
+        let t0 = crate::clock::now();
+        let mut a = leg_to(t0, 1, Codec::Pcmu, 101, PEER_A, None);
+        let mut b = leg_to(t0, 2, Codec::Pcma, 96, PEER_B, None);
+        let mut now = t0;
+        let mut sent = Vec::new();
+        for _ in 0..3 {
+            frames(&mut a, now);
+            sent.extend(frames(&mut b, now));
+            now += PTIME;
+        }
+        a.set_bridged(true);
+        b.set_bridged(true);
+        assert!(frames(&mut b, now).is_empty(), "B's player is paused");
+        let mut way = OneWay::new();
+        let mut buf = [0u8; MAX_PACKET];
+        let speech: Vec<u8> = (0..160u8).collect();
+        let from_a: SocketAddr = PEER_A.parse().unwrap();
+        let relayed = |a: &mut MediaLeg, b: &mut MediaLeg, way: &mut OneWay, bytes: &[u8]| {
+            let mut buf = [0u8; MAX_PACKET];
+            let (n, dest) = a.relay(now, from_a, bytes, way, b, &mut buf).unwrap();
+            assert_eq!(dest, PEER_B.parse::<SocketAddr>().unwrap());
+            let p = RtpPacket::parse(&buf[..n]).unwrap();
+            (p.header(), p.payload.to_vec())
+        };
+        let (first, payload) = relayed(
+            &mut a,
+            &mut b,
+            &mut way,
+            &packet(0, 7, 1000, false, &speech),
+        );
+        let expect: Vec<u8> = speech
+            .iter()
+            .map(|&u| crate::media::g711::ulaw_to_alaw(u))
+            .collect();
+        assert_eq!((first.pt, payload), (8, expect), "PCMU converted to PCMA");
+        let five = crate::media::dtmf::Digit::from_char('5').unwrap();
+        let ev = crate::media::dtmf::rfc4733::encode_event(five, false, 10, 160);
+        let (event, payload) = relayed(&mut a, &mut b, &mut way, &packet(101, 8, 1160, true, &ev));
+        assert_eq!(
+            (event.pt, event.marker, payload.as_slice()),
+            (96, true, &ev[..])
+        );
+        sent.extend([first, event]);
+        assert_eq!(a.poll_event(), None, "keys are not detected while bridged");
+        assert_eq!(
+            a.relay(
+                now,
+                "10.6.6.6:1".parse().unwrap(),
+                &packet(0, 9, 1320, false, &speech),
+                &mut way,
+                &mut b,
+                &mut buf
+            ),
+            None,
+            "strict latching still applies"
+        );
+        now += PTIME;
+        assert!(frames(&mut b, now).is_empty());
+        b.set_bridged(false);
+        b.set_bridged(false);
+        now += PTIME;
+        let resumed = frames(&mut b, now);
+        assert_eq!(
+            resumed.len(),
+            1,
+            "one frame: the pacer kept time, no catch-up burst"
+        );
+        sent.extend(resumed);
+        sent.extend(frames(&mut b, now + PTIME));
+        assert!(sent.iter().all(|h| h.ssrc == sent[0].ssrc), "one SSRC");
+        let seqs: Vec<u16> = sent
+            .iter()
+            .map(|h| h.seq.wrapping_sub(sent[0].seq))
+            .collect();
+        assert_eq!(seqs, [0, 1, 2, 3, 4, 5, 6], "no sequence gap");
+        let tss: Vec<u32> = sent.iter().map(|h| h.ts.wrapping_sub(sent[0].ts)).collect();
+        assert_eq!(tss, [0, 160, 320, 480, 640, 800, 960]);
+        let marks: Vec<bool> = sent.iter().map(|h| h.marker).collect();
+        assert_eq!(marks, [true, false, false, true, true, true, false]);
+    }
+
+    /// While bridged, the leg whose own peer stopped sending times out; the other, whose peer
+    /// keeps sending (relayed away), does not.
+    #[test]
+    fn a_bridged_leg_whose_peer_is_silent_goes_inactive() {
+        let t0 = crate::clock::now();
+        let secs = Duration::from_secs;
+        let mut a = leg_to(t0, 1, Codec::Pcmu, 101, PEER_A, Some(secs(1)));
+        let mut b = leg_to(t0, 2, Codec::Pcmu, 101, PEER_B, Some(secs(1)));
+        a.set_bridged(true);
+        b.set_bridged(true);
+        let mut way = OneWay::new();
+        let mut buf = [0u8; MAX_PACKET];
+        let mut events = (Vec::new(), Vec::new());
+        for i in 0..100u16 {
+            let now = t0 + PTIME * u32::from(i);
+            let p = packet(0, i, u32::from(i) * 160, false, &[0xFF; 160]);
+            a.relay(now, PEER_A.parse().unwrap(), &p, &mut way, &mut b, &mut buf);
+            for (leg, out) in [(&mut a, &mut events.0), (&mut b, &mut events.1)] {
+                leg.handle_timeout(now);
+                out.extend(std::iter::from_fn(|| leg.poll_event()).map(|e| (e, now - t0)));
+            }
+        }
+        assert_eq!(events.0, []);
+        assert_eq!(events.1, [(MediaEvent::Inactive, secs(1))]);
+    }
+
+    /// An outbound leg (customer or agent) is built the same way, from our offer and the far
+    /// end's answer: it plays to the address and in the codec the answer named, and takes the
+    /// answerer's keys, before any bridge.
+    #[test]
+    fn an_answered_outbound_leg_plays_and_listens_like_an_inbound_one() {
+        use crate::media::sdp::{LocalMedia, LocalOrigin, accept_answer, build_offer};
+        let t0 = crate::clock::now();
+        let mut ids = IdGen::seeded(5);
+        let local = LocalMedia::new("127.0.0.1".parse().unwrap(), 20_000);
+        let offer = build_offer(&local, &mut LocalOrigin::new(&mut ids));
+        let answer = "v=0\r\no=agent 9 9 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n\
+                      m=audio 7000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+        let negotiated = accept_answer(&offer, answer).unwrap();
+        let mut leg = MediaLeg::new(
+            t0,
+            &mut ids,
+            &negotiated,
+            Arc::new(PromptLibrary::default()),
+            Some(Duration::from_secs(30)),
+        );
+        let mut buf = [0u8; MAX_PACKET];
+        let (n, dest) = leg.poll_transmit(t0, &mut buf).unwrap();
+        let p = RtpPacket::parse(&buf[..n]).unwrap();
+        assert_eq!(dest, "10.0.0.9:7000".parse::<SocketAddr>().unwrap());
+        assert_eq!((p.pt, p.payload[0]), (8, Codec::Pcma.silence_byte()));
+        let five = crate::media::dtmf::Digit::from_char('5').unwrap();
+        let ev = crate::media::dtmf::rfc4733::encode_event(five, true, 10, 800);
+        leg.handle_datagram(t0, dest, &packet(101, 1, 160, true, &ev));
+        assert_eq!(
+            leg.poll_event(),
+            Some(MediaEvent::DigitReceived {
+                digit: five,
+                method: DtmfMethod::Rfc4733
+            })
+        );
+        assert_eq!(leg.session_timeout(), Some(t0 + Duration::from_secs(30)));
     }
 }

@@ -207,6 +207,13 @@ impl RtpSession {
         }
     }
 
+    /// Set the marker bit on the next packet written: the stream's source changes (a bridge
+    /// ended and the prompts resume), so the receiver should resync its jitter buffer rather
+    /// than take the timestamp step for a late packet (RFC 3551 §4.1).
+    pub fn mark_next(&mut self) {
+        self.force_marker = true;
+    }
+
     /// Write a packet of the negotiated codec into `buf` and return its length (0 when on hold
     /// or `buf` is too small: send nothing). Call once per 20 ms tick; `frames_elapsed` is the
     /// number of frame periods since the previous call (normally 1, more after skipped ticks;

@@ -1,5 +1,5 @@
-//! The media clock: one thread that sends and receives every call's RTP while it is in the
-//! workflow.
+//! The media clock: one thread that sends and receives every call's RTP, prompts and bridged
+//! audio alike.
 //!
 //! Per-call tasks cost more than the packets they move once there are a thousand calls: a task
 //! wake-up per received packet, a timer per frame, and tokio's readiness events for every
@@ -11,13 +11,17 @@
 //!    packet; strict latching is then also the kernel's filter);
 //! 2. takes what arrived on every socket and feeds it to the call's [`MediaLeg`] (latching,
 //!    DTMF);
-//! 3. wakes a call's task only when its leg has news (a key, a prompt finished).
+//! 3. wakes a call's task only when its leg has news (a key, a prompt finished, no RTP for the
+//!    inactivity timeout).
 //!
 //! Packets move through io_uring (see [`Uring`]: one system call per tick for all of them) or,
 //! where the kernel or a sandbox refuses it, `send` per packet and a level-triggered epoll set
 //! polled without blocking, then `recvmmsg` per ready socket.
 //!
-//! Bridging hands the socket back to the call task ([`MediaClock::detach`]), which then relays.
+//! Two streams bridged ([`MediaClock::bridge`]) stop sending their players' frames; what
+//! arrives on each is re-originated on the other's stream ([`MediaLeg::relay`]: its SSRC,
+//! sequence and timestamps, its codec and telephone-event payload type) and sent on the other's
+//! socket in the tick it was taken, with that tick's frames.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -29,9 +33,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, oneshot};
 use tracing::{debug, info, warn};
 
+mod load;
+mod relay;
+
+use self::load::Load;
+use self::relay::{Bridge, RELAY_BUF, Relayed, relay, relay_ready, send_to_slot};
 use super::schedule::{Due, Schedule};
 use super::udp_batch::{Epoll, RecvBatch, disconnect};
-use super::uring::{Arrival, Stopped, Uring};
+use super::uring::{Arrival, SEND_BUF, Stopped, Uring};
 use crate::config::MediaIo;
 use crate::media::leg::{HOT_OFFSETS, MAX_PACKET, MediaLeg, PTIME};
 
@@ -121,6 +130,8 @@ enum Request {
         stream: Arc<Stream>,
         reply: oneshot::Sender<UdpSocket>,
     },
+    Bridge(Arc<Stream>, Arc<Stream>),
+    Unbridge(Arc<Stream>, Arc<Stream>),
 }
 
 /// Handle to the media thread.
@@ -150,20 +161,6 @@ impl Drop for MediaClock {
         self.thread.unpark();
     }
 }
-
-/// The share above which new calls are refused (the media thread runs at real-time priority:
-/// past this, SIP and the API would starve), and below which they are taken again.
-const OVERLOAD_ON: f64 = 0.85;
-const OVERLOAD_OFF: f64 = 0.70;
-/// The same for the whole process's share of its cores: closer to full, since only its own
-/// threads compete with it there, and a refusal costs a caller. It must hold for two windows
-/// in a row: after a pause of the host (a few hundred milliseconds) the process runs flat out
-/// for a window while it catches up, and refusing calls for that alone cost 5 % of a 1,000
-/// set-ups/s run.
-const PROCESS_OVERLOAD_ON: f64 = 0.95;
-const PROCESS_OVERLOAD_OFF: f64 = 0.85;
-/// How often the busy share is judged.
-const LOAD_WINDOW: Duration = Duration::from_millis(500);
 
 impl MediaClock {
     /// Start the thread, moving packets as `io` says.
@@ -234,6 +231,25 @@ impl MediaClock {
         rx.await.ok()
     }
 
+    /// Bridge two started streams ([`Self::start_stream`]): from the next tick each one's
+    /// arrivals are re-originated on the other's stream and socket (PCMU↔PCMA converted,
+    /// telephone-events passed with the other's payload type), in the tick they are taken, and
+    /// their players stop sending (paused where they were: see [`MediaLeg::set_bridged`]).
+    /// Each outgoing stream keeps its SSRC, sequence and timestamps from the prompts through
+    /// the bridge and back. Arrivals still count as activity, so a stream whose far end goes
+    /// silent raises [`crate::media::leg::MediaEvent::Inactive`]; keys are not reported (they
+    /// pass through). A stream bridged elsewhere leaves that bridge first (its old peer goes
+    /// back to its player). Idempotent; a stream that ends or is detached ends its bridge.
+    pub fn bridge(&self, a: &Arc<Stream>, b: &Arc<Stream>) {
+        self.request(Request::Bridge(a.clone(), b.clone()));
+    }
+
+    /// End the bridge between `a` and `b`: both go back to their players (hold music, say)
+    /// from the next tick, the first frame marked. A no-op unless they are bridged together.
+    pub fn unbridge(&self, a: &Arc<Stream>, b: &Arc<Stream>) {
+        self.request(Request::Unbridge(a.clone(), b.clone()));
+    }
+
     fn request(&self, req: Request) {
         self.inbox
             .requests
@@ -255,6 +271,8 @@ struct Entry {
     phase: usize,
     /// Set once the stream is on its way out (waiting for the kernel to let go of it).
     leaving: Option<Leaving>,
+    /// The stream its arrivals are relayed to, while bridged.
+    bridge: Option<Bridge>,
 }
 
 /// Why a stream leaves the thread.
@@ -295,108 +313,6 @@ struct Worker {
     /// burst of calls answered together does not put all their frames on the same tick.
     phases: [usize; PHASES],
     load: Load,
-}
-
-/// The load over [`LOAD_WINDOW`], published as an overload flag: the media thread's busy share
-/// of a core (past [`OVERLOAD_ON`]), and the whole process's share of the cores it may run on
-/// (past [`PROCESS_OVERLOAD_ON`] for two windows). Either refuses new calls: a process out of
-/// CPU answers late, callers retransmit and give up, and the calls they abandoned keep costing
-/// until they time out — without the refusal, one stall at a high set-up rate snowballed into
-/// a collapse (scenario 2).
-struct Load {
-    flag: Arc<AtomicBool>,
-    since: Instant,
-    busy: Duration,
-    /// The process's CPU time at `since`, and the cores it may use.
-    process_cpu: Duration,
-    cores: f64,
-    /// The last window's process share was past [`PROCESS_OVERLOAD_ON`].
-    process_was_full: bool,
-}
-
-/// Whether new calls are refused after a window in which the media thread was busy `media` of
-/// its core and the process `process` of its cores, given whether they were refused
-/// (`was`) and whether the window before was past [`PROCESS_OVERLOAD_ON`] too.
-fn overloaded(was: bool, media: f64, process: f64, process_was_full: bool) -> bool {
-    if was {
-        media > OVERLOAD_OFF || process > PROCESS_OVERLOAD_OFF
-    } else {
-        media > OVERLOAD_ON || (process > PROCESS_OVERLOAD_ON && process_was_full)
-    }
-}
-
-impl Load {
-    fn new(flag: Arc<AtomicBool>, now: Instant) -> Self {
-        Self {
-            flag,
-            since: now,
-            busy: Duration::ZERO,
-            process_cpu: process_cpu(),
-            cores: thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
-            process_was_full: false,
-        }
-    }
-
-    /// Count `busy` spent working; at the end of a window, judge it.
-    fn record(&mut self, busy: Duration, now: Instant) {
-        self.busy += busy;
-        let window = now.saturating_duration_since(self.since);
-        if window < LOAD_WINDOW {
-            return;
-        }
-        let cpu = process_cpu();
-        let media = self.busy.as_secs_f64() / window.as_secs_f64();
-        let process =
-            cpu.saturating_sub(self.process_cpu).as_secs_f64() / window.as_secs_f64() / self.cores;
-        let was = self.flag.load(Ordering::Relaxed);
-        let is = overloaded(was, media, process, self.process_was_full);
-        self.process_was_full = process > PROCESS_OVERLOAD_ON;
-        if is != was {
-            warn!(
-                media = format!("{:.0}%", media * 100.0),
-                process = format!("{:.0}%", process * 100.0),
-                "{}",
-                if is {
-                    "overloaded: new calls get 503"
-                } else {
-                    "no longer overloaded"
-                }
-            );
-            self.flag.store(is, Ordering::Relaxed);
-        }
-        self.since = now;
-        self.busy = Duration::ZERO;
-        self.process_cpu = cpu;
-    }
-}
-
-impl Load {
-    /// Nothing to serve: whatever load there was is gone (the flag would otherwise stay set
-    /// while the thread sleeps, refusing every call).
-    fn idle(&mut self, now: Instant) {
-        if self.flag.swap(false, Ordering::Relaxed) {
-            warn!("no longer overloaded (no calls left)");
-        }
-        self.since = now;
-        self.busy = Duration::ZERO;
-        self.process_cpu = process_cpu();
-        self.process_was_full = false;
-    }
-}
-
-/// CPU time (user + system) this process has used so far.
-fn process_cpu() -> Duration {
-    // SAFETY: plain data; all-zero is a valid rusage.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage(2) writes only `ru`, which lives across the call.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut ru) } != 0 {
-        return Duration::ZERO;
-    }
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
-            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
-    };
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// Ticks per 20 ms frame (a whole number: every frame of a stream lands on the same phase).
@@ -471,6 +387,21 @@ impl Worker {
                             self.leave(idx, Leaving::Detach(reply));
                         } else if let Some(sock) = take_deferred_start(&mut requests, &stream) {
                             let _ = reply.send(sock);
+                        }
+                    }
+                    Request::Bridge(a, b) => match (self.slot_of(&a), self.slot_of(&b)) {
+                        (Some(x), Some(y)) => self.bridge(x, y),
+                        // A start still waiting for its leg: bridge once it is taken on.
+                        _ if starting(&requests, &a) || starting(&requests, &b) => {
+                            requests.push(Request::Bridge(a, b));
+                        }
+                        _ => debug!("bridge of a stream the media clock does not serve: ignored"),
+                    },
+                    Request::Unbridge(a, b) => {
+                        if let (Some(x), Some(y)) = (self.slot_of(&a), self.slot_of(&b))
+                            && self.peer_of(x) == Some(y)
+                        {
+                            self.unbridge_slot(x);
                         }
                     }
                 }
@@ -552,6 +483,7 @@ impl Worker {
             generation,
             phase,
             leaving: None,
+            bridge: None,
         });
         self.schedule.push(tick, due_entry(idx, generation));
         Ok(())
@@ -569,6 +501,7 @@ impl Worker {
     /// socket (at once with epoll, after the receive is cancelled with io_uring) it is closed
     /// or handed back ([`Self::finish`]).
     fn leave(&mut self, idx: usize, why: Leaving) {
+        self.unbridge_slot(idx);
         let Some(entry) = self.entries.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
@@ -630,18 +563,29 @@ impl Worker {
         }
         arrivals.clear();
         self.arrivals = arrivals;
+        // Bridged audio leaves in the tick it was taken (a no-op when nothing was relayed).
+        if let Io::Uring(ring) = &mut self.io
+            && let Err(e) = ring.flush()
+        {
+            warn!(error = %e, "io_uring submit failed: relayed packets are lost");
+        }
         for Stopped(idx) in std::mem::take(&mut self.stopped) {
             self.finish(idx);
         }
     }
 
-    /// Feed a datagram to its leg, or keep it for the next tick if the leg is busy.
+    /// Feed a datagram to its leg (or, bridged, relay it), or keep it for the next tick if
+    /// the leg is busy.
     fn deliver(&mut self, now: Instant, a: Arrival) {
-        let Io::Uring(ring) = &mut self.io else {
+        let Self {
+            io: Io::Uring(ring),
+            entries,
+            ..
+        } = self
+        else {
             return;
         };
-        let entry = self
-            .entries
+        let entry = entries
             .get(a.idx)
             .and_then(Option::as_ref)
             .filter(|e| e.leaving.is_none());
@@ -649,6 +593,22 @@ impl Worker {
             ring.recycle(a);
             return;
         };
+        if entry.bridge.is_some() {
+            let mut out = [0u8; RELAY_BUF];
+            let relayed = match ring.datagram(&a) {
+                Some((from, bytes)) => relay(entries, a.idx, now, from, bytes, &mut out),
+                None => Relayed::Nothing,
+            };
+            match relayed {
+                Relayed::Busy => self.undelivered.push(a),
+                Relayed::Nothing => ring.recycle(a),
+                Relayed::Send { peer, n, dest } => {
+                    ring.recycle(a);
+                    send_to_slot(&mut self.io, entries, peer, &out[..n], dest);
+                }
+            }
+            return;
+        }
         // Busy: the datagram waits in its buffer for the next tick.
         let Some(mut leg) = entry.stream.try_leg() else {
             self.undelivered.push(a);
@@ -663,7 +623,7 @@ impl Worker {
         }
     }
 
-    /// Feed every datagram waiting on a ready socket to its leg.
+    /// Feed every datagram waiting on a ready socket to its leg (or, bridged, relay it).
     fn receive_epoll(&mut self, now: Instant) {
         let Self {
             io: Io::Epoll { epoll, batch },
@@ -680,6 +640,10 @@ impl Worker {
             let Some(entry) = entries.get(idx).and_then(Option::as_ref) else {
                 continue;
             };
+            if entry.bridge.is_some() {
+                relay_ready(entries, batch, idx, now);
+                continue;
+            }
             // Busy: the socket stays ready and is read next tick.
             let Some(mut leg) = entry.stream.try_leg() else {
                 continue;
@@ -742,6 +706,7 @@ impl Worker {
             stream,
             sock,
             connected,
+            bridge: entry_bridge,
             ..
         } = entry;
         let Some(mut leg) = stream.try_leg() else {
@@ -749,6 +714,14 @@ impl Worker {
             self.schedule.push(tick_before(epoch, now) + 1, d);
             return;
         };
+        // A bridge made or ended while the leg was busy takes effect now.
+        let bridged = entry_bridge.is_some();
+        if leg.bridged() != bridged {
+            leg.set_bridged(bridged);
+        }
+        // The inactivity timer, here so that a bridged call (whose task may wait for nothing
+        // else) hears of it too: a no-op until it is due.
+        leg.handle_timeout(now);
         while let Some((n, dest)) = leg.poll_transmit(now, buf) {
             send(&mut self.io, idx, sock, connected, &buf[..n], dest);
         }
@@ -822,8 +795,15 @@ fn take_deferred_start(requests: &mut Vec<Request>, stream: &Arc<Stream>) -> Opt
         .position(|r| matches!(r, Request::Start { stream: s, .. } if Arc::ptr_eq(s, stream)))?;
     match requests.remove(at) {
         Request::Start { sock, .. } => Some(sock),
-        Request::Detach { .. } => None,
+        Request::Detach { .. } | Request::Bridge(..) | Request::Unbridge(..) => None,
     }
+}
+
+/// Whether a start request for `stream` waits (for its leg) in `requests`.
+fn starting(requests: &[Request], stream: &Arc<Stream>) -> bool {
+    requests
+        .iter()
+        .any(|r| matches!(r, Request::Start { stream: s, .. } if Arc::ptr_eq(s, stream)))
 }
 
 /// Send on a stream's socket, connected to `dest` (re-connected when the far end moved).
@@ -835,16 +815,36 @@ fn send(
     bytes: &[u8],
     dest: SocketAddr,
 ) {
+    match io {
+        // Longer than a pooled send buffer (a relayed packet of more than 20 ms): a system call.
+        Io::Uring(ring) if bytes.len() <= SEND_BUF => {
+            if *connected != Some(dest) {
+                *connected = sock.connect(dest).ok().map(|()| dest);
+            }
+            if *connected == Some(dest) {
+                ring.send(idx, sock.as_raw_fd(), bytes);
+            } else {
+                send_socket(sock, connected, bytes, dest);
+            }
+        }
+        _ => send_socket(sock, connected, bytes, dest),
+    }
+}
+
+/// Send on a stream's socket now (one system call), connected to `dest` if it can be.
+fn send_socket(
+    sock: &UdpSocket,
+    connected: &mut Option<SocketAddr>,
+    bytes: &[u8],
+    dest: SocketAddr,
+) {
     if *connected != Some(dest) {
         *connected = sock.connect(dest).ok().map(|()| dest);
     }
-    let sent = match io {
-        Io::Uring(ring) if *connected == Some(dest) => {
-            ring.send(idx, sock.as_raw_fd(), bytes);
-            Ok(bytes.len())
-        }
-        _ if *connected == Some(dest) => sock.send(bytes),
-        _ => sock.send_to(bytes, dest),
+    let sent = if *connected == Some(dest) {
+        sock.send(bytes)
+    } else {
+        sock.send_to(bytes, dest)
     };
     if let Err(e) = sent {
         debug!(error = %e, "RTP send failed");
@@ -852,39 +852,4 @@ fn send(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_tick_the_work_ran_past_is_served_at_once() {
-        assert_eq!(wake_tick(Some(12), 10), 11, "the next tick");
-        assert_eq!(wake_tick(None, 10), 11, "arrivals are taken every tick");
-        // Tick 10's work ended in tick 11: tick 11's frames go now, not at tick 12
-        // (sleeping to the next tick sent 1 % of frames 2 ms late at 1,500 calls).
-        assert_eq!(wake_tick(Some(11), 11), 11);
-        assert_eq!(wake_tick(Some(9), 11), 9);
-    }
-
-    #[test]
-    fn a_full_process_refuses_calls_from_its_second_window() {
-        assert!(
-            !overloaded(false, 0.4, 0.99, false),
-            "one full window: a catch-up"
-        );
-        assert!(overloaded(false, 0.4, 0.99, true), "two in a row");
-        assert!(
-            overloaded(true, 0.4, 0.90, false),
-            "still above the off mark"
-        );
-        assert!(!overloaded(true, 0.4, 0.80, true), "below it");
-        assert!(!overloaded(false, 0.4, 0.90, true), "busy, not full");
-    }
-
-    #[test]
-    fn a_media_thread_near_a_full_core_refuses_calls_at_once() {
-        assert!(overloaded(false, 0.9, 0.5, false));
-        assert!(overloaded(true, 0.75, 0.5, false), "hysteresis");
-        assert!(!overloaded(false, 0.75, 0.5, false));
-        assert!(!overloaded(true, 0.6, 0.5, false));
-    }
-}
+mod tests;

@@ -34,8 +34,8 @@ struct RecvMsgHeader {
     flags: u32,
 }
 
-/// Room per sent datagram.
-const SEND_BUF: usize = crate::media::leg::MAX_PACKET;
+/// Room per sent datagram: a frame (longer datagrams are the caller's to send otherwise).
+pub const SEND_BUF: usize = crate::media::leg::MAX_PACKET;
 
 /// Provided receive buffers (a power of two): the kernel takes one per datagram when it runs
 /// our receives, at each [`Uring::enter`], so a tick's arrivals (375 at 1,500 calls) plus those
