@@ -138,9 +138,9 @@ pub enum Event {
         /// The queue's retry interval.
         retry_after: Duration,
     },
-    /// The agent's phone did not take the call (no answer, busy, error, or the agent hung up
-    /// before the customer answered): the callback goes back to open, unassigned, in its place,
-    /// and the attempt is **not** counted — the customer was never reached.
+    /// The agent's leg did not take the call (no answer, busy, error, or the agent hung up
+    /// before the bridge): the callback goes back to open, unassigned, in its place, and the
+    /// attempt is **not** counted — the customer was never put through to anyone.
     AgentUnreachable {
         /// SIP status of the agent leg's failure, if any.
         code: Option<u16>,
@@ -497,9 +497,8 @@ pub fn apply(
             now,
         )?,
         Event::AgentUnreachable { code } => match status {
-            Status::Connected
-                if current.leg != Some(Leg::Answered) && current.leg != Some(Leg::Bridged) =>
-            {
+            // Up to the bridge: a customer who answered and heard the apology is handed back too.
+            Status::Connected if current.leg != Some(Leg::Bridged) => {
                 let agent = current.assigned_agent.clone().unwrap_or_default();
                 let mut e = FeedEntry::new(
                     now,

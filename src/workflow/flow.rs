@@ -150,6 +150,17 @@ prompt_roles! {
     closed_callback,
     /// Played before the `max_wait_action`.
     max_wait,
+    /// A callback's first words to the customer who answers: "Hello, this is your callback
+    /// from …, please hold while we connect you to an agent" (then hold music).
+    callback_greeting,
+    /// What the agent hears first on a callback: "Callback for …" (then the number).
+    callback_whisper,
+    /// "requested at" (then the time the customer asked for the callback).
+    requested_at,
+    /// To a customer who answered a callback that no agent could take, before the BYE.
+    agent_unreachable,
+    /// Looped for an agent who waits for the customer to answer.
+    ringback,
 }
 
 /// A validated queue: everything the engine and the shell need to run one call of it.
@@ -270,7 +281,13 @@ pub struct CallbackRules {
     /// Caller ID presented on the callback leg; `None`: the trunk's.
     pub caller_id: Option<String>,
     pub retry: RetryPolicy,
+    /// How long the agent's leg of a callback may ring before the callback goes back to the
+    /// queue (uncounted) and the agent is set away.
+    pub agent_ring_timeout: Duration,
 }
+
+/// A queue file's `agent_ring_timeout` when it has none.
+pub const DEFAULT_AGENT_RING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How the callback dialer retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,6 +399,7 @@ struct RawCallback {
     max_tries: Option<Spanned<u32>>,
     max_per_day: Option<Spanned<u32>>,
     caller_id: Option<Spanned<String>>,
+    agent_ring_timeout: Option<Spanned<String>>,
     #[serde(default)]
     retry: RawRetry,
 }
@@ -940,6 +958,11 @@ fn compile_spanned(
                 defaults.ring_timeout,
             ),
         },
+        agent_ring_timeout: c.positive(
+            cb.agent_ring_timeout.as_ref(),
+            "agent_ring_timeout",
+            DEFAULT_AGENT_RING_TIMEOUT,
+        ),
     };
 
     let hours = match &raw.hours {

@@ -587,9 +587,16 @@ fn agent_unreachable_returns_the_callback_uncounted_and_unassigned() {
         "keeps its place in line"
     );
     assert!(kinds(&c).contains(&"agent_unreachable"));
-    // Once the customer answered it is too late to hand it back.
+    // The customer answered but no agent came: still back in the queue, uncounted (the
+    // customer heard an apology; they did nothing wrong).
     let answered = step(&step(&i, Event::Dialling), Event::Answered);
-    not_allowed(&answered, Event::AgentUnreachable { code: None });
+    let c = apply(&answered, Event::AgentUnreachable { code: None }, now()).unwrap();
+    assert_eq!(c.interaction.status, Status::Open);
+    assert_eq!(c.interaction.callback.as_ref().unwrap().attempts, 0);
+    assert_eq!(c.interaction.assigned_agent, None);
+    // Once they talked, it is too late to hand it back.
+    let bridged = step(&answered, Event::Bridged);
+    not_allowed(&bridged, Event::AgentUnreachable { code: None });
     not_allowed(&open_callback(), Event::AgentUnreachable { code: None });
     not_allowed(&bot(), Event::AgentUnreachable { code: None });
 }

@@ -1,0 +1,595 @@
+//! PURE: a callback dial, from the accept to the end of the conversation.
+//!
+//! ```text
+//!  accepted ─► Dialling durable ─► INVITE customer (trunk) + agent's leg, at once
+//!  offered  ─► agent's leg rings ─► answered ─► accept durable ─► Dialling durable ─► INVITE customer
+//!
+//!  customer answers first: callback greeting, then hold music, until the agent answers
+//!      agent fails / does not answer in time: apology, BYE; back to open uncounted, agent away
+//!  agent answers first: whisper ("callback for support, customer 5 5 5 …"), then ringback
+//!      customer busy / no answer / fails: the agent is released; the attempt is counted
+//!  both up ─► bridged ─► either hangs up (or media stops): BYE to the other, closed completed
+//! ```
+//! The agent closing the interaction through the API hangs every leg up at any step. Nothing is
+//! dialled before `Dialling` is durable, so a restart never leaves a call the store does not know.
+//! No party hears silence while waiting: the customer hears the greeting at once on answer.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::{
+    Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply, Target,
+    minutes_seconds, note,
+};
+use crate::interaction::{DialFailure, Event as Lifecycle, HangupBy};
+use crate::workflow::engine::PlayItem;
+use crate::workflow::flow::{Flow, RetryPolicy};
+
+/// The longest an apology may take before the customer is hung up anyway.
+const APOLOGY_GUARD: Duration = Duration::from_secs(15);
+
+/// The callback being dialled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    /// The number to call (digits, optionally with `+`).
+    pub number: String,
+    /// The agent who takes it.
+    pub agent: String,
+    /// When the customer asked for it, in the queue's time zone (read to the agent).
+    pub requested_at: Option<jiff::civil::Time>,
+}
+
+/// The queue's rules for the dial, from its flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Attempts, retry interval and the customer's ring timeout.
+    pub retry: RetryPolicy,
+    /// How long the agent's leg may ring.
+    pub agent_ring_timeout: Duration,
+    /// Whether the number passes the queue's rules now (toll fraud: checked at each dial).
+    pub number_allowed: bool,
+    /// "Hello, this is your callback from …, please hold": the customer's first words.
+    pub greeting: String,
+    /// Looped for the customer until the agent answers.
+    pub hold_music: String,
+    /// "Sorry, no agent could take your call": before hanging the customer up.
+    pub apology: String,
+    /// "Callback for support" (then the number and the time it was asked for).
+    pub whisper: String,
+    /// "requested at".
+    pub requested_at: String,
+    /// Looped for the agent until the customer answers.
+    pub ringback: String,
+}
+
+impl Settings {
+    /// The rules of `flow` for `number`; a queue no longer configured dials nothing.
+    pub fn for_number(flow: Option<&Flow>, number: &str) -> Self {
+        let Some(f) = flow else {
+            return Self {
+                retry: RetryPolicy::default(),
+                agent_ring_timeout: crate::workflow::flow::DEFAULT_AGENT_RING_TIMEOUT,
+                number_allowed: false,
+                greeting: String::new(),
+                hold_music: String::new(),
+                apology: String::new(),
+                whisper: String::new(),
+                requested_at: String::new(),
+                ringback: String::new(),
+            };
+        };
+        let rules = &f.callback.numbers;
+        Self {
+            retry: f.callback.retry,
+            agent_ring_timeout: f.callback.agent_ring_timeout,
+            number_allowed: rules.check_caller_id(number).is_ok()
+                || rules.check_entered(number).is_ok(),
+            greeting: f.prompts.callback_greeting.clone(),
+            hold_music: f.hold_music.clone(),
+            apology: f.prompts.agent_unreachable.clone(),
+            whisper: f.prompts.callback_whisper.clone(),
+            requested_at: f.prompts.requested_at.clone(),
+            ringback: f.prompts.ringback.clone(),
+        }
+    }
+}
+
+/// Where a leg of the dial is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Party {
+    Ringing,
+    Up,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Push: the agent's leg rings before anything is accepted.
+    Offering { agent_deadline: Instant },
+    /// Push: the agent answered; the accept is being made durable.
+    Accepting,
+    /// `Dialling` is being made durable; nothing is dialled yet.
+    Committing { agent_up: bool },
+    /// Both legs dialled (the agent's may be up already).
+    Connecting {
+        customer: Party,
+        agent: Party,
+        customer_deadline: Instant,
+        agent_deadline: Instant,
+        rang: bool,
+    },
+    /// The agent never came: the customer hears the apology, then is hung up.
+    Apologising { until: Instant },
+    /// Customer and agent talk.
+    Bridged { since: Instant },
+    Finished,
+}
+
+/// One callback dial. Create it with [`CallbackDial::accepted`] or [`CallbackDial::offered`],
+/// then feed it and drain [`CallbackDial::poll_command`] after every input.
+#[derive(Debug)]
+pub struct CallbackDial {
+    state: State,
+    callback: Callback,
+    settings: Settings,
+    out: VecDeque<Command>,
+}
+
+impl CallbackDial {
+    /// An agent accepted the callback (it is connected and assigned): make `Dialling` durable,
+    /// then call the customer and the agent's leg at once.
+    pub fn accepted(_now: Instant, callback: Callback, settings: Settings) -> Self {
+        let mut c = Self::new(callback, settings);
+        c.commit_dialling(false);
+        c
+    }
+
+    /// Push: ring the agent's leg first; only when the agent answers is the callback accepted
+    /// (atomically: it may have been taken meanwhile) and the customer dialled. A callback is
+    /// never dialled ahead of an agent.
+    pub fn offered(now: Instant, callback: Callback, settings: Settings) -> Self {
+        let mut c = Self::new(callback, settings);
+        c.state = State::Offering {
+            agent_deadline: now + c.settings.agent_ring_timeout,
+        };
+        let agent = c.callback.agent.clone();
+        c.push(Command::Dial(LegId::Agent, Target::Agent(agent)));
+        c
+    }
+
+    fn new(callback: Callback, settings: Settings) -> Self {
+        Self {
+            state: State::Finished,
+            callback,
+            settings,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The next thing for the driver to do. Drain it after every `handle_*`.
+    #[must_use]
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.out.pop_front()
+    }
+
+    /// When [`CallbackDial::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Offering { agent_deadline } => Some(agent_deadline),
+            State::Connecting {
+                customer,
+                agent,
+                customer_deadline,
+                agent_deadline,
+                ..
+            } => [
+                (customer == Party::Ringing).then_some(customer_deadline),
+                (agent == Party::Ringing).then_some(agent_deadline),
+            ]
+            .into_iter()
+            .flatten()
+            .min(),
+            State::Apologising { until } => Some(until),
+            State::Accepting | State::Committing { .. } | State::Bridged { .. } | State::Finished => {
+                None
+            }
+        }
+    }
+
+    /// Whether the dial is over (every command drained, the driver may stop).
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Finished && self.out.is_empty()
+    }
+
+    /// Deadlines: the agent's or the customer's ring time, the apology's guard. Calling it
+    /// early does nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::Offering { agent_deadline } if now >= agent_deadline => {
+                self.push(Command::HangUp(LegId::Agent));
+                self.offer_ended(OfferOutcome::NotAnswered);
+                self.state = State::Finished;
+            }
+            State::Connecting {
+                customer: Party::Ringing,
+                customer_deadline,
+                ..
+            } if now >= customer_deadline => {
+                self.push(Command::HangUp(LegId::Customer));
+                self.customer_failed(DialFailure::NoAnswer, Some(487));
+            }
+            State::Connecting {
+                agent: Party::Ringing,
+                agent_deadline,
+                customer,
+                ..
+            } if now >= agent_deadline => {
+                self.push(Command::HangUp(LegId::Agent));
+                self.agent_unreachable(now, customer, None);
+            }
+            State::Apologising { until } if now >= until => self.finish_apology(),
+            _ => {}
+        }
+    }
+
+    /// The store's answer to a `Commit` or `Accept`.
+    pub fn handle_store(&mut self, now: Instant, reply: StoreReply) {
+        match (self.state, reply) {
+            (State::Accepting, StoreReply::Committed) => {
+                self.offer_ended(OfferOutcome::Bridged);
+                self.commit_dialling(true);
+            }
+            (State::Accepting, _) => {
+                // Taken by someone else (or closed) while the agent's phone rang.
+                self.push(Command::HangUp(LegId::Agent));
+                self.offer_ended(OfferOutcome::Unavailable);
+                self.state = State::Finished;
+            }
+            (State::Committing { agent_up }, StoreReply::Committed) => self.dial(now, agent_up),
+            (State::Committing { agent_up }, _) => {
+                // Closed meanwhile, or the store is failing: nobody may be called for it.
+                if agent_up {
+                    self.push(Command::HangUp(LegId::Agent));
+                }
+                self.state = State::Finished;
+            }
+            _ => {}
+        }
+    }
+
+    /// The agent closed the interaction through the API (it is closed already): hang up.
+    pub fn handle_close(&mut self, now: Instant) {
+        match self.state {
+            State::Committing { agent_up } => {
+                if agent_up {
+                    self.push(Command::HangUp(LegId::Agent));
+                }
+            }
+            State::Connecting { .. } => {
+                self.push(Command::HangUp(LegId::Customer));
+                self.push(Command::HangUp(LegId::Agent));
+            }
+            State::Apologising { .. } => self.push(Command::HangUp(LegId::Customer)),
+            State::Bridged { since } => {
+                self.push(Command::HangUp(LegId::Customer));
+                self.push(Command::HangUp(LegId::Agent));
+                self.talked(now - since);
+            }
+            // Not ours yet (a push still ringing), or over.
+            State::Offering { .. } | State::Accepting | State::Finished => return,
+        }
+        self.push(note(
+            "hung_up_on_close",
+            "the agent closed the interaction; Hammond hung up".into(),
+        ));
+        self.state = State::Finished;
+    }
+
+    /// Something happened on a leg.
+    pub fn handle_leg(&mut self, now: Instant, leg: LegId, ev: LegEvent) {
+        match self.state {
+            State::Offering { .. } => self.on_offering(leg, ev),
+            State::Connecting { .. } => self.on_connecting(now, leg, ev),
+            State::Apologising { .. } => match (leg, ev) {
+                (LegId::Customer, LegEvent::PlaybackFinished) => self.finish_apology(),
+                (LegId::Customer, LegEvent::Ended | LegEvent::MediaTimeout) => {
+                    self.state = State::Finished;
+                }
+                _ => {}
+            },
+            State::Bridged { since } => self.on_bridged(now, since, leg, ev),
+            State::Accepting | State::Committing { .. } => {
+                // The agent's phone gave up while the store decided.
+                if leg == LegId::Agent && matches!(ev, LegEvent::Ended | LegEvent::Failed { .. }) {
+                    self.state = if self.state == State::Accepting {
+                        self.offer_ended(OfferOutcome::NotAnswered);
+                        State::Finished
+                    } else {
+                        State::Committing { agent_up: false }
+                    };
+                }
+            }
+            State::Finished => {}
+        }
+    }
+
+    fn on_offering(&mut self, leg: LegId, ev: LegEvent) {
+        if leg != LegId::Agent {
+            return;
+        }
+        match ev {
+            LegEvent::Answered => {
+                self.state = State::Accepting;
+                let agent = self.callback.agent.clone();
+                self.push(Command::Store(StoreOp::Accept { agent }));
+            }
+            LegEvent::Failed { .. } | LegEvent::Ended | LegEvent::MediaTimeout => {
+                self.offer_ended(OfferOutcome::NotAnswered);
+                self.state = State::Finished;
+            }
+            LegEvent::Ringing | LegEvent::PlaybackFinished => {}
+        }
+    }
+
+    fn on_connecting(&mut self, now: Instant, leg: LegId, ev: LegEvent) {
+        let State::Connecting {
+            customer,
+            agent,
+            customer_deadline,
+            agent_deadline,
+            rang,
+        } = self.state
+        else {
+            return;
+        };
+        match (leg, ev) {
+            (LegId::Customer, LegEvent::Ringing) if !rang => {
+                self.state = State::Connecting {
+                    customer,
+                    agent,
+                    customer_deadline,
+                    agent_deadline,
+                    rang: true,
+                };
+                self.push(apply(Lifecycle::Ringing));
+            }
+            (LegId::Customer, LegEvent::Answered) if customer == Party::Ringing => {
+                self.push(Command::DialOutcome("answered"));
+                self.push(apply(Lifecycle::Answered));
+                if agent == Party::Up {
+                    self.bridge(now);
+                } else {
+                    self.push(Command::Play {
+                        leg: LegId::Customer,
+                        items: vec![PlayItem::Prompt(self.settings.greeting.clone())],
+                        then_loop: Some(self.settings.hold_music.clone()),
+                    });
+                    self.state = State::Connecting {
+                        customer: Party::Up,
+                        agent,
+                        customer_deadline,
+                        agent_deadline,
+                        rang,
+                    };
+                }
+            }
+            (LegId::Customer, LegEvent::Failed { status }) => {
+                let kind = match status {
+                    Some(486 | 600) => DialFailure::Busy,
+                    Some(408 | 480 | 487) => DialFailure::NoAnswer,
+                    _ => DialFailure::Failed,
+                };
+                self.customer_failed(kind, status);
+            }
+            (LegId::Customer, LegEvent::Ended | LegEvent::MediaTimeout) => {
+                // The customer left before an agent came.
+                self.push(Command::HangUp(LegId::Agent));
+                self.push(apply(Lifecycle::HungUp {
+                    by: HangupBy::Customer,
+                }));
+                self.state = State::Finished;
+            }
+            (LegId::Agent, LegEvent::Answered) if agent == Party::Ringing => {
+                if customer == Party::Up {
+                    self.bridge(now);
+                } else {
+                    self.whisper();
+                    self.state = State::Connecting {
+                        customer,
+                        agent: Party::Up,
+                        customer_deadline,
+                        agent_deadline,
+                        rang,
+                    };
+                }
+            }
+            (LegId::Agent, LegEvent::Failed { status }) => {
+                self.agent_unreachable(now, customer, status);
+            }
+            (LegId::Agent, LegEvent::Ended | LegEvent::MediaTimeout) => {
+                self.agent_unreachable(now, customer, None);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_bridged(&mut self, now: Instant, since: Instant, leg: LegId, ev: LegEvent) {
+        let (other, by) = match leg {
+            LegId::Customer => (LegId::Agent, HangupBy::Customer),
+            LegId::Agent => (LegId::Customer, HangupBy::Agent),
+            LegId::Caller | LegId::Transfer => return,
+        };
+        match ev {
+            LegEvent::Ended => {
+                self.push(Command::HangUp(other));
+                self.talked(now - since);
+                self.push(apply(Lifecycle::HungUp { by }));
+                self.state = State::Finished;
+            }
+            LegEvent::MediaTimeout => {
+                self.push(Command::HangUp(leg));
+                self.push(Command::HangUp(other));
+                self.talked(now - since);
+                let whose = if leg == LegId::Customer {
+                    "the customer"
+                } else {
+                    "the agent"
+                };
+                self.push(note(
+                    "media_timeout",
+                    format!("no audio from {whose} for the inactivity timeout; Hammond hung up"),
+                ));
+                self.push(apply(Lifecycle::HungUp {
+                    by: HangupBy::Hammond,
+                }));
+                self.state = State::Finished;
+            }
+            LegEvent::Ringing
+            | LegEvent::Answered
+            | LegEvent::Failed { .. }
+            | LegEvent::PlaybackFinished => {}
+        }
+    }
+
+    /// Make `Dialling` durable before any INVITE leaves; the number is checked first.
+    fn commit_dialling(&mut self, agent_up: bool) {
+        if !self.settings.number_allowed {
+            // Toll fraud: only numbers the queue's rules allow now are ever dialled.
+            if agent_up {
+                self.push(Command::HangUp(LegId::Agent));
+            }
+            self.push(Command::DialOutcome("failed"));
+            self.push(apply(Lifecycle::DialFailed {
+                code: None,
+                kind: DialFailure::Failed,
+                max_attempts: 1,
+                retry_after: self.settings.retry.retry_interval,
+            }));
+            self.state = State::Finished;
+            return;
+        }
+        if agent_up {
+            // The agent is on the line already: tell them who they are about to talk to.
+            self.whisper();
+        }
+        self.state = State::Committing { agent_up };
+        self.push(Command::Store(StoreOp::Commit(Lifecycle::Dialling)));
+    }
+
+    fn dial(&mut self, now: Instant, agent_up: bool) {
+        self.push(Command::Dial(
+            LegId::Customer,
+            Target::Customer(self.callback.number.clone()),
+        ));
+        if !agent_up {
+            let agent = self.callback.agent.clone();
+            self.push(Command::Dial(LegId::Agent, Target::Agent(agent)));
+        }
+        self.state = State::Connecting {
+            customer: Party::Ringing,
+            agent: if agent_up { Party::Up } else { Party::Ringing },
+            customer_deadline: now + self.settings.retry.ring_timeout,
+            agent_deadline: now + self.settings.agent_ring_timeout,
+            rang: false,
+        };
+    }
+
+    fn whisper(&mut self) {
+        let mut items = vec![
+            PlayItem::Prompt(self.settings.whisper.clone()),
+            PlayItem::Silence(Duration::from_millis(200)),
+            PlayItem::Digits(self.callback.number.trim_start_matches('+').to_owned()),
+        ];
+        if let Some(t) = self.callback.requested_at {
+            items.extend([
+                PlayItem::Silence(Duration::from_millis(200)),
+                PlayItem::Prompt(self.settings.requested_at.clone()),
+                PlayItem::Digits(format!("{:02}", t.hour())),
+                PlayItem::Silence(Duration::from_millis(150)),
+                PlayItem::Digits(format!("{:02}", t.minute())),
+            ]);
+        }
+        self.push(Command::Play {
+            leg: LegId::Agent,
+            items,
+            then_loop: Some(self.settings.ringback.clone()),
+        });
+    }
+
+    fn bridge(&mut self, now: Instant) {
+        self.push(Command::Bridge(LegId::Customer, LegId::Agent));
+        self.push(apply(Lifecycle::Bridged));
+        self.state = State::Bridged { since: now };
+    }
+
+    /// The customer was not reached: the agent is released and the attempt counts.
+    fn customer_failed(&mut self, kind: DialFailure, code: Option<u16>) {
+        self.push(Command::HangUp(LegId::Agent));
+        self.push(Command::DialOutcome(match kind {
+            DialFailure::Busy => "busy",
+            DialFailure::NoAnswer => "no_answer",
+            DialFailure::Failed => "failed",
+        }));
+        self.push(apply(Lifecycle::DialFailed {
+            code,
+            kind,
+            max_attempts: self.settings.retry.max_attempts,
+            retry_after: self.settings.retry.retry_interval,
+        }));
+        self.state = State::Finished;
+    }
+
+    /// The agent's leg failed, ended or never answered before the bridge: back to open without
+    /// counting an attempt (the customer did nothing wrong), the agent set away, and a customer
+    /// who answered hears an apology before the BYE.
+    fn agent_unreachable(&mut self, now: Instant, customer: Party, code: Option<u16>) {
+        self.push(Command::DialOutcome("agent_unreachable"));
+        self.push(apply(Lifecycle::AgentUnreachable { code }));
+        self.push(Command::Router(RouterNote::AgentAway(
+            self.callback.agent.clone(),
+        )));
+        match customer {
+            Party::Up => {
+                self.push(Command::Play {
+                    leg: LegId::Customer,
+                    items: vec![PlayItem::Prompt(self.settings.apology.clone())],
+                    then_loop: None,
+                });
+                self.state = State::Apologising {
+                    until: now + APOLOGY_GUARD,
+                };
+            }
+            Party::Ringing => {
+                self.push(Command::HangUp(LegId::Customer));
+                self.state = State::Finished;
+            }
+        }
+    }
+
+    fn finish_apology(&mut self) {
+        self.push(Command::HangUp(LegId::Customer));
+        self.state = State::Finished;
+    }
+
+    fn talked(&mut self, talk: Duration) {
+        self.push(Command::Handled(talk));
+        self.push(note(
+            "talk_time",
+            format!("talk time {}", minutes_seconds(talk)),
+        ));
+    }
+
+    fn offer_ended(&mut self, outcome: OfferOutcome) {
+        self.push(Command::Router(RouterNote::OfferEnded(outcome)));
+    }
+
+    fn push(&mut self, c: Command) {
+        self.out.push_back(c);
+    }
+}
+
+fn apply(e: Lifecycle) -> Command {
+    Command::Store(StoreOp::Apply(e))
+}
+
+#[cfg(test)]
+mod tests;

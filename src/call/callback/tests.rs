@@ -1,0 +1,543 @@
+//! Callback dial scenarios in virtual time: each runs in microseconds, no runtime, no sockets.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::call::testkit::{ms, notes, secs, stored, t0};
+use crate::call::{Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply};
+use crate::interaction::{DialFailure, Event as Lifecycle, HangupBy};
+
+const CUSTOMER: LegId = LegId::Customer;
+const AGENT: LegId = LegId::Agent;
+
+fn settings() -> Settings {
+    Settings {
+        retry: RetryPolicy {
+            max_attempts: 3,
+            retry_interval: secs(600),
+            ring_timeout: secs(30),
+        },
+        agent_ring_timeout: secs(20),
+        number_allowed: true,
+        greeting: "callback_greeting".into(),
+        hold_music: "hold_music".into(),
+        apology: "agent_unreachable".into(),
+        whisper: "callback_whisper".into(),
+        requested_at: "requested_at".into(),
+        ringback: "ringback".into(),
+    }
+}
+
+fn callback() -> Callback {
+    Callback {
+        number: "+15551234567".into(),
+        agent: "alice".into(),
+        requested_at: Some(jiff::civil::time(10, 42, 0, 0)),
+    }
+}
+
+/// A test harness: the core, virtual `now`, and everything it asked for so far.
+struct Sim {
+    c: CallbackDial,
+    now: Instant,
+    log: Vec<Command>,
+}
+
+impl Sim {
+    fn accepted() -> Self {
+        Self::wrap(CallbackDial::accepted(t0(), callback(), settings()))
+    }
+
+    fn offered() -> Self {
+        Self::wrap(CallbackDial::offered(t0(), callback(), settings()))
+    }
+
+    fn wrap(c: CallbackDial) -> Self {
+        let mut s = Self {
+            c,
+            now: t0(),
+            log: Vec::new(),
+        };
+        s.drain();
+        s
+    }
+
+    /// Commands since the last call.
+    fn drain(&mut self) -> Vec<Command> {
+        let mut new = Vec::new();
+        while let Some(c) = self.c.poll_command() {
+            new.push(c);
+        }
+        self.log.extend(new.iter().cloned());
+        new
+    }
+
+    fn at(&mut self, d: Duration) -> &mut Self {
+        self.now = t0() + d;
+        self
+    }
+
+    fn leg(&mut self, leg: LegId, ev: LegEvent) -> Vec<Command> {
+        self.c.handle_leg(self.now, leg, ev);
+        self.drain()
+    }
+
+    fn store(&mut self, r: StoreReply) -> Vec<Command> {
+        self.c.handle_store(self.now, r);
+        self.drain()
+    }
+
+    fn close(&mut self) -> Vec<Command> {
+        self.c.handle_close(self.now);
+        self.drain()
+    }
+
+    /// Step through every deadline up to `until`, as the driver's timer would.
+    fn run_until(&mut self, until: Duration) -> Vec<Command> {
+        let end = t0() + until;
+        let mut new = Vec::new();
+        while let Some(t) = self.c.poll_timeout().filter(|t| *t <= end) {
+            self.now = t;
+            self.c.handle_timeout(t);
+            new.extend(self.drain());
+        }
+        self.now = end;
+        new
+    }
+
+    /// Accepted, Dialling committed, both legs dialled.
+    fn dialling() -> Self {
+        let mut s = Self::accepted();
+        s.store(StoreReply::Committed);
+        s
+    }
+}
+
+fn plays(cmds: &[Command], leg: LegId) -> Vec<(Vec<PlayItem>, Option<String>)> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Play {
+                leg: l,
+                items,
+                then_loop,
+            } if *l == leg => Some((items.clone(), then_loop.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn router(cmds: &[Command]) -> Vec<RouterNote> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Router(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn nothing_is_dialled_before_dialling_is_durable() {
+    let mut s = Sim::accepted();
+    assert_eq!(
+        s.log,
+        vec![Command::Store(StoreOp::Commit(Lifecycle::Dialling))],
+        "the first thing is the durable Dialling, and nothing else"
+    );
+    let cmds = s.store(StoreReply::Committed);
+    assert_eq!(
+        cmds,
+        vec![
+            Command::Dial(CUSTOMER, Target::Customer("+15551234567".into())),
+            Command::Dial(AGENT, Target::Agent("alice".into())),
+        ]
+    );
+}
+
+#[test]
+fn a_refused_dialling_calls_nobody() {
+    let mut s = Sim::accepted();
+    let cmds = s.store(StoreReply::Refused);
+    assert!(cmds.is_empty(), "{cmds:?}");
+    assert!(s.c.is_finished());
+}
+
+#[test]
+fn a_number_the_rules_no_longer_allow_is_never_dialled() {
+    let mut st = settings();
+    st.number_allowed = false;
+    let mut s = Sim::wrap(CallbackDial::accepted(t0(), callback(), st));
+    assert!(!s.log.iter().any(|c| matches!(c, Command::Dial(..))));
+    assert!(matches!(
+        stored(&s.log)[..],
+        [Lifecycle::DialFailed {
+            max_attempts: 1,
+            ..
+        }]
+    ));
+    assert!(s.c.is_finished());
+    assert!(s.drain().is_empty());
+}
+
+#[test]
+fn customer_answers_first_hears_the_greeting_then_music_until_the_agent_answers() {
+    let mut s = Sim::dialling();
+    s.at(ms(300)).leg(CUSTOMER, LegEvent::Ringing);
+    let cmds = s.at(ms(800)).leg(CUSTOMER, LegEvent::Answered);
+    assert_eq!(
+        plays(&cmds, CUSTOMER),
+        vec![(
+            vec![PlayItem::Prompt("callback_greeting".into())],
+            Some("hold_music".into())
+        )],
+        "the customer hears the greeting at once, then hold music"
+    );
+    assert_eq!(stored(&cmds), vec![Lifecycle::Answered]);
+    let cmds = s.at(secs(5)).leg(AGENT, LegEvent::Answered);
+    assert_eq!(
+        cmds,
+        vec![
+            Command::Bridge(CUSTOMER, AGENT),
+            Command::Store(StoreOp::Apply(Lifecycle::Bridged)),
+        ]
+    );
+    let cmds = s.at(secs(65)).leg(CUSTOMER, LegEvent::Ended);
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert!(cmds.contains(&Command::Handled(secs(60))));
+    assert_eq!(notes(&cmds), vec!["talk_time"]);
+    assert_eq!(
+        stored(&cmds).last(),
+        Some(&Lifecycle::HungUp {
+            by: HangupBy::Customer
+        })
+    );
+    assert!(s.c.is_finished());
+}
+
+#[test]
+fn the_ringing_entry_is_written_once() {
+    let mut s = Sim::dialling();
+    s.leg(CUSTOMER, LegEvent::Ringing);
+    s.leg(CUSTOMER, LegEvent::Ringing);
+    let rings = stored(&s.log)
+        .into_iter()
+        .filter(|e| *e == Lifecycle::Ringing)
+        .count();
+    assert_eq!(rings, 1);
+}
+
+#[test]
+fn agent_answers_first_hears_the_whisper_then_ringback() {
+    let mut s = Sim::dialling();
+    let cmds = s.at(secs(1)).leg(AGENT, LegEvent::Answered);
+    let p = plays(&cmds, AGENT);
+    assert_eq!(p.len(), 1);
+    let (items, then) = &p[0];
+    assert_eq!(items[0], PlayItem::Prompt("callback_whisper".into()));
+    assert!(items.contains(&PlayItem::Digits("15551234567".into())));
+    assert!(items.contains(&PlayItem::Prompt("requested_at".into())));
+    assert!(items.contains(&PlayItem::Digits("10".into())));
+    assert!(items.contains(&PlayItem::Digits("42".into())));
+    assert_eq!(then.as_deref(), Some("ringback"));
+    // The agent is up: their ring timeout no longer applies; the customer's still does.
+    assert_eq!(s.c.poll_timeout(), Some(t0() + secs(30)));
+    let cmds = s.at(secs(9)).leg(CUSTOMER, LegEvent::Answered);
+    assert!(cmds.contains(&Command::Bridge(CUSTOMER, AGENT)));
+    assert!(
+        plays(&cmds, CUSTOMER).is_empty(),
+        "no greeting once the agent waits"
+    );
+}
+
+#[test]
+fn customer_busy_counts_the_attempt_and_releases_the_agent() {
+    let mut s = Sim::dialling();
+    let cmds = s.at(secs(2)).leg(
+        CUSTOMER,
+        LegEvent::Failed {
+            status: Some(486),
+        },
+    );
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert!(cmds.contains(&Command::DialOutcome("busy")));
+    assert_eq!(
+        stored(&cmds),
+        vec![Lifecycle::DialFailed {
+            code: Some(486),
+            kind: DialFailure::Busy,
+            max_attempts: 3,
+            retry_after: secs(600),
+        }]
+    );
+    assert!(s.c.is_finished());
+}
+
+#[test]
+fn customer_failure_status_maps_to_its_outcome() {
+    for (status, kind) in [
+        (Some(600), DialFailure::Busy),
+        (Some(480), DialFailure::NoAnswer),
+        (Some(408), DialFailure::NoAnswer),
+        (Some(404), DialFailure::Failed),
+        (Some(503), DialFailure::Failed),
+        (None, DialFailure::Failed),
+    ] {
+        let mut s = Sim::dialling();
+        let cmds = s.leg(CUSTOMER, LegEvent::Failed { status });
+        assert!(
+            matches!(stored(&cmds)[..], [Lifecycle::DialFailed { kind: k, code, .. }] if k == kind && code == status),
+            "{status:?}: {cmds:?}"
+        );
+    }
+}
+
+#[test]
+fn customer_no_answer_is_cancelled_at_the_ring_timeout() {
+    let mut s = Sim::dialling();
+    s.at(secs(1)).leg(AGENT, LegEvent::Answered);
+    let cmds = s.run_until(secs(60));
+    assert_eq!(s.now, t0() + secs(60));
+    assert!(cmds.contains(&Command::HangUp(CUSTOMER)));
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert!(matches!(
+        stored(&cmds)[..],
+        [Lifecycle::DialFailed {
+            kind: DialFailure::NoAnswer,
+            code: Some(487),
+            ..
+        }]
+    ));
+    assert!(s.c.is_finished());
+}
+
+#[test]
+fn agent_never_answering_after_the_customer_did_apologises_and_reopens_uncounted() {
+    let mut s = Sim::dialling();
+    s.at(ms(800)).leg(CUSTOMER, LegEvent::Answered);
+    let cmds = s.run_until(secs(21));
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert_eq!(
+        plays(&cmds, CUSTOMER),
+        vec![(vec![PlayItem::Prompt("agent_unreachable".into())], None)]
+    );
+    assert_eq!(
+        stored(&cmds),
+        vec![Lifecycle::AgentUnreachable { code: None }],
+        "back to open without counting an attempt"
+    );
+    assert_eq!(router(&cmds), vec![RouterNote::AgentAway("alice".into())]);
+    assert!(
+        !cmds.contains(&Command::HangUp(CUSTOMER)),
+        "the apology plays first"
+    );
+    let cmds = s.at(secs(24)).leg(CUSTOMER, LegEvent::PlaybackFinished);
+    assert_eq!(cmds, vec![Command::HangUp(CUSTOMER)]);
+    assert!(s.c.is_finished());
+}
+
+#[test]
+fn an_apology_that_never_ends_is_cut_by_its_guard() {
+    let mut s = Sim::dialling();
+    s.leg(CUSTOMER, LegEvent::Answered);
+    s.at(secs(3)).leg(AGENT, LegEvent::Failed { status: Some(486) });
+    let cmds = s.run_until(secs(60));
+    assert_eq!(cmds, vec![Command::HangUp(CUSTOMER)]);
+    assert!(s.c.is_finished());
+}
+
+#[test]
+fn agent_failing_after_the_customer_answered_is_agent_unreachable() {
+    let mut s = Sim::dialling();
+    s.at(secs(1)).leg(CUSTOMER, LegEvent::Answered);
+    let cmds = s.at(secs(2)).leg(AGENT, LegEvent::Failed { status: Some(503) });
+    assert_eq!(
+        stored(&cmds),
+        vec![Lifecycle::AgentUnreachable { code: Some(503) }]
+    );
+    assert!(cmds.contains(&Command::DialOutcome("agent_unreachable")));
+    assert_eq!(plays(&cmds, CUSTOMER).len(), 1, "the apology");
+}
+
+#[test]
+fn agent_failing_while_the_customer_rings_cancels_the_customer() {
+    let mut s = Sim::dialling();
+    s.leg(CUSTOMER, LegEvent::Ringing);
+    let cmds = s.at(secs(2)).leg(AGENT, LegEvent::Failed { status: Some(480) });
+    assert!(cmds.contains(&Command::HangUp(CUSTOMER)));
+    assert_eq!(
+        stored(&cmds),
+        vec![Lifecycle::AgentUnreachable { code: Some(480) }]
+    );
+    assert!(plays(&cmds, CUSTOMER).is_empty());
+    assert!(s.c.is_finished());
+}
+
+#[test]
+fn agent_hanging_up_while_waiting_for_the_customer_releases_the_customer() {
+    let mut s = Sim::dialling();
+    s.leg(AGENT, LegEvent::Answered);
+    let cmds = s.at(secs(4)).leg(AGENT, LegEvent::Ended);
+    assert!(cmds.contains(&Command::HangUp(CUSTOMER)));
+    assert_eq!(
+        stored(&cmds),
+        vec![Lifecycle::AgentUnreachable { code: None }]
+    );
+}
+
+#[test]
+fn customer_hanging_up_while_the_agent_rings() {
+    let mut s = Sim::dialling();
+    s.leg(CUSTOMER, LegEvent::Answered);
+    let cmds = s.at(secs(6)).leg(CUSTOMER, LegEvent::Ended);
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert_eq!(
+        stored(&cmds),
+        vec![Lifecycle::HungUp {
+            by: HangupBy::Customer
+        }]
+    );
+    assert!(s.c.is_finished());
+    assert_eq!(s.c.poll_timeout(), None);
+}
+
+#[test]
+fn agent_hanging_up_a_bridged_call() {
+    let mut s = Sim::dialling();
+    s.leg(CUSTOMER, LegEvent::Answered);
+    s.at(secs(2)).leg(AGENT, LegEvent::Answered);
+    let cmds = s.at(secs(100)).leg(AGENT, LegEvent::Ended);
+    assert!(cmds.contains(&Command::HangUp(CUSTOMER)));
+    assert!(cmds.contains(&Command::Handled(secs(98))));
+    assert_eq!(
+        stored(&cmds).last(),
+        Some(&Lifecycle::HungUp {
+            by: HangupBy::Agent
+        })
+    );
+}
+
+#[test]
+fn a_bridge_whose_media_stops_is_ended() {
+    let mut s = Sim::dialling();
+    s.leg(CUSTOMER, LegEvent::Answered);
+    s.leg(AGENT, LegEvent::Answered);
+    let cmds = s.at(secs(90)).leg(CUSTOMER, LegEvent::MediaTimeout);
+    assert!(cmds.contains(&Command::HangUp(CUSTOMER)));
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert_eq!(notes(&cmds), vec!["talk_time", "media_timeout"]);
+    assert_eq!(
+        stored(&cmds).last(),
+        Some(&Lifecycle::HungUp {
+            by: HangupBy::Hammond
+        })
+    );
+    assert!(s.c.is_finished());
+}
+
+#[test]
+fn close_from_the_api_at_each_step_hangs_up_what_is_up() {
+    // Before Dialling is durable: nothing to hang up, and the later refusal dials nobody.
+    let mut s = Sim::accepted();
+    let cmds = s.close();
+    assert_eq!(notes(&cmds), vec!["hung_up_on_close"]);
+    assert!(s.c.is_finished());
+    assert!(s.store(StoreReply::Committed).is_empty(), "nobody dialled");
+
+    // Ringing.
+    let mut s = Sim::dialling();
+    let cmds = s.close();
+    assert!(cmds.contains(&Command::HangUp(CUSTOMER)));
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert!(s.c.is_finished());
+
+    // Customer up, agent ringing.
+    let mut s = Sim::dialling();
+    s.leg(CUSTOMER, LegEvent::Answered);
+    let cmds = s.close();
+    assert!(cmds.contains(&Command::HangUp(CUSTOMER)));
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+
+    // Bridged: the talk time is kept.
+    let mut s = Sim::dialling();
+    s.leg(CUSTOMER, LegEvent::Answered);
+    s.leg(AGENT, LegEvent::Answered);
+    let cmds = s.at(secs(30)).close();
+    assert_eq!(notes(&cmds), vec!["talk_time", "hung_up_on_close"]);
+    assert!(!stored(&cmds).iter().any(|e| matches!(e, Lifecycle::HungUp { .. })));
+    // Late events from the legs hung up change nothing.
+    assert!(s.leg(CUSTOMER, LegEvent::Ended).is_empty());
+}
+
+#[test]
+fn a_push_offer_rings_the_agent_first_and_dials_only_after_the_accept() {
+    let mut s = Sim::offered();
+    assert_eq!(
+        s.log,
+        vec![Command::Dial(AGENT, Target::Agent("alice".into()))]
+    );
+    let cmds = s.at(secs(3)).leg(AGENT, LegEvent::Answered);
+    assert_eq!(
+        cmds,
+        vec![Command::Store(StoreOp::Accept {
+            agent: "alice".into()
+        })]
+    );
+    let cmds = s.store(StoreReply::Committed);
+    assert_eq!(
+        router(&cmds),
+        vec![RouterNote::OfferEnded(OfferOutcome::Bridged)]
+    );
+    assert_eq!(plays(&cmds, AGENT).len(), 1, "the whisper");
+    assert_eq!(
+        stored(&cmds),
+        vec![Lifecycle::Dialling],
+        "Dialling committed before the customer's INVITE"
+    );
+    assert!(!cmds.iter().any(|c| matches!(c, Command::Dial(..))));
+    let cmds = s.store(StoreReply::Committed);
+    assert_eq!(
+        cmds,
+        vec![Command::Dial(
+            CUSTOMER,
+            Target::Customer("+15551234567".into())
+        )],
+        "only the customer: the agent is on the line"
+    );
+}
+
+#[test]
+fn a_push_offer_taken_meanwhile_releases_the_agent() {
+    let mut s = Sim::offered();
+    s.leg(AGENT, LegEvent::Answered);
+    let cmds = s.store(StoreReply::Refused);
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert_eq!(
+        router(&cmds),
+        vec![RouterNote::OfferEnded(OfferOutcome::Unavailable)]
+    );
+    assert!(s.c.is_finished());
+}
+
+#[test]
+fn a_push_offer_not_answered_in_time() {
+    let mut s = Sim::offered();
+    s.leg(AGENT, LegEvent::Ringing);
+    let cmds = s.run_until(secs(25));
+    assert_eq!(s.now, t0() + secs(25));
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert_eq!(
+        router(&cmds),
+        vec![RouterNote::OfferEnded(OfferOutcome::NotAnswered)]
+    );
+    assert!(stored(&s.log).is_empty(), "the interaction is untouched");
+}
+
+#[test]
+fn a_push_offer_the_agent_declines() {
+    let mut s = Sim::offered();
+    let cmds = s.leg(AGENT, LegEvent::Failed { status: Some(486) });
+    assert_eq!(
+        router(&cmds),
+        vec![RouterNote::OfferEnded(OfferOutcome::NotAnswered)]
+    );
+    assert!(s.c.is_finished());
+}
