@@ -4,7 +4,7 @@
 #
 # Every spoken prompt: espeak-ng (en-us, 150 wpm) → sox: resample to 8 kHz mono 16-bit PCM,
 # band-limit to the telephone band, trim leading/trailing silence, normalise to -3 dBFS.
-# `beep` is a 400 ms 1 kHz sine; `hold_music` a gentle ~8 s plucked melody over a soft pad that
+# `beep` is a 400 ms 1 kHz sine; `ringback` one 6 s cadence of North American ringback; `hold_music` a gentle ~8 s plucked melody over a soft pad that
 # loops cleanly (it starts and ends quietly). Output is deterministic for a given tool version.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -29,6 +29,11 @@ beep() { # file
   sox -n "${OUT[@]}" "$1" synth 0.4 sine 1000 fade t 0.01 0.4 0.01 norm -6
 }
 
+ringback() { # file: one cadence of North American ringback (2 s of 440 + 480 Hz, 4 s quiet)
+  sox -n -r 8000 -c 1 -b 16 "$tmp/ring.wav" synth 2 sine 440 sine 480 channels 1 fade t 0.02 2 0.02 norm -10
+  sox "$tmp/ring.wav" "${OUT[@]}" "$1" pad 0 4
+}
+
 hold_music() { # file
   # Two bars of a slow pentatonic tune, 16 notes of 0.5 s, then mixed with a quiet sustained pad.
   local notes=(E4 G4 A4 B4 A4 G4 E4 D4 E4 G4 A4 D5 B4 A4 G4 E4)
@@ -50,6 +55,7 @@ grep -E '^[a-z0-9_]+ = \{' manifest.toml | while IFS= read -r line; do
   case "$id" in
     beep) beep "$file" ;;
     hold_music) hold_music "$file" ;;
+    ringback) ringback "$file" ;;
     *) speak "$id" "$file" "$text" ;;
   esac
   echo "$file  $(soxi -D "$file")s  $text"

@@ -43,7 +43,7 @@ impl<const N: usize> PromptCatalog for [&str; N] {
 
 /// The fixed prompts the engine plays by default (a queue's `[prompts]` table may swap them).
 /// With [`DIGIT_PROMPTS`], every id the prompt library must hold.
-pub const FIXED_PROMPTS: [&str; 22] = [
+pub const FIXED_PROMPTS: [&str; 27] = [
     "greeting",
     "menu",
     "callback_menu",
@@ -66,6 +66,11 @@ pub const FIXED_PROMPTS: [&str; 22] = [
     "closed_callback",
     "max_wait",
     "hold_music",
+    "callback_greeting",
+    "callback_whisper",
+    "requested_at",
+    "agent_unreachable",
+    "ringback",
 ];
 
 /// The prompts every flow reads digits with (`Digits("+1555…")` is played with these).

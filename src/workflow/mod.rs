@@ -28,13 +28,21 @@ pub(crate) mod test_support {
     use super::flow::{Flow, compile};
     use std::path::Path;
 
-    /// Every prompt id the engine may play: what a test catalog holds.
+    /// Every prompt id the engine may play, and every id the shipped library holds (queue
+    /// files may name queue-specific prompts): what a test catalog holds.
     pub(crate) static CATALOG: std::sync::LazyLock<std::collections::HashSet<String>> =
         std::sync::LazyLock::new(|| {
+            let manifest: toml::Table = include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/prompts/manifest.toml"
+            ))
+            .parse()
+            .expect("the shipped manifest parses");
             super::flow::FIXED_PROMPTS
                 .iter()
                 .chain(super::flow::DIGIT_PROMPTS.iter())
                 .map(|s| (*s).to_owned())
+                .chain(manifest.keys().cloned())
                 .collect()
         });
 
