@@ -11,7 +11,7 @@
 //! Must not: read a clock, touch sockets or tasks, or know how a leg is reached.
 
 pub mod callback;
-// pub mod inbound;
+pub mod inbound;
 
 use std::time::Duration;
 
