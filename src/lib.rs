@@ -7,9 +7,10 @@
 //! | module          | job                                                                   | kind  |
 //! |-----------------|-----------------------------------------------------------------------|-------|
 //! | [`api`]         | HTTP only: maps requests onto the domain (Home List, feed, accept, SSE) | shell |
-//! | [`rt`]          | tokio shell: sockets, call tasks, the agents registry, connected calls | shell |
+//! | [`rt`]          | tokio shell: sockets, thin call drivers, the media thread, agents registry | shell |
 //! | [`metrics`]     | Prometheus metric names and recorders (the recorder is global)        | shell |
 //! | [`store`]       | persistence behind one trait (SQLite embedded)                        | shell |
+//! | [`call`]        | a call's decisions: inbound call and callback dial cores (virtual time) | PURE |
 //! | [`queue`]       | order, positions, estimated wait, offers; agents and presence ([`queue::agent`]) | PURE |
 //! | [`workflow`]    | the timed workflow: queue files compiled to flows, the engine         | PURE  |
 //! | [`interaction`] | the interaction lifecycle and its feed, with typed notes              | PURE  |

@@ -131,11 +131,14 @@ pub(super) async fn accept(
         .await?;
     tracing::info!(interaction.id = id, agent.id = %agent.id, "accepted");
     if let Some(tx) = &st.accepted {
-        // No dialer listening is fine: the interaction is still assigned.
-        let _ = tx.send(Accepted {
-            interaction: i.clone(),
-            agent,
-        });
+        // No dialer listening is fine: the interaction is still assigned. A full dialer
+        // queue makes this request wait (the accept is durable; it must not be dropped).
+        let _ = tx
+            .send(Accepted {
+                interaction: i.clone(),
+                agent,
+            })
+            .await;
     }
     synced.await?;
     Ok(Json(i.to_json(None)))

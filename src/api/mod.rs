@@ -45,7 +45,7 @@ pub struct AppState {
     /// Agents and presence.
     pub agents: Arc<Agents>,
     /// Where accepts go (the dialer); `None` drops them.
-    pub accepted: Option<mpsc::UnboundedSender<Accepted>>,
+    pub accepted: Option<mpsc::Sender<Accepted>>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// Extra `/healthz` problems.
@@ -86,7 +86,7 @@ impl AppState {
 
     /// Sends every successful accept to `tx`.
     #[must_use]
-    pub fn with_accepted(mut self, tx: mpsc::UnboundedSender<Accepted>) -> Self {
+    pub fn with_accepted(mut self, tx: mpsc::Sender<Accepted>) -> Self {
         self.accepted = Some(tx);
         self
     }

@@ -16,7 +16,7 @@ use crate::store::{InteractionStore, SqliteStore};
 struct Server {
     addr: SocketAddr,
     store: Arc<SqliteStore>,
-    accepted: mpsc::UnboundedReceiver<Accepted>,
+    accepted: mpsc::Receiver<Accepted>,
     _dir: tempfile::TempDir,
 }
 
@@ -43,7 +43,7 @@ async fn server_full(
             .await
             .unwrap(),
     );
-    let (tx, accepted) = mpsc::unbounded_channel();
+    let (tx, accepted) = mpsc::channel(16);
     let agents = vec![
         agent("alice", &["support"]),
         agent("bob", &["support", "sales"]),

@@ -18,10 +18,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{
-    Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply, Target,
-    minutes_seconds, note,
+    Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply, Target, note,
 };
-use crate::interaction::{DialFailure, Event as Lifecycle, HangupBy};
+use crate::interaction::{DialFailure, Event as Lifecycle, HangupBy, Note};
 use crate::workflow::engine::PlayItem;
 use crate::workflow::flow::{Flow, RetryPolicy};
 
@@ -104,11 +103,15 @@ enum Party {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Push: the agent's leg rings before anything is accepted.
-    Offering { agent_deadline: Instant },
+    Offering {
+        agent_deadline: Instant,
+    },
     /// Push: the agent answered; the accept is being made durable.
     Accepting,
     /// `Dialling` is being made durable; nothing is dialled yet.
-    Committing { agent_up: bool },
+    Committing {
+        agent_up: bool,
+    },
     /// Both legs dialled (the agent's may be up already).
     Connecting {
         customer: Party,
@@ -118,9 +121,13 @@ enum State {
         rang: bool,
     },
     /// The agent never came: the customer hears the apology, then is hung up.
-    Apologising { until: Instant },
+    Apologising {
+        until: Instant,
+    },
     /// Customer and agent talk.
-    Bridged { since: Instant },
+    Bridged {
+        since: Instant,
+    },
     Finished,
 }
 
@@ -189,9 +196,10 @@ impl CallbackDial {
             .flatten()
             .min(),
             State::Apologising { until } => Some(until),
-            State::Accepting | State::Committing { .. } | State::Bridged { .. } | State::Finished => {
-                None
-            }
+            State::Accepting
+            | State::Committing { .. }
+            | State::Bridged { .. }
+            | State::Finished => None,
         }
     }
 
@@ -277,10 +285,7 @@ impl CallbackDial {
             // Not ours yet (a push still ringing), or over.
             State::Offering { .. } | State::Accepting | State::Finished => return,
         }
-        self.push(note(
-            "hung_up_on_close",
-            "the agent closed the interaction; Hammond hung up".into(),
-        ));
+        self.push(note(Note::HungUpOnClose));
         self.state = State::Finished;
     }
 
@@ -434,10 +439,7 @@ impl CallbackDial {
                 } else {
                     "the agent"
                 };
-                self.push(note(
-                    "media_timeout",
-                    format!("no audio from {whose} for the inactivity timeout; Hammond hung up"),
-                ));
+                self.push(note(Note::MediaTimeout { whose }));
                 self.push(apply(Lifecycle::HungUp {
                     by: HangupBy::Hammond,
                 }));
@@ -572,10 +574,7 @@ impl CallbackDial {
 
     fn talked(&mut self, talk: Duration) {
         self.push(Command::Handled(talk));
-        self.push(note(
-            "talk_time",
-            format!("talk time {}", minutes_seconds(talk)),
-        ));
+        self.push(note(Note::TalkTime(talk)));
     }
 
     fn offer_ended(&mut self, outcome: OfferOutcome) {

@@ -18,10 +18,9 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 use super::{
-    Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply, Target,
-    minutes_seconds, note,
+    Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply, Target, note,
 };
-use crate::interaction::{Event as Lifecycle, HangupBy};
+use crate::interaction::{Event as Lifecycle, HangupBy, Note};
 use crate::media::dtmf::DtmfMethod;
 use crate::workflow::engine::{Action, CallContext, Engine, WfEvent};
 use crate::workflow::flow::Flow;
@@ -401,12 +400,11 @@ impl InboundCall {
                     Purpose::Agent(agent) => {
                         self.push(apply(Lifecycle::OfferedLive { agent }));
                         self.push(apply(Lifecycle::Bridged));
-                        self.push(Command::Router(RouterNote::OfferEnded(OfferOutcome::Bridged)));
+                        self.push(Command::Router(RouterNote::OfferEnded(
+                            OfferOutcome::Bridged,
+                        )));
                     }
-                    Purpose::Transfer(to) => self.push(note(
-                        "transfer_bridged",
-                        format!("the PBX refused REFER; Hammond called {to} and bridged the caller"),
-                    )),
+                    Purpose::Transfer(to) => self.push(note(Note::TransferBridged { to })),
                 }
             }
             LegEvent::Failed { .. } => self.peer_failed(now),
@@ -546,14 +544,11 @@ impl InboundCall {
             Purpose::Agent(_) if talk.is_some() => {
                 let talk = talk.unwrap_or_default();
                 self.push(Command::Handled(talk));
-                self.push(note("talk_time", format!("talk time {}", minutes_seconds(talk))));
+                self.push(note(Note::TalkTime(talk)));
                 let event = match outcome {
                     Outcome::ClosedByAgent => {
                         // The interaction is closed already: only the feed hears how it ended.
-                        self.push(note(
-                            "hung_up_on_close",
-                            "the agent closed the interaction; Hammond hung up".into(),
-                        ));
+                        self.push(note(Note::HungUpOnClose));
                         return;
                     }
                     Outcome::PeerHungUp => Lifecycle::HungUp {

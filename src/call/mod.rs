@@ -15,7 +15,7 @@ pub mod inbound;
 
 use std::time::Duration;
 
-use crate::interaction::{Event as Lifecycle, InteractionId};
+use crate::interaction::{Event as Lifecycle, InteractionId, Note};
 use crate::workflow::engine::{PlayItem, Refusal, Step};
 
 /// A leg of a call, as the call's core names it.
@@ -188,16 +188,8 @@ pub enum Command {
 }
 
 /// A feed note (the interaction keeps its status).
-fn note(kind: &'static str, text: String) -> Command {
-    Command::Store(StoreOp::Apply(Lifecycle::Note {
-        kind: kind.into(),
-        text,
-    }))
-}
-
-/// `m:ss`, for the feed.
-fn minutes_seconds(d: Duration) -> String {
-    format!("{}:{:02}", d.as_secs() / 60, d.as_secs() % 60)
+fn note(n: Note) -> Command {
+    Command::Store(StoreOp::Apply(Lifecycle::Note(n)))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::interaction::Event as Lifecycle;
 /// The scenario's time zero (any fixed instant: the cores never read a clock).
 pub(crate) fn t0() -> Instant {
     static T0: OnceLock<Instant> = OnceLock::new();
-    *T0.get_or_init(|| crate::clock::now())
+    *T0.get_or_init(crate::clock::now)
 }
 
 pub(crate) fn secs(s: u64) -> Duration {
@@ -35,7 +35,7 @@ pub(crate) fn notes(cmds: &[Command]) -> Vec<String> {
     stored(cmds)
         .into_iter()
         .filter_map(|e| match e {
-            Lifecycle::Note { kind, .. } => Some(kind),
+            Lifecycle::Note(n) => Some(n.kind().to_owned()),
             _ => None,
         })
         .collect()

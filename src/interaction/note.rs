@@ -29,6 +29,12 @@ pub enum Note {
         /// Where the WAV file is.
         path: PathBuf,
     },
+    /// No RTP came from a bridged party for the inactivity timeout, so Hammond hung the call up
+    /// (a phone that lost its network, a NAT that closed).
+    MediaTimeout {
+        /// Who went silent: "the customer", "the agent", "the caller".
+        whose: &'static str,
+    },
     /// A step of the queue's timed workflow (menu offered, key accepted, position announced…).
     WorkflowStep {
         /// The step's feed kind, snake_case (`workflow::engine::Step::kind`).
@@ -46,6 +52,7 @@ impl Note {
             Self::TalkTime(_) => "talk_time",
             Self::TransferBridged { .. } => "transfer_bridged",
             Self::VoicemailRecorded { .. } => "voicemail_recorded",
+            Self::MediaTimeout { .. } => "media_timeout",
             Self::WorkflowStep { kind, .. } => kind,
         }
     }
@@ -63,6 +70,9 @@ impl Note {
             }
             Self::VoicemailRecorded { secs, path } => {
                 format!("voicemail of {secs} s recorded to {}", path.display())
+            }
+            Self::MediaTimeout { whose } => {
+                format!("no audio from {whose} for the inactivity timeout; Hammond hung up")
             }
             Self::WorkflowStep { text, .. } => text.clone(),
         }

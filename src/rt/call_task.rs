@@ -1,42 +1,41 @@
-//! One inbound call, from INVITE to settled interaction: the call's lifecycle lives here.
+//! The driver of one inbound call: it moves SIP, media, store, router and close events into
+//! the pure [`InboundCall`] and carries out its commands. What the caller hears, when the call
+//! is answered, bridged or hung up, and how the interaction settles are decided in
+//! `call::inbound`.
 //!
-//! ```text
-//!  IncomingCall ─► SDP offer negotiated (488 if no common codec) ─► RTP port bound
-//!      ─► interaction created (open) ─► 180 Ringing for the queue's ring_before_answer
-//!      ─► 200 OK + SDP answer ─► media loop: 20 ms packets, DTMF, the workflow engine
-//!      ─► BYE (either side) ─► interaction settled (open/callback, closed abandoned, …)
-//! ```
-//!
-//! The task owns its RTP socket, its [`MediaLeg`] and its workflow [`Engine`]; it talks to the
-//! SIP user agent through [`UaHandle`] commands and receives its SIP events on a channel. Store
-//! writes go through a per-call [`StoreWorker`] so a slow fsync never delays an RTP packet,
-//! while keeping the writes in order.
+//! Before the core starts, the driver takes what the call needs to exist at all: a usable SDP
+//! offer (488 otherwise) and an RTP port (503 otherwise), so nothing is stored for a call that
+//! cannot talk.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{Instrument, info, info_span, warn};
 
-use super::live::{CallCommand, OfferOutcome};
+use super::call_legs::{Happened, Leg, Legs};
+use super::callback_task::sleep_until;
+use super::connected::HangupRequest;
+use super::live::CallCommand;
 use super::media_worker::Stream;
-use super::outbound::{DialSpec, OutboundLeg};
 use super::services::Services;
-use super::store_worker::{StoreJob, StoreReply, StoreWorker};
+use super::store_worker::{StoreJob, StoreReply as WorkerReply, StoreWorker};
+use crate::call::inbound::{InboundCall, ReferProgress};
+use crate::call::{Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply};
 use crate::clock;
-use crate::interaction::{Event as Lifecycle, HangupBy, Interaction, InteractionId, Note};
-use crate::media::bridge::{Leg as Side, Relay};
-use crate::media::leg::{MAX_PACKET, MediaEvent, MediaLeg};
-use crate::media::player::Item;
-use crate::media::sdp::{self, LocalMedia, LocalOrigin, SessionDescription};
+use crate::interaction::{Interaction, InteractionId};
+use crate::media::leg::{MediaEvent, MediaLeg};
+use crate::media::sdp::{self, LocalMedia, LocalOrigin, Negotiated, SessionDescription};
 use crate::pii::Pii;
-use crate::rt::connected::{HangupRequest, hang_up_requested};
+use crate::queue::agent::Presence;
 use crate::sip::msg::{HeaderViews, Request};
-use crate::sip::ua::{CallId, Command, EndReason, SipEvent};
-use crate::workflow::engine::{Action, CallContext, Engine, HangupReason, PlayItem, WfEvent};
+use crate::sip::ua::{CallId, Command as Sip, SipEvent};
 use crate::workflow::flow::Flow;
+
+/// The longest a new call waits for the store to create its interaction: past it the PBX hears
+/// 500 rather than ringing for ever.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the call manager hands a new call task.
 pub struct IncomingCall {
@@ -72,513 +71,399 @@ pub fn caller_number(invite: &Request) -> String {
     out
 }
 
-async fn run(svc: Arc<Services>, inc: IncomingCall, mut events: mpsc::UnboundedReceiver<SipEvent>) {
+async fn run(svc: Arc<Services>, inc: IncomingCall, events: mpsc::UnboundedReceiver<SipEvent>) {
     let _active = svc.track();
     let call = inc.call;
     let number = caller_number(&inc.invite);
     info!(from = %Pii(&number), source = %inc.source, "call started");
-
-    // Offer/answer first: a call we cannot talk to is refused before anything is stored.
-    let offer = std::str::from_utf8(&inc.invite.body)
-        .ok()
-        .filter(|b| !b.trim().is_empty())
-        .and_then(|b| SessionDescription::parse(b).ok());
-    let Some(offer) = offer else {
-        info!("call ended: no usable SDP offer (488)");
-        svc.ua.send(Command::Reject { call, status: 488 });
-        return;
-    };
-    // The media clock sends and receives on this socket while the caller is in the workflow.
-    let send_sock = match svc.ports.bind() {
-        Ok(s) => s,
-        Err(e) => {
-            warn!(error = %e, "call ended: no RTP port (503)");
-            svc.ua.send(Command::Reject { call, status: 503 });
+    let media = match CallerMedia::prepare(&svc, &inc.invite) {
+        Ok(m) => m,
+        Err(status) => {
+            svc.ua.send(Sip::Reject { call, status });
             return;
         }
     };
-    let local_port = send_sock.local_addr().map(|a| a.port()).unwrap_or_default();
-    let local = svc.local_media(local_port);
-    let mut origin = LocalOrigin::new(&mut svc.ids());
-    let negotiated = match sdp::negotiate(&offer, &local, &mut origin) {
-        Ok(n) => n,
-        Err(e) => {
-            info!(reason = %e, "call ended: SDP not acceptable (488)");
-            svc.ua.send(Command::Reject { call, status: 488 });
-            return;
-        }
-    };
-
-    let created = svc
-        .store
-        .create(Interaction::inbound(&inc.flow.name, &number, clock::wall()))
-        .await;
-    let interaction = match created {
-        Ok(i) => i,
-        Err(e) => {
-            warn!(error = %e, "call ended: store unavailable (500)");
-            svc.ua.send(Command::Reject { call, status: 500 });
-            return;
-        }
-    };
-    tracing::Span::current().record("interaction", interaction.id);
-    let mut store = StoreWorker::spawn(svc.store.clone(), interaction.id);
-
-    // Ring, and let the caller cancel while it rings.
-    svc.ua.send(Command::Ring { call });
-    let ring = tokio::time::sleep(inc.flow.ring_before_answer);
-    tokio::pin!(ring);
-    loop {
-        tokio::select! {
-            () = &mut ring => break,
-            ev = events.recv() => match ev {
-                Some(SipEvent::CallCancelled { .. } | SipEvent::CallEnded { .. }) | None => {
-                    store.send(StoreJob::Apply(ended(HangupBy::Caller, false, false, "ringing")));
-                    store.finish().await;
-                    info!("call ended: cancelled while ringing");
-                    return;
-                }
-                Some(other) => debug!(event = ?other, "ignored while ringing"),
-            },
-        }
-    }
-    svc.ua.send(Command::Answer {
+    let mut legs = Legs::default();
+    legs.insert(Leg::inbound(call, events));
+    let mut d = Driver {
+        core: InboundCall::new(inc.flow.clone(), number.clone(), clock::wall()),
         call,
-        sdp: negotiated.answer_sdp.clone().into_bytes(),
-    });
-    let started = clock::now();
-    let mut c = ActiveCall {
-        svc: svc.clone(),
-        call,
-        interaction: interaction.id,
-        stream: Stream::new(MediaLeg::new(
-            started,
-            &mut svc.ids(),
-            &negotiated,
-            svc.prompts.clone(),
-            Some(svc.cfg.media.rtp_timeout),
-        )),
-        send_sock: Some(send_sock),
-        engine: Engine::new(
-            inc.flow.clone(),
-            CallContext {
-                caller_number: (!number.is_empty()).then(|| number.clone()),
-                started_wall: clock::wall(),
-            },
-            started,
-        ),
-        flow: inc.flow.clone(),
-        store,
-        bridge_sock: None,
-        local,
-        origin,
-        had_callback: false,
-        recording: false,
-        recording_until: None,
-        hangup_sent: false,
-        end: None,
-        transfer_target: None,
-        left_voicemail: false,
-        commands: svc
-            .live
-            .register(interaction.id, &inc.flow.name, interaction.created_at),
-        peer: None,
-        relay: None,
-        connected_agent: None,
-        pending_transfer_dial: false,
-        bridged_at: None,
-        ended_during: None,
+        number,
+        flow: inc.flow,
+        legs,
+        media,
+        interaction: None,
+        store: None,
+        commands: None,
         closing: None,
+        offer: None,
+        svc,
     };
-    c.engine.handle_event(started, WfEvent::Answered);
-    let outcome = c.media_loop(&mut events).await;
-    c.settle(outcome).await;
+    d.run().await;
 }
 
-/// How the call ended, for the interaction and the log line.
-#[derive(Debug, Clone)]
-enum Outcome {
-    CallerHungUp,
-    /// The agent (or the transfer target we bridged to) hung up.
-    PeerHungUp,
-    WorkflowHungUp(HangupReason),
-    Transferred(String),
-    MediaTimeout,
-    AckTimeout,
-    Shutdown,
-    /// The agent closed the (connected) interaction through the API.
-    ClosedByAgent,
-}
-
-struct ActiveCall {
-    svc: Arc<Services>,
-    call: CallId,
-    interaction: InteractionId,
-    /// The caller's media: the media clock sends its frames and feeds it what arrives.
-    stream: Arc<Stream>,
-    /// The caller's RTP socket, until the media clock takes it.
-    send_sock: Option<std::net::UdpSocket>,
-    engine: Engine,
-    flow: Arc<Flow>,
-    store: StoreWorker,
-    /// The caller's RTP socket once bridged: this task relays (the media clock let go of it).
-    bridge_sock: Option<UdpSocket>,
+/// The caller's side of the media: negotiated before anything is stored.
+struct CallerMedia {
+    negotiated: Negotiated,
     local: LocalMedia,
     origin: LocalOrigin,
-    had_callback: bool,
-    /// A voicemail is being recorded (the leg keeps the caller's audio until it ends).
-    recording: bool,
-    recording_until: Option<Instant>,
-    hangup_sent: bool,
-    end: Option<Outcome>,
-    /// Where the workflow sent the caller, once a transfer started.
-    transfer_target: Option<String>,
-    left_voicemail: bool,
-    /// The workflow step the caller was in when the call ended (for the feed: the engine is
-    /// already finished by the time the call settles).
-    ended_during: Option<&'static str>,
-    /// Commands from the router (offers to agents).
-    commands: mpsc::UnboundedReceiver<CallCommand>,
-    /// A second leg we dialled for this caller (an agent, or a transfer target that the PBX
-    /// would not take by REFER), ringing or bridged.
-    peer: Option<PeerLeg>,
-    /// Set once the caller is bridged to `peer`: prompts stop, packets are relayed.
-    relay: Option<Relay>,
-    /// The agent the caller is connected to, for settling.
-    connected_agent: Option<String>,
-    /// The PBX refused our REFER: dial the target from the media loop (it needs an await).
-    pending_transfer_dial: bool,
-    /// When the caller was bridged to an agent (talk time for estimated waits).
-    bridged_at: Option<Instant>,
-    /// Once bridged to an agent: the agent closing the interaction hangs up.
+    /// The RTP socket, until the ACK hands it to the media clock.
+    sock: Option<std::net::UdpSocket>,
+}
+
+impl CallerMedia {
+    /// The caller's offer negotiated and an RTP port bound; `Err` is the status to refuse the
+    /// INVITE with (488: no offer we can talk to; 503: no free RTP port).
+    fn prepare(svc: &Services, invite: &Request) -> Result<Self, u16> {
+        let offer = std::str::from_utf8(&invite.body)
+            .ok()
+            .filter(|b| !b.trim().is_empty())
+            .and_then(|b| SessionDescription::parse(b).ok());
+        let Some(offer) = offer else {
+            info!("call ended: no usable SDP offer (488)");
+            return Err(488);
+        };
+        let sock = svc.ports.bind().map_err(|e| {
+            warn!(error = %e, "call ended: no RTP port (503)");
+            503_u16
+        })?;
+        let port = sock.local_addr().map(|a| a.port()).unwrap_or_default();
+        let local = svc.local_media(port);
+        let mut origin = LocalOrigin::new(&mut svc.ids());
+        let negotiated = sdp::negotiate(&offer, &local, &mut origin).map_err(|e| {
+            info!(reason = %e, "call ended: SDP not acceptable (488)");
+            488_u16
+        })?;
+        Ok(Self {
+            negotiated,
+            local,
+            origin,
+            sock: Some(sock),
+        })
+    }
+}
+
+struct Driver {
+    svc: Arc<Services>,
+    core: InboundCall,
+    call: CallId,
+    number: String,
+    flow: Arc<Flow>,
+    legs: Legs,
+    media: CallerMedia,
+    interaction: Option<InteractionId>,
+    store: Option<StoreWorker>,
+    /// Offers from the router, once the caller waits in the queue.
+    commands: Option<mpsc::Receiver<CallCommand>>,
+    /// The agent closing the connected interaction asks for a hang-up here.
     closing: Option<HangupRequest>,
+    /// The router's offer in flight.
+    offer: Option<oneshot::Sender<OfferOutcome>>,
 }
 
-/// Why we dialled a second leg.
-#[derive(Debug, Clone)]
-enum Purpose {
-    Agent(String),
-    Transfer(String),
-}
-
-struct PeerLeg {
-    leg: OutboundLeg,
-    purpose: Purpose,
-    /// Give up ringing at this time.
-    deadline: Instant,
-    /// Tell the router how its offer ended.
-    done: Option<tokio::sync::oneshot::Sender<OfferOutcome>>,
-}
-
-/// What happened on the peer leg.
-enum PeerInput {
-    Sip(Option<SipEvent>),
-    Packet(usize, std::net::SocketAddr),
-    RingTimeout,
-}
-
-/// Room for one received datagram on a bridged leg.
-const RECV_BUF: usize = 2048;
-
-/// The next datagram on `sock`; pends forever when there is no socket (or it fails).
-async fn recv_from(sock: Option<&UdpSocket>, buf: &mut [u8]) -> (usize, std::net::SocketAddr) {
-    match sock {
-        Some(sock) => match sock.recv_from(buf).await {
-            Ok(r) => r,
-            Err(_) => std::future::pending().await,
-        },
-        None => std::future::pending().await,
-    }
-}
-
-/// The next input from the peer leg; pends forever when there is none.
-async fn peer_next(peer: &mut Option<PeerLeg>, buf: &mut [u8]) -> PeerInput {
-    let Some(p) = peer.as_mut() else {
-        return std::future::pending().await;
-    };
-    let ringing = p.leg.session.is_none();
-    tokio::select! {
-        ev = p.leg.events.recv() => PeerInput::Sip(ev),
-        r = p.leg.sock.recv_from(buf) => match r {
-            Ok((n, from)) => PeerInput::Packet(n, from),
-            Err(_) => std::future::pending().await,
-        },
-        () = tokio::time::sleep_until(p.deadline.into()), if ringing => PeerInput::RingTimeout,
-    }
-}
-
-impl ActiveCall {
-    async fn media_loop(&mut self, events: &mut mpsc::UnboundedReceiver<SipEvent>) -> Outcome {
-        let mut out = [0u8; MAX_PACKET];
-        // Receive buffers, only while a second leg exists (most calls never have one).
-        let mut inb = Vec::new();
-        let mut pbuf = Vec::new();
-        // One timer for everything this call waits for (the next 20 ms frame, the workflow's
-        // next deadline, the end of a recording), reset only when the earliest one moves:
-        // a timer per deadline per frame costs more than the frame itself at a thousand calls.
-        let timer = tokio::time::sleep_until(clock::now().into());
-        tokio::pin!(timer);
-        let stream = self.stream.clone();
-        let news = stream.news();
-        tokio::pin!(news);
+impl Driver {
+    async fn run(&mut self) {
         loop {
-            self.drain().await;
-            // The first prompt is queued: start the clock, so the first packet is speech.
-            if let Some(sock) = self.send_sock.take() {
-                self.svc.media.start_stream(&self.stream, sock);
+            self.carry_out().await;
+            if self.core.is_finished() {
+                break;
             }
-            if self.peer.is_some() && pbuf.is_empty() {
-                pbuf.resize(RECV_BUF, 0);
-                inb.resize(RECV_BUF, 0);
-            }
-            if std::mem::take(&mut self.pending_transfer_dial) {
-                self.dial_transfer_target().await;
-            }
-            if let Some(o) = self.end.clone()
-                && !self.hangup_sent
-            {
-                return o;
-            }
-            let bridged = self.relay.is_some();
-            let next = [
-                self.stream.leg().session_timeout(),
-                if bridged {
-                    None
-                } else {
-                    self.engine.poll_timeout()
-                },
-                self.recording_until,
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            let armed = next.is_some();
-            if let Some(at) = next
-                && timer.deadline() != at.into()
-            {
-                timer.as_mut().reset(at.into());
-            }
+            let deadline = [self.core.poll_timeout(), self.legs.media_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
-                biased;
-                ev = events.recv() => match ev {
-                    Some(ev) => if let Some(o) = self.on_sip(ev) { return o; },
-                    None => return Outcome::Shutdown,
-                },
-                (n, from) = recv_from(self.bridge_sock.as_ref(), &mut inb) => {
-                    self.relay_packet(Side::A, from, &inb[..n], &mut out).await;
-                },
-                () = &mut news => news.set(stream.news()),
-                input = peer_next(&mut self.peer, &mut pbuf) => {
-                    if let Some(o) = self.on_peer(input, &pbuf, &mut out).await {
-                        return o;
-                    }
-                }
-                Some(cmd) = self.commands.recv() => self.on_command(cmd).await,
-                () = hang_up_requested(self.closing.as_ref()) => {
+                h = self.legs.next_happening() => self.on_leg(h),
+                Some(reply) = recv_reply(self.store.as_mut()) => self.on_store(reply),
+                Some(cmd) = recv_command(self.commands.as_mut()) => self.on_command(cmd),
+                () = closing(self.closing.as_ref()) => {
                     info!("the agent closed the interaction; hanging up");
                     self.closing = None;
-                    // The agent's phone at once: no more audio relayed while the caller's BYE
-                    // is answered.
-                    if let Some(p) = self.peer.as_mut() {
-                        p.leg.hang_up();
-                    }
-                    self.hang_up(Outcome::ClosedByAgent);
+                    self.core.handle_close(clock::now());
                 }
-                Some(reply) = self.store.replies.recv() => self.on_store(reply),
-                () = &mut timer, if armed => self.on_timer(clock::now()),
+                () = sleep_until(deadline) => self.on_timer(clock::now()),
             }
         }
+        self.finish().await;
     }
 
-    /// Whatever deadlines are due: the media leg's (frames are sent by the loop), the
-    /// workflow's, the end of a recording. Calling it early is harmless.
     fn on_timer(&mut self, now: Instant) {
-        self.stream.leg().handle_timeout(now);
-        if self.relay.is_none() && self.engine.poll_timeout().is_some_and(|t| t <= now) {
-            self.engine.handle_timeout(now);
-        }
-        if self.recording_until.is_some_and(|t| t <= now) {
-            self.recording_until = None;
-            self.finish_recording();
+        self.core.handle_timeout(now);
+        for (id, ev) in self.legs.media_timeouts(now) {
+            self.on_media(now, id, ev);
         }
     }
 
-    /// Move events between the media leg and the engine, and carry out the engine's actions.
-    async fn drain(&mut self) {
-        loop {
-            let now = clock::now();
-            let mut progressed = false;
-            loop {
-                let next = self.stream.leg().poll_event();
-                let Some(ev) = next else { break };
-                progressed = true;
-                match ev {
-                    MediaEvent::DigitReceived { digit, method } => {
-                        info!(digit = %digit, method = method.as_str(), "key pressed");
-                        crate::metrics::dtmf_digit(method);
-                        self.store.send(StoreJob::Apply(Lifecycle::Dtmf {
-                            digit: digit.as_char(),
-                            method,
-                        }));
-                        self.engine
-                            .handle_event(now, WfEvent::Digit(digit.as_char()));
-                    }
-                    MediaEvent::PlaybackFinished => {
-                        self.engine.handle_event(now, WfEvent::PlaybackFinished)
-                    }
-                    MediaEvent::Inactive => {
-                        warn!("no RTP from the caller for the inactivity timeout; hanging up");
-                        self.hang_up(Outcome::MediaTimeout);
-                    }
-                }
-            }
-            while let Some(action) = self.engine.poll_action() {
-                progressed = true;
-                self.on_action(now, action);
-            }
-            if !progressed {
-                return;
-            }
-        }
-    }
-
-    fn on_action(&mut self, now: Instant, action: Action) {
-        match action {
-            Action::EnterWorkflow => self.store.send(StoreJob::Apply(Lifecycle::EnteredWorkflow)),
-            Action::Play { items, .. } => {
-                let mut leg = self.stream.leg();
-                let player = leg.player();
-                player.stop();
-                for item in items {
-                    let r = match item {
-                        PlayItem::Prompt(id) => player.enqueue_id(&id),
-                        PlayItem::Digits(d) => player.enqueue(Item::Digits(d)),
-                        PlayItem::Silence(d) => player.enqueue(Item::Silence {
-                            frames: u32::try_from(d.as_millis() / 20).unwrap_or(u32::MAX),
-                        }),
-                    };
-                    if let Err(e) = r {
-                        warn!(error = %e, "prompt not playable");
-                    }
-                }
-            }
-            Action::StopPlayback => self.stream.leg().player().stop(),
-            Action::StartMusic => {
-                let music = self.svc.prompts.get(&self.flow.hold_music);
-                let mut leg = self.stream.leg();
-                let player = leg.player();
-                player.stop();
-                if let Some(p) = music {
-                    let _ = player.enqueue(Item::Loop(p));
-                }
-            }
-            Action::QueryQueueStatus => self.store.send(StoreJob::QueueStatus {
-                queue: self.flow.name.clone(),
-            }),
-            Action::RequestCallback { number, not_before } => {
-                info!(number = %Pii(&number), "callback requested");
-                self.store.send(StoreJob::RequestCallback {
-                    queue: self.flow.name.clone(),
-                    number,
-                    not_before,
-                    max_per_day: self.flow.callback.max_per_day,
-                });
-            }
-            Action::Transfer { target } => {
-                info!(target = %target, "transferring (REFER)");
-                self.transfer_target = Some(target.clone());
-                self.svc.ua.send(Command::Refer {
-                    call: self.call,
-                    target,
-                });
-            }
-            Action::StartRecording { max } => {
-                self.stream.leg().set_capture(true);
-                self.recording = true;
-                self.recording_until = Some(now + max);
-            }
-            Action::StopRecording => self.finish_recording(),
-            Action::Hangup { reason } => {
-                info!(reason = ?reason, "workflow hangs up");
-                self.hang_up(Outcome::WorkflowHungUp(reason));
-            }
-            Action::Log(step) => self.store.send(StoreJob::Step(step)),
-        }
-    }
-
-    fn on_sip(&mut self, ev: SipEvent) -> Option<Outcome> {
+    fn on_leg(&mut self, h: Happened) {
         let now = clock::now();
+        match h {
+            Happened::Sip(LegId::Caller, ev) => self.on_caller_sip(now, ev),
+            Happened::Sip(id, ev) => {
+                if let Some(ev) = self.legs.outbound_event(now, id, ev) {
+                    self.core.handle_leg(now, id, ev);
+                }
+            }
+            Happened::Media(id) => {
+                for ev in self.legs.media_events(id) {
+                    self.on_media(now, id, ev);
+                }
+            }
+        }
+    }
+
+    fn on_caller_sip(&mut self, now: Instant, ev: Option<SipEvent>) {
         match ev {
-            SipEvent::CallEnded { reason, .. } => {
-                self.ended_during = Some(self.engine.step_name());
-                self.engine.handle_event(now, WfEvent::Hangup);
-                let outcome = match (self.end.take(), reason) {
-                    (Some(o), _) => o,
-                    (None, EndReason::AckTimeout) => Outcome::AckTimeout,
-                    (None, _) => Outcome::CallerHungUp,
-                };
-                return Some(outcome);
+            Some(SipEvent::CallConfirmed { .. }) => {
+                self.core.handle_leg(now, LegId::Caller, LegEvent::Answered);
             }
-            SipEvent::InfoReceived {
+            Some(SipEvent::CallCancelled { .. } | SipEvent::CallEnded { .. }) | None => {
+                self.core.handle_leg(now, LegId::Caller, LegEvent::Ended);
+            }
+            Some(SipEvent::InfoReceived {
                 content_type, body, ..
-            } => {
-                self.stream.leg().handle_info(now, &content_type, &body);
+            }) => {
+                if let Some(stream) = self.caller_stream() {
+                    stream.leg().handle_info(now, &content_type, &body);
+                }
+                for ev in self.legs.media_events(LegId::Caller) {
+                    self.on_media(now, LegId::Caller, ev);
+                }
             }
-            SipEvent::ReInvite { sdp, .. } => {
+            Some(SipEvent::ReInvite { sdp, .. }) => {
                 let answer = self.renegotiate(now, &sdp);
-                self.svc.ua.send(Command::AnswerReInvite {
+                self.svc.ua.send(Sip::AnswerReInvite {
                     call: self.call,
                     sdp: answer.into_bytes(),
                 });
             }
-            SipEvent::ReferResponse { status, .. } => {
-                if !(200..300).contains(&status) {
-                    info!(
-                        status,
-                        "the PBX refused REFER; dialling the transfer target ourselves"
-                    );
-                    self.pending_transfer_dial = true;
-                }
+            Some(SipEvent::ReferResponse { status, .. }) => {
+                self.core.handle_refer(now, ReferProgress::Response(status));
             }
-            SipEvent::ReferNotify { status, .. } => {
-                if (200..300).contains(&status) {
-                    let target = self.transfer_target.clone().unwrap_or_default();
-                    self.hang_up(Outcome::Transferred(target));
-                } else if status >= 300 {
-                    self.engine.handle_event(now, WfEvent::TransferFailed);
-                }
+            Some(SipEvent::ReferNotify { status, .. }) => {
+                self.core.handle_refer(now, ReferProgress::Notify(status));
             }
-            SipEvent::CallConfirmed { .. }
-            | SipEvent::CallCancelled { .. }
-            | SipEvent::IncomingCall { .. }
-            | SipEvent::Progress { .. }
-            | SipEvent::Answered { .. }
-            | SipEvent::Failed { .. } => {}
+            Some(
+                SipEvent::IncomingCall { .. }
+                | SipEvent::Progress { .. }
+                | SipEvent::Answered { .. }
+                | SipEvent::Failed { .. },
+            ) => {}
         }
-        None
     }
 
-    fn on_store(&mut self, reply: StoreReply) {
+    fn on_media(&mut self, now: Instant, id: LegId, ev: MediaEvent) {
+        match ev {
+            MediaEvent::DigitReceived { digit, method } if id == LegId::Caller => {
+                info!(digit = %digit, method = method.as_str(), "key pressed");
+                crate::metrics::dtmf_digit(method);
+                self.core.handle_digit(now, digit.as_char(), method);
+            }
+            MediaEvent::DigitReceived { .. } => {}
+            MediaEvent::PlaybackFinished => {
+                self.core.handle_leg(now, id, LegEvent::PlaybackFinished)
+            }
+            MediaEvent::Inactive => {
+                warn!(leg = ?id, "no RTP for the inactivity timeout");
+                self.core.handle_leg(now, id, LegEvent::MediaTimeout);
+            }
+        }
+    }
+
+    fn on_store(&mut self, reply: WorkerReply) {
         let now = clock::now();
-        match reply {
-            StoreReply::CallbackStored => {
-                self.had_callback = true;
-                // Booked for later: no longer a live caller for the router to offer.
-                self.svc.live.remove(self.interaction);
-                self.engine.handle_event(now, WfEvent::CallbackStored);
+        let reply = match reply {
+            WorkerReply::CallbackStored => StoreReply::CallbackStored,
+            WorkerReply::CallbackRefused(r) => StoreReply::CallbackRefused(r),
+            WorkerReply::QueueStatus { position } => StoreReply::QueueStatus {
+                position,
+                estimated_wait: self.svc.estimated_wait(&self.flow.name, position),
+            },
+            WorkerReply::RecordingSaved { audio } => StoreReply::RecordingSaved { audio },
+            WorkerReply::Committed => StoreReply::Committed,
+            WorkerReply::Refused => StoreReply::Refused,
+        };
+        self.core.handle_store(now, reply);
+    }
+
+    fn on_command(&mut self, cmd: CallCommand) {
+        match cmd {
+            CallCommand::Offer {
+                agent,
+                ring_timeout,
+                done,
+            } => {
+                if self.offer.is_some() {
+                    // One offer at a time; the one in flight keeps its answer channel.
+                    let _ = done.send(OfferOutcome::Unavailable);
+                    return;
+                }
+                info!(agent = %agent.id, "offering the caller to an agent");
+                self.offer = Some(done);
+                self.core.handle_offer(clock::now(), agent.id, ring_timeout);
             }
-            StoreReply::CallbackRefused(r) => {
-                self.engine.handle_event(now, WfEvent::CallbackRefused(r))
+        }
+    }
+
+    async fn carry_out(&mut self) {
+        while let Some(cmd) = self.core.poll_command() {
+            match cmd {
+                Command::Store(StoreOp::Create) => self.create().await,
+                Command::Ring => self.svc.ua.send(Sip::Ring { call: self.call }),
+                Command::Answer => self.answer(),
+                Command::Reject(status) => {
+                    info!(status, "call refused");
+                    self.svc.ua.send(Sip::Reject {
+                        call: self.call,
+                        status,
+                    });
+                }
+                Command::StartMedia => self.start_media(),
+                Command::Dial(id, target) => {
+                    let from = self.svc.caller_id_for(&self.flow.name);
+                    if let Err(e) = self.legs.dial(&self.svc, id, &target, from).await {
+                        warn!(leg = ?id, error = %e, "leg not dialled");
+                        self.core
+                            .handle_leg(clock::now(), id, LegEvent::Failed { status: None });
+                    }
+                }
+                Command::Play {
+                    leg,
+                    items,
+                    then_loop,
+                } => self.legs.play(&self.svc, leg, items, then_loop.as_deref()),
+                Command::Record(_) => {
+                    if let Some(s) = self.caller_stream() {
+                        s.leg().set_capture(true);
+                    }
+                }
+                Command::Bridge(a, b) => {
+                    info!("caller bridged");
+                    self.legs.bridge(&self.svc, a, b);
+                }
+                Command::Refer(target) => {
+                    info!(target = %target, "transferring (REFER)");
+                    self.svc.ua.send(Sip::Refer {
+                        call: self.call,
+                        target,
+                    });
+                }
+                Command::HangUp(id) => self.legs.hang_up(&self.svc, id),
+                Command::Store(op) => self.store(op),
+                Command::Router(note) => self.router(note),
+                Command::Handled(talk) => self.svc.record_handling(&self.flow.name, talk),
+                Command::DialOutcome(_) => {}
             }
-            StoreReply::QueueStatus { position } => {
-                let estimated_wait = self.svc.estimated_wait(&self.flow.name, position);
-                self.engine.handle_event(
-                    now,
-                    WfEvent::QueueStatus {
-                        position,
-                        estimated_wait,
-                    },
-                );
+        }
+    }
+
+    /// The interaction is created before the phone rings (a CANCEL then finds it).
+    async fn create(&mut self) {
+        let new = Interaction::inbound(&self.flow.name, &self.number, clock::wall());
+        let created = tokio::time::timeout(CREATE_TIMEOUT, self.svc.store.create(new)).await;
+        let reply = match created {
+            Ok(Ok(i)) => {
+                tracing::Span::current().record("interaction", i.id);
+                self.interaction = Some(i.id);
+                self.store = Some(StoreWorker::spawn(self.svc.store.clone(), i.id));
+                self.commands = Some(self.svc.live.register(i.id, &self.flow.name, i.created_at));
+                self.closing = Some(self.svc.connected.register(i.id));
+                StoreReply::Created(i.id)
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "store unavailable");
+                StoreReply::Refused
+            }
+            Err(_) => {
+                warn!(timeout = ?CREATE_TIMEOUT, "store did not create the interaction in time");
+                StoreReply::Refused
+            }
+        };
+        self.core.handle_store(clock::now(), reply);
+    }
+
+    /// 200 OK; the caller's media leg exists from now (prompts queue on it), but sends nothing
+    /// until the ACK.
+    fn answer(&mut self) {
+        self.svc.ua.send(Sip::Answer {
+            call: self.call,
+            sdp: self.media.negotiated.answer_sdp.clone().into_bytes(),
+        });
+        let leg = MediaLeg::new(
+            clock::now(),
+            &mut self.svc.ids(),
+            &self.media.negotiated,
+            self.svc.prompts.clone(),
+            Some(self.svc.cfg.media.rtp_timeout),
+        );
+        if let Some(caller) = self.legs.get_mut(LegId::Caller) {
+            caller.set_stream(Stream::new(leg));
+        }
+    }
+
+    fn start_media(&mut self) {
+        let (Some(stream), Some(sock)) = (self.caller_stream().cloned(), self.media.sock.take())
+        else {
+            return;
+        };
+        // The first frame leaves now, not at the 200 OK (what was queued since is not skipped).
+        stream.leg().start_at(clock::now());
+        self.svc.media.start_stream(&stream, sock);
+    }
+
+    fn store(&mut self, op: StoreOp) {
+        let queue = self.flow.name.clone();
+        let job = match op {
+            StoreOp::Apply(e) => StoreJob::Apply(e),
+            StoreOp::Commit(e) => StoreJob::Commit(e),
+            StoreOp::Accept { agent } => StoreJob::Accept { agent },
+            StoreOp::Step(step) => StoreJob::Step(step),
+            StoreOp::RequestCallback {
+                number,
+                not_before,
+                max_per_day,
+            } => {
+                info!(number = %Pii(&number), "callback requested");
+                StoreJob::RequestCallback {
+                    queue,
+                    number,
+                    not_before,
+                    max_per_day,
+                }
+            }
+            StoreOp::QueueStatus => StoreJob::QueueStatus { queue },
+            StoreOp::SaveRecording => {
+                let samples = self.caller_stream().map_or_else(Vec::new, |s| {
+                    let mut leg = s.leg();
+                    // Taken before capture stops: stopping discards what is left.
+                    let samples = leg.take_audio();
+                    leg.set_capture(false);
+                    samples
+                });
+                let dir = self.svc.cfg.data_dir.join("voicemail");
+                let path = dir.join(format!("{}.wav", self.interaction.unwrap_or_default()));
+                StoreJob::Voicemail { path, samples }
+            }
+            StoreOp::Create => return,
+        };
+        if let Some(store) = &self.store {
+            store.send(job);
+        }
+    }
+
+    fn router(&mut self, note: RouterNote) {
+        match note {
+            RouterNote::OfferEnded(outcome) => {
+                if let Some(done) = self.offer.take() {
+                    let _ = done.send(outcome);
+                }
+            }
+            RouterNote::AgentAway(agent) => {
+                self.svc.agents.set_presence(&agent, Presence::Away);
+            }
+            RouterNote::LeftQueue => {
+                if let Some(id) = self.interaction {
+                    self.svc.live.remove(id);
+                }
             }
         }
     }
@@ -588,349 +473,62 @@ impl ActiveCall {
         let offer = std::str::from_utf8(sdp)
             .ok()
             .and_then(|s| SessionDescription::parse(s).ok());
-        match offer.map(|o| sdp::negotiate(&o, &self.local, &mut self.origin)) {
+        let m = &mut self.media;
+        let stream = self.legs.get(LegId::Caller).and_then(Leg::stream);
+        match offer.map(|o| sdp::negotiate(&o, &m.local, &mut m.origin)) {
             Some(Ok(n)) => {
-                self.stream.leg().renegotiate(now, &n);
+                if let Some(s) = stream {
+                    s.leg().renegotiate(now, &n);
+                }
                 n.answer_sdp
             }
             // No offer in the re-INVITE (or one we cannot take): repeat the current session.
             _ => {
-                let codec = self.stream.leg().session().codec();
-                current_answer(&self.local, &mut self.origin, codec)
+                let codec = stream.map_or(m.negotiated.codec, |s| s.leg().session().codec());
+                let mut only = m.local.clone();
+                only.codecs = vec![codec];
+                sdp::build_offer(&only, &mut m.origin).sdp().to_owned()
             }
         }
     }
 
-    fn finish_recording(&mut self) {
-        if !std::mem::take(&mut self.recording) {
-            return;
-        }
-        let samples = {
-            let mut leg = self.stream.leg();
-            let samples = leg.take_audio();
-            leg.set_capture(false);
-            samples
-        };
-        let dir = self.svc.cfg.data_dir.join("voicemail");
-        let path = dir.join(format!("{}.wav", self.interaction));
-        self.left_voicemail = !samples.is_empty();
-        self.store.send(StoreJob::Voicemail { path, samples });
-        self.engine
-            .handle_event(clock::now(), WfEvent::RecordingFinished);
+    fn caller_stream(&self) -> Option<&Arc<Stream>> {
+        self.legs.get(LegId::Caller).and_then(Leg::stream)
     }
 
-    /// An offer from the router: ring the agent while the caller keeps waiting.
-    async fn on_command(&mut self, cmd: CallCommand) {
-        match cmd {
-            CallCommand::Offer {
-                agent,
-                ring_timeout,
-                done,
-            } => {
-                let waiting = matches!(
-                    self.engine.step_name(),
-                    "waiting" | "menu" | "position announcement" | "waiting to enter the workflow"
-                );
-                if !waiting || self.peer.is_some() || self.end.is_some() || self.had_callback {
-                    let _ = done.send(OfferOutcome::Unavailable);
-                    return;
-                }
-                let Some((uri, hop)) = super::callback_task::agent_target(&agent.endpoint).await
-                else {
-                    let _ = done.send(OfferOutcome::NotAnswered);
-                    return;
-                };
-                let spec = DialSpec {
-                    target: uri,
-                    next_hop: hop,
-                    from_user: self.svc.caller_id_for(&self.flow.name),
-                    extra_headers: vec![(
-                        "Call-Info".into(),
-                        "<sip:hammond>;answer-after=0".into(),
-                    )],
-                    credentials: None,
-                };
-                match OutboundLeg::dial(&self.svc, spec).await {
-                    Ok(leg) => {
-                        info!(agent = %agent.id, "offering the caller to an agent");
-                        self.peer = Some(PeerLeg {
-                            leg,
-                            purpose: Purpose::Agent(agent.id),
-                            deadline: clock::now() + ring_timeout,
-                            done: Some(done),
-                        });
-                    }
-                    Err(_) => {
-                        let _ = done.send(OfferOutcome::NotAnswered);
-                    }
-                }
-            }
+    /// The call is over: wait for its writes, and report its media counters.
+    async fn finish(&mut self) {
+        if let Some(id) = self.interaction {
+            self.svc.live.remove(id);
         }
-    }
-
-    /// The PBX would not transfer by REFER: call the target ourselves and bridge (RFC 3515's
-    /// fallback in practice).
-    async fn dial_transfer_target(&mut self) {
-        let target = self.transfer_target.clone().unwrap_or_default();
-        let dialled = match super::callback_task::agent_target(&target).await {
-            Some((uri, hop)) => OutboundLeg::dial(
-                &self.svc,
-                DialSpec {
-                    target: uri,
-                    next_hop: hop,
-                    from_user: self.svc.caller_id_for(&self.flow.name),
-                    extra_headers: Vec::new(),
-                    credentials: None,
-                },
-            )
-            .await
-            .ok(),
-            None => None,
-        };
-        match dialled {
-            Some(leg) => {
-                let ring = self.flow.callback.retry.ring_timeout;
-                self.peer = Some(PeerLeg {
-                    leg,
-                    purpose: Purpose::Transfer(target),
-                    deadline: clock::now() + ring,
-                    done: None,
-                });
-            }
-            None => self
-                .engine
-                .handle_event(clock::now(), WfEvent::TransferFailed),
+        if let Some(stream) = self.caller_stream() {
+            let leg = stream.leg();
+            crate::metrics::rtp_late(leg.session().counters().late, leg.frames_skipped());
         }
-    }
-
-    /// Something happened on the peer leg.
-    async fn on_peer(&mut self, input: PeerInput, buf: &[u8], out: &mut [u8]) -> Option<Outcome> {
-        let now = clock::now();
-        match input {
-            PeerInput::Packet(n, from) => {
-                if self.relay.is_some() {
-                    self.relay_packet(Side::B, from, &buf[..n], out).await;
-                }
-                None
-            }
-            PeerInput::Sip(Some(SipEvent::Answered { sdp, .. })) => {
-                let p = self.peer.as_mut()?;
-                if let Err(e) = p.leg.answered(now, &sdp) {
-                    warn!(error = %e, "peer's SDP answer unusable");
-                }
-                self.stream.leg().player().stop();
-                // From now on this task relays the caller's stream, not the media clock.
-                self.bridge_sock = match self.send_sock.take() {
-                    Some(sock) => Some(sock),
-                    None => self.svc.media.detach(&self.stream).await,
-                }
-                .and_then(|sock| UdpSocket::from_std(sock).ok());
-                let p = self.peer.as_mut()?;
-                self.relay = Some(Relay::new());
-                match &p.purpose {
-                    Purpose::Agent(agent) => {
-                        info!(agent = %agent, "agent answered; caller bridged");
-                        self.connected_agent = Some(agent.clone());
-                        self.bridged_at = Some(now);
-                        self.closing = Some(self.svc.connected.register(self.interaction));
-                        self.store.send(StoreJob::Apply(Lifecycle::OfferedLive {
-                            agent: agent.clone(),
-                        }));
-                        self.store.send(StoreJob::Apply(Lifecycle::Bridged));
-                    }
-                    Purpose::Transfer(target) => {
-                        info!(target = %target, "transfer target answered; caller bridged");
-                        self.store
-                            .send(StoreJob::Apply(Lifecycle::Note(Note::TransferBridged {
-                                to: target.clone(),
-                            })));
-                    }
-                }
-                if let Some(done) = p.done.take() {
-                    let _ = done.send(OfferOutcome::Bridged);
-                }
-                None
-            }
-            PeerInput::Sip(Some(SipEvent::Failed { status, .. })) => {
-                self.peer_failed(Some(status));
-                None
-            }
-            PeerInput::RingTimeout => {
-                if let Some(p) = self.peer.as_mut() {
-                    p.leg.hang_up();
-                }
-                self.peer_failed(None);
-                None
-            }
-            PeerInput::Sip(Some(SipEvent::CallEnded { .. }) | None) => {
-                if let Some(p) = self.peer.as_mut() {
-                    p.leg.mark_ended();
-                }
-                if self.relay.is_some() {
-                    self.hang_up(Outcome::PeerHungUp);
-                    None
-                } else {
-                    self.peer_failed(None);
-                    None
-                }
-            }
-            PeerInput::Sip(Some(_)) => None,
+        if let Some(store) = self.store.as_mut() {
+            store.finish().await;
         }
-    }
-
-    /// The peer leg did not come up: the caller stays in the workflow.
-    fn peer_failed(&mut self, status: Option<u16>) {
-        let Some(mut p) = self.peer.take() else {
-            return;
-        };
-        p.leg.mark_ended();
-        match p.purpose {
-            Purpose::Agent(agent) => {
-                info!(agent = %agent, status, "agent did not answer the offer");
-                if let Some(done) = p.done.take() {
-                    let _ = done.send(OfferOutcome::NotAnswered);
-                }
-            }
-            Purpose::Transfer(target) => {
-                info!(target = %target, status, "transfer target not reached");
-                self.engine
-                    .handle_event(clock::now(), WfEvent::TransferFailed);
-            }
-        }
-    }
-
-    /// Relay one packet between the caller (A) and the peer (B), in the receiver's stream.
-    async fn relay_packet(
-        &mut self,
-        side: Side,
-        from: std::net::SocketAddr,
-        bytes: &[u8],
-        out: &mut [u8],
-    ) {
-        let now = clock::now();
-        let (Some(relay), Some(peer)) = (self.relay.as_mut(), self.peer.as_mut()) else {
-            return;
-        };
-        let Some(peer_session) = peer.leg.session.as_mut() else {
-            return;
-        };
-        // The caller's leg is locked only while the packet is rewritten, never across the send.
-        let (n, dest) = {
-            let mut caller_leg = self.stream.leg();
-            let caller_session = caller_leg.session_mut();
-            let (src, dst) = match side {
-                Side::A => (caller_session, peer_session),
-                Side::B => (peer_session, caller_session),
-            };
-            let Ok(inbound) = src.accept(now, from, bytes) else {
-                return;
-            };
-            let Ok(n) = relay.forward(side, &inbound, src, dst, out) else {
-                return;
-            };
-            let Some(dest) = dst.destination() else {
-                return;
-            };
-            (n, dest)
-        };
-        let sock = match side {
-            Side::A => &peer.leg.sock,
-            Side::B => match &self.bridge_sock {
-                Some(sock) => sock,
-                None => return,
-            },
-        };
-        let _ = sock.send_to(&out[..n], dest).await;
-    }
-
-    fn hang_up(&mut self, outcome: Outcome) {
-        if self.end.is_none() {
-            self.end = Some(outcome);
-            self.hangup_sent = true;
-            self.svc.ua.send(Command::Hangup { call: self.call });
-        }
-    }
-
-    /// Write how the call ended, then wait for the store to have it.
-    async fn settle(mut self, outcome: Outcome) {
-        if self.recording {
-            self.finish_recording();
-        }
-        let during = self
-            .ended_during
-            .unwrap_or_else(|| self.engine.step_name())
-            .to_owned();
-        self.svc.live.remove(self.interaction);
-        let (counters, skipped) = {
-            let leg = self.stream.leg();
-            (leg.session().counters(), leg.frames_skipped())
-        };
-        crate::metrics::rtp_late(counters.late, skipped);
-        if let Some(at) = self.bridged_at {
-            self.svc.record_handling(&self.flow.name, clock::now() - at);
-        }
-        if let Some(mut p) = self.peer.take() {
-            p.leg.hang_up();
-        }
-        let event = match &outcome {
-            // The interaction is closed already: only the feed hears how the call ended.
-            Outcome::ClosedByAgent => Lifecycle::Note(Note::HungUpOnClose),
-            // Bridged to a transfer target we dialled ourselves.
-            _ if self.relay.is_some() && self.connected_agent.is_none() => Lifecycle::Transferred {
-                to: self.transfer_target.clone().unwrap_or_default(),
-            },
-            _ if self.connected_agent.is_some() => Lifecycle::HungUp {
-                by: if matches!(outcome, Outcome::PeerHungUp) {
-                    HangupBy::Agent
-                } else {
-                    HangupBy::Caller
-                },
-            },
-            Outcome::Transferred(to) => Lifecycle::Transferred { to: to.clone() },
-            Outcome::PeerHungUp => Lifecycle::Transferred {
-                to: self.transfer_target.clone().unwrap_or_default(),
-            },
-            Outcome::WorkflowHungUp(reason) => {
-                debug!(reason = ?reason, "workflow ended the call");
-                ended(
-                    HangupBy::Hammond,
-                    self.had_callback,
-                    self.left_voicemail,
-                    &during,
-                )
-            }
-            Outcome::CallerHungUp
-            | Outcome::MediaTimeout
-            | Outcome::AckTimeout
-            | Outcome::Shutdown => ended(
-                HangupBy::Caller,
-                self.had_callback,
-                self.left_voicemail,
-                &during,
-            ),
-        };
-        self.store.send(StoreJob::Apply(event));
-        self.store.finish().await;
-        info!(outcome = ?outcome, callback = self.had_callback, "call ended");
+        info!(step = self.core.step_name(), "call ended");
     }
 }
 
-fn ended(by: HangupBy, had_callback: bool, voicemail: bool, during: &str) -> Lifecycle {
-    Lifecycle::CallEnded {
-        by,
-        had_callback,
-        voicemail,
-        during: Some(during.to_owned()),
+async fn recv_reply(store: Option<&mut StoreWorker>) -> Option<WorkerReply> {
+    match store {
+        Some(s) => s.replies.recv().await,
+        None => std::future::pending().await,
     }
 }
 
-/// An SDP describing our current session, for a re-INVITE without an offer (§14.2).
-fn current_answer(
-    local: &LocalMedia,
-    origin: &mut LocalOrigin,
-    codec: crate::media::Codec,
-) -> String {
-    let mut only = local.clone();
-    only.codecs = vec![codec];
-    sdp::build_offer(&only, origin).sdp().to_owned()
+async fn recv_command(rx: Option<&mut mpsc::Receiver<CallCommand>>) -> Option<CallCommand> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn closing(request: Option<&HangupRequest>) {
+    match request {
+        Some(r) => r.requested().await,
+        None => std::future::pending().await,
+    }
 }

@@ -22,16 +22,12 @@ pub enum CallCommand {
     },
 }
 
-/// How an offer ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OfferOutcome {
-    /// The agent answered and the caller is bridged (the interaction is connected).
-    Bridged,
-    /// The agent's phone did not answer in time, was busy or failed.
-    NotAnswered,
-    /// The caller cannot take an offer now (capturing a callback, transferring, gone).
-    Unavailable,
-}
+pub use crate::call::OfferOutcome;
+
+/// Commands queued for one call. The router sends at most one offer per caller at a time, so
+/// a full queue means the call's task is stuck: the offer is refused there and then
+/// (`LiveCaller::send` returns `false`) rather than waiting on it.
+const COMMAND_QUEUE: usize = 4;
 
 /// One waiting live caller.
 #[derive(Debug, Clone)]
@@ -40,12 +36,13 @@ pub struct LiveCaller {
     pub queue: String,
     /// Original arrival: live callers and callbacks are served in this order.
     pub created_at: Timestamp,
-    tx: mpsc::UnboundedSender<CallCommand>,
+    tx: mpsc::Sender<CallCommand>,
 }
 
 impl LiveCaller {
+    /// Queue `cmd` for the call; `false` when it is gone or its queue is full.
     pub fn send(&self, cmd: CallCommand) -> bool {
-        self.tx.send(cmd).is_ok()
+        self.tx.try_send(cmd).is_ok()
     }
 }
 
@@ -61,8 +58,8 @@ impl LiveCalls {
         interaction: InteractionId,
         queue: &str,
         created_at: Timestamp,
-    ) -> mpsc::UnboundedReceiver<CallCommand> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    ) -> mpsc::Receiver<CallCommand> {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         self.lock().insert(
             interaction,
             LiveCaller {

@@ -59,7 +59,7 @@ const TICK: Duration = Duration::from_millis(5);
 pub struct Stream {
     leg: Mutex<MediaLeg>,
     /// Signalled when the leg has events for the call task.
-    news: Notify,
+    news: Arc<Notify>,
 }
 
 /// Where a stream's leg lies within it (the same for every stream: measured on the first).
@@ -70,7 +70,7 @@ impl Stream {
     pub fn new(leg: MediaLeg) -> Arc<Self> {
         let stream = Arc::new(Self {
             leg: Mutex::new(leg),
-            news: Notify::new(),
+            news: Arc::new(Notify::new()),
         });
         if LEG_OFFSET.load(Ordering::Relaxed) == usize::MAX {
             let base = Arc::as_ptr(&stream).addr();
@@ -118,6 +118,11 @@ impl Stream {
     /// kept as a permit, so nothing is missed.
     pub fn news(&self) -> tokio::sync::futures::Notified<'_> {
         self.news.notified()
+    }
+
+    /// [`Stream::news`] as an owned future, for a driver that keeps one per leg of a call.
+    pub fn news_owned(&self) -> tokio::sync::futures::OwnedNotified {
+        self.news.clone().notified_owned()
     }
 }
 

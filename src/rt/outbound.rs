@@ -1,19 +1,19 @@
-//! One outbound call leg (the customer's phone through the trunk, or the agent's phone): its
-//! RTP socket, our SDP offer, and — once answered — its RTP session. The SIP side lives in the
-//! user agent; this is the owning task's handle on it.
+//! One outbound call leg (the customer's phone through the trunk, the agent's SIP phone, a
+//! transfer target): its RTP socket and our SDP offer until it answers, then its media stream on
+//! the media clock. The SIP side lives in the user agent; this is the driver's handle on it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::media_worker::Stream;
 use super::ports::PortsExhausted;
 use super::services::Services;
+use crate::media::leg::MediaLeg;
 use crate::media::sdp::{self, LocalOrigin, OfferState, SdpError};
-use crate::media::session::RtpSession;
-use crate::sip::msg::Uri;
+use crate::sip::msg::{Uri, parse_uri};
 use crate::sip::ua::{CallId, Command, Dial, SipEvent};
 
 /// Where and how to dial.
@@ -27,9 +27,9 @@ pub struct DialSpec {
 
 pub struct OutboundLeg {
     pub call: CallId,
-    pub sock: UdpSocket,
+    /// The RTP socket, until the answer hands it to the media clock.
+    sock: Option<std::net::UdpSocket>,
     offer: OfferState,
-    pub session: Option<RtpSession>,
     pub events: mpsc::UnboundedReceiver<SipEvent>,
     svc: Arc<Services>,
     ended: bool,
@@ -37,15 +37,15 @@ pub struct OutboundLeg {
 
 impl OutboundLeg {
     /// Bind an RTP port, register the leg, and send the INVITE.
-    pub async fn dial(svc: &Arc<Services>, spec: DialSpec) -> Result<Self, PortsExhausted> {
+    pub fn dial(svc: &Arc<Services>, spec: DialSpec) -> Result<Self, PortsExhausted> {
         let sock = svc.ports.bind()?;
-        let sock = UdpSocket::from_std(sock).map_err(|_| svc.ports.exhausted())?;
         let port = sock.local_addr().map(|a| a.port()).unwrap_or_default();
         let local = svc.local_media(port);
         let mut origin = LocalOrigin::new(&mut svc.ids());
         let offer = sdp::build_offer(&local, &mut origin);
         let call = svc.ua.new_call_id();
         let (tx, events) = mpsc::unbounded_channel();
+        // Registered before the INVITE leaves, so no response can be missed.
         svc.legs.register(call, tx);
         svc.ua.send(Command::Dial(Box::new(Dial {
             call,
@@ -58,27 +58,33 @@ impl OutboundLeg {
         })));
         Ok(Self {
             call,
-            sock,
+            sock: Some(sock),
             offer,
-            session: None,
             events,
             svc: svc.clone(),
             ended: false,
         })
     }
 
-    /// The leg was answered with `sdp`: start its RTP session.
-    pub fn answered(&mut self, now: Instant, sdp: &[u8]) -> Result<(), SdpError> {
+    /// The leg was answered with `sdp`: its media starts on the media clock (silence until
+    /// something is played to it).
+    pub fn answered(&mut self, now: Instant, sdp: &[u8]) -> Result<Arc<Stream>, SdpError> {
         let text = std::str::from_utf8(sdp).map_err(|_| SdpError::Missing("UTF-8 SDP"))?;
         let negotiated = sdp::accept_answer(&self.offer, text)?;
-        let inactivity = Some(self.svc.cfg.media.rtp_timeout);
-        self.session = Some(RtpSession::new(
+        let sock = self
+            .sock
+            .take()
+            .ok_or(SdpError::Missing("a first answer"))?;
+        let leg = MediaLeg::new(
             now,
             &mut self.svc.ids(),
             &negotiated,
-            inactivity,
-        ));
-        Ok(())
+            self.svc.prompts.clone(),
+            Some(self.svc.cfg.media.rtp_timeout),
+        );
+        let stream = Stream::new(leg);
+        self.svc.media.start_stream(&stream, sock);
+        Ok(stream)
     }
 
     /// The leg ended on its own (failure, BYE): nothing left to hang up.
@@ -100,4 +106,29 @@ impl Drop for OutboundLeg {
         self.hang_up();
         self.svc.legs.remove(self.call);
     }
+}
+
+/// A host:port string to a socket address (IP literal or DNS).
+pub async fn resolve(hostport: &str) -> Option<SocketAddr> {
+    if let Ok(a) = hostport.parse() {
+        return Some(a);
+    }
+    tokio::net::lookup_host(hostport).await.ok()?.next()
+}
+
+/// A SIP URI (an agent's phone, a transfer target) and where to send its INVITE.
+pub async fn sip_target(endpoint: &str) -> Option<(Uri, SocketAddr)> {
+    let uri = parse_uri(endpoint).ok()?;
+    let host = uri
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let bracketed = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let hop = resolve(&format!("{bracketed}:{}", uri.port.unwrap_or(5060))).await?;
+    Some((uri, hop))
 }

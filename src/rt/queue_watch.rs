@@ -109,12 +109,14 @@ pub fn spawn_watcher(
     registry: Arc<QueueRegistry>,
     catalog: Arc<dyn PromptCatalog + Send + Sync>,
 ) -> Result<WatchHandle, notify::Error> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    // One pending "something changed" is all a reload needs: further events while one is
+    // queued are dropped (the debounce below reloads once for all of them).
+    let (tx, mut rx) = mpsc::channel::<()>(1);
     let mut watcher =
         notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
             Ok(ev) if matches!(ev.kind, EventKind::Access(_)) => {}
             Ok(_) => {
-                let _ = tx.send(());
+                let _ = tx.try_send(());
             }
             Err(e) => tracing::warn!(error = %e, "queue directory watch error"),
         })?;

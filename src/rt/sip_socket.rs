@@ -113,9 +113,15 @@ pub fn bind_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
 
 enum Inbound {
     Message(Peer, Vec<u8>),
-    Opened(u64, mpsc::UnboundedSender<Wire>),
     Closed(u64),
 }
+
+/// Messages framed by TCP readers, waiting for the endpoint. A full queue makes the readers
+/// wait, so a flooding peer is slowed at its own socket (TCP backpressure), not buffered here.
+const TCP_INBOUND_QUEUE: usize = 1024;
+/// Messages waiting to be written to one TCP connection. A peer that lets this many pile up
+/// is not reading: its connection is closed rather than buffered without limit.
+const TCP_OUTBOUND_QUEUE: usize = 64;
 
 /// Create the command channel first, so call managers can hold a handle before the loop runs.
 pub fn ua_channel() -> (UaHandle, mpsc::UnboundedReceiver<Command>) {
@@ -140,8 +146,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let SipSockets { udp, tcp } = sockets;
-    let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Inbound>();
-    let mut conns: HashMap<u64, mpsc::UnboundedSender<Wire>> = HashMap::new();
+    let (in_tx, mut in_rx) = mpsc::channel::<Inbound>(TCP_INBOUND_QUEUE);
+    let mut conns: HashMap<u64, mpsc::Sender<Wire>> = HashMap::new();
     let open_conns = Arc::new(AtomicU64::new(0));
     let mut next_conn = 1u64;
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
@@ -155,11 +161,15 @@ pub async fn run(
                         warn!(peer = %t.peer.addr, error = %e, "SIP send failed");
                     }
                 }
-                Link::Tcp(id) => match conns.get(&id) {
-                    Some(tx) => {
-                        let _ = tx.send(t.bytes);
+                Link::Tcp(id) => match conns.get(&id).map(|tx| tx.try_send(t.bytes)) {
+                    Some(Ok(())) => {}
+                    Some(Err(mpsc::error::TrySendError::Full(_))) => {
+                        warn!(conn = id, "TCP peer is not reading; closing its connection");
+                        conns.remove(&id);
                     }
-                    None => debug!(conn = id, "TCP connection gone; response dropped"),
+                    Some(Err(mpsc::error::TrySendError::Closed(_))) | None => {
+                        debug!(conn = id, "TCP connection gone; message dropped");
+                    }
                 },
             }
         }
@@ -186,20 +196,19 @@ pub async fn run(
                     let id = next_conn;
                     next_conn += 1;
                     open_conns.fetch_add(1, Ordering::Relaxed);
-                    let (out_tx, out_rx) = mpsc::unbounded_channel();
-                    let _ = in_tx.send(Inbound::Opened(id, out_tx));
+                    let (out_tx, out_rx) = mpsc::channel(TCP_OUTBOUND_QUEUE);
+                    conns.insert(id, out_tx);
                     let in_tx = in_tx.clone();
                     let open = open_conns.clone();
                     tokio::spawn(async move {
                         connection(id, stream, from, in_tx.clone(), out_rx, limits).await;
                         open.fetch_sub(1, Ordering::Relaxed);
-                        let _ = in_tx.send(Inbound::Closed(id));
+                        let _ = in_tx.send(Inbound::Closed(id)).await;
                     });
                 }
             },
             Some(inb) = in_rx.recv() => match inb {
                 Inbound::Message(peer, bytes) => ua.handle_message(clock::now(), peer, &bytes),
-                Inbound::Opened(id, tx) => { conns.insert(id, tx); }
                 Inbound::Closed(id) => { conns.remove(&id); }
             },
             Some(cmd) = commands.recv() => ua.handle_command(clock::now(), cmd),
@@ -221,8 +230,8 @@ async fn connection(
     id: u64,
     mut stream: TcpStream,
     from: SocketAddr,
-    in_tx: mpsc::UnboundedSender<Inbound>,
-    mut out_rx: mpsc::UnboundedReceiver<Wire>,
+    in_tx: mpsc::Sender<Inbound>,
+    mut out_rx: mpsc::Receiver<Wire>,
     limits: TcpLimits,
 ) {
     let peer = Peer {
@@ -255,15 +264,17 @@ async fn connection(
                         Ok(Some(len)) => {
                             let bytes: Vec<u8> = buf.drain(..len).collect();
                             let trimmed = trim_leading_crlf(&bytes);
-                            if !trimmed.is_empty() {
-                                let _ = in_tx.send(Inbound::Message(peer, trimmed.to_vec()));
+                            if !trimmed.is_empty()
+                                && in_tx.send(Inbound::Message(peer, trimmed.to_vec())).await.is_err()
+                            {
+                                return;
                             }
                         }
                         Ok(None) => break,
                         Err(e) => {
                             debug!(conn = id, error = %e, "unframeable TCP stream; closing");
                             // Let the user agent answer 400 if it can read a Via.
-                            let _ = in_tx.send(Inbound::Message(peer, std::mem::take(&mut buf)));
+                            let _ = in_tx.send(Inbound::Message(peer, std::mem::take(&mut buf))).await;
                             return;
                         }
                     }
@@ -274,9 +285,11 @@ async fn connection(
                     partial_since.or_else(|| Some(clock::now().into()))
                 };
             }
-            Some(bytes) = out_rx.recv() => {
-                if stream.write_all(&bytes).await.is_err() { return; }
-            }
+            out = out_rx.recv() => match out {
+                Some(bytes) => if stream.write_all(&bytes).await.is_err() { return; },
+                // The endpoint dropped us (a peer not reading what we send).
+                None => return,
+            },
             () = idle => { debug!(conn = id, "TCP idle timeout"); return; }
             () = header_deadline => { debug!(conn = id, "TCP header timeout"); return; }
         }

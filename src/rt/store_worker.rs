@@ -18,6 +18,12 @@ use crate::workflow::engine::{Refusal, Step};
 #[derive(Debug)]
 pub enum StoreJob {
     Apply(Lifecycle),
+    /// Apply, and answer `Committed` or `Refused`: the call waits for it.
+    Commit(Lifecycle),
+    /// Accept for `agent` atomically; answer `Committed` or `Refused`.
+    Accept {
+        agent: String,
+    },
     Step(Step),
     RequestCallback {
         queue: String,
@@ -37,9 +43,17 @@ pub enum StoreJob {
 /// Answers the workflow waits for.
 #[derive(Debug)]
 pub enum StoreReply {
+    Committed,
+    Refused,
+    /// The voicemail was written (`audio`: there was a message to keep).
+    RecordingSaved {
+        audio: bool,
+    },
     CallbackStored,
     CallbackRefused(Refusal),
-    QueueStatus { position: u32 },
+    QueueStatus {
+        position: u32,
+    },
 }
 
 pub struct StoreWorker {
@@ -93,6 +107,20 @@ async fn run_job(
             }
             None
         }
+        StoreJob::Commit(event) => Some(match store.apply(id, event, clock::wall()).await {
+            Ok(_) => StoreReply::Committed,
+            Err(e) => {
+                warn!(error = %e, "interaction update refused");
+                StoreReply::Refused
+            }
+        }),
+        StoreJob::Accept { agent } => Some(match store.accept(id, &agent, clock::wall()).await {
+            Ok(_) => StoreReply::Committed,
+            Err(e) => {
+                warn!(error = %e, "accept refused");
+                StoreReply::Refused
+            }
+        }),
         StoreJob::Step(step) => {
             if let Err(e) = store.apply(id, step_note(&step), clock::wall()).await {
                 warn!(error = %e, "feed entry failed");
@@ -110,7 +138,11 @@ async fn run_job(
             Some(StoreReply::QueueStatus { position })
         }
         StoreJob::Voicemail { path, samples } => {
-            match write_wav(&path, &samples) {
+            // Written first: the interaction says "voicemail" only for a message on disk.
+            if samples.is_empty() {
+                return Some(StoreReply::RecordingSaved { audio: false });
+            }
+            let audio = match write_wav(&path, &samples) {
                 Ok(()) => {
                     let note = Lifecycle::Note(Note::VoicemailRecorded {
                         secs: (samples.len() / 8000) as u64,
@@ -119,10 +151,14 @@ async fn run_job(
                     if let Err(e) = store.apply(id, note, clock::wall()).await {
                         warn!(error = %e, "voicemail feed entry failed");
                     }
+                    true
                 }
-                Err(e) => warn!(error = %e, path = %path.display(), "voicemail not written"),
-            }
-            None
+                Err(e) => {
+                    warn!(error = %e, path = %path.display(), "voicemail not written");
+                    false
+                }
+            };
+            Some(StoreReply::RecordingSaved { audio })
         }
     }
 }

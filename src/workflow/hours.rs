@@ -32,6 +32,14 @@ pub enum BusinessHours {
 }
 
 impl BusinessHours {
+    /// The queue's time zone, when its hours name one (24/7 queues have none).
+    pub fn time_zone(&self) -> Option<&TimeZone> {
+        match self {
+            Self::AlwaysOpen => None,
+            Self::Weekly { tz, .. } => Some(tz),
+        }
+    }
+
     /// Is the queue open at wall-clock instant `at`? Call when a caller enters the workflow.
     pub fn is_open(&self, at: Timestamp) -> bool {
         match self {

@@ -577,3 +577,101 @@ fn refused_refer_falls_back_to_dialling_the_target_and_bridging() {
     assert_eq!(closed["reason"], "transferred", "{}", d.text);
     assert!(feed_kinds(&h, id).iter().any(|k| k == "transfer_bridged"));
 }
+
+/// The callback connect experience, customer first: the customer who answers hears the
+/// queue's callback greeting at once (speech, not silence), then waits; the agent's phone
+/// rings and never answers; at the shipped agent ring timeout (20 s) the customer hears the
+/// apology and gets BYE, and the callback is back in the queue with no attempt counted, the
+/// feed saying the agent was unreachable, and the agent set away.
+#[test]
+fn customer_answering_first_hears_the_greeting_and_an_unreachable_agent_reopens_uncounted() {
+    let (h, trunk, agent, id) = with_callback("");
+    let sink = crate::support::rtp::RtpSink::start();
+    let customer = Sipp::uas("customer_answers_rtp_sink.xml", trunk)
+        .key("rtp_port", &sink.port.to_string())
+        .spawn();
+    let alice = Sipp::uas("phone_no_answer.xml", agent).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let accepted = Instant::now();
+    accept_as_alice(&h, id);
+    // Available once the callback is hers (so the router has nothing else to push): the
+    // failure must set her away.
+    set_presence(&h, "alice", "alice-secret", "available");
+    let customer = customer.wait();
+    let bye_after = accepted.elapsed();
+    assert_ok(&customer);
+    assert_ok(&alice.wait());
+    let packets = sink.finish();
+    assert!(
+        bye_after < Duration::from_secs(20 + 10),
+        "BYE {bye_after:?} after the accept"
+    );
+    let first = packets.first().expect("the customer heard something");
+    // What the customer hears in the first second after the first packet is speech: PCMU
+    // silence is 0xFF/0x7F; the greeting's samples are not.
+    let first_second: Vec<u8> = packets
+        .iter()
+        .filter(|p| p.at.duration_since(first.at) < Duration::from_secs(1) && p.pt == 0)
+        .flat_map(|p| p.payload.iter().copied())
+        .collect();
+    let loud = first_second
+        .iter()
+        .filter(|b| !matches!(**b, 0xFF | 0x7F | 0xFE | 0x7E))
+        .count();
+    assert!(
+        loud > first_second.len() / 3,
+        "the first second is speech: {loud} of {} samples loud",
+        first_second.len()
+    );
+    let gaps = crate::support::rtp::gaps_ms(&packets);
+    let worst = gaps.iter().copied().fold(0.0, f64::max);
+    assert!(worst < 1000.0, "silence of {worst} ms while waiting");
+    let i = wait_status(&h, id, "open");
+    assert_eq!(i["status"], "open", "{i}");
+    assert_eq!(i["callback"]["attempts"], 0, "{i}");
+    assert_eq!(i["assigned_agent"], serde_json::Value::Null, "{i}");
+    let kinds = kinds_of(&i);
+    assert!(kinds.iter().any(|k| k == "agent_unreachable"), "{kinds:?}");
+    let agents = http::get(h.http, "/api/v1/agents", "alice-secret");
+    let alice = agents.body["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == "alice").cloned())
+        .unwrap_or_default();
+    assert_eq!(alice["status"], "away", "{}", agents.text);
+}
+
+/// The callback connect experience, agent first: the agent's phone answers at once and hears
+/// the whisper (speech) while the customer's phone still rings; when the customer answers the
+/// two are bridged.
+#[test]
+fn agent_answering_first_hears_the_whisper_then_is_bridged_to_the_customer() {
+    let (h, trunk, agent, id) = with_callback("");
+    let sink = crate::support::rtp::RtpSink::start();
+    let customer = Sipp::uas("customer_answers_after_4s.xml", trunk).spawn();
+    let alice = Sipp::uas("customer_answers_rtp_sink.xml", agent)
+        .key("rtp_port", &sink.port.to_string())
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    accept_as_alice(&h, id);
+    let bridged = wait_feed(&h, id, "bridged");
+    assert!(bridged.iter().any(|k| k == "bridged"), "{bridged:?}");
+    close_as_alice(&h, id);
+    assert_ok(&customer.wait());
+    assert_ok(&alice.wait());
+    let packets = sink.finish();
+    let first = packets.first().expect("the agent heard something");
+    let first_second: Vec<u8> = packets
+        .iter()
+        .filter(|p| p.at.duration_since(first.at) < Duration::from_secs(1) && p.pt == 0)
+        .flat_map(|p| p.payload.iter().copied())
+        .collect();
+    let loud = first_second
+        .iter()
+        .filter(|b| !matches!(**b, 0xFF | 0x7F | 0xFE | 0x7E))
+        .count();
+    assert!(
+        loud > first_second.len() / 3,
+        "the agent first hears the whisper: {loud} of {} samples loud",
+        first_second.len()
+    );
+}

@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::support::hammond::repo;
 
 const PURE: &[&str] = &[
+    "src/call",
     "src/sip",
     "src/media",
     "src/workflow",

@@ -251,12 +251,9 @@ fn agent_answers_first_hears_the_whisper_then_ringback() {
 #[test]
 fn customer_busy_counts_the_attempt_and_releases_the_agent() {
     let mut s = Sim::dialling();
-    let cmds = s.at(secs(2)).leg(
-        CUSTOMER,
-        LegEvent::Failed {
-            status: Some(486),
-        },
-    );
+    let cmds = s
+        .at(secs(2))
+        .leg(CUSTOMER, LegEvent::Failed { status: Some(486) });
     assert!(cmds.contains(&Command::HangUp(AGENT)));
     assert!(cmds.contains(&Command::DialOutcome("busy")));
     assert_eq!(
@@ -338,7 +335,8 @@ fn agent_never_answering_after_the_customer_did_apologises_and_reopens_uncounted
 fn an_apology_that_never_ends_is_cut_by_its_guard() {
     let mut s = Sim::dialling();
     s.leg(CUSTOMER, LegEvent::Answered);
-    s.at(secs(3)).leg(AGENT, LegEvent::Failed { status: Some(486) });
+    s.at(secs(3))
+        .leg(AGENT, LegEvent::Failed { status: Some(486) });
     let cmds = s.run_until(secs(60));
     assert_eq!(cmds, vec![Command::HangUp(CUSTOMER)]);
     assert!(s.c.is_finished());
@@ -348,7 +346,9 @@ fn an_apology_that_never_ends_is_cut_by_its_guard() {
 fn agent_failing_after_the_customer_answered_is_agent_unreachable() {
     let mut s = Sim::dialling();
     s.at(secs(1)).leg(CUSTOMER, LegEvent::Answered);
-    let cmds = s.at(secs(2)).leg(AGENT, LegEvent::Failed { status: Some(503) });
+    let cmds = s
+        .at(secs(2))
+        .leg(AGENT, LegEvent::Failed { status: Some(503) });
     assert_eq!(
         stored(&cmds),
         vec![Lifecycle::AgentUnreachable { code: Some(503) }]
@@ -361,7 +361,9 @@ fn agent_failing_after_the_customer_answered_is_agent_unreachable() {
 fn agent_failing_while_the_customer_rings_cancels_the_customer() {
     let mut s = Sim::dialling();
     s.leg(CUSTOMER, LegEvent::Ringing);
-    let cmds = s.at(secs(2)).leg(AGENT, LegEvent::Failed { status: Some(480) });
+    let cmds = s
+        .at(secs(2))
+        .leg(AGENT, LegEvent::Failed { status: Some(480) });
     assert!(cmds.contains(&Command::HangUp(CUSTOMER)));
     assert_eq!(
         stored(&cmds),
@@ -462,7 +464,11 @@ fn close_from_the_api_at_each_step_hangs_up_what_is_up() {
     s.leg(AGENT, LegEvent::Answered);
     let cmds = s.at(secs(30)).close();
     assert_eq!(notes(&cmds), vec!["talk_time", "hung_up_on_close"]);
-    assert!(!stored(&cmds).iter().any(|e| matches!(e, Lifecycle::HungUp { .. })));
+    assert!(
+        !stored(&cmds)
+            .iter()
+            .any(|e| matches!(e, Lifecycle::HungUp { .. }))
+    );
     // Late events from the legs hung up change nothing.
     assert!(s.leg(CUSTOMER, LegEvent::Ended).is_empty());
 }

@@ -93,7 +93,9 @@ impl Sim {
         stored(&self.log).into_iter().rev().find(|e| {
             matches!(
                 e,
-                Lifecycle::CallEnded { .. } | Lifecycle::HungUp { .. } | Lifecycle::Transferred { .. }
+                Lifecycle::CallEnded { .. }
+                    | Lifecycle::HungUp { .. }
+                    | Lifecycle::Transferred { .. }
             )
         })
     }
@@ -138,11 +140,7 @@ fn the_interaction_exists_before_the_phone_rings_and_media_waits_for_the_ack() {
     );
     let cmds = s.run_until(secs(1));
     assert_eq!(cmds[0], Command::Answer);
-    assert_eq!(
-        stored(&cmds)[0],
-        Lifecycle::EnteredWorkflow,
-        "bot at once"
-    );
+    assert_eq!(stored(&cmds)[0], Lifecycle::EnteredWorkflow, "bot at once");
     assert_eq!(prompts(&cmds), ["greeting", "menu"]);
     assert!(
         !cmds.contains(&Command::StartMedia),
@@ -181,7 +179,10 @@ fn cancel_while_ringing_abandons_without_answering() {
         }]
     );
     assert!(s.c.is_finished());
-    assert!(s.run_until(secs(5)).is_empty(), "no answer after the cancel");
+    assert!(
+        s.run_until(secs(5)).is_empty(),
+        "no answer after the cancel"
+    );
 }
 
 #[test]
@@ -212,7 +213,10 @@ fn a_callback_on_the_caller_id_is_booked_confirmed_and_hung_up() {
         not_before: None,
         max_per_day: 3
     }));
-    assert!(prompts(&cmds).is_empty(), "no confirmation before it is durable");
+    assert!(
+        prompts(&cmds).is_empty(),
+        "no confirmation before it is durable"
+    );
     let cmds = s.store(StoreReply::CallbackStored);
     assert!(cmds.contains(&Command::Router(RouterNote::LeftQueue)));
     assert_eq!(prompts(&cmds), ["callback_confirmed"]);
@@ -281,7 +285,10 @@ fn the_caller_hanging_up_at_each_step_settles_the_interaction() {
     s.leg(CALLER, LegEvent::Ended);
     assert!(matches!(
         s.settled(),
-        Some(Lifecycle::CallEnded { by: HangupBy::Caller, .. })
+        Some(Lifecycle::CallEnded {
+            by: HangupBy::Caller,
+            ..
+        })
     ));
     assert!(s.c.is_finished());
 }
@@ -461,7 +468,10 @@ fn closing_a_bridged_interaction_hangs_up_both_legs() {
     s.at(secs(50));
     s.c.handle_close(s.now);
     let cmds = s.drain();
-    assert_eq!(cmds, vec![Command::HangUp(LegId::Agent), Command::HangUp(CALLER)]);
+    assert_eq!(
+        cmds,
+        vec![Command::HangUp(LegId::Agent), Command::HangUp(CALLER)]
+    );
     let cmds = s.leg(CALLER, LegEvent::Ended);
     assert_eq!(notes(&cmds), vec!["talk_time", "hung_up_on_close"]);
     assert!(s.settled().is_none(), "the interaction is closed already");
@@ -494,7 +504,10 @@ fn a_voicemail_is_written_before_the_interaction_says_voicemail() {
     // The caller hangs up to finish: the recording is saved first.
     let cmds = s.at(secs(30)).leg(CALLER, LegEvent::Ended);
     assert_eq!(ops(&cmds), vec![StoreOp::SaveRecording]);
-    assert!(s.settled().is_none(), "nothing settled before the WAV is written");
+    assert!(
+        s.settled().is_none(),
+        "nothing settled before the WAV is written"
+    );
     let cmds = s.store(StoreReply::RecordingSaved { audio: true });
     assert!(matches!(
         stored(&cmds)[..],

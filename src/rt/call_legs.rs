@@ -1,0 +1,393 @@
+//! The legs of one call as its driver holds them, and what both call drivers do alike: turn
+//! SIP and media happenings on a leg into the call core's [`LegEvent`]s, and carry out `Dial`,
+//! `Play`, `Bridge` and `HangUp`. Nothing here decides; the core in `call/` does.
+//!
+//! The agent's leg is dialled by kind ([`AgentPhone`]): a SIP phone today. Another kind (the
+//! browser) adds a variant here and in [`Legs::dial`], never a change to the core.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tokio::sync::futures::OwnedNotified;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::media_worker::Stream;
+use super::outbound::{DialSpec, OutboundLeg, resolve, sip_target};
+use super::services::Services;
+use crate::call::{LegEvent, LegId, Target};
+use crate::media::leg::MediaEvent;
+use crate::media::player::Item;
+use crate::queue::agent::Agent;
+use crate::sip::msg::Uri;
+use crate::sip::ua::{CallId, Command, SipEvent};
+use crate::workflow::engine::PlayItem;
+
+/// How the agent's phone is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentPhone {
+    /// A SIP phone at this URI (`sip:alice@10.0.0.5:5070`), called with an auto-answer hint.
+    Sip(String),
+}
+
+impl AgentPhone {
+    /// The phone `agent` configured.
+    pub fn of(agent: &Agent) -> Self {
+        Self::Sip(agent.endpoint.clone())
+    }
+}
+
+/// What happened on one of the call's legs.
+pub enum Happened {
+    /// A SIP event (`None`: the leg's channel closed, as at shutdown).
+    Sip(LegId, Option<SipEvent>),
+    /// The media clock has news for the leg's stream (a key, a prompt finished, silence).
+    Media(LegId),
+}
+
+/// One leg: its SIP dialog and, once media flows, its stream on the media clock.
+pub struct Leg {
+    pub id: LegId,
+    pub call: CallId,
+    /// The caller's events (an inbound leg); dialled legs keep theirs in `outbound`.
+    inbound: Option<mpsc::UnboundedReceiver<SipEvent>>,
+    outbound: Option<OutboundLeg>,
+    stream: Option<Arc<Stream>>,
+    news: Option<Pin<Box<OwnedNotified>>>,
+    hung_up: bool,
+}
+
+impl Leg {
+    /// The inbound caller's leg, whose events arrive on `events`.
+    pub fn inbound(call: CallId, events: mpsc::UnboundedReceiver<SipEvent>) -> Self {
+        Self {
+            id: LegId::Caller,
+            call,
+            inbound: Some(events),
+            outbound: None,
+            stream: None,
+            news: None,
+            hung_up: false,
+        }
+    }
+
+    fn dialled(id: LegId, leg: OutboundLeg) -> Self {
+        Self {
+            id,
+            call: leg.call,
+            inbound: None,
+            outbound: Some(leg),
+            stream: None,
+            news: None,
+            hung_up: false,
+        }
+    }
+
+    /// The leg's media stream, once it has one.
+    pub fn stream(&self) -> Option<&Arc<Stream>> {
+        self.stream.as_ref()
+    }
+
+    /// Media flows on `stream` from now on.
+    pub fn set_stream(&mut self, stream: Arc<Stream>) {
+        self.news = Some(Box::pin(stream.news_owned()));
+        self.stream = Some(stream);
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Happened> {
+        let events = match (&mut self.inbound, &mut self.outbound) {
+            (Some(rx), _) => Some(rx),
+            (None, Some(o)) => Some(&mut o.events),
+            (None, None) => None,
+        };
+        if let Some(rx) = events
+            && let Poll::Ready(ev) = rx.poll_recv(cx)
+        {
+            if ev.is_none() {
+                // Closed: report once, then never again.
+                self.inbound = None;
+                if let Some(o) = self.outbound.as_mut() {
+                    o.mark_ended();
+                }
+                self.outbound = None;
+            }
+            return Poll::Ready(Happened::Sip(self.id, ev));
+        }
+        if let (Some(news), Some(stream)) = (self.news.as_mut(), self.stream.as_ref())
+            && news.as_mut().poll(cx).is_ready()
+        {
+            self.news = Some(Box::pin(stream.news_owned()));
+            return Poll::Ready(Happened::Media(self.id));
+        }
+        Poll::Pending
+    }
+}
+
+/// Every leg of one call.
+#[derive(Default)]
+pub struct Legs {
+    legs: Vec<Leg>,
+}
+
+impl Legs {
+    pub fn insert(&mut self, leg: Leg) {
+        self.remove(leg.id);
+        self.legs.push(leg);
+    }
+
+    pub fn get(&self, id: LegId) -> Option<&Leg> {
+        self.legs.iter().find(|l| l.id == id)
+    }
+
+    pub fn get_mut(&mut self, id: LegId) -> Option<&mut Leg> {
+        self.legs.iter_mut().find(|l| l.id == id)
+    }
+
+    /// Forget a leg (hanging it up if it was dialled and is still up).
+    pub fn remove(&mut self, id: LegId) -> Option<Leg> {
+        let i = self.legs.iter().position(|l| l.id == id)?;
+        Some(self.legs.swap_remove(i))
+    }
+
+    /// The next thing that happens on any leg; pends for ever when there is none.
+    pub fn next_happening(&mut self) -> impl Future<Output = Happened> + '_ {
+        std::future::poll_fn(move |cx| {
+            for leg in &mut self.legs {
+                if let Poll::Ready(h) = leg.poll(cx) {
+                    return Poll::Ready(h);
+                }
+            }
+            Poll::Pending
+        })
+    }
+
+    /// A dialled leg's SIP event as the core sees it; an answer starts the leg's media.
+    pub fn outbound_event(
+        &mut self,
+        now: Instant,
+        id: LegId,
+        ev: Option<SipEvent>,
+    ) -> Option<LegEvent> {
+        let leg = self.get_mut(id)?;
+        match ev {
+            Some(SipEvent::Progress {
+                status: 180 | 183, ..
+            }) => Some(LegEvent::Ringing),
+            Some(SipEvent::Answered { sdp, .. }) => {
+                let o = leg.outbound.as_mut()?;
+                match o.answered(now, &sdp) {
+                    Ok(stream) => {
+                        leg.set_stream(stream);
+                        Some(LegEvent::Answered)
+                    }
+                    Err(e) => {
+                        warn!(leg = ?id, error = %e, "SDP answer unusable; hanging the leg up");
+                        o.hang_up();
+                        Some(LegEvent::Failed { status: None })
+                    }
+                }
+            }
+            Some(SipEvent::Failed { status, .. }) => {
+                if let Some(o) = leg.outbound.as_mut() {
+                    o.mark_ended();
+                }
+                Some(LegEvent::Failed {
+                    status: Some(status),
+                })
+            }
+            Some(SipEvent::CallEnded { .. }) | None => {
+                if let Some(o) = leg.outbound.as_mut() {
+                    o.mark_ended();
+                }
+                // Its media ends with it (the media clock stops once no handle is left).
+                leg.stream = None;
+                leg.news = None;
+                Some(LegEvent::Ended)
+            }
+            Some(other) => {
+                debug!(leg = ?id, event = ?other, "ignored on a dialled leg");
+                None
+            }
+        }
+    }
+
+    /// What the media clock reported for a leg's stream.
+    pub fn media_events(&self, id: LegId) -> Vec<MediaEvent> {
+        let Some(stream) = self.get(id).and_then(Leg::stream) else {
+            return Vec::new();
+        };
+        let mut leg = stream.leg();
+        std::iter::from_fn(|| leg.poll_event()).collect()
+    }
+
+    /// The earliest inactivity deadline of any leg's media (the driver's timer covers it).
+    pub fn media_deadline(&self) -> Option<Instant> {
+        self.legs
+            .iter()
+            .filter_map(|l| l.stream.as_ref()?.leg().session_timeout())
+            .min()
+    }
+
+    /// Fire the legs' inactivity timers that are due; what they raise comes back as events.
+    pub fn media_timeouts(&self, now: Instant) -> Vec<(LegId, MediaEvent)> {
+        let mut out = Vec::new();
+        for l in &self.legs {
+            let Some(stream) = l.stream.as_ref() else {
+                continue;
+            };
+            let mut leg = stream.leg();
+            if leg.session_timeout().is_some_and(|t| t <= now) {
+                leg.handle_timeout(now);
+                out.extend(std::iter::from_fn(|| leg.poll_event()).map(|e| (l.id, e)));
+            }
+        }
+        out
+    }
+
+    /// Replace what `id` hears: `items` once, then `then_loop` looped (silence when `None`).
+    pub fn play(&self, svc: &Services, id: LegId, items: Vec<PlayItem>, then_loop: Option<&str>) {
+        let Some(stream) = self.get(id).and_then(Leg::stream) else {
+            debug!(leg = ?id, "nothing to play to: no media yet");
+            return;
+        };
+        let mut leg = stream.leg();
+        let player = leg.player();
+        player.stop();
+        for item in items {
+            let r = match item {
+                PlayItem::Prompt(id) => player.enqueue_id(&id),
+                PlayItem::Digits(d) => player.enqueue(Item::Digits(d)),
+                PlayItem::Silence(d) => player.enqueue(Item::Silence {
+                    frames: u32::try_from(d.as_millis() / 20).unwrap_or(u32::MAX),
+                }),
+            };
+            if let Err(e) = r {
+                warn!(error = %e, "prompt not playable");
+            }
+        }
+        if let Some(p) = then_loop.and_then(|id| svc.prompts.get(id)) {
+            let _ = player.enqueue(Item::Loop(p));
+        }
+    }
+
+    /// Relay the two legs' media to each other on the media clock.
+    pub fn bridge(&self, svc: &Services, a: LegId, b: LegId) {
+        match (
+            self.get(a).and_then(Leg::stream),
+            self.get(b).and_then(Leg::stream),
+        ) {
+            (Some(sa), Some(sb)) => svc.media.bridge(sa, sb),
+            _ => warn!(?a, ?b, "bridge asked for a leg without media"),
+        }
+    }
+
+    /// CANCEL a ringing leg, BYE an answered one. Idempotent.
+    pub fn hang_up(&mut self, svc: &Services, id: LegId) {
+        let Some(leg) = self.get_mut(id) else {
+            return;
+        };
+        match leg.outbound.as_mut() {
+            Some(o) => o.hang_up(),
+            None if !leg.hung_up && leg.inbound.is_some() => {
+                svc.ua.send(Command::Hangup { call: leg.call });
+            }
+            None => {}
+        }
+        leg.hung_up = true;
+    }
+
+    /// Call `target` as leg `id`; `Err` when it cannot even be tried (no route, no RTP port).
+    pub async fn dial(
+        &mut self,
+        svc: &Arc<Services>,
+        id: LegId,
+        target: &Target,
+        from_user: String,
+    ) -> Result<(), DialError> {
+        let spec = match target {
+            Target::Customer(number) => customer_spec(svc, number, from_user).await?,
+            Target::Agent(agent_id) => {
+                let agent = svc.agents.get(agent_id).ok_or(DialError::Unroutable)?;
+                match AgentPhone::of(agent) {
+                    AgentPhone::Sip(uri) => {
+                        let (target, next_hop) =
+                            sip_target(&uri).await.ok_or(DialError::Unroutable)?;
+                        DialSpec {
+                            target,
+                            next_hop,
+                            from_user,
+                            extra_headers: auto_answer(),
+                            credentials: None,
+                        }
+                    }
+                }
+            }
+            Target::Uri(uri) => {
+                let (target, next_hop) = sip_target(uri).await.ok_or(DialError::Unroutable)?;
+                DialSpec {
+                    target,
+                    next_hop,
+                    from_user,
+                    extra_headers: Vec::new(),
+                    credentials: None,
+                }
+            }
+        };
+        let leg = OutboundLeg::dial(svc, spec).map_err(|_| DialError::NoPort)?;
+        self.insert(Leg::dialled(id, leg));
+        Ok(())
+    }
+}
+
+/// Why a leg could not even be dialled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DialError {
+    #[error("the target does not resolve or is not a usable SIP URI")]
+    Unroutable,
+    #[error("no free RTP port")]
+    NoPort,
+}
+
+/// The customer's INVITE goes to the trunk with the number as the Request-URI user.
+async fn customer_spec(
+    svc: &Services,
+    number: &str,
+    from_user: String,
+) -> Result<DialSpec, DialError> {
+    let trunk = resolve(&svc.cfg.trunk.proxy.to_string())
+        .await
+        .ok_or(DialError::Unroutable)?;
+    let user = &svc.cfg.trunk.username;
+    let credentials =
+        (!user.is_empty()).then(|| (user.clone(), svc.cfg.trunk.password.expose().to_owned()));
+    Ok(DialSpec {
+        target: Uri {
+            scheme: "sip".into(),
+            user: Some(number.to_owned()),
+            password: None,
+            host: trunk.ip().to_string(),
+            port: Some(trunk.port()),
+            params: Default::default(),
+            headers: None,
+            opaque: None,
+        },
+        next_hop: trunk,
+        from_user,
+        extra_headers: Vec::new(),
+        credentials,
+    })
+}
+
+/// The auto-answer hints understood by most desk phones and softphones.
+fn auto_answer() -> Vec<(String, String)> {
+    vec![
+        ("Call-Info".into(), "<sip:hammond>;answer-after=0".into()),
+        (
+            "Alert-Info".into(),
+            "<http://hammond/>;info=alert-autoanswer".into(),
+        ),
+    ]
+}
