@@ -149,12 +149,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
                 t2: cfg.sip.t2,
                 t4: cfg.sip.t4,
             },
-            trusted: cfg
-                .sip
-                .trusted_sources
-                .iter()
-                .map(|c| (c.network(), c.prefix()))
-                .collect(),
+            trusted: cfg.sip.trusted_sources.clone(),
             max_calls: cfg.sip.max_calls,
             per_source: Some(crate::sip::pike::Limit {
                 count: cfg.sip.max_requests_per_source.count,

@@ -32,7 +32,8 @@ use crate::diag::Diagnostic;
 use crate::media::Codec;
 pub use env::{Env, ProcessEnv};
 pub use values::{
-    Cidr, HostPort, Secret, check_sip_uri, parse_byte_size, parse_duration, parse_port_range,
+    Cidr, HostPort, Secret, canonical_ip, check_sip_uri, parse_byte_size, parse_duration,
+    parse_port_range,
 };
 
 /// The validated service config. Every field is typed; nothing here needs parsing again.

@@ -158,6 +158,12 @@ pub fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
 
 /// An IPv4 or IPv6 network, `a.b.c.d/n` or `x::y/n`; an address alone is a single host (`/32`,
 /// `/128`). Host bits after the prefix are ignored (`10.1.2.3/8` is `10.0.0.0/8`).
+///
+/// This is the one CIDR type: every source check (trusted PBX, rate limiter buckets) goes
+/// through [`Cidr::contains`]. IPv4 has one spelling here: an IPv4-mapped IPv6 network
+/// (`::ffff:10.0.0.5/128`, prefix 96 or longer) is stored as the IPv4 network it maps
+/// (`10.0.0.5/32`), and mapped sources are compared as IPv4, so a dual-stack listener
+/// (`[::]:5060`, which reports IPv4 peers as `::ffff:a.b.c.d`) and an IPv4 one agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cidr {
     network: IpAddr,
@@ -168,7 +174,17 @@ impl Cidr {
     /// Build a network from an address and a prefix length; `None` when the prefix is too long.
     pub fn new(addr: IpAddr, prefix: u8) -> Option<Self> {
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        (prefix <= max).then(|| Self {
+        if prefix > max {
+            return None;
+        }
+        // `::ffff:a.b.c.d/96..128` is an IPv4 network in IPv6 spelling: keep it as IPv4.
+        let (addr, prefix) = match addr {
+            IpAddr::V6(v6) if prefix >= 96 => v6
+                .to_ipv4_mapped()
+                .map_or((addr, prefix), |v4| (IpAddr::V4(v4), prefix - 96)),
+            _ => (addr, prefix),
+        };
+        Some(Self {
             network: mask(addr, prefix),
             prefix,
         })
@@ -187,12 +203,21 @@ impl Cidr {
     /// Whether `ip` is inside this network. Call it for every request source before keeping any
     /// state. An IPv4-mapped IPv6 source (`::ffff:a.b.c.d`, as a dual-stack socket reports it)
     /// matches the IPv4 network it maps to.
+    /// An IPv6 network shorter than /96 (`::/0`, `2001:db8::/32`) never matches an IPv4 source:
+    /// write IPv4 networks as IPv4.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            IpAddr::V4(_) => ip,
-        };
+        let ip = canonical_ip(ip);
         ip.is_ipv4() == self.network.is_ipv4() && mask(ip, self.prefix) == self.network
+    }
+}
+
+/// `ip` with an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) written as the IPv4 address it
+/// maps. Key anything per source (trust, rate limits, a dialog's peer) on this form, so one
+/// host is one key whether it reached a dual-stack socket or an IPv4 one.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
     }
 }
 
@@ -480,6 +505,29 @@ mod tests {
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
         assert!("10.0.0/8".parse::<Cidr>().is_err());
         assert!("pbx.example.com".parse::<Cidr>().is_err());
+    }
+
+    /// One spelling for IPv4: a mapped network is stored as IPv4 and matches both forms of
+    /// its hosts, and nothing else of either family.
+    #[test]
+    fn cidr_mapped_networks_are_ipv4() {
+        let mapped: Cidr = "::ffff:10.0.0.5/128".parse().unwrap();
+        assert_eq!(mapped, "10.0.0.5/32".parse().unwrap());
+        assert!(mapped.contains("10.0.0.5".parse().unwrap()));
+        assert!(mapped.contains("::ffff:10.0.0.5".parse().unwrap()));
+        assert!(!mapped.contains("10.0.0.6".parse().unwrap()));
+        assert!(!mapped.contains("::ffff:192.0.2.1".parse().unwrap()));
+        let all_v4: Cidr = "::ffff:0.0.0.0/96".parse().unwrap();
+        assert_eq!(all_v4.to_string(), "0.0.0.0/0");
+        // An IPv6 network does not take IPv4 sources, mapped or not.
+        let any_v6: Cidr = "::/0".parse().unwrap();
+        assert!(any_v6.contains("2001:db8::1".parse().unwrap()));
+        assert!(!any_v6.contains("::ffff:192.0.2.1".parse().unwrap()));
+        assert!(!any_v6.contains("192.0.2.1".parse().unwrap()));
+        assert_eq!(
+            canonical_ip("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ use super::txn::{
     InviteClient, InviteServer, NonInviteClient, NonInviteServer, TimerValues, Transport,
     TxnOutput, Wire,
 };
+use crate::config::Cidr;
 use crate::idgen::IdGen;
 
 /// Methods we answer (Allow header, §20.5).
@@ -172,36 +173,14 @@ pub struct UaConfig {
     /// Value of User-Agent/Server.
     pub user_agent: String,
     pub timers: TimerValues,
-    /// Who may send INVITE; others get 403 before any state is kept.
-    pub trusted: Vec<(IpAddr, u8)>,
+    /// Who may send INVITE; others get 403 before any state is kept. Compared with
+    /// [`Cidr::contains`], so IPv4-mapped sources of a dual-stack listener match IPv4 networks.
+    pub trusted: Vec<Cidr>,
     /// Most calls at once; past it new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
     /// Per-source flood control (`[sip] max_requests_per_source`): past it, new out-of-dialog
     /// requests get 503 with Retry-After; `None` disables it.
     pub per_source: Option<pike::Limit>,
-}
-
-/// Is `ip` inside the prefix `net/len`?
-pub fn cidr_contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
-    match (net, ip) {
-        (IpAddr::V4(n), IpAddr::V4(i)) => {
-            let len = u32::from(len.min(32));
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            u32::from(n) & mask == u32::from(i) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V6(i)) => {
-            let len = u32::from(len.min(128));
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - len)
-            };
-            u128::from(n) & mask == u128::from(i) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V4(i)) | (IpAddr::V4(i), IpAddr::V6(n)) => n
-            .to_ipv4_mapped()
-            .is_some_and(|n| cidr_contains(IpAddr::V4(n), len.saturating_sub(96), IpAddr::V4(i))),
-    }
 }
 
 /// Server transactions are matched by branch, sent-by and method (§17.2.3; ACK and CANCEL
@@ -1502,10 +1481,7 @@ impl UserAgent {
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.cfg
-            .trusted
-            .iter()
-            .any(|(net, len)| cidr_contains(*net, *len, ip))
+        self.cfg.trusted.iter().any(|net| net.contains(ip))
     }
 
     /// RFC 3581 §4 / RFC 3261 §18.2.1: add `received` (and fill `rport`) on the top Via.

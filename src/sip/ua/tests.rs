@@ -17,7 +17,7 @@ fn config(per_source: Option<pike::Limit>) -> UaConfig {
         local: SocketAddr::new(LOCALHOST, 5060),
         user_agent: "hammond-test".into(),
         timers: TimerValues::default(),
-        trusted: vec![(LOCALHOST, 32)],
+        trusted: vec![Cidr::new(LOCALHOST, 32).expect("/32")],
         max_calls: 100,
         per_source,
     }
@@ -741,6 +741,48 @@ fn a_garbage_flood_past_the_limit_is_dropped_unanswered() {
     }
     assert_eq!(answered, 3);
     assert_eq!(ua.active_transactions(), 0);
+}
+
+// ------------------------------------------------------------------------------ source checks
+
+/// A peer as a dual-stack socket (`listen = "[::]:5060"`) reports it: IPv4 hosts come as
+/// `::ffff:a.b.c.d`.
+fn mapped(ip: [u8; 4], port: u16) -> Peer {
+    Peer {
+        addr: SocketAddr::new(IpAddr::V6(Ipv4Addr::from(ip).to_ipv6_mapped()), port),
+        link: Link::Udp,
+    }
+}
+
+/// Issue 19: on a dual-stack listener any IPv4 host passed `trusted_sources` (the mixed-family
+/// arm of the old `cidr_contains` swapped network and address). Only the trusted host, in
+/// either spelling, may place a call.
+#[test]
+fn trusted_sources_hold_on_a_dual_stack_listener() {
+    let mut cfg = config(None);
+    cfg.local = SocketAddr::from(([0u16; 8], 5060));
+    cfg.trusted = vec!["10.0.0.5/32".parse().expect("cidr")];
+    let mut ua = UserAgent::new(cfg, IdGen::seeded(3));
+    let t0 = crate::clock::now();
+    let cases = [
+        (mapped([192, 0, 2, 1], 5060), 403),
+        (mapped([10, 0, 0, 6], 5060), 403),
+        (from([192, 0, 2, 1], 5060), 403),
+        (mapped([10, 0, 0, 5], 5060), 100),
+        (from([10, 0, 0, 5], 5060), 100),
+    ];
+    for (n, (peer, status)) in cases.into_iter().enumerate() {
+        let n = u32::try_from(n).expect("few");
+        ua.handle_message(t0, peer, &invite(n, &format!("ds{n}")));
+        let out = drain(&mut ua);
+        assert_eq!(out.statuses, vec![status], "INVITE from {}", peer.addr);
+        let calls = out
+            .events
+            .iter()
+            .filter(|e| matches!(e, SipEvent::IncomingCall { .. }))
+            .count();
+        assert_eq!(calls, usize::from(status == 100), "from {}", peer.addr);
+    }
 }
 
 // ------------------------------------------------------------------------------ properties
