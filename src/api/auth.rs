@@ -2,21 +2,26 @@
 //! time so response timing does not reveal how much of a token matched, and a lock-out of client
 //! IPs that keep presenting bad tokens (10 in a minute → 429 for five minutes), so tokens cannot
 //! be guessed at network speed.
+//!
+//! There is one way in: [`authenticate`]. The header and the SSE route's `?access_token=` go
+//! through it alike, so a locked-out client is refused on both and a bad token counts on both.
+//! Each bad token is a strike that expires `window` after it was made; a good token does not
+//! wipe them (else an agent could alternate nine guesses with their own token for ever).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, Query};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use super::{ApiError, AppState};
 use crate::queue::agent::Agent;
 
-/// The authenticated caller of a request. Extracting it answers 401 when the token is missing
-/// or unknown, and 429 while the client IP is locked out.
+/// The authenticated caller of a request, by the `Authorization` header only. Extracting it
+/// answers 401 when the token is missing or unknown, and 429 while the client IP is locked out.
 #[derive(Debug, Clone)]
 pub struct AuthAgent(pub Agent);
 
@@ -27,50 +32,93 @@ impl FromRequestParts<AppState> for AuthAgent {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        // Served without connect info (in-process tests), there is no client IP to lock out.
-        let client = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let now = crate::clock::now();
-        if let Some(ip) = client
-            && let Err(left) = state.lockout.check(now, ip)
-        {
-            return Err(ApiError::LockedOut {
-                // Rounded up: retrying at the advertised time must not hit the lock again.
-                retry_after: u64::try_from(left.as_millis().div_ceil(1000).max(1))
-                    .unwrap_or(u64::MAX),
-            });
-        }
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
-        let (scheme, token) = header
-            .trim()
-            .split_once(' ')
-            .ok_or(ApiError::Unauthorized)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::Unauthorized);
-        }
-        match state.agents.by_token(token.trim()) {
-            Some(agent) => {
-                if let Some(ip) = client {
-                    state.lockout.success(ip);
-                }
-                Ok(Self(agent))
-            }
-            None => {
-                if let Some(ip) = client
-                    && state.lockout.failure(now, ip)
-                {
-                    tracing::warn!(client.addr = %crate::pii::Pii(&ip), "API client locked out after repeated bad tokens");
-                }
-                Err(ApiError::Unauthorized)
-            }
-        }
+        authenticate(parts, state, TokenFrom::Header).map(Self)
     }
+}
+
+/// The caller of the SSE route: the header, or else `?access_token=` (browsers' `EventSource`
+/// cannot send headers). Same lock-out and strikes as [`AuthAgent`].
+#[derive(Debug, Clone)]
+pub struct StreamAgent(pub Agent);
+
+impl FromRequestParts<AppState> for StreamAgent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        authenticate(parts, state, TokenFrom::HeaderOrQuery).map(Self)
+    }
+}
+
+/// Where a route takes its token from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TokenFrom {
+    /// `Authorization: Bearer <token>` only.
+    Header,
+    /// The header when present, else `?access_token=<token>`.
+    HeaderOrQuery,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenQuery {
+    access_token: Option<String>,
+}
+
+/// Authenticate one request: 429 while its client IP is locked out (whatever it presents),
+/// else the agent whose token it presents. A presented token that is not an agent's (a wrong
+/// bearer, a header of another scheme, a wrong `?access_token=`) is a strike against the IP;
+/// presenting nothing is a plain 401.
+pub(super) fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    from: TokenFrom,
+) -> Result<Agent, ApiError> {
+    // Served without connect info (in-process tests), there is no client IP to lock out.
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| crate::config::canonical_ip(c.0.ip()));
+    let now = crate::clock::now();
+    if let Some(ip) = client
+        && let Err(left) = state.lockout.check(now, ip)
+    {
+        return Err(ApiError::LockedOut {
+            // Rounded up: retrying at the advertised time must not hit the lock again.
+            retry_after: u64::try_from(left.as_millis().div_ceil(1000).max(1)).unwrap_or(u64::MAX),
+        });
+    }
+    let header = parts.headers.get(AUTHORIZATION);
+    let presented: Option<String> = match (header, from) {
+        (Some(v), _) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|h| h.trim().split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim().to_owned())
+                .unwrap_or_default(),
+        ),
+        (None, TokenFrom::Header) => None,
+        (None, TokenFrom::HeaderOrQuery) => {
+            let Query(q) = Query::<TokenQuery>::try_from_uri(&parts.uri)
+                .map_err(|e| ApiError::Unprocessable(e.body_text()))?;
+            q.access_token
+        }
+    };
+    let Some(token) = presented else {
+        return Err(ApiError::Unauthorized);
+    };
+    if let Some(agent) = state.agents.by_token(&token) {
+        return Ok(agent);
+    }
+    if let Some(ip) = client
+        && state.lockout.failure(now, ip)
+    {
+        tracing::warn!(client.addr = %crate::pii::Pii(&ip), "API client locked out after repeated bad tokens");
+    }
+    Err(ApiError::Unauthorized)
 }
 
 /// When a client is locked out.
@@ -98,14 +146,34 @@ impl Default for LockoutPolicy {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Default)]
 struct Strikes {
-    first: Instant,
-    count: u32,
+    /// When each bad token still counted came in, oldest first; at most `max_failures + 1`.
+    recent: VecDeque<Instant>,
     locked_until: Option<Instant>,
 }
 
-/// Bad-token counts per client IP. Time is a parameter, so tests run in virtual time.
+impl Strikes {
+    /// Forget strikes older than `window` and a lock that has run out.
+    fn expire(&mut self, now: Instant, window: Duration) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+        {
+            self.recent.pop_front();
+        }
+        if self.locked_until.is_some_and(|u| u <= now) {
+            self.locked_until = None;
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.recent.is_empty() && self.locked_until.is_none()
+    }
+}
+
+/// Bad-token strikes per client IP. Time is a parameter, so tests run in virtual time.
 #[derive(Debug, Default)]
 pub struct Lockout {
     policy: LockoutPolicy,
@@ -132,7 +200,8 @@ impl Lockout {
         }
     }
 
-    /// Count a bad token from `ip`; `true` when this one locked it out.
+    /// Count a bad token from `ip`; `true` when this one locked it out. A strike counts for
+    /// `window` after it was made (a sliding window), whatever else the client sends meanwhile.
     pub fn failure(&self, now: Instant, ip: IpAddr) -> bool {
         let Ok(mut clients) = self.clients.lock() else {
             return false;
@@ -140,41 +209,26 @@ impl Lockout {
         let p = self.policy;
         if clients.len() >= p.max_clients && !clients.contains_key(&ip) {
             clients.retain(|_, s| {
-                s.locked_until.is_some_and(|u| u > now)
-                    || now.saturating_duration_since(s.first) < p.window
+                s.expire(now, p.window);
+                !s.is_idle()
             });
             if clients.len() >= p.max_clients {
                 return false;
             }
         }
-        let s = clients.entry(ip).or_insert(Strikes {
-            first: now,
-            count: 0,
-            locked_until: None,
-        });
-        let expired_lock = s.locked_until.is_some_and(|u| u <= now);
-        if expired_lock || now.saturating_duration_since(s.first) >= p.window {
-            *s = Strikes {
-                first: now,
-                count: 0,
-                locked_until: None,
-            };
+        let s = clients.entry(ip).or_default();
+        s.expire(now, p.window);
+        if s.locked_until.is_some() {
+            return false;
         }
-        s.count += 1;
-        if s.count > p.max_failures && s.locked_until.is_none() {
+        s.recent.push_back(now);
+        if s.recent.len() > p.max_failures as usize {
+            // Locked: the strikes are spent; after the lock it starts from zero.
+            s.recent.clear();
             s.locked_until = Some(now + p.lock_for);
             return true;
         }
         false
-    }
-
-    /// A good token from `ip`: forget its strikes (unless it is locked out).
-    pub fn success(&self, ip: IpAddr) {
-        if let Ok(mut clients) = self.clients.lock()
-            && clients.get(&ip).is_some_and(|s| s.locked_until.is_none())
-        {
-            clients.remove(&ip);
-        }
     }
 
     /// Clients tracked right now.
@@ -207,8 +261,6 @@ mod tests {
         assert_eq!(l.check(t, ip(1)), Err(Duration::from_secs(300)));
         // Another client is not affected.
         assert_eq!(l.check(t, ip(2)), Ok(()));
-        // A good token does not lift the lock.
-        l.success(ip(1));
         assert!(l.check(t + Duration::from_secs(299), ip(1)).is_err());
         assert_eq!(l.check(t + Duration::from_secs(300), ip(1)), Ok(()));
         // Afterwards it starts from zero.
@@ -227,16 +279,27 @@ mod tests {
         assert_eq!(l.check(t0 + Duration::from_secs(700), ip(1)), Ok(()));
     }
 
+    /// Issue 19: each strike counts for a minute after it was made (a sliding window, not a
+    /// window that restarts): five now and five at 50 s, then at 65 s the first five are gone.
     #[test]
-    fn a_good_token_clears_the_strikes() {
+    fn strikes_expire_one_by_one() {
         let l = Lockout::default();
         let t0 = crate::clock::now();
-        for _ in 0..10 {
-            l.failure(t0, ip(1));
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        for _ in 0..5 {
+            assert!(!l.failure(at(0), ip(1)));
         }
-        l.success(ip(1));
-        assert!(!l.failure(t0, ip(1)));
-        assert_eq!(l.tracked(), 1);
+        for _ in 0..5 {
+            assert!(!l.failure(at(50), ip(1)));
+        }
+        // 61 s: the first five have expired; five plus this one count.
+        assert!(!l.failure(at(61), ip(1)));
+        for _ in 0..4 {
+            assert!(!l.failure(at(62), ip(1)));
+        }
+        // Ten in the last minute (five at 50 s, five at 61-62 s): the next one locks.
+        assert!(l.failure(at(63), ip(1)));
+        assert!(l.check(at(63), ip(1)).is_err());
     }
 
     #[test]

@@ -6,21 +6,20 @@
 //! too far behind the live channel is disconnected, and resumes with `Last-Event-ID`.
 //!
 //! Browsers' `EventSource` cannot send headers, so this route (and only this one) also takes
-//! the token as `?access_token=`, compared in constant time like the header.
+//! the token as `?access_token=`: [`StreamAgent`] checks it on the same path as the header
+//! (constant-time compare, lock-out, strikes).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 
-use super::{ApiError, AppState, AuthAgent};
-use crate::queue::agent::Agent;
+use super::{ApiError, AppState, StreamAgent};
 use crate::store::StoredEvent;
 
 /// Events read from the log per query while replaying.
@@ -28,37 +27,11 @@ const REPLAY_PAGE: u32 = 500;
 /// Keep-alive comment interval.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct StreamParams {
-    access_token: Option<String>,
-}
-
-/// The `Authorization` header when present, otherwise `?access_token=`.
-fn authenticate(
-    st: &AppState,
-    header: Result<AuthAgent, ApiError>,
-    params: Result<Query<StreamParams>, QueryRejection>,
-) -> Result<Agent, ApiError> {
-    match header {
-        Ok(AuthAgent(agent)) => Ok(agent),
-        Err(e) => {
-            let Query(p) = params.map_err(|e| ApiError::Unprocessable(e.body_text()))?;
-            match p.access_token {
-                Some(token) => st.agents.by_token(&token).ok_or(ApiError::Unauthorized),
-                None => Err(e),
-            }
-        }
-    }
-}
-
 pub(super) async fn stream(
     State(st): State<AppState>,
-    header: Result<AuthAgent, ApiError>,
-    params: Result<Query<StreamParams>, QueryRejection>,
+    StreamAgent(agent): StreamAgent,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let agent = authenticate(&st, header, params)?;
     let last = match headers.get("last-event-id") {
         None => None,
         Some(v) => Some(

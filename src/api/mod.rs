@@ -23,7 +23,7 @@ use axum::routing::{get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::mpsc;
 
-pub use auth::{AuthAgent, Lockout, LockoutPolicy};
+pub use auth::{AuthAgent, Lockout, LockoutPolicy, StreamAgent};
 pub use error::ApiError;
 
 use crate::queue::agent::{Accepted, Agent};

@@ -37,6 +37,19 @@ async fn server_full(
     extra: HealthExtra,
     wrap: impl FnOnce(Arc<SqliteStore>) -> Arc<dyn InteractionStore>,
 ) -> Server {
+    server_inner(extra, wrap, false).await
+}
+
+/// Served as `app.rs` serves it: with the client address, so the lock-out applies.
+async fn server_with_client_ips() -> Server {
+    server_inner(Arc::new(Vec::new), |s| s, true).await
+}
+
+async fn server_inner(
+    extra: HealthExtra,
+    wrap: impl FnOnce(Arc<SqliteStore>) -> Arc<dyn InteractionStore>,
+    client_ips: bool,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
         SqliteStore::open(&format!("sqlite://{}/h.db", dir.path().display()))
@@ -54,7 +67,12 @@ async fn server_full(
         .with_health_extra(extra);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    if client_ips {
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    } else {
+        tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    }
     Server {
         addr,
         store,
@@ -1034,4 +1052,36 @@ async fn sse_takes_the_token_as_a_query_parameter() {
         let (st, _) = req(srv.addr, "GET", path, None, None).await;
         assert_eq!(st, 401, "{path}");
     }
+}
+
+/// Issue 19: `?access_token=` on the SSE route is no way round the lock-out. Bad query tokens
+/// are strikes like bad headers, a good token does not wipe the strikes (nine guesses, own
+/// token, nine guesses… locks), and a locked-out client is refused on both paths.
+#[tokio::test]
+async fn query_tokens_share_the_lock_out_and_a_good_token_clears_no_strikes() {
+    let srv = server_with_client_ips().await;
+    let events = |t: &str| format!("/api/v1/events?access_token={t}");
+    for i in 0..9 {
+        let (st, _) = req(
+            srv.addr,
+            "GET",
+            "/api/v1/agents",
+            Some(&format!("g{i}")),
+            None,
+        )
+        .await;
+        assert_eq!(st, 401, "header guess {i}");
+    }
+    let (st, _) = req(srv.addr, "GET", "/api/v1/agents", ALICE, None).await;
+    assert_eq!(st, 200, "nine strikes do not lock");
+    // The tenth strike, through the query: still 401, and it counts.
+    let (st, v) = req(srv.addr, "GET", &events("q1"), None, None).await;
+    assert_eq!((st, code(&v)), (401, "unauthorized"));
+    // The eleventh locks, whichever path it takes.
+    let (st, _) = req(srv.addr, "GET", &events("q2"), None, None).await;
+    assert_eq!(st, 401);
+    let (st, v) = req(srv.addr, "GET", "/api/v1/agents", ALICE, None).await;
+    assert_eq!((st, code(&v)), (429, "locked_out"), "header: {v}");
+    let (st, v) = req(srv.addr, "GET", &events("alice-secret"), None, None).await;
+    assert_eq!((st, code(&v)), (429, "locked_out"), "query: {v}");
 }
