@@ -5,6 +5,11 @@
 //! 483/501 as RFC 3261 asks, OPTIONS answered, CANCEL → 200 + 487, BYE/INFO/re-INVITE in
 //! dialogs, 481 for unknown ones, and outbound calls (UAC) for callbacks and agents.
 //!
+//! Sources are checked, not just identifiers: a request in a dialog (BYE, INFO, re-INVITE,
+//! NOTIFY, ACK) is taken only from a hop of that dialog (where its INVITE came from or where
+//! we send, its remote target, its route set's first hop) or a trusted source, and a CANCEL
+//! only from the hop that sent the INVITE; others get a stateless 403 (an ACK is dropped).
+//!
 //! # Run loop (the shell's contract, as in str0m)
 //! After every `handle_*` call, drain [`UserAgent::poll_transmit`] and [`UserAgent::poll_event`]
 //! completely, then sleep until [`UserAgent::poll_timeout`] or the next input. Spurious
@@ -26,7 +31,7 @@ use super::txn::{
     InviteClient, InviteServer, NonInviteClient, NonInviteServer, TimerValues, Transport,
     TxnOutput, Wire,
 };
-use crate::config::Cidr;
+use crate::config::{Cidr, canonical_ip};
 use crate::idgen::IdGen;
 
 /// Methods we answer (Allow header, §20.5).
@@ -251,6 +256,32 @@ struct Leg {
     reinvite: Option<(ServerKey, Request)>,
 }
 
+impl Leg {
+    /// May `ip` (canonical: IPv4-mapped written as IPv4) send requests in this leg's dialog?
+    /// Only the hops the dialog already involves: where its INVITE came from or where we send
+    /// its requests, the peer's Contact (its remote target) and the first hop of its route set.
+    /// A DNS name in the target or route cannot be checked here and matches nothing.
+    fn is_peer(&self, ip: IpAddr) -> bool {
+        let literal = |host: &str| {
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .is_ok_and(|h| canonical_ip(h) == ip)
+        };
+        canonical_ip(self.peer.addr.ip()) == ip
+            || self
+                .dialog
+                .remote_target
+                .as_ref()
+                .is_some_and(|u| literal(&u.host))
+            || self
+                .dialog
+                .route_set
+                .first()
+                .is_some_and(|r| literal(&r.uri.host))
+    }
+}
+
 /// Deadline owners in the timer heap.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerOwner {
@@ -424,7 +455,7 @@ impl UserAgent {
         self.stamp_via(&mut req.headers, peer);
 
         if req.method == Method::Ack {
-            self.handle_ack(now, &req, &branch, &sent_by);
+            self.handle_ack(now, peer, &req, &branch, &sent_by);
             return;
         }
         let key = ServerKey {
@@ -446,8 +477,10 @@ impl UserAgent {
             return;
         }
         // Flood control (like Kamailio's pike): only requests that would start something new
-        // count, so retransmissions (above) and requests in live dialogs always get through.
-        if !self.in_known_dialog(&req)
+        // count, so retransmissions (above) and requests in live dialogs from their peers
+        // always get through.
+        let dialog_peer = self.from_dialog_peer(&req, peer);
+        if !dialog_peer
             && let Some(p) = self.pike.as_mut()
             && let Verdict::Refuse { retry_after } = p.admit(now, peer.addr.ip())
         {
@@ -459,8 +492,9 @@ impl UserAgent {
             );
             return;
         }
-        // Trust first: nothing is kept for an INVITE from outside `trusted_sources`.
-        if req.method == Method::Invite && !self.is_trusted(peer.addr.ip()) {
+        // Trust first: nothing is kept for an INVITE from outside `trusted_sources`. A
+        // re-INVITE from the peer of its dialog (a callback's trunk) is not a new call.
+        if req.method == Method::Invite && !dialog_peer && !self.is_trusted(peer.addr.ip()) {
             self.reply_stateless(peer, &req, 403, None);
             return;
         }
@@ -484,8 +518,9 @@ impl UserAgent {
         }
     }
 
-    /// Does `req` carry a To tag naming one of our dialogs?
-    fn in_known_dialog(&self, req: &Request) -> bool {
+    /// Does `req` carry a To tag naming one of our dialogs, and come from that dialog's peer
+    /// (see `Leg::is_peer`)?
+    fn from_dialog_peer(&self, req: &Request, peer: Peer) -> bool {
         let Some(tag) = req.to_hdr().and_then(|t| t.tag().map(str::to_owned)) else {
             return false;
         };
@@ -493,7 +528,17 @@ impl UserAgent {
             call_id: req.call_id().unwrap_or_default().to_owned(),
             local_tag: tag,
         };
-        self.dialogs.contains_key(&dkey)
+        self.dialogs
+            .get(&dkey)
+            .and_then(|call| self.legs.get(call))
+            .is_some_and(|leg| leg.is_peer(canonical_ip(peer.addr.ip())))
+    }
+
+    /// May `peer` act on `call`'s dialog: its peer, or a trusted source (the PBX may send a
+    /// BYE from another of its addresses)?
+    fn may_act_on(&self, call: CallId, peer: Peer) -> bool {
+        let ip = canonical_ip(peer.addr.ip());
+        self.legs.get(&call).is_some_and(|leg| leg.is_peer(ip)) || self.is_trusted(ip)
     }
 
     /// Checks every request passes before any transaction is made (§8.2.1–8.2.2, §16.3).
@@ -609,6 +654,13 @@ impl UserAgent {
             self.respond_any(now, peer, key, rsp);
             return;
         };
+        // Knowing a dialog's Call-ID and tags is not enough to end or steer it: the request
+        // must come from a hop of the dialog or a trusted source. Checked before the CSeq, so
+        // a forged request cannot push the peer's CSeq space ahead either. No state is kept.
+        if !self.may_act_on(call, peer) {
+            self.reply_stateless(peer, &req, 403, None);
+            return;
+        }
         let leg = self
             .legs
             .get_mut(&call)
@@ -691,7 +743,7 @@ impl UserAgent {
         }
     }
 
-    fn handle_ack(&mut self, now: Instant, req: &Request, branch: &str, sent_by: &str) {
+    fn handle_ack(&mut self, now: Instant, peer: Peer, req: &Request, branch: &str, sent_by: &str) {
         // ACK for a non-2xx: same branch as the INVITE (§17.2.3).
         let key = ServerKey {
             branch: branch.to_owned(),
@@ -717,6 +769,10 @@ impl UserAgent {
         let Some(&call) = self.dialogs.get(&dkey) else {
             return;
         };
+        // A forged ACK must not confirm a call (and start its media): dropped unanswered.
+        if !self.may_act_on(call, peer) {
+            return;
+        }
         let Some(leg) = self.legs.get_mut(&call) else {
             return;
         };
@@ -756,9 +812,21 @@ impl UserAgent {
             ..key.clone()
         };
         let target = match self.servers.get(&invite_key) {
-            Some((ServerTxn::Invite { call, txn }, _)) => Some((*call, txn.has_final())),
+            Some((ServerTxn::Invite { call, txn }, from)) => {
+                Some((*call, txn.has_final(), canonical_ip(from.addr.ip())))
+            }
             _ => None,
         };
+        // §9.2: a CANCEL comes from the hop that sent the INVITE; from anyone else it is a
+        // forgery, refused without touching the call.
+        if let Some((_, _, from)) = target
+            && from != canonical_ip(peer.addr.ip())
+            && !self.is_trusted(peer.addr.ip())
+        {
+            self.reply_stateless(peer, req, 403, None);
+            return;
+        }
+        let target = target.map(|(call, answered, _)| (call, answered));
         let Some((call, answered)) = target else {
             // §9.2: no matching transaction → 481.
             let rsp = self.response(req, 481, true);

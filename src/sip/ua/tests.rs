@@ -785,6 +785,219 @@ fn trusted_sources_hold_on_a_dual_stack_listener() {
     }
 }
 
+/// Call `n` (see [`invite`]) from the PBX, answered and acknowledged; returns the leg and the
+/// To of our 200 (with our tag), for requests in its dialog.
+fn confirmed_call(ua: &mut UserAgent, now: Instant, n: u32) -> (CallId, String) {
+    ua.handle_message(now, pbx(), &invite(n, &format!("call{n}")));
+    let out = drain(ua);
+    let Some(SipEvent::IncomingCall { call, .. }) = out.events.into_iter().next() else {
+        panic!("no call");
+    };
+    ua.handle_command(
+        now,
+        Command::Answer {
+            call,
+            sdp: b"v=0\r\n".to_vec(),
+        },
+    );
+    let to = std::iter::from_fn(|| ua.poll_transmit())
+        .find_map(|t| match msg::parse(&t.bytes) {
+            Ok(Message::Response(r)) if r.status == 200 => r.headers.get("To").map(str::to_owned),
+            _ => None,
+        })
+        .expect("200 OK");
+    ua.handle_message(now, pbx(), &in_dialog(n, &to, "ACK", 1, &format!("ack{n}")));
+    assert!(matches!(
+        drain(ua).events[..],
+        [SipEvent::CallConfirmed { .. }]
+    ));
+    (call, to)
+}
+
+/// A request from the caller's side in the dialog of call `n`.
+fn in_dialog(n: u32, to: &str, method: &str, seq: u32, branch: &str) -> Vec<u8> {
+    let (ctype, body) = match method {
+        "INFO" => ("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n"),
+        "INVITE" => ("application/sdp", "v=0\r\n"),
+        "NOTIFY" => ("message/sipfrag", "SIP/2.0 200 OK\r\n"),
+        _ => ("text/plain", ""),
+    };
+    format!(
+        "{method} sip:hammond@127.0.0.1:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 192.0.2.66:5060;branch=z9hG4bK{branch}\r\n\
+         From: <sip:15551234567@127.0.0.1>;tag=f{n}\r\nTo: {to}\r\n\
+         Call-ID: flood-{n}@pbx\r\nCSeq: {seq} {method}\r\nMax-Forwards: 70\r\n\
+         Contact: <sip:attacker@192.0.2.66:5060>\r\nEvent: refer\r\n\
+         Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Issue 19: a host that learnt a call's Call-ID and tags could end it (BYE), inject digits
+/// (INFO), move its media (re-INVITE) or confirm it (ACK). Requests in a dialog are taken only
+/// from the dialog's peer or a trusted source; the rest get 403 and change nothing, not even
+/// the CSeq space the real peer's next request is checked against.
+#[test]
+fn in_dialog_requests_from_strangers_are_refused() {
+    let mut ua = ua();
+    let t0 = crate::clock::now();
+    let (call, to) = confirmed_call(&mut ua, t0, 1);
+    let stranger = from([192, 0, 2, 66], 5060);
+    for (i, method) in ["BYE", "INFO", "INVITE", "NOTIFY", "REFER", "OPTIONS"]
+        .into_iter()
+        .enumerate()
+    {
+        let seq = 100 + u32::try_from(i).expect("few");
+        ua.handle_message(
+            t0,
+            stranger,
+            &in_dialog(1, &to, method, seq, &format!("x{i}")),
+        );
+        let out = drain(&mut ua);
+        assert_eq!(out.statuses, vec![403], "{method} from a stranger");
+        assert!(out.events.is_empty(), "{method}: {:?}", out.events);
+    }
+    assert_eq!(ua.active_legs(), 1, "the call is still up");
+    // The real peer's next request (CSeq 2, below the forged 100-105) is in order.
+    ua.handle_message(t0, pbx(), &in_dialog(1, &to, "INFO", 2, "info"));
+    let out = drain(&mut ua);
+    assert_eq!(out.statuses, vec![200]);
+    assert!(matches!(out.events[..], [SipEvent::InfoReceived { .. }]));
+    ua.handle_message(t0, pbx(), &in_dialog(1, &to, "BYE", 3, "bye"));
+    let out = drain(&mut ua);
+    assert_eq!(out.statuses, vec![200]);
+    assert!(matches!(
+        out.events[..],
+        [SipEvent::CallEnded { call: c, reason: EndReason::RemoteBye }] if c == call
+    ));
+}
+
+/// A forged ACK does not confirm an answered call, and a forged CANCEL does not end a
+/// ringing one.
+#[test]
+fn forged_ack_and_cancel_are_ignored() {
+    let mut ua = ua();
+    let t0 = crate::clock::now();
+    ua.handle_message(t0, pbx(), &invite(7, "inv7"));
+    let Some(SipEvent::IncomingCall { call, .. }) = drain(&mut ua).events.into_iter().next() else {
+        panic!("no call");
+    };
+    let cancel = String::from_utf8(invite(7, "inv7"))
+        .expect("utf8")
+        .replace("INVITE sip:", "CANCEL sip:")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    ua.handle_message(t0, from([192, 0, 2, 66], 5080), cancel.as_bytes());
+    let out = drain(&mut ua);
+    assert_eq!(out.statuses, vec![403]);
+    assert!(out.events.is_empty(), "{:?}", out.events);
+    ua.handle_command(
+        t0,
+        Command::Answer {
+            call,
+            sdp: b"v=0\r\n".to_vec(),
+        },
+    );
+    let to = std::iter::from_fn(|| ua.poll_transmit())
+        .find_map(|t| match msg::parse(&t.bytes) {
+            Ok(Message::Response(r)) if r.status == 200 => r.headers.get("To").map(str::to_owned),
+            _ => None,
+        })
+        .expect("200 OK");
+    ua.handle_message(
+        t0,
+        from([192, 0, 2, 66], 5080),
+        &in_dialog(7, &to, "ACK", 1, "a"),
+    );
+    let out = drain(&mut ua);
+    assert!(out.statuses.is_empty() && out.events.is_empty(), "{out:?}");
+    ua.handle_message(t0, pbx(), &in_dialog(7, &to, "ACK", 1, "a"));
+    assert!(matches!(
+        drain(&mut ua).events[..],
+        [SipEvent::CallConfirmed { .. }]
+    ));
+}
+
+/// A callback leg's dialog goes through the trunk, which need not be a trusted source: its
+/// hops (the trunk we sent the INVITE to, the customer's Contact) may send in the dialog, a
+/// re-INVITE from them is not a new call to refuse, and anyone else gets 403.
+#[test]
+fn an_outbound_legs_peers_may_act_in_its_dialog() {
+    let mut cfg = config(None);
+    cfg.trusted = vec!["10.0.0.5/32".parse().expect("cidr")];
+    let mut ua = UserAgent::new(cfg, IdGen::seeded(5));
+    let t0 = crate::clock::now();
+    let trunk = from([203, 0, 113, 7], 5060);
+    let customer = from([198, 51, 100, 20], 5062);
+    let call = ua.new_call_id();
+    ua.handle_command(
+        t0,
+        Command::Dial(Box::new(Dial {
+            call,
+            target: msg::parse_uri("sip:15551234567@203.0.113.7").expect("uri"),
+            next_hop: trunk.addr,
+            from_user: "support".into(),
+            sdp: b"v=0\r\n".to_vec(),
+            extra_headers: Vec::new(),
+            credentials: None,
+        })),
+    );
+    let invite = sent_requests(&mut ua).pop().expect("INVITE");
+    let mut ok = from_far_end(&invite, 200, "OK");
+    ok.headers.push("Contact", "<sip:cust@198.51.100.20:5062>");
+    ok.body = b"v=0\r\n".to_vec();
+    ua.handle_message(t0, trunk, &ok.to_bytes());
+    let (_, events) = drain_requests_and_events(&mut ua);
+    assert!(
+        matches!(events[..], [SipEvent::Answered { .. }]),
+        "{events:?}"
+    );
+    let request = |method: &str, seq: u32| {
+        format!(
+            "{method} sip:hammond@127.0.0.1:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 198.51.100.20:5062;branch=z9hG4bKo{seq}\r\n\
+             From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {seq} {method}\r\n\
+             Max-Forwards: 70\r\nContact: <sip:cust@198.51.100.20:5062>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: 5\r\n\r\nv=0\r\n",
+            ok.headers.get("To").expect("To"),
+            invite.headers.get("From").expect("From"),
+            invite.call_id().expect("Call-ID"),
+        )
+        .into_bytes()
+    };
+    // The trunk re-INVITEs (hold, session refresh): a re-INVITE, not a 403.
+    ua.handle_message(t0, trunk, &request("INVITE", 1));
+    let out = drain(&mut ua);
+    assert_eq!(out.statuses, vec![100]);
+    assert!(
+        matches!(out.events[..], [SipEvent::ReInvite { .. }]),
+        "{out:?}"
+    );
+    ua.handle_command(
+        t0,
+        Command::AnswerReInvite {
+            call,
+            sdp: b"v=0\r\n".to_vec(),
+        },
+    );
+    drain(&mut ua);
+    // A stranger's BYE is refused; the customer's own (its Contact) ends the leg.
+    ua.handle_message(t0, from([192, 0, 2, 66], 5060), &request("BYE", 5));
+    let out = drain(&mut ua);
+    assert_eq!(out.statuses, vec![403]);
+    assert!(out.events.is_empty());
+    ua.handle_message(t0, customer, &request("BYE", 2));
+    let out = drain(&mut ua);
+    assert_eq!(out.statuses, vec![200]);
+    assert!(matches!(
+        out.events[..],
+        [SipEvent::CallEnded {
+            reason: EndReason::RemoteBye,
+            ..
+        }]
+    ));
+}
+
 // ------------------------------------------------------------------------------ properties
 
 fn seeds() -> Vec<Vec<u8>> {
