@@ -479,7 +479,7 @@ impl UserAgent {
         // Flood control (like Kamailio's pike): only requests that would start something new
         // count, so retransmissions (above) and requests in live dialogs from their peers
         // always get through.
-        let dialog_peer = self.from_dialog_peer(&req, peer);
+        let dialog_peer = self.is_dialog_peer(&req, peer);
         if !dialog_peer
             && let Some(p) = self.pike.as_mut()
             && let Verdict::Refuse { retry_after } = p.admit(now, peer.addr.ip())
@@ -520,7 +520,7 @@ impl UserAgent {
 
     /// Does `req` carry a To tag naming one of our dialogs, and come from that dialog's peer
     /// (see `Leg::is_peer`)?
-    fn from_dialog_peer(&self, req: &Request, peer: Peer) -> bool {
+    fn is_dialog_peer(&self, req: &Request, peer: Peer) -> bool {
         let Some(tag) = req.to_hdr().and_then(|t| t.tag().map(str::to_owned)) else {
             return false;
         };
