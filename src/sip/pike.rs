@@ -6,6 +6,11 @@
 //! out-of-dialog request or one naming an unknown dialog); retransmissions, ACKs, CANCELs and
 //! in-dialog requests are never counted, so calls already up keep working under a flood.
 //!
+//! A source is an IPv4 address or an IPv6 /64 (one host usually holds a whole /64, so keying
+//! on the full address would give it 2^64 buckets and let it fill the table alone). IPv4-mapped
+//! IPv6 sources count as the IPv4 address. The user agent does not ask for trusted sources
+//! (the PBX): spoofed traffic from its address must not push its calls into 503.
+//!
 //! Memory is bounded: a bucket that has been idle for `per` is full again, which is the same as
 //! having no entry, so [`Pike::admit`] sweeps such entries every `per`. Past `max_sources`
 //! tracked sources (a flood from spoofed addresses), new sources share one overflow bucket
@@ -13,7 +18,7 @@
 //! It must not read a clock or allocate per request beyond the one entry per tracked source.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 /// At most `count` requests per `per` from one source (`[sip] max_requests_per_source`).
@@ -86,6 +91,7 @@ impl Pike {
     /// Take a token for one request from `ip` arriving at `now`.
     pub fn admit(&mut self, now: Instant, ip: IpAddr) -> Verdict {
         self.sweep(now);
+        let ip = bucket_of(ip);
         let (interval, tolerance) = (self.interval, self.tolerance);
         let tat = if let Some(t) = self.buckets.get_mut(&ip) {
             t
@@ -134,6 +140,15 @@ impl Pike {
         if self.overflow.is_some_and(|tat| tat <= now) {
             self.overflow = None;
         }
+    }
+}
+
+/// The bucket a source counts against: its IPv4 address (mapped ones unwrapped), or its
+/// IPv6 /64.
+fn bucket_of(ip: IpAddr) -> IpAddr {
+    match crate::config::canonical_ip(ip) {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        v4 @ IpAddr::V4(_) => v4,
     }
 }
 
@@ -225,6 +240,38 @@ mod tests {
         assert_eq!(admitted, 104);
         // A tracked source still has its own bucket.
         assert_eq!(p.admit(t0, ip(7)), Verdict::Admit);
+    }
+
+    /// Issue 19: one host with a /64 could take 2^64 buckets and fill the table; it gets one.
+    /// A mapped IPv4 source shares its IPv4 address's bucket.
+    #[test]
+    fn ipv6_sources_are_bucketed_by_64_and_mapped_ipv4_by_address() {
+        let t0 = crate::clock::now();
+        let mut p = Pike::with_max_sources(limit(3, 1000), 100);
+        let in_64 = |n: u64| {
+            IpAddr::V6(Ipv6Addr::from(
+                (0x2001_0db8_0000_0001_u128 << 64) | u128::from(n),
+            ))
+        };
+        let mut admitted = 0;
+        for n in 0..1000 {
+            if p.admit(t0, in_64(n)) == Verdict::Admit {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 3, "one /64, one bucket");
+        assert_eq!(p.tracked(), 1);
+        // The next /64 is another source.
+        let other = IpAddr::V6(Ipv6Addr::from(0x2001_0db8_0000_0002_u128 << 64));
+        assert_eq!(p.admit(t0, other), Verdict::Admit);
+        // ::ffff:10.0.0.9 and 10.0.0.9 are one host.
+        let v4: IpAddr = "10.0.0.9".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.9".parse().unwrap();
+        assert_eq!(p.admit(t0, v4), Verdict::Admit);
+        assert_eq!(p.admit(t0, mapped), Verdict::Admit);
+        assert_eq!(p.admit(t0, v4), Verdict::Admit);
+        assert!(matches!(p.admit(t0, mapped), Verdict::Refuse { .. }));
+        assert_eq!(p.tracked(), 3);
     }
 
     #[test]

@@ -283,7 +283,7 @@ impl Leg {
 }
 
 /// Deadline owners in the timer heap.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum TimerOwner {
     Server(String, String, String),
     Client(String),
@@ -301,6 +301,10 @@ pub struct UserAgent {
     dialogs: HashMap<DialogKey, CallId>,
     next_call: u64,
     timers: BinaryHeap<Reverse<(Instant, TimerOwner)>>,
+    /// The deadline each transaction has in `timers`: a transaction is pushed again only when
+    /// its deadline moves, so a flood of retransmissions (each drains its transaction) cannot
+    /// grow the heap. Entries whose deadline moved stay in the heap until they fire, harmlessly.
+    scheduled: HashMap<TimerOwner, Instant>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SipEvent>,
     pike: Option<Pike>,
@@ -318,6 +322,7 @@ impl UserAgent {
             dialogs: HashMap::new(),
             next_call: 1,
             timers: BinaryHeap::new(),
+            scheduled: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -336,6 +341,12 @@ impl UserAgent {
     /// Live transactions, for leak checks in tests.
     pub fn active_transactions(&self) -> usize {
         self.servers.len() + self.clients.len()
+    }
+
+    /// Entries in the timer heap (live deadlines plus ones that moved and have not fired yet),
+    /// for memory checks in tests and metrics.
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
     }
 
     /// A fresh handle for an outbound leg, to pass in [`Command::Dial`].
@@ -365,6 +376,9 @@ impl UserAgent {
                 break;
             }
             self.timers.pop();
+            if self.scheduled.get(&owner) == Some(&at) {
+                self.scheduled.remove(&owner);
+            }
             match owner {
                 TimerOwner::Server(branch, sent_by, method) => {
                     let key = ServerKey {
@@ -479,8 +493,12 @@ impl UserAgent {
         // Flood control (like Kamailio's pike): only requests that would start something new
         // count, so retransmissions (above) and requests in live dialogs from their peers
         // always get through.
+        // Trusted sources (the PBX) are never limited: spoofed packets from its address must
+        // not be able to push its calls into 503. `max_calls` and overload control cover it.
         let dialog_peer = self.is_dialog_peer(&req, peer);
+        let trusted = self.is_trusted(peer.addr.ip());
         if !dialog_peer
+            && !trusted
             && let Some(p) = self.pike.as_mut()
             && let Verdict::Refuse { retry_after } = p.admit(now, peer.addr.ip())
         {
@@ -494,7 +512,7 @@ impl UserAgent {
         }
         // Trust first: nothing is kept for an INVITE from outside `trusted_sources`. A
         // re-INVITE from the peer of its dialog (a callback's trunk) is not a new call.
-        if req.method == Method::Invite && !dialog_peer && !self.is_trusted(peer.addr.ip()) {
+        if req.method == Method::Invite && !dialog_peer && !trusted {
             self.reply_stateless(peer, &req, 403, None);
             return;
         }
@@ -1272,15 +1290,28 @@ impl UserAgent {
                 TxnOutput::Response { .. } | TxnOutput::Timeout => {}
             }
         }
-        if let Some(at) = deadline
-            && self.servers.contains_key(key)
-        {
-            let owner = TimerOwner::Server(
-                key.branch.clone(),
-                key.sent_by.clone(),
-                key.method.to_string(),
-            );
-            self.timers.push(Reverse((at, owner)));
+        let owner = TimerOwner::Server(
+            key.branch.clone(),
+            key.sent_by.clone(),
+            key.method.to_string(),
+        );
+        let deadline = deadline.filter(|_| self.servers.contains_key(key));
+        self.schedule(owner, deadline);
+    }
+
+    /// Keep `owner`'s deadline in the heap: pushed once per distinct deadline, forgotten when
+    /// the transaction has none (or is gone).
+    fn schedule(&mut self, owner: TimerOwner, deadline: Option<Instant>) {
+        match deadline {
+            Some(at) => {
+                if self.scheduled.get(&owner) != Some(&at) {
+                    self.scheduled.insert(owner.clone(), at);
+                    self.timers.push(Reverse((at, owner)));
+                }
+            }
+            None => {
+                self.scheduled.remove(&owner);
+            }
         }
     }
 
@@ -1339,12 +1370,8 @@ impl UserAgent {
                 TxnOutput::AckTimeout => {}
             }
         }
-        if let Some(at) = deadline
-            && self.clients.contains_key(branch)
-        {
-            self.timers
-                .push(Reverse((at, TimerOwner::Client(branch.to_owned()))));
-        }
+        let deadline = deadline.filter(|_| self.clients.contains_key(branch));
+        self.schedule(TimerOwner::Client(branch.to_owned()), deadline);
     }
 
     fn client_response(

@@ -630,89 +630,111 @@ fn retry_after(ua: &mut UserAgent) -> Vec<(u16, Option<String>)> {
         .collect()
 }
 
+/// A host outside `trusted_sources`: its INVITEs get 403, its OPTIONS 200, until it is limited.
+fn stranger(last: u8) -> Peer {
+    from([192, 0, 2, last], 5060)
+}
+
 #[test]
-fn past_the_per_source_limit_new_invites_get_503_with_retry_after() {
+fn past_the_per_source_limit_new_requests_get_503_with_retry_after() {
     let mut ua = limited_ua(5, Duration::from_secs(1));
     let t0 = crate::clock::now();
-    let mut calls = Vec::new();
     for n in 0..8 {
-        ua.handle_message(t0, pbx(), &invite(n, &format!("inv{n}")));
+        ua.handle_message(t0, stranger(1), &options(n));
         let rsp = retry_after(&mut ua);
-        while let Some(e) = ua.poll_event() {
-            if let SipEvent::IncomingCall { call, .. } = e {
-                calls.push(call);
-            }
-        }
         if n < 5 {
-            assert_eq!(rsp, vec![(100, None)], "INVITE {n}");
+            assert_eq!(rsp, vec![(200, None)], "OPTIONS {n}");
         } else {
-            assert_eq!(rsp, vec![(503, Some("1".to_owned()))], "INVITE {n}");
+            assert_eq!(rsp, vec![(503, Some("1".to_owned()))], "OPTIONS {n}");
         }
     }
-    assert_eq!(calls.len(), 5);
     assert_eq!(ua.rate_limited(), 3);
-    // Out-of-dialog OPTIONS count too.
-    ua.handle_message(t0, pbx(), &options(1));
+    // Its INVITEs count too (503 before the 403 it would get).
+    ua.handle_message(t0, stranger(1), &invite(1, "inv1"));
     assert_eq!(retry_after(&mut ua), vec![(503, Some("1".to_owned()))]);
     // Another source is not affected (it gets its own verdict: 403, not trusted).
-    ua.handle_message(t0, from([192, 0, 2, 1], 5060), &invite(99, "other"));
+    ua.handle_message(t0, stranger(2), &invite(99, "other"));
     assert_eq!(retry_after(&mut ua), vec![(403, None)]);
-    // A retransmission of an admitted INVITE is absorbed by its transaction, not limited.
-    ua.handle_message(t0, pbx(), &invite(0, "inv0"));
-    assert_eq!(retry_after(&mut ua), vec![(100, None)]);
+    // A retransmission of an admitted OPTIONS is absorbed by its transaction, not limited.
+    ua.handle_message(t0, stranger(1), &options(0));
+    assert_eq!(retry_after(&mut ua), vec![(200, None)]);
     // A second later the bucket is full again.
-    ua.handle_message(t0 + Duration::from_secs(1), pbx(), &invite(50, "later"));
-    assert_eq!(retry_after(&mut ua), vec![(100, None)]);
+    ua.handle_message(t0 + Duration::from_secs(1), stranger(1), &options(50));
+    assert_eq!(retry_after(&mut ua), vec![(200, None)]);
     assert_eq!(ua.rate_limited(), 4);
 }
 
+/// Issue 19: spoofed traffic from the PBX's address could push its INVITEs into 503. Trusted
+/// sources are not limited at all (`max_calls` and overload control bound them).
+#[test]
+fn trusted_sources_are_never_rate_limited() {
+    let mut ua = limited_ua(5, Duration::from_secs(10));
+    let t0 = crate::clock::now();
+    // A flood of garbage (its answers are limited) and OPTIONS "from the PBX"...
+    for n in 0..50 {
+        ua.handle_message(t0, pbx(), b"garbage\r\n\r\n");
+        ua.handle_message(t0, pbx(), &options(n));
+        assert_eq!(retry_after(&mut ua), vec![(200, None)], "OPTIONS {n}");
+    }
+    // ...and its calls still come in, every one.
+    for n in 0..20 {
+        ua.handle_message(t0, pbx(), &invite(n, &format!("inv{n}")));
+        assert_eq!(retry_after(&mut ua), vec![(100, None)], "INVITE {n}");
+    }
+}
+
+/// A callback leg through a trunk that is not a trusted source: the trunk's out-of-dialog
+/// requests are limited, but requests in the live dialog always get through.
 #[test]
 fn in_dialog_requests_work_while_the_source_is_limited() {
     let mut ua = limited_ua(1, Duration::from_secs(10));
     let t0 = crate::clock::now();
-    ua.handle_message(t0, pbx(), &invite(1, "first"));
-    let _ = retry_after(&mut ua);
-    let Some(SipEvent::IncomingCall { call, .. }) = ua.poll_event() else {
-        panic!("no call");
-    };
+    let trunk = stranger(7);
+    let call = ua.new_call_id();
     ua.handle_command(
         t0,
-        Command::Answer {
+        Command::Dial(Box::new(Dial {
             call,
+            target: msg::parse_uri("sip:15551234567@192.0.2.7").expect("uri"),
+            next_hop: trunk.addr,
+            from_user: "support".into(),
             sdp: b"v=0\r\n".to_vec(),
-        },
+            extra_headers: Vec::new(),
+            credentials: None,
+        })),
     );
-    let to = std::iter::from_fn(|| ua.poll_transmit())
-        .find_map(|t| match msg::parse(&t.bytes) {
-            Ok(Message::Response(r)) if r.status == 200 => r.headers.get("To").map(str::to_owned),
-            _ => None,
-        })
-        .expect("200 OK");
-    // The bucket is empty now: a new INVITE is refused...
-    ua.handle_message(t0, pbx(), &invite(2, "second"));
+    let invite = sent_requests(&mut ua).pop().expect("INVITE");
+    let ok = from_far_end(&invite, 200, "OK");
+    ua.handle_message(t0, trunk, &ok.to_bytes());
+    let (_, events) = drain_requests_and_events(&mut ua);
+    assert!(
+        matches!(events[..], [SipEvent::Answered { .. }]),
+        "{events:?}"
+    );
+    // The trunk's bucket holds one request: an OPTIONS takes it, the next is refused...
+    ua.handle_message(t0, trunk, &options(1));
+    assert_eq!(retry_after(&mut ua), vec![(200, None)]);
+    ua.handle_message(t0, trunk, &options(2));
     assert_eq!(retry_after(&mut ua), vec![(503, Some("10".to_owned()))]);
-    // ...but the ACK, an INFO and the BYE of the live call go through.
-    let in_dialog = |method: &str, seq: u32, branch: &str| {
+    // ...but an INFO and the BYE of the live call go through.
+    let in_dialog = |method: &str, seq: u32, branch: &str, call_id: &str| {
         format!(
             "{method} sip:hammond@127.0.0.1:5060 SIP/2.0\r\n\
-             Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK{branch}\r\n\
-             From: <sip:15551234567@127.0.0.1>;tag=f1\r\nTo: {to}\r\n\
-             Call-ID: flood-1@pbx\r\nCSeq: {seq} {method}\r\nMax-Forwards: 70\r\n\
-             Content-Length: 0\r\n\r\n"
+             Via: SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK{branch}\r\n\
+             From: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: {seq} {method}\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            ok.headers.get("To").expect("To"),
+            invite.headers.get("From").expect("From"),
         )
         .into_bytes()
     };
-    ua.handle_message(t0, pbx(), &in_dialog("ACK", 1, "ack"));
-    assert!(matches!(
-        ua.poll_event(),
-        Some(SipEvent::CallConfirmed { .. })
-    ));
-    ua.handle_message(t0, pbx(), &in_dialog("INFO", 2, "info"));
+    let call_id = invite.call_id().expect("Call-ID").to_owned();
+    ua.handle_message(t0, trunk, &in_dialog("INFO", 1, "info", &call_id));
     assert_eq!(retry_after(&mut ua), vec![(200, None)]);
-    ua.handle_message(t0, pbx(), &in_dialog("BYE", 3, "bye"));
+    ua.handle_message(t0, trunk, &in_dialog("BYE", 2, "bye", &call_id));
     assert_eq!(retry_after(&mut ua), vec![(200, None)]);
     // A request naming a dialog that does not exist is new work: limited.
-    ua.handle_message(t0, pbx(), &in_dialog("BYE", 4, "bye2"));
+    ua.handle_message(t0, trunk, &in_dialog("BYE", 3, "bye2", "nope@x"));
     assert_eq!(retry_after(&mut ua), vec![(503, Some("10".to_owned()))]);
     let events: Vec<_> = std::iter::from_fn(|| ua.poll_event()).collect();
     assert!(events.iter().any(|e| matches!(
@@ -724,6 +746,36 @@ fn in_dialog_requests_work_while_the_source_is_limited() {
     )));
     settle(&mut ua, t0, &[]);
     assert_eq!(ua.active_transactions(), 0);
+}
+
+/// Issue 19: every retransmission drained its transaction and pushed its deadline onto the
+/// timer heap again, so a flood of retransmissions (which the rate limiter rightly lets
+/// through) grew the heap without bound until Timer J or H fired 32 s later.
+#[test]
+fn retransmissions_do_not_grow_the_timer_heap() {
+    let mut ua = ua();
+    let t0 = crate::clock::now();
+    ua.handle_message(t0, stranger(1), &options(1));
+    ua.handle_message(t0, pbx(), &invite(1, "inv1"));
+    let out = drain(&mut ua);
+    let Some(SipEvent::IncomingCall { call, .. }) = out.events.into_iter().next() else {
+        panic!("no call");
+    };
+    // A final response, so the INVITE transaction runs Timers G and H.
+    ua.handle_command(t0, Command::Reject { call, status: 486 });
+    drain(&mut ua);
+    let before = ua.timer_entries();
+    assert!(before >= 2, "{before}");
+    for i in 0..10_000u64 {
+        let now = t0 + Duration::from_micros(i);
+        ua.handle_message(now, stranger(1), &options(1));
+        ua.handle_message(now, pbx(), &invite(1, "inv1"));
+        drain(&mut ua);
+    }
+    assert_eq!(ua.timer_entries(), before);
+    settle(&mut ua, t0, &[]);
+    assert_eq!(ua.active_transactions(), 0);
+    assert_eq!(ua.timer_entries(), 0);
 }
 
 #[test]
