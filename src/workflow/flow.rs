@@ -19,7 +19,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::hours::{self, BusinessHours};
-use super::numbers::NumberRules;
+use super::numbers::{self, NumberRules, NumberType};
 use crate::config::values::parse_duration;
 use crate::diag::Diagnostic;
 
@@ -392,13 +392,17 @@ struct RawCallback {
     min_digits: Option<Spanned<usize>>,
     max_digits: Option<Spanned<usize>>,
     country_code: Option<Spanned<String>>,
+    region: Option<Spanned<String>>,
     national_length: Option<Spanned<usize>>,
     international_prefix: Option<Spanned<String>>,
     international: Option<bool>,
+    allowed_types: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     allowed_prefixes: Vec<Spanned<String>>,
     #[serde(default)]
     blocked_prefixes: Vec<Spanned<String>>,
+    #[serde(default)]
+    fictional_prefixes: Vec<Spanned<String>>,
     first_digit_timeout: Option<Spanned<String>>,
     inter_digit_timeout: Option<Spanned<String>>,
     max_tries: Option<Spanned<u32>>,
@@ -871,11 +875,81 @@ fn compile_spanned(
         Some(v) => digits_of(&mut c, v, "international_prefix"),
         None => "011".to_owned(),
     };
+    // Prefixes may use `x` for any digit (`1xxx976`: the 976 exchange of any area code).
     let prefixes = |c: &mut Check<'_>, list: &[Spanned<String>], what: &str| -> Vec<String> {
-        list.iter().map(|p| digits_of(c, p, what)).collect()
+        list.iter()
+            .map(|p| {
+                let s = p.get_ref().trim();
+                if s.is_empty()
+                    || !s
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b == b'x' || b == b'X')
+                {
+                    c.err(
+                        p.span(),
+                        format!("{what} must be digits, or x for any digit, found {s:?}"),
+                    );
+                }
+                s.to_ascii_lowercase()
+            })
+            .collect()
     };
     let allowed_prefixes = prefixes(&mut c, &cb.allowed_prefixes, "an allowed prefix");
     let blocked_prefixes = prefixes(&mut c, &cb.blocked_prefixes, "a blocked prefix");
+    let fictional_prefixes = prefixes(&mut c, &cb.fictional_prefixes, "a fictional prefix");
+    // The region: given, or the main one of the country code (1 → US, 44 → GB).
+    let region = match &cb.region {
+        Some(v) => {
+            let r = v.get_ref().trim().to_ascii_uppercase();
+            match numbers::region_code(&r) {
+                None => c.err(
+                    v.span(),
+                    format!(
+                        "unknown region {:?}: expected an ISO 3166 code such as \"US\"",
+                        v.get_ref()
+                    ),
+                ),
+                Some(code) if code.to_string() != country_code => c.err(
+                    v.span(),
+                    format!("region {r} has country code {code}, not {country_code}"),
+                ),
+                Some(_) => {}
+            }
+            r
+        }
+        None => numbers::main_region(&country_code).unwrap_or_else(|| {
+            // A country_code that is not digits has its own error already.
+            if country_code.bytes().all(|b| b.is_ascii_digit()) {
+                let span = cb.country_code.as_ref().map_or(0..0, Spanned::span);
+                c.err(
+                    span,
+                    format!("country_code {country_code} belongs to no region; set `region`"),
+                );
+            }
+            String::new()
+        }),
+    };
+    let allowed_types = match &cb.allowed_types {
+        None => NumberType::DEFAULT_ALLOWED.to_vec(),
+        Some(list) => list
+            .iter()
+            .filter_map(|t| {
+                let kind = NumberType::parse(t.get_ref().trim());
+                if kind.is_none() {
+                    let names: Vec<&str> = NumberType::ALL.iter().map(|k| k.as_str()).collect();
+                    c.err(
+                        t.span(),
+                        format!(
+                            "unknown number type {:?}: expected one of {}",
+                            t.get_ref(),
+                            names.join(", ")
+                        ),
+                    );
+                }
+                kind
+            })
+            .collect(),
+    };
     for p in &cb.allowed_prefixes {
         if blocked_prefixes.iter().any(|b| b == p.get_ref().trim()) {
             c.err(
@@ -931,11 +1005,14 @@ fn compile_spanned(
             min_digits,
             max_digits,
             country_code,
+            region,
             national_length,
             international_prefix,
             international: cb.international.unwrap_or(false),
+            allowed_types,
             allowed_prefixes,
             blocked_prefixes,
+            fictional_prefixes,
         },
         first_digit_timeout: c.positive(
             cb.first_digit_timeout.as_ref(),
@@ -1301,7 +1378,7 @@ options = [
 [callback]
 min_digits = 12
 max_digits = 11
-blocked_prefixes = ["19x0"]
+blocked_prefixes = ["19y0"]
 [hours]
 time_zone = "Mars/Olympus"
 [transfer]
@@ -1318,7 +1395,7 @@ desk = "tel:123"
             "q.toml:10:46: transfer target `http://x` is neither",
             "q.toml:11:25: unknown action `dance`",
             "q.toml:14:14: min_digits (12) is more than max_digits (11)",
-            "q.toml:16:21: a blocked prefix must be digits only",
+            "q.toml:16:21: a blocked prefix must be digits, or x for any digit",
             "q.toml:18:13: unknown time zone \"Mars/Olympus\"",
             "q.toml:20:8: transfer target `desk` must be a sip: or sips: URI",
         ];
@@ -1407,6 +1484,72 @@ desk = "tel:123"
             "{text:?}"
         );
         assert!(set.get("same_number").is_none());
+    }
+
+    /// The number-plan keys of `[callback]` (issue 19) point at their own value when wrong.
+    #[test]
+    fn callback_number_plan_keys_are_checked_in_place() {
+        let src = format!(
+            "{MINIMAL}[callback]\nregion = \"ZZ\"\nallowed_types = [\"mobile\", \"premium\"]\n\
+             fictional_prefixes = [\"1-555\"]\nblocked_prefixes = [\"1xxx976\"]\n"
+        );
+        let e = errors(&src);
+        let at = |line: usize| format!("q.toml:{line}:");
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(
+            e[0].starts_with(&at(7)) && e[0].contains("unknown region \"ZZ\""),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with(&format!("{}28", at(8)))
+                && e[1].contains("unknown number type \"premium\": expected one of fixed_line"),
+            "{e:?}"
+        );
+        assert!(
+            e[2].starts_with(&at(9)) && e[2].contains("a fictional prefix"),
+            "{e:?}"
+        );
+        let src = format!("{MINIMAL}[callback]\ncountry_code = \"44\"\nregion = \"us\"\n");
+        let e = errors(&src);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with(&at(8)) && e[0].contains("region US has country code 1, not 44"));
+        // Left out: the main region of the country code, and the default types.
+        let src = format!("{MINIMAL}[callback]\ncountry_code = \"44\"\n");
+        let flow = compile(Path::new("q.toml"), &src, &*CATALOG).expect("compiles");
+        assert_eq!(flow.callback.numbers.region, "GB");
+        assert_eq!(
+            flow.callback.numbers.allowed_types,
+            NumberType::DEFAULT_ALLOWED.to_vec()
+        );
+    }
+
+    /// The shipped `support` queue refuses the toll-fraud numbers of issue 19 and keeps the
+    /// fictional 1-555 number its tests call back.
+    #[test]
+    fn the_shipped_support_queue_refuses_toll_fraud_numbers() {
+        use super::numbers::NumberError;
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/queues/support.toml");
+        let src = std::fs::read_to_string(&path).expect("support.toml");
+        let flow = compile(&path, &src, &*CATALOG).expect("compiles");
+        let rules = &flow.callback.numbers;
+        assert_eq!(rules.check_caller_id("+15551234567"), Ok(()));
+        assert_eq!(rules.check_entered("5551234567"), Ok(()));
+        assert_eq!(rules.check_entered("2125550123"), Ok(()));
+        for n in ["18765551234", "18095551234", "+12845551234", "+18765551234"] {
+            assert!(
+                matches!(
+                    rules.check_caller_id(n),
+                    Err(NumberError::International | NumberError::Invalid)
+                ),
+                "{n}: {:?}",
+                rules.check_caller_id(n)
+            );
+        }
+        assert!(matches!(
+            rules.check_entered("12129761234"),
+            Err(NumberError::Blocked(_))
+        ));
+        assert!(rules.check_entered("19005551234").is_err());
     }
 
     #[test]
