@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -20,6 +21,7 @@ use crate::media::prompts::PromptLibrary;
 use crate::queue::agent::Agent;
 use crate::rt::agents::Agents;
 use crate::rt::calls::CallManager;
+use crate::rt::http::HttpLimits;
 use crate::rt::queue_watch::{self, QueueRegistry};
 use crate::rt::services::Services;
 use crate::rt::sip_socket::{self, SipSockets, TcpLimits};
@@ -214,21 +216,26 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
             .map(ToString::to_string)
             .collect()
     });
+    // Stopped at SIGTERM: no new HTTP work (accepts would dial new calls), event streams end.
+    let http_stop = CancellationToken::new();
     let state = api::AppState::with_agents(store.clone(), agents.clone(), metrics)
         .with_accepted(accepted)
         .with_connected(svc.connected.clone())
-        .with_health_extra(health);
+        .with_health_extra(health)
+        .with_max_body(cfg.http.max_body)
+        .with_shutdown(http_stop.clone());
     let router = api::router(state);
-    let http_stop = shutdown.clone();
-    let http_task = tokio::spawn(async move {
-        // Connect info gives the API the client IP for its bad-token lock-out.
-        let _ = axum::serve(
-            http,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { http_stop.cancelled().await })
-        .await;
-    });
+    let http_limits = HttpLimits {
+        header_timeout: cfg.http.header_timeout,
+        max_connections: cfg.http.max_connections,
+        drain: HTTP_DRAIN,
+    };
+    let http_task = tokio::spawn(crate::rt::http::serve(
+        http,
+        router,
+        http_limits,
+        http_stop.clone(),
+    ));
 
     crate::rt::router::spawn(svc.clone(), shutdown.clone());
 
@@ -238,14 +245,24 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
 
     shutdown.cancelled().await;
     draining.store(true, Ordering::Relaxed);
+    http_stop.cancel();
     info!(timeout = ?cfg.shutdown.drain_timeout, "draining: new calls get 503");
     let deadline = crate::clock::now() + cfg.shutdown.drain_timeout;
-    while svc.active_calls() > 0 && crate::clock::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_for_calls(&svc, deadline).await;
     sip_stop.cancel();
     let _ = sip_task.await;
+    // Bounded by its own drain (`HTTP_DRAIN` from SIGTERM), long over by now in most cases.
     let _ = http_task.await;
     info!("hammond stopped");
     Ok(())
+}
+
+/// After SIGTERM, how long open HTTP connections get to finish before they are dropped.
+const HTTP_DRAIN: Duration = Duration::from_secs(5);
+
+/// Until no call task is left or `deadline`.
+async fn wait_for_calls(svc: &Services, deadline: std::time::Instant) {
+    while svc.active_calls() > 0 && crate::clock::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

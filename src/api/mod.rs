@@ -22,6 +22,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 pub use auth::{AuthAgent, Lockout, LockoutPolicy, StreamAgent};
 pub use error::ApiError;
@@ -31,8 +32,9 @@ use crate::rt::agents::Agents;
 use crate::rt::connected::ConnectedCalls;
 use crate::store::InteractionStore;
 
-/// Largest request body accepted.
-pub const BODY_LIMIT: usize = 16 * 1024;
+/// Largest request body accepted unless [`AppState::with_max_body`] says otherwise (the
+/// default of `[http] max_body`).
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Extra health checks (e.g. config-reload errors); each string is one problem.
 pub type HealthExtra = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
@@ -55,6 +57,11 @@ pub struct AppState {
     pub lockout: Arc<Lockout>,
     /// Calls up for connected interactions: closing one hangs it up.
     pub connected: Arc<ConnectedCalls>,
+    /// Request bodies above this get 413 (`[http] max_body`).
+    pub max_body: usize,
+    /// Cancelled when Hammond shuts down: open event streams end, so the HTTP server's
+    /// graceful shutdown is not held up by them.
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
@@ -81,6 +88,8 @@ impl AppState {
             health_extra: Arc::new(Vec::new),
             lockout: Arc::new(Lockout::default()),
             connected: Arc::default(),
+            max_body: BODY_LIMIT,
+            shutdown: CancellationToken::new(),
         }
     }
 
@@ -104,10 +113,26 @@ impl AppState {
         self.health_extra = f;
         self
     }
+
+    /// Refuses request bodies above `bytes` with 413 (`[http] max_body`).
+    #[must_use]
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// Ends every event stream when `token` is cancelled (shutdown).
+    #[must_use]
+    pub fn with_shutdown(mut self, token: CancellationToken) -> Self {
+        self.shutdown = token;
+        self
+    }
 }
 
-/// The whole HTTP API. Serve it with `axum::serve`.
+/// The whole HTTP API. Hammond serves it with [`crate::rt::http::serve`] (header timeout,
+/// connection cap, client address for the lock-out); tests may use `axum::serve`.
 pub fn router(state: AppState) -> Router {
+    let max_body = state.max_body;
     Router::new()
         .route("/api/v1/interactions", get(interactions::list))
         .route("/api/v1/interactions/{id}", get(interactions::detail))
@@ -125,7 +150,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(web::index))
         .route("/assets/{file}", get(web::asset))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::map_response(error::log_server_errors))
         .with_state(state)
 }

@@ -162,6 +162,12 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Request bodies above this are refused with 413.
     pub max_body: usize,
+    /// A client must send a request's headers within this long (and an idle keep-alive
+    /// connection is closed after it): slow clients cannot hold connections open.
+    pub header_timeout: Duration,
+    /// Connections at once, SSE streams included; past it new ones are refused (503, closed),
+    /// so HTTP cannot take the descriptors SIP and RTP need.
+    pub max_connections: usize,
 }
 
 /// `[store]`.

@@ -70,6 +70,8 @@ pub(super) struct RawMedia {
 pub(super) struct RawHttp {
     pub(super) listen: Key<String>,
     pub(super) max_body: Key<RawBytes>,
+    pub(super) header_timeout: Key<RawDuration>,
+    pub(super) max_connections: Key<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

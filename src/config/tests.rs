@@ -129,6 +129,8 @@ fn defaults_are_the_documented_values() {
         "127.0.0.1:8080".parse::<SocketAddr>().unwrap()
     );
     assert_eq!(c.http.max_body, 65536);
+    assert_eq!(c.http.header_timeout, Duration::from_secs(10));
+    assert_eq!(c.http.max_connections, 512);
     assert_eq!(c.store.url, "sqlite://data/hammond.db");
     assert!(c.store.is_sqlite());
     assert_eq!(c.queues_dir, Path::new("config/queues"));
@@ -386,6 +388,8 @@ proxy = \"pbx.example.com\"
 transport = \"tcp\"
 [http]
 max_body = 1048576
+header_timeout = \"2s\"
+max_connections = 64
 [data]
 dir = \"/var/lib/hammond\"
 ";
@@ -400,6 +404,8 @@ dir = \"/var/lib/hammond\"
     assert_eq!(cfg.trunk.proxy.to_string(), "pbx.example.com:5060");
     assert_eq!(cfg.trunk.transport, Transport::Tcp);
     assert_eq!(cfg.http.max_body, 1 << 20);
+    assert_eq!(cfg.http.header_timeout, Duration::from_secs(2));
+    assert_eq!(cfg.http.max_connections, 64);
     assert_eq!(
         cfg.store.url, "sqlite:///var/lib/hammond/hammond.db",
         "the SQLite file follows data.dir"
@@ -413,6 +419,9 @@ dir = \"/var/lib/hammond\"
     let d = errors("[sip.trunk]\ntransport = \"tls\"\ncaller_id = \"alice\"\n");
     assert_at(&d, 2, 13, "unknown transport");
     assert_at(&d, 3, 13, "invalid caller ID");
+    let d = errors("[http]\nheader_timeout = \"0s\"\nmax_connections = 0\n");
+    assert_at(&d, 2, 18, "http.header_timeout");
+    assert_at(&d, 3, 19, "out of range");
 }
 
 #[test]

@@ -388,6 +388,12 @@ pub(super) fn validate(
             }
         })
         .unwrap_or(64 * 1024);
+    let header_timeout = c
+        .duration(&h.header_timeout, "http.header_timeout", false)
+        .unwrap_or(Duration::from_secs(10));
+    let http_max_connections = c
+        .count(&h.max_connections, "http.max_connections", 1_000_000)
+        .unwrap_or(512);
 
     // [queues] [prompts] [data] [store] [shutdown]
     let queues_dir = c.dir(&raw.queues.dir, "queues.dir", "config/queues");
@@ -518,6 +524,8 @@ pub(super) fn validate(
         http: HttpConfig {
             listen: http_listen,
             max_body,
+            header_timeout,
+            max_connections: usize::try_from(http_max_connections).unwrap_or(512),
         },
         store: StoreConfig { url },
         queues_dir,

@@ -20,6 +20,7 @@ pub mod callback_task;
 pub mod calls;
 pub mod connected;
 pub mod fd_limit;
+pub mod http;
 pub mod legs;
 pub mod live;
 pub mod media_worker;

@@ -11,5 +11,6 @@ mod dialer_flows;
 mod hardening;
 mod layering;
 mod media_flows;
+mod net_hardening;
 mod support;
 mod workflow_flows;

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub(crate) struct Options {
     /// Extra TOML appended to the generated service config.
     pub extra_config: String,
+    /// Extra keys for its `[http]` table (the generated config has one already).
+    pub http_extra: String,
     /// Extra queue files: (file name, contents), beside the shipped `config/queues/*`.
     pub queues: Vec<(String, String)>,
     /// Re-use this data dir (restart tests).
@@ -82,6 +84,7 @@ rtp_ports = "{base}-{end}"
 io = "{media_io}"
 [http]
 listen = "127.0.0.1:0"
+{http_extra}
 [store]
 url = "sqlite://{db}"
 [queues]
@@ -120,6 +123,7 @@ token = "eve-secret"
             prompts = repo().join("prompts").display(),
             data = data_dir.display(),
             extra = opts.extra_config,
+            http_extra = opts.http_extra,
         );
         let cfg = dir.path().join("hammond.toml");
         std::fs::write(&cfg, config).unwrap();
