@@ -26,7 +26,7 @@ use crate::rt::queue_watch::{self, QueueRegistry};
 use crate::rt::services::Services;
 use crate::rt::sip_socket::{self, SipSockets, TcpLimits};
 use crate::sip::txn::TimerValues;
-use crate::sip::ua::{UaConfig, UserAgent};
+use crate::sip::ua::{Command, UaConfig, UserAgent};
 use crate::store::{InteractionStore, SqliteStore};
 use crate::workflow::flow::{self, PromptCatalog};
 
@@ -249,6 +249,19 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
     info!(timeout = ?cfg.shutdown.drain_timeout, "draining: new calls get 503");
     let deadline = crate::clock::now() + cfg.shutdown.drain_timeout;
     wait_for_calls(&svc, deadline).await;
+    // What the drain timeout left is hung up, as the config promises: BYE (CANCEL while
+    // dialling, 480 while ringing) on every leg, and a short wait for the answers.
+    let left = svc.legs.calls();
+    if !left.is_empty() {
+        warn!(
+            legs = left.len(),
+            "drain timeout: hanging up the calls still up"
+        );
+        for call in left {
+            svc.ua.send(Command::Hangup { call });
+        }
+        wait_for_calls(&svc, crate::clock::now() + HANGUP_GRACE).await;
+    }
     sip_stop.cancel();
     let _ = sip_task.await;
     // Bounded by its own drain (`HTTP_DRAIN` from SIGTERM), long over by now in most cases.
@@ -259,6 +272,10 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
 
 /// After SIGTERM, how long open HTTP connections get to finish before they are dropped.
 const HTTP_DRAIN: Duration = Duration::from_secs(5);
+
+/// After hanging up the calls the drain left, how long their BYEs get to be answered (the
+/// SIP task must still run to send and retransmit them).
+const HANGUP_GRACE: Duration = Duration::from_secs(3);
 
 /// Until no call task is left or `deadline`.
 async fn wait_for_calls(svc: &Services, deadline: std::time::Instant) {

@@ -3,14 +3,19 @@
 //! presence changes (`event: agent_status`, no id). With `Last-Event-ID` the stream first
 //! replays the log after that id, then continues live: it subscribes before reading the log and
 //! drops live events already replayed, so nothing is missed or repeated. A client that falls
-//! too far behind the live channel is disconnected, and resumes with `Last-Event-ID`.
+//! too far behind the live channel is disconnected, and resumes with `Last-Event-ID`. Every
+//! stream ends when Hammond shuts down (`AppState::shutdown`), so it cannot hold up the HTTP
+//! server's graceful shutdown.
 //!
 //! Browsers' `EventSource` cannot send headers, so this route (and only this one) also takes
 //! the token as `?access_token=`: [`StreamAgent`] checks it on the same path as the header
 //! (constant-time compare, lock-out, strikes).
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -18,6 +23,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::{ApiError, AppState, StreamAgent};
 use crate::store::StoredEvent;
@@ -82,7 +88,35 @@ pub(super) async fn stream(
                     .data(serde_json::to_string(&p).unwrap_or_default()))
             })
         });
-    Ok(Sse::new(changes.merge(presence)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    let events = Until::new(changes.merge(presence), st.shutdown.clone());
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// A stream that ends when `stop` is cancelled (shutdown), whatever its inner stream is doing:
+/// an open event stream would otherwise hold the HTTP server's graceful shutdown for ever.
+struct Until<S> {
+    inner: Pin<Box<S>>,
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl<S> Until<S> {
+    fn new(inner: S, stop: CancellationToken) -> Self {
+        Self {
+            inner: Box::pin(inner),
+            stop: Box::pin(stop.cancelled_owned()),
+        }
+    }
+}
+
+impl<S: Stream> Stream for Until<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        if self.stop.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        self.inner.as_mut().poll_next(cx)
+    }
 }
 
 fn to_sse(e: &StoredEvent) -> Event {

@@ -23,6 +23,11 @@ impl LegRegistry {
         self.lock().remove(&call);
     }
 
+    /// Every leg with an owner right now (at shutdown: the legs to hang up).
+    pub fn calls(&self) -> Vec<CallId> {
+        self.lock().keys().copied().collect()
+    }
+
     /// Hand `event` to the leg's owner; a leg's last event (`CallEnded`, `Failed`) also
     /// unregisters it. `false` when nobody owns the leg (it already ended).
     pub fn dispatch(&self, call: CallId, event: SipEvent) -> bool {

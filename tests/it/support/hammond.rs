@@ -212,6 +212,21 @@ token = "eve-secret"
         let _ = self.child.wait();
     }
 
+    /// The exit status once the process has exited, waiting up to `timeout`; `None` if it is
+    /// still running then.
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if start.elapsed() >= timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM and wait for the exit status.
     pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
