@@ -291,6 +291,10 @@ impl CallbackDial {
 
     /// Something happened on a leg.
     pub fn handle_leg(&mut self, now: Instant, leg: LegId, ev: LegEvent) {
+        if ev == LegEvent::Cut {
+            self.cut(now);
+            return;
+        }
         match self.state {
             State::Offering { .. } => self.on_offering(leg, ev),
             State::Connecting { .. } => self.on_connecting(now, leg, ev),
@@ -317,6 +321,33 @@ impl CallbackDial {
         }
     }
 
+    /// Hammond is stopping and cut the call: hang up what is left and settle the interaction
+    /// as a restart would (a dial under way counts an attempt; a conversation was interrupted).
+    fn cut(&mut self, now: Instant) {
+        match self.state {
+            State::Offering { .. } | State::Accepting => {
+                self.push(Command::HangUp(LegId::Agent));
+                self.offer_ended(OfferOutcome::Unavailable);
+            }
+            State::Committing { .. }
+            | State::Connecting { .. }
+            | State::Apologising { .. }
+            | State::Bridged { .. } => {
+                if let State::Bridged { since } = self.state {
+                    self.talked(now - since);
+                }
+                self.push(Command::HangUp(LegId::Customer));
+                self.push(Command::HangUp(LegId::Agent));
+                self.push(apply(Lifecycle::Recovered {
+                    max_attempts: self.settings.retry.max_attempts,
+                    retry_after: self.settings.retry.retry_interval,
+                }));
+            }
+            State::Finished => return,
+        }
+        self.state = State::Finished;
+    }
+
     fn on_offering(&mut self, leg: LegId, ev: LegEvent) {
         if leg != LegId::Agent {
             return;
@@ -331,7 +362,7 @@ impl CallbackDial {
                 self.offer_ended(OfferOutcome::NotAnswered);
                 self.state = State::Finished;
             }
-            LegEvent::Ringing | LegEvent::PlaybackFinished => {}
+            LegEvent::Ringing | LegEvent::PlaybackFinished | LegEvent::Cut => {}
         }
     }
 
@@ -448,7 +479,8 @@ impl CallbackDial {
             LegEvent::Ringing
             | LegEvent::Answered
             | LegEvent::Failed { .. }
-            | LegEvent::PlaybackFinished => {}
+            | LegEvent::PlaybackFinished
+            | LegEvent::Cut => {}
         }
     }
 

@@ -40,6 +40,8 @@ pub enum Outcome {
     MediaTimeout,
     /// The agent closed the (connected) interaction through the API.
     ClosedByAgent,
+    /// Hammond stopped and cut the call.
+    Shutdown,
 }
 
 /// What the PBX said about our REFER (RFC 3515).
@@ -348,6 +350,14 @@ impl InboundCall {
                 }
                 self.hang_up(Outcome::MediaTimeout);
             }
+            LegEvent::Cut => {
+                if let Some(p) = &self.peer {
+                    let leg = p.leg;
+                    self.push(Command::HangUp(leg));
+                }
+                self.end = Some(Outcome::Shutdown);
+                self.caller_gone(now);
+            }
             LegEvent::Ended | LegEvent::Failed { .. } => self.caller_gone(now),
             LegEvent::Ringing => {}
         }
@@ -417,7 +427,9 @@ impl InboundCall {
                 }
             }
             LegEvent::Ended | LegEvent::MediaTimeout => self.peer_failed(now),
-            LegEvent::Answered | LegEvent::Ringing | LegEvent::PlaybackFinished => {}
+            // Hammond cut every leg; the caller's cut settles the call.
+            LegEvent::Answered | LegEvent::Ringing | LegEvent::PlaybackFinished | LegEvent::Cut => {
+            }
         }
     }
 
@@ -521,6 +533,19 @@ impl InboundCall {
     fn settle(&mut self, now: Instant, outcome: Outcome) {
         self.phase = Phase::Finished;
         self.push(Command::Router(RouterNote::LeftQueue));
+        if outcome == Outcome::Shutdown {
+            // As a restart would settle it: a stored callback waits, a caller was lost, a
+            // conversation was interrupted.
+            if let Some(p) = self.peer.take() {
+                self.push(Command::HangUp(p.leg));
+            }
+            let retry = self.flow.callback.retry;
+            self.push(apply(Lifecycle::Recovered {
+                max_attempts: retry.max_attempts,
+                retry_after: retry.retry_interval,
+            }));
+            return;
+        }
         if let Some(p) = self.peer.take() {
             self.push(Command::HangUp(p.leg));
             let talk = self.bridged_at.map(|at| now - at);
@@ -534,7 +559,8 @@ impl InboundCall {
             Outcome::ClosedByAgent
             | Outcome::PeerHungUp
             | Outcome::CallerHungUp
-            | Outcome::MediaTimeout => self.ended(HangupBy::Caller, during),
+            | Outcome::MediaTimeout
+            | Outcome::Shutdown => self.ended(HangupBy::Caller, during),
         };
         self.push(apply(event));
     }
@@ -557,11 +583,12 @@ impl InboundCall {
                     Outcome::MediaTimeout => Lifecycle::HungUp {
                         by: HangupBy::Hammond,
                     },
-                    Outcome::CallerHungUp | Outcome::WorkflowHungUp | Outcome::Transferred(_) => {
-                        Lifecycle::HungUp {
-                            by: HangupBy::Caller,
-                        }
-                    }
+                    Outcome::CallerHungUp
+                    | Outcome::WorkflowHungUp
+                    | Outcome::Transferred(_)
+                    | Outcome::Shutdown => Lifecycle::HungUp {
+                        by: HangupBy::Caller,
+                    },
                 };
                 self.push(apply(event));
             }

@@ -48,6 +48,9 @@ pub enum LegEvent {
     Ended,
     /// No RTP from the far end for the inactivity timeout.
     MediaTimeout,
+    /// Hammond itself ended the leg without the core asking (shutdown after the drain): the
+    /// interaction is settled as a restart would settle it (`Recovered`).
+    Cut,
     /// What the leg was playing (not a loop) has finished.
     PlaybackFinished,
 }

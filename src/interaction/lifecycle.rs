@@ -132,6 +132,7 @@ pub enum Event {
     Note(Note),
     /// Hammond restarted and found the interaction engaged (bot or connected): settle it. A
     /// callback whose dial the restart cut counts a failed attempt under its queue's rules.
+    /// Also written at shutdown for a call Hammond itself had to cut.
     Recovered {
         /// The queue's maximum attempts.
         max_attempts: u32,
@@ -538,7 +539,7 @@ fn recover(
     retry: (u32, Duration),
     now: Timestamp,
 ) -> Result<(), LifecycleError> {
-    let note = |text: &str| FeedEntry::new(now, "recovered", format!("Hammond restarted: {text}"));
+    let note = |text: &str| FeedEntry::new(now, "recovered", format!("Hammond stopped: {text}"));
     let is_callback = current.sub_type == SubType::Callback && current.callback.is_some();
     match current.status {
         Status::Bot if is_callback => {

@@ -23,7 +23,7 @@ use crate::media::leg::MediaEvent;
 use crate::media::player::Item;
 use crate::queue::agent::Agent;
 use crate::sip::msg::Uri;
-use crate::sip::ua::{CallId, Command, SipEvent};
+use crate::sip::ua::{CallId, Command, EndReason, SipEvent};
 use crate::workflow::engine::PlayItem;
 
 /// How the agent's phone is reached.
@@ -95,6 +95,18 @@ impl Leg {
     pub fn set_stream(&mut self, stream: Arc<Stream>) {
         self.news = Some(Box::pin(stream.news_owned()));
         self.stream = Some(stream);
+    }
+
+    /// How the core hears that this leg's dialog ended: our own BYE that the core never asked
+    /// for (the shutdown after the drain hangs every leg up) is a cut, anything else an end.
+    pub fn ended_by(&self, ev: Option<&SipEvent>) -> LegEvent {
+        match ev {
+            Some(SipEvent::CallEnded {
+                reason: EndReason::LocalBye,
+                ..
+            }) if !self.hung_up => LegEvent::Cut,
+            _ => LegEvent::Ended,
+        }
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Happened> {
@@ -205,7 +217,7 @@ impl Legs {
                 // Its media ends with it (the media clock stops once no handle is left).
                 leg.stream = None;
                 leg.news = None;
-                Some(LegEvent::Ended)
+                Some(leg.ended_by(ev.as_ref()))
             }
             Some(other) => {
                 debug!(leg = ?id, event = ?other, "ignored on a dialled leg");

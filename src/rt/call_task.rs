@@ -93,6 +93,7 @@ async fn run(svc: Arc<Services>, inc: IncomingCall, events: mpsc::UnboundedRecei
         legs,
         media,
         interaction: None,
+        created_at: None,
         store: None,
         commands: None,
         closing: None,
@@ -152,6 +153,8 @@ struct Driver {
     legs: Legs,
     media: CallerMedia,
     interaction: Option<InteractionId>,
+    /// The interaction's original arrival (the router serves callers in this order).
+    created_at: Option<jiff::Timestamp>,
     store: Option<StoreWorker>,
     /// Offers from the router, once the caller waits in the queue.
     commands: Option<mpsc::Receiver<CallCommand>>,
@@ -216,8 +219,15 @@ impl Driver {
             Some(SipEvent::CallConfirmed { .. }) => {
                 self.core.handle_leg(now, LegId::Caller, LegEvent::Answered);
             }
-            Some(SipEvent::CallCancelled { .. } | SipEvent::CallEnded { .. }) | None => {
+            Some(SipEvent::CallCancelled { .. }) | None => {
                 self.core.handle_leg(now, LegId::Caller, LegEvent::Ended);
+            }
+            Some(ended @ SipEvent::CallEnded { .. }) => {
+                let ev = self
+                    .legs
+                    .get(LegId::Caller)
+                    .map_or(LegEvent::Ended, |l| l.ended_by(Some(&ended)));
+                self.core.handle_leg(now, LegId::Caller, ev);
             }
             Some(SipEvent::InfoReceived {
                 content_type, body, ..
@@ -365,7 +375,7 @@ impl Driver {
                 tracing::Span::current().record("interaction", i.id);
                 self.interaction = Some(i.id);
                 self.store = Some(StoreWorker::spawn(self.svc.store.clone(), i.id));
-                self.commands = Some(self.svc.live.register(i.id, &self.flow.name, i.created_at));
+                self.created_at = Some(i.created_at);
                 self.closing = Some(self.svc.connected.register(i.id));
                 StoreReply::Created(i.id)
             }
@@ -384,6 +394,10 @@ impl Driver {
     /// 200 OK; the caller's media leg exists from now (prompts queue on it), but sends nothing
     /// until the ACK.
     fn answer(&mut self) {
+        // A waiting caller the router may offer to agents from now on (not while ringing).
+        if let (Some(id), Some(at)) = (self.interaction, self.created_at) {
+            self.commands = Some(self.svc.live.register(id, &self.flow.name, at));
+        }
         self.svc.ua.send(Sip::Answer {
             call: self.call,
             sdp: self.media.negotiated.answer_sdp.clone().into_bytes(),

@@ -547,3 +547,21 @@ fn a_push_offer_the_agent_declines() {
     );
     assert!(s.c.is_finished());
 }
+
+#[test]
+fn a_dial_hammond_cuts_at_shutdown_is_settled_as_a_restart_would() {
+    let mut s = Sim::dialling();
+    s.leg(CUSTOMER, LegEvent::Answered);
+    s.leg(AGENT, LegEvent::Answered);
+    let cmds = s.at(secs(40)).leg(CUSTOMER, LegEvent::Cut);
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert_eq!(notes(&cmds), vec!["talk_time"]);
+    assert!(matches!(
+        stored(&cmds).last(),
+        Some(Lifecycle::Recovered {
+            max_attempts: 3,
+            ..
+        })
+    ));
+    assert!(s.c.is_finished());
+}

@@ -571,3 +571,25 @@ fn keys_are_on_the_feed_with_their_method() {
         }
     );
 }
+
+#[test]
+fn a_call_hammond_cuts_at_shutdown_is_settled_as_a_restart_would() {
+    let mut s = Sim::in_workflow();
+    s.key('2');
+    s.c.handle_offer(s.now, "alice".into(), secs(20));
+    s.drain();
+    let cmds = s.at(secs(30)).leg(CALLER, LegEvent::Cut);
+    assert!(cmds.contains(&Command::HangUp(LegId::Agent)), "{cmds:?}");
+    assert!(
+        !cmds.contains(&Command::HangUp(CALLER)),
+        "already hung up by the shutdown"
+    );
+    assert!(matches!(
+        stored(&cmds).last(),
+        Some(Lifecycle::Recovered {
+            max_attempts: 3,
+            ..
+        })
+    ));
+    assert!(s.c.is_finished());
+}
