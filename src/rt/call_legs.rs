@@ -235,30 +235,6 @@ impl Legs {
         std::iter::from_fn(|| leg.poll_event()).collect()
     }
 
-    /// The earliest inactivity deadline of any leg's media (the driver's timer covers it).
-    pub fn media_deadline(&self) -> Option<Instant> {
-        self.legs
-            .iter()
-            .filter_map(|l| l.stream.as_ref()?.leg().session_timeout())
-            .min()
-    }
-
-    /// Fire the legs' inactivity timers that are due; what they raise comes back as events.
-    pub fn media_timeouts(&self, now: Instant) -> Vec<(LegId, MediaEvent)> {
-        let mut out = Vec::new();
-        for l in &self.legs {
-            let Some(stream) = l.stream.as_ref() else {
-                continue;
-            };
-            let mut leg = stream.leg();
-            if leg.session_timeout().is_some_and(|t| t <= now) {
-                leg.handle_timeout(now);
-                out.extend(std::iter::from_fn(|| leg.poll_event()).map(|e| (l.id, e)));
-            }
-        }
-        out
-    }
-
     /// Replace what `id` hears: `items` once, then `then_loop` looped (silence when `None`).
     pub fn play(&self, svc: &Services, id: LegId, items: Vec<PlayItem>, then_loop: Option<&str>) {
         let Some(stream) = self.get(id).and_then(Leg::stream) else {

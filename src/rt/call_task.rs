@@ -171,10 +171,8 @@ impl Driver {
             if self.core.is_finished() {
                 break;
             }
-            let deadline = [self.core.poll_timeout(), self.legs.media_deadline()]
-                .into_iter()
-                .flatten()
-                .min();
+            // Media inactivity is the media thread's timer: it reports it as news.
+            let deadline = self.core.poll_timeout();
             tokio::select! {
                 h = self.legs.next_happening() => self.on_leg(h),
                 Some(reply) = recv_reply(self.store.as_mut()) => self.on_store(reply),
@@ -184,17 +182,10 @@ impl Driver {
                     self.closing = None;
                     self.core.handle_close(clock::now());
                 }
-                () = sleep_until(deadline) => self.on_timer(clock::now()),
+                () = sleep_until(deadline) => self.core.handle_timeout(clock::now()),
             }
         }
         self.finish().await;
-    }
-
-    fn on_timer(&mut self, now: Instant) {
-        self.core.handle_timeout(now);
-        for (id, ev) in self.legs.media_timeouts(now) {
-            self.on_media(now, id, ev);
-        }
     }
 
     fn on_leg(&mut self, h: Happened) {
