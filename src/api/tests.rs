@@ -441,9 +441,10 @@ async fn list_filters_positions_and_pages() {
         "alice sees support only, oldest first"
     );
     let list = v["interactions"].as_array().unwrap();
+    // The line: open, open callback, then the caller in the workflow (bot), by arrival.
     assert_eq!(list[0]["position"], 1);
     assert_eq!(list[1]["position"], 2);
-    assert!(list[2]["position"].is_null());
+    assert_eq!(list[2]["position"], 3);
     assert!(list[0]["callback"].is_null());
     assert_eq!(
         list[1]["callback"],
@@ -798,6 +799,9 @@ impl InteractionStore for RacyReplay {
         now: jiff::Timestamp,
     ) -> crate::store::StoreFuture<'_, Interaction> {
         self.inner.apply(id, e, now)
+    }
+    fn position(&self, id: i64) -> crate::store::StoreFuture<'_, Option<u32>> {
+        self.inner.position(id)
     }
     fn accept(
         &self,

@@ -30,6 +30,14 @@ pub enum Status {
     Closed,
 }
 
+impl Status {
+    /// Waiting in its queue's line: open (nobody engages it) or bot (the caller is in the
+    /// workflow). Positions count these, by original arrival.
+    pub fn is_waiting(self) -> bool {
+        matches!(self, Self::Open | Self::Bot)
+    }
+}
+
 /// The kind of interaction; only calls exist today (DESIGN.md, pinned).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -10,8 +10,8 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::clock;
-use crate::interaction::{Event as Lifecycle, InteractionId, Note, Status};
-use crate::store::{InteractionStore, ListQuery};
+use crate::interaction::{Event as Lifecycle, InteractionId, Note};
+use crate::store::InteractionStore;
 use crate::workflow::engine::{Refusal, Step};
 
 /// A write (or read) the call wants done.
@@ -31,6 +31,8 @@ pub enum StoreJob {
         not_before: Option<Timestamp>,
         max_per_day: u32,
     },
+    /// The caller's place in the line (answered with [`StoreReply::QueueStatus`], or not at
+    /// all when unknown). `queue` is for the log.
     QueueStatus {
         queue: String,
     },
@@ -133,10 +135,16 @@ async fn run_job(
             not_before,
             max_per_day,
         } => Some(request_callback(store, id, &queue, number, not_before, max_per_day).await),
-        StoreJob::QueueStatus { queue } => {
-            let position = queue_position(store, id, &queue).await.unwrap_or(1);
-            Some(StoreReply::QueueStatus { position })
-        }
+        // No answer when the place is unknown: the workflow then announces nothing (never a
+        // made-up "number 1").
+        StoreJob::QueueStatus { queue } => match store.position(id).await {
+            Ok(Some(position)) => Some(StoreReply::QueueStatus { position }),
+            Ok(None) => None,
+            Err(e) => {
+                warn!(error = %e, queue, "queue position unavailable");
+                None
+            }
+        },
         StoreJob::Voicemail { path, samples } => {
             // Written first: the interaction says "voicemail" only for a message on disk.
             if samples.is_empty() {
@@ -205,33 +213,6 @@ async fn request_callback(
     }
 }
 
-/// 1-based place of `id` among the queue's waiting interactions (open or bot), by arrival.
-async fn queue_position(
-    store: &dyn InteractionStore,
-    id: InteractionId,
-    queue: &str,
-) -> Option<u32> {
-    let mut pos = 0u32;
-    let page = store
-        .list(ListQuery {
-            queues: Some(vec![queue.to_owned()]),
-            limit: crate::store::MAX_PAGE,
-            ..ListQuery::default()
-        })
-        .await
-        .ok()?;
-    for l in page.items {
-        let i = &l.interaction;
-        if matches!(i.status, Status::Open | Status::Bot) {
-            pos += 1;
-            if i.id == id {
-                return Some(pos);
-            }
-        }
-    }
-    None
-}
-
 fn step_note(step: &Step) -> Lifecycle {
     Lifecycle::Note(Note::WorkflowStep {
         kind: step.kind(),
@@ -254,4 +235,109 @@ fn write_wav(path: &std::path::Path, samples: &[i16]) -> Result<(), hound::Error
         w.write_sample(*s)?;
     }
     w.finalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::interaction::{HangupBy, Interaction};
+    use crate::store::SqliteStore;
+
+    fn ended() -> Lifecycle {
+        Lifecycle::CallEnded {
+            by: HangupBy::Caller,
+            had_callback: false,
+            voicemail: false,
+            during: None,
+        }
+    }
+
+    async fn reply(w: &mut StoreWorker) -> Option<StoreReply> {
+        tokio::time::timeout(Duration::from_secs(10), w.replies.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// A caller behind more than 1,000 finished interactions hears its place among the waiting
+    /// ones (it used to be "number 1": the caller was not on the first page of the queue).
+    #[tokio::test]
+    async fn the_position_announced_past_a_thousand_interactions_is_the_callers() {
+        let store: Arc<dyn InteractionStore> =
+            Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+        let mut tasks = Vec::new();
+        for _ in 0..1_050 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let i = s
+                    .create(Interaction::inbound("support", "1000", clock::wall()))
+                    .await
+                    .unwrap();
+                s.apply(i.id, ended(), clock::wall()).await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut waiting = Vec::new();
+        for _ in 0..3 {
+            let i = store
+                .create(Interaction::inbound("support", "2000", clock::wall()))
+                .await
+                .unwrap();
+            store
+                .apply(i.id, Lifecycle::EnteredWorkflow, clock::wall())
+                .await
+                .unwrap();
+            waiting.push(i.id);
+        }
+        for (n, id) in waiting.iter().enumerate() {
+            let mut w = StoreWorker::spawn(store.clone(), *id);
+            w.send(StoreJob::QueueStatus {
+                queue: "support".into(),
+            });
+            match reply(&mut w).await {
+                Some(StoreReply::QueueStatus { position }) => {
+                    assert_eq!(position as usize, n + 1, "caller {id}");
+                }
+                other => panic!("{other:?}"),
+            }
+            let listed = store.get(*id).await.unwrap().listed.position;
+            assert_eq!(listed, Some(n as u32 + 1), "the Home List agrees");
+        }
+    }
+
+    /// No place in the line (the caller is with an agent already): no answer, so the workflow
+    /// announces nothing rather than a made-up position.
+    #[tokio::test]
+    async fn no_position_no_announcement() {
+        let store: Arc<dyn InteractionStore> =
+            Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+        let i = store
+            .create(Interaction::inbound("support", "2000", clock::wall()))
+            .await
+            .unwrap();
+        store
+            .apply(i.id, Lifecycle::EnteredWorkflow, clock::wall())
+            .await
+            .unwrap();
+        store
+            .apply(
+                i.id,
+                Lifecycle::OfferedLive {
+                    agent: "alice".into(),
+                },
+                clock::wall(),
+            )
+            .await
+            .unwrap();
+        let mut w = StoreWorker::spawn(store.clone(), i.id);
+        w.send(StoreJob::QueueStatus {
+            queue: "support".into(),
+        });
+        w.finish().await;
+        assert!(w.replies.try_recv().is_err());
+    }
 }

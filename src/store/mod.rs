@@ -133,12 +133,12 @@ impl Cursor {
     }
 }
 
-/// One row of a list: the interaction and its 1-based place among its queue's open interactions.
+/// One row of a list: the interaction and its 1-based place in its queue's line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
     /// The interaction.
     pub interaction: Interaction,
-    /// Place in its queue by original arrival, when open.
+    /// Place in its queue's line when waiting (see [`InteractionStore::position`]).
     pub position: Option<u32>,
 }
 
@@ -190,6 +190,13 @@ pub trait InteractionStore: Send + Sync {
 
     /// Interactions matching `q`, oldest (by original arrival) first, with positions.
     fn list(&self, q: ListQuery) -> StoreFuture<'_, Page>;
+
+    /// The interaction's place in its queue's line: when it is waiting (open or bot), the
+    /// number of waiting interactions of its queue that arrived before it (original arrival,
+    /// then id), plus one; `None` when it is not waiting. The one rule for every position: the
+    /// Home List's, the event log's and the one announced to the caller. An indexed count of
+    /// the line ahead of it, whatever the queue's history.
+    fn position(&self, id: InteractionId) -> StoreFuture<'_, Option<u32>>;
 
     /// Applies a lifecycle event in one transaction (read, apply, write row + feed + event log).
     /// A refused event is [`Error::Lifecycle`], except refusals by status, which are

@@ -64,15 +64,33 @@ macro_rules! base_cols {
     };
 }
 
-/// The interaction columns with the position computed for this one row (single-row reads).
+/// The waiting line's rule, once for every reader (the Home List, the event log, the caller's
+/// announcement): a waiting interaction (open or bot) is preceded by the waiting interactions of
+/// its queue that arrived before it (original arrival, then id). The `(queue, status,
+/// created_at, id)` index keys the waiting rows apart from the closed ones, so the count is two
+/// seeks (open, bot) and a walk of the line ahead, never of the queue's history. `?` binds:
+/// queue, created_at, id.
+macro_rules! line_up_to {
+    () => {
+        "SELECT COUNT(*) FROM interactions o WHERE o.queue = ? AND o.status IN ('open', 'bot') \
+         AND (o.created_at, o.id) <= (?, ?)"
+    };
+}
+
+/// [`line_up_to`]'s rule for row `i` (single-row reads): its position, NULL when it is not
+/// waiting.
+macro_rules! position_of_i {
+    () => {
+        "CASE WHEN i.status IN ('open', 'bot') THEN (SELECT COUNT(*) FROM interactions o \
+         WHERE o.queue = i.queue AND o.status IN ('open', 'bot') \
+         AND (o.created_at, o.id) <= (i.created_at, i.id)) END"
+    };
+}
+
+/// The interaction columns with the position computed for this one row.
 macro_rules! cols {
     () => {
-        concat!(
-            base_cols!(),
-            "CASE WHEN i.status = 'open' THEN (SELECT COUNT(*) FROM interactions o WHERE o.queue = i.queue \
-             AND o.status = 'open' AND (o.created_at < i.created_at OR (o.created_at = i.created_at AND o.id <= i.id))) \
-             END AS position"
-        )
+        concat!(base_cols!(), position_of_i!(), " AS position")
     };
 }
 
@@ -309,13 +327,14 @@ impl SqliteStore {
         Ok(Page { items, next_cursor })
     }
 
-    /// Fill in the open rows' places in their queues: one scan of the open interactions of
-    /// the page's queues in queue order (the `(queue, status, created_at, id)` index), counted
-    /// here. Linear in the open interactions, whatever the page size.
+    /// Fill in the waiting rows' places in their queues' lines ([`line_up_to`]'s rule): one
+    /// scan of the waiting interactions of the page's queues (the `(queue, status, created_at,
+    /// id)` index), counted here in line order. Linear in the waiting interactions, whatever
+    /// the page size or the history.
     async fn page_positions(&self, items: &mut [Listed]) -> Result<(), Error> {
         let mut queues: Vec<&str> = items
             .iter()
-            .filter(|l| l.interaction.status == Status::Open)
+            .filter(|l| l.interaction.status.is_waiting())
             .map(|l| l.interaction.queue.as_str())
             .collect();
         queues.sort_unstable();
@@ -324,7 +343,7 @@ impl SqliteStore {
             return Ok(());
         }
         let sql = format!(
-            "SELECT id, queue FROM interactions WHERE status = 'open' AND queue IN ({}) \
+            "SELECT id, queue FROM interactions WHERE status IN ('open', 'bot') AND queue IN ({}) \
              ORDER BY queue, created_at, id",
             vec!["?"; queues.len()].join(", ")
         );
@@ -418,6 +437,21 @@ impl InteractionStore for SqliteStore {
         now: Timestamp,
     ) -> StoreFuture<'_, Interaction> {
         Box::pin(self.apply_inner(id, event, now, false))
+    }
+
+    fn position(&self, id: InteractionId) -> StoreFuture<'_, Option<u32>> {
+        Box::pin(async move {
+            let position: Option<Option<i64>> = sqlx::query_scalar(concat!(
+                "SELECT ",
+                position_of_i!(),
+                " FROM interactions i WHERE i.id = ?"
+            ))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            let position = position.ok_or(Error::NotFound(id))?;
+            Ok(position.and_then(|p| u32::try_from(p).ok()))
+        })
     }
 
     fn accept(

@@ -157,7 +157,7 @@ async fn list_orders_by_arrival_with_positions_and_filters() {
     let b = inbound(&s, "sales", "1002", 1).await;
     let c = callback(&s, "support", "1003", 2).await;
     let d = inbound(&s, "support", "1004", 3).await;
-    // a enters the workflow: it is no longer open, so c and d move up.
+    // a enters the workflow: still waiting in the line (bot), ahead of c and d.
     s.apply(a.id, Event::EnteredWorkflow, at(4)).await.unwrap();
     // A callback requested late keeps its original place: c (arrived 2) stays before d.
     let page = s.list(all()).await.unwrap();
@@ -169,10 +169,10 @@ async fn list_orders_by_arrival_with_positions_and_filters() {
     assert_eq!(
         got,
         [
-            (a.id, None),
+            (a.id, Some(1)),
             (b.id, Some(1)),
-            (c.id, Some(1)),
-            (d.id, Some(2))
+            (c.id, Some(2)),
+            (d.id, Some(3))
         ]
     );
     assert_eq!(page.next_cursor, None);
@@ -602,4 +602,142 @@ async fn accept_committed_then_synced() {
         s.accept_committed(i.id, "bob", at(2)).await,
         Err(Error::Conflict { .. })
     ));
+}
+
+/// `n` interactions of `queue` that came and went (abandoned while ringing), arriving from
+/// `min` on: the history a busy queue builds up.
+async fn history(s: &Arc<SqliteStore>, queue: &str, n: i64, min: i64) {
+    let mut tasks = Vec::new();
+    for k in 0..n {
+        let s = Arc::clone(s);
+        let queue = queue.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let i = s
+                .create(Interaction::inbound(
+                    &queue,
+                    "1000",
+                    at(min) + jiff::SignedDuration::from_millis(k),
+                ))
+                .await
+                .unwrap();
+            let end = Event::CallEnded {
+                by: HangupBy::Caller,
+                had_callback: false,
+                voicemail: false,
+                during: None,
+            };
+            s.apply(i.id, end, at(min)).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// The line counts waiting interactions (open and bot) by original arrival, past any history:
+/// the position of a caller behind 1,100 finished interactions is its place among the waiting
+/// ones, the same in `position`, in the Home List and in the event log.
+#[tokio::test]
+async fn position_counts_the_waiting_line_past_a_thousand_interactions() {
+    let s = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+    history(&s, "support", 1_100, 0).await;
+    // After the history: a waits in the workflow, b is a callback, c is with an agent, d waits
+    // in the workflow, e rings; one of another queue in between.
+    let a = inbound(&s, "support", "2001", 100).await;
+    s.apply(a.id, Event::EnteredWorkflow, at(100))
+        .await
+        .unwrap();
+    let b = callback(&s, "support", "15551234567", 101).await;
+    let c = inbound(&s, "support", "2003", 102).await;
+    s.apply(c.id, Event::EnteredWorkflow, at(102))
+        .await
+        .unwrap();
+    s.apply(
+        c.id,
+        Event::OfferedLive {
+            agent: "bob".into(),
+        },
+        at(102),
+    )
+    .await
+    .unwrap();
+    let _other = inbound(&s, "sales", "2004", 103).await;
+    let d = inbound(&s, "support", "2005", 104).await;
+    s.apply(d.id, Event::EnteredWorkflow, at(104))
+        .await
+        .unwrap();
+    let e = inbound(&s, "support", "2006", 105).await;
+
+    let want = [
+        (a.id, Some(1)),
+        (b.id, Some(2)),
+        (c.id, None),
+        (d.id, Some(3)),
+        (e.id, Some(4)),
+        (1, None),
+    ];
+    for (id, p) in want {
+        assert_eq!(s.position(id).await.unwrap(), p, "position of {id}");
+        assert_eq!(
+            s.get(id).await.unwrap().listed.position,
+            p,
+            "detail of {id}"
+        );
+    }
+    assert!(matches!(s.position(999_999).await, Err(Error::NotFound(_))));
+    // The Home List agrees, whichever page the row is on.
+    let mut listed = std::collections::HashMap::new();
+    let mut cursor = None;
+    loop {
+        let page = s
+            .list(ListQuery {
+                queues: Some(vec!["support".into()]),
+                limit: 500,
+                cursor,
+                ..all()
+            })
+            .await
+            .unwrap();
+        listed.extend(page.items.iter().map(|l| (l.interaction.id, l.position)));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(listed.len(), 1_105);
+    for (id, p) in want {
+        assert_eq!(listed[&id], p, "Home List position of {id}");
+    }
+    // So does the event log: d's last write carried its place.
+    let note = Event::Note(Note::WorkflowStep {
+        kind: "step",
+        text: "menu offered".into(),
+    });
+    s.apply(d.id, note, at(106)).await.unwrap();
+    let last = s.events_since(0, 100_000).await.unwrap().pop().unwrap();
+    let data: serde_json::Value = serde_json::from_str(&last.data).unwrap();
+    assert_eq!(data["interaction"]["position"], 3);
+}
+
+/// The count seeks the waiting rows in the `(queue, status, created_at, id)` index: it never
+/// walks the queue's history.
+#[tokio::test]
+async fn the_position_count_uses_the_waiting_line_index() {
+    let s = SqliteStore::open("sqlite::memory:").await.unwrap();
+    let rows = sqlx::query(concat!("EXPLAIN QUERY PLAN ", line_up_to!()))
+        .bind("support")
+        .bind(0i64)
+        .bind(0i64)
+        .fetch_all(&s.pool)
+        .await
+        .unwrap();
+    let plan: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String, _>("detail").unwrap())
+        .collect();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("COVERING INDEX interactions_queue_status (queue=? AND status=?"),
+        "{plan}"
+    );
 }

@@ -12,7 +12,7 @@
 //!   row someone else changed fails the guard, and the write is retried once on a fresh read;
 //! - the feed entries and event-log rows of the whole batch go in multi-row `INSERT`s at the
 //!   end (event ids assigned here, in commit order: the writer is the only one appending);
-//! - a position (`COUNT`) only for rows that are open, where it means something.
+//! - a position (`COUNT`) only for rows that are waiting (open or bot), where it means something.
 //!
 //! Each write gets its own answer: a lost update or a refused lifecycle event fails only that
 //! write. A database error aborts the batch (rolled back); the writes are then retried one per
@@ -649,20 +649,14 @@ fn bind_changeable(
     stmt.raw_bind_parameter(first + 7, i.disposition.as_deref())
 }
 
-/// An open row's place in its queue (`None` for the others).
+/// A waiting row's place in its queue's line (`line_up_to!`'s rule); `None` for the others.
 fn position_of(conn: &Connection, i: &Interaction) -> Result<Option<u32>, Error> {
-    if i.status != Status::Open {
+    if !i.status.is_waiting() {
         return Ok(None);
     }
     let n: i64 = conn
-        .prepare_cached(
-            "SELECT COUNT(*) FROM interactions o WHERE o.queue = ? AND o.status = 'open' \
-             AND (o.created_at < ? OR (o.created_at = ? AND o.id <= ?))",
-        )?
-        .query_row(
-            params![i.queue, us(i.created_at), us(i.created_at), i.id],
-            |r| r.get(0),
-        )?;
+        .prepare_cached(line_up_to!())?
+        .query_row(params![i.queue, us(i.created_at), i.id], |r| r.get(0))?;
     Ok(u32::try_from(n).ok())
 }
 

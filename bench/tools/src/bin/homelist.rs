@@ -1,7 +1,7 @@
 //! homelist: seed a SQLite store with interactions through the `store` API (timing the
 //! callback-confirmation write, which is fsync'd), then time the Home List and accept over HTTP.
 //!
-//!   homelist seed --db FILE [--n 10000] [--callbacks 300] [--queue bench]
+//!   homelist seed --db FILE [--n 10000] [--callbacks 300] [--voicemails 100] [--queue support]
 //!   homelist http --addr HOST:PORT [--token alice-secret] [--gets 300] [--accepts 100]
 //!
 //! Prints one JSON object on stdout.
@@ -45,7 +45,7 @@ fn main() {
         Some("http") => http(&args),
         _ => {
             eprintln!(
-                "usage: homelist seed --db FILE [--n N] [--callbacks M] | homelist http --addr A"
+                "usage: homelist seed --db FILE [--n N] [--callbacks M] [--voicemails V] | homelist http --addr A"
             );
             std::process::exit(2);
         }
@@ -59,7 +59,10 @@ async fn seed(args: &[String]) -> serde_json::Value {
     let callbacks: usize = arg(args, "--callbacks", "300")
         .parse()
         .expect("--callbacks");
-    let queue = arg(args, "--queue", "bench");
+    let voicemails: usize = arg(args, "--voicemails", "100")
+        .parse()
+        .expect("--voicemails");
+    let queue = arg(args, "--queue", "support");
     let store = hammond::store::open(&format!("sqlite://{db}"))
         .await
         .expect("open store");
@@ -67,8 +70,12 @@ async fn seed(args: &[String]) -> serde_json::Value {
     let t0 = Instant::now();
     let mut create = Vec::with_capacity(n);
     let mut confirm = Vec::with_capacity(callbacks);
-    // Every (n / callbacks)-th caller books a callback: the rest stay open inbound.
+    // Every (n / callbacks)-th caller books a callback, the next one of those leaves a
+    // voicemail (the accept step takes voicemails: a ringing inbound cannot be accepted); the
+    // rest stay open inbound.
     let every = n.checked_div(callbacks).map_or(usize::MAX, |e| e.max(1));
+    let vm_every = n.checked_div(voicemails).map_or(usize::MAX, |e| e.max(2));
+    let mut left = 0;
     for i in 0..n {
         let at = base + jiff::SignedDuration::from_millis(i as i64 * 500);
         let number = format!("1555{:07}", i);
@@ -78,7 +85,26 @@ async fn seed(args: &[String]) -> serde_json::Value {
             .await
             .expect("create");
         create.push(t.elapsed());
-        if i % every == 0 && confirm.len() < callbacks {
+        if i % vm_every == 1 && left < voicemails {
+            left += 1;
+            store
+                .apply(it.id, Event::EnteredWorkflow, at)
+                .await
+                .expect("enter");
+            store
+                .apply(
+                    it.id,
+                    Event::CallEnded {
+                        by: HangupBy::Caller,
+                        had_callback: false,
+                        voicemail: true,
+                        during: Some("bench".into()),
+                    },
+                    at,
+                )
+                .await
+                .expect("voicemail");
+        } else if i % every == 0 && confirm.len() < callbacks {
             store
                 .apply(it.id, Event::EnteredWorkflow, at)
                 .await
@@ -210,8 +236,9 @@ fn http(args: &[String]) -> serde_json::Value {
         s["rows"] = rows.into();
         out.insert(name.into(), s);
     }
-    // Accept the oldest open inbound interactions, one at a time.
-    let ids = open_ids(&mut conn, &token, "inbound", accepts);
+    // Accept the oldest open voicemails, one at a time (an open inbound call is still ringing:
+    // not for the Home List to take).
+    let ids = open_ids(&mut conn, &token, "voicemail", accepts);
     let mut v = Vec::with_capacity(ids.len());
     let mut refused = 0;
     for id in ids {
