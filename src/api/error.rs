@@ -5,6 +5,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::interaction::LifecycleError;
 use crate::store;
 
 /// An API failure and its status code.
@@ -22,6 +23,10 @@ pub enum ApiError {
     /// Not in a state that allows this (409).
     #[error("{0}")]
     Conflict(String),
+    /// The interaction is a caller whose call is live (ringing before the answer): its call
+    /// settles it, not an agent (409, `live_call`).
+    #[error("{0}")]
+    LiveCall(String),
     /// Body too large (413).
     #[error("request body too large")]
     TooLarge,
@@ -44,6 +49,7 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::LiveCall(_) => (StatusCode::CONFLICT, "live_call"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::LockedOut { .. } => (StatusCode::TOO_MANY_REQUESTS, "locked_out"),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
@@ -59,6 +65,13 @@ impl From<store::Error> for ApiError {
             store::Error::Conflict { id, status } => {
                 Self::Conflict(format!("interaction {id} is {status}"))
             }
+            store::Error::Lifecycle {
+                id,
+                source: LifecycleError::LiveCall { .. },
+            } => Self::LiveCall(format!(
+                "interaction {id} is a caller whose call is ringing: it waits in the queue once \
+                 answered, and cannot be accepted or closed before"
+            )),
             store::Error::Lifecycle { id, source } => {
                 Self::Conflict(format!("interaction {id}: {source}"))
             }

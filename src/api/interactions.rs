@@ -214,3 +214,6 @@ fn check_queue(agent: &Agent, i: &Interaction) -> Result<(), ApiError> {
 fn bad(field: &str, value: &str) -> ApiError {
     ApiError::Unprocessable(format!("invalid {field}: {value:?}"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -395,7 +395,7 @@ async fn close_rules() {
     .await;
     assert_eq!(st, 409);
     // An open one may be closed by any agent of its queue, with a reason.
-    let open = inbound(&srv.store, "support").await;
+    let open = open_callback(&srv.store, "support").await;
     let (st, _) = req(
         a,
         "POST",

@@ -86,7 +86,8 @@ pub enum Event {
         /// The transfer target, for the feed.
         to: String,
     },
-    /// An agent accepted it from the Home List (open → connected, assigned).
+    /// An agent accepted it from the Home List (open → connected, assigned). Refused for a
+    /// ringing inbound call ([`LifecycleError::LiveCall`]).
     Accepted {
         /// The agent's id.
         agent: String,
@@ -121,7 +122,8 @@ pub enum Event {
         /// Who hung up.
         by: HangupBy,
     },
-    /// Closed explicitly (an agent's wrap-up, max wait expiry, ...), from open, bot or connected.
+    /// Closed explicitly (an agent's wrap-up, max wait expiry, ...), from open, bot or connected;
+    /// refused for a ringing inbound call ([`LifecycleError::LiveCall`]).
     Closed {
         /// Why.
         reason: CloseReason,
@@ -130,9 +132,10 @@ pub enum Event {
     },
     /// A feed-only note (a workflow step, talk time, ...); any status.
     Note(Note),
-    /// Hammond restarted and found the interaction engaged (bot or connected): settle it. A
-    /// callback whose dial the restart cut counts a failed attempt under its queue's rules.
-    /// Also written at shutdown for a call Hammond itself had to cut.
+    /// Hammond restarted and found the interaction engaged (bot or connected, or an inbound
+    /// call still ringing): settle it. A callback whose dial the restart cut counts a failed
+    /// attempt under its queue's rules. Also written at shutdown for a call Hammond itself had
+    /// to cut.
     Recovered {
         /// The queue's maximum attempts.
         max_attempts: u32,
@@ -222,6 +225,14 @@ pub enum LifecycleError {
     /// not_before would overflow the time range.
     #[error("retry interval out of range")]
     BadRetry,
+    /// An open inbound interaction is a caller whose call is up (still ringing before the
+    /// answer): the call's own task settles it, never an agent's accept or close, which would
+    /// leave a connected interaction with nothing bridged, or a live call under a closed one.
+    #[error("{event} is not allowed while the caller's call is live")]
+    LiveCall {
+        /// The event's name.
+        event: &'static str,
+    },
 }
 
 /// Applies `event` to `current` at wall time `now`. Pure: no I/O, never panics.
@@ -350,6 +361,9 @@ pub fn apply(
             }
             Status::Open | Status::Connected | Status::Closed => return refuse(status),
         },
+        Event::Accepted { .. } | Event::Closed { .. } if current.call_is_ringing() => {
+            return Err(LifecycleError::LiveCall { event: name });
+        }
         Event::Accepted { agent } => match status {
             Status::Open => assign(&mut next, &mut feed, agent, now),
             Status::Bot | Status::Connected | Status::Closed => return refuse(status),
@@ -526,8 +540,8 @@ pub fn apply(
     })
 }
 
-/// The restart rules: a stored callback goes back to open; a workflow call without one is
-/// abandoned; a callback accepted but not yet dialled goes back to open, unassigned and
+/// The restart rules: a stored callback goes back to open; a workflow call without one, or a
+/// call that was ringing, is abandoned; a callback accepted but not yet dialled goes back to open, unassigned and
 /// uncounted (the customer was not called); one whose dial was under way counts a failed
 /// attempt under the queue's rules (`retry`: maximum attempts, retry interval), so it may
 /// close `callback_failed`; a call that was answered or bridged was cut, so it closes as
@@ -568,6 +582,11 @@ fn recover(
         Status::Connected => {
             feed.push(note("the call was cut"));
             close(next, feed, CloseReason::Interrupted, None, now);
+        }
+        // Ringing when Hammond stopped: that call is gone.
+        Status::Open if current.call_is_ringing() => {
+            feed.push(note("the caller was lost while ringing"));
+            close(next, feed, CloseReason::Abandoned, None, now);
         }
         Status::Open | Status::Closed => {
             return Err(LifecycleError::NotAllowed {

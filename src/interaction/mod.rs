@@ -160,6 +160,13 @@ impl Interaction {
         }
     }
 
+    /// An inbound caller whose call is up but not yet in the workflow (ringing before the
+    /// answer): open, inbound. Only the call's task may settle it; see
+    /// [`LifecycleError::LiveCall`].
+    pub fn call_is_ringing(&self) -> bool {
+        self.status == Status::Open && self.sub_type == SubType::Inbound
+    }
+
     /// The pinned JSON shape (DESIGN.md) with the given queue `position`.
     pub fn to_json(&self, position: Option<u32>) -> serde_json::Value {
         serde_json::to_value(self.json(position)).unwrap_or_default()

@@ -252,8 +252,8 @@ pub trait InteractionStore: Send + Sync {
     /// Live events, in id order, from now on.
     fn subscribe(&self) -> broadcast::Receiver<std::sync::Arc<StoredEvent>>;
 
-    /// At start: settles interactions a crash left `bot` or `connected` (see
-    /// [`Event::Recovered`]); returns them as settled. `retry` gives a queue's callback
+    /// At start: settles interactions a crash left `bot` or `connected`, or ringing (open
+    /// inbound) (see [`Event::Recovered`]); returns them as settled. `retry` gives a queue's callback
     /// retry rules (maximum attempts, retry interval), for a dial the crash cut.
     fn recover<'a>(
         &'a self,

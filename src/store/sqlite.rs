@@ -395,7 +395,8 @@ impl SqliteStore {
         retry: &RetryRules,
     ) -> Result<Vec<Interaction>, Error> {
         let engaged: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, queue FROM interactions WHERE status IN ('bot', 'connected') ORDER BY id",
+            "SELECT id, queue FROM interactions WHERE status IN ('bot', 'connected') \
+             OR (status = 'open' AND sub_type = 'inbound') ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;

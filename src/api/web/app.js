@@ -101,7 +101,8 @@ function who(agent) {
 // Why a row cannot be picked (null when it can).
 function notPickable(i) {
   switch (i.status) {
-    case 'open': return null;
+    // An open inbound caller is still ringing: it can be picked once it waits in the queue.
+    case 'open': return i.sub_type === 'inbound' ? 'ringing' : null;
     case 'bot': return 'with Hammond';
     case 'connected': return i.assigned_agent ? `with ${who(i.assigned_agent)}` : 'connected';
     case 'closed': return 'closed';
@@ -478,7 +479,10 @@ async function pickUp(id) {
     openWorkspace(id);
   } catch (e) {
     state.busy.delete(id);
-    if (e.status === 409) {
+    if (e.status === 409 && e.code !== 'conflict') {
+      // Not a race lost: the interaction cannot be picked yet (`live_call`, `not_yet_due`).
+      showAlert(`Interaction ${id} cannot be picked up yet: ${e.message}`);
+    } else if (e.status === 409) {
       let now = '';
       try {
         const d = await api('GET', `/api/v1/interactions/${id}`);

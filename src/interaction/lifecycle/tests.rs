@@ -58,7 +58,7 @@ fn connected_live() -> Interaction {
 
 fn closed() -> Interaction {
     step(
-        &open(),
+        &open_callback(),
         Event::Closed {
             reason: CloseReason::Expired,
             disposition: None,
@@ -298,6 +298,35 @@ fn accept_assigns_open_only() {
     }
 }
 
+/// An open inbound interaction is a caller still ringing: an agent can neither take it (nothing
+/// would be bridged) nor close it (its call would go on under a closed interaction).
+#[test]
+fn a_ringing_caller_is_neither_accepted_nor_closed() {
+    let ringing = open();
+    assert!(ringing.call_is_ringing());
+    let accept = Event::Accepted {
+        agent: "bob".into(),
+    };
+    let close = Event::Closed {
+        reason: CloseReason::Completed,
+        disposition: None,
+    };
+    assert_eq!(
+        apply(&ringing, accept, now()),
+        Err(LifecycleError::LiveCall { event: "accepted" })
+    );
+    assert_eq!(
+        apply(&ringing, close, now()),
+        Err(LifecycleError::LiveCall { event: "closed" })
+    );
+    // Its own call settles it.
+    let c = apply(&ringing, ended(HangupBy::Caller, false, false), now()).unwrap();
+    assert_eq!(c.interaction.close_reason, Some(CloseReason::Abandoned));
+    for i in [bot(), open_callback(), connected_live(), closed()] {
+        assert!(!i.call_is_ringing(), "{:?}", i.status);
+    }
+}
+
 #[test]
 fn live_offer_connects_bot_only() {
     let c = apply(
@@ -474,7 +503,7 @@ fn hang_up_before_bridge_is_abandoned() {
 
 #[test]
 fn explicit_close_from_any_live_status() {
-    for i in [open(), bot(), connected_live(), open_callback()] {
+    for i in [bot(), connected_live(), open_callback()] {
         let c = apply(
             &i,
             Event::Closed {
@@ -556,7 +585,11 @@ fn recovery_rules() {
     let c = apply(&bridged, recovered(3), now()).unwrap();
     assert_eq!(c.interaction.close_reason, Some(CloseReason::Interrupted));
 
-    for i in [open(), closed()] {
+    // A caller ringing when Hammond stopped is gone.
+    let c = apply(&open(), recovered(3), now()).unwrap();
+    assert_eq!(c.interaction.close_reason, Some(CloseReason::Abandoned));
+
+    for i in [open_callback(), closed()] {
         not_allowed(&i, recovered(3));
     }
 }

@@ -396,7 +396,7 @@ async fn recovery_after_reopening_the_file() {
         )
     };
     let settled = s.recover(at(10), &retry).await.unwrap();
-    assert_eq!(settled.len(), 4);
+    assert_eq!(settled.len(), 5);
     let get = |id| {
         let s = &s;
         async move { s.get(id).await.unwrap() }
@@ -420,7 +420,13 @@ async fn recovery_after_reopening_the_file() {
         d.listed.interaction.close_reason,
         Some(CloseReason::Interrupted)
     );
-    assert_eq!(get(open).await.listed.interaction.status, Status::Open);
+    // Ringing when Hammond stopped: that caller is gone (it would be open for ever, and an
+    // agent may neither accept nor close a ringing call).
+    let d = get(open).await;
+    assert_eq!(
+        d.listed.interaction.close_reason,
+        Some(CloseReason::Abandoned)
+    );
     // Nothing left to settle.
     assert!(s.recover(at(11), &retry).await.unwrap().is_empty());
 }
@@ -740,4 +746,30 @@ async fn the_position_count_uses_the_waiting_line_index() {
         plan.contains("COVERING INDEX interactions_queue_status (queue=? AND status=?"),
         "{plan}"
     );
+}
+
+/// A ringing caller (open inbound) is refused to an accept and a close by the store itself,
+/// whoever asks, and nothing is written.
+#[tokio::test]
+async fn a_ringing_caller_is_refused_to_accept_and_close() {
+    let s = SqliteStore::open("sqlite::memory:").await.unwrap();
+    let i = inbound(&s, "support", "1001", 0).await;
+    let live = |r: Result<Interaction, Error>| {
+        matches!(
+            r,
+            Err(Error::Lifecycle {
+                source: crate::interaction::LifecycleError::LiveCall { .. },
+                ..
+            })
+        )
+    };
+    assert!(live(s.accept(i.id, "alice", at(1)).await));
+    let close = Event::Closed {
+        reason: CloseReason::Completed,
+        disposition: None,
+    };
+    assert!(live(s.apply(i.id, close, at(1)).await));
+    let d = s.get(i.id).await.unwrap();
+    assert_eq!(d.listed.interaction, i);
+    assert_eq!(d.feed.len(), 1);
 }

@@ -1,0 +1,140 @@
+//! The interaction routes' integrity rules, over `router(state).oneshot(request)` and a real
+//! SQLite store: what an agent may accept or close, and what the answer says when not.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::api::{AppState, router};
+use crate::interaction::{Event, HangupBy, Interaction, InteractionId, Status};
+use crate::metrics;
+use crate::queue::agent::Agent;
+use crate::store::{InteractionStore, SqliteStore};
+
+struct Api {
+    state: AppState,
+    store: Arc<SqliteStore>,
+    _dir: tempfile::TempDir,
+}
+
+fn agent(id: &str) -> Agent {
+    Agent {
+        id: id.into(),
+        endpoint: format!("sip:{id}@127.0.0.1:5070"),
+        queues: vec!["support".into()],
+        token: format!("{id}-secret"),
+    }
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&format!("sqlite://{}/h.db", dir.path().display()))
+            .await
+            .unwrap(),
+    );
+    let shared: Arc<dyn InteractionStore> = store.clone();
+    let state = AppState::new(
+        shared,
+        vec![agent("alice"), agent("bob")],
+        metrics::install(),
+    );
+    Api {
+        state,
+        store,
+        _dir: dir,
+    }
+}
+
+impl Api {
+    /// `POST path` as `agent` with `body`; the status and the JSON answer.
+    async fn post(&self, agent: &str, path: &str, body: &str) -> (StatusCode, Value) {
+        let req = Request::post(path)
+            .header("authorization", format!("Bearer {agent}-secret"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let resp = router(self.state.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn accept(&self, agent: &str, id: InteractionId) -> (StatusCode, Value) {
+        self.post(agent, &format!("/api/v1/interactions/{id}/accept"), "{}")
+            .await
+    }
+
+    async fn close(&self, agent: &str, id: InteractionId) -> (StatusCode, Value) {
+        self.post(
+            agent,
+            &format!("/api/v1/interactions/{id}/close"),
+            r#"{"disposition": "done"}"#,
+        )
+        .await
+    }
+
+    async fn status(&self, id: InteractionId) -> Status {
+        self.store.get(id).await.unwrap().listed.interaction.status
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or_default()
+}
+
+/// A caller whose INVITE is ringing (`ring_before_answer`) is open and inbound: the Home List
+/// shows it, but an accept would connect nothing and a close would leave the call up. Both
+/// are refused with 409 `live_call`, and the call's own end still settles it.
+#[tokio::test]
+async fn a_ringing_caller_cannot_be_accepted_or_closed() {
+    let api = api().await;
+    let ringing = api
+        .store
+        .create(Interaction::inbound(
+            "support",
+            "+15550001",
+            crate::clock::wall(),
+        ))
+        .await
+        .unwrap()
+        .id;
+    let (st, v) = api.accept("alice", ringing).await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "live_call"), "{v}");
+    let (st, v) = api.close("alice", ringing).await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "live_call"), "{v}");
+    assert_eq!(api.status(ringing).await, Status::Open);
+    let d = api.store.get(ringing).await.unwrap();
+    assert!(
+        d.feed
+            .iter()
+            .all(|e| e.kind != "assigned" && e.kind != "closed"),
+        "nothing written: {:?}",
+        d.feed
+    );
+    // The caller answers and waits: the workflow carries on, untouched by the refusals.
+    api.store
+        .apply(ringing, Event::EnteredWorkflow, crate::clock::wall())
+        .await
+        .unwrap();
+    let end = Event::CallEnded {
+        by: HangupBy::Caller,
+        had_callback: false,
+        voicemail: false,
+        during: None,
+    };
+    let closed = api
+        .store
+        .apply(ringing, end, crate::clock::wall())
+        .await
+        .unwrap();
+    assert_eq!(closed.status, Status::Closed);
+}
