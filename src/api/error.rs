@@ -27,6 +27,15 @@ pub enum ApiError {
     /// settles it, not an agent (409, `live_call`).
     #[error("{0}")]
     LiveCall(String),
+    /// A callback accepted before its not-before time (409, `not_yet_due`; the error object
+    /// also carries `not_before`).
+    #[error("{message}")]
+    NotYetDue {
+        /// For the agent.
+        message: String,
+        /// When it may be dialled.
+        not_before: jiff::Timestamp,
+    },
     /// Body too large (413).
     #[error("request body too large")]
     TooLarge,
@@ -50,6 +59,7 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::LiveCall(_) => (StatusCode::CONFLICT, "live_call"),
+            Self::NotYetDue { .. } => (StatusCode::CONFLICT, "not_yet_due"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::LockedOut { .. } => (StatusCode::TOO_MANY_REQUESTS, "locked_out"),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
@@ -72,6 +82,15 @@ impl From<store::Error> for ApiError {
                 "interaction {id} is a caller whose call is ringing: it waits in the queue once \
                  answered, and cannot be accepted or closed before"
             )),
+            store::Error::Lifecycle {
+                id,
+                source: LifecycleError::NotYetDue { not_before },
+            } => Self::NotYetDue {
+                message: format!(
+                    "interaction {id} is a callback not to be dialled before {not_before}"
+                ),
+                not_before,
+            },
             store::Error::Lifecycle { id, source } => {
                 Self::Conflict(format!("interaction {id}: {source}"))
             }
@@ -93,11 +112,11 @@ impl IntoResponse for ApiError {
         } else {
             self.to_string()
         };
-        let mut resp = (
-            status,
-            Json(serde_json::json!({ "error": { "code": code, "message": message } })),
-        )
-            .into_response();
+        let mut error = serde_json::json!({ "code": code, "message": message });
+        if let Self::NotYetDue { not_before, .. } = &self {
+            error["not_before"] = not_before.to_string().into();
+        }
+        let mut resp = (status, Json(serde_json::json!({ "error": error }))).into_response();
         if let Self::LockedOut { retry_after } = self {
             resp.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, retry_after.into());

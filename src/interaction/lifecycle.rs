@@ -87,7 +87,8 @@ pub enum Event {
         to: String,
     },
     /// An agent accepted it from the Home List (open → connected, assigned). Refused for a
-    /// ringing inbound call ([`LifecycleError::LiveCall`]).
+    /// ringing inbound call ([`LifecycleError::LiveCall`]) and for a callback before its
+    /// not-before time ([`LifecycleError::NotYetDue`]).
     Accepted {
         /// The agent's id.
         agent: String,
@@ -233,6 +234,13 @@ pub enum LifecycleError {
         /// The event's name.
         event: &'static str,
     },
+    /// A callback accepted before its not-before time (booked for opening time, or waiting out
+    /// its retry interval): it must not be dialled yet.
+    #[error("the callback is not due before {not_before}")]
+    NotYetDue {
+        /// When it may be dialled.
+        not_before: Timestamp,
+    },
 }
 
 /// Applies `event` to `current` at wall time `now`. Pure: no I/O, never panics.
@@ -365,7 +373,12 @@ pub fn apply(
             return Err(LifecycleError::LiveCall { event: name });
         }
         Event::Accepted { agent } => match status {
-            Status::Open => assign(&mut next, &mut feed, agent, now),
+            Status::Open => {
+                if let Some(not_before) = current.not_due_at(now) {
+                    return Err(LifecycleError::NotYetDue { not_before });
+                }
+                assign(&mut next, &mut feed, agent, now);
+            }
             Status::Bot | Status::Connected | Status::Closed => return refuse(status),
         },
         Event::OfferedLive { agent } => match status {

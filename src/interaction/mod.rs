@@ -167,6 +167,15 @@ impl Interaction {
         self.status == Status::Open && self.sub_type == SubType::Inbound
     }
 
+    /// A callback that may not be dialled at `now`: its not-before time, when still ahead.
+    pub fn not_due_at(&self, now: Timestamp) -> Option<Timestamp> {
+        self.callback
+            .as_ref()
+            .filter(|_| self.sub_type == SubType::Callback)
+            .and_then(|c| c.not_before)
+            .filter(|t| *t > now)
+    }
+
     /// The pinned JSON shape (DESIGN.md) with the given queue `position`.
     pub fn to_json(&self, position: Option<u32>) -> serde_json::Value {
         serde_json::to_value(self.json(position)).unwrap_or_default()

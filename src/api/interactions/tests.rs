@@ -138,3 +138,55 @@ async fn a_ringing_caller_cannot_be_accepted_or_closed() {
         .unwrap();
     assert_eq!(closed.status, Status::Closed);
 }
+
+/// An open callback of `queue` for `number`, not to be dialled before `not_before`.
+async fn booked(store: &SqliteStore, number: &str, not_before: Option<jiff::Timestamp>) -> i64 {
+    let now = crate::clock::wall();
+    let id = store
+        .create(Interaction::inbound("support", number, now))
+        .await
+        .unwrap()
+        .id;
+    store.apply(id, Event::EnteredWorkflow, now).await.unwrap();
+    let request = Event::CallbackRequested {
+        number: number.into(),
+        not_before,
+    };
+    store.apply(id, request, now).await.unwrap();
+    let end = Event::CallEnded {
+        by: HangupBy::Hammond,
+        had_callback: true,
+        voicemail: false,
+        during: None,
+    };
+    store.apply(id, end, now).await.unwrap();
+    id
+}
+
+/// A callback booked for later (opening time, or its retry interval) is not dialled early from
+/// the Home List: 409 `not_yet_due`, with the time it is due in the error object.
+#[tokio::test]
+async fn accepting_a_callback_before_it_is_due_is_refused_with_the_due_time() {
+    let api = api().await;
+    let due = crate::clock::wall() + jiff::SignedDuration::from_hours(2);
+    let id = booked(&api.store, "15551234567", Some(due)).await;
+    let (st, v) = api.accept("alice", id).await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "not_yet_due"), "{v}");
+    // The store keeps microseconds.
+    let at: jiff::Timestamp = v["error"]["not_before"].as_str().unwrap().parse().unwrap();
+    assert_eq!(at.as_microsecond(), due.as_microsecond());
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&at.to_string()),
+        "{v}"
+    );
+    assert_eq!(api.status(id).await, Status::Open);
+    // One whose time has come is taken.
+    let past = crate::clock::wall() - jiff::SignedDuration::from_mins(1);
+    let id = booked(&api.store, "15557654321", Some(past)).await;
+    let (st, v) = api.accept("alice", id).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "connected");
+}

@@ -102,7 +102,13 @@ function who(agent) {
 function notPickable(i) {
   switch (i.status) {
     // An open inbound caller is still ringing: it can be picked once it waits in the queue.
-    case 'open': return i.sub_type === 'inbound' ? 'ringing' : null;
+    case 'open': {
+      if (i.sub_type === 'inbound') return 'ringing';
+      // A callback booked for later, or waiting out its retry interval (the server says
+      // `not_yet_due` until then).
+      const due = i.callback && i.callback.not_before ? tsMillis(i.callback.not_before) : NaN;
+      return Number.isFinite(due) && due > Date.now() ? `due ${dateTime(i.callback.not_before)}` : null;
+    }
     case 'bot': return 'with Hammond';
     case 'connected': return i.assigned_agent ? `with ${who(i.assigned_agent)}` : 'connected';
     case 'closed': return 'closed';
@@ -401,7 +407,7 @@ function render() {
 }
 
 function fillRow(tr, i) {
-  const key = JSON.stringify([i.updated_at, i.status, i.assigned_agent, i.position, state.busy.has(i.id), state.me.id]);
+  const key = JSON.stringify([i.updated_at, i.status, i.assigned_agent, i.position, state.busy.has(i.id), state.me.id, notPickable(i)]);
   tr.dataset.status = i.status;
   tr.dataset.type = i.sub_type;
   if (tr.dataset.key === key) return;
@@ -460,6 +466,8 @@ function tick() {
     const i = state.rows.get(Number(tr.dataset.id));
     const c = tr.querySelector('.c-wait');
     if (i && c && i.status !== 'closed') c.textContent = waiting(i);
+    // A callback whose time has come gets its Pick up button (the row key has the reason).
+    if (i && i.status === 'open' && i.callback && i.callback.not_before) fillRow(tr, i);
   }
   if (state.current && !$('workspace').hidden) $('ws-wait').textContent = waiting(state.current);
 }

@@ -298,6 +298,35 @@ fn accept_assigns_open_only() {
     }
 }
 
+/// A callback booked for later, or waiting out its retry interval, is not dialled before its
+/// not-before time, whoever accepts it.
+#[test]
+fn accept_waits_for_not_before() {
+    let later = now() + SignedDuration::from_mins(10);
+    let mut booked = open_callback();
+    booked.callback.as_mut().unwrap().not_before = Some(later);
+    assert_eq!(booked.not_due_at(now()), Some(later));
+    let accept = || Event::Accepted {
+        agent: "bob".into(),
+    };
+    assert_eq!(
+        apply(&booked, accept(), now()),
+        Err(LifecycleError::NotYetDue { not_before: later })
+    );
+    // Due at its not-before time, and after.
+    assert_eq!(booked.not_due_at(later), None);
+    let c = apply(&booked, accept(), later).unwrap();
+    assert_eq!(c.interaction.status, Status::Connected);
+    // A failed attempt sets it; the retry interval must pass first.
+    let retry = step(&step(&connected_callback(), Event::Dialling), failed(3));
+    let not_before = retry.callback.as_ref().unwrap().not_before.unwrap();
+    assert!(matches!(
+        apply(&retry, accept(), now()),
+        Err(LifecycleError::NotYetDue { .. })
+    ));
+    apply(&retry, accept(), not_before).unwrap();
+}
+
 /// An open inbound interaction is a caller still ringing: an agent can neither take it (nothing
 /// would be bridged) nor close it (its call would go on under a closed interaction).
 #[test]
@@ -440,15 +469,17 @@ fn failed_attempt_reopens_with_retry_then_gives_up() {
     assert_eq!(kinds(&c), ["callback_failed_attempt", "status_changed"]);
     assert_eq!(c.feed[0].data["code"], 486);
     assert_eq!(c.feed[0].data["outcome"], "busy");
-    let again = step(
-        &step(
-            n,
-            Event::Accepted {
-                agent: "alice".into(),
-            },
-        ),
-        Event::Dialling,
-    );
+    // Accepted again once its retry time has come.
+    let accepted = apply(
+        n,
+        Event::Accepted {
+            agent: "alice".into(),
+        },
+        t("2026-03-01T10:05:00Z"),
+    )
+    .unwrap()
+    .interaction;
+    let again = step(&accepted, Event::Dialling);
     let c = apply(&again, failed(2), now()).unwrap();
     assert_eq!(c.interaction.status, Status::Closed);
     assert_eq!(
