@@ -72,6 +72,9 @@ impl From<store::Error> for ApiError {
     fn from(e: store::Error) -> Self {
         match e {
             store::Error::NotFound(id) => Self::NotFound(format!("interaction {id} not found")),
+            store::Error::AssignedElsewhere { id } => {
+                Self::Forbidden(format!("interaction {id} is assigned to another agent"))
+            }
             store::Error::Conflict { id, status } => {
                 Self::Conflict(format!("interaction {id} is {status}"))
             }

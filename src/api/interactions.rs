@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState, AuthAgent, parse_body};
 use crate::clock;
-use crate::interaction::{CloseReason, Event, Interaction, InteractionId, Status, SubType};
+use crate::interaction::{CloseReason, Interaction, InteractionId, Status, SubType};
 use crate::queue::agent::{Accepted, Agent};
 use crate::store::{Cursor, ListQuery};
 
@@ -155,6 +155,11 @@ pub(super) struct CloseBody {
 /// the agent's queue, or a connected one assigned to the agent. `reason` defaults to
 /// `completed` (`voicemail_done` for a voicemail). A connected interaction's call, ringing or
 /// talking, is hung up: the close ends the interaction, phones included.
+///
+/// The store decides on the row as stored, in the transaction that closes it
+/// ([`crate::store::InteractionStore::close_by`]): a close cannot slip in after another agent's
+/// accept (it used to check a row read earlier, then close whatever the row had become,
+/// leaving that agent's call up). The read here is only for the queue, which never changes.
 pub(super) async fn close(
     State(st): State<AppState>,
     AuthAgent(agent): AuthAgent,
@@ -165,34 +170,20 @@ pub(super) async fn close(
     let body: CloseBody = parse_body(body, None)?;
     let current = st.store.get(id).await?.listed.interaction;
     check_queue(&agent, &current)?;
-    match current.status {
-        Status::Open => {}
-        Status::Connected if current.assigned_agent.as_deref() == Some(agent.id.as_str()) => {}
-        Status::Connected => {
-            return Err(ApiError::Forbidden(format!(
-                "interaction {id} is assigned to another agent"
-            )));
-        }
-        Status::Bot | Status::Closed => {
-            return Err(ApiError::Conflict(format!(
-                "interaction {id} is {}",
-                current.status
-            )));
-        }
-    }
-    let reason = body.reason.unwrap_or(match current.sub_type {
-        SubType::Voicemail => CloseReason::VoicemailDone,
-        SubType::Inbound | SubType::Callback => CloseReason::Completed,
-    });
-    let event = Event::Closed {
-        reason,
-        disposition: Some(body.disposition),
-    };
-    let i = st.store.apply(id, event, clock::wall()).await?;
-    if current.status == Status::Connected && st.connected.hang_up(id) {
+    let closed = st
+        .store
+        .close_by(
+            id,
+            &agent.id,
+            body.reason,
+            Some(body.disposition),
+            clock::wall(),
+        )
+        .await?;
+    if closed.from == Status::Connected && st.connected.hang_up(id) {
         tracing::info!(interaction.id = id, agent.id = %agent.id, "closed while its call was up: hanging up");
     }
-    Ok(Json(i.to_json(None)))
+    Ok(Json(closed.interaction.to_json(None)))
 }
 
 fn path_id(id: Result<Path<InteractionId>, PathRejection>) -> Result<InteractionId, ApiError> {

@@ -811,6 +811,16 @@ impl InteractionStore for RacyReplay {
     ) -> crate::store::StoreFuture<'_, Interaction> {
         self.inner.accept(id, agent, now)
     }
+    fn close_by(
+        &self,
+        id: i64,
+        agent: &str,
+        reason: Option<crate::interaction::CloseReason>,
+        disposition: Option<String>,
+        now: jiff::Timestamp,
+    ) -> crate::store::StoreFuture<'_, crate::store::Closed> {
+        self.inner.close_by(id, agent, reason, disposition, now)
+    }
     fn pending_callback(
         &self,
         q: &str,

@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::interaction::{
-    Event, FeedEntry, Interaction, InteractionId, LifecycleError, Status, SubType,
+    CloseReason, Event, FeedEntry, Interaction, InteractionId, LifecycleError, Status, SubType,
 };
 
 pub use sqlite::SqliteStore;
@@ -46,6 +46,12 @@ pub enum Error {
         id: InteractionId,
         /// Its status when the write was attempted.
         status: Status,
+    },
+    /// Connected to another agent: only that agent may close it (→ 403).
+    #[error("interaction {id} is assigned to another agent")]
+    AssignedElsewhere {
+        /// The interaction.
+        id: InteractionId,
     },
     /// The lifecycle refused the event (a bug in the caller, or a race lost).
     #[error("interaction {id}: {source}")]
@@ -151,6 +157,15 @@ pub struct Page {
     pub next_cursor: Option<Cursor>,
 }
 
+/// The outcome of [`InteractionStore::close_by`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    /// The interaction, now closed.
+    pub interaction: Interaction,
+    /// The status it was closed from.
+    pub from: Status,
+}
+
 /// An interaction with its whole feed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detail {
@@ -234,6 +249,22 @@ pub trait InteractionStore: Send + Sync {
             Ok((i, synced))
         })
     }
+
+    /// An agent's close, atomic: decided and written in one transaction on the row as stored
+    /// (a compare-and-set on the status it saw), so it cannot close what another agent has just
+    /// accepted. An open interaction may be closed by any agent (of its queue: the caller's
+    /// check), a connected one only by its agent ([`Error::AssignedElsewhere`] otherwise); bot
+    /// and closed ones are [`Error::Conflict`], a ringing caller the lifecycle's `LiveCall`.
+    /// `reason` defaults to completed (voicemail_done for a voicemail). [`Closed::from`] says
+    /// whether a call was up (connected), for the caller to hang it up.
+    fn close_by(
+        &self,
+        id: InteractionId,
+        agent: &str,
+        reason: Option<CloseReason>,
+        disposition: Option<String>,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Closed>;
 
     /// The not-closed callback for `number` in `queue`, if any (the duplicate check).
     fn pending_callback(&self, queue: &str, number: &str) -> StoreFuture<'_, Option<Interaction>>;

@@ -23,10 +23,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row, SqlStr, SqlitePool};
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
-use writer::{Durability, Msg, Op, WriteJob, Writer};
+use writer::{Durability, Msg, Op, WriteJob, Writer, Wrote};
 
 use super::{
-    Cursor, Detail, Error, InteractionStore, ListQuery, Listed, MAX_PAGE, Page, RetryRules,
+    Closed, Cursor, Detail, Error, InteractionStore, ListQuery, Listed, MAX_PAGE, Page, RetryRules,
     StoreFuture, StoredEvent, Synced,
 };
 use crate::interaction::{
@@ -190,6 +190,11 @@ impl SqliteStore {
 
     /// Queues one write for the writer and waits for its commit (not for a disk sync).
     async fn write(&self, op: Op) -> Result<Interaction, Error> {
+        Ok(self.write_from(op).await?.interaction)
+    }
+
+    /// [`Self::write`], with the status the row had before.
+    async fn write_from(&self, op: Op) -> Result<Wrote, Error> {
         let (reply, rx) = oneshot::channel();
         self.jobs
             .send(Msg::Write(WriteJob { op, reply }))
@@ -488,6 +493,32 @@ impl InteractionStore for SqliteStore {
             let d = self.durability.clone();
             let synced: Synced = Box::pin(async move { d.sync().await });
             Ok((i, synced))
+        })
+    }
+
+    fn close_by(
+        &self,
+        id: InteractionId,
+        agent: &str,
+        reason: Option<CloseReason>,
+        disposition: Option<String>,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Closed> {
+        let agent = agent.to_owned();
+        Box::pin(async move {
+            let w = self
+                .write_from(Op::Close {
+                    id,
+                    agent,
+                    reason,
+                    disposition,
+                    now,
+                })
+                .await?;
+            Ok(Closed {
+                interaction: w.interaction,
+                from: w.from,
+            })
         })
     }
 

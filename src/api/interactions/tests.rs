@@ -8,11 +8,19 @@ use axum::http::{Request, StatusCode};
 use serde_json::Value;
 use tower::ServiceExt;
 
+use jiff::Timestamp;
+use tokio::sync::broadcast;
+
 use crate::api::{AppState, router};
-use crate::interaction::{Event, HangupBy, Interaction, InteractionId, Status};
+use crate::interaction::{
+    CloseReason, Event, HangupBy, Interaction, InteractionId, Status, SubType,
+};
 use crate::metrics;
 use crate::queue::agent::Agent;
-use crate::store::{InteractionStore, SqliteStore};
+use crate::store::{
+    Closed, Detail, InteractionStore, ListQuery, Page, RetryRules, SqliteStore, StoreFuture,
+    StoredEvent,
+};
 
 struct Api {
     state: AppState,
@@ -189,4 +197,149 @@ async fn accepting_a_callback_before_it_is_due_is_refused_with_the_due_time() {
     let (st, v) = api.accept("alice", id).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "connected");
+}
+
+/// The real store, except that every `get` lets bob accept the interaction just after it was
+/// read: what happens when an agent's close and another agent's accept cross.
+struct AcceptAfterRead {
+    inner: Arc<SqliteStore>,
+}
+
+impl InteractionStore for AcceptAfterRead {
+    fn create(&self, new: Interaction) -> StoreFuture<'_, Interaction> {
+        self.inner.create(new)
+    }
+    fn get(&self, id: InteractionId) -> StoreFuture<'_, Detail> {
+        Box::pin(async move {
+            let d = self.inner.get(id).await?;
+            self.inner.accept(id, "bob", crate::clock::wall()).await?;
+            Ok(d)
+        })
+    }
+    fn list(&self, q: ListQuery) -> StoreFuture<'_, Page> {
+        self.inner.list(q)
+    }
+    fn position(&self, id: InteractionId) -> StoreFuture<'_, Option<u32>> {
+        self.inner.position(id)
+    }
+    fn apply(&self, id: InteractionId, e: Event, now: Timestamp) -> StoreFuture<'_, Interaction> {
+        self.inner.apply(id, e, now)
+    }
+    fn accept(
+        &self,
+        id: InteractionId,
+        agent: &str,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Interaction> {
+        self.inner.accept(id, agent, now)
+    }
+    fn close_by(
+        &self,
+        id: InteractionId,
+        agent: &str,
+        reason: Option<CloseReason>,
+        disposition: Option<String>,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Closed> {
+        self.inner.close_by(id, agent, reason, disposition, now)
+    }
+    fn pending_callback(&self, q: &str, n: &str) -> StoreFuture<'_, Option<Interaction>> {
+        self.inner.pending_callback(q, n)
+    }
+    fn callbacks_requested_since(&self, n: &str, since: Timestamp) -> StoreFuture<'_, u32> {
+        self.inner.callbacks_requested_since(n, since)
+    }
+    fn next_due(&self, q: &str, now: Timestamp) -> StoreFuture<'_, Option<Interaction>> {
+        self.inner.next_due(q, now)
+    }
+    fn events_since(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredEvent>> {
+        self.inner.events_since(after, limit)
+    }
+    fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
+        self.inner.subscribe()
+    }
+    fn recover<'a>(
+        &'a self,
+        now: Timestamp,
+        retry: &'a RetryRules,
+    ) -> StoreFuture<'a, Vec<Interaction>> {
+        self.inner.recover(now, retry)
+    }
+    fn counts(&self) -> StoreFuture<'_, Vec<(Status, SubType, u64)>> {
+        self.inner.counts()
+    }
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        self.inner.ping()
+    }
+}
+
+/// Alice closes an open callback while bob accepts it: bob's accept lands between the close's
+/// read and its write. The close must not close bob's call under him (it did: 200, closed,
+/// bob's call left up); it is his now, so alice is refused.
+#[tokio::test]
+async fn a_close_crossing_an_accept_does_not_close_the_other_agents_call() {
+    let mut api = api().await;
+    let id = booked(&api.store, "15551234567", None).await;
+    let racy: Arc<dyn InteractionStore> = Arc::new(AcceptAfterRead {
+        inner: api.store.clone(),
+    });
+    api.state.store = racy;
+    let (st, v) = api.close("alice", id).await;
+    assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "forbidden"), "{v}");
+    let i = api.store.get(id).await.unwrap().listed.interaction;
+    assert_eq!(i.status, Status::Connected);
+    assert_eq!(i.assigned_agent.as_deref(), Some("bob"));
+}
+
+/// The store's close decides on the row as stored, and says what it closed from.
+#[tokio::test]
+async fn close_is_decided_by_the_store_on_the_row_as_stored() {
+    let api = api().await;
+    let s = &api.store;
+    let now = crate::clock::wall();
+    let open = booked(s, "15551230001", None).await;
+    let c = s.close_by(open, "alice", None, None, now).await.unwrap();
+    assert_eq!(
+        (c.from, c.interaction.status),
+        (Status::Open, Status::Closed)
+    );
+    assert_eq!(c.interaction.close_reason, Some(CloseReason::Completed));
+    let mine = booked(s, "15551230002", None).await;
+    s.accept(mine, "bob", now).await.unwrap();
+    assert!(matches!(
+        s.close_by(mine, "alice", None, None, now).await,
+        Err(crate::store::Error::AssignedElsewhere { .. })
+    ));
+    let c = s
+        .close_by(
+            mine,
+            "bob",
+            Some(CloseReason::Expired),
+            Some("x".into()),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.from, Status::Connected);
+    assert_eq!(c.interaction.close_reason, Some(CloseReason::Expired));
+    assert!(matches!(
+        s.close_by(mine, "bob", None, None, now).await,
+        Err(crate::store::Error::Conflict {
+            status: Status::Closed,
+            ..
+        })
+    ));
+    let bot = s
+        .create(Interaction::inbound("support", "1", now))
+        .await
+        .unwrap()
+        .id;
+    s.apply(bot, Event::EnteredWorkflow, now).await.unwrap();
+    assert!(matches!(
+        s.close_by(bot, "alice", None, None, now).await,
+        Err(crate::store::Error::Conflict {
+            status: Status::Bot,
+            ..
+        })
+    ));
 }

@@ -31,7 +31,8 @@ use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 
 use super::{CACHE_MAX, MAX_BATCH, ROWS_PER_INSERT, row_to_interaction, us};
 use crate::interaction::{
-    CloseReason, Event, FeedEntry, Interaction, InteractionId, Leg, LifecycleError, Status, apply,
+    CloseReason, Event, FeedEntry, Interaction, InteractionId, Leg, LifecycleError, Status,
+    SubType, apply,
 };
 use crate::store::{Error, StoredEvent};
 
@@ -46,12 +47,33 @@ pub(super) enum Op {
         /// The accept guard (`status = 'open'` in the `UPDATE`).
         accept: bool,
     },
+    /// An agent's close: decided on the row as stored, in the transaction that writes it.
+    Close {
+        id: InteractionId,
+        agent: String,
+        /// `None`: completed (voicemail_done for a voicemail).
+        reason: Option<CloseReason>,
+        disposition: Option<String>,
+        now: Timestamp,
+    },
+}
+
+/// What a write adds to the `UPDATE`'s version guard: one more compare-and-set on the status,
+/// so the rule holds on any backend (PostgreSQL included) whatever the version says.
+#[derive(Debug, Clone, Copy)]
+enum Guard {
+    /// The version guard only.
+    Version,
+    /// `status = 'open'`: of concurrent accepts exactly one wins.
+    Open,
+    /// `status = <the status the decision was made on>`.
+    Status(Status),
 }
 
 #[derive(Debug)]
 pub(super) struct WriteJob {
     pub(super) op: Op,
-    pub(super) reply: oneshot::Sender<Result<Interaction, Error>>,
+    pub(super) reply: oneshot::Sender<Result<Wrote, Error>>,
 }
 
 // Stop is sent once; boxing the write would cost an allocation per write.
@@ -111,11 +133,28 @@ impl Durability {
     }
 }
 
+/// A write's answer: the interaction as written, and the status it was in before.
+#[derive(Debug)]
+pub(super) struct Wrote {
+    pub(super) interaction: Interaction,
+    pub(super) from: Status,
+}
+
 /// One write's result inside a batch, before the batch commits.
 struct Done {
     interaction: Interaction,
+    from: Status,
     version: i64,
     event: Arc<StoredEvent>,
+}
+
+impl Done {
+    fn wrote(self) -> Wrote {
+        Wrote {
+            interaction: self.interaction,
+            from: self.from,
+        }
+    }
 }
 
 /// The writer thread's state.
@@ -219,7 +258,7 @@ impl Writer {
             take_queued(&mut rx, &mut batch, &mut stop);
             let urgent = batch
                 .iter()
-                .any(|j| matches!(j.op, Op::Apply { accept: true, .. }));
+                .any(|j| matches!(j.op, Op::Apply { accept: true, .. } | Op::Close { .. }));
             if load.busy(crate::clock::now()) && stop.is_none() && !urgent {
                 // The writer's own thread, not the runtime's.
                 #[allow(clippy::disallowed_methods)]
@@ -251,7 +290,7 @@ impl Writer {
             Ok(results) => {
                 self.committed(results.iter().filter_map(|r| r.as_ref().ok()));
                 for (job, r) in batch.into_iter().zip(results) {
-                    let _ = job.reply.send(r.map(|d| d.interaction));
+                    let _ = job.reply.send(r.map(Done::wrote));
                 }
             }
             Err(_) => {
@@ -276,7 +315,7 @@ impl Writer {
                     if let Ok(d) = &r {
                         self.committed(std::iter::once(d));
                     }
-                    let _ = job.reply.send(r.map(|d| d.interaction));
+                    let _ = job.reply.send(r.map(Done::wrote));
                 }
             }
         }
@@ -417,11 +456,30 @@ fn body(
                 accept,
             } => {
                 let known = fresh.get(id).or_else(|| cache.get(id));
-                update(conn, known, *id, event, *now, *accept)
+                let guard = if *accept { Guard::Open } else { Guard::Version };
+                update(conn, known, *id, *now, |_| Ok((event.clone(), guard)))
+            }
+            Op::Close {
+                id,
+                agent,
+                reason,
+                disposition,
+                now,
+            } => {
+                let known = fresh.get(id).or_else(|| cache.get(id));
+                update(conn, known, *id, *now, |current| {
+                    close_by(current, agent, *reason, disposition.clone())
+                })
             }
         };
         match r {
-            Ok((i, version, kind, entries)) => {
+            Ok(Written {
+                interaction: i,
+                version,
+                kind,
+                feed: entries,
+                from,
+            }) => {
                 let position = position_of(conn, &i)?;
                 let data = serde_json::to_string(&EventData {
                     interaction: i.json(position),
@@ -441,6 +499,7 @@ fn body(
                 feed.extend(entries.into_iter().map(|e| (i.id, e)));
                 out.push(Ok(Done {
                     interaction: i,
+                    from,
                     version,
                     event,
                 }));
@@ -518,7 +577,15 @@ fn insert_rows<T>(
     Ok(())
 }
 
-type Written = (Interaction, i64, &'static str, Vec<FeedEntry>);
+/// A row written inside the transaction: as it now is, its version, the event's kind, the
+/// feed entries it adds, and its status before.
+struct Written {
+    interaction: Interaction,
+    version: i64,
+    kind: &'static str,
+    feed: Vec<FeedEntry>,
+    from: Status,
+}
 
 fn create(conn: &Connection, new: &Interaction) -> Result<Written, Error> {
     let mut insert = conn.prepare_cached(
@@ -545,7 +612,13 @@ fn create(conn: &Connection, new: &Interaction) -> Result<Written, Error> {
     )
     .with("queue", &stored.queue)
     .with("customer_number", &stored.customer_number);
-    Ok((stored, 0, "created", vec![entry]))
+    Ok(Written {
+        from: stored.status,
+        interaction: stored,
+        version: 0,
+        kind: "created",
+        feed: vec![entry],
+    })
 }
 
 fn read(conn: &Connection, id: InteractionId) -> Result<(Interaction, i64), Error> {
@@ -559,18 +632,22 @@ fn read(conn: &Connection, id: InteractionId) -> Result<(Interaction, i64), Erro
     row_to_interaction(row)
 }
 
-/// Applies `event` to the row the writer knows (`known`) or reads it. A known row that turns
-/// out stale (the version guard fails, or the lifecycle refuses it) is read again, once.
+/// Applies the event `decide` makes of the row the writer knows (`known`) or reads. A known
+/// row that turns out stale (the guard fails, or the decision or the lifecycle refuses it) is
+/// read again, once: the decision is always made on the row as stored.
 fn update(
     conn: &Connection,
     known: Option<&(Interaction, i64)>,
     id: InteractionId,
-    event: &Event,
     now: Timestamp,
-    accept: bool,
+    decide: impl Fn(&Interaction) -> Result<(Event, Guard), Error>,
 ) -> Result<Written, Error> {
+    let attempt = |current: &Interaction, version: i64| {
+        let (event, guard) = decide(current)?;
+        try_update(conn, current, version, &event, now, guard)
+    };
     if let Some((current, version)) = known {
-        match try_update(conn, current, *version, event, now, accept) {
+        match attempt(current, *version) {
             Ok(Some(w)) => return Ok(w),
             Err(e @ Error::Sqlite(_)) => return Err(e),
             // Stale or refused: decide on the row as stored.
@@ -578,10 +655,36 @@ fn update(
         }
     }
     let (current, version) = read(conn, id)?;
-    try_update(conn, &current, version, event, now, accept)?.ok_or(Error::Conflict {
+    attempt(&current, version)?.ok_or(Error::Conflict {
         id,
         status: current.status,
     })
+}
+
+/// An agent's close, decided on `current`: an open interaction (any agent of its queue), or
+/// a connected one assigned to `agent`; the status it is closed from is the guard.
+fn close_by(
+    current: &Interaction,
+    agent: &str,
+    reason: Option<CloseReason>,
+    disposition: Option<String>,
+) -> Result<(Event, Guard), Error> {
+    let id = current.id;
+    match current.status {
+        Status::Open => {}
+        Status::Connected if current.assigned_agent.as_deref() == Some(agent) => {}
+        Status::Connected => return Err(Error::AssignedElsewhere { id }),
+        status @ (Status::Bot | Status::Closed) => return Err(Error::Conflict { id, status }),
+    }
+    let reason = reason.unwrap_or(match current.sub_type {
+        SubType::Voicemail => CloseReason::VoicemailDone,
+        SubType::Inbound | SubType::Callback => CloseReason::Completed,
+    });
+    let event = Event::Closed {
+        reason,
+        disposition,
+    };
+    Ok((event, Guard::Status(current.status)))
 }
 
 /// `Ok(None)`: the guard failed (someone changed the row since `version`).
@@ -591,7 +694,7 @@ fn try_update(
     version: i64,
     event: &Event,
     now: Timestamp,
-    accept: bool,
+    guard: Guard,
 ) -> Result<Option<Written>, Error> {
     let id = current.id;
     let kind = event.name();
@@ -600,8 +703,8 @@ fn try_update(
         source => Error::Lifecycle { id, source },
     })?;
     let next = &change.interaction;
-    // The status guard makes accept atomic on any backend (PostgreSQL included); the version
-    // guard catches every other lost update.
+    // The status guard makes accept and close atomic on any backend (PostgreSQL included); the
+    // version guard catches every other lost update.
     macro_rules! update {
         () => {
             "UPDATE interactions SET status = ?, sub_type = ?, updated_at = ?, assigned_agent = ?, \
@@ -610,10 +713,10 @@ fn try_update(
              WHERE id = ? AND version = ?"
         };
     }
-    let sql = if accept {
-        concat!(update!(), " AND status = 'open'")
-    } else {
-        update!()
+    let sql = match guard {
+        Guard::Version => update!(),
+        Guard::Open => concat!(update!(), " AND status = 'open'"),
+        Guard::Status(_) => concat!(update!(), " AND status = ?"),
     };
     let mut update = conn.prepare_cached(sql)?;
     update.raw_bind_parameter(1, next.status.as_str())?;
@@ -622,11 +725,20 @@ fn try_update(
     bind_changeable(&mut update, 4, next)?;
     update.raw_bind_parameter(12, id)?;
     update.raw_bind_parameter(13, version)?;
+    if let Guard::Status(status) = guard {
+        update.raw_bind_parameter(14, status.as_str())?;
+    }
     let changed = update.raw_execute()?;
     if changed == 0 {
         return Ok(None);
     }
-    Ok(Some((change.interaction, version + 1, kind, change.feed)))
+    Ok(Some(Written {
+        interaction: change.interaction,
+        version: version + 1,
+        kind,
+        feed: change.feed,
+        from: current.status,
+    }))
 }
 
 /// Binds the columns a lifecycle event can change, from parameter `first` on, in the order the
