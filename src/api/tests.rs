@@ -821,19 +821,13 @@ impl InteractionStore for RacyReplay {
     ) -> crate::store::StoreFuture<'_, crate::store::Closed> {
         self.inner.close_by(id, agent, reason, disposition, now)
     }
-    fn pending_callback(
+    fn book_callback(
         &self,
-        q: &str,
-        n: &str,
-    ) -> crate::store::StoreFuture<'_, Option<Interaction>> {
-        self.inner.pending_callback(q, n)
-    }
-    fn callbacks_requested_since(
-        &self,
-        n: &str,
-        since: jiff::Timestamp,
-    ) -> crate::store::StoreFuture<'_, u32> {
-        self.inner.callbacks_requested_since(n, since)
+        id: i64,
+        b: crate::store::Booking,
+        now: jiff::Timestamp,
+    ) -> crate::store::StoreFuture<'_, Interaction> {
+        self.inner.book_callback(id, b, now)
     }
     fn next_due(
         &self,

@@ -11,7 +11,7 @@ use tracing::warn;
 
 use crate::clock;
 use crate::interaction::{Event as Lifecycle, InteractionId, Note};
-use crate::store::InteractionStore;
+use crate::store::{Booking, Error as StoreError, InteractionStore};
 use crate::workflow::engine::{Refusal, Step};
 
 /// A write (or read) the call wants done.
@@ -25,6 +25,8 @@ pub enum StoreJob {
         agent: String,
     },
     Step(Step),
+    /// Book the caller's callback (answered `CallbackStored` or `CallbackRefused`). The rule
+    /// is per queue (the interaction's own); `queue` is kept for the call layer.
     RequestCallback {
         queue: String,
         number: String,
@@ -130,11 +132,11 @@ async fn run_job(
             None
         }
         StoreJob::RequestCallback {
-            queue,
+            queue: _,
             number,
             not_before,
             max_per_day,
-        } => Some(request_callback(store, id, &queue, number, not_before, max_per_day).await),
+        } => Some(request_callback(store, id, number, not_before, max_per_day).await),
         // No answer when the place is unknown: the workflow then announces nothing (never a
         // made-up "number 1").
         StoreJob::QueueStatus { queue } => match store.position(id).await {
@@ -171,41 +173,29 @@ async fn run_job(
     }
 }
 
-/// Duplicate check, daily cap, then the durable write (§ "stored before the confirmation").
+/// The booking, under the store's one rule (a pending callback per queue and number, the
+/// queue's daily cap per number), checked and written atomically and on disk before the
+/// caller hears the confirmation (§ "stored before the confirmation").
 async fn request_callback(
     store: &dyn InteractionStore,
     id: InteractionId,
-    queue: &str,
     number: String,
     not_before: Option<Timestamp>,
     max_per_day: u32,
 ) -> StoreReply {
-    match store.pending_callback(queue, &number).await {
-        Ok(Some(existing)) if existing.id != id => {
-            return StoreReply::CallbackRefused(Refusal::Duplicate);
-        }
-        Ok(_) => {}
-        Err(e) => {
-            warn!(error = %e, "callback duplicate check failed");
-            return StoreReply::CallbackRefused(Refusal::Unavailable);
-        }
-    }
-    let day_start = clock::wall() - jiff::SignedDuration::from_hours(24);
-    if max_per_day > 0
-        && let Ok(n) = store.callbacks_requested_since(&number, day_start).await
-        && n >= max_per_day
-    {
-        return StoreReply::CallbackRefused(Refusal::Limit);
-    }
-    match store
-        .apply(
-            id,
-            Lifecycle::CallbackRequested { number, not_before },
-            clock::wall(),
-        )
-        .await
-    {
+    let now = clock::wall();
+    let booking = Booking {
+        number,
+        not_before,
+        max_per_day,
+        since: now - jiff::SignedDuration::from_hours(24),
+    };
+    match store.book_callback(id, booking, now).await {
         Ok(_) => StoreReply::CallbackStored,
+        Err(StoreError::DuplicateCallback { .. }) => {
+            StoreReply::CallbackRefused(Refusal::Duplicate)
+        }
+        Err(StoreError::CallbackLimit { .. }) => StoreReply::CallbackRefused(Refusal::Limit),
         Err(e) => {
             warn!(error = %e, "callback not stored");
             StoreReply::CallbackRefused(Refusal::Unavailable)
@@ -339,5 +329,109 @@ mod tests {
         });
         w.finish().await;
         assert!(w.replies.try_recv().is_err());
+    }
+
+    /// A caller in the workflow of `queue`, with its store worker.
+    async fn caller(store: &Arc<dyn InteractionStore>, queue: &str) -> StoreWorker {
+        let i = store
+            .create(Interaction::inbound(queue, "2000", clock::wall()))
+            .await
+            .unwrap();
+        store
+            .apply(i.id, Lifecycle::EnteredWorkflow, clock::wall())
+            .await
+            .unwrap();
+        StoreWorker::spawn(store.clone(), i.id)
+    }
+
+    fn request(queue: &str, max_per_day: u32) -> StoreJob {
+        StoreJob::RequestCallback {
+            queue: queue.into(),
+            number: "15551234567".into(),
+            not_before: None,
+            max_per_day,
+        }
+    }
+
+    /// Callers booking the same number at the same moment: one booking, the others hear it
+    /// exists (the duplicate check used to read before anyone wrote, so several were stored).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn simultaneous_bookings_of_one_number_store_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn InteractionStore> = Arc::new(
+            SqliteStore::open(&format!("sqlite://{}/h.db", dir.path().display()))
+                .await
+                .unwrap(),
+        );
+        let mut workers = Vec::new();
+        for _ in 0..8 {
+            workers.push(caller(&store, "support").await);
+        }
+        for w in &workers {
+            w.send(request("support", 10));
+        }
+        let (mut stored, mut duplicate) = (0, 0);
+        for w in &mut workers {
+            match reply(w).await {
+                Some(StoreReply::CallbackStored) => stored += 1,
+                Some(StoreReply::CallbackRefused(Refusal::Duplicate)) => duplicate += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((stored, duplicate), (1, 7));
+    }
+
+    /// The daily cap and the duplicate check follow one rule, per queue: a number that booked
+    /// its cap in one queue may still book in another (the cap used to count every queue).
+    #[tokio::test]
+    async fn the_daily_cap_is_per_queue_like_the_duplicate_check() {
+        let store: Arc<dyn InteractionStore> =
+            Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+        for _ in 0..2 {
+            let mut w = caller(&store, "sales").await;
+            w.send(request("sales", 2));
+            assert!(matches!(
+                reply(&mut w).await,
+                Some(StoreReply::CallbackStored)
+            ));
+            // Handled: no longer pending.
+            w.send(StoreJob::Apply(Lifecycle::CallEnded {
+                by: HangupBy::Hammond,
+                had_callback: true,
+                voicemail: false,
+                during: None,
+            }));
+            w.finish().await;
+            let page = store
+                .list(crate::store::ListQuery {
+                    status: Some(crate::interaction::Status::Open),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            for l in page.items {
+                let close = Lifecycle::Closed {
+                    reason: crate::interaction::CloseReason::Completed,
+                    disposition: None,
+                };
+                store
+                    .apply(l.interaction.id, close, clock::wall())
+                    .await
+                    .unwrap();
+            }
+        }
+        let mut w = caller(&store, "sales").await;
+        w.send(request("sales", 2));
+        assert!(matches!(
+            reply(&mut w).await,
+            Some(StoreReply::CallbackRefused(Refusal::Limit))
+        ));
+        let mut w = caller(&store, "support").await;
+        w.send(request("support", 2));
+        assert!(matches!(
+            reply(&mut w).await,
+            Some(StoreReply::CallbackStored)
+        ));
     }
 }

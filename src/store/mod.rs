@@ -53,6 +53,24 @@ pub enum Error {
         /// The interaction.
         id: InteractionId,
     },
+    /// The number already has a pending callback in this queue (the booking rule).
+    #[error("interaction {id}: {number} already has a pending callback in this queue")]
+    DuplicateCallback {
+        /// The interaction that asked.
+        id: InteractionId,
+        /// The number.
+        number: String,
+    },
+    /// The number has booked the queue's daily cap of callbacks (the booking rule).
+    #[error("interaction {id}: {number} booked {max_per_day} callbacks today, the queue's cap")]
+    CallbackLimit {
+        /// The interaction that asked.
+        id: InteractionId,
+        /// The number.
+        number: String,
+        /// The cap.
+        max_per_day: u32,
+    },
     /// The lifecycle refused the event (a bug in the caller, or a race lost).
     #[error("interaction {id}: {source}")]
     Lifecycle {
@@ -166,6 +184,19 @@ pub struct Closed {
     pub from: Status,
 }
 
+/// A callback request for [`InteractionStore::book_callback`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booking {
+    /// The number to call back (digits, optionally with `+`).
+    pub number: String,
+    /// Not to be dialled before (a callback booked outside business hours).
+    pub not_before: Option<Timestamp>,
+    /// The queue's cap on bookings per number per day (`max_per_day`); 0: no cap.
+    pub max_per_day: u32,
+    /// Where the day starts: bookings of this queue and number from then on count.
+    pub since: Timestamp,
+}
+
 /// An interaction with its whole feed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detail {
@@ -266,12 +297,19 @@ pub trait InteractionStore: Send + Sync {
         now: Timestamp,
     ) -> StoreFuture<'_, Closed>;
 
-    /// The not-closed callback for `number` in `queue`, if any (the duplicate check).
-    fn pending_callback(&self, queue: &str, number: &str) -> StoreFuture<'_, Option<Interaction>>;
-
-    /// How many callbacks for `number` were requested at or after `since` (the daily cap; the
-    /// caller computes the start of the day in the queue's time zone).
-    fn callbacks_requested_since(&self, number: &str, since: Timestamp) -> StoreFuture<'_, u32>;
+    /// Books the caller's callback (bot; inbound → callback, see [`Event::CallbackRequested`])
+    /// under one rule, per queue and number, that the store enforces atomically: at most one
+    /// pending (not closed) callback ([`Error::DuplicateCallback`]: a unique index, so two
+    /// bookings at once, or on two Hammond instances, cannot both win; booking again for this
+    /// same interaction is no duplicate), and at most [`Booking::max_per_day`] booked since
+    /// [`Booking::since`] ([`Error::CallbackLimit`], counted in the same transaction). On disk
+    /// before it returns: the caller hears it confirmed next.
+    fn book_callback(
+        &self,
+        id: InteractionId,
+        booking: Booking,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Interaction>;
 
     /// The oldest open interaction of `queue` that may be handled at `now` (its callback's
     /// not-before has passed).

@@ -26,8 +26,8 @@ use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use writer::{Durability, Msg, Op, WriteJob, Writer, Wrote};
 
 use super::{
-    Closed, Cursor, Detail, Error, InteractionStore, ListQuery, Listed, MAX_PAGE, Page, RetryRules,
-    StoreFuture, StoredEvent, Synced,
+    Booking, Closed, Cursor, Detail, Error, InteractionStore, ListQuery, Listed, MAX_PAGE, Page,
+    RetryRules, StoreFuture, StoredEvent, Synced,
 };
 use crate::interaction::{
     Callback, CloseReason, CommunicationType, Event, FeedEntry, Interaction, InteractionId, Leg,
@@ -46,11 +46,18 @@ fn migrator() -> Migrator {
         )
     };
     Migrator {
-        migrations: Cow::Owned(vec![m(
-            1,
-            "interactions",
-            include_str!("migrations/0001_interactions.sql"),
-        )]),
+        migrations: Cow::Owned(vec![
+            m(
+                1,
+                "interactions",
+                include_str!("migrations/0001_interactions.sql"),
+            ),
+            m(
+                2,
+                "one pending callback",
+                include_str!("migrations/0002_one_pending_callback.sql"),
+            ),
+        ]),
         ..Migrator::DEFAULT
     }
 }
@@ -522,34 +529,17 @@ impl InteractionStore for SqliteStore {
         })
     }
 
-    fn pending_callback(&self, queue: &str, number: &str) -> StoreFuture<'_, Option<Interaction>> {
-        let (queue, number) = (queue.to_owned(), number.to_owned());
+    fn book_callback(
+        &self,
+        id: InteractionId,
+        booking: Booking,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Interaction> {
         Box::pin(async move {
-            self.one(
-                concat!(
-                    "SELECT ",
-                    cols!(),
-                    " FROM interactions i WHERE i.queue = ? AND i.callback_number = ? AND i.sub_type = 'callback' \
-                     AND i.status <> 'closed' ORDER BY i.created_at, i.id LIMIT 1"
-                ),
-                &[&queue, &number],
-                None,
-            )
-            .await
-        })
-    }
-
-    fn callbacks_requested_since(&self, number: &str, since: Timestamp) -> StoreFuture<'_, u32> {
-        let number = number.to_owned();
-        Box::pin(async move {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM interactions WHERE callback_number = ? AND callback_requested_at >= ?",
-            )
-            .bind(number)
-            .bind(us(since))
-            .fetch_one(&self.pool)
-            .await?;
-            Ok(u32::try_from(n).unwrap_or(u32::MAX))
+            let i = self.write(Op::Book { id, booking, now }).await?;
+            // A promise: the caller hears it confirmed next.
+            self.durability.sync().await?;
+            Ok(i)
         })
     }
 

@@ -18,8 +18,8 @@ use crate::interaction::{
 use crate::metrics;
 use crate::queue::agent::Agent;
 use crate::store::{
-    Closed, Detail, InteractionStore, ListQuery, Page, RetryRules, SqliteStore, StoreFuture,
-    StoredEvent,
+    Booking, Closed, Detail, InteractionStore, ListQuery, Page, RetryRules, SqliteStore,
+    StoreFuture, StoredEvent,
 };
 
 struct Api {
@@ -243,11 +243,13 @@ impl InteractionStore for AcceptAfterRead {
     ) -> StoreFuture<'_, Closed> {
         self.inner.close_by(id, agent, reason, disposition, now)
     }
-    fn pending_callback(&self, q: &str, n: &str) -> StoreFuture<'_, Option<Interaction>> {
-        self.inner.pending_callback(q, n)
-    }
-    fn callbacks_requested_since(&self, n: &str, since: Timestamp) -> StoreFuture<'_, u32> {
-        self.inner.callbacks_requested_since(n, since)
+    fn book_callback(
+        &self,
+        id: InteractionId,
+        b: Booking,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Interaction> {
+        self.inner.book_callback(id, b, now)
     }
     fn next_due(&self, q: &str, now: Timestamp) -> StoreFuture<'_, Option<Interaction>> {
         self.inner.next_due(q, now)

@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::interaction::{DialFailure, HangupBy, Note};
+use crate::store::Booking;
 
 fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -242,37 +243,9 @@ async fn list_paginates_with_a_cursor() {
 }
 
 #[tokio::test]
-async fn callback_lookups_and_next_due() {
+async fn next_due_waits_for_not_before() {
     let s = SqliteStore::open("sqlite::memory:").await.unwrap();
-    assert_eq!(
-        s.pending_callback("support", "15551234567").await.unwrap(),
-        None
-    );
     let c = callback(&s, "support", "15551234567", 0).await;
-    assert_eq!(
-        s.pending_callback("support", "15551234567")
-            .await
-            .unwrap()
-            .map(|i| i.id),
-        Some(c.id)
-    );
-    assert_eq!(
-        s.pending_callback("sales", "15551234567").await.unwrap(),
-        None
-    );
-    assert_eq!(
-        s.callbacks_requested_since("15551234567", at(-60))
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        s.callbacks_requested_since("15551234567", at(1))
-            .await
-            .unwrap(),
-        0
-    );
-
     // The callback fails once: not due until its not-before.
     s.accept(c.id, "alice", at(1)).await.unwrap();
     s.apply(c.id, Event::Dialling, at(1)).await.unwrap();
@@ -293,21 +266,197 @@ async fn callback_lookups_and_next_due() {
         Some(c.id)
     );
     assert_eq!(s.next_due("sales", at(11)).await.unwrap(), None);
-    // Closed callbacks are no longer pending.
-    s.apply(
-        c.id,
-        Event::Closed {
+}
+
+/// A caller in the workflow of `queue`, ready to book.
+async fn in_workflow(s: &SqliteStore, queue: &str, min: i64) -> Interaction {
+    let i = inbound(s, queue, "1000", min).await;
+    s.apply(i.id, Event::EnteredWorkflow, at(min))
+        .await
+        .unwrap()
+}
+
+fn booking(number: &str, max_per_day: u32) -> Booking {
+    Booking {
+        number: number.into(),
+        not_before: None,
+        max_per_day,
+        since: at(-24 * 60),
+    }
+}
+
+/// Bookings at once for one number in one queue: exactly one wins, whichever, and the others
+/// are duplicates, written nowhere. The rule is per queue; booking again for the same
+/// interaction is no duplicate; a closed callback is no longer pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pending_callback_per_queue_and_number_whatever_the_timing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(file_store(&dir).await);
+    let mut callers = Vec::new();
+    for n in 0..12 {
+        callers.push(in_workflow(&s, "support", n).await.id);
+    }
+    let tasks: Vec<_> = callers
+        .iter()
+        .map(|&id| {
+            let s = Arc::clone(&s);
+            tokio::spawn(
+                async move { s.book_callback(id, booking("15551234567", 0), at(20)).await },
+            )
+        })
+        .collect();
+    let (mut won, mut duplicates) = (Vec::new(), 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(i) => won.push(i),
+            Err(Error::DuplicateCallback { number, .. }) => {
+                assert_eq!(number, "15551234567");
+                duplicates += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((won.len(), duplicates), (1, 11));
+    let winner = &won[0];
+    assert_eq!(winner.sub_type, SubType::Callback);
+    for &id in &callers {
+        let d = s.get(id).await.unwrap();
+        let booked = d.feed.iter().any(|e| e.kind == "callback_requested");
+        assert_eq!(booked, id == winner.id, "{id}");
+    }
+    // Booking again for the winner (the caller confirmed once more) is fine.
+    s.book_callback(winner.id, booking("15551234567", 0), at(21))
+        .await
+        .unwrap();
+    // Another queue has its own line.
+    let sales = in_workflow(&s, "sales", 22).await;
+    s.book_callback(sales.id, booking("15551234567", 0), at(22))
+        .await
+        .unwrap();
+    // Through the plain lifecycle write too: the index is the rule.
+    let sneaky = callers
+        .iter()
+        .find(|&&id| id != winner.id)
+        .copied()
+        .unwrap();
+    let request = Event::CallbackRequested {
+        number: "15551234567".into(),
+        not_before: None,
+    };
+    assert!(matches!(
+        s.apply(sneaky, request, at(23)).await,
+        Err(Error::DuplicateCallback { .. })
+    ));
+    // Once the pending one is closed, the number may book again.
+    let end = Event::Closed {
+        reason: CloseReason::Completed,
+        disposition: None,
+    };
+    s.apply(winner.id, end, at(24)).await.unwrap();
+    s.book_callback(sneaky, booking("15551234567", 0), at(25))
+        .await
+        .unwrap();
+}
+
+/// The daily cap counts this queue's bookings of the number, in the booking's transaction.
+#[tokio::test]
+async fn the_daily_cap_counts_this_queue_and_number() {
+    let s = SqliteStore::open("sqlite::memory:").await.unwrap();
+    for n in 0..3 {
+        let i = in_workflow(&s, "support", n).await;
+        s.book_callback(i.id, booking("15551234567", 3), at(n))
+            .await
+            .unwrap();
+        let end = Event::Closed {
             reason: CloseReason::Completed,
             disposition: None,
-        },
-        at(12),
-    )
-    .await
-    .unwrap();
+        };
+        s.apply(i.id, end, at(n)).await.unwrap();
+    }
+    let fourth = in_workflow(&s, "support", 4).await;
+    assert!(matches!(
+        s.book_callback(fourth.id, booking("15551234567", 3), at(4))
+            .await,
+        Err(Error::CallbackLimit { max_per_day: 3, .. })
+    ));
     assert_eq!(
-        s.pending_callback("support", "15551234567").await.unwrap(),
-        None
+        s.get(fourth.id).await.unwrap().listed.interaction.sub_type,
+        SubType::Inbound
     );
+    // Another number, another queue, or a day that starts after them: not capped.
+    s.book_callback(fourth.id, booking("15557654321", 3), at(4))
+        .await
+        .unwrap();
+    let sales = in_workflow(&s, "sales", 5).await;
+    s.book_callback(sales.id, booking("15551234567", 3), at(5))
+        .await
+        .unwrap();
+    let later = in_workflow(&s, "support", 6).await;
+    let tomorrow = Booking {
+        since: at(3),
+        ..booking("15551234567", 3)
+    };
+    s.book_callback(later.id, tomorrow, at(6)).await.unwrap();
+}
+
+/// A database from before the rule, with two pending callbacks for one number in one queue:
+/// the upgrade keeps the older, closes the later (saying so on its feed), and builds the index.
+#[tokio::test]
+async fn the_upgrade_closes_duplicate_pending_callbacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let opts = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(opts).await.unwrap();
+        let mut first = migrator();
+        first.migrations = Cow::Owned(first.migrations[..1].to_vec());
+        first.run(&pool).await.unwrap();
+        for (id, queue, status, created) in [
+            (1, "support", "open", 10),
+            (2, "support", "connected", 20),
+            (3, "sales", "open", 30),
+            (4, "support", "closed", 5),
+        ] {
+            sqlx::query(
+                "INSERT INTO interactions (id, queue, status, communication_type, sub_type, \
+                 customer_number, created_at, updated_at, callback_number) \
+                 VALUES (?, ?, ?, 'call', 'callback', '1', ?, ?, '15551234567')",
+            )
+            .bind(id)
+            .bind(queue)
+            .bind(status)
+            .bind(created)
+            .bind(created)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+    }
+    let s = SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let status = |id| {
+        let s = &s;
+        async move { s.get(id).await.unwrap() }
+    };
+    assert_eq!(status(1).await.listed.interaction.status, Status::Open);
+    let d = status(2).await;
+    assert_eq!(d.listed.interaction.status, Status::Closed);
+    assert_eq!(
+        d.listed.interaction.disposition.as_deref(),
+        Some("duplicate")
+    );
+    assert_eq!(d.feed.last().unwrap().kind, "closed");
+    assert_eq!(status(3).await.listed.interaction.status, Status::Open);
+    let fresh = in_workflow(&s, "support", 40).await;
+    assert!(matches!(
+        s.book_callback(fresh.id, booking("15551234567", 0), at(40))
+            .await,
+        Err(Error::DuplicateCallback { .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,7 +34,7 @@ use crate::interaction::{
     CloseReason, Event, FeedEntry, Interaction, InteractionId, Leg, LifecycleError, Status,
     SubType, apply,
 };
-use crate::store::{Error, StoredEvent};
+use crate::store::{Booking, Error, StoredEvent};
 
 /// A write the store wants done.
 #[derive(Debug)]
@@ -46,6 +46,13 @@ pub(super) enum Op {
         now: Timestamp,
         /// The accept guard (`status = 'open'` in the `UPDATE`).
         accept: bool,
+    },
+    /// A callback booking: the cap counted, and the pending-callback index checked, in the
+    /// transaction that writes it.
+    Book {
+        id: InteractionId,
+        booking: Booking,
+        now: Timestamp,
     },
     /// An agent's close: decided on the row as stored, in the transaction that writes it.
     Close {
@@ -256,9 +263,12 @@ impl Writer {
                 Msg::Stop(s) => stop = Some(s),
             }
             take_queued(&mut rx, &mut batch, &mut stop);
-            let urgent = batch
-                .iter()
-                .any(|j| matches!(j.op, Op::Apply { accept: true, .. } | Op::Close { .. }));
+            let urgent = batch.iter().any(|j| {
+                matches!(
+                    j.op,
+                    Op::Apply { accept: true, .. } | Op::Close { .. } | Op::Book { .. }
+                )
+            });
             if load.busy(crate::clock::now()) && stop.is_none() && !urgent {
                 // The writer's own thread, not the runtime's.
                 #[allow(clippy::disallowed_methods)]
@@ -469,6 +479,12 @@ fn body(
                 let known = fresh.get(id).or_else(|| cache.get(id));
                 update(conn, known, *id, *now, |current| {
                     close_by(current, agent, *reason, disposition.clone())
+                })
+            }
+            Op::Book { id, booking, now } => {
+                let known = fresh.get(id).or_else(|| cache.get(id));
+                update(conn, known, *id, *now, |current| {
+                    book(conn, current, booking)
                 })
             }
         };
@@ -687,6 +703,36 @@ fn close_by(
     Ok((event, Guard::Status(current.status)))
 }
 
+/// A callback booking, decided on `current`: the queue's daily cap counted over this queue
+/// and number (this interaction's own earlier request aside). The other half of the rule, one
+/// pending callback per queue and number, is the `interactions_pending_callback` unique index,
+/// which the `UPDATE` meets ([`try_update`]).
+fn book(conn: &Connection, current: &Interaction, b: &Booking) -> Result<(Event, Guard), Error> {
+    if b.max_per_day > 0 {
+        let n: i64 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM interactions WHERE queue = ? AND callback_number = ? \
+                 AND callback_requested_at >= ? AND id <> ?",
+            )?
+            .query_row(
+                params![current.queue, b.number, us(b.since), current.id],
+                |r| r.get(0),
+            )?;
+        if n >= i64::from(b.max_per_day) {
+            return Err(Error::CallbackLimit {
+                id: current.id,
+                number: b.number.clone(),
+                max_per_day: b.max_per_day,
+            });
+        }
+    }
+    let event = Event::CallbackRequested {
+        number: b.number.clone(),
+        not_before: b.not_before,
+    };
+    Ok((event, Guard::Version))
+}
+
 /// `Ok(None)`: the guard failed (someone changed the row since `version`).
 fn try_update(
     conn: &Connection,
@@ -728,7 +774,23 @@ fn try_update(
     if let Guard::Status(status) = guard {
         update.raw_bind_parameter(14, status.as_str())?;
     }
-    let changed = update.raw_execute()?;
+    let changed = match update.raw_execute() {
+        Ok(n) => n,
+        // The statement is undone, the transaction goes on: only this write fails.
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            return Err(Error::DuplicateCallback {
+                id,
+                number: next
+                    .callback
+                    .as_ref()
+                    .map(|c| c.number.clone())
+                    .unwrap_or_default(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     if changed == 0 {
         return Ok(None);
     }
