@@ -35,6 +35,14 @@ pub enum Note {
         /// Who went silent: "the customer", "the agent", "the caller".
         whose: &'static str,
     },
+    /// The caller's voicemail could not be written (a full disk): the message is lost, and the
+    /// interaction does not become a voicemail.
+    VoicemailLost {
+        /// Its length in whole seconds.
+        secs: u64,
+        /// Why the write failed.
+        error: String,
+    },
     /// A step of the queue's timed workflow (menu offered, key accepted, position announced…).
     WorkflowStep {
         /// The step's feed kind, snake_case (`workflow::engine::Step::kind`).
@@ -53,6 +61,7 @@ impl Note {
             Self::TransferBridged { .. } => "transfer_bridged",
             Self::VoicemailRecorded { .. } => "voicemail_recorded",
             Self::MediaTimeout { .. } => "media_timeout",
+            Self::VoicemailLost { .. } => "voicemail_lost",
             Self::WorkflowStep { kind, .. } => kind,
         }
     }
@@ -73,6 +82,9 @@ impl Note {
             }
             Self::MediaTimeout { whose } => {
                 format!("no audio from {whose} for the inactivity timeout; Hammond hung up")
+            }
+            Self::VoicemailLost { secs, error } => {
+                format!("the voicemail of {secs} s could not be saved: {error}")
             }
             Self::WorkflowStep { text, .. } => text.clone(),
         }
@@ -111,6 +123,14 @@ mod tests {
                 },
                 "voicemail_recorded",
                 "voicemail of 12 s recorded to data/voicemail/7.wav",
+            ),
+            (
+                Note::VoicemailLost {
+                    secs: 12,
+                    error: "No space left on device (os error 28)".into(),
+                },
+                "voicemail_lost",
+                "the voicemail of 12 s could not be saved: No space left on device (os error 28)",
             ),
             (
                 Note::WorkflowStep {

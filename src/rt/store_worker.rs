@@ -71,8 +71,9 @@ impl StoreWorker {
         let (tx, mut rx) = mpsc::unbounded_channel::<StoreJob>();
         let (reply_tx, replies) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
+            let mut voicemail = Voicemail::None;
             while let Some(job) = rx.recv().await {
-                if let Some(reply) = run_job(store.as_ref(), id, job).await {
+                if let Some(reply) = run_job(store.as_ref(), id, job, &mut voicemail).await {
                     let _ = reply_tx.send(reply);
                 }
             }
@@ -99,12 +100,45 @@ impl StoreWorker {
     }
 }
 
+/// Where the call's voicemail is: the interaction may say "voicemail" only once its recording
+/// is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Voicemail {
+    /// None recorded.
+    None,
+    /// Written and synced.
+    Saved,
+    /// The write failed (a full disk): the message is lost, and the interaction must not
+    /// show a voicemail nobody can play.
+    Lost,
+}
+
 async fn run_job(
     store: &dyn InteractionStore,
     id: InteractionId,
     job: StoreJob,
+    voicemail: &mut Voicemail,
 ) -> Option<StoreReply> {
     match job {
+        // Write, then record: the call's end turns the interaction into a voicemail only when
+        // the recording was saved (the call task sends the recording before the end).
+        StoreJob::Apply(Lifecycle::CallEnded {
+            by,
+            had_callback,
+            voicemail: left,
+            during,
+        }) => {
+            let event = Lifecycle::CallEnded {
+                by,
+                had_callback,
+                voicemail: left && *voicemail == Voicemail::Saved,
+                during,
+            };
+            if let Err(e) = store.apply(id, event, clock::wall()).await {
+                warn!(error = %e, "interaction update failed");
+            }
+            None
+        }
         StoreJob::Apply(event) => {
             if let Err(e) = store.apply(id, event, clock::wall()).await {
                 warn!(error = %e, "interaction update failed");
@@ -147,28 +181,38 @@ async fn run_job(
                 None
             }
         },
+        // Written first, whole and synced: the interaction says "voicemail" only for a
+        // message on disk (the call waits for this answer before it ends the interaction; the
+        // end is gated here too).
         StoreJob::Voicemail { path, samples } => {
-            // Written first: the interaction says "voicemail" only for a message on disk.
             if samples.is_empty() {
                 return Some(StoreReply::RecordingSaved { audio: false });
             }
-            let audio = match write_wav(&path, &samples) {
+            let secs = (samples.len() / 8000) as u64;
+            let to = path.clone();
+            let written = tokio::task::spawn_blocking(move || write_wav(&to, &samples))
+                .await
+                .unwrap_or_else(|e| Err(hound::Error::IoError(std::io::Error::other(e))));
+            let note = match written {
                 Ok(()) => {
-                    let note = Lifecycle::Note(Note::VoicemailRecorded {
-                        secs: (samples.len() / 8000) as u64,
-                        path,
-                    });
-                    if let Err(e) = store.apply(id, note, clock::wall()).await {
-                        warn!(error = %e, "voicemail feed entry failed");
-                    }
-                    true
+                    *voicemail = Voicemail::Saved;
+                    Note::VoicemailRecorded { secs, path }
                 }
                 Err(e) => {
                     warn!(error = %e, path = %path.display(), "voicemail not written");
-                    false
+                    *voicemail = Voicemail::Lost;
+                    Note::VoicemailLost {
+                        secs,
+                        error: e.to_string(),
+                    }
                 }
             };
-            Some(StoreReply::RecordingSaved { audio })
+            if let Err(e) = store.apply(id, Lifecycle::Note(note), clock::wall()).await {
+                warn!(error = %e, "voicemail feed entry failed");
+            }
+            Some(StoreReply::RecordingSaved {
+                audio: *voicemail == Voicemail::Saved,
+            })
         }
     }
 }
@@ -210,21 +254,38 @@ fn step_note(step: &Step) -> Lifecycle {
     })
 }
 
+/// Writes the recording as an 8 kHz 16-bit mono WAV at `path`, durably: to a temporary file
+/// beside it, synced, then renamed into place (and the directory synced), so `path` is either
+/// absent or the whole message, whatever happens to the disk or the power meanwhile.
 fn write_wav(path: &std::path::Path, samples: &[i16]) -> Result<(), hound::Error> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut part = path.as_os_str().to_owned();
+    part.push(".part");
+    let part = PathBuf::from(part);
+    let written = (|| {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let file = std::fs::File::create(&part)?;
+        let mut w = hound::WavWriter::new(std::io::BufWriter::new(file.try_clone()?), spec)?;
+        for s in samples {
+            w.write_sample(*s)?;
+        }
+        w.finalize()?;
+        file.sync_all()?;
+        Ok::<(), hound::Error>(())
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&part);
+        return Err(e);
     }
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec)?;
-    for s in samples {
-        w.write_sample(*s)?;
-    }
-    w.finalize()
+    std::fs::rename(&part, path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -433,5 +494,87 @@ mod tests {
             reply(&mut w).await,
             Some(StoreReply::CallbackStored)
         ));
+    }
+
+    fn hung_up_after_voicemail() -> StoreJob {
+        StoreJob::Apply(Lifecycle::CallEnded {
+            by: HangupBy::Caller,
+            had_callback: false,
+            voicemail: true,
+            during: Some("voicemail".into()),
+        })
+    }
+
+    /// The recording is written (whole, synced) before the interaction says "voicemail".
+    #[tokio::test]
+    async fn a_saved_voicemail_is_on_disk_before_the_interaction_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn InteractionStore> =
+            Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+        let mut w = caller(&store, "support").await;
+        let path = dir.path().join("voicemail").join("1.wav");
+        let samples: Vec<i16> = (0..16_000).map(|n| (n % 200) as i16).collect();
+        w.send(StoreJob::Voicemail {
+            path: path.clone(),
+            samples: samples.clone(),
+        });
+        w.send(hung_up_after_voicemail());
+        w.finish().await;
+        assert!(matches!(
+            w.replies.try_recv(),
+            Ok(StoreReply::RecordingSaved { audio: true })
+        ));
+        let wav = hound::WavReader::open(&path).unwrap();
+        assert_eq!(wav.len() as usize, samples.len());
+        assert!(!dir.path().join("voicemail").join("1.wav.part").exists());
+        let d = store.get(1).await.unwrap();
+        let i = &d.listed.interaction;
+        assert_eq!(
+            (i.status, i.sub_type),
+            (
+                crate::interaction::Status::Open,
+                crate::interaction::SubType::Voicemail
+            )
+        );
+        let kinds: Vec<_> = d.feed.iter().map(|e| e.kind.as_str()).collect();
+        let recorded = kinds.iter().position(|k| *k == "voicemail_recorded");
+        let became = kinds.iter().position(|k| *k == "sub_type_changed");
+        assert!(recorded.is_some() && recorded < became, "{kinds:?}");
+    }
+
+    /// A recording that cannot be written (a full disk; here its directory cannot be made) is
+    /// lost: the interaction must not show a voicemail nobody can play (it did). The caller
+    /// hung up, so it closes as abandoned, and the feed says the message was lost.
+    #[tokio::test]
+    async fn a_voicemail_that_cannot_be_written_is_not_shown_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("voicemail");
+        std::fs::write(&blocker, b"a file where the directory should be").unwrap();
+        let store: Arc<dyn InteractionStore> =
+            Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+        let mut w = caller(&store, "support").await;
+        w.send(StoreJob::Voicemail {
+            path: blocker.join("1.wav"),
+            samples: vec![7; 8_000],
+        });
+        w.send(hung_up_after_voicemail());
+        w.finish().await;
+        assert!(matches!(
+            w.replies.try_recv(),
+            Ok(StoreReply::RecordingSaved { audio: false })
+        ));
+        let d = store.get(1).await.unwrap();
+        let i = &d.listed.interaction;
+        assert_eq!(i.status, crate::interaction::Status::Closed);
+        assert_eq!(i.sub_type, crate::interaction::SubType::Inbound);
+        assert_eq!(
+            i.close_reason,
+            Some(crate::interaction::CloseReason::Abandoned)
+        );
+        assert!(
+            d.feed.iter().any(|e| e.kind == "voicemail_lost"),
+            "{:?}",
+            d.feed
+        );
     }
 }
