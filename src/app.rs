@@ -113,6 +113,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
         Ok(_) => {}
         Err(e) => warn!(error = %e, "crash recovery failed"),
     }
+    crate::store::retention::spawn_pruner(
+        store.clone(),
+        cfg.store.event_retention,
+        shutdown.clone(),
+    );
     let metrics = crate::metrics::install();
 
     let sockets = SipSockets::bind(cfg.sip.listen)

@@ -774,114 +774,33 @@ async fn sse_resume_misses_nothing_and_repeats_nothing() {
 
 /// A store whose log replay races with writers: one change commits just before the log is read
 /// (so it is both replayed and broadcast) and one just after (so it is only broadcast).
-struct RacyReplay {
-    inner: Arc<SqliteStore>,
-    id: i64,
-}
-
-impl InteractionStore for RacyReplay {
-    fn create(&self, new: Interaction) -> crate::store::StoreFuture<'_, Interaction> {
-        self.inner.create(new)
-    }
-    fn get(&self, id: i64) -> crate::store::StoreFuture<'_, crate::store::Detail> {
-        self.inner.get(id)
-    }
-    fn list(
-        &self,
-        q: crate::store::ListQuery,
-    ) -> crate::store::StoreFuture<'_, crate::store::Page> {
-        self.inner.list(q)
-    }
-    fn apply(
-        &self,
-        id: i64,
-        e: Event,
-        now: jiff::Timestamp,
-    ) -> crate::store::StoreFuture<'_, Interaction> {
-        self.inner.apply(id, e, now)
-    }
-    fn position(&self, id: i64) -> crate::store::StoreFuture<'_, Option<u32>> {
-        self.inner.position(id)
-    }
-    fn accept(
-        &self,
-        id: i64,
-        agent: &str,
-        now: jiff::Timestamp,
-    ) -> crate::store::StoreFuture<'_, Interaction> {
-        self.inner.accept(id, agent, now)
-    }
-    fn close_by(
-        &self,
-        id: i64,
-        agent: &str,
-        reason: Option<crate::interaction::CloseReason>,
-        disposition: Option<String>,
-        now: jiff::Timestamp,
-    ) -> crate::store::StoreFuture<'_, crate::store::Closed> {
-        self.inner.close_by(id, agent, reason, disposition, now)
-    }
-    fn book_callback(
-        &self,
-        id: i64,
-        b: crate::store::Booking,
-        now: jiff::Timestamp,
-    ) -> crate::store::StoreFuture<'_, Interaction> {
-        self.inner.book_callback(id, b, now)
-    }
-    fn next_due(
-        &self,
-        q: &str,
-        now: jiff::Timestamp,
-    ) -> crate::store::StoreFuture<'_, Option<Interaction>> {
-        self.inner.next_due(q, now)
-    }
-    fn events_since(
-        &self,
-        after: i64,
-        limit: u32,
-    ) -> crate::store::StoreFuture<'_, Vec<crate::store::StoredEvent>> {
-        Box::pin(async move {
-            let dtmf = |d| Event::Dtmf {
-                digit: d,
-                method: crate::media::dtmf::DtmfMethod::Inband,
-            };
-            self.inner.apply(self.id, dtmf('7'), now()).await?;
-            let out = self.inner.events_since(after, limit).await?;
-            self.inner.apply(self.id, dtmf('8'), now()).await?;
-            Ok(out)
+fn racy_replay(inner: Arc<SqliteStore>, id: i64) -> crate::store::testing::Hooked {
+    use crate::store::testing::{Hook, Hooked, Hooks};
+    let dtmf = move |d: char| -> Hook<i64> {
+        Box::new(move |s, _| {
+            Box::pin(async move {
+                let e = Event::Dtmf {
+                    digit: d,
+                    method: crate::media::dtmf::DtmfMethod::Inband,
+                };
+                s.apply(id, e, now()).await.unwrap();
+            })
         })
-    }
-    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<crate::store::StoredEvent>> {
-        self.inner.subscribe()
-    }
-    fn recover<'a>(
-        &'a self,
-        now: jiff::Timestamp,
-        retry: &'a crate::store::RetryRules,
-    ) -> crate::store::StoreFuture<'a, Vec<Interaction>> {
-        self.inner.recover(now, retry)
-    }
-    fn counts(
-        &self,
-    ) -> crate::store::StoreFuture<
-        '_,
-        Vec<(crate::interaction::Status, crate::interaction::SubType, u64)>,
-    > {
-        self.inner.counts()
-    }
-    fn ping(&self) -> crate::store::StoreFuture<'_, ()> {
-        self.inner.ping()
+    };
+    Hooked {
+        inner,
+        hooks: Hooks {
+            before_events_since: Some(dtmf('7')),
+            after_events_since: Some(dtmf('8')),
+            ..Hooks::default()
+        },
     }
 }
 
 #[tokio::test]
 async fn sse_resume_racing_writers_gives_each_event_once() {
     // The interaction created below gets id 1 in the fresh database.
-    let srv = server_full(Arc::new(Vec::new), |inner| {
-        Arc::new(RacyReplay { inner, id: 1 })
-    })
-    .await;
+    let srv = server_full(Arc::new(Vec::new), |inner| Arc::new(racy_replay(inner, 1))).await;
     let created = inbound(&srv.store, "support").await;
     assert_eq!(created, 1);
     srv.store

@@ -175,6 +175,9 @@ pub struct HttpConfig {
 pub struct StoreConfig {
     /// `sqlite://<path>` (default `sqlite://<data.dir>/hammond.db`) or `postgres://…`.
     pub url: String,
+    /// `event_retention`: how long the change-event log keeps an event (SSE clients resume
+    /// from it); older ones are pruned. Default 7 days.
+    pub event_retention: Duration,
 }
 
 impl StoreConfig {

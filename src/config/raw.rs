@@ -78,6 +78,7 @@ pub(super) struct RawHttp {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawStore {
     pub(super) url: Key<String>,
+    pub(super) event_retention: Key<RawDuration>,
 }
 
 /// `[queues]`, `[prompts]` and `[data]`: one directory each.

@@ -133,6 +133,7 @@ fn defaults_are_the_documented_values() {
     assert_eq!(c.http.max_connections, 512);
     assert_eq!(c.store.url, "sqlite://data/hammond.db");
     assert!(c.store.is_sqlite());
+    assert_eq!(c.store.event_retention, Duration::from_secs(7 * 24 * 3600));
     assert_eq!(c.queues_dir, Path::new("config/queues"));
     assert_eq!(c.prompts_dir, Path::new("prompts"));
     assert_eq!(c.data_dir, Path::new("data"));
@@ -167,6 +168,21 @@ fn bad_duration_is_reported_at_its_value() {
     assert_at(&d, 2, 15, "has no unit");
     let d = errors("[sip]\nt1 = \"0ms\"\n");
     assert_at(&d, 2, 6, "longer than zero");
+}
+
+/// `[store] event_retention`: a duration (days allowed), checked with its place.
+#[test]
+fn event_retention_is_a_duration_checked_in_place() {
+    let c = parse("[store]\nevent_retention = \"36h\"\n").unwrap();
+    assert_eq!(c.store.event_retention, Duration::from_secs(36 * 3600));
+    let c = parse("[store]\nevent_retention = \"30d\"\n").unwrap();
+    assert_eq!(c.store.event_retention, Duration::from_secs(30 * 86_400));
+    let d = errors("[store]\nurl = \"sqlite://x.db\"\nevent_retention = 7\n");
+    assert_at(&d, 3, 19, "store.event_retention: a bare number");
+    let d = errors("[store]\nevent_retention = \"0d\"\n");
+    assert_at(&d, 2, 19, "longer than zero");
+    let d = errors("[store]\nevent_retention = \"a week\"\n");
+    assert_at(&d, 2, 19, "store.event_retention");
 }
 
 #[test]

@@ -18,6 +18,9 @@ use super::{
 };
 use crate::media::Codec;
 
+/// `[store] event_retention` when not set: a week of change events for SSE clients to resume.
+const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Collects diagnostics for one file.
 struct Checker<'a> {
     file: &'a Path,
@@ -84,12 +87,12 @@ impl Checker<'_> {
                 RawDuration::Text(s) => values::parse_duration(s)?,
                 RawDuration::Integer(n) => {
                     return Err(format!(
-                        "a bare number is not a duration: write \"{n}s\" for seconds or \"{n}ms\" for milliseconds (units: ms, s, m, h)"
+                        "a bare number is not a duration: write \"{n}s\" for seconds or \"{n}ms\" for milliseconds (units: ms, s, m, h, d)"
                     ));
                 }
                 RawDuration::Float(x) => {
                     return Err(format!(
-                        "a bare number is not a duration: write a whole number with a unit instead of {x}, e.g. \"500ms\" (units: ms, s, m, h)"
+                        "a bare number is not a duration: write a whole number with a unit instead of {x}, e.g. \"500ms\" (units: ms, s, m, h, d)"
                     ));
                 }
             };
@@ -402,6 +405,9 @@ pub(super) fn validate(
     let url = c
         .value(&raw.store.url, "store.url", |s| store_url(s))
         .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("hammond.db").display()));
+    let event_retention = c
+        .duration(&raw.store.event_retention, "store.event_retention", false)
+        .unwrap_or(DEFAULT_EVENT_RETENTION);
     let drain_timeout = c
         .duration(&raw.shutdown.drain_timeout, "shutdown.drain_timeout", true)
         .unwrap_or(Duration::from_secs(30));
@@ -527,7 +533,10 @@ pub(super) fn validate(
             header_timeout,
             max_connections: usize::try_from(http_max_connections).unwrap_or(512),
         },
-        store: StoreConfig { url },
+        store: StoreConfig {
+            url,
+            event_retention,
+        },
         queues_dir,
         prompts_dir,
         data_dir,

@@ -10,15 +10,15 @@ use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Parse a duration written with its unit: `"500ms"`, `"30s"`, `"5m"`, `"1h"`, or a sum of such
-/// terms (`"1m30s"`, `"1h 5m"`).
+/// Parse a duration written with its unit: `"500ms"`, `"30s"`, `"5m"`, `"1h"`, `"7d"`, or a sum
+/// of such terms (`"1m30s"`, `"1h 5m"`).
 ///
 /// The one duration parser: call it for every time value in the service config, a queue file or
 /// on the command line, so that all of them accept the same forms and say the same things. A
 /// bare number (`"30"`) is an error that tells the operator which unit to add; so is a negative,
 /// fractional or overflowing value.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    const UNITS: &str = "units: ms, s, m, h";
+    const UNITS: &str = "units: ms, s, m, h, d";
     let t = s.trim();
     if t.is_empty() {
         return Err(format!(
@@ -54,9 +54,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "s" => 1_000,
             "m" => 60_000,
             "h" => 3_600_000,
+            "d" => 86_400_000,
             other => {
                 return Err(format!(
-                    "unknown unit {other:?} in duration {s:?}: use ms, s, m or h (e.g. \"{n}s\")"
+                    "unknown unit {other:?} in duration {s:?}: use ms, s, m, h or d (e.g. \"{n}s\")"
                 ));
             }
         };
@@ -418,7 +419,7 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown unit")
         );
-        assert!(parse_duration("5 d").is_err());
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("1.5s").is_err());

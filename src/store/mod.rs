@@ -9,7 +9,10 @@
 //!
 //! SQL here stays portable (no SQLite-only syntax above `sqlite.rs`).
 
+pub mod retention;
 pub mod sqlite;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -317,6 +320,15 @@ pub trait InteractionStore: Send + Sync {
 
     /// Event-log rows with id greater than `after`, oldest first, at most `limit`.
     fn events_since(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredEvent>>;
+
+    /// The oldest and the newest event-log ids (`None` while the log is empty): how far behind
+    /// a resuming client is, and whether what it missed was pruned.
+    fn event_bounds(&self) -> StoreFuture<'_, Option<(i64, i64)>>;
+
+    /// Deletes the event-log rows older than `before` (the retention), a chunk per short
+    /// transaction so writes go on meanwhile; the newest row always stays, so ids are never
+    /// handed out twice. Returns how many went.
+    fn prune_events(&self, before: Timestamp) -> StoreFuture<'_, u64>;
 
     /// Live events, in id order, from now on.
     fn subscribe(&self) -> broadcast::Receiver<std::sync::Arc<StoredEvent>>;

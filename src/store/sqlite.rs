@@ -23,7 +23,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row, SqlStr, SqlitePool};
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
-use writer::{Durability, Msg, Op, WriteJob, Writer, Wrote};
+use writer::{Durability, Maintenance, Msg, Op, WriteJob, Writer, Wrote};
 
 use super::{
     Booking, Closed, Cursor, Detail, Error, InteractionStore, ListQuery, Listed, MAX_PAGE, Page,
@@ -107,6 +107,10 @@ const BROADCAST_CAPACITY: usize = 1024;
 
 /// Most writes one transaction takes from the queue.
 const MAX_BATCH: usize = 256;
+
+/// Event-log rows one pruning transaction deletes at most (a few milliseconds of the
+/// writer's time, so calls' writes are not held up).
+const PRUNE_CHUNK: i64 = 5_000;
 
 /// Most interactions the writer remembers (closed ones are forgotten at once).
 const CACHE_MAX: usize = 20_000;
@@ -589,6 +593,43 @@ impl InteractionStore for SqliteStore {
                     })
                 })
                 .collect()
+        })
+    }
+
+    fn event_bounds(&self) -> StoreFuture<'_, Option<(i64, i64)>> {
+        Box::pin(async move {
+            let (oldest, newest): (Option<i64>, Option<i64>) =
+                sqlx::query_as("SELECT MIN(id), MAX(id) FROM events")
+                    .fetch_one(&self.pool)
+                    .await?;
+            Ok(oldest.zip(newest))
+        })
+    }
+
+    fn prune_events(&self, before: Timestamp) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let Some((oldest, newest)) = self.event_bounds().await? else {
+                return Ok(0);
+            };
+            // The first row to keep: events are appended in time order, so one scan from the
+            // oldest finds it (what comes after the first kept row stays, whatever its time).
+            let keep: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM events WHERE at >= ? ORDER BY id LIMIT 1")
+                    .bind(us(before))
+                    .fetch_optional(&self.pool)
+                    .await?;
+            let keep = keep.unwrap_or(newest).min(newest);
+            let (mut from, mut gone) = (oldest, 0);
+            while from < keep {
+                let below = from.saturating_add(PRUNE_CHUNK).min(keep);
+                let (reply, rx) = oneshot::channel();
+                self.jobs
+                    .send(Msg::Maintain(Maintenance::DeleteEvents { below, reply }))
+                    .map_err(|_| Error::NotWritten)?;
+                gone += rx.await.map_err(|_| Error::NotWritten)??;
+                from = below;
+            }
+            Ok(gone)
         })
     }
 

@@ -8,19 +8,12 @@ use axum::http::{Request, StatusCode};
 use serde_json::Value;
 use tower::ServiceExt;
 
-use jiff::Timestamp;
-use tokio::sync::broadcast;
-
 use crate::api::{AppState, router};
-use crate::interaction::{
-    CloseReason, Event, HangupBy, Interaction, InteractionId, Status, SubType,
-};
+use crate::interaction::{CloseReason, Event, HangupBy, Interaction, InteractionId, Status};
 use crate::metrics;
 use crate::queue::agent::Agent;
-use crate::store::{
-    Booking, Closed, Detail, InteractionStore, ListQuery, Page, RetryRules, SqliteStore,
-    StoreFuture, StoredEvent,
-};
+use crate::store::testing::{Hooked, Hooks};
+use crate::store::{InteractionStore, SqliteStore};
 
 struct Api {
     state: AppState,
@@ -199,82 +192,6 @@ async fn accepting_a_callback_before_it_is_due_is_refused_with_the_due_time() {
     assert_eq!(v["status"], "connected");
 }
 
-/// The real store, except that every `get` lets bob accept the interaction just after it was
-/// read: what happens when an agent's close and another agent's accept cross.
-struct AcceptAfterRead {
-    inner: Arc<SqliteStore>,
-}
-
-impl InteractionStore for AcceptAfterRead {
-    fn create(&self, new: Interaction) -> StoreFuture<'_, Interaction> {
-        self.inner.create(new)
-    }
-    fn get(&self, id: InteractionId) -> StoreFuture<'_, Detail> {
-        Box::pin(async move {
-            let d = self.inner.get(id).await?;
-            self.inner.accept(id, "bob", crate::clock::wall()).await?;
-            Ok(d)
-        })
-    }
-    fn list(&self, q: ListQuery) -> StoreFuture<'_, Page> {
-        self.inner.list(q)
-    }
-    fn position(&self, id: InteractionId) -> StoreFuture<'_, Option<u32>> {
-        self.inner.position(id)
-    }
-    fn apply(&self, id: InteractionId, e: Event, now: Timestamp) -> StoreFuture<'_, Interaction> {
-        self.inner.apply(id, e, now)
-    }
-    fn accept(
-        &self,
-        id: InteractionId,
-        agent: &str,
-        now: Timestamp,
-    ) -> StoreFuture<'_, Interaction> {
-        self.inner.accept(id, agent, now)
-    }
-    fn close_by(
-        &self,
-        id: InteractionId,
-        agent: &str,
-        reason: Option<CloseReason>,
-        disposition: Option<String>,
-        now: Timestamp,
-    ) -> StoreFuture<'_, Closed> {
-        self.inner.close_by(id, agent, reason, disposition, now)
-    }
-    fn book_callback(
-        &self,
-        id: InteractionId,
-        b: Booking,
-        now: Timestamp,
-    ) -> StoreFuture<'_, Interaction> {
-        self.inner.book_callback(id, b, now)
-    }
-    fn next_due(&self, q: &str, now: Timestamp) -> StoreFuture<'_, Option<Interaction>> {
-        self.inner.next_due(q, now)
-    }
-    fn events_since(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredEvent>> {
-        self.inner.events_since(after, limit)
-    }
-    fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
-        self.inner.subscribe()
-    }
-    fn recover<'a>(
-        &'a self,
-        now: Timestamp,
-        retry: &'a RetryRules,
-    ) -> StoreFuture<'a, Vec<Interaction>> {
-        self.inner.recover(now, retry)
-    }
-    fn counts(&self) -> StoreFuture<'_, Vec<(Status, SubType, u64)>> {
-        self.inner.counts()
-    }
-    fn ping(&self) -> StoreFuture<'_, ()> {
-        self.inner.ping()
-    }
-}
-
 /// Alice closes an open callback while bob accepts it: bob's accept lands between the close's
 /// read and its write. The close must not close bob's call under him (it did: 200, closed,
 /// bob's call left up); it is his now, so alice is refused.
@@ -282,8 +199,17 @@ impl InteractionStore for AcceptAfterRead {
 async fn a_close_crossing_an_accept_does_not_close_the_other_agents_call() {
     let mut api = api().await;
     let id = booked(&api.store, "15551234567", None).await;
-    let racy: Arc<dyn InteractionStore> = Arc::new(AcceptAfterRead {
+    // Every read is followed at once by bob's accept.
+    let racy: Arc<dyn InteractionStore> = Arc::new(Hooked {
         inner: api.store.clone(),
+        hooks: Hooks {
+            after_get: Some(Box::new(|s, id| {
+                Box::pin(async move {
+                    s.accept(id, "bob", crate::clock::wall()).await.unwrap();
+                })
+            })),
+            ..Hooks::default()
+        },
     });
     api.state.store = racy;
     let (st, v) = api.close("alice", id).await;

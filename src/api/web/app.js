@@ -269,6 +269,12 @@ function connect() {
       onChange(kind, data);
     });
   }
+  // The server could not replay what this page missed (too far behind, or pruned by the
+  // retention): take a fresh look, then live events follow.
+  es.addEventListener('reset', () => {
+    refreshList();
+    if (state.current) loadWorkspace(state.current.id, false);
+  });
   es.addEventListener('agent_status', (ev) => {
     let p;
     try { p = JSON.parse(ev.data); } catch (e) { return; }

@@ -922,3 +922,29 @@ async fn a_ringing_caller_is_refused_to_accept_and_close() {
     assert_eq!(d.listed.interaction, i);
     assert_eq!(d.feed.len(), 1);
 }
+
+/// Pruning deletes the events older than the cut-off in chunks (more than one here), keeps the
+/// newer ones and always the newest, so ids are never handed out again, even by a writer that
+/// starts afresh on the file.
+#[tokio::test]
+async fn pruning_keeps_the_newest_event_and_ids_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(file_store(&dir).await);
+    // 2 events each, at minute 0: more than one chunk.
+    history(&s, "support", PRUNE_CHUNK / 2 + 500, 0).await;
+    let old = PRUNE_CHUNK + 1_000;
+    assert_eq!(s.event_bounds().await.unwrap(), Some((1, old)));
+    inbound(&s, "support", "2", 60).await;
+    inbound(&s, "support", "3", 61).await;
+    assert_eq!(s.prune_events(at(30)).await.unwrap(), old as u64);
+    assert_eq!(s.event_bounds().await.unwrap(), Some((old + 1, old + 2)));
+    // Everything is old now: all but the newest go.
+    assert_eq!(s.prune_events(at(120)).await.unwrap(), 1);
+    assert_eq!(s.event_bounds().await.unwrap(), Some((old + 2, old + 2)));
+    assert_eq!(s.prune_events(at(120)).await.unwrap(), 0);
+    s.close().await;
+    drop(s);
+    let s = file_store(&dir).await;
+    inbound(&s, "support", "4", 130).await;
+    assert_eq!(s.event_bounds().await.unwrap(), Some((old + 2, old + 3)));
+}

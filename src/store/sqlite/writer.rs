@@ -88,8 +88,21 @@ pub(super) struct WriteJob {
 #[derive(Debug)]
 pub(super) enum Msg {
     Write(WriteJob),
+    /// Upkeep, between batches.
+    Maintain(Maintenance),
     /// Drop the connection and stop (answered when done).
     Stop(oneshot::Sender<()>),
+}
+
+/// Upkeep the writer does between batches, each in a short transaction of its own.
+#[derive(Debug)]
+pub(super) enum Maintenance {
+    /// Delete the event-log rows with an id below `below`, never the newest one (event ids
+    /// must never be handed out again: SSE clients resume by them). Answers how many.
+    DeleteEvents {
+        below: i64,
+        reply: oneshot::Sender<Result<u64, Error>>,
+    },
 }
 
 /// Syncing the WAL to disk, grouped: one `fdatasync` covers every commit made before it began.
@@ -255,35 +268,56 @@ impl Writer {
 
     fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
         let mut load = Load::new(crate::clock::now());
-        while let Some(first) = rx.blocking_recv() {
-            let mut batch = Vec::new();
-            let mut stop = None;
-            match first {
-                Msg::Write(j) => batch.push(j),
-                Msg::Stop(s) => stop = Some(s),
-            }
-            take_queued(&mut rx, &mut batch, &mut stop);
+        // A message that is not a write, met while gathering a batch: handled after it.
+        let mut held: Option<Msg> = None;
+        loop {
+            let Some(first) = held.take().or_else(|| rx.blocking_recv()) else {
+                return;
+            };
+            let job = match first {
+                Msg::Write(j) => j,
+                Msg::Maintain(m) => {
+                    self.maintain(m);
+                    continue;
+                }
+                Msg::Stop(s) => {
+                    // The connection is closed before the answer: a reopen finds the file free.
+                    drop(self);
+                    let _ = s.send(());
+                    return;
+                }
+            };
+            let mut batch = vec![job];
+            held = take_queued(&mut rx, &mut batch);
             let urgent = batch.iter().any(|j| {
                 matches!(
                     j.op,
                     Op::Apply { accept: true, .. } | Op::Close { .. } | Op::Book { .. }
                 )
             });
-            if load.busy(crate::clock::now()) && stop.is_none() && !urgent {
+            if load.busy(crate::clock::now()) && held.is_none() && !urgent {
                 // The writer's own thread, not the runtime's.
                 #[allow(clippy::disallowed_methods)]
                 std::thread::sleep(GATHER);
-                take_queued(&mut rx, &mut batch, &mut stop);
+                held = take_queued(&mut rx, &mut batch);
             }
             load.count(batch.len());
-            if !batch.is_empty() {
-                self.write_batch(batch);
-            }
-            if let Some(s) = stop {
-                // The connection is closed before the answer: a reopen finds the file free.
-                drop(self);
-                let _ = s.send(());
-                return;
+            self.write_batch(batch);
+        }
+    }
+
+    fn maintain(&mut self, m: Maintenance) {
+        match m {
+            Maintenance::DeleteEvents { below, reply } => {
+                let r = self
+                    .conn
+                    .prepare_cached(
+                        "DELETE FROM events WHERE id < ? AND id < (SELECT MAX(id) FROM events)",
+                    )
+                    .and_then(|mut s| s.execute([below]))
+                    .map(|n| n as u64)
+                    .map_err(Error::from);
+                let _ = reply.send(r);
             }
         }
     }
@@ -355,19 +389,17 @@ impl Writer {
     }
 }
 
-/// Moves what is queued into `batch` (up to [`MAX_BATCH`]), stopping at a [`Msg::Stop`].
-fn take_queued(
-    rx: &mut mpsc::UnboundedReceiver<Msg>,
-    batch: &mut Vec<WriteJob>,
-    stop: &mut Option<oneshot::Sender<()>>,
-) {
-    while stop.is_none() && batch.len() < MAX_BATCH {
+/// Moves the queued writes into `batch` (up to [`MAX_BATCH`]); returns the first message that
+/// is not a write, if one was met (it waits for the batch).
+fn take_queued(rx: &mut mpsc::UnboundedReceiver<Msg>, batch: &mut Vec<WriteJob>) -> Option<Msg> {
+    while batch.len() < MAX_BATCH {
         match rx.try_recv() {
             Ok(Msg::Write(j)) => batch.push(j),
-            Ok(Msg::Stop(s)) => *stop = Some(s),
+            Ok(other) => return Some(other),
             Err(_) => break,
         }
     }
+    None
 }
 
 /// How long a busy writer waits for more writes before it commits. Most of a write's cost is

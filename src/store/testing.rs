@@ -1,0 +1,136 @@
+//! For tests only: the real SQLite store with hooks at exact points, to make a race or a stall
+//! happen where a test needs it (an accept landing between a read and a write, a writer
+//! committing while the log is replayed, a store that stops answering).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use tokio::sync::broadcast;
+
+use super::{
+    Booking, Closed, Detail, InteractionStore, ListQuery, Page, RetryRules, SqliteStore,
+    StoreFuture, StoredEvent,
+};
+use crate::interaction::{CloseReason, Event, Interaction, InteractionId, Status, SubType};
+
+/// Something a hook does, given the real store and the call's argument.
+pub(crate) type Hook<A> =
+    Box<dyn Fn(Arc<SqliteStore>, A) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Where the hooks run; a missing hook does nothing.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    /// After `get(id)` has read its row, before it returns it.
+    pub(crate) after_get: Option<Hook<InteractionId>>,
+    /// Before `events_since(after, _)` reads the log.
+    pub(crate) before_events_since: Option<Hook<i64>>,
+    /// After `events_since(after, _)` has read the log, before it returns it.
+    pub(crate) after_events_since: Option<Hook<i64>>,
+    /// Before `position(id)` and `book_callback(id, ..)` (the waits a caller listens to).
+    pub(crate) before_caller_wait: Option<Hook<InteractionId>>,
+}
+
+/// The real store, with [`Hooks`].
+pub(crate) struct Hooked {
+    pub(crate) inner: Arc<SqliteStore>,
+    pub(crate) hooks: Hooks,
+}
+
+impl Hooked {
+    async fn run<A>(&self, hook: Option<&Hook<A>>, arg: A) {
+        if let Some(h) = hook {
+            h(self.inner.clone(), arg).await;
+        }
+    }
+}
+
+impl InteractionStore for Hooked {
+    fn create(&self, new: Interaction) -> StoreFuture<'_, Interaction> {
+        self.inner.create(new)
+    }
+    fn get(&self, id: InteractionId) -> StoreFuture<'_, Detail> {
+        Box::pin(async move {
+            let d = self.inner.get(id).await?;
+            self.run(self.hooks.after_get.as_ref(), id).await;
+            Ok(d)
+        })
+    }
+    fn list(&self, q: ListQuery) -> StoreFuture<'_, Page> {
+        self.inner.list(q)
+    }
+    fn position(&self, id: InteractionId) -> StoreFuture<'_, Option<u32>> {
+        Box::pin(async move {
+            self.run(self.hooks.before_caller_wait.as_ref(), id).await;
+            self.inner.position(id).await
+        })
+    }
+    fn apply(&self, id: InteractionId, e: Event, now: Timestamp) -> StoreFuture<'_, Interaction> {
+        self.inner.apply(id, e, now)
+    }
+    fn accept(
+        &self,
+        id: InteractionId,
+        agent: &str,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Interaction> {
+        self.inner.accept(id, agent, now)
+    }
+    fn close_by(
+        &self,
+        id: InteractionId,
+        agent: &str,
+        reason: Option<CloseReason>,
+        disposition: Option<String>,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Closed> {
+        self.inner.close_by(id, agent, reason, disposition, now)
+    }
+    fn book_callback(
+        &self,
+        id: InteractionId,
+        b: Booking,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Interaction> {
+        Box::pin(async move {
+            self.run(self.hooks.before_caller_wait.as_ref(), id).await;
+            self.inner.book_callback(id, b, now).await
+        })
+    }
+    fn next_due(&self, q: &str, now: Timestamp) -> StoreFuture<'_, Option<Interaction>> {
+        self.inner.next_due(q, now)
+    }
+    fn events_since(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredEvent>> {
+        Box::pin(async move {
+            self.run(self.hooks.before_events_since.as_ref(), after)
+                .await;
+            let out = self.inner.events_since(after, limit).await?;
+            self.run(self.hooks.after_events_since.as_ref(), after)
+                .await;
+            Ok(out)
+        })
+    }
+    fn event_bounds(&self) -> StoreFuture<'_, Option<(i64, i64)>> {
+        self.inner.event_bounds()
+    }
+    fn prune_events(&self, before: Timestamp) -> StoreFuture<'_, u64> {
+        self.inner.prune_events(before)
+    }
+    fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
+        self.inner.subscribe()
+    }
+    fn recover<'a>(
+        &'a self,
+        now: Timestamp,
+        retry: &'a RetryRules,
+    ) -> StoreFuture<'a, Vec<Interaction>> {
+        self.inner.recover(now, retry)
+    }
+    fn counts(&self) -> StoreFuture<'_, Vec<(Status, SubType, u64)>> {
+        self.inner.counts()
+    }
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        self.inner.ping()
+    }
+}
