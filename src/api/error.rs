@@ -63,6 +63,10 @@ impl ApiError {
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::LockedOut { .. } => (StatusCode::TOO_MANY_REQUESTS, "locked_out"),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            // The database is locked, full or stalled: try again shortly.
+            Self::Store(e) if e.is_unavailable() => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -110,7 +114,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status();
         // Internal details stay in the log, not in the response.
-        let message = if status.is_server_error() {
+        let message = if status == StatusCode::SERVICE_UNAVAILABLE {
+            "the store is unavailable; try again shortly".to_owned()
+        } else if status.is_server_error() {
             "internal error".to_owned()
         } else {
             self.to_string()

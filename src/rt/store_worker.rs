@@ -14,6 +14,10 @@ use crate::interaction::{Event as Lifecycle, InteractionId, Note};
 use crate::store::{Booking, Error as StoreError, InteractionStore};
 use crate::workflow::engine::{Refusal, Step};
 
+/// The longest a caller is kept waiting on the store (a callback's confirmation, the position
+/// to announce): the store itself fails within a few seconds, this bounds it whatever it does.
+pub const CALLER_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// A write (or read) the call wants done.
 #[derive(Debug)]
 pub enum StoreJob {
@@ -165,22 +169,41 @@ async fn run_job(
             }
             None
         }
+        // The caller listens to silence meanwhile: past CALLER_WAIT, the workflow plays its
+        // apology and the caller keeps waiting (the write, if the store still takes it, is on
+        // disk; the caller was only told it was not, and keeps its place).
         StoreJob::RequestCallback {
             queue: _,
             number,
             not_before,
             max_per_day,
-        } => Some(request_callback(store, id, number, not_before, max_per_day).await),
+        } => {
+            let booking = request_callback(store, id, number, not_before, max_per_day);
+            Some(
+                tokio::time::timeout(CALLER_WAIT, booking)
+                    .await
+                    .unwrap_or_else(|_| {
+                        warn!(wait = ?CALLER_WAIT, "callback not confirmed in time: store stalled");
+                        StoreReply::CallbackRefused(Refusal::Unavailable)
+                    }),
+            )
+        }
         // No answer when the place is unknown: the workflow then announces nothing (never a
         // made-up "number 1").
-        StoreJob::QueueStatus { queue } => match store.position(id).await {
-            Ok(Some(position)) => Some(StoreReply::QueueStatus { position }),
-            Ok(None) => None,
-            Err(e) => {
-                warn!(error = %e, queue, "queue position unavailable");
-                None
+        StoreJob::QueueStatus { queue } => {
+            match tokio::time::timeout(CALLER_WAIT, store.position(id)).await {
+                Ok(Ok(Some(position))) => Some(StoreReply::QueueStatus { position }),
+                Ok(Ok(None)) => None,
+                Ok(Err(e)) => {
+                    warn!(error = %e, queue, "queue position unavailable");
+                    None
+                }
+                Err(_) => {
+                    warn!(queue, wait = ?CALLER_WAIT, "queue position unavailable: store stalled");
+                    None
+                }
             }
-        },
+        }
         // Written first, whole and synced: the interaction says "voicemail" only for a
         // message on disk (the call waits for this answer before it ends the interaction; the
         // end is gated here too).
@@ -575,6 +598,48 @@ mod tests {
             d.feed.iter().any(|e| e.kind == "voicemail_lost"),
             "{:?}",
             d.feed
+        );
+    }
+
+    /// A store that stops answering (stalled disk, stuck lock) must not keep the caller in
+    /// silence: the callback request is refused as unavailable within CALLER_WAIT (the workflow
+    /// plays its apology and the caller keeps waiting), no position is announced, and the
+    /// worker goes on with the call's next writes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_store_answers_the_caller_within_the_bound() {
+        use crate::store::testing::{Hooked, Hooks};
+        let inner = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+        let store: Arc<dyn InteractionStore> = Arc::new(Hooked {
+            inner: inner.clone(),
+            hooks: Hooks {
+                before_caller_wait: Some(Box::new(|_, _| Box::pin(std::future::pending()))),
+                ..Hooks::default()
+            },
+        });
+        let (mut asks, mut looks) = (
+            caller(&store, "support").await,
+            caller(&store, "support").await,
+        );
+        let t0 = clock::now();
+        asks.send(request("support", 3));
+        looks.send(StoreJob::QueueStatus {
+            queue: "support".into(),
+        });
+        assert!(matches!(
+            reply(&mut asks).await,
+            Some(StoreReply::CallbackRefused(Refusal::Unavailable))
+        ));
+        let took = t0.elapsed();
+        assert!(took < CALLER_WAIT + Duration::from_secs(1), "took {took:?}");
+        // The caller goes on: its next write is done.
+        asks.send(hung_up_after_voicemail());
+        asks.finish().await;
+        looks.finish().await;
+        assert!(looks.replies.try_recv().is_err(), "no made-up position");
+        let d = inner.get(1).await.unwrap();
+        assert_eq!(
+            d.listed.interaction.status,
+            crate::interaction::Status::Closed
         );
     }
 }

@@ -109,12 +109,28 @@ pub enum Error {
     /// The database failed under the writer's own connection (dependency fault → 5xx).
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The database cannot take the request now (locked by another process, disk full,
+    /// read-only, an I/O error), or did not answer in time: nothing was written (→ 503). The
+    /// store fails fast rather than hold callers: see [`InteractionStore`].
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// The writer stopped before it answered (shutting down).
     #[error("the store is closed")]
     NotWritten,
     /// Migrations failed at start.
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl Error {
+    /// The store could not serve the request now (a fault of the dependency, not of the
+    /// request): an HTTP caller gets 503.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable(_) | Self::NotWritten | Self::Db(sqlx::Error::PoolTimedOut)
+        )
+    }
 }
 
 /// Filters and page of [`InteractionStore::list`].
@@ -229,6 +245,11 @@ pub struct StoredEvent {
 }
 
 /// Persistence of interactions. Object-safe: hold it as `Arc<dyn InteractionStore>`.
+///
+/// Every call answers within a few seconds, whatever the database does: a store that is locked
+/// by another process, full, read-only or stalled fails fast with [`Error::Unavailable`]
+/// rather than hold a caller who is listening to silence (a new call's INVITE, a callback being
+/// confirmed, an agent's accept). A write that fails so is never done later.
 pub trait InteractionStore: Send + Sync {
     /// Stores a new interaction (an inbound call, on INVITE) with a `created` feed entry; returns
     /// it with its id.
@@ -345,7 +366,9 @@ pub trait InteractionStore: Send + Sync {
     /// Counts by (status, sub_type), for the metrics gauges.
     fn counts(&self) -> StoreFuture<'_, Vec<(Status, SubType, u64)>>;
 
-    /// A trivial query, for `/healthz`.
+    /// For `/healthz`: a read, and a write (a heartbeat row) through the same path as every
+    /// other write, each within a short time. A database that answers reads may still refuse
+    /// writes (locked, full, read-only): that is unhealthy too.
     fn ping(&self) -> StoreFuture<'_, ()>;
 }
 

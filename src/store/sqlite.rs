@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -56,6 +56,11 @@ fn migrator() -> Migrator {
                 2,
                 "one pending callback",
                 include_str!("migrations/0002_one_pending_callback.sql"),
+            ),
+            m(
+                3,
+                "heartbeat",
+                include_str!("migrations/0003_heartbeat.sql"),
             ),
         ]),
         ..Migrator::DEFAULT
@@ -108,6 +113,20 @@ const BROADCAST_CAPACITY: usize = 1024;
 /// Most writes one transaction takes from the queue.
 const MAX_BATCH: usize = 256;
 
+/// How long a write may wait for the writer to take it: past this the store is stalled (a
+/// locked or failing database), and the caller is better told than held.
+const WRITE_WAIT: Duration = Duration::from_secs(3);
+
+/// How long a reader waits for a pooled connection, and for a lock another process holds.
+const READ_WAIT: Duration = Duration::from_secs(3);
+const READ_BUSY: Duration = Duration::from_secs(1);
+
+/// How long each half of `/healthz`'s check (a read, a write) may take.
+const HEALTH_WAIT: Duration = Duration::from_secs(2);
+
+/// How long one pruning chunk may wait for the writer.
+const PRUNE_WAIT: Duration = Duration::from_secs(30);
+
 /// Event-log rows one pruning transaction deletes at most (a few milliseconds of the
 /// writer's time, so calls' writes are not held up).
 const PRUNE_CHUNK: i64 = 5_000;
@@ -146,7 +165,8 @@ impl SqliteStore {
         opts = opts
             .foreign_keys(true)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
+            // Readers wait for a lock only while another process checkpoints or recovers.
+            .busy_timeout(READ_BUSY)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal);
         let path = opts.get_filename().to_path_buf();
@@ -164,6 +184,7 @@ impl SqliteStore {
         // Readers only: the writer has its own connection.
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .acquire_timeout(READ_WAIT)
             .connect_with(opts)
             .await?;
         migrator().run(&pool).await?;
@@ -204,13 +225,54 @@ impl SqliteStore {
         Ok(self.write_from(op).await?.interaction)
     }
 
-    /// [`Self::write`], with the status the row had before.
+    /// [`Self::write`], with the status the row had before. A write the writer has not taken
+    /// within [`WRITE_WAIT`] is abandoned (never done) and fails [`Error::Unavailable`]; one it
+    /// has taken is waited for (its transaction is bounded by the writer's busy timeout).
     async fn write_from(&self, op: Op) -> Result<Wrote, Error> {
+        let (reply, mut rx) = oneshot::channel();
+        let state = Arc::new(AtomicU8::new(writer::QUEUED));
+        self.jobs
+            .send(Msg::Write(WriteJob {
+                op,
+                reply,
+                state: state.clone(),
+            }))
+            .map_err(|_| Error::NotWritten)?;
+        match tokio::time::timeout(WRITE_WAIT, &mut rx).await {
+            Ok(r) => r.map_err(|_| Error::NotWritten)?,
+            Err(_) => {
+                let gave_up = state.compare_exchange(
+                    writer::QUEUED,
+                    writer::ABANDONED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                if gave_up.is_ok() {
+                    return Err(Error::Unavailable(format!(
+                        "the write waited {WRITE_WAIT:?} for the store (not written)"
+                    )));
+                }
+                rx.await.map_err(|_| Error::NotWritten)?
+            }
+        }
+    }
+
+    /// Sends upkeep to the writer and waits for its answer, at most `wait`.
+    async fn maintain<T>(
+        &self,
+        wait: Duration,
+        job: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Maintenance,
+    ) -> Result<T, Error> {
         let (reply, rx) = oneshot::channel();
         self.jobs
-            .send(Msg::Write(WriteJob { op, reply }))
+            .send(Msg::Maintain(job(reply)))
             .map_err(|_| Error::NotWritten)?;
-        rx.await.map_err(|_| Error::NotWritten)?
+        match tokio::time::timeout(wait, rx).await {
+            Ok(r) => r.map_err(|_| Error::NotWritten)?,
+            Err(_) => Err(Error::Unavailable(format!(
+                "the store did not answer within {wait:?}"
+            ))),
+        }
     }
 
     async fn apply_inner(
@@ -426,7 +488,14 @@ impl SqliteStore {
             // One that cannot be settled must not keep the others engaged.
             match self.apply_inner(id, event, now, false).await {
                 Ok(i) => settled.push(i),
-                Err(e @ (Error::Sqlite(_) | Error::Db(_) | Error::NotWritten)) => return Err(e),
+                Err(
+                    e @ (Error::Sqlite(_)
+                    | Error::Db(_)
+                    | Error::NotWritten
+                    | Error::Unavailable(_)),
+                ) => {
+                    return Err(e);
+                }
                 Err(e) => tracing::warn!(interaction.id = id, error = %e, "not recovered"),
             }
         }
@@ -622,11 +691,12 @@ impl InteractionStore for SqliteStore {
             let (mut from, mut gone) = (oldest, 0);
             while from < keep {
                 let below = from.saturating_add(PRUNE_CHUNK).min(keep);
-                let (reply, rx) = oneshot::channel();
-                self.jobs
-                    .send(Msg::Maintain(Maintenance::DeleteEvents { below, reply }))
-                    .map_err(|_| Error::NotWritten)?;
-                gone += rx.await.map_err(|_| Error::NotWritten)??;
+                gone += self
+                    .maintain(PRUNE_WAIT, |reply| Maintenance::DeleteEvents {
+                        below,
+                        reply,
+                    })
+                    .await?;
                 from = below;
             }
             Ok(gone)
@@ -665,10 +735,20 @@ impl InteractionStore for SqliteStore {
 
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM interactions WHERE id = 0")
-                .fetch_one(&self.pool)
-                .await?;
-            Ok(())
+            let read =
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM interactions WHERE id = 0")
+                    .fetch_one(&self.pool);
+            match tokio::time::timeout(HEALTH_WAIT, read).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(Error::Unavailable(format!(
+                        "a read took longer than {HEALTH_WAIT:?}"
+                    )));
+                }
+            };
+            let at = us(crate::clock::wall());
+            self.maintain(HEALTH_WAIT, |reply| Maintenance::Heartbeat { at, reply })
+                .await
         })
     }
 }

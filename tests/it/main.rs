@@ -12,5 +12,6 @@ mod hardening;
 mod layering;
 mod media_flows;
 mod net_hardening;
+mod store_outage;
 mod support;
 mod workflow_flows;

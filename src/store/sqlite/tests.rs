@@ -948,3 +948,96 @@ async fn pruning_keeps_the_newest_event_and_ids_go_on() {
     inbound(&s, "support", "4", 130).await;
     assert_eq!(s.event_bounds().await.unwrap(), Some((old + 2, old + 3)));
 }
+
+/// Another connection holding the database's write lock (a backup, the sqlite3 shell) until
+/// dropped: the store takes no write meanwhile, as with a full or read-only disk.
+struct WriteLock {
+    _held: rusqlite::Connection,
+}
+
+impl WriteLock {
+    fn take(dir: &tempfile::TempDir) -> Self {
+        let c = rusqlite::Connection::open(dir.path().join("data/hammond.db")).unwrap();
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        Self { _held: c }
+    }
+}
+
+/// A store that refuses writes fails them fast: a batch of many writes answers within about
+/// the writer's busy timeout (each write used to be retried alone after the batch failed, a
+/// busy timeout of 5 s apiece: minutes), the errors say it is unavailable, `ping` (healthz)
+/// fails, and once the lock goes the store works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_refuses_writes_fails_them_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(file_store(&dir).await);
+    s.ping().await.unwrap();
+    let lock = WriteLock::take(&dir);
+    let t0 = crate::clock::now();
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let s = Arc::clone(&s);
+            tokio::spawn(async move { s.create(Interaction::inbound("support", "1", at(n))).await })
+        })
+        .collect();
+    for t in tasks {
+        let e = t.await.unwrap().unwrap_err();
+        assert!(e.is_unavailable(), "{e}");
+    }
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    let e = s.ping().await.unwrap_err();
+    assert!(e.is_unavailable(), "{e}");
+    drop(lock);
+    s.ping().await.unwrap();
+    inbound(&s, "support", "1", 1).await;
+}
+
+/// A write the store cannot take in time is reported failed and is then never done: a burst
+/// of writes at a locked store, more than it fails before `WRITE_WAIT` passes, so the last ones
+/// are given up while still queued; then the lock goes and more writes succeed. Exactly the
+/// writes reported done are in the database, and every caller had its answer within the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_reported_failed_is_never_done_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(file_store(&dir).await);
+    let lock = std::thread::spawn({
+        let lock = WriteLock::take(&dir);
+        // A thread of its own standing for the other process, on the real clock.
+        #[allow(clippy::disallowed_methods)]
+        move || {
+            std::thread::sleep(WRITE_WAIT + Duration::from_millis(300));
+            drop(lock);
+        }
+    });
+    let write = |n: i64| {
+        let s = Arc::clone(&s);
+        tokio::spawn(async move {
+            let t0 = crate::clock::now();
+            let r = s.create(Interaction::inbound("support", "1", at(n))).await;
+            (r, t0.elapsed())
+        })
+    };
+    let mut tasks: Vec<_> = (0..3_000).map(write).collect();
+    lock.join().unwrap();
+    tasks.extend((0..300).map(write));
+    let (mut done, mut given_up) = (0, 0);
+    for t in tasks {
+        let (r, took) = t.await.unwrap();
+        assert!(took < WRITE_WAIT + Duration::from_secs(1), "took {took:?}");
+        match r {
+            Ok(_) => done += 1,
+            Err(Error::Unavailable(why)) if why.contains("not written") => given_up += 1,
+            Err(e) => assert!(e.is_unavailable(), "{e}"),
+        }
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM interactions")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, done, "given up: {given_up}");
+    assert!(
+        given_up > 0 && done >= 300,
+        "done {done}, given up {given_up}"
+    );
+}

@@ -16,13 +16,17 @@
 //!
 //! Each write gets its own answer: a lost update or a refused lifecycle event fails only that
 //! write. A database error aborts the batch (rolled back); the writes are then retried one per
-//! transaction so only the one at fault fails. Events are broadcast after the commit, in id order.
+//! transaction so only the one at fault fails, unless the database takes no write at all now
+//! (locked by another process, full, read-only): then they all fail at once, after one short
+//! busy wait ([`WRITER_BUSY`]), and callers hear of it in well under a second. A write whose
+//! waiter gave up before the writer took it is dropped, never done. Events are broadcast after
+//! the commit, in id order.
 
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -81,6 +85,25 @@ enum Guard {
 pub(super) struct WriteJob {
     pub(super) op: Op,
     pub(super) reply: oneshot::Sender<Result<Wrote, Error>>,
+    /// Who has the write: [`QUEUED`], then [`TAKEN`] by the writer or [`ABANDONED`] by a
+    /// waiter that gave up: exactly one of them wins, so a write reported failed is never done.
+    pub(super) state: Arc<AtomicU8>,
+}
+
+/// [`WriteJob::state`]: waiting in the queue.
+pub(super) const QUEUED: u8 = 0;
+/// [`WriteJob::state`]: the writer will do it (the waiter must wait for its answer).
+pub(super) const TAKEN: u8 = 1;
+/// [`WriteJob::state`]: the waiter gave up; the writer drops it.
+pub(super) const ABANDONED: u8 = 2;
+
+impl WriteJob {
+    /// The writer takes the job, unless its waiter gave up first.
+    fn take(&self) -> bool {
+        self.state
+            .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
 }
 
 // Stop is sent once; boxing the write would cost an allocation per write.
@@ -103,7 +126,15 @@ pub(super) enum Maintenance {
         below: i64,
         reply: oneshot::Sender<Result<u64, Error>>,
     },
+    /// Rewrite the heartbeat row (`/healthz`: the store takes writes).
+    Heartbeat {
+        at: i64,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
 }
+
+/// How long a sync to disk may take before the caller is told the store is unavailable.
+const SYNC_WAIT: Duration = Duration::from_secs(5);
 
 /// Syncing the WAL to disk, grouped: one `fdatasync` covers every commit made before it began.
 #[derive(Debug)]
@@ -136,14 +167,23 @@ impl Durability {
         }
         let upto = self.committed.load(Ordering::Acquire);
         let path = wal.clone();
-        let done = tokio::task::spawn_blocking(move || match std::fs::File::open(&path) {
+        let sync = tokio::task::spawn_blocking(move || match std::fs::File::open(&path) {
             Ok(f) => f.sync_data(),
             // No WAL: SQLite checkpointed and removed it (and synced the database file).
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
-        })
-        .await
-        .unwrap_or_else(|e| Err(io::Error::other(e)));
+        });
+        // A disk that does not answer must not hold the caller: the promise is not kept, and
+        // the caller is told so (the sync may still finish, unwatched).
+        let done = match tokio::time::timeout(SYNC_WAIT, sync).await {
+            Ok(r) => r.unwrap_or_else(|e| Err(io::Error::other(e))),
+            Err(_) => {
+                return Err(Error::Unavailable(format!(
+                    "{} was not synced to disk within {SYNC_WAIT:?}",
+                    wal.display()
+                )));
+            }
+        };
         done.map_err(|source| Error::Io {
             path: wal.display().to_string(),
             source,
@@ -245,7 +285,9 @@ impl Writer {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        // Another process holding the write lock (a backup, the sqlite3 shell) makes a batch
+        // wait this long, then fail: never seconds per caller.
+        conn.busy_timeout(WRITER_BUSY)?;
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(Self {
@@ -301,8 +343,12 @@ impl Writer {
                 std::thread::sleep(GATHER);
                 held = take_queued(&mut rx, &mut batch);
             }
+            // A write whose waiter gave up is not done (it was told so).
+            batch.retain(WriteJob::take);
             load.count(batch.len());
-            self.write_batch(batch);
+            if !batch.is_empty() {
+                self.write_batch(batch);
+            }
         }
     }
 
@@ -317,6 +363,18 @@ impl Writer {
                     .and_then(|mut s| s.execute([below]))
                     .map(|n| n as u64)
                     .map_err(Error::from);
+                let _ = reply.send(r.map_err(unavailable));
+            }
+            Maintenance::Heartbeat { at, reply } => {
+                let r = self
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO heartbeat (id, at) VALUES (1, ?) \
+                         ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                    )
+                    .and_then(|mut s| s.execute([at]))
+                    .map(drop)
+                    .map_err(|e| unavailable(Error::from(e)));
                 let _ = reply.send(r);
             }
         }
@@ -337,6 +395,16 @@ impl Writer {
                     let _ = job.reply.send(r.map(Done::wrote));
                 }
             }
+            Err(e) if is_unavailable(&e) => {
+                // The database takes no write now (locked by another process, disk full,
+                // read-only): every write of the batch fails at once. Redoing them one by one
+                // would hold each caller a busy timeout more, a stall of minutes for a batch.
+                self.forget();
+                let why = e.to_string();
+                for job in batch {
+                    let _ = job.reply.send(Err(Error::Unavailable(why.clone())));
+                }
+            }
             Err(_) => {
                 // One write broke the batch, or what the writer remembered is stale (another
                 // process wrote): forget it and redo each write alone, so only a faulty one
@@ -353,7 +421,7 @@ impl Writer {
                         Ok(mut r) => r.pop().unwrap_or(Err(Error::NotWritten)),
                         Err(e) => {
                             self.forget();
-                            Err(e)
+                            Err(unavailable(e))
                         }
                     };
                     if let Ok(d) = &r {
@@ -386,6 +454,42 @@ impl Writer {
     fn forget(&mut self) {
         self.cache.clear();
         self.next_event = None;
+    }
+}
+
+/// How long the writer waits for a write lock another connection holds before the batch fails.
+const WRITER_BUSY: Duration = Duration::from_millis(500);
+
+/// SQLite's answer that the database takes no write now, whichever write it is: busy or locked
+/// by another process, full, read-only, an I/O or permission error, a damaged file.
+fn is_unavailable(e: &Error) -> bool {
+    use rusqlite::ErrorCode as C;
+    match e {
+        Error::Unavailable(_) => true,
+        Error::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+            f.code,
+            C::DatabaseBusy
+                | C::DatabaseLocked
+                | C::DiskFull
+                | C::ReadOnly
+                | C::SystemIoFailure
+                | C::PermissionDenied
+                | C::CannotOpen
+                | C::OutOfMemory
+                | C::FileLockingProtocolFailed
+                | C::DatabaseCorrupt
+                | C::NotADatabase
+        ),
+        _ => false,
+    }
+}
+
+/// `e`, as [`Error::Unavailable`] when it is one of those.
+fn unavailable(e: Error) -> Error {
+    if is_unavailable(&e) {
+        Error::Unavailable(e.to_string())
+    } else {
+        e
     }
 }
 
