@@ -341,8 +341,13 @@ mod tests {
     async fn the_position_announced_past_a_thousand_interactions_is_the_callers() {
         let store: Arc<dyn InteractionStore> =
             Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
-        let mut tasks = Vec::new();
-        for _ in 0..1_050 {
+        let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+        for n in 0..1_050 {
+            if n % 200 == 0 {
+                for t in tasks.drain(..) {
+                    t.await.unwrap();
+                }
+            }
             let s = store.clone();
             tasks.push(tokio::spawn(async move {
                 let i = s

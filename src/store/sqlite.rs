@@ -113,9 +113,26 @@ const BROADCAST_CAPACITY: usize = 1024;
 /// Most writes one transaction takes from the queue.
 const MAX_BATCH: usize = 256;
 
-/// How long a write may wait for the writer to take it: past this the store is stalled (a
-/// locked or failing database), and the caller is better told than held.
+/// How long a write someone is waiting on may wait for the writer to take it (a new call's
+/// INVITE, a callback being confirmed, an agent's accept or close): past this the store is
+/// stalled (a locked or failing database), and the caller is better told than held. Giving
+/// such a write up is safe: the caller hears that it failed, and it is never done.
 const WRITE_WAIT: Duration = Duration::from_secs(3);
+
+/// How long a record of what happened (a feed entry, a call's end) may wait: nobody is held
+/// by it, and losing it would leave the interaction wrong, so it waits out a longer stall, but
+/// not for ever.
+const RECORD_WAIT: Duration = Duration::from_secs(30);
+
+/// How long `op` may wait for the writer to take it.
+fn wait_for(op: &Op) -> Duration {
+    match op {
+        Op::Create(_) | Op::Close { .. } | Op::Book { .. } | Op::Apply { accept: true, .. } => {
+            WRITE_WAIT
+        }
+        Op::Apply { accept: false, .. } => RECORD_WAIT,
+    }
+}
 
 /// How long a reader waits for a pooled connection, and for a lock another process holds.
 const READ_WAIT: Duration = Duration::from_secs(3);
@@ -226,9 +243,11 @@ impl SqliteStore {
     }
 
     /// [`Self::write`], with the status the row had before. A write the writer has not taken
-    /// within [`WRITE_WAIT`] is abandoned (never done) and fails [`Error::Unavailable`]; one it
-    /// has taken is waited for (its transaction is bounded by the writer's busy timeout).
+    /// within its wait ([`wait_for`]) is abandoned (never done) and fails
+    /// [`Error::Unavailable`]; one it has taken is waited for (its transaction is bounded by
+    /// the writer's busy timeout).
     async fn write_from(&self, op: Op) -> Result<Wrote, Error> {
+        let wait = wait_for(&op);
         let (reply, mut rx) = oneshot::channel();
         let state = Arc::new(AtomicU8::new(writer::QUEUED));
         self.jobs
@@ -238,7 +257,7 @@ impl SqliteStore {
                 state: state.clone(),
             }))
             .map_err(|_| Error::NotWritten)?;
-        match tokio::time::timeout(WRITE_WAIT, &mut rx).await {
+        match tokio::time::timeout(wait, &mut rx).await {
             Ok(r) => r.map_err(|_| Error::NotWritten)?,
             Err(_) => {
                 let gave_up = state.compare_exchange(
@@ -249,7 +268,7 @@ impl SqliteStore {
                 );
                 if gave_up.is_ok() {
                     return Err(Error::Unavailable(format!(
-                        "the write waited {WRITE_WAIT:?} for the store (not written)"
+                        "the write waited {wait:?} for the store (not written)"
                     )));
                 }
                 rx.await.map_err(|_| Error::NotWritten)?

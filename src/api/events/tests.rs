@@ -31,6 +31,13 @@ fn state(store: Arc<dyn InteractionStore>) -> AppState {
 
 /// `n` new interactions of `queue` (one `created` event each), written at once.
 async fn created(store: &Arc<SqliteStore>, queue: &str, n: usize) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
+        created_at_once(store, queue, chunk.len()).await;
+    }
+}
+
+/// `n` creates at once.
+async fn created_at_once(store: &Arc<SqliteStore>, queue: &str, n: usize) {
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let s = store.clone();
@@ -49,6 +56,13 @@ async fn created(store: &Arc<SqliteStore>, queue: &str, n: usize) {
 
 /// `n` interactions of `queue` that came and went (two events each: created, call_ended).
 async fn came_and_went(store: &Arc<SqliteStore>, queue: &str, n: usize) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
+        came_and_went_at_once(store, queue, chunk.len()).await;
+    }
+}
+
+/// `n` at once.
+async fn came_and_went_at_once(store: &Arc<SqliteStore>, queue: &str, n: usize) {
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let s = store.clone();

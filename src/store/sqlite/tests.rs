@@ -783,6 +783,13 @@ async fn history(s: &Arc<SqliteStore>, queue: &str, n: i64, min: i64) {
             };
             s.apply(i.id, end, at(min)).await.unwrap();
         }));
+        // A busy queue's pace, not one burst: the writes a caller waits on give up after a
+        // few seconds in the queue.
+        if tasks.len() == 200 {
+            for t in tasks.drain(..) {
+                t.await.unwrap();
+            }
+        }
     }
     for t in tasks {
         t.await.unwrap();
