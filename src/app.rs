@@ -24,7 +24,7 @@ use crate::rt::calls::CallManager;
 use crate::rt::http::HttpLimits;
 use crate::rt::queue_watch::{self, QueueRegistry};
 use crate::rt::services::Services;
-use crate::rt::sip_socket::{self, SipSockets, TcpLimits};
+use crate::rt::sip_socket::{self, SipSockets, Streams, TcpLimits};
 use crate::sip::txn::TimerValues;
 use crate::sip::ua::{Command, UaConfig, UserAgent};
 use crate::store::{InteractionStore, SqliteStore};
@@ -49,6 +49,8 @@ pub enum StartError {
     },
     #[error("starting the media clock thread: {0}")]
     MediaThread(#[source] std::io::Error),
+    #[error("{0}")]
+    Tls(#[from] sip_socket::tls::SetupError),
     #[error("binding {what} on {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -120,13 +122,29 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
     );
     let metrics = crate::metrics::install();
 
-    let sockets = SipSockets::bind(cfg.sip.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            what: "SIP",
-            addr: cfg.sip.listen,
-            source,
-        })?;
+    let mut sockets =
+        SipSockets::bind(cfg.sip.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                what: "SIP",
+                addr: cfg.sip.listen,
+                source,
+            })?;
+    if let Some(tls) = &cfg.sip.tls {
+        let acceptor = sip_socket::tls::acceptor(&tls.cert, &tls.key)?;
+        sockets
+            .bind_tls(tls.listen, acceptor)
+            .await
+            .map_err(|source| StartError::Bind {
+                what: "SIP over TLS",
+                addr: tls.listen,
+                source,
+            })?;
+    }
+    let tls_addr = sockets.tls_addr();
+    // Every TLS connection we open (the trunk, a PBX's Contact after its connection died)
+    // checks the server against ca_file or the system's roots.
+    let tls_client = sip_socket::tls::client_config(cfg.trunk.ca_file.as_deref())?;
     let sip_addr = sockets.local_addr().map_err(|source| StartError::Bind {
         what: "SIP",
         addr: cfg.sip.listen,
@@ -150,6 +168,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
     let ua = UserAgent::new(
         UaConfig {
             local: advertised,
+            local_tls: tls_addr.map(|a| SocketAddr::new(cfg.sip.public_address, a.port())),
             user_agent: cfg.sip.user_agent.clone(),
             timers: TimerValues {
                 t1: cfg.sip.t1,
@@ -196,10 +215,14 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
     let draining = Arc::new(AtomicBool::new(false));
     let sip_stop = CancellationToken::new();
     let manager = CallManager::new(svc.clone(), draining.clone());
-    let limits = TcpLimits {
-        idle_timeout: cfg.sip.tcp_idle_timeout,
-        max_connections: cfg.sip.tcp_max_connections,
-        ..TcpLimits::default()
+    let streams = Streams {
+        limits: TcpLimits {
+            idle_timeout: cfg.sip.tcp_idle_timeout,
+            max_connections: cfg.sip.tcp_max_connections,
+            max_per_source: cfg.sip.tcp_max_connections_per_source,
+            ..TcpLimits::default()
+        },
+        tls_client: Some(tls_client),
     };
     let sip_task = tokio::spawn(sip_socket::run(
         sockets,
@@ -207,7 +230,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
         ua_handle,
         ua_commands,
         manager,
-        limits,
+        streams,
         sip_stop.clone(),
     ));
 
@@ -245,8 +268,16 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
     crate::rt::router::spawn(svc.clone(), shutdown.clone());
 
     // Scripts and tests wait for this exact line on stdout.
-    println!("hammond ready: sip={sip_addr} http={http_addr}");
-    info!(sip = %sip_addr, http = %http_addr, "hammond ready");
+    match tls_addr {
+        Some(tls) => {
+            println!("hammond ready: sip={sip_addr} http={http_addr} sips={tls}");
+            info!(sip = %sip_addr, http = %http_addr, sips = %tls, "hammond ready");
+        }
+        None => {
+            println!("hammond ready: sip={sip_addr} http={http_addr}");
+            info!(sip = %sip_addr, http = %http_addr, "hammond ready");
+        }
+    }
 
     shutdown.cancelled().await;
     draining.store(true, Ordering::Relaxed);

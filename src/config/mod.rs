@@ -15,10 +15,12 @@
 //! `HAMMOND_TRUNK_USERNAME`, `HAMMOND_TRUNK_PASSWORD`, `HAMMOND_AGENT_<ID>_TOKEN`,
 //! `HAMMOND_SIP_LISTEN`, `HAMMOND_SIP_PUBLIC_ADDRESS`, `HAMMOND_HTTP_LISTEN`; they win over the file.
 //!
-//! PURE apart from reading the one file in [`Config::load`]: no sockets, no clocks, no DNS.
+//! PURE apart from reading the one file in [`Config::load`] and the TLS files it names (see
+//! [`tls`]): no sockets, no clocks, no DNS.
 
 pub mod env;
 mod raw;
+pub mod tls;
 mod validate;
 pub mod values;
 
@@ -83,10 +85,27 @@ pub struct SipConfig {
     pub max_calls: usize,
     /// Flood control per source IP (like Kamailio's `pike`).
     pub max_requests_per_source: RateLimit,
-    /// Close an idle TCP connection after this long.
+    /// Close a TCP or TLS connection after this long without SIP messages, unless a call
+    /// (dialog) still uses it. CRLF keep-alives count only from trusted sources.
     pub tcp_idle_timeout: Duration,
-    /// Accepted TCP connections at once.
+    /// Accepted TCP and TLS connections at once.
     pub tcp_max_connections: usize,
+    /// Accepted TCP and TLS connections at once from one source that is not trusted (an IPv4
+    /// address or an IPv6 /64), so no stranger can take every slot.
+    pub tcp_max_connections_per_source: usize,
+    /// `tls_listen`, `tls_cert`, `tls_key`: SIP over TLS from PBXs; `None` when not set.
+    pub tls: Option<TlsListen>,
+}
+
+/// `[sip] tls_listen` with its certificate and key (PEM files, checked to belong together).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListen {
+    /// Where the TLS listener binds (TCP).
+    pub listen: SocketAddr,
+    /// The certificate chain, the server's own certificate first.
+    pub cert: PathBuf,
+    /// The certificate's private key.
+    pub key: PathBuf,
 }
 
 /// At most `count` requests per `per` from one source.
@@ -103,8 +122,11 @@ pub struct RateLimit {
 pub struct TrunkConfig {
     /// Next hop for outbound requests; the host may be a DNS name.
     pub proxy: HostPort,
-    /// `udp` (default) or `tcp`.
+    /// `udp` (default), `tcp` or `tls`.
     pub transport: Transport,
+    /// With TLS: the CA certificates (PEM) the trunk's certificate must chain to, instead of
+    /// the system's roots.
+    pub ca_file: Option<PathBuf>,
     /// Digest username for 401/407 challenges; empty = no credentials.
     pub username: String,
     /// Digest password. `Debug` prints `***`.
@@ -120,6 +142,9 @@ pub enum Transport {
     Udp,
     /// SIP over TCP (RFC 3261 §18).
     Tcp,
+    /// SIP over TLS (RFC 3261 §26.2), the server's certificate checked against the system's
+    /// roots or `ca_file` and the proxy's host name.
+    Tls,
 }
 
 impl fmt::Display for Transport {
@@ -127,6 +152,7 @@ impl fmt::Display for Transport {
         f.write_str(match self {
             Self::Udp => "udp",
             Self::Tcp => "tcp",
+            Self::Tls => "tls",
         })
     }
 }

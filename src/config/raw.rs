@@ -36,6 +36,10 @@ pub(super) struct RawSip {
     pub(super) max_requests_per_source: Key<RawRate>,
     pub(super) tcp_idle_timeout: Key<RawDuration>,
     pub(super) tcp_max_connections: Key<i64>,
+    pub(super) tcp_max_connections_per_source: Key<i64>,
+    pub(super) tls_listen: Key<String>,
+    pub(super) tls_cert: Key<String>,
+    pub(super) tls_key: Key<String>,
     pub(super) trunk: RawTrunk,
 }
 
@@ -54,6 +58,7 @@ pub(super) struct RawTrunk {
     pub(super) password: Key<String>,
     pub(super) caller_id: Key<String>,
     pub(super) transport: Key<String>,
+    pub(super) ca_file: Key<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -432,7 +432,7 @@ dir = \"/var/lib/hammond\"
     let d = errors("[sip]\nmax_calls = 0\nmax_requests_per_source = { count = 10, per = 5 }\n");
     assert_at(&d, 2, 13, "out of range");
     assert_at(&d, 3, 47, "bare number");
-    let d = errors("[sip.trunk]\ntransport = \"tls\"\ncaller_id = \"alice\"\n");
+    let d = errors("[sip.trunk]\ntransport = \"sctp\"\ncaller_id = \"alice\"\n");
     assert_at(&d, 2, 13, "unknown transport");
     assert_at(&d, 3, 13, "invalid caller ID");
     let d = errors("[http]\nheader_timeout = \"0s\"\nmax_connections = 0\n");
@@ -445,4 +445,67 @@ fn check_reports_a_missing_file() {
     let d = check(Path::new("/nonexistent/hammond.toml"));
     assert_eq!(d.len(), 1);
     assert!(d[0].message.contains("cannot read config file"), "{}", d[0]);
+}
+
+/// Issue 18: the TLS keys are checked where they are written: files readable and PEM, the key
+/// the certificate's, all three `[sip]` keys together, `ca_file` only with TLS.
+#[test]
+fn tls_keys_are_checked_with_their_files() {
+    let pki = super::tls::test_pki::make(&["hammond.example.com"]);
+    let good = format!(
+        "[sip]\ntls_listen = \"127.0.0.1:5061\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[sip.trunk]\nproxy = \"carrier.example.com\"\ntransport = \"tls\"\nca_file = \"{}\"\n",
+        pki.cert.display(),
+        pki.key.display(),
+        pki.ca.display()
+    );
+    let cfg = parse(&good).unwrap();
+    let tls = cfg.sip.tls.expect("TLS listener");
+    assert_eq!(tls.listen.to_string(), "127.0.0.1:5061");
+    assert_eq!(tls.cert, pki.cert);
+    assert_eq!(cfg.trunk.transport, Transport::Tls);
+    assert_eq!(cfg.trunk.ca_file.as_deref(), Some(pki.ca.as_path()));
+    assert_eq!(
+        cfg.trunk.proxy.to_string(),
+        "carrier.example.com:5061",
+        "a TLS proxy without a port is on 5061"
+    );
+
+    // A key that is not the certificate's: reported at tls_key.
+    let src = good.replace(
+        &pki.key.display().to_string(),
+        &pki.other_key.display().to_string(),
+    );
+    assert_at(&errors(&src), 4, 11, "does not match the certificate");
+    // An unreadable certificate: at tls_cert. A CA file with no certificate: at ca_file.
+    let src = good
+        .replace(&pki.cert.display().to_string(), "/nonexistent/cert.pem")
+        .replace(
+            &pki.ca.display().to_string(),
+            &pki.key.display().to_string(),
+        );
+    let d = errors(&src);
+    assert_at(&d, 3, 12, "cannot read /nonexistent/cert.pem");
+    assert_at(&d, 8, 11, "no certificate in");
+    // A key file holding a certificate only.
+    let src = good.replace(
+        &format!("tls_key = \"{}\"", pki.key.display()),
+        &format!("tls_key = \"{}\"", pki.cert.display()),
+    );
+    assert_at(&errors(&src), 4, 11, "no private key");
+
+    let d = errors("[sip]\nlisten = \"127.0.0.1:5060\"\ntls_listen = \"127.0.0.1:5061\"\n");
+    assert_at(&d, 3, 14, "needs sip.tls_cert and sip.tls_key");
+    let d = errors(&format!("[sip]\ntls_cert = \"{}\"\n", pki.cert.display()));
+    assert_at(&d, 2, 12, "only used with sip.tls_listen");
+    let d = errors(&format!(
+        "[sip.trunk]\ntransport = \"tcp\"\nca_file = \"{}\"\n",
+        pki.ca.display()
+    ));
+    assert_at(&d, 3, 11, "only used with transport = \"tls\"");
+    let src = good.replace(
+        "tls_listen = \"127.0.0.1:5061\"",
+        "tls_listen = \"127.0.0.1:5060\"",
+    );
+    let src = src.replace("[sip]\n", "[sip]\nlisten = \"127.0.0.1:5060\"\n");
+    assert_at(&errors(&src), 3, 14, "give TLS its own port");
 }

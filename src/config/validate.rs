@@ -14,7 +14,7 @@ use super::raw::{Key, RawBytes, RawConfig, RawDuration};
 use super::values::{self, Cidr, HostPort, Secret};
 use super::{
     AgentConfig, Config, ConfigErrors, Diagnostic, HttpConfig, MediaConfig, MediaIo, RateLimit,
-    ShutdownConfig, SipConfig, StoreConfig, Transport, TrunkConfig,
+    ShutdownConfig, SipConfig, StoreConfig, TlsListen, Transport, TrunkConfig,
 };
 use crate::media::Codec;
 
@@ -185,6 +185,60 @@ fn agent_id(s: &str) -> Result<String, String> {
     }
 }
 
+/// `[sip] tls_listen`, `tls_cert`, `tls_key`: all three or none; the files readable PEM and the
+/// key the certificate's. Each problem is reported at the key it concerns.
+fn tls_listen(
+    c: &mut Checker<'_>,
+    s: &super::raw::RawSip,
+    listen: SocketAddr,
+) -> Option<TlsListen> {
+    let Some(at) = &s.tls_listen else {
+        for (key, name) in [(&s.tls_cert, "sip.tls_cert"), (&s.tls_key, "sip.tls_key")] {
+            if let Some(k) = key {
+                c.error_at(
+                    k.span(),
+                    format!("{name}: only used with sip.tls_listen (set it to the TLS address, e.g. \"0.0.0.0:5061\")"),
+                );
+            }
+        }
+        return None;
+    };
+    let addr = c.value(&s.tls_listen, "sip.tls_listen", |s| {
+        let addr = socket_addr(s)?;
+        if addr.port() != 0 && addr == listen {
+            return Err(format!(
+                "{addr} is sip.listen, where SIP over TCP listens: give TLS its own port (5061 is usual)"
+            ));
+        }
+        Ok(addr)
+    });
+    let (Some(cert_key), Some(key_key)) = (&s.tls_cert, &s.tls_key) else {
+        c.error_at(
+            at.span(),
+            "sip.tls_listen: needs sip.tls_cert and sip.tls_key (PEM files: the certificate chain and its private key)".into(),
+        );
+        return None;
+    };
+    let cert = PathBuf::from(cert_key.get_ref());
+    let key = PathBuf::from(key_key.get_ref());
+    match super::tls::load_identity(&cert, &key) {
+        Ok(_) => {}
+        Err(super::tls::IdentityError::Cert(e)) => {
+            c.error_at(cert_key.span(), format!("sip.tls_cert: {e}"));
+            return None;
+        }
+        Err(super::tls::IdentityError::Key(e)) => {
+            c.error_at(key_key.span(), format!("sip.tls_key: {e}"));
+            return None;
+        }
+    }
+    Some(TlsListen {
+        listen: addr?,
+        cert,
+        key,
+    })
+}
+
 /// Validate `raw` (read from `file`, whose text is `src`) into a [`Config`].
 pub(super) fn validate(
     file: &Path,
@@ -296,6 +350,14 @@ pub(super) fn validate(
     let tcp_max_connections = c
         .count(&s.tcp_max_connections, "sip.tcp_max_connections", 1_000_000)
         .unwrap_or(1024);
+    let tcp_max_connections_per_source = c
+        .count(
+            &s.tcp_max_connections_per_source,
+            "sip.tcp_max_connections_per_source",
+            1_000_000,
+        )
+        .unwrap_or(16);
+    let tls = tls_listen(&mut c, s, listen);
 
     // [sip.trunk]
     let t = &s.trunk;
@@ -310,10 +372,35 @@ pub(super) fn validate(
             values::parse_choice(
                 s,
                 "transport",
-                &[("udp", Transport::Udp), ("tcp", Transport::Tcp)],
+                &[
+                    ("udp", Transport::Udp),
+                    ("tcp", Transport::Tcp),
+                    ("tls", Transport::Tls),
+                ],
             )
         })
         .unwrap_or(Transport::Udp);
+    // §19.1.2: a TLS proxy written without a port listens on 5061.
+    let written_port = |s: &str| {
+        s.parse::<SocketAddr>().is_ok() || (s.parse::<IpAddr>().is_err() && s.contains(':'))
+    };
+    let proxy = match &t.proxy {
+        Some(k) if transport == Transport::Tls && !written_port(k.get_ref()) => HostPort {
+            port: 5061,
+            ..proxy
+        },
+        _ => proxy,
+    };
+    let ca_file = c.value(&t.ca_file, "sip.trunk.ca_file", |s| {
+        let path = PathBuf::from(s);
+        super::tls::load_roots(&path).map(|_| path)
+    });
+    if let (Some(k), false) = (&t.ca_file, transport == Transport::Tls) {
+        c.error_at(
+            k.span(),
+            "sip.trunk.ca_file: only used with transport = \"tls\"".into(),
+        );
+    }
     let username = env
         .get(env::TRUNK_USERNAME)
         .or_else(|| t.username.as_ref().map(|u| u.get_ref().clone()))
@@ -513,10 +600,14 @@ pub(super) fn validate(
             max_requests_per_source,
             tcp_idle_timeout,
             tcp_max_connections: usize::try_from(tcp_max_connections).unwrap_or(1024),
+            tcp_max_connections_per_source: usize::try_from(tcp_max_connections_per_source)
+                .unwrap_or(16),
+            tls,
         },
         trunk: TrunkConfig {
             proxy,
             transport,
+            ca_file,
             username,
             password,
             caller_id,

@@ -49,6 +49,58 @@ pub enum DialFailure {
     Failed,
 }
 
+/// Why a dial attempt failed without a SIP answer, when the transport knows: the feed says
+/// which ("TLS: certificate not trusted"), so whoever reads it knows to fix the trunk's
+/// configuration rather than wait for the customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailCause {
+    /// No connection to the trunk: refused, unreachable, or its name does not resolve.
+    Unreachable,
+    /// The TLS handshake with the trunk failed.
+    Tls(TlsFailure),
+}
+
+/// How a TLS handshake failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsFailure {
+    /// The server's certificate does not chain to a trusted CA (`ca_file` or the system's).
+    CertificateNotTrusted,
+    /// The certificate has expired or is not valid yet.
+    CertificateExpired,
+    /// The certificate is for another host name than the trunk's proxy.
+    CertificateNameMismatch,
+    /// Anything else (no common version or cipher, an alert, not TLS at all).
+    Handshake,
+}
+
+impl FailCause {
+    /// A stable code for the feed's `cause` field and for metrics.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Unreachable => "unreachable",
+            Self::Tls(TlsFailure::CertificateNotTrusted) => "tls_certificate_not_trusted",
+            Self::Tls(TlsFailure::CertificateExpired) => "tls_certificate_expired",
+            Self::Tls(TlsFailure::CertificateNameMismatch) => "tls_certificate_name_mismatch",
+            Self::Tls(TlsFailure::Handshake) => "tls_handshake_failed",
+        }
+    }
+
+    /// What the feed says.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Unreachable => "trunk unreachable",
+            Self::Tls(TlsFailure::CertificateNotTrusted) => "TLS: certificate not trusted",
+            Self::Tls(TlsFailure::CertificateExpired) => "TLS: certificate expired",
+            Self::Tls(TlsFailure::CertificateNameMismatch) => {
+                "TLS: certificate not valid for the trunk's host name"
+            }
+            Self::Tls(TlsFailure::Handshake) => "TLS: handshake failed",
+        }
+    }
+}
+
 /// Something that happened to an interaction. Past tense: the shell reports facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -111,6 +163,8 @@ pub enum Event {
         code: Option<u16>,
         /// Busy, no answer or other failure.
         kind: DialFailure,
+        /// What the transport knows about a failure without a SIP answer.
+        cause: Option<FailCause>,
         /// The queue's maximum attempts.
         max_attempts: u32,
         /// The queue's retry interval.
@@ -447,6 +501,7 @@ pub fn apply(
         Event::DialFailed {
             code,
             kind,
+            cause,
             max_attempts,
             retry_after,
         } => match current.leg {
@@ -456,10 +511,17 @@ pub fn apply(
                     DialFailure::NoAnswer => "no answer",
                     DialFailure::Failed => "callback attempt failed",
                 };
+                let text = match cause {
+                    Some(c) => format!("{text} ({})", c.text()),
+                    None => text.to_owned(),
+                };
                 let mut e =
                     FeedEntry::new(now, "callback_failed_attempt", text).with("outcome", kind);
                 if let Some(code) = code {
                     e = e.with("code", code);
+                }
+                if let Some(cause) = cause {
+                    e = e.with("cause", cause.code());
                 }
                 fail_attempt(&mut next, &mut feed, e, max_attempts, retry_after, now)?;
             }

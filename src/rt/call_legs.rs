@@ -18,12 +18,13 @@ use tracing::{debug, warn};
 use super::media_worker::Stream;
 use super::outbound::{DialSpec, OutboundLeg, resolve, sip_target};
 use super::services::Services;
-use crate::call::{LegEvent, LegId, Target};
+use crate::call::{FailCause, LegEvent, LegId, Target, TlsFailure};
+use crate::config::Transport;
 use crate::media::leg::MediaEvent;
 use crate::media::player::Item;
 use crate::queue::agent::Agent;
-use crate::sip::msg::Uri;
-use crate::sip::ua::{CallId, Command, EndReason, SipEvent};
+use crate::sip::msg::{Params, Uri};
+use crate::sip::ua::{CallId, Command, EndReason, Proto, SipEvent, TlsError, TransportError};
 use crate::workflow::engine::PlayItem;
 
 /// How the agent's phone is reached.
@@ -198,16 +199,24 @@ impl Legs {
                     Err(e) => {
                         warn!(leg = ?id, error = %e, "SDP answer unusable; hanging the leg up");
                         o.hang_up();
-                        Some(LegEvent::Failed { status: None })
+                        Some(LegEvent::Failed {
+                            status: None,
+                            cause: None,
+                        })
                     }
                 }
             }
-            Some(SipEvent::Failed { status, .. }) => {
+            Some(SipEvent::Failed { status, cause, .. }) => {
                 if let Some(o) = leg.outbound.as_mut() {
                     o.mark_ended();
                 }
+                let cause = cause.map(fail_cause);
+                if let Some(c) = cause {
+                    warn!(leg = ?id, cause = c.text(), "dial failed before any answer");
+                }
                 Some(LegEvent::Failed {
                     status: Some(status),
+                    cause,
                 })
             }
             Some(SipEvent::CallEnded { .. }) | None => {
@@ -301,11 +310,12 @@ impl Legs {
                 let agent = svc.agents.get(agent_id).ok_or(DialError::Unroutable)?;
                 match AgentPhone::of(agent) {
                     AgentPhone::Sip(uri) => {
-                        let (target, next_hop) =
-                            sip_target(&uri).await.ok_or(DialError::Unroutable)?;
+                        let t = sip_target(&uri).await.ok_or(DialError::Unroutable)?;
                         DialSpec {
-                            target,
-                            next_hop,
+                            target: t.uri,
+                            next_hop: t.next_hop,
+                            transport: t.transport,
+                            hop_host: t.host,
                             from_user,
                             extra_headers: auto_answer(),
                             credentials: None,
@@ -314,10 +324,12 @@ impl Legs {
                 }
             }
             Target::Uri(uri) => {
-                let (target, next_hop) = sip_target(uri).await.ok_or(DialError::Unroutable)?;
+                let t = sip_target(uri).await.ok_or(DialError::Unroutable)?;
                 DialSpec {
-                    target,
-                    next_hop,
+                    target: t.uri,
+                    next_hop: t.next_hop,
+                    transport: t.transport,
+                    hop_host: t.host,
                     from_user,
                     extra_headers: Vec::new(),
                     credentials: None,
@@ -339,34 +351,65 @@ pub enum DialError {
     NoPort,
 }
 
-/// The customer's INVITE goes to the trunk with the number as the Request-URI user.
+/// The customer's INVITE goes to the trunk with the number as the Request-URI user, over the
+/// trunk's transport: `sip:<number>@<proxy as configured>[;transport=tcp|tls]`.
 async fn customer_spec(
     svc: &Services,
     number: &str,
     from_user: String,
 ) -> Result<DialSpec, DialError> {
-    let trunk = resolve(&svc.cfg.trunk.proxy.to_string())
+    let proxy = &svc.cfg.trunk.proxy;
+    let next_hop = resolve(&proxy.to_string())
         .await
         .ok_or(DialError::Unroutable)?;
     let user = &svc.cfg.trunk.username;
     let credentials =
         (!user.is_empty()).then(|| (user.clone(), svc.cfg.trunk.password.expose().to_owned()));
+    let transport = match svc.cfg.trunk.transport {
+        Transport::Udp => Proto::Udp,
+        Transport::Tcp => Proto::Tcp,
+        Transport::Tls => Proto::Tls,
+    };
+    let mut params = Params::default();
+    if let Some(t) = transport.uri_param() {
+        params.set("transport", Some(t.to_owned()));
+    }
+    let host = proxy.host.trim_start_matches('[').trim_end_matches(']');
     Ok(DialSpec {
         target: Uri {
             scheme: "sip".into(),
             user: Some(number.to_owned()),
             password: None,
-            host: trunk.ip().to_string(),
-            port: Some(trunk.port()),
-            params: Default::default(),
+            host: if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.to_owned()
+            },
+            port: Some(proxy.port),
+            params,
             headers: None,
             opaque: None,
         },
-        next_hop: trunk,
+        next_hop,
+        transport,
+        hop_host: host.to_owned(),
         from_user,
         extra_headers: Vec::new(),
         credentials,
     })
+}
+
+/// The call core's words for why the user agent could not deliver a dial (it knows no TLS).
+fn fail_cause(e: TransportError) -> FailCause {
+    match e {
+        TransportError::Connect => FailCause::Unreachable,
+        TransportError::Tls(t) => FailCause::Tls(match t {
+            TlsError::CertificateNotTrusted => TlsFailure::CertificateNotTrusted,
+            TlsError::CertificateExpired => TlsFailure::CertificateExpired,
+            TlsError::CertificateNameMismatch => TlsFailure::CertificateNameMismatch,
+            TlsError::Handshake => TlsFailure::Handshake,
+        }),
+    }
 }
 
 /// The auto-answer hints understood by most desk phones and softphones.

@@ -323,8 +323,14 @@ impl Driver {
                     let from = self.svc.caller_id_for(&self.flow.name);
                     if let Err(e) = self.legs.dial(&self.svc, id, &target, from).await {
                         warn!(leg = ?id, error = %e, "leg not dialled");
-                        self.core
-                            .handle_leg(clock::now(), id, LegEvent::Failed { status: None });
+                        self.core.handle_leg(
+                            clock::now(),
+                            id,
+                            LegEvent::Failed {
+                                status: None,
+                                cause: None,
+                            },
+                        );
                     }
                 }
                 Command::Play {

@@ -14,12 +14,16 @@ use super::services::Services;
 use crate::media::leg::MediaLeg;
 use crate::media::sdp::{self, LocalOrigin, OfferState, SdpError};
 use crate::sip::msg::{Uri, parse_uri};
-use crate::sip::ua::{CallId, Command, Dial, SipEvent};
+use crate::sip::ua::{CallId, Command, Dial, Proto, SipEvent};
 
 /// Where and how to dial.
 pub struct DialSpec {
     pub target: Uri,
     pub next_hop: SocketAddr,
+    /// The transport to the next hop: the trunk's `transport`, or what a URI asks for.
+    pub transport: Proto,
+    /// The next hop's host as configured or written (TLS checks its certificate against it).
+    pub hop_host: String,
     pub from_user: String,
     pub extra_headers: Vec<(String, String)>,
     pub credentials: Option<(String, String)>,
@@ -51,6 +55,8 @@ impl OutboundLeg {
             call,
             target: spec.target,
             next_hop: spec.next_hop,
+            transport: spec.transport,
+            hop_host: spec.hop_host,
             from_user: spec.from_user,
             sdp: offer.sdp().as_bytes().to_vec(),
             extra_headers: spec.extra_headers,
@@ -116,9 +122,20 @@ pub async fn resolve(hostport: &str) -> Option<SocketAddr> {
     tokio::net::lookup_host(hostport).await.ok()?.next()
 }
 
+/// Where a SIP URI is reached.
+pub struct SipTarget {
+    pub uri: Uri,
+    pub next_hop: SocketAddr,
+    /// `sips:` or `;transport=tls` is TLS, `;transport=tcp` TCP, else UDP.
+    pub transport: Proto,
+    /// The URI's host, without brackets.
+    pub host: String,
+}
+
 /// A SIP URI (an agent's phone, a transfer target) and where to send its INVITE.
-pub async fn sip_target(endpoint: &str) -> Option<(Uri, SocketAddr)> {
+pub async fn sip_target(endpoint: &str) -> Option<SipTarget> {
     let uri = parse_uri(endpoint).ok()?;
+    let transport = Proto::of_uri(&uri);
     let host = uri
         .host
         .trim_start_matches('[')
@@ -127,8 +144,14 @@ pub async fn sip_target(endpoint: &str) -> Option<(Uri, SocketAddr)> {
     let bracketed = if host.contains(':') {
         format!("[{host}]")
     } else {
-        host
+        host.clone()
     };
-    let hop = resolve(&format!("{bracketed}:{}", uri.port.unwrap_or(5060))).await?;
-    Some((uri, hop))
+    let port = uri.port.unwrap_or(transport.default_port());
+    let next_hop = resolve(&format!("{bracketed}:{port}")).await?;
+    Some(SipTarget {
+        uri,
+        next_hop,
+        transport,
+        host,
+    })
 }

@@ -5,5 +5,6 @@ pub mod auth;
 pub mod dialog;
 pub mod msg;
 pub mod pike;
+pub mod transport;
 pub mod txn;
 pub mod ua;

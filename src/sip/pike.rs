@@ -145,7 +145,7 @@ impl Pike {
 
 /// The bucket a source counts against: its IPv4 address (mapped ones unwrapped), or its
 /// IPv6 /64.
-fn bucket_of(ip: IpAddr) -> IpAddr {
+pub fn bucket_of(ip: IpAddr) -> IpAddr {
     match crate::config::canonical_ip(ip) {
         IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
         v4 @ IpAddr::V4(_) => v4,

@@ -27,54 +27,16 @@ use super::msg::{
     reason_phrase,
 };
 use super::pike::{self, Pike, Verdict};
+use super::transport::Connect;
+pub use super::transport::{Link, Peer, Proto, TlsError, Transmit, TransportError, TxnKey};
 use super::txn::{
-    InviteClient, InviteServer, NonInviteClient, NonInviteServer, TimerValues, Transport,
-    TxnOutput, Wire,
+    InviteClient, InviteServer, NonInviteClient, NonInviteServer, TimerValues, TxnOutput, Wire,
 };
 use crate::config::{Cidr, canonical_ip};
 use crate::idgen::IdGen;
 
 /// Methods we answer (Allow header, §20.5).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY";
-
-/// Which transport a message came on and how to answer it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Link {
-    Udp,
-    /// A TCP connection, by the shell's connection id.
-    Tcp(u64),
-}
-
-impl Link {
-    fn transport(self) -> Transport {
-        match self {
-            Self::Udp => Transport::Unreliable,
-            Self::Tcp(_) => Transport::Reliable,
-        }
-    }
-    fn via_name(self) -> &'static str {
-        match self {
-            Self::Udp => "UDP",
-            Self::Tcp(_) => "TCP",
-        }
-    }
-}
-
-/// Where a message goes: the link and the peer's address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Peer {
-    pub addr: SocketAddr,
-    pub link: Link,
-}
-
-/// Bytes to put on the wire. For `Link::Tcp(id)` the shell uses that connection if it is still
-/// open, else opens one to `addr`.
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct Transmit {
-    pub peer: Peer,
-    pub bytes: Wire,
-}
 
 /// Hammond's handle for one call leg, inbound or outbound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -126,8 +88,13 @@ pub enum SipEvent {
     },
     /// An outbound leg was answered (ACK sent).
     Answered { call: CallId, sdp: Vec<u8> },
-    /// An outbound leg failed: final status, or 408 for a timeout.
-    Failed { call: CallId, status: u16 },
+    /// An outbound leg failed: final status, 408 for a timeout, or 503 when the INVITE could
+    /// not be delivered (§8.1.3.1), then with the transport's `cause`.
+    Failed {
+        call: CallId,
+        status: u16,
+        cause: Option<TransportError>,
+    },
     /// The peer answered our REFER (202 accepted, else refused).
     ReferResponse { call: CallId, status: u16 },
     /// A NOTIFY for our REFER: the status line of the sipfrag (RFC 3515 §2.4.5).
@@ -161,6 +128,11 @@ pub struct Dial {
     pub target: Uri,
     /// Where to send it (the trunk proxy or the agent's endpoint).
     pub next_hop: SocketAddr,
+    /// The transport to it. TCP and TLS legs share one connection per next hop.
+    pub transport: Proto,
+    /// The next hop's host as configured (a DNS name or an IP literal): TLS checks the
+    /// server's certificate against it and sends it as SNI.
+    pub hop_host: String,
     /// Caller ID: From's user part (and P-Asserted-Identity).
     pub from_user: String,
     pub sdp: Vec<u8>,
@@ -173,8 +145,11 @@ pub struct Dial {
 /// Policy and identity the user agent applies.
 #[derive(Debug, Clone)]
 pub struct UaConfig {
-    /// The address we put in Via and Contact.
+    /// The address we put in Via and Contact (UDP and TCP).
     pub local: SocketAddr,
+    /// The address of our TLS listener, for Via and Contact of TLS messages; without one
+    /// (`None`), TLS messages name `local` and peers must reuse our connections.
+    pub local_tls: Option<SocketAddr>,
     /// Value of User-Agent/Server.
     pub user_agent: String,
     pub timers: TimerValues,
@@ -245,11 +220,45 @@ enum LegState {
     Ending,
 }
 
+/// Where a transaction's messages go: the peer (and the connection it used) and, for TCP and
+/// TLS, where to connect when that connection is gone (see [`super::transport`]).
+#[derive(Debug, Clone)]
+struct Hop {
+    peer: Peer,
+    connect: Option<Connect>,
+}
+
+impl Hop {
+    /// Responses to a request that arrived from `peer`; `headers` holds the request's top Via
+    /// (stamped with `received`), or a response's copy of it (§18.2.2).
+    fn for_response(peer: Peer, headers: &Headers) -> Self {
+        let connect = headers
+            .list("Via")
+            .first()
+            .and_then(|v| msg::parse_via(v).ok())
+            .and_then(|via| Connect::for_response(peer.link.proto(), &via));
+        Self { peer, connect }
+    }
+
+    fn transmit(&self, bytes: Wire, txn: Option<TxnKey>) -> Transmit {
+        Transmit {
+            peer: self.peer,
+            bytes,
+            connect: self.connect.clone(),
+            txn,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Leg {
     state: LegState,
     dialog: Dialog,
+    /// Where the INVITE came from (inbound) or went (outbound).
     peer: Peer,
+    /// Outbound TCP/TLS legs: the next hop we dialled, whose pooled connection carries every
+    /// request of the leg. `None` for inbound legs (and UDP).
+    dialled: Option<Connect>,
     /// Inbound: the INVITE's CSeq; outbound: ours (for the 2xx ACK).
     invite_cseq: u32,
     /// A re-INVITE waiting for our answer.
@@ -257,6 +266,25 @@ struct Leg {
 }
 
 impl Leg {
+    /// Where the leg's requests go (§12.2.1.1). A dialled leg keeps to its next hop; a leg the
+    /// peer started answers on the peer's connection and, once that is gone, connects to the
+    /// first Route, else the remote target (the peer's Contact).
+    fn hop(&self) -> Hop {
+        let connect = self.dialled.clone().or_else(|| {
+            let target = self
+                .dialog
+                .route_set
+                .first()
+                .map(|r| &r.uri)
+                .or(self.dialog.remote_target.as_ref())?;
+            Connect::to_uri(self.peer.link.proto(), target)
+        });
+        Hop {
+            peer: self.peer,
+            connect,
+        }
+    }
+
     /// May `ip` (canonical: IPv4-mapped written as IPv4) send requests in this leg's dialog?
     /// Only the hops the dialog already involves: where its INVITE came from or where we send
     /// its requests, the peer's Contact (its remote target) and the first hop of its route set.
@@ -295,8 +323,8 @@ enum TimerOwner {
 pub struct UserAgent {
     cfg: UaConfig,
     ids: IdGen,
-    servers: HashMap<ServerKey, (ServerTxn, Peer)>,
-    clients: HashMap<String, (ClientTxn, Peer)>,
+    servers: HashMap<ServerKey, (ServerTxn, Hop)>,
+    clients: HashMap<String, (ClientTxn, Hop)>,
     legs: HashMap<CallId, Leg>,
     dialogs: HashMap<DialogKey, CallId>,
     next_call: u64,
@@ -405,6 +433,66 @@ impl UserAgent {
                 }
                 TimerOwner::CancelGiveUp(branch) => self.give_up_cancelled(&branch),
             }
+        }
+    }
+
+    /// Does a call still need this connection: a leg that came on it (`link`), or a dialled leg
+    /// whose pooled connection it is (`pool`)? The shell closes an idle connection only when
+    /// not, so a call silent for longer than the idle timeout keeps the connection its BYE
+    /// will need. Call it when a connection has been idle; it walks every leg.
+    pub fn holds(&self, link: Link, pool: Option<&Connect>) -> bool {
+        self.legs.values().any(|leg| {
+            (link.conn().is_some() && leg.peer.link == link)
+                || leg
+                    .dialled
+                    .as_ref()
+                    .zip(pool)
+                    .is_some_and(|(a, b)| a.key() == b.key())
+        })
+    }
+
+    /// The shell could not deliver a message of client transaction `txn` (no connection, the
+    /// TLS handshake failed). §8.1.3.1: that is a 503 from the far end, at once, instead of a
+    /// 32 s wait for Timer B; the leg's event carries the `cause` so the feed can say which.
+    pub fn handle_transport_error(&mut self, now: Instant, txn: &TxnKey, cause: TransportError) {
+        let _ = now;
+        let Some((client, _)) = self.clients.remove(&txn.0) else {
+            return;
+        };
+        self.scheduled.remove(&TimerOwner::Client(txn.0.clone()));
+        let failed = |call| SipEvent::Failed {
+            call,
+            status: 503,
+            cause: Some(cause),
+        };
+        match client {
+            ClientTxn::Invite { call, .. } => {
+                if self.forget_leg(call) {
+                    self.events.push_back(failed(call));
+                }
+            }
+            ClientTxn::NonInvite {
+                call: Some(call),
+                method,
+                ..
+            } => match method {
+                // Our BYE cannot be delivered: the leg is over on our side all the same.
+                Method::Bye => self.end_leg(call, EndReason::LocalBye),
+                Method::Refer => self
+                    .events
+                    .push_back(SipEvent::ReferResponse { call, status: 503 }),
+                // The INVITE it cancels is beyond reach too: give the leg up.
+                Method::Cancel => {
+                    if let Some(branch) = txn.0.strip_suffix("/cancel") {
+                        self.clients.remove(branch);
+                    }
+                    if self.forget_leg(call) {
+                        self.events.push_back(failed(call));
+                    }
+                }
+                _ => {}
+            },
+            ClientTxn::NonInvite { call: None, .. } => {}
         }
     }
 
@@ -614,8 +702,13 @@ impl UserAgent {
                 };
                 let invite_cseq = req.cseq().map_or(1, |c| c.seq);
                 let txn = InviteServer::new(peer.link.transport(), self.cfg.timers);
-                self.servers
-                    .insert(key.clone(), (ServerTxn::Invite { txn, call }, peer));
+                self.servers.insert(
+                    key.clone(),
+                    (
+                        ServerTxn::Invite { txn, call },
+                        Hop::for_response(peer, &req.headers),
+                    ),
+                );
                 self.dialogs.insert(dialog.key(), call);
                 self.legs.insert(
                     call,
@@ -626,6 +719,7 @@ impl UserAgent {
                         },
                         dialog,
                         peer,
+                        dialled: None,
                         invite_cseq,
                         reinvite: None,
                     },
@@ -709,8 +803,13 @@ impl UserAgent {
                     // §14.2: a re-INVITE while one is pending gets 491 (500 if ours is pending).
                     let rsp = self.response(&req, 491, false);
                     let txn = InviteServer::new(peer.link.transport(), self.cfg.timers);
-                    self.servers
-                        .insert(key.clone(), (ServerTxn::Invite { txn, call }, peer));
+                    self.servers.insert(
+                        key.clone(),
+                        (
+                            ServerTxn::Invite { txn, call },
+                            Hop::for_response(peer, &req.headers),
+                        ),
+                    );
                     self.server_respond(now, &key, rsp);
                     return;
                 }
@@ -719,8 +818,13 @@ impl UserAgent {
                 }
                 leg.reinvite = Some((key.clone(), req.clone()));
                 let txn = InviteServer::new(peer.link.transport(), self.cfg.timers);
-                self.servers
-                    .insert(key.clone(), (ServerTxn::Invite { txn, call }, peer));
+                self.servers.insert(
+                    key.clone(),
+                    (
+                        ServerTxn::Invite { txn, call },
+                        Hop::for_response(peer, &req.headers),
+                    ),
+                );
                 let trying = self.response(&req, 100, false);
                 self.server_respond(now, &key, trying);
                 self.events.push_back(SipEvent::ReInvite {
@@ -831,7 +935,7 @@ impl UserAgent {
         };
         let target = match self.servers.get(&invite_key) {
             Some((ServerTxn::Invite { call, txn }, from)) => {
-                Some((*call, txn.has_final(), canonical_ip(from.addr.ip())))
+                Some((*call, txn.has_final(), canonical_ip(from.peer.addr.ip())))
             }
             _ => None,
         };
@@ -898,8 +1002,13 @@ impl UserAgent {
 
     fn respond_non_invite(&mut self, now: Instant, peer: Peer, key: ServerKey, rsp: Response) {
         let txn = NonInviteServer::new(peer.link.transport(), self.cfg.timers);
-        self.servers
-            .insert(key.clone(), (ServerTxn::NonInvite(txn), peer));
+        self.servers.insert(
+            key.clone(),
+            (
+                ServerTxn::NonInvite(txn),
+                Hop::for_response(peer, &rsp.headers),
+            ),
+        );
         self.server_respond(now, &key, rsp);
     }
 
@@ -914,7 +1023,7 @@ impl UserAgent {
                         txn,
                         call: CallId(0),
                     },
-                    peer,
+                    Hop::for_response(peer, &rsp.headers),
                 ),
             );
             self.server_respond(now, &key, rsp);
@@ -937,6 +1046,10 @@ impl UserAgent {
 
     /// Send a response on an incoming call's INVITE transaction.
     fn respond_invite(&mut self, now: Instant, call: CallId, status: u16, sdp: Vec<u8>) {
+        let Some(proto) = self.legs.get(&call).map(|l| l.peer.link.proto()) else {
+            return;
+        };
+        let contact = self.contact(proto);
         let Some(leg) = self.legs.get_mut(&call) else {
             return;
         };
@@ -953,8 +1066,7 @@ impl UserAgent {
             for rr in invite.headers.get_all("Record-Route") {
                 rsp.headers.push("Record-Route", rr.to_owned());
             }
-            rsp.headers
-                .push("Contact", format!("<sip:hammond@{}>", self.cfg.local));
+            rsp.headers.push("Contact", contact);
         }
         if status == 200 {
             rsp.headers.push("Allow", ALLOW);
@@ -980,6 +1092,10 @@ impl UserAgent {
     }
 
     fn answer_reinvite(&mut self, now: Instant, call: CallId, sdp: Vec<u8>) {
+        let Some(proto) = self.legs.get(&call).map(|l| l.peer.link.proto()) else {
+            return;
+        };
+        let contact = self.contact(proto);
         let Some(leg) = self.legs.get_mut(&call) else {
             return;
         };
@@ -987,8 +1103,7 @@ impl UserAgent {
             return;
         };
         let mut rsp = Response::to_request(&req, 200, "OK");
-        rsp.headers
-            .push("Contact", format!("<sip:hammond@{}>", self.cfg.local));
+        rsp.headers.push("Contact", contact);
         rsp.headers.push("Content-Type", "application/sdp");
         rsp.body = sdp;
         self.add_server_headers(&mut rsp.headers);
@@ -1053,23 +1168,21 @@ impl UserAgent {
         body: Vec<u8>,
     ) {
         let branch = self.ids.branch();
-        let contact = format!("<sip:hammond@{}>", self.cfg.local);
+        let Some(proto) = self.legs.get(&call).map(|l| l.peer.link.proto()) else {
+            return;
+        };
+        let (via, contact) = (self.via(proto, &branch), self.contact(proto));
         let Some(leg) = self.legs.get_mut(&call) else {
             return;
         };
-        let via = format!(
-            "SIP/2.0/{} {};branch={branch};rport",
-            leg.peer.link.via_name(),
-            self.cfg.local
-        );
         let mut req = leg.dialog.request(method, via, Some(&contact));
         for (n, v) in extra.into_iter().flatten() {
             req.headers.push(&n, v);
         }
         req.body = body;
         req.headers.push("User-Agent", self.cfg.user_agent.clone());
-        let peer = leg.peer;
-        self.start_client(now, branch, peer, call, req);
+        let hop = leg.hop();
+        self.start_client(now, branch, hop, call, req);
     }
 
     fn dial(&mut self, now: Instant, d: Dial) {
@@ -1100,16 +1213,28 @@ impl UserAgent {
         let dialog = Dialog::new_uac(call_id, local, remote, 1);
         let peer = Peer {
             addr: d.next_hop,
-            link: Link::Udp,
+            link: Link::any(d.transport),
         };
+        // A TCP or TLS leg names no connection: every leg to this next hop shares the shell's
+        // pooled one, which is opened again whenever it has closed.
+        let dialled = (d.transport != Proto::Udp).then(|| Connect {
+            proto: d.transport,
+            host: d
+                .hop_host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port: d.next_hop.port(),
+            resolved: Some(d.next_hop),
+        });
         let mut headers = Headers::default();
-        headers.push("Via", format!("SIP/2.0/UDP {host};branch={branch};rport"));
+        headers.push("Via", self.via(d.transport, &branch));
         headers.push("Max-Forwards", "70");
         headers.push("From", dialog.local_uri.to_string());
         headers.push("To", dialog.remote_uri.to_string());
         headers.push("Call-ID", dialog.call_id.clone());
         headers.push("CSeq", "1 INVITE");
-        headers.push("Contact", format!("<sip:hammond@{host}>"));
+        headers.push("Contact", self.contact(d.transport));
         headers.push(
             "P-Asserted-Identity",
             format!("<sip:{}@{}>", d.from_user, host.ip()),
@@ -1140,17 +1265,22 @@ impl UserAgent {
                 },
                 dialog,
                 peer,
+                dialled: dialled.clone(),
                 invite_cseq: 1,
                 reinvite: None,
             },
         );
-        self.start_client(now, branch, peer, d.call, req);
+        let hop = Hop {
+            peer,
+            connect: dialled,
+        };
+        self.start_client(now, branch, hop, d.call, req);
     }
 
-    /// Start a client transaction for `req` (INVITE or not) to `peer`, keyed by `key`.
-    fn start_client(&mut self, now: Instant, key: String, peer: Peer, call: CallId, req: Request) {
+    /// Start a client transaction for `req` (INVITE or not) to `hop`, keyed by `key`.
+    fn start_client(&mut self, now: Instant, key: String, hop: Hop, call: CallId, req: Request) {
         let bytes: Wire = req.to_bytes().into();
-        let (transport, timers) = (peer.link.transport(), self.cfg.timers);
+        let (transport, timers) = (hop.peer.link.transport(), self.cfg.timers);
         let txn = if req.method == Method::Invite {
             ClientTxn::Invite {
                 txn: Box::new(InviteClient::new(now, bytes, transport, timers)),
@@ -1164,17 +1294,16 @@ impl UserAgent {
                 method: req.method,
             }
         };
-        self.clients.insert(key.clone(), (txn, peer));
+        self.clients.insert(key.clone(), (txn, hop));
         self.drain_client(now, &key);
     }
 
     /// CANCEL an outbound INVITE (§9.1): same branch, Request-URI, Call-ID, From, To, CSeq number.
     fn cancel(&mut self, now: Instant, call: CallId, invite_branch: &str) {
-        let Some((ClientTxn::Invite { request, .. }, peer)) = self.clients.get(invite_branch)
-        else {
+        let Some((ClientTxn::Invite { request, .. }, hop)) = self.clients.get(invite_branch) else {
             return;
         };
-        let peer = *peer;
+        let hop = hop.clone();
         let mut headers = Headers::default();
         for name in ["Via", "From", "To", "Call-ID"] {
             if let Some(v) = request.headers.get(name) {
@@ -1192,7 +1321,7 @@ impl UserAgent {
             body: Vec::new(),
         };
         let key = format!("{invite_branch}/cancel");
-        self.start_client(now, key, peer, call, req);
+        self.start_client(now, key, hop, call, req);
         // §9.1: a far end that never answers the INVITE with a final response after this
         // (its Timer B stopped at the first provisional) is given up on after 64·T1.
         let at = now + self.cfg.timers.t1x64();
@@ -1238,29 +1367,29 @@ impl UserAgent {
             return;
         };
         let branch = self.ids.branch();
+        let Some(proto) = self.legs.get(&call).map(|l| l.peer.link.proto()) else {
+            return;
+        };
+        let via = self.via(proto, &branch);
         let Some(leg) = self.legs.get_mut(&call) else {
             return;
         };
         leg.dialog.update_from_response(rsp);
-        let via = format!(
-            "SIP/2.0/{} {};branch={branch};rport",
-            leg.peer.link.via_name(),
-            self.cfg.local
-        );
         let ack = leg.dialog.ack(leg.invite_cseq, via);
-        let peer = leg.peer;
+        let hop = leg.hop();
         let _ = now;
-        self.send(peer, ack.to_bytes().into());
+        self.transmits
+            .push_back(hop.transmit(ack.to_bytes().into(), None));
     }
 
     // ---- plumbing --------------------------------------------------------------------------
 
     fn drain_server(&mut self, now: Instant, key: &ServerKey) {
         let _ = now;
-        let Some((txn, peer)) = self.servers.get_mut(key) else {
+        let Some((txn, hop)) = self.servers.get_mut(key) else {
             return;
         };
-        let peer = *peer;
+        let hop = hop.clone();
         let mut outs = Vec::new();
         let (deadline, call) = match txn {
             ServerTxn::Invite { txn, call } => {
@@ -1278,7 +1407,7 @@ impl UserAgent {
         };
         for o in outs {
             match o {
-                TxnOutput::Transmit(bytes) => self.transmits.push_back(Transmit { peer, bytes }),
+                TxnOutput::Transmit(bytes) => self.transmits.push_back(hop.transmit(bytes, None)),
                 TxnOutput::AckTimeout => {
                     if let Some(call) = call {
                         self.ack_timeout(now, call, key);
@@ -1332,10 +1461,10 @@ impl UserAgent {
     }
 
     fn drain_client_with(&mut self, now: Instant, branch: &str, rsp: Option<&Response>) {
-        let Some((txn, peer)) = self.clients.get_mut(branch) else {
+        let Some((txn, hop)) = self.clients.get_mut(branch) else {
             return;
         };
-        let peer = *peer;
+        let hop = hop.clone();
         let mut outs = Vec::new();
         let (deadline, call, method) = match txn {
             ClientTxn::Invite { txn, call, .. } => {
@@ -1353,7 +1482,9 @@ impl UserAgent {
         };
         for o in outs {
             match o {
-                TxnOutput::Transmit(bytes) => self.transmits.push_back(Transmit { peer, bytes }),
+                TxnOutput::Transmit(bytes) => self
+                    .transmits
+                    .push_back(hop.transmit(bytes, Some(TxnKey(branch.to_owned())))),
                 TxnOutput::Response { status } => {
                     if let (Some(call), Some(rsp)) = (call, rsp) {
                         self.client_response(now, call, &method, status, rsp);
@@ -1439,7 +1570,11 @@ impl UserAgent {
                     }
                     401 | 407 if !cancelled && self.answer_challenge(now, call, rsp) => {}
                     _ => {
-                        self.events.push_back(SipEvent::Failed { call, status });
+                        self.events.push_back(SipEvent::Failed {
+                            call,
+                            status,
+                            cause: None,
+                        });
                         self.forget_leg(call);
                     }
                 }
@@ -1466,7 +1601,10 @@ impl UserAgent {
         let challenge = rsp.headers.get_all(header).find_map(auth::parse_challenge);
         let branch = self.ids.branch();
         let cnonce = self.ids.token(16);
-        let local = self.cfg.local;
+        let Some(proto) = self.legs.get(&call).map(|l| l.peer.link.proto()) else {
+            return false;
+        };
+        let via = self.via(proto, &branch);
         let Some(leg) = self.legs.get_mut(&call) else {
             return false;
         };
@@ -1496,13 +1634,7 @@ impl UserAgent {
             },
         );
         let seq = leg.invite_cseq + 1;
-        req.headers.set(
-            "Via",
-            format!(
-                "SIP/2.0/{} {local};branch={branch};rport",
-                leg.peer.link.via_name()
-            ),
-        );
+        req.headers.set("Via", via);
         req.headers.set("CSeq", format!("{seq} INVITE"));
         let auth_header = if rsp.status == 401 {
             "Authorization"
@@ -1517,8 +1649,8 @@ impl UserAgent {
         }
         leg.invite_cseq = seq;
         leg.dialog.local_cseq = seq;
-        let peer = leg.peer;
-        self.start_client(now, branch.clone(), peer, call, req);
+        let hop = leg.hop();
+        self.start_client(now, branch.clone(), hop, call, req);
         true
     }
 
@@ -1535,16 +1667,22 @@ impl UserAgent {
         let call = *call;
         self.clients.remove(branch);
         if self.forget_leg(call) {
-            self.events
-                .push_back(SipEvent::Failed { call, status: 487 });
+            self.events.push_back(SipEvent::Failed {
+                call,
+                status: 487,
+                cause: None,
+            });
         }
     }
 
     fn client_timeout(&mut self, call: CallId, method: &Method) {
         match method {
             Method::Invite if self.legs.contains_key(&call) => {
-                self.events
-                    .push_back(SipEvent::Failed { call, status: 408 });
+                self.events.push_back(SipEvent::Failed {
+                    call,
+                    status: 408,
+                    cause: None,
+                });
                 self.forget_leg(call);
             }
             Method::Bye => self.end_leg(call, EndReason::LocalBye),
@@ -1571,12 +1709,47 @@ impl UserAgent {
         }
     }
 
+    /// A stateless response: on the request's own connection, or nowhere once it is gone.
     fn send(&mut self, peer: Peer, bytes: Wire) {
-        self.transmits.push_back(Transmit { peer, bytes });
+        self.transmits.push_back(Transmit {
+            peer,
+            bytes,
+            connect: None,
+            txn: None,
+        });
     }
 
-    fn is_trusted(&self, ip: IpAddr) -> bool {
+    /// Is `ip` in `trusted_sources`? The shell asks too: trusted peers' keep-alives hold their
+    /// connections, and they are not held to the per-source connection cap.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.cfg.trusted.iter().any(|net| net.contains(ip))
+    }
+
+    /// Our sent-by for `proto` (§18.1.1): the TLS listener's address for TLS when there is one.
+    fn local_for(&self, proto: Proto) -> SocketAddr {
+        match proto {
+            Proto::Tls => self.cfg.local_tls.unwrap_or(self.cfg.local),
+            Proto::Udp | Proto::Tcp => self.cfg.local,
+        }
+    }
+
+    /// A Via for a request we send over `proto`, with `branch` (§8.1.1.7, RFC 3581 rport).
+    fn via(&self, proto: Proto, branch: &str) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            proto.via_name(),
+            self.local_for(proto)
+        )
+    }
+
+    /// Our Contact for a dialog over `proto` (§8.1.1.8): where the peer reaches us on that
+    /// transport, `;transport=tcp|tls` unless UDP.
+    fn contact(&self, proto: Proto) -> String {
+        let at = self.local_for(proto);
+        match proto.uri_param() {
+            Some(t) => format!("<sip:hammond@{at};transport={t}>"),
+            None => format!("<sip:hammond@{at}>"),
+        }
     }
 
     /// RFC 3581 §4 / RFC 3261 §18.2.1: add `received` (and fill `rport`) on the top Via.
@@ -1694,5 +1867,7 @@ fn sipfrag_status(body: &[u8]) -> Option<u16> {
     parts.next()?.parse().ok()
 }
 
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,7 @@ fn with_callback(trunk_extra: &str) -> (Hammond, u16, u16, i64) {
 }
 
 /// The same, with more options (env, queue files) set by `tweak`.
-fn with_callback_opts(tweak: impl FnOnce(&mut Options)) -> (Hammond, u16, u16, i64) {
+pub(crate) fn with_callback_opts(tweak: impl FnOnce(&mut Options)) -> (Hammond, u16, u16, i64) {
     let trunk_port = free_port();
     let agent_port = free_port_pair();
     let mut opts = Options {
@@ -40,7 +40,7 @@ fn with_callback_opts(tweak: impl FnOnce(&mut Options)) -> (Hammond, u16, u16, i
     (h, trunk_port, agent_port, id)
 }
 
-fn feed_kinds(h: &Hammond, id: i64) -> Vec<String> {
+pub(crate) fn feed_kinds(h: &Hammond, id: i64) -> Vec<String> {
     let d = http::get(
         h.http,
         &format!("/api/v1/interactions/{id}"),
@@ -50,7 +50,7 @@ fn feed_kinds(h: &Hammond, id: i64) -> Vec<String> {
 }
 
 /// The kinds of an interaction detail's feed entries, in order.
-fn kinds_of(detail: &serde_json::Value) -> Vec<String> {
+pub(crate) fn kinds_of(detail: &serde_json::Value) -> Vec<String> {
     detail["feed"]
         .as_array()
         .map(|f| {
@@ -61,13 +61,13 @@ fn kinds_of(detail: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn wait_status(h: &Hammond, id: i64, status: &str) -> serde_json::Value {
+pub(crate) fn wait_status(h: &Hammond, id: i64, status: &str) -> serde_json::Value {
     wait_detail(h, id, |d| d["status"] == status)
 }
 
 /// The interaction's detail once `done` holds of it, or after 20 s (the caller's assertions
 /// then say what was missing).
-fn wait_detail(
+pub(crate) fn wait_detail(
     h: &Hammond,
     id: i64,
     done: impl Fn(&serde_json::Value) -> bool,
@@ -87,7 +87,7 @@ fn wait_detail(
 }
 
 /// Accept `id` as alice (her phone and the customer's are dialled).
-fn accept_as_alice(h: &Hammond, id: i64) -> http::Reply {
+pub(crate) fn accept_as_alice(h: &Hammond, id: i64) -> http::Reply {
     let r = http::post(
         h.http,
         &format!("/api/v1/interactions/{id}/accept"),
@@ -143,7 +143,7 @@ fn accept_dials_customer_and_agent_and_bridges_them() {
 }
 
 /// Close the connected interaction `id` as alice, with a disposition.
-fn close_as_alice(h: &Hammond, id: i64) {
+pub(crate) fn close_as_alice(h: &Hammond, id: i64) {
     let r = http::post(
         h.http,
         &format!("/api/v1/interactions/{id}/close"),
@@ -155,7 +155,7 @@ fn close_as_alice(h: &Hammond, id: i64) {
 }
 
 /// Wait until the feed of `id` has an entry of `kind`; the whole feed's kinds.
-fn wait_feed(h: &Hammond, id: i64, kind: &str) -> Vec<String> {
+pub(crate) fn wait_feed(h: &Hammond, id: i64, kind: &str) -> Vec<String> {
     kinds_of(&wait_detail(h, id, |d| {
         kinds_of(d).iter().any(|k| k == kind)
     }))

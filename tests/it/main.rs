@@ -14,4 +14,5 @@ mod media_flows;
 mod net_hardening;
 mod store_outage;
 mod support;
+mod tcp_flows;
 mod workflow_flows;

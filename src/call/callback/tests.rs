@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::call::testkit::{ms, notes, secs, stored, t0};
 use crate::call::{Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply};
+use crate::call::{FailCause, TlsFailure};
 use crate::interaction::{DialFailure, Event as Lifecycle, HangupBy};
 
 const CUSTOMER: LegId = LegId::Customer;
@@ -251,9 +252,13 @@ fn agent_answers_first_hears_the_whisper_then_ringback() {
 #[test]
 fn customer_busy_counts_the_attempt_and_releases_the_agent() {
     let mut s = Sim::dialling();
-    let cmds = s
-        .at(secs(2))
-        .leg(CUSTOMER, LegEvent::Failed { status: Some(486) });
+    let cmds = s.at(secs(2)).leg(
+        CUSTOMER,
+        LegEvent::Failed {
+            status: Some(486),
+            cause: None,
+        },
+    );
     assert!(cmds.contains(&Command::HangUp(AGENT)));
     assert!(cmds.contains(&Command::DialOutcome("busy")));
     assert_eq!(
@@ -261,6 +266,7 @@ fn customer_busy_counts_the_attempt_and_releases_the_agent() {
         vec![Lifecycle::DialFailed {
             code: Some(486),
             kind: DialFailure::Busy,
+            cause: None,
             max_attempts: 3,
             retry_after: secs(600),
         }]
@@ -279,12 +285,47 @@ fn customer_failure_status_maps_to_its_outcome() {
         (None, DialFailure::Failed),
     ] {
         let mut s = Sim::dialling();
-        let cmds = s.leg(CUSTOMER, LegEvent::Failed { status });
+        let cmds = s.leg(
+            CUSTOMER,
+            LegEvent::Failed {
+                status,
+                cause: None,
+            },
+        );
         assert!(
             matches!(stored(&cmds)[..], [Lifecycle::DialFailed { kind: k, code, .. }] if k == kind && code == status),
             "{status:?}: {cmds:?}"
         );
     }
+}
+
+/// Issue 18: a dial the transport could not deliver (an untrusted TLS certificate) fails at
+/// once as a counted failure whose stored event carries the cause, whatever the status says,
+/// and the agent is released.
+#[test]
+fn a_transport_failure_is_a_counted_failure_with_its_cause() {
+    let mut s = Sim::dialling();
+    let cause = FailCause::Tls(TlsFailure::CertificateNotTrusted);
+    let cmds = s.at(ms(40)).leg(
+        CUSTOMER,
+        LegEvent::Failed {
+            status: Some(503),
+            cause: Some(cause),
+        },
+    );
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert!(cmds.contains(&Command::DialOutcome("failed")));
+    assert_eq!(
+        stored(&cmds),
+        vec![Lifecycle::DialFailed {
+            code: Some(503),
+            kind: DialFailure::Failed,
+            cause: Some(cause),
+            max_attempts: 3,
+            retry_after: secs(600),
+        }]
+    );
+    assert!(s.c.is_finished());
 }
 
 #[test]
@@ -335,8 +376,13 @@ fn agent_never_answering_after_the_customer_did_apologises_and_reopens_uncounted
 fn an_apology_that_never_ends_is_cut_by_its_guard() {
     let mut s = Sim::dialling();
     s.leg(CUSTOMER, LegEvent::Answered);
-    s.at(secs(3))
-        .leg(AGENT, LegEvent::Failed { status: Some(486) });
+    s.at(secs(3)).leg(
+        AGENT,
+        LegEvent::Failed {
+            status: Some(486),
+            cause: None,
+        },
+    );
     let cmds = s.run_until(secs(60));
     assert_eq!(cmds, vec![Command::HangUp(CUSTOMER)]);
     assert!(s.c.is_finished());
@@ -346,9 +392,13 @@ fn an_apology_that_never_ends_is_cut_by_its_guard() {
 fn agent_failing_after_the_customer_answered_is_agent_unreachable() {
     let mut s = Sim::dialling();
     s.at(secs(1)).leg(CUSTOMER, LegEvent::Answered);
-    let cmds = s
-        .at(secs(2))
-        .leg(AGENT, LegEvent::Failed { status: Some(503) });
+    let cmds = s.at(secs(2)).leg(
+        AGENT,
+        LegEvent::Failed {
+            status: Some(503),
+            cause: None,
+        },
+    );
     assert_eq!(
         stored(&cmds),
         vec![Lifecycle::AgentUnreachable { code: Some(503) }]
@@ -361,9 +411,13 @@ fn agent_failing_after_the_customer_answered_is_agent_unreachable() {
 fn agent_failing_while_the_customer_rings_cancels_the_customer() {
     let mut s = Sim::dialling();
     s.leg(CUSTOMER, LegEvent::Ringing);
-    let cmds = s
-        .at(secs(2))
-        .leg(AGENT, LegEvent::Failed { status: Some(480) });
+    let cmds = s.at(secs(2)).leg(
+        AGENT,
+        LegEvent::Failed {
+            status: Some(480),
+            cause: None,
+        },
+    );
     assert!(cmds.contains(&Command::HangUp(CUSTOMER)));
     assert_eq!(
         stored(&cmds),
@@ -540,7 +594,13 @@ fn a_push_offer_not_answered_in_time() {
 #[test]
 fn a_push_offer_the_agent_declines() {
     let mut s = Sim::offered();
-    let cmds = s.leg(AGENT, LegEvent::Failed { status: Some(486) });
+    let cmds = s.leg(
+        AGENT,
+        LegEvent::Failed {
+            status: Some(486),
+            cause: None,
+        },
+    );
     assert_eq!(
         router(&cmds),
         vec![RouterNote::OfferEnded(OfferOutcome::NotAnswered)]

@@ -79,6 +79,7 @@ fn failed(max: u32) -> Event {
     Event::DialFailed {
         code: Some(486),
         kind: DialFailure::Busy,
+        cause: None,
         max_attempts: max,
         retry_after: Duration::from_secs(300),
     }
@@ -490,12 +491,38 @@ fn failed_attempt_reopens_with_retry_then_gives_up() {
     assert_eq!(kinds(&c), ["callback_failed_attempt", "closed"]);
 }
 
+/// Issue 18: a dial that failed in the transport says why on the feed, counted as any failure.
+#[test]
+fn a_transport_failure_says_why_on_the_feed() {
+    let i = step(&connected_callback(), Event::Dialling);
+    let e = Event::DialFailed {
+        code: Some(503),
+        kind: DialFailure::Failed,
+        cause: Some(FailCause::Tls(TlsFailure::CertificateNotTrusted)),
+        max_attempts: 3,
+        retry_after: Duration::from_secs(300),
+    };
+    let c = apply(&i, e, now()).unwrap();
+    assert_eq!(c.interaction.status, Status::Open);
+    assert_eq!(c.interaction.callback.as_ref().unwrap().attempts, 1);
+    let entry = &c.feed[0];
+    assert_eq!(entry.kind, "callback_failed_attempt");
+    assert!(
+        entry.text.contains("TLS: certificate not trusted"),
+        "{}",
+        entry.text
+    );
+    assert_eq!(entry.data["cause"], "tls_certificate_not_trusted");
+    assert_eq!(entry.data["outcome"], "failed");
+}
+
 #[test]
 fn huge_retry_interval_is_an_error_not_a_panic() {
     let i = step(&connected_callback(), Event::Dialling);
     let e = Event::DialFailed {
         code: None,
         kind: DialFailure::Failed,
+        cause: None,
         max_attempts: 9,
         retry_after: Duration::MAX,
     };

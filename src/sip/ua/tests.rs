@@ -15,6 +15,7 @@ const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 fn config(per_source: Option<pike::Limit>) -> UaConfig {
     UaConfig {
         local: SocketAddr::new(LOCALHOST, 5060),
+        local_tls: None,
         user_agent: "hammond-test".into(),
         timers: TimerValues::default(),
         trusted: vec![Cidr::new(LOCALHOST, 32).expect("/32")],
@@ -320,7 +321,7 @@ fn whole_corpora_through_one_user_agent_leak_nothing() {
         from([192, 0, 2, 9], 5060),
         Peer {
             addr: SocketAddr::from(([127, 0, 0, 1], 40000)),
-            link: Link::Tcp(3),
+            link: Link::Tcp(Some(3)),
         },
     ];
     let mut events = Vec::new();
@@ -419,6 +420,8 @@ fn dial_customer(ua: &mut UserAgent, now: Instant) -> (CallId, Request) {
             call,
             target: msg::parse_uri("sip:15551234567@127.0.0.1:5080").expect("uri"),
             next_hop: pbx().addr,
+            transport: Proto::Udp,
+            hop_host: "127.0.0.1".into(),
             from_user: "support".into(),
             sdp: b"v=0\r\n".to_vec(),
             extra_headers: Vec::new(),
@@ -478,7 +481,7 @@ fn a_hang_up_before_any_provisional_waits_for_one_to_cancel() {
         out.0.iter().any(|r| r.method == Method::Ack),
         "487 not acknowledged"
     );
-    assert!(matches!(out.1[..], [SipEvent::Failed { call: c, status: 487 }] if c == call));
+    assert!(matches!(out.1[..], [SipEvent::Failed { call: c, status: 487, .. }] if c == call));
     settle(&mut ua, t0 + Duration::from_millis(40), &[]);
     assert_eq!(ua.active_transactions(), 0);
     assert_eq!(ua.active_legs(), 0);
@@ -539,7 +542,7 @@ fn a_cancelled_invite_never_answered_is_given_up_after_64_t1() {
         events.extend(drain_requests_and_events(&mut ua).1);
     }
     assert!(
-        matches!(events[..], [SipEvent::Failed { call: c, status: 487 }] if c == call),
+        matches!(events[..], [SipEvent::Failed { call: c, status: 487, .. }] if c == call),
         "{events:?}"
     );
     assert!(
@@ -697,6 +700,8 @@ fn in_dialog_requests_work_while_the_source_is_limited() {
             call,
             target: msg::parse_uri("sip:15551234567@192.0.2.7").expect("uri"),
             next_hop: trunk.addr,
+            transport: Proto::Udp,
+            hop_host: "127.0.0.1".into(),
             from_user: "support".into(),
             sdp: b"v=0\r\n".to_vec(),
             extra_headers: Vec::new(),
@@ -988,6 +993,8 @@ fn an_outbound_legs_peers_may_act_in_its_dialog() {
             call,
             target: msg::parse_uri("sip:15551234567@203.0.113.7").expect("uri"),
             next_hop: trunk.addr,
+            transport: Proto::Udp,
+            hop_host: "127.0.0.1".into(),
             from_user: "support".into(),
             sdp: b"v=0\r\n".to_vec(),
             extra_headers: Vec::new(),
@@ -1079,7 +1086,7 @@ proptest! {
     ) {
         let mut ua = UserAgent::new(config(Some(pike::Limit { count: 100, per: Duration::from_secs(1) })), IdGen::seeded(3));
         let t0 = crate::clock::now();
-        let peer = Peer { addr: SocketAddr::from(([127, 0, 0, 1], 5080)), link: if tcp { Link::Tcp(1) } else { Link::Udp } };
+        let peer = Peer { addr: SocketAddr::from(([127, 0, 0, 1], 5080)), link: if tcp { Link::Tcp(Some(1)) } else { Link::Udp } };
         ua.handle_message(t0, peer, &b);
         let out = drain(&mut ua);
         settle(&mut ua, t0, &out.events);

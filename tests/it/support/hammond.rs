@@ -15,6 +15,10 @@ pub(crate) struct Options {
     pub extra_config: String,
     /// Extra keys for its `[http]` table (the generated config has one already).
     pub http_extra: String,
+    /// Extra keys for its `[sip]` table, one per line.
+    pub sip_extra: String,
+    /// Extra keys for its `[sip.trunk]` table, one per line.
+    pub trunk_extra: String,
     /// Extra queue files: (file name, contents), beside the shipped `config/queues/*`.
     pub queues: Vec<(String, String)>,
     /// Re-use this data dir (restart tests).
@@ -76,9 +80,11 @@ impl Hammond {
 [sip]
 listen = "127.0.0.1:0"
 trusted_sources = ["127.0.0.1/32"]
+{sip_extra}
 [sip.trunk]
 proxy = "{trunk}"
 caller_id = "+15550100"
+{trunk_extra}
 [media]
 rtp_ports = "{base}-{end}"
 io = "{media_io}"
@@ -124,6 +130,8 @@ token = "eve-secret"
             data = data_dir.display(),
             extra = opts.extra_config,
             http_extra = opts.http_extra,
+            sip_extra = opts.sip_extra,
+            trunk_extra = opts.trunk_extra,
         );
         let cfg = dir.path().join("hammond.toml");
         std::fs::write(&cfg, config).unwrap();
