@@ -15,4 +15,5 @@ mod net_hardening;
 mod store_outage;
 mod support;
 mod tcp_flows;
+mod tls_flows;
 mod workflow_flows;

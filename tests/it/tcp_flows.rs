@@ -13,6 +13,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::dialer_flows::{accept_as_alice, close_as_alice, wait_feed, with_callback_opts};
+use crate::support::raw_sip::{header, ok_to, read_until, sdp};
 use crate::support::sipp::assert_ok;
 use crate::support::{Hammond, Options, Sipp};
 
@@ -72,45 +73,6 @@ options = [{ key = "2", action = "wait" }]
     assert_ok(&run);
 }
 
-/// Read SIP messages from `s` until one starts with `start` (or `within` passes).
-fn read_until(s: &mut TcpStream, start: &str, within: Duration) -> Option<String> {
-    let deadline = Instant::now() + within;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while Instant::now() < deadline {
-        s.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        match s.read(&mut chunk) {
-            Ok(0) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return None,
-        }
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        // Messages here have no bodies except the 200's SDP, which we do not need whole.
-        if let Some(at) = text.find(start) {
-            let rest = &text[at..];
-            if let Some(end) = rest.find("\r\n\r\n") {
-                return Some(rest[..end + 4].to_owned());
-            }
-        }
-    }
-    None
-}
-
-fn header<'a>(msg: &'a str, name: &str) -> &'a str {
-    msg.lines()
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then_some(v.trim())
-        })
-        .unwrap_or_else(|| panic!("no {name} in\n{msg}"))
-}
-
 /// A PBX whose connection dies mid-call (a restart, a NAT timeout): when Hammond hangs up it
 /// opens a new connection to the PBX's Contact and delivers its BYE there.
 #[test]
@@ -130,8 +92,10 @@ options = [{ key = "2", action = "wait" }]
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let contact = listener.local_addr().unwrap();
     let mut conn = TcpStream::connect(h.sip).unwrap();
+    conn.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let local = conn.local_addr().unwrap();
-    let sdp = "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let sdp = sdp(9);
     let invite = format!(
         "INVITE sip:short@{hs} SIP/2.0\r\n\
          Via: SIP/2.0/TCP {local};branch=z9hG4bKreconnect1;rport\r\n\
@@ -169,17 +133,10 @@ options = [{ key = "2", action = "wait" }]
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         if let Ok((mut s, _)) = listener.accept() {
+            s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
             let bye = read_until(&mut s, "BYE ", Duration::from_secs(10));
             if let Some(bye) = &bye {
-                let reply = format!(
-                    "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
-                    header(bye, "Via"),
-                    header(bye, "From"),
-                    header(bye, "To"),
-                    header(bye, "Call-ID"),
-                    header(bye, "CSeq"),
-                );
-                let _ = s.write_all(reply.as_bytes());
+                let _ = s.write_all(ok_to(bye).as_bytes());
             }
             let _ = tx.send(bye);
         }

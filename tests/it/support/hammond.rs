@@ -24,6 +24,8 @@ pub(crate) struct Options {
     /// Re-use this data dir (restart tests).
     pub data_dir: Option<PathBuf>,
     pub trunk: Option<SocketAddr>,
+    /// The trunk's `proxy` as written (a host name, say), instead of `trunk`.
+    pub trunk_proxy: Option<String>,
     /// Where alice's phone is (`sip:alice@127.0.0.1:PORT`); bob's is the next port.
     pub agent_port: Option<u16>,
     /// Extra environment for the process (`HAMMOND_*` overrides, e.g. trunk credentials).
@@ -35,6 +37,8 @@ pub(crate) struct Options {
 pub(crate) struct Hammond {
     child: Child,
     pub sip: SocketAddr,
+    /// The SIP over TLS listener, when the config has `tls_listen`.
+    pub sips: Option<SocketAddr>,
     pub http: SocketAddr,
     pub dir: tempfile::TempDir,
     pub data_dir: PathBuf,
@@ -72,9 +76,10 @@ impl Hammond {
             .unwrap_or_else(|| dir.path().join("data"));
         // Each instance gets its own slice of RTP ports, so parallel tests never collide.
         let base = super::ports::block(RTP_PORTS);
-        let trunk = opts
-            .trunk
-            .map_or_else(|| "127.0.0.1:5090".to_owned(), |t| t.to_string());
+        let trunk = opts.trunk_proxy.clone().unwrap_or_else(|| {
+            opts.trunk
+                .map_or_else(|| "127.0.0.1:5090".to_owned(), |t| t.to_string())
+        });
         let config = format!(
             r#"
 [sip]
@@ -184,8 +189,13 @@ token = "eve-secret"
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| panic!("no {k} in ready line {ready}"))
         };
+        let sips = ready
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("sips="))
+            .and_then(|v| v.parse().ok());
         Self {
             sip: field("sip="),
+            sips,
             http: field("http="),
             child,
             dir,

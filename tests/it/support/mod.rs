@@ -5,7 +5,9 @@
 pub(crate) mod api;
 pub(crate) mod hammond;
 pub(crate) mod http;
+pub(crate) mod pki;
 pub(crate) mod ports;
+pub(crate) mod raw_sip;
 pub(crate) mod rtp;
 pub(crate) mod sipp;
 
