@@ -29,6 +29,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 # ---- runtime --------------------------------------------------------------------------------
 FROM debian:bookworm-slim
+# The system's CA certificates: what a TLS trunk's certificate is checked against unless
+# [sip.trunk] ca_file names others.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 hammond \
  && useradd --system --uid 10001 --gid hammond --home-dir /app --shell /usr/sbin/nologin hammond
 WORKDIR /app
@@ -44,8 +49,9 @@ ENV HAMMOND_SIP_LISTEN=0.0.0.0:5060 \
     HAMMOND_HTTP_LISTEN=0.0.0.0:8080
 
 USER hammond:hammond
-# SIP (UDP and TCP), HTTP API + Home List + /metrics + /healthz, RTP (media.rtp_ports).
-EXPOSE 5060/udp 5060/tcp 8080/tcp 20000-29999/udp
+# SIP (UDP and TCP; TLS on 5061 when sip.tls_listen says so), HTTP API + Home List + /metrics
+# + /healthz, RTP (media.rtp_ports).
+EXPOSE 5060/udp 5060/tcp 5061/tcp 8080/tcp 20000-29999/udp
 # SIGTERM starts a graceful drain (shutdown.drain_timeout, 30 s by default); give it time.
 STOPSIGNAL SIGTERM
 CMD ["hammond", "run", "--config", "config/hammond.toml"]

@@ -4,8 +4,8 @@
 //! ## Channels, and what happens when one is full
 //! | channel | bound | when full |
 //! |---|---|---|
-//! | TCP readers → SIP endpoint | 1,024 messages | the reader waits: TCP backpressure slows the peer |
-//! | SIP endpoint → one TCP connection | 64 messages | the connection is closed (its peer is not reading) |
+//! | TCP/TLS readers → SIP endpoint | 1,024 messages | the reader waits: TCP backpressure slows the peer |
+//! | SIP endpoint → one TCP/TLS connection | 64 messages | the connection is closed (its peer is not reading); the messages' transactions hear of it |
 //! | API accept → dialer | 1,024 accepts | the accept request waits (the accept is durable; never dropped) |
 //! | router → a live call's offers | 4 commands | the offer is refused at once (the call is stuck) |
 //! | queue directory watcher → reloader | 1 | dropped: one pending reload covers every change |

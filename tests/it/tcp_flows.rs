@@ -133,7 +133,8 @@ options = [{ key = "2", action = "wait" }]
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         if let Ok((mut s, _)) = listener.accept() {
-            s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
             let bye = read_until(&mut s, "BYE ", Duration::from_secs(10));
             if let Some(bye) = &bye {
                 let _ = s.write_all(ok_to(bye).as_bytes());

@@ -92,9 +92,13 @@ fn a_pbx_calls_in_over_tls_and_holds_the_call() {
     s.write_all(bye.as_bytes())
         .and_then(|()| s.flush())
         .unwrap_or_else(|e| panic!("the connection did not hold: {e}\n{}", h.log()));
-    let answer = read_until(&mut s, "SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS", Duration::from_secs(5))
-        .filter(|m| header(m, "CSeq") == "2 BYE")
-        .unwrap_or_else(|| panic!("BYE not answered on the held connection\n{}", h.log()));
+    let answer = read_until(
+        &mut s,
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS",
+        Duration::from_secs(5),
+    )
+    .filter(|m| header(m, "CSeq") == "2 BYE")
+    .unwrap_or_else(|| panic!("BYE not answered on the held connection\n{}", h.log()));
     assert!(answer.contains("branch=z9hG4bKtls3"), "{answer}");
     assert!(
         h.wait_for_log("call ended", Duration::from_secs(5)),
@@ -192,14 +196,19 @@ fn a_callback_reaches_the_customer_over_a_tls_trunk() {
     assert_ok(&alice.wait());
     assert_eq!(saw.sni.as_deref(), Some("localhost"));
     assert!(
-        saw.invite
-            .starts_with(&format!("INVITE sip:15551234567@localhost:{port};transport=tls SIP/2.0")),
+        saw.invite.starts_with(&format!(
+            "INVITE sip:15551234567@localhost:{port};transport=tls SIP/2.0"
+        )),
         "{}",
         saw.invite
     );
     assert!(header(&saw.invite, "Via").starts_with("SIP/2.0/TLS "));
     assert!(header(&saw.invite, "Contact").ends_with(";transport=tls>"));
-    assert!(saw.bye_answered, "the customer's BYE was not answered\n{}", h.log());
+    assert!(
+        saw.bye_answered,
+        "the customer's BYE was not answered\n{}",
+        h.log()
+    );
     let kinds = wait_feed(&h, id, "hung_up");
     for k in ["callback_answered", "bridged", "hung_up"] {
         assert!(kinds.iter().any(|x| x == k), "feed lacks {k}: {kinds:?}");
@@ -251,8 +260,67 @@ fn an_untrusted_trunk_certificate_fails_the_attempt_at_once_with_the_reason() {
     assert_ok(&alice.wait());
     let log = h.log();
     assert!(
-        log.lines()
-            .any(|l| l.contains("WARN") && l.contains("SIP connection failed") && l.contains("certificate")),
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("SIP connection failed")
+            && l.contains("certificate")),
         "{log}"
     );
+}
+
+/// `hammond check-config` checks the TLS keys' files: a key that is not the certificate's, an
+/// unreadable CA file and a certificate file without a certificate, each at its own
+/// `file:line:column`, and exit 1. The same config with the right files passes.
+#[test]
+fn check_config_reports_bad_tls_files_at_their_keys() {
+    let pki = pki::make("Hammond test CA", &["hammond.test"]);
+    let other = pki::make("Another CA", &["hammond.test"]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("hammond.toml");
+    let repo = crate::support::hammond::repo();
+    let write = |cert: &str, key: &str, ca: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[sip]\ntls_listen = \"127.0.0.1:5061\"\ntls_cert = \"{cert}\"\ntls_key = \"{key}\"\n\
+                 [sip.trunk]\ntransport = \"tls\"\nca_file = \"{ca}\"\n\
+                 [queues]\ndir = \"{}\"\n[prompts]\ndir = \"{}\"\n",
+                repo.join("config/queues").display(),
+                repo.join("prompts").display()
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hammond"))
+            .args(["check-config", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = write(&path(&pki.cert), &path(&pki.key), &path(&pki.ca));
+    assert_eq!(code, Some(0), "{text}");
+
+    let (code, text) = write(&path(&pki.cert), &path(&other.key), "/nonexistent/ca.pem");
+    assert_eq!(code, Some(1), "{text}");
+    let at = |line: u32, col: u32| format!("{}:{line}:{col}: ", cfg.display());
+    for want in [
+        format!(
+            "{}sip.tls_key: the key does not match the certificate",
+            at(4, 11)
+        ),
+        format!(
+            "{}sip.trunk.ca_file: cannot read /nonexistent/ca.pem",
+            at(7, 11)
+        ),
+    ] {
+        assert!(text.contains(&want), "expected {want:?} in:\n{text}");
+    }
+    let (code, text) = write(&path(&pki.key), &path(&pki.key), &path(&pki.ca));
+    assert_eq!(code, Some(1), "{text}");
+    let want = format!("{}sip.tls_cert: no certificate in", at(3, 12));
+    assert!(text.contains(&want), "expected {want:?} in:\n{text}");
 }
