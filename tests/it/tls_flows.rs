@@ -19,7 +19,7 @@ use rustls::{ClientConnection, ServerConnection, StreamOwned};
 
 use crate::dialer_flows::{accept_as_alice, wait_detail, wait_feed, with_callback_opts};
 use crate::support::pki::{self, Pki};
-use crate::support::raw_sip::{header, ok_to, read_until, sdp};
+use crate::support::raw_sip::{header, read_until, sdp};
 use crate::support::sipp::{assert_ok, free_port};
 use crate::support::{Hammond, Options, Sipp};
 
