@@ -15,8 +15,7 @@ pub mod inbound;
 
 use std::time::Duration;
 
-use crate::interaction::{Event as Lifecycle, InteractionId, Note};
-pub use crate::interaction::{FailCause, TlsFailure};
+use crate::interaction::{Event as Lifecycle, FailCause, InteractionId, Note};
 use crate::workflow::engine::{PlayItem, Refusal, Step};
 
 /// A leg of a call, as the call's core names it.
@@ -44,8 +43,8 @@ pub enum LegEvent {
     Failed {
         /// The SIP status, when a final response came.
         status: Option<u16>,
-        /// What the transport knows, when the request never got through (no connection to
-        /// the trunk, a TLS failure): the feed says which.
+        /// Why, when the driver knows more than the status (no connection to the trunk, a
+        /// TLS failure): the feed says which.
         cause: Option<FailCause>,
     },
     /// The far end hung up (BYE), or the dialog died (no ACK).

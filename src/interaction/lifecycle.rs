@@ -49,54 +49,34 @@ pub enum DialFailure {
     Failed,
 }
 
-/// Why a dial attempt failed without a SIP answer, when the transport knows: the feed says
-/// which ("TLS: certificate not trusted"), so whoever reads it knows to fix the trunk's
-/// configuration rather than wait for the customer.
+/// Why a dial failed, beyond its SIP status, when the shell knows: the feed entry says it
+/// ("TLS: certificate not trusted"), so an operator sees what to fix in the trunk's
+/// configuration rather than waiting on the customer (typed: the core stays free of transport
+/// and crypto types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailCause {
     /// No connection to the trunk: refused, unreachable, or its name does not resolve.
     Unreachable,
-    /// The TLS handshake with the trunk failed.
-    Tls(TlsFailure),
-}
-
-/// How a TLS handshake failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TlsFailure {
-    /// The server's certificate does not chain to a trusted CA (`ca_file` or the system's).
-    CertificateNotTrusted,
-    /// The certificate has expired or is not valid yet.
-    CertificateExpired,
-    /// The certificate is for another host name than the trunk's proxy.
-    CertificateNameMismatch,
-    /// Anything else (no common version or cipher, an alert, not TLS at all).
-    Handshake,
+    /// The trunk's TLS certificate does not chain to a trusted CA (`ca_file` or the system's).
+    TlsCertificateNotTrusted,
+    /// The trunk's TLS certificate has expired or is not valid yet.
+    TlsCertificateExpired,
+    /// The trunk's TLS certificate is for another host name than its proxy's.
+    TlsCertificateNameMismatch,
+    /// The TLS handshake failed otherwise (no common version or cipher, an alert, not TLS).
+    TlsHandshake,
 }
 
 impl FailCause {
-    /// A stable code for the feed's `cause` field and for metrics.
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Unreachable => "unreachable",
-            Self::Tls(TlsFailure::CertificateNotTrusted) => "tls_certificate_not_trusted",
-            Self::Tls(TlsFailure::CertificateExpired) => "tls_certificate_expired",
-            Self::Tls(TlsFailure::CertificateNameMismatch) => "tls_certificate_name_mismatch",
-            Self::Tls(TlsFailure::Handshake) => "tls_handshake_failed",
-        }
-    }
-
-    /// What the feed says.
+    /// The feed's words for it.
     pub fn text(self) -> &'static str {
         match self {
             Self::Unreachable => "trunk unreachable",
-            Self::Tls(TlsFailure::CertificateNotTrusted) => "TLS: certificate not trusted",
-            Self::Tls(TlsFailure::CertificateExpired) => "TLS: certificate expired",
-            Self::Tls(TlsFailure::CertificateNameMismatch) => {
-                "TLS: certificate not valid for the trunk's host name"
-            }
-            Self::Tls(TlsFailure::Handshake) => "TLS: handshake failed",
+            Self::TlsCertificateNotTrusted => "TLS: certificate not trusted",
+            Self::TlsCertificateExpired => "TLS: certificate expired",
+            Self::TlsCertificateNameMismatch => "TLS: certificate not valid for the trunk's name",
+            Self::TlsHandshake => "TLS: handshake failed",
         }
     }
 }
@@ -163,7 +143,7 @@ pub enum Event {
         code: Option<u16>,
         /// Busy, no answer or other failure.
         kind: DialFailure,
-        /// What the transport knows about a failure without a SIP answer.
+        /// What went wrong, when the shell knows more than the status says.
         cause: Option<FailCause>,
         /// The queue's maximum attempts.
         max_attempts: u32,
@@ -506,14 +486,11 @@ pub fn apply(
             retry_after,
         } => match current.leg {
             Some(Leg::Dialling | Leg::Ringing) | None => {
-                let text = match kind {
-                    DialFailure::Busy => "customer busy",
-                    DialFailure::NoAnswer => "no answer",
-                    DialFailure::Failed => "callback attempt failed",
-                };
-                let text = match cause {
-                    Some(c) => format!("{text} ({})", c.text()),
-                    None => text.to_owned(),
+                let text = match (cause, kind) {
+                    (Some(cause), _) => cause.text(),
+                    (None, DialFailure::Busy) => "customer busy",
+                    (None, DialFailure::NoAnswer) => "no answer",
+                    (None, DialFailure::Failed) => "callback attempt failed",
                 };
                 let mut e =
                     FeedEntry::new(now, "callback_failed_attempt", text).with("outcome", kind);
@@ -521,7 +498,7 @@ pub fn apply(
                     e = e.with("code", code);
                 }
                 if let Some(cause) = cause {
-                    e = e.with("cause", cause.code());
+                    e = e.with("cause", cause);
                 }
                 fail_attempt(&mut next, &mut feed, e, max_attempts, retry_after, now)?;
             }

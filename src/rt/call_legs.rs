@@ -18,8 +18,9 @@ use tracing::{debug, warn};
 use super::media_worker::Stream;
 use super::outbound::{DialSpec, OutboundLeg, resolve, sip_target};
 use super::services::Services;
-use crate::call::{FailCause, LegEvent, LegId, Target, TlsFailure};
+use crate::call::{LegEvent, LegId, Target};
 use crate::config::Transport;
+use crate::interaction::FailCause;
 use crate::media::leg::MediaEvent;
 use crate::media::player::Item;
 use crate::queue::agent::Agent;
@@ -403,12 +404,12 @@ async fn customer_spec(
 fn fail_cause(e: TransportError) -> FailCause {
     match e {
         TransportError::Connect => FailCause::Unreachable,
-        TransportError::Tls(t) => FailCause::Tls(match t {
-            TlsError::CertificateNotTrusted => TlsFailure::CertificateNotTrusted,
-            TlsError::CertificateExpired => TlsFailure::CertificateExpired,
-            TlsError::CertificateNameMismatch => TlsFailure::CertificateNameMismatch,
-            TlsError::Handshake => TlsFailure::Handshake,
-        }),
+        TransportError::Tls(TlsError::CertificateNotTrusted) => FailCause::TlsCertificateNotTrusted,
+        TransportError::Tls(TlsError::CertificateExpired) => FailCause::TlsCertificateExpired,
+        TransportError::Tls(TlsError::CertificateNameMismatch) => {
+            FailCause::TlsCertificateNameMismatch
+        }
+        TransportError::Tls(TlsError::Handshake) => FailCause::TlsHandshake,
     }
 }
 

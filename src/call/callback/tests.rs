@@ -5,8 +5,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::call::testkit::{ms, notes, secs, stored, t0};
 use crate::call::{Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply};
-use crate::call::{FailCause, TlsFailure};
-use crate::interaction::{DialFailure, Event as Lifecycle, HangupBy};
+use crate::interaction::{DialFailure, Event as Lifecycle, FailCause, HangupBy};
 
 const CUSTOMER: LegId = LegId::Customer;
 const AGENT: LegId = LegId::Agent;
@@ -305,7 +304,7 @@ fn customer_failure_status_maps_to_its_outcome() {
 #[test]
 fn a_transport_failure_is_a_counted_failure_with_its_cause() {
     let mut s = Sim::dialling();
-    let cause = FailCause::Tls(TlsFailure::CertificateNotTrusted);
+    let cause = FailCause::TlsCertificateNotTrusted;
     let cmds = s.at(ms(40)).leg(
         CUSTOMER,
         LegEvent::Failed {
