@@ -232,6 +232,13 @@ impl Hop {
     /// Responses to a request that arrived from `peer`; `headers` holds the request's top Via
     /// (stamped with `received`), or a response's copy of it (§18.2.2).
     fn for_response(peer: Peer, headers: &Headers) -> Self {
+        if peer.link == Link::Udp {
+            // Nothing to reconnect (and no Via to parse on the busiest path).
+            return Self {
+                peer,
+                connect: None,
+            };
+        }
         let connect = headers
             .list("Via")
             .first()
