@@ -181,6 +181,7 @@ mod tests {
             remote: Some(peer.parse().unwrap()),
             direction: Direction::SendRecv,
             answer_sdp: String::new(),
+            srtp: None,
         };
         RtpSession::new(t0, &mut IdGen::seeded(seed), &n, None)
     }

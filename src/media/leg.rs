@@ -320,6 +320,7 @@ mod tests {
             remote: Some("10.0.0.9:7000".parse().unwrap()),
             direction,
             answer_sdp: String::new(),
+            srtp: None,
         }
     }
 
@@ -379,6 +380,7 @@ mod tests {
             remote: Some(peer.parse().unwrap()),
             direction: Direction::SendRecv,
             answer_sdp: String::new(),
+            srtp: None,
         };
         MediaLeg::new(
             t0,

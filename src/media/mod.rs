@@ -13,6 +13,7 @@ pub mod player;
 pub mod prompts;
 pub mod recorder;
 pub mod rtp;
+pub mod sdes;
 pub mod sdp;
 pub mod session;
 

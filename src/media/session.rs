@@ -388,6 +388,7 @@ mod tests {
             remote: remote.map(|r| r.parse().unwrap()),
             direction,
             answer_sdp: String::new(),
+            srtp: None,
         }
     }
 
