@@ -16,6 +16,7 @@ pub mod rtp;
 pub mod sdes;
 pub mod sdp;
 pub mod session;
+pub mod srtp;
 
 pub use error::Error;
 pub use g711::Codec;
