@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use super::{
     Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply, Target, note,
 };
-use crate::interaction::{DialFailure, Event as Lifecycle, HangupBy, Note};
+use crate::interaction::{DialFailure, Event as Lifecycle, FailCause, HangupBy, Note};
 use crate::workflow::engine::PlayItem;
 use crate::workflow::flow::{Flow, RetryPolicy};
 
@@ -223,7 +223,7 @@ impl CallbackDial {
                 ..
             } if now >= customer_deadline => {
                 self.push(Command::HangUp(LegId::Customer));
-                self.customer_failed(DialFailure::NoAnswer, Some(487));
+                self.customer_failed(DialFailure::NoAnswer, Some(487), None);
             }
             State::Connecting {
                 agent: Party::Ringing,
@@ -408,13 +408,13 @@ impl CallbackDial {
                     };
                 }
             }
-            (LegId::Customer, LegEvent::Failed { status }) => {
+            (LegId::Customer, LegEvent::Failed { status, cause }) => {
                 let kind = match status {
                     Some(486 | 600) => DialFailure::Busy,
                     Some(408 | 480 | 487) => DialFailure::NoAnswer,
                     _ => DialFailure::Failed,
                 };
-                self.customer_failed(kind, status);
+                self.customer_failed(kind, status, cause);
             }
             (LegId::Customer, LegEvent::Ended | LegEvent::MediaTimeout) => {
                 // The customer left before an agent came.
@@ -438,7 +438,7 @@ impl CallbackDial {
                     };
                 }
             }
-            (LegId::Agent, LegEvent::Failed { status }) => {
+            (LegId::Agent, LegEvent::Failed { status, .. }) => {
                 self.agent_unreachable(now, customer, status);
             }
             (LegId::Agent, LegEvent::Ended | LegEvent::MediaTimeout) => {
@@ -495,6 +495,7 @@ impl CallbackDial {
             self.push(apply(Lifecycle::DialFailed {
                 code: None,
                 kind: DialFailure::Failed,
+                cause: None,
                 max_attempts: 1,
                 retry_after: self.settings.retry.retry_interval,
             }));
@@ -556,7 +557,7 @@ impl CallbackDial {
     }
 
     /// The customer was not reached: the agent is released and the attempt counts.
-    fn customer_failed(&mut self, kind: DialFailure, code: Option<u16>) {
+    fn customer_failed(&mut self, kind: DialFailure, code: Option<u16>, cause: Option<FailCause>) {
         self.push(Command::HangUp(LegId::Agent));
         self.push(Command::DialOutcome(match kind {
             DialFailure::Busy => "busy",
@@ -566,6 +567,7 @@ impl CallbackDial {
         self.push(apply(Lifecycle::DialFailed {
             code,
             kind,
+            cause,
             max_attempts: self.settings.retry.max_attempts,
             retry_after: self.settings.retry.retry_interval,
         }));

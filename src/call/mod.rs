@@ -15,7 +15,7 @@ pub mod inbound;
 
 use std::time::Duration;
 
-use crate::interaction::{Event as Lifecycle, InteractionId, Note};
+use crate::interaction::{Event as Lifecycle, FailCause, InteractionId, Note};
 use crate::workflow::engine::{PlayItem, Refusal, Step};
 
 /// A leg of a call, as the call's core names it.
@@ -43,6 +43,8 @@ pub enum LegEvent {
     Failed {
         /// The SIP status, when a final response came.
         status: Option<u16>,
+        /// Why, when the driver knows more than the status (an SRTP mismatch).
+        cause: Option<FailCause>,
     },
     /// The far end hung up (BYE), or the dialog died (no ACK).
     Ended,

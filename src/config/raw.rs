@@ -54,6 +54,7 @@ pub(super) struct RawTrunk {
     pub(super) password: Key<String>,
     pub(super) caller_id: Key<String>,
     pub(super) transport: Key<String>,
+    pub(super) srtp: Key<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -49,6 +49,25 @@ pub enum DialFailure {
     Failed,
 }
 
+/// Why a dial failed, beyond its SIP status, when the shell knows: the feed entry says it, so an
+/// operator sees what to fix (typed: the core stays free of transport and crypto types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailCause {
+    /// SRTP was required and the answer had no crypto suite and key in common with our offer
+    /// (RFC 4568): Hammond hung the answered leg up at once.
+    SrtpNoCommonSuite,
+}
+
+impl FailCause {
+    /// The feed's words for it.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::SrtpNoCommonSuite => "SRTP: no common crypto suite",
+        }
+    }
+}
+
 /// Something that happened to an interaction. Past tense: the shell reports facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -111,6 +130,8 @@ pub enum Event {
         code: Option<u16>,
         /// Busy, no answer or other failure.
         kind: DialFailure,
+        /// What went wrong, when the shell knows more than the status says.
+        cause: Option<FailCause>,
         /// The queue's maximum attempts.
         max_attempts: u32,
         /// The queue's retry interval.
@@ -447,19 +468,24 @@ pub fn apply(
         Event::DialFailed {
             code,
             kind,
+            cause,
             max_attempts,
             retry_after,
         } => match current.leg {
             Some(Leg::Dialling | Leg::Ringing) | None => {
-                let text = match kind {
-                    DialFailure::Busy => "customer busy",
-                    DialFailure::NoAnswer => "no answer",
-                    DialFailure::Failed => "callback attempt failed",
+                let text = match (cause, kind) {
+                    (Some(cause), _) => cause.text(),
+                    (None, DialFailure::Busy) => "customer busy",
+                    (None, DialFailure::NoAnswer) => "no answer",
+                    (None, DialFailure::Failed) => "callback attempt failed",
                 };
                 let mut e =
                     FeedEntry::new(now, "callback_failed_attempt", text).with("outcome", kind);
                 if let Some(code) = code {
                     e = e.with("code", code);
+                }
+                if let Some(cause) = cause {
+                    e = e.with("cause", cause);
                 }
                 fail_attempt(&mut next, &mut feed, e, max_attempts, retry_after, now)?;
             }

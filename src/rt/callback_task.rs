@@ -172,8 +172,14 @@ impl Driver {
                     };
                     if let Err(e) = self.legs.dial(&self.svc, id, &target, from).await {
                         warn!(leg = ?id, error = %e, "leg not dialled");
-                        self.core
-                            .handle_leg(clock::now(), id, LegEvent::Failed { status: None });
+                        self.core.handle_leg(
+                            clock::now(),
+                            id,
+                            LegEvent::Failed {
+                                status: None,
+                                cause: None,
+                            },
+                        );
                     }
                 }
                 Command::Play {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::call::testkit::{ms, notes, secs, stored, t0};
 use crate::call::{Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply};
-use crate::interaction::{DialFailure, Event as Lifecycle, HangupBy};
+use crate::interaction::{DialFailure, Event as Lifecycle, FailCause, HangupBy};
 
 const CUSTOMER: LegId = LegId::Customer;
 const AGENT: LegId = LegId::Agent;
@@ -251,9 +251,13 @@ fn agent_answers_first_hears_the_whisper_then_ringback() {
 #[test]
 fn customer_busy_counts_the_attempt_and_releases_the_agent() {
     let mut s = Sim::dialling();
-    let cmds = s
-        .at(secs(2))
-        .leg(CUSTOMER, LegEvent::Failed { status: Some(486) });
+    let cmds = s.at(secs(2)).leg(
+        CUSTOMER,
+        LegEvent::Failed {
+            status: Some(486),
+            cause: None,
+        },
+    );
     assert!(cmds.contains(&Command::HangUp(AGENT)));
     assert!(cmds.contains(&Command::DialOutcome("busy")));
     assert_eq!(
@@ -261,6 +265,36 @@ fn customer_busy_counts_the_attempt_and_releases_the_agent() {
         vec![Lifecycle::DialFailed {
             code: Some(486),
             kind: DialFailure::Busy,
+            cause: None,
+            max_attempts: 3,
+            retry_after: secs(600),
+        }]
+    );
+    assert!(s.c.is_finished());
+}
+
+/// The customer answered but its answer has no SRTP crypto suite in common with our
+/// mandatory offer: the driver reports the leg failed with the cause, and the attempt fails at
+/// once with it (counted, back to open), the agent released.
+#[test]
+fn an_srtp_mismatch_fails_the_attempt_with_its_cause() {
+    let mut s = Sim::dialling();
+    let cause = Some(FailCause::SrtpNoCommonSuite);
+    let cmds = s.at(ms(900)).leg(
+        CUSTOMER,
+        LegEvent::Failed {
+            status: None,
+            cause,
+        },
+    );
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert!(cmds.contains(&Command::DialOutcome("failed")));
+    assert_eq!(
+        stored(&cmds),
+        vec![Lifecycle::DialFailed {
+            code: None,
+            kind: DialFailure::Failed,
+            cause,
             max_attempts: 3,
             retry_after: secs(600),
         }]
@@ -279,7 +313,13 @@ fn customer_failure_status_maps_to_its_outcome() {
         (None, DialFailure::Failed),
     ] {
         let mut s = Sim::dialling();
-        let cmds = s.leg(CUSTOMER, LegEvent::Failed { status });
+        let cmds = s.leg(
+            CUSTOMER,
+            LegEvent::Failed {
+                status,
+                cause: None,
+            },
+        );
         assert!(
             matches!(stored(&cmds)[..], [Lifecycle::DialFailed { kind: k, code, .. }] if k == kind && code == status),
             "{status:?}: {cmds:?}"
@@ -335,8 +375,13 @@ fn agent_never_answering_after_the_customer_did_apologises_and_reopens_uncounted
 fn an_apology_that_never_ends_is_cut_by_its_guard() {
     let mut s = Sim::dialling();
     s.leg(CUSTOMER, LegEvent::Answered);
-    s.at(secs(3))
-        .leg(AGENT, LegEvent::Failed { status: Some(486) });
+    s.at(secs(3)).leg(
+        AGENT,
+        LegEvent::Failed {
+            status: Some(486),
+            cause: None,
+        },
+    );
     let cmds = s.run_until(secs(60));
     assert_eq!(cmds, vec![Command::HangUp(CUSTOMER)]);
     assert!(s.c.is_finished());
@@ -346,9 +391,13 @@ fn an_apology_that_never_ends_is_cut_by_its_guard() {
 fn agent_failing_after_the_customer_answered_is_agent_unreachable() {
     let mut s = Sim::dialling();
     s.at(secs(1)).leg(CUSTOMER, LegEvent::Answered);
-    let cmds = s
-        .at(secs(2))
-        .leg(AGENT, LegEvent::Failed { status: Some(503) });
+    let cmds = s.at(secs(2)).leg(
+        AGENT,
+        LegEvent::Failed {
+            status: Some(503),
+            cause: None,
+        },
+    );
     assert_eq!(
         stored(&cmds),
         vec![Lifecycle::AgentUnreachable { code: Some(503) }]
@@ -361,9 +410,13 @@ fn agent_failing_after_the_customer_answered_is_agent_unreachable() {
 fn agent_failing_while_the_customer_rings_cancels_the_customer() {
     let mut s = Sim::dialling();
     s.leg(CUSTOMER, LegEvent::Ringing);
-    let cmds = s
-        .at(secs(2))
-        .leg(AGENT, LegEvent::Failed { status: Some(480) });
+    let cmds = s.at(secs(2)).leg(
+        AGENT,
+        LegEvent::Failed {
+            status: Some(480),
+            cause: None,
+        },
+    );
     assert!(cmds.contains(&Command::HangUp(CUSTOMER)));
     assert_eq!(
         stored(&cmds),
@@ -540,7 +593,13 @@ fn a_push_offer_not_answered_in_time() {
 #[test]
 fn a_push_offer_the_agent_declines() {
     let mut s = Sim::offered();
-    let cmds = s.leg(AGENT, LegEvent::Failed { status: Some(486) });
+    let cmds = s.leg(
+        AGENT,
+        LegEvent::Failed {
+            status: Some(486),
+            cause: None,
+        },
+    );
     assert_eq!(
         router(&cmds),
         vec![RouterNote::OfferEnded(OfferOutcome::NotAnswered)]

@@ -327,7 +327,13 @@ fn a_transfer_target_that_fails_puts_the_caller_back_in_the_workflow() {
     s.played();
     s.c.handle_refer(s.now, ReferProgress::Response(403));
     s.drain();
-    let cmds = s.leg(LegId::Transfer, LegEvent::Failed { status: Some(486) });
+    let cmds = s.leg(
+        LegId::Transfer,
+        LegEvent::Failed {
+            status: Some(486),
+            cause: None,
+        },
+    );
     assert!(!cmds.contains(&Command::HangUp(CALLER)));
     assert!(!cmds.iter().any(|c| matches!(c, Command::Bridge(..))));
     // Still in the workflow: the caller can book a callback.

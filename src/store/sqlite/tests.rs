@@ -252,6 +252,7 @@ async fn next_due_waits_for_not_before() {
     let fail = Event::DialFailed {
         code: Some(486),
         kind: DialFailure::Busy,
+        cause: None,
         max_attempts: 3,
         retry_after: Duration::from_secs(600),
     };
