@@ -26,6 +26,8 @@ pub(crate) struct Options {
     pub env: Vec<(String, String)>,
     /// `[media] io` (the default when empty: io_uring where the kernel allows it).
     pub media_io: &'static str,
+    /// Extra keys for its `[sip.trunk]` table (`srtp = "mandatory"`).
+    pub trunk_extra: String,
 }
 
 pub(crate) struct Hammond {
@@ -79,6 +81,7 @@ trusted_sources = ["127.0.0.1/32"]
 [sip.trunk]
 proxy = "{trunk}"
 caller_id = "+15550100"
+{trunk_extra}
 [media]
 rtp_ports = "{base}-{end}"
 io = "{media_io}"
@@ -124,6 +127,7 @@ token = "eve-secret"
             data = data_dir.display(),
             extra = opts.extra_config,
             http_extra = opts.http_extra,
+            trunk_extra = opts.trunk_extra,
         );
         let cfg = dir.path().join("hammond.toml");
         std::fs::write(&cfg, config).unwrap();
