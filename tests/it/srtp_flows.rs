@@ -280,14 +280,7 @@ fn a_callback_to_a_baresip_phone_with_srtp_mandatory_is_encrypted_both_ways() {
     );
 
     // baresip decrypted Hammond's audio: what it decoded is not silence.
-    let loudest = stopped
-        .decoded
-        .iter()
-        .map(|s| {
-            let sq: f64 = s.iter().map(|&x| f64::from(x).powi(2)).sum();
-            (sq / s.len().max(1) as f64).sqrt()
-        })
-        .fold(0.0, f64::max);
+    let loudest = loudest(&stopped.decoded);
     assert!(
         loudest > 300.0,
         "baresip decoded silence (RMS {loudest:.0}) from {} recordings:\n{}",
@@ -296,6 +289,17 @@ fn a_callback_to_a_baresip_phone_with_srtp_mandatory_is_encrypted_both_ways() {
     );
     let text = h.log();
     assert!(!text.contains(&ours_b64(ours)), "Hammond logged its key");
+}
+
+/// The RMS level of the loudest recording.
+fn loudest(recordings: &[Vec<i16>]) -> f64 {
+    recordings
+        .iter()
+        .map(|s| {
+            let sq: f64 = s.iter().map(|&x| f64::from(x).powi(2)).sum();
+            (sq / s.len().max(1) as f64).sqrt()
+        })
+        .fold(0.0, f64::max)
 }
 
 /// The base64 key of a line, as it appears in SDP.
@@ -343,4 +347,61 @@ fn an_answer_without_crypto_fails_the_attempt_at_once_with_the_reason() {
         "a warning says why"
     );
     let _ = alice.wait();
+}
+
+/// A PBX (here baresip, SRTP mandatory) that calls in with RTP/SAVP and `a=crypto` is answered
+/// with SRTP: Hammond's 200 OK is RTP/SAVP with one line of the offered suite and its own key,
+/// the greeting leaves encrypted (it decrypts with that key), and the caller decodes it.
+#[test]
+fn an_inbound_srtp_offer_is_answered_with_srtp() {
+    let wire = Capture::start();
+    let h = Hammond::start(Options::default());
+    let music = crate::support::hammond::repo().join("prompts/audio/hold_music.wav");
+    let target = format!("sip:support@{}", h.sip);
+    let phone = Baresip::start_with("caller", free_port(), "srtp-mand", &music, Some(&target));
+    assert!(
+        phone.wait_for_log("Call established", Duration::from_secs(10)),
+        "{}\n{}",
+        phone.log(),
+        h.log()
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let phone_sip = phone.sip.port();
+    let stopped = phone.stop();
+    let wire = wire.stop();
+
+    let offer = sdp_of(&wire, "INVITE sip:support@", phone_sip, h.sip.port());
+    let (b_port, proto, theirs) = audio(offer);
+    assert_eq!(proto, "RTP/SAVP", "{offer}");
+    let answer = sdp_of(&wire, "SIP/2.0 200", h.sip.port(), phone_sip);
+    let (h_port, proto, ours) = audio(answer);
+    assert_eq!(proto, "RTP/SAVP", "{answer}");
+    assert_eq!(ours.len(), 1, "{answer}");
+    let offered = theirs
+        .iter()
+        .find(|t| t.tag == ours[0].tag)
+        .expect("the answer names an offered tag");
+    assert_eq!(offered.suite, ours[0].suite);
+    assert_ne!(offered.key, ours[0].key, "our own key, not the caller's");
+    let greeting: Vec<&Datagram> = wire
+        .iter()
+        .filter(|d| d.src.port() == h_port && d.dst.port() == b_port)
+        .collect();
+    assert!(greeting.len() > 100, "{} packets", greeting.len());
+    let tag = ours[0].suite.auth_tag_len();
+    assert!(greeting.iter().all(|d| d.payload.len() == 12 + 160 + tag));
+    let plain = decrypt_all(&mut decryptor(&ours[0], &ours[0]), &greeting);
+    let on_wire = entropy(
+        greeting
+            .iter()
+            .flat_map(|d| d.payload[12..172].iter().copied()),
+    );
+    assert!(on_wire > 7.9, "entropy {on_wire:.2}");
+    assert!(entropy(plain.iter().flatten().copied()) < 7.5);
+    let loudest = loudest(&stopped.decoded);
+    assert!(
+        loudest > 300.0,
+        "the caller decoded silence:\n{}",
+        stopped.log
+    );
 }

@@ -32,6 +32,17 @@ impl Baresip {
     /// A phone for `user` on `sip_port` with media encryption `mediaenc` (`srtp-mand`,
     /// `srtp`, or empty for none), speaking `source` (8 kHz mono 16-bit WAV).
     pub(crate) fn start(user: &str, sip_port: u16, mediaenc: &str, source: &Path) -> Self {
+        Self::start_with(user, sip_port, mediaenc, source, None)
+    }
+
+    /// The same, and once ready it calls `dial` (a SIP URI).
+    pub(crate) fn start_with(
+        user: &str,
+        sip_port: u16,
+        mediaenc: &str,
+        source: &Path,
+        dial: Option<&str>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let rtp_first = super::ports::block(8);
         let rtp = (rtp_first, rtp_first + 7);
@@ -73,10 +84,12 @@ impl Baresip {
             ),
         )
         .unwrap();
-        let mut child = Command::new("baresip")
-            .arg("-f")
-            .arg(dir.path())
-            .arg("-v")
+        let mut cmd = Command::new("baresip");
+        cmd.arg("-f").arg(dir.path()).arg("-v");
+        if let Some(uri) = dial {
+            cmd.arg("-e").arg(format!("/dial {uri}"));
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
