@@ -864,14 +864,26 @@ pub fn negotiate(
     })
 }
 
-/// An offer we sent on an outbound leg, kept until its answer arrives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An offer we sent on an outbound leg, kept until its answer arrives. Its `Debug` masks the
+/// keys in the SDP.
+#[derive(Clone, PartialEq, Eq)]
 pub struct OfferState {
     sdp: String,
     codecs: Vec<Codec>,
     telephone_event: bool,
     /// Our SRTP side and the `a=crypto` lines we offered.
     crypto: Option<(LocalCrypto, Vec<CryptoAttr>)>,
+}
+
+impl std::fmt::Debug for OfferState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfferState")
+            .field("sdp", &crate::media::sdes::redact(&self.sdp))
+            .field("codecs", &self.codecs)
+            .field("telephone_event", &self.telephone_event)
+            .field("crypto", &self.crypto)
+            .finish()
+    }
 }
 
 impl OfferState {
@@ -1368,6 +1380,12 @@ mod tests {
         };
         let m = parse(&srtp_local(SrtpPolicy::Mandatory, 3));
         assert_eq!(m.proto, "RTP/SAVP");
+        let offer = build_offer(&srtp_local(SrtpPolicy::Mandatory, 3), &mut origin());
+        let shown = format!("{offer:?}");
+        assert!(
+            shown.contains("inline:REDACTED") && !shown.contains("MasterKey(["),
+            "{shown}"
+        );
         let tags: Vec<(u32, Suite)> = m.crypto.iter().map(|c| (c.tag, c.suite)).collect();
         assert_eq!(
             tags,
