@@ -1,7 +1,7 @@
 #!/bin/sh
 # Refresh the fuzzers' seed corpora from the test data (run from the repository root).
 set -eu
-mkdir -p fuzz/corpus/sip_msg fuzz/corpus/sdp fuzz/corpus/rtp fuzz/corpus/queue_file
+mkdir -p fuzz/corpus/sip_msg fuzz/corpus/sdp fuzz/corpus/rtp fuzz/corpus/queue_file fuzz/corpus/sdes
 for f in $(find tests/data/sip -name '*.sip'); do
     name=$(echo "${f#tests/data/sip/}" | tr / _)
     cp "$f" "fuzz/corpus/sip_msg/$name"
@@ -26,3 +26,10 @@ out = {
 for k, v in out.items():
     open(f"fuzz/corpus/rtp/{k}", "wb").write(v)
 PY
+# a=crypto values (RFC 4568 §9.2 examples, baresip/Asterisk style, session parameters).
+k=WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz
+printf '1 AES_CM_128_HMAC_SHA1_80 inline:%s|2^20|1:4' "$k" > fuzz/corpus/sdes/rfc_80
+printf '2 AES_CM_128_HMAC_SHA1_32 inline:%s|2^20|1:32' "$k" > fuzz/corpus/sdes/rfc_32
+printf '1 AES_CM_128_HMAC_SHA1_80 inline:%s' "$k" > fuzz/corpus/sdes/plain
+printf '3 AES_CM_128_HMAC_SHA1_32 inline:%s|2^31 KDR=0 WSH=64 UNENCRYPTED_SRTCP' "$k" > fuzz/corpus/sdes/params
+printf '1 AES_CM_128_HMAC_SHA1_80 inline:%s;inline:%s|2^20|2:4' "$k" "$k" > fuzz/corpus/sdes/two_keys

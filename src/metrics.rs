@@ -25,6 +25,9 @@ pub const DTMF_DIGITS: &str = "hammond_dtmf_digits_total";
 /// Counter, label `direction` (in, out): RTP packets that arrived too late to play (in), and
 /// frames the pacer skipped (out).
 pub const RTP_LATE_PACKETS: &str = "hammond_rtp_late_packets_total";
+/// Counter: datagrams an SRTP leg refused because they did not authenticate (forged, plain
+/// RTP, replayed).
+pub const SRTP_UNAUTHENTICATED: &str = "hammond_srtp_unauthenticated_packets_total";
 /// Counter, label `code`: SIP responses sent and received.
 pub const SIP_RESPONSES: &str = "hammond_sip_responses_total";
 
@@ -63,9 +66,19 @@ pub fn describe() {
         "RTP packets that arrived too late to play"
     );
     ::metrics::describe_counter!(SIP_RESPONSES, "SIP responses, by status code");
+    ::metrics::describe_counter!(
+        SRTP_UNAUTHENTICATED,
+        "SRTP packets dropped because they did not authenticate"
+    );
     // Register the counters at zero so the scrape lists them before the first event.
     ::metrics::gauge!(ACTIVE_CALLS).increment(0.0);
     ::metrics::counter!(RTP_LATE_PACKETS).increment(0);
+    ::metrics::counter!(SRTP_UNAUTHENTICATED).increment(0);
+}
+
+/// `hammond_srtp_unauthenticated_packets_total`: a leg's SRTP refusals, counted as it ends.
+pub fn srtp_unauthenticated(n: u64) {
+    ::metrics::counter!(SRTP_UNAUTHENTICATED).increment(n);
 }
 
 /// `hammond_active_calls`: the number of calls in progress now.

@@ -44,7 +44,7 @@ pub enum LegEvent {
         /// The SIP status, when a final response came.
         status: Option<u16>,
         /// Why, when the driver knows more than the status (no connection to the trunk, a
-        /// TLS failure): the feed says which.
+        /// TLS failure, an SRTP mismatch): the feed says which.
         cause: Option<FailCause>,
     },
     /// The far end hung up (BYE), or the dialog died (no ACK).

@@ -133,6 +133,20 @@ pub struct TrunkConfig {
     pub password: Secret,
     /// Digits, optionally with a leading `+`.
     pub caller_id: String,
+    /// SRTP on the customer's leg (`off` by default).
+    pub srtp: SrtpMode,
+}
+
+/// `[sip.trunk] srtp`: whether the customer's leg is encrypted (SRTP keyed by SDES, RFC 4568).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SrtpMode {
+    /// Plain RTP (the default).
+    #[default]
+    Off,
+    /// Offer SRTP on `RTP/AVP` (best effort): the customer's answer decides.
+    Optional,
+    /// Offer `RTP/SAVP` only: an answer without a common crypto suite fails the attempt.
+    Mandatory,
 }
 
 /// The transport for outbound requests to the trunk.

@@ -59,6 +59,7 @@ pub(super) struct RawTrunk {
     pub(super) caller_id: Key<String>,
     pub(super) transport: Key<String>,
     pub(super) ca_file: Key<String>,
+    pub(super) srtp: Key<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

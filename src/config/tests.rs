@@ -402,6 +402,7 @@ max_requests_per_source = { count = 50, per = \"2s\" }
 [sip.trunk]
 proxy = \"pbx.example.com\"
 transport = \"tcp\"
+srtp = \"mandatory\"
 [http]
 max_body = 1048576
 header_timeout = \"2s\"
@@ -419,6 +420,7 @@ dir = \"/var/lib/hammond\"
     );
     assert_eq!(cfg.trunk.proxy.to_string(), "pbx.example.com:5060");
     assert_eq!(cfg.trunk.transport, Transport::Tcp);
+    assert_eq!(cfg.trunk.srtp, SrtpMode::Mandatory);
     assert_eq!(cfg.http.max_body, 1 << 20);
     assert_eq!(cfg.http.header_timeout, Duration::from_secs(2));
     assert_eq!(cfg.http.max_connections, 64);
@@ -432,9 +434,21 @@ dir = \"/var/lib/hammond\"
     let d = errors("[sip]\nmax_calls = 0\nmax_requests_per_source = { count = 10, per = 5 }\n");
     assert_at(&d, 2, 13, "out of range");
     assert_at(&d, 3, 47, "bare number");
-    let d = errors("[sip.trunk]\ntransport = \"sctp\"\ncaller_id = \"alice\"\n");
+    let d = errors(
+        "[sip.trunk]
+transport = \"sctp\"
+caller_id = \"alice\"
+srtp = \"yes\"
+",
+    );
     assert_at(&d, 2, 13, "unknown transport");
     assert_at(&d, 3, 13, "invalid caller ID");
+    assert_at(
+        &d,
+        4,
+        8,
+        r#"unknown srtp mode "yes": use "off", "optional" or "mandatory""#,
+    );
     let d = errors("[http]\nheader_timeout = \"0s\"\nmax_connections = 0\n");
     assert_at(&d, 2, 18, "http.header_timeout");
     assert_at(&d, 3, 19, "out of range");

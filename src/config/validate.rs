@@ -14,7 +14,7 @@ use super::raw::{Key, RawBytes, RawConfig, RawDuration};
 use super::values::{self, Cidr, HostPort, Secret};
 use super::{
     AgentConfig, Config, ConfigErrors, Diagnostic, HttpConfig, MediaConfig, MediaIo, RateLimit,
-    ShutdownConfig, SipConfig, StoreConfig, TlsListen, Transport, TrunkConfig,
+    ShutdownConfig, SipConfig, SrtpMode, StoreConfig, TlsListen, Transport, TrunkConfig,
 };
 use crate::media::Codec;
 
@@ -401,6 +401,19 @@ pub(super) fn validate(
             "sip.trunk.ca_file: only used with transport = \"tls\"".into(),
         );
     }
+    let srtp = c
+        .value(&t.srtp, "sip.trunk.srtp", |s| {
+            values::parse_choice(
+                s,
+                "srtp mode",
+                &[
+                    ("off", SrtpMode::Off),
+                    ("optional", SrtpMode::Optional),
+                    ("mandatory", SrtpMode::Mandatory),
+                ],
+            )
+        })
+        .unwrap_or_default();
     let username = env
         .get(env::TRUNK_USERNAME)
         .or_else(|| t.username.as_ref().map(|u| u.get_ref().clone()))
@@ -611,6 +624,7 @@ pub(super) fn validate(
             username,
             password,
             caller_id,
+            srtp,
         },
         media: MediaConfig {
             rtp_ports,

@@ -66,6 +66,9 @@ pub enum FailCause {
     TlsCertificateNameMismatch,
     /// The TLS handshake failed otherwise (no common version or cipher, an alert, not TLS).
     TlsHandshake,
+    /// SRTP was required and the answer had no crypto suite and key in common with our offer
+    /// (RFC 4568): Hammond hung the answered leg up at once.
+    SrtpNoCommonSuite,
 }
 
 impl FailCause {
@@ -77,6 +80,7 @@ impl FailCause {
             Self::TlsCertificateExpired => "TLS: certificate expired",
             Self::TlsCertificateNameMismatch => "TLS: certificate not valid for the trunk's name",
             Self::TlsHandshake => "TLS: handshake failed",
+            Self::SrtpNoCommonSuite => "SRTP: no common crypto suite",
         }
     }
 }

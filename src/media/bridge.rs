@@ -11,7 +11,11 @@
 //!   dropped if that leg negotiated none. Late (reordered) audio is dropped: renumbering it would
 //!   make it look newer than it is.
 //!
-//! PURE and allocation-free per packet: the caller supplies the output buffer.
+//! - An SRTP leg's packets arrive decrypted (its session unprotected them) and leave protected
+//!   with the *outgoing* leg's context: SRTP on the customer's leg, plain RTP on the agent's,
+//!   or any mix.
+//!
+//! PURE and allocation-free per packet on plain RTP: the caller supplies the output buffer.
 
 use crate::media::g711::{self, Codec};
 use crate::media::rtp::HEADER_LEN;
@@ -48,6 +52,9 @@ pub enum Dropped {
     /// The output buffer cannot hold the packet.
     #[error("output buffer too small")]
     BufferTooSmall,
+    /// The other leg's SRTP context could not protect it (its key is worn out).
+    #[error("SRTP could not protect the packet")]
+    Unprotectable,
 }
 
 /// One direction of a bridge: packets arriving on one leg, re-originated on the other's
@@ -107,7 +114,7 @@ impl OneWay {
             PayloadKind::Other => return Err(Dropped::UnsupportedPayload),
         };
         let len = HEADER_LEN + pkt.payload.len();
-        if buf.len() < len {
+        if buf.len() < len + dst.overhead() {
             return Err(Dropped::BufferTooSmall);
         }
         if dst.destination().is_none() {
@@ -124,7 +131,8 @@ impl OneWay {
             self.last_in_ts = pkt.ts;
         }
         let ts = pkt.ts.wrapping_add(self.offset);
-        if dst.write_header_at(&mut buf[..len], pt, pkt.marker || resync, ts) == 0 {
+        let room = len + dst.overhead();
+        if dst.write_header_at(&mut buf[..room], pt, pkt.marker || resync, ts) == 0 {
             return Err(Dropped::NotSending);
         }
         let out = &mut buf[HEADER_LEN..len];
@@ -132,7 +140,11 @@ impl OneWay {
             PayloadKind::Audio => transcode(src.codec(), dst.codec(), pkt.payload, out),
             PayloadKind::TelephoneEvent | PayloadKind::Other => out.copy_from_slice(pkt.payload),
         }
-        Ok(len)
+        // The destination leg's own SRTP context (and key) protects it.
+        match dst.seal(buf, len) {
+            0 => Err(Dropped::Unprotectable),
+            n => Ok(n),
+        }
     }
 }
 
@@ -181,6 +193,7 @@ mod tests {
             remote: Some(peer.parse().unwrap()),
             direction: Direction::SendRecv,
             answer_sdp: String::new(),
+            srtp: None,
         };
         RtpSession::new(t0, &mut IdGen::seeded(seed), &n, None)
     }
@@ -212,7 +225,7 @@ mod tests {
             let mut wire = [0u8; 400];
             let n = rtp::write_packet(&mut wire, &h, payload);
             let from: SocketAddr = A_PEER.parse().unwrap();
-            let inb = self.a.accept(self.t0, from, &wire[..n]).unwrap();
+            let inb = self.a.accept(self.t0, from, &wire[..n], &mut []).unwrap();
             let mut out = [0u8; 400];
             let m = self
                 .relay
@@ -345,7 +358,7 @@ mod tests {
         let mut wire = [0u8; 200];
         let n = rtp::write_packet(&mut wire, &h(0, 11, 1760, 1, false), &[0; 160]);
         let inb =
-            r.a.accept(r.t0, A_PEER.parse().unwrap(), &wire[..n])
+            r.a.accept(r.t0, A_PEER.parse().unwrap(), &wire[..n], &mut [])
                 .unwrap();
         let mut small = [0u8; 100];
         assert_eq!(
@@ -366,7 +379,7 @@ mod tests {
         let mut wire = [0u8; 200];
         let n = rtp::write_packet(&mut wire, &h(8, 1, 777, 42, false), &[0xD5; 160]);
         let inb =
-            r.b.accept(r.t0, B_PEER.parse().unwrap(), &wire[..n])
+            r.b.accept(r.t0, B_PEER.parse().unwrap(), &wire[..n], &mut [])
                 .unwrap();
         let mut out = [0u8; 200];
         let m = r

@@ -28,8 +28,10 @@ use crate::idgen::IdGen;
 
 /// The G.711 frame period.
 pub const PTIME: Duration = Duration::from_millis(20);
-/// Room for one RTP packet we send: header + 160 bytes.
+/// Room for one RTP packet we send: header + 160 bytes, and an SRTP tag (at most 10 bytes).
 pub const MAX_PACKET: usize = 12 + 160 + 64;
+/// The largest datagram an SRTP leg decrypts (the media clock receives up to an Ethernet MTU).
+pub const MAX_DATAGRAM: usize = 1500;
 
 /// What the call task must act on; drain with [`MediaLeg::poll_event`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +162,15 @@ impl MediaLeg {
         to: &mut Self,
         buf: &mut [u8],
     ) -> Option<(usize, SocketAddr)> {
-        let inbound = self.session.accept(now, from, bytes).ok()?;
+        // Decrypted on the stack on an SRTP leg; plain RTP is read where it lies.
+        let mut room: [u8; MAX_DATAGRAM];
+        let scratch: &mut [u8] = if self.session.is_srtp() {
+            room = [0; MAX_DATAGRAM];
+            &mut room
+        } else {
+            &mut []
+        };
+        let inbound = self.session.accept(now, from, bytes, scratch).ok()?;
         let n = way
             .forward(&inbound, &self.session, &mut to.session, buf)
             .ok()?;
@@ -257,7 +267,15 @@ impl MediaLeg {
 
     /// A datagram arrived on the leg's RTP socket.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        let Ok(inbound) = self.session.accept(now, from, bytes) else {
+        // Decrypted on the stack on an SRTP leg; plain RTP is read where it lies.
+        let mut room: [u8; MAX_DATAGRAM];
+        let scratch: &mut [u8] = if self.session.is_srtp() {
+            room = [0; MAX_DATAGRAM];
+            &mut room
+        } else {
+            &mut []
+        };
+        let Ok(inbound) = self.session.accept(now, from, bytes, scratch) else {
             return;
         };
         let packet = inbound.packet;
@@ -320,6 +338,7 @@ mod tests {
             remote: Some("10.0.0.9:7000".parse().unwrap()),
             direction,
             answer_sdp: String::new(),
+            srtp: None,
         }
     }
 
@@ -379,6 +398,7 @@ mod tests {
             remote: Some(peer.parse().unwrap()),
             direction: Direction::SendRecv,
             answer_sdp: String::new(),
+            srtp: None,
         };
         MediaLeg::new(
             t0,
@@ -561,5 +581,119 @@ mod tests {
             })
         );
         assert_eq!(leg.session_timeout(), Some(t0 + Duration::from_secs(30)));
+    }
+
+    /// The customer's leg is SRTP, the agent's plain RTP. Prompts leave protected with the
+    /// customer's key; the customer's SRTP arrives decrypted and is relayed to the agent in the
+    /// clear; the agent's audio is relayed to the customer protected with the customer leg's
+    /// own context; and a forged or plain packet on the SRTP leg is dropped and counted.
+    #[test]
+    fn an_srtp_leg_protects_prompts_and_relayed_audio_and_drops_forgeries() {
+        use crate::media::sdes::{MasterKey, Suite};
+        use crate::media::sdp::SrtpKeys;
+        use crate::media::session::{Reject, RtpSession};
+        use crate::media::srtp::SrtpError;
+        let t0 = crate::clock::now();
+        let k = |seed: u8| MasterKey::generate(|b| b.fill(seed));
+        let keys = |l, r| SrtpKeys {
+            suite: Suite::AesCm128HmacSha1_80,
+            local: k(l),
+            remote: k(r),
+            remote_mki: None,
+        };
+        let srtp = |peer: &str, l, r| Negotiated {
+            codec: Codec::Pcmu,
+            dtmf_pt: Some(101),
+            remote: Some(peer.parse().unwrap()),
+            direction: Direction::SendRecv,
+            answer_sdp: String::new(),
+            srtp: Some(keys(l, r)),
+        };
+        let lib = Arc::new(PromptLibrary::default());
+        let mut a = MediaLeg::new(t0, &mut IdGen::seeded(1), &srtp(PEER_A, 1, 2), lib, None);
+        let mut b = leg_to(t0, 2, Codec::Pcmu, 101, PEER_B, None);
+        // The customer's phone: sends with key 2, expects key 1; we pose as it at PEER_A.
+        let ours: SocketAddr = "10.0.0.100:20000".parse().unwrap();
+        let mut phone = RtpSession::new(
+            t0,
+            &mut IdGen::seeded(3),
+            &srtp(&ours.to_string(), 2, 1),
+            None,
+        );
+        let mut buf = [0u8; MAX_PACKET];
+        let mut scratch = [0u8; MAX_DATAGRAM];
+
+        let (n, dest) = a.poll_transmit(t0, &mut buf).unwrap();
+        assert_eq!((n, dest), (12 + 160 + 10, PEER_A.parse().unwrap()));
+        assert_ne!(
+            buf[12..172],
+            [Codec::Pcmu.silence_byte(); 160],
+            "not G.711 on the wire"
+        );
+        let heard = phone.accept(t0, ours, &buf[..n], &mut scratch).unwrap();
+        assert_eq!(heard.packet.payload, &[Codec::Pcmu.silence_byte(); 160][..]);
+
+        a.set_bridged(true);
+        b.set_bridged(true);
+        let speech: Vec<u8> = (0..160u8).collect();
+        let mut wire = [0u8; MAX_PACKET];
+        let n = phone.write_frame(&mut wire, &speech, false, 1);
+        assert_eq!(n, 182);
+        let (mut ab, mut ba) = (OneWay::new(), OneWay::new());
+        let (m, dest) = a
+            .relay(
+                t0,
+                PEER_A.parse().unwrap(),
+                &wire[..n],
+                &mut ab,
+                &mut b,
+                &mut buf,
+            )
+            .unwrap();
+        assert_eq!((m, dest), (172, PEER_B.parse().unwrap()));
+        assert_eq!(
+            &buf[12..m],
+            &speech[..],
+            "the agent hears the customer in the clear"
+        );
+
+        let agent = packet(0, 1, 160, false, &speech);
+        let (m, dest) = b
+            .relay(
+                t0,
+                PEER_B.parse().unwrap(),
+                &agent,
+                &mut ba,
+                &mut a,
+                &mut buf,
+            )
+            .unwrap();
+        assert_eq!((m, dest), (182, PEER_A.parse().unwrap()));
+        assert_ne!(&buf[12..172], &speech[..]);
+        let heard = phone.accept(t0, ours, &buf[..m], &mut scratch).unwrap();
+        assert_eq!(
+            heard.packet.payload,
+            &speech[..],
+            "the customer decrypts the agent"
+        );
+
+        // Plain RTP and a forged tag at the SRTP leg: dropped, counted, nothing relayed.
+        let mut forged = wire;
+        forged[n - 1] ^= 0x80;
+        for bad in [&agent[..], &forged[..n]] {
+            assert_eq!(
+                a.relay(t0, PEER_A.parse().unwrap(), bad, &mut ab, &mut b, &mut buf),
+                None
+            );
+            a.set_bridged(false);
+            a.handle_datagram(t0, PEER_A.parse().unwrap(), bad);
+            a.set_bridged(true);
+        }
+        let c = a.session().counters();
+        assert_eq!((c.received, c.unauthenticated, c.rejected), (1, 4, 4));
+        assert_eq!(
+            phone.accept(t0, ours, &agent, &mut scratch).map(|_| ()),
+            Err(Reject::Srtp(SrtpError::Unauthenticated))
+        );
     }
 }

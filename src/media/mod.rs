@@ -13,8 +13,10 @@ pub mod player;
 pub mod prompts;
 pub mod recorder;
 pub mod rtp;
+pub mod sdes;
 pub mod sdp;
 pub mod session;
+pub mod srtp;
 
 pub use error::Error;
 pub use g711::Codec;

@@ -7,6 +7,12 @@
 //!   offerer's order is accepted; every other `m=` line is rejected with port 0 (§6); the
 //!   direction is mirrored (§6.1) and `c=0.0.0.0` is the old hold form (§8.4): we do not send.
 //! - [`build_offer`] / [`accept_answer`] are the outbound-leg half (§5, §7).
+//! - SRTP by SDES (RFC 4568, keys in [`crate::media::sdes`]): a leg's [`LocalCrypto`] says
+//!   whether it offers `a=crypto` (on `RTP/SAVP` when mandatory, on `RTP/AVP` when optional,
+//!   §7.1.2's best effort) and holds our keys; an offer's `RTP/SAVP` stream, or an `RTP/AVP`
+//!   one with `a=crypto`, is answered with the first offered suite we support and our own key.
+//!   The outcome is [`Negotiated::srtp`]; no common suite where SRTP is required is
+//!   [`SdpError::NoCommonCrypto`].
 //!
 //! The answer's and offer's `o=` line keeps one session id per [`LocalOrigin`] and increments the
 //! version on every new description (§8). PURE: no sockets, no clocks; SDP is not on the per-packet
@@ -17,6 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::idgen::IdGen;
 use crate::media::g711::Codec;
+use crate::media::sdes::{CryptoAttr, MasterKey, Mki, Suite};
 
 /// Longest SDP body we parse; anything larger is refused.
 pub const MAX_SDP_LEN: usize = 32 * 1024;
@@ -54,6 +61,10 @@ pub enum SdpError {
     /// The audio stream offers neither PCMU nor PCMA (→ 488 Not Acceptable Here).
     #[error("no common codec")]
     NoCommonCodec,
+    /// SRTP is required (an `RTP/SAVP` stream, or our mandatory policy) but no `a=crypto`
+    /// names a suite and key we can use (→ 488).
+    #[error("SRTP: no common crypto suite")]
+    NoCommonCrypto,
 }
 
 /// Media direction attribute (RFC 3264 §5.1, §6.1).
@@ -166,6 +177,10 @@ pub struct MediaSection {
     pub ptime: Option<u32>,
     /// Media-level direction attribute.
     pub direction: Option<Direction>,
+    /// The `a=crypto` lines we could parse with a suite we support, in order (RFC 4568).
+    pub crypto: Vec<CryptoAttr>,
+    /// `a=crypto` lines we could not use (malformed, unknown suite, unsupported parameter).
+    pub crypto_refused: usize,
 }
 
 impl MediaSection {
@@ -180,6 +195,8 @@ impl MediaSection {
             fmtps: Vec::new(),
             ptime: None,
             direction: None,
+            crypto: Vec::new(),
+            crypto_refused: 0,
         }
     }
 
@@ -190,9 +207,16 @@ impl MediaSection {
 
     /// Whether this is an RTP/AVP audio stream that is not disabled.
     pub fn is_usable_audio(&self) -> bool {
-        self.media.eq_ignore_ascii_case("audio")
-            && self.port != 0
-            && self.proto.eq_ignore_ascii_case("RTP/AVP")
+        self.is_live_audio() && self.proto.eq_ignore_ascii_case("RTP/AVP")
+    }
+
+    /// Whether this is an RTP/SAVP audio stream (SRTP, RFC 3711 §12) that is not disabled.
+    pub fn is_savp_audio(&self) -> bool {
+        self.is_live_audio() && self.proto.eq_ignore_ascii_case("RTP/SAVP")
+    }
+
+    fn is_live_audio(&self) -> bool {
+        self.media.eq_ignore_ascii_case("audio") && self.port != 0
     }
 
     /// The G.711 codecs of this section in its format order. Static PT 0 and 8 count without an
@@ -431,13 +455,18 @@ impl SessionDescription {
                             })?;
                             m.fmtps.push((pt, params.trim().to_owned()));
                         }
+                        ("crypto", Some(v)) => match CryptoAttr::parse(v) {
+                            Ok(c) if !m.crypto.iter().any(|o| o.tag == c.tag) => m.crypto.push(c),
+                            // A repeated tag is ambiguous in an answer: keep the first.
+                            Ok(_) | Err(_) => m.crypto_refused += 1,
+                        },
                         ("ptime", Some(v)) => {
                             m.ptime = Some(v.parse().map_err(|_| SdpError::Malformed {
                                 what: "a=ptime",
                                 line,
                             })?);
                         }
-                        // a=rtcp, a=maxptime, ICE, crypto...: not ours to interpret.
+                        // a=rtcp, a=maxptime, ICE...: not ours to interpret.
                         _ => {}
                     }
                 }
@@ -489,6 +518,71 @@ pub struct LocalMedia {
     pub offer_dtmf_pt: u8,
     /// Packetisation time we send, in ms.
     pub ptime: u32,
+    /// SRTP on this leg: `None` is plain RTP only (an `RTP/SAVP` offer is then unusable).
+    pub crypto: Option<LocalCrypto>,
+}
+
+/// Whether a leg uses SRTP (`[sip.trunk] srtp` for the customer's leg).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SrtpPolicy {
+    /// Plain RTP: no `a=crypto` offered.
+    #[default]
+    Off,
+    /// Offer `RTP/AVP` with `a=crypto` (RFC 4568 §7.1.2 best effort): SRTP if the answer takes
+    /// a key, plain RTP if not. As answerer: SRTP whenever the offer asks for it.
+    Optional,
+    /// Offer `RTP/SAVP` with `a=crypto`: an answer without a usable key fails the leg.
+    Mandatory,
+}
+
+/// Our SRTP side of one leg: the policy, and the key we send with for each suite (RFC 4568
+/// §6.1: a fresh key per line). Build one per leg with keys from the OS RNG.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalCrypto {
+    /// Off, optional or mandatory.
+    pub policy: SrtpPolicy,
+    keys: [MasterKey; 2],
+}
+
+impl LocalCrypto {
+    /// `policy` with a key per suite, each filled by `fill` (the OS RNG in production).
+    pub fn new(policy: SrtpPolicy, mut fill: impl FnMut(&mut [u8])) -> Self {
+        Self {
+            policy,
+            keys: [
+                MasterKey::generate(&mut fill),
+                MasterKey::generate(&mut fill),
+            ],
+        }
+    }
+
+    /// Our key for `suite`.
+    pub fn key(&self, suite: Suite) -> &MasterKey {
+        &self.keys[suite.index()]
+    }
+
+    /// The `a=crypto` lines of our offer: one per suite we support, tags 1, 2, ...
+    fn offer_lines(&self) -> Vec<CryptoAttr> {
+        Suite::ALL
+            .into_iter()
+            .zip(1..)
+            .map(|(s, tag)| CryptoAttr::ours(tag, s, self.key(s).clone()))
+            .collect()
+    }
+}
+
+/// The keys of an SRTP leg: we protect what we send with `local` and check and decrypt what
+/// arrives with `remote` (each side's `a=crypto` names the key it sends with).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrtpKeys {
+    /// The suite both sides use.
+    pub suite: Suite,
+    /// Our sending key.
+    pub local: MasterKey,
+    /// The peer's sending key.
+    pub remote: MasterKey,
+    /// The MKI the peer's packets carry, if its key has one.
+    pub remote_mki: Option<Mki>,
 }
 
 impl LocalMedia {
@@ -501,7 +595,14 @@ impl LocalMedia {
             telephone_event: true,
             offer_dtmf_pt: 101,
             ptime: 20,
+            crypto: None,
         }
+    }
+
+    /// The same with SRTP as `crypto` says.
+    pub fn with_crypto(mut self, crypto: LocalCrypto) -> Self {
+        self.crypto = Some(crypto);
+        self
     }
 }
 
@@ -545,8 +646,9 @@ impl LocalOrigin {
     }
 }
 
-/// The outcome of an offer/answer exchange: what the session must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The outcome of an offer/answer exchange: what the session must do. Its `Debug` masks the
+/// keys in `answer_sdp`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Negotiated {
     /// The audio codec both sides use.
     pub codec: Codec,
@@ -559,6 +661,21 @@ pub struct Negotiated {
     /// Our SDP in force: the answer we built (after [`negotiate`]) or the offer we sent (after
     /// [`accept_answer`]).
     pub answer_sdp: String,
+    /// The SRTP keys, when the leg is SRTP; `None` for plain RTP.
+    pub srtp: Option<SrtpKeys>,
+}
+
+impl std::fmt::Debug for Negotiated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Negotiated")
+            .field("codec", &self.codec)
+            .field("dtmf_pt", &self.dtmf_pt)
+            .field("remote", &self.remote)
+            .field("direction", &self.direction)
+            .field("answer_sdp", &crate::media::sdes::redact(&self.answer_sdp))
+            .field("srtp", &self.srtp)
+            .finish()
+    }
 }
 
 fn ip_kind(addr: IpAddr) -> &'static str {
@@ -591,8 +708,9 @@ fn write_audio(
     codecs: &[Codec],
     dtmf_pt: Option<u8>,
     dir: Direction,
+    (proto, crypto): (&str, &[CryptoAttr]),
 ) {
-    let _ = write!(out, "m=audio {} RTP/AVP", local.port);
+    let _ = write!(out, "m=audio {} {proto}", local.port);
     for c in codecs {
         let _ = write!(out, " {}", c.payload_type());
     }
@@ -615,6 +733,32 @@ fn write_audio(
         );
     }
     let _ = write!(out, "a=ptime:{}\r\na={}\r\n", local.ptime, dir.as_str());
+    for c in crypto {
+        out.push_str("a=crypto:");
+        c.write_value(out);
+        out.push_str("\r\n");
+    }
+}
+
+/// How `m` can be answered given our SRTP side `ours`: `Some(None)` plain RTP, `Some(Some(line))`
+/// SRTP with the offered `line`, `None` not at all.
+fn answerable<'m>(
+    m: &'m MediaSection,
+    ours: Option<&LocalCrypto>,
+) -> Option<Option<&'m CryptoAttr>> {
+    let policy = ours.map_or(SrtpPolicy::Off, |c| c.policy);
+    // RFC 4568 §7.1.1: the first line, in the offerer's order, that we can do.
+    let line = m.crypto.first().filter(|_| policy != SrtpPolicy::Off);
+    if m.is_savp_audio() {
+        return line.map(Some);
+    }
+    if !m.is_usable_audio() {
+        return None;
+    }
+    match (policy, line) {
+        (SrtpPolicy::Mandatory, None) => None,
+        (_, line) => Some(line),
+    }
 }
 
 fn remote_addr(ip: IpAddr, port: u16) -> Option<SocketAddr> {
@@ -630,24 +774,48 @@ pub fn negotiate(
     local: &LocalMedia,
     origin: &mut LocalOrigin,
 ) -> Result<Negotiated, SdpError> {
-    let mut chosen: Option<(usize, Codec)> = None;
-    let mut saw_audio = false;
+    let mut chosen: Option<(usize, Codec, Option<&CryptoAttr>)> = None;
+    let (mut saw_audio, mut saw_srtp) = (false, false);
     for (i, m) in offer.media.iter().enumerate() {
-        if !m.is_usable_audio() {
+        saw_srtp |= m.is_savp_audio() || (m.is_usable_audio() && m.crypto_refused > 0);
+        let Some(line) = answerable(m, local.crypto.as_ref()) else {
             continue;
-        }
+        };
         saw_audio = true;
         if let Some(c) = m.g711_codecs().find(|c| local.codecs.contains(c)) {
-            chosen = Some((i, c));
+            chosen = Some((i, c, line));
             break;
         }
     }
-    let Some((idx, codec)) = chosen else {
+    let Some((idx, codec, line)) = chosen else {
         return Err(if saw_audio {
             SdpError::NoCommonCodec
+        } else if local
+            .crypto
+            .as_ref()
+            .is_some_and(|c| saw_srtp || c.policy == SrtpPolicy::Mandatory)
+        {
+            SdpError::NoCommonCrypto
         } else {
             SdpError::NoAudio
         });
+    };
+    // We answer the chosen line's tag and suite with our own key for that suite.
+    let (answer_crypto, srtp) = match (line, local.crypto.as_ref()) {
+        (Some(theirs), Some(ours)) => {
+            let key = ours.key(theirs.suite).clone();
+            let keys = SrtpKeys {
+                suite: theirs.suite,
+                local: key.clone(),
+                remote: theirs.key.clone(),
+                remote_mki: theirs.mki,
+            };
+            (
+                vec![CryptoAttr::ours(theirs.tag, theirs.suite, key)],
+                Some(keys),
+            )
+        }
+        _ => (Vec::new(), None),
     };
     let m = &offer.media[idx];
     let ip = offer.connection_for(m).ok_or(SdpError::Missing("c="))?;
@@ -668,7 +836,15 @@ pub fn negotiate(
     write_session_header(&mut sdp, local, origin);
     for (i, other) in offer.media.iter().enumerate() {
         if i == idx {
-            write_audio(&mut sdp, local, &[codec], dtmf_pt, direction);
+            let proto = offer.media[idx].proto.as_str();
+            write_audio(
+                &mut sdp,
+                local,
+                &[codec],
+                dtmf_pt,
+                direction,
+                (proto, &answer_crypto),
+            );
         } else {
             // §6: a rejected stream keeps its media and formats with port 0.
             let _ = write!(sdp, "m={} 0 {}", other.media, other.proto);
@@ -684,15 +860,30 @@ pub fn negotiate(
         remote,
         direction,
         answer_sdp: sdp,
+        srtp,
     })
 }
 
-/// An offer we sent on an outbound leg, kept until its answer arrives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An offer we sent on an outbound leg, kept until its answer arrives. Its `Debug` masks the
+/// keys in the SDP.
+#[derive(Clone, PartialEq, Eq)]
 pub struct OfferState {
     sdp: String,
     codecs: Vec<Codec>,
     telephone_event: bool,
+    /// Our SRTP side and the `a=crypto` lines we offered.
+    crypto: Option<(LocalCrypto, Vec<CryptoAttr>)>,
+}
+
+impl std::fmt::Debug for OfferState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfferState")
+            .field("sdp", &crate::media::sdes::redact(&self.sdp))
+            .field("codecs", &self.codecs)
+            .field("telephone_event", &self.telephone_event)
+            .field("crypto", &self.crypto)
+            .finish()
+    }
 }
 
 impl OfferState {
@@ -703,17 +894,67 @@ impl OfferState {
 }
 
 /// Build an offer for an outbound leg (RFC 3264 §5): `local.codecs` in order (PCMU, PCMA by
-/// default), telephone-event on `local.offer_dtmf_pt`, sendrecv. Keep the returned state for
-/// [`accept_answer`].
+/// default), telephone-event on `local.offer_dtmf_pt`, sendrecv; with `local.crypto` not off,
+/// an `a=crypto` line per suite on `RTP/SAVP` (mandatory) or `RTP/AVP` (optional). Keep the
+/// returned state for [`accept_answer`].
 pub fn build_offer(local: &LocalMedia, origin: &mut LocalOrigin) -> OfferState {
-    let mut sdp = String::with_capacity(512);
+    let mut sdp = String::with_capacity(640);
     write_session_header(&mut sdp, local, origin);
     let dtmf = local.telephone_event.then_some(local.offer_dtmf_pt);
-    write_audio(&mut sdp, local, &local.codecs, dtmf, Direction::SendRecv);
+    let crypto = local
+        .crypto
+        .as_ref()
+        .filter(|c| c.policy != SrtpPolicy::Off)
+        .map(|c| (c.clone(), c.offer_lines()));
+    let (proto, lines): (&str, &[CryptoAttr]) = match &crypto {
+        Some((c, lines)) if c.policy == SrtpPolicy::Mandatory => ("RTP/SAVP", lines),
+        Some((_, lines)) => ("RTP/AVP", lines),
+        None => ("RTP/AVP", &[]),
+    };
+    write_audio(
+        &mut sdp,
+        local,
+        &local.codecs,
+        dtmf,
+        Direction::SendRecv,
+        (proto, lines),
+    );
     OfferState {
         sdp,
         codecs: local.codecs.clone(),
         telephone_event: local.telephone_event,
+        crypto,
+    }
+}
+
+/// The SRTP outcome of the answer `m` to our offer: the keys when it took one of our lines,
+/// `None` for plain RTP, or the error when SRTP was required and not agreed.
+fn answered_crypto(offer: &OfferState, m: &MediaSection) -> Result<Option<SrtpKeys>, SdpError> {
+    let savp = m.proto.eq_ignore_ascii_case("RTP/SAVP");
+    let Some((ours, offered)) = &offer.crypto else {
+        // We offered plain RTP: an answer that insists on SRTP has no key of ours.
+        return if savp {
+            Err(SdpError::NoCommonCrypto)
+        } else {
+            Ok(None)
+        };
+    };
+    // RFC 4568 §7.1.3: the answer repeats the tag (and suite) of the line it accepted.
+    let taken = m.crypto.iter().find_map(|theirs| {
+        offered
+            .iter()
+            .find(|o| o.tag == theirs.tag && o.suite == theirs.suite)
+            .map(|o| (o, theirs))
+    });
+    match taken {
+        Some((o, theirs)) => Ok(Some(SrtpKeys {
+            suite: o.suite,
+            local: ours.key(o.suite).clone(),
+            remote: theirs.key.clone(),
+            remote_mki: theirs.mki,
+        })),
+        None if savp || ours.policy == SrtpPolicy::Mandatory => Err(SdpError::NoCommonCrypto),
+        None => Ok(None),
     }
 }
 
@@ -733,6 +974,7 @@ pub fn accept_answer(offer: &OfferState, answer_sdp: &str) -> Result<Negotiated,
         .g711_codecs()
         .find(|c| offer.codecs.contains(c))
         .ok_or(SdpError::NoCommonCodec)?;
+    let srtp = answered_crypto(offer, m)?;
     let ip = answer.connection_for(m).ok_or(SdpError::Missing("c="))?;
     let remote = remote_addr(ip, m.port);
     let mut theirs = answer.direction_for(m);
@@ -749,6 +991,7 @@ pub fn accept_answer(offer: &OfferState, answer_sdp: &str) -> Result<Negotiated,
         remote,
         direction: theirs.reverse(),
         answer_sdp: offer.sdp.clone(),
+        srtp,
     })
 }
 
@@ -1012,6 +1255,231 @@ mod tests {
     fn missing_connection_is_an_error() {
         let sdp = "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
         assert_eq!(answer(sdp), Err(SdpError::Missing("c=")));
+    }
+
+    fn crypto(policy: SrtpPolicy, seed: u8) -> LocalCrypto {
+        let mut n = seed;
+        LocalCrypto::new(policy, |b| {
+            for x in b {
+                n = n.wrapping_mul(31).wrapping_add(7);
+                *x = n;
+            }
+        })
+    }
+
+    fn srtp_local(policy: SrtpPolicy, seed: u8) -> LocalMedia {
+        local().with_crypto(crypto(policy, seed))
+    }
+
+    const K1: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+
+    fn savp_offer(proto: &str, lines: &str) -> String {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+             m=audio 4000 {proto} 0 101\r\na=rtpmap:101 telephone-event/8000\r\n{lines}"
+        )
+    }
+
+    /// An inbound RTP/SAVP offer is answered on RTP/SAVP with the first suite we support, the
+    /// offer's tag, and our own key for that suite.
+    #[test]
+    fn savp_offer_is_answered_with_our_key_for_the_first_supported_suite() {
+        let offer = savp_offer(
+            "RTP/SAVP",
+            &format!(
+                "a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:{K1}{K1}\r\n\
+                 a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{K1}|2^31|3:1\r\n\
+                 a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:{K1}\r\n"
+            ),
+        );
+        let ours = srtp_local(SrtpPolicy::Optional, 1);
+        let n = negotiate(
+            &SessionDescription::parse(&offer).unwrap(),
+            &ours,
+            &mut origin(),
+        )
+        .unwrap();
+        let keys = n.srtp.clone().expect("SRTP");
+        assert_eq!(keys.suite, Suite::AesCm128HmacSha1_32);
+        assert_eq!(
+            &keys.local,
+            ours.crypto
+                .as_ref()
+                .unwrap()
+                .key(Suite::AesCm128HmacSha1_32)
+        );
+        assert_eq!(keys.remote.key(), b"YS___semctl () {");
+        assert_eq!(keys.remote_mki, Some(Mki { value: 3, len: 1 }));
+        let ans = SessionDescription::parse(&n.answer_sdp).unwrap();
+        let m = &ans.media[0];
+        assert_eq!(m.proto, "RTP/SAVP");
+        assert_eq!(m.crypto.len(), 1);
+        assert_eq!(
+            (m.crypto[0].tag, m.crypto[0].suite),
+            (2, Suite::AesCm128HmacSha1_32)
+        );
+        assert_eq!(m.crypto[0].key, keys.local);
+        assert!(!format!("{n:?}").contains(K1), "keys stay out of Debug");
+    }
+
+    /// Best-effort SRTP (RTP/AVP with a=crypto) is answered with a key when we do SRTP and
+    /// plainly when we do not; RTP/SAVP without a usable key is refused as such.
+    #[test]
+    fn avp_with_crypto_and_savp_without_a_usable_key() {
+        let avp = savp_offer(
+            "RTP/AVP",
+            &format!("a=crypto:5 AES_CM_128_HMAC_SHA1_80 inline:{K1}\r\n"),
+        );
+        let parsed = SessionDescription::parse(&avp).unwrap();
+        let n = negotiate(&parsed, &srtp_local(SrtpPolicy::Optional, 2), &mut origin()).unwrap();
+        assert_eq!(
+            n.srtp.as_ref().map(|k| k.suite),
+            Some(Suite::AesCm128HmacSha1_80)
+        );
+        assert!(n.answer_sdp.contains("m=audio 20000 RTP/AVP 0 101\r\n"));
+        assert!(
+            n.answer_sdp
+                .contains("a=crypto:5 AES_CM_128_HMAC_SHA1_80 inline:")
+        );
+        let plain = negotiate(&parsed, &local(), &mut origin()).unwrap();
+        assert_eq!(plain.srtp, None);
+        assert!(!plain.answer_sdp.contains("a=crypto"));
+
+        let unusable = savp_offer(
+            "RTP/SAVP",
+            &format!("a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:{K1}{K1}\r\n"),
+        );
+        let parsed = SessionDescription::parse(&unusable).unwrap();
+        assert_eq!(
+            negotiate(&parsed, &srtp_local(SrtpPolicy::Optional, 2), &mut origin()),
+            Err(SdpError::NoCommonCrypto)
+        );
+        let none = SessionDescription::parse(&savp_offer("RTP/SAVP", "")).unwrap();
+        assert_eq!(
+            negotiate(&none, &srtp_local(SrtpPolicy::Optional, 2), &mut origin()),
+            Err(SdpError::NoCommonCrypto)
+        );
+        let plain_offer = SessionDescription::parse(&savp_offer("RTP/AVP", "")).unwrap();
+        assert_eq!(
+            negotiate(
+                &plain_offer,
+                &srtp_local(SrtpPolicy::Mandatory, 2),
+                &mut origin()
+            ),
+            Err(SdpError::NoCommonCrypto)
+        );
+    }
+
+    /// Mandatory offers RTP/SAVP, optional RTP/AVP, both with a line per suite and distinct
+    /// keys; off offers neither.
+    #[test]
+    fn offers_by_policy() {
+        let parse = |l: &LocalMedia| {
+            let o = build_offer(l, &mut origin());
+            SessionDescription::parse(o.sdp()).unwrap().media.remove(0)
+        };
+        let m = parse(&srtp_local(SrtpPolicy::Mandatory, 3));
+        assert_eq!(m.proto, "RTP/SAVP");
+        let offer = build_offer(&srtp_local(SrtpPolicy::Mandatory, 3), &mut origin());
+        let shown = format!("{offer:?}");
+        assert!(
+            shown.contains("inline:REDACTED") && !shown.contains("MasterKey(["),
+            "{shown}"
+        );
+        let tags: Vec<(u32, Suite)> = m.crypto.iter().map(|c| (c.tag, c.suite)).collect();
+        assert_eq!(
+            tags,
+            [
+                (1, Suite::AesCm128HmacSha1_80),
+                (2, Suite::AesCm128HmacSha1_32)
+            ]
+        );
+        assert_ne!(m.crypto[0].key, m.crypto[1].key);
+        let m = parse(&srtp_local(SrtpPolicy::Optional, 3));
+        assert_eq!((m.proto.as_str(), m.crypto.len()), ("RTP/AVP", 2));
+        let m = parse(&srtp_local(SrtpPolicy::Off, 3));
+        assert_eq!((m.proto.as_str(), m.crypto.len()), ("RTP/AVP", 0));
+    }
+
+    /// Our offer answered by a peer: the answer's tag picks the key we send with; mandatory
+    /// without a usable answer key fails with NoCommonCrypto, optional falls back to RTP.
+    #[test]
+    fn answers_to_our_srtp_offers() {
+        let ours = srtp_local(SrtpPolicy::Mandatory, 4);
+        let offer = build_offer(&ours, &mut origin());
+        let mut peer = srtp_local(SrtpPolicy::Optional, 5);
+        peer.addr = "10.0.0.7".parse().unwrap();
+        let theirs = negotiate(
+            &SessionDescription::parse(offer.sdp()).unwrap(),
+            &peer,
+            &mut origin(),
+        )
+        .unwrap();
+        let n = accept_answer(&offer, &theirs.answer_sdp).unwrap();
+        let (a, b) = (n.srtp.unwrap(), theirs.srtp.unwrap());
+        assert_eq!(a.suite, Suite::AesCm128HmacSha1_80);
+        assert_eq!(
+            (a.local, a.remote),
+            (b.remote, b.local),
+            "each side sends with its own key"
+        );
+
+        let answer = |proto: &str, lines: &str| {
+            format!(
+                "v=0\r\no=c 9 9 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n\
+                 m=audio 7000 {proto} 0\r\n{lines}"
+            )
+        };
+        // Tag 2 is our _32 line: the suite must match it.
+        let wrong_suite = answer(
+            "RTP/SAVP",
+            &format!("a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{K1}\r\n"),
+        );
+        assert_eq!(
+            accept_answer(&offer, &wrong_suite),
+            Err(SdpError::NoCommonCrypto)
+        );
+        let second = answer(
+            "RTP/SAVP",
+            &format!("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{K1}\r\n"),
+        );
+        let k = accept_answer(&offer, &second).unwrap().srtp.unwrap();
+        assert_eq!(
+            &k.local,
+            ours.crypto
+                .as_ref()
+                .unwrap()
+                .key(Suite::AesCm128HmacSha1_32)
+        );
+        assert_eq!(
+            accept_answer(&offer, &answer("RTP/AVP", "")),
+            Err(SdpError::NoCommonCrypto)
+        );
+        assert_eq!(
+            accept_answer(&offer, &answer("RTP/SAVP", "a=crypto:1 junk\r\n")),
+            Err(SdpError::NoCommonCrypto)
+        );
+
+        let optional = build_offer(&srtp_local(SrtpPolicy::Optional, 6), &mut origin());
+        assert_eq!(
+            accept_answer(&optional, &answer("RTP/AVP", ""))
+                .unwrap()
+                .srtp,
+            None
+        );
+        assert_eq!(
+            accept_answer(&optional, &answer("RTP/SAVP", "")),
+            Err(SdpError::NoCommonCrypto)
+        );
+        let plain = build_offer(&local(), &mut origin());
+        assert_eq!(
+            accept_answer(&plain, &second),
+            Err(SdpError::NoCommonCrypto)
+        );
+        assert_eq!(
+            SdpError::NoCommonCrypto.to_string(),
+            "SRTP: no common crypto suite"
+        );
     }
 
     proptest::proptest! {

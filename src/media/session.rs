@@ -12,7 +12,13 @@
 //!   [`SessionEvent::Inactive`] after the configured time without an accepted packet, only
 //!   while media is meant to flow both ways (not on hold).
 //!
-//! PURE: no sockets, no clocks (`now` is a parameter), no allocation per packet.
+//! - SRTP (RFC 3711): when the SDP exchange keyed the leg ([`Negotiated::srtp`]), every packet
+//!   written is protected and every datagram accepted must authenticate first (after the
+//!   source check); one that does not is refused as [`Reject::Srtp`] and counted in
+//!   [`Counters::unauthenticated`]. Callers leave [`RtpSession::overhead`] bytes of room.
+//!
+//! PURE: no sockets, no clocks (`now` is a parameter), no allocation per packet on plain RTP
+//! (the SRTP library allocates one buffer per packet).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -21,6 +27,7 @@ use crate::idgen::IdGen;
 use crate::media::g711::Codec;
 use crate::media::rtp::{self, RtpError, RtpHeader, RtpPacket};
 use crate::media::sdp::{Direction, Negotiated};
+use crate::media::srtp::{Srtp, SrtpError};
 
 /// Samples per 20 ms G.711 frame at 8 kHz: the timestamp step per frame period.
 pub const SAMPLES_PER_FRAME: u32 = 160;
@@ -63,6 +70,9 @@ pub enum Reject {
     /// Not a valid RTP packet.
     #[error(transparent)]
     Malformed(#[from] RtpError),
+    /// An SRTP leg's packet that did not authenticate (or replayed, or a wrong MKI).
+    #[error(transparent)]
+    Srtp(#[from] SrtpError),
 }
 
 /// Something the call task must act on; drain with [`RtpSession::poll_event`].
@@ -84,11 +94,14 @@ pub struct Counters {
     pub late: u64,
     /// Packets written for sending.
     pub sent: u64,
+    /// Datagrams from the right source that SRTP refused (not authentic, replayed); also in
+    /// `rejected`.
+    pub unauthenticated: u64,
 }
 
 /// The RTP state of one call leg. Create it from the [`Negotiated`] outcome of the SDP
 /// exchange; call [`RtpSession::apply`] after every re-INVITE.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RtpSession {
     codec: Codec,
     dtmf_pt: Option<u8>,
@@ -109,6 +122,17 @@ pub struct RtpSession {
     inactive_reported: bool,
     pending: Option<SessionEvent>,
     counters: Counters,
+    /// SRTP contexts when the leg is keyed (boxed: the hot part of the session stays small).
+    srtp: Option<Box<Srtp>>,
+}
+
+/// SRTP contexts for negotiated keys. The keys' lengths are fixed by their suite and the
+/// provider is built in, so keying cannot fail.
+fn keyed(negotiated: &Negotiated) -> Option<Box<Srtp>> {
+    let keys = negotiated.srtp.as_ref()?;
+    Some(Box::new(
+        Srtp::new(keys).expect("fixed-length SDES keys key an SRTP context"),
+    ))
 }
 
 impl RtpSession {
@@ -140,7 +164,19 @@ impl RtpSession {
             inactive_reported: false,
             pending: None,
             counters: Counters::default(),
+            srtp: keyed(negotiated),
         }
+    }
+
+    /// Whether the leg is SRTP (what it sends is protected, what it accepts must authenticate).
+    pub fn is_srtp(&self) -> bool {
+        self.srtp.is_some()
+    }
+
+    /// Bytes SRTP adds past an RTP packet this session writes (0 on plain RTP): leave this much
+    /// room in send buffers.
+    pub fn overhead(&self) -> usize {
+        self.srtp.as_ref().map_or(0, |s| s.overhead())
     }
 
     /// The negotiated codec.
@@ -177,6 +213,12 @@ impl RtpSession {
     /// Apply a re-negotiation (re-INVITE): codec, telephone-event PT, remote address and
     /// direction. The outgoing SSRC and sequence stay; the inactivity timer restarts at `now`.
     pub fn apply(&mut self, now: Instant, negotiated: &Negotiated) {
+        match (self.srtp.as_mut(), negotiated.srtp.as_ref()) {
+            (Some(s), Some(keys)) => s
+                .rekey(keys)
+                .expect("fixed-length SDES keys key an SRTP context"),
+            (_, _) => self.srtp = keyed(negotiated),
+        }
         self.codec = negotiated.codec;
         self.dtmf_pt = negotiated.dtmf_pt;
         self.direction = negotiated.direction;
@@ -235,12 +277,12 @@ impl RtpSession {
         let pt = self.codec.payload_type();
         let len = rtp::HEADER_LEN + payload.len();
         // Too small a buffer: write nothing, but let the clock move like a skipped frame.
-        let out = buf.get_mut(..len).unwrap_or(&mut []);
+        let out = buf.get_mut(..len + self.overhead()).unwrap_or(&mut []);
         if self.write_header_at(out, pt, marker, ts) == 0 {
             return 0;
         }
-        out[rtp::HEADER_LEN..].copy_from_slice(payload);
-        len
+        out[rtp::HEADER_LEN..len].copy_from_slice(payload);
+        self.seal(out, len)
     }
 
     /// Write an RFC 4733 telephone-event packet (payload from `dtmf::rfc4733::encode_event`)
@@ -257,12 +299,23 @@ impl RtpSession {
     ) -> usize {
         let Some(pt) = self.dtmf_pt else { return 0 };
         let len = rtp::HEADER_LEN + payload.len();
-        let out = buf.get_mut(..len).unwrap_or(&mut []);
+        let out = buf.get_mut(..len + self.overhead()).unwrap_or(&mut []);
         if self.write_header_at(out, pt, start, event_ts) == 0 {
             return 0;
         }
-        out[rtp::HEADER_LEN..].copy_from_slice(payload);
-        len
+        out[rtp::HEADER_LEN..len].copy_from_slice(payload);
+        self.seal(out, len)
+    }
+
+    /// Finish the packet in `buf[..len]` (header from [`RtpSession::write_header_at`], payload
+    /// written after it) for the wire: SRTP-protected in place on an SRTP leg (`buf` needs
+    /// [`RtpSession::overhead`] bytes to spare), as is otherwise. Returns the length to send,
+    /// 0 when it cannot be protected (send nothing).
+    pub fn seal(&mut self, buf: &mut [u8], len: usize) -> usize {
+        match self.srtp.as_mut() {
+            None => len,
+            Some(s) => s.protect(buf, len).unwrap_or(0),
+        }
     }
 
     /// Low level, for the bridge: write a 12-byte header with our SSRC, the next sequence
@@ -293,14 +346,17 @@ impl RtpSession {
     }
 
     /// Check and classify a datagram received on this leg's RTP socket. Only packets from the
-    /// SDP-named address are accepted; each accepted packet restarts the inactivity timer.
+    /// SDP-named address are accepted; on an SRTP leg only packets that authenticate, decrypted
+    /// into `scratch` (as long as the datagram; unused on plain RTP, pass `&mut []`). Each
+    /// accepted packet restarts the inactivity timer.
     pub fn accept<'a>(
         &mut self,
         now: Instant,
         from: SocketAddr,
         bytes: &'a [u8],
+        scratch: &'a mut [u8],
     ) -> Result<Inbound<'a>, Reject> {
-        let r = self.check(from, bytes);
+        let r = self.check(from, bytes, scratch);
         match &r {
             Ok(inb) => {
                 self.counters.received += 1;
@@ -308,12 +364,20 @@ impl RtpSession {
                 self.last_activity = now;
                 self.inactive_reported = false;
             }
-            Err(_) => self.counters.rejected += 1,
+            Err(e) => {
+                self.counters.rejected += 1;
+                self.counters.unauthenticated += u64::from(matches!(e, Reject::Srtp(_)));
+            }
         }
         r
     }
 
-    fn check<'a>(&mut self, from: SocketAddr, bytes: &'a [u8]) -> Result<Inbound<'a>, Reject> {
+    fn check<'a>(
+        &mut self,
+        from: SocketAddr,
+        bytes: &'a [u8],
+        scratch: &'a mut [u8],
+    ) -> Result<Inbound<'a>, Reject> {
         let remote = self.remote.ok_or(Reject::NoRemote)?;
         if from != remote {
             return Err(Reject::WrongSource);
@@ -321,6 +385,10 @@ impl RtpSession {
         if !self.direction.receives() {
             return Err(Reject::NotReceiving);
         }
+        let bytes = match self.srtp.as_mut() {
+            Some(s) => s.unprotect(bytes, scratch)?,
+            None => bytes,
+        };
         let packet = RtpPacket::parse(bytes)?;
         let kind = if packet.pt == self.codec.payload_type() {
             PayloadKind::Audio
@@ -388,6 +456,7 @@ mod tests {
             remote: remote.map(|r| r.parse().unwrap()),
             direction,
             answer_sdp: String::new(),
+            srtp: None,
         }
     }
 
@@ -535,27 +604,36 @@ mod tests {
         let evil: SocketAddr = "10.6.6.6:7000".parse().unwrap();
         let other_port: SocketAddr = "10.0.0.9:7002".parse().unwrap();
         let p = pkt(0, 10, 1);
-        assert_eq!(s.accept(t0, evil, &p), Err(Reject::WrongSource));
-        assert_eq!(s.accept(t0, other_port, &p), Err(Reject::WrongSource));
-        let inb = s.accept(t0, peer, &p).unwrap();
+        assert_eq!(s.accept(t0, evil, &p, &mut []), Err(Reject::WrongSource));
+        assert_eq!(
+            s.accept(t0, other_port, &p, &mut []),
+            Err(Reject::WrongSource)
+        );
+        let inb = s.accept(t0, peer, &p, &mut []).unwrap();
         assert_eq!((inb.kind, inb.late), (PayloadKind::Audio, false));
         assert_eq!(inb.packet.payload.len(), 160);
         assert_eq!(
-            s.accept(t0, peer, &pkt(101, 11, 1)).unwrap().kind,
+            s.accept(t0, peer, &pkt(101, 11, 1), &mut []).unwrap().kind,
             PayloadKind::TelephoneEvent
         );
         assert_eq!(
-            s.accept(t0, peer, &pkt(13, 12, 1)).unwrap().kind,
+            s.accept(t0, peer, &pkt(13, 12, 1), &mut []).unwrap().kind,
             PayloadKind::Other
         );
         assert_eq!(
-            s.accept(t0, peer, &[0x80, 0]),
+            s.accept(t0, peer, &[0x80, 0], &mut []),
             Err(Reject::Malformed(RtpError::TooShort { len: 2 }))
         );
         // Still refused after many good packets: no re-latching.
-        assert_eq!(s.accept(t0, evil, &pkt(0, 13, 1)), Err(Reject::WrongSource));
+        assert_eq!(
+            s.accept(t0, evil, &pkt(0, 13, 1), &mut []),
+            Err(Reject::WrongSource)
+        );
         s.update_remote(t0, None);
-        assert_eq!(s.accept(t0, peer, &pkt(0, 14, 1)), Err(Reject::NoRemote));
+        assert_eq!(
+            s.accept(t0, peer, &pkt(0, 14, 1), &mut []),
+            Err(Reject::NoRemote)
+        );
         let c = s.counters();
         assert_eq!((c.received, c.rejected), (3, 5));
     }
@@ -576,7 +654,11 @@ mod tests {
             (499, 2),
         ]
         .iter()
-        .map(|&(seq, ssrc)| s.accept(t0, peer, &pkt(0, seq, ssrc)).unwrap().late)
+        .map(|&(seq, ssrc)| {
+            s.accept(t0, peer, &pkt(0, seq, ssrc), &mut [])
+                .unwrap()
+                .late
+        })
         .collect();
         assert_eq!(lates, [false, false, false, true, true, false, false, true]);
         assert_eq!(s.counters().late, 3);
@@ -589,10 +671,16 @@ mod tests {
         let peer: SocketAddr = PEER.parse().unwrap();
         let sec = Duration::from_secs;
         assert_eq!(s.poll_timeout(), Some(t0 + sec(30)));
-        s.accept(t0 + sec(10), peer, &pkt(0, 1, 1)).unwrap();
+        s.accept(t0 + sec(10), peer, &pkt(0, 1, 1), &mut [])
+            .unwrap();
         assert_eq!(s.poll_timeout(), Some(t0 + sec(40)));
         // Packets from elsewhere do not keep the call alive.
-        let _ = s.accept(t0 + sec(20), "10.6.6.6:1".parse().unwrap(), &pkt(0, 2, 1));
+        let _ = s.accept(
+            t0 + sec(20),
+            "10.6.6.6:1".parse().unwrap(),
+            &pkt(0, 2, 1),
+            &mut [],
+        );
         s.handle_timeout(t0 + sec(39));
         assert_eq!(s.poll_event(), None, "early call is a no-op");
         s.handle_timeout(t0 + sec(40));
@@ -601,7 +689,8 @@ mod tests {
         s.handle_timeout(t0 + sec(80));
         assert_eq!(s.poll_event(), None);
         // Media resumes: the timer re-arms.
-        s.accept(t0 + sec(90), peer, &pkt(0, 3, 1)).unwrap();
+        s.accept(t0 + sec(90), peer, &pkt(0, 3, 1), &mut [])
+            .unwrap();
         assert_eq!(s.poll_timeout(), Some(t0 + sec(120)));
     }
 

@@ -23,6 +23,7 @@ use crate::config::Transport;
 use crate::interaction::FailCause;
 use crate::media::leg::MediaEvent;
 use crate::media::player::Item;
+use crate::media::sdp::{SdpError, SrtpPolicy};
 use crate::queue::agent::Agent;
 use crate::sip::msg::{Params, Uri};
 use crate::sip::ua::{CallId, Command, EndReason, Proto, SipEvent, TlsError, TransportError};
@@ -88,6 +89,15 @@ impl Leg {
         }
     }
 
+    /// Let go of the leg's media stream (the media clock stops once no handle is left),
+    /// counting what its SRTP refused.
+    fn release_stream(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            crate::metrics::srtp_unauthenticated(stream.leg().session().counters().unauthenticated);
+        }
+        self.news = None;
+    }
+
     /// The leg's media stream, once it has one.
     pub fn stream(&self) -> Option<&Arc<Stream>> {
         self.stream.as_ref()
@@ -137,6 +147,12 @@ impl Leg {
             return Poll::Ready(Happened::Media(self.id));
         }
         Poll::Pending
+    }
+}
+
+impl Drop for Leg {
+    fn drop(&mut self) {
+        self.release_stream();
     }
 }
 
@@ -200,9 +216,11 @@ impl Legs {
                     Err(e) => {
                         warn!(leg = ?id, error = %e, "SDP answer unusable; hanging the leg up");
                         o.hang_up();
+                        let cause =
+                            (e == SdpError::NoCommonCrypto).then_some(FailCause::SrtpNoCommonSuite);
                         Some(LegEvent::Failed {
                             status: None,
-                            cause: None,
+                            cause,
                         })
                     }
                 }
@@ -225,12 +243,12 @@ impl Legs {
                     o.mark_ended();
                 }
                 // Its media ends with it (the media clock stops once no handle is left).
-                leg.stream = None;
-                leg.news = None;
+                leg.release_stream();
                 Some(leg.ended_by(ev.as_ref()))
             }
-            Some(other) => {
-                debug!(leg = ?id, event = ?other, "ignored on a dialled leg");
+            Some(_) => {
+                // Not the event itself: an SDP in it may hold an SRTP key.
+                debug!(leg = ?id, "SIP event ignored on a dialled leg");
                 None
             }
         }
@@ -320,6 +338,7 @@ impl Legs {
                             from_user,
                             extra_headers: auto_answer(),
                             credentials: None,
+                            srtp: SrtpPolicy::Off,
                         }
                     }
                 }
@@ -334,6 +353,7 @@ impl Legs {
                     from_user,
                     extra_headers: Vec::new(),
                     credentials: None,
+                    srtp: SrtpPolicy::Off,
                 }
             }
         };
@@ -397,6 +417,7 @@ async fn customer_spec(
         from_user,
         extra_headers: Vec::new(),
         credentials,
+        srtp: svc.trunk_srtp(),
     })
 }
 

@@ -26,7 +26,9 @@ use crate::call::{Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, S
 use crate::clock;
 use crate::interaction::{Interaction, InteractionId};
 use crate::media::leg::{MediaEvent, MediaLeg};
-use crate::media::sdp::{self, LocalMedia, LocalOrigin, Negotiated, SessionDescription};
+use crate::media::sdp::{
+    self, LocalMedia, LocalOrigin, Negotiated, SessionDescription, SrtpPolicy,
+};
 use crate::pii::Pii;
 use crate::queue::agent::Presence;
 use crate::sip::msg::{HeaderViews, Request};
@@ -129,7 +131,9 @@ impl CallerMedia {
             503_u16
         })?;
         let port = sock.local_addr().map(|a| a.port()).unwrap_or_default();
-        let local = svc.local_media(port);
+        // A PBX that asks for SRTP (RTP/SAVP, or a=crypto on RTP/AVP) gets it.
+        let mut local = svc.local_media(port);
+        local.crypto = svc.local_crypto(SrtpPolicy::Optional);
         let mut origin = LocalOrigin::new(&mut svc.ids());
         let negotiated = sdp::negotiate(&offer, &local, &mut origin).map_err(|e| {
             info!(reason = %e, "call ended: SDP not acceptable (488)");

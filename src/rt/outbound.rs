@@ -12,7 +12,7 @@ use super::media_worker::Stream;
 use super::ports::PortsExhausted;
 use super::services::Services;
 use crate::media::leg::MediaLeg;
-use crate::media::sdp::{self, LocalOrigin, OfferState, SdpError};
+use crate::media::sdp::{self, LocalOrigin, OfferState, SdpError, SrtpPolicy};
 use crate::sip::msg::{Uri, parse_uri};
 use crate::sip::ua::{CallId, Command, Dial, Proto, SipEvent};
 
@@ -27,6 +27,8 @@ pub struct DialSpec {
     pub from_user: String,
     pub extra_headers: Vec<(String, String)>,
     pub credentials: Option<(String, String)>,
+    /// SRTP on this leg (`[sip.trunk] srtp` for the customer's, off for the others).
+    pub srtp: SrtpPolicy,
 }
 
 pub struct OutboundLeg {
@@ -44,7 +46,8 @@ impl OutboundLeg {
     pub fn dial(svc: &Arc<Services>, spec: DialSpec) -> Result<Self, PortsExhausted> {
         let sock = svc.ports.bind()?;
         let port = sock.local_addr().map(|a| a.port()).unwrap_or_default();
-        let local = svc.local_media(port);
+        let mut local = svc.local_media(port);
+        local.crypto = svc.local_crypto(spec.srtp);
         let mut origin = LocalOrigin::new(&mut svc.ids());
         let offer = sdp::build_offer(&local, &mut origin);
         let call = svc.ua.new_call_id();

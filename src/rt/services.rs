@@ -5,10 +5,10 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::config::Config;
+use crate::config::{Config, SrtpMode};
 use crate::idgen::IdGen;
 use crate::media::prompts::PromptLibrary;
-use crate::media::sdp::LocalMedia;
+use crate::media::sdp::{LocalCrypto, LocalMedia, SrtpPolicy};
 use crate::queue::estimate::Estimator;
 use crate::rt::agents::Agents;
 use crate::rt::connected::ConnectedCalls;
@@ -90,6 +90,30 @@ impl Services {
         local.codecs = self.cfg.media.codecs.clone();
         local
     }
+
+    /// Our SDES side of a leg under `policy` (`None` when off): fresh keys from the OS RNG,
+    /// never from the seeded id generator (a known seed must not give known keys).
+    pub fn local_crypto(&self, policy: SrtpPolicy) -> Option<LocalCrypto> {
+        (policy != SrtpPolicy::Off).then(|| LocalCrypto::new(policy, os_random))
+    }
+
+    /// The SRTP policy of the customer's leg, from `[sip.trunk] srtp`.
+    pub fn trunk_srtp(&self) -> SrtpPolicy {
+        match self.cfg.trunk.srtp {
+            SrtpMode::Off => SrtpPolicy::Off,
+            SrtpMode::Optional => SrtpPolicy::Optional,
+            SrtpMode::Mandatory => SrtpPolicy::Mandatory,
+        }
+    }
+}
+
+/// Fill `buf` from the OS RNG (through ring, which the SRTP library already brings).
+fn os_random(buf: &mut [u8]) {
+    static RNG: std::sync::LazyLock<Option<Arc<dyn rtc_srtp::crypto::RTCCryptoProvider>>> =
+        std::sync::LazyLock::new(|| rtc_srtp::crypto::default_provider().ok());
+    RNG.as_ref()
+        .and_then(|p| p.random().fill(buf).ok())
+        .expect("the OS random number generator is available");
 }
 
 /// Counts a call as active while it lives (for draining and the metrics gauge).

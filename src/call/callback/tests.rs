@@ -273,6 +273,35 @@ fn customer_busy_counts_the_attempt_and_releases_the_agent() {
     assert!(s.c.is_finished());
 }
 
+/// The customer answered but its answer has no SRTP crypto suite in common with our
+/// mandatory offer: the driver reports the leg failed with the cause, and the attempt fails at
+/// once with it (counted, back to open), the agent released.
+#[test]
+fn an_srtp_mismatch_fails_the_attempt_with_its_cause() {
+    let mut s = Sim::dialling();
+    let cause = Some(FailCause::SrtpNoCommonSuite);
+    let cmds = s.at(ms(900)).leg(
+        CUSTOMER,
+        LegEvent::Failed {
+            status: None,
+            cause,
+        },
+    );
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert!(cmds.contains(&Command::DialOutcome("failed")));
+    assert_eq!(
+        stored(&cmds),
+        vec![Lifecycle::DialFailed {
+            code: None,
+            kind: DialFailure::Failed,
+            cause,
+            max_attempts: 3,
+            retry_after: secs(600),
+        }]
+    );
+    assert!(s.c.is_finished());
+}
+
 #[test]
 fn customer_failure_status_maps_to_its_outcome() {
     for (status, kind) in [

@@ -512,6 +512,25 @@ fn a_transport_failure_says_why_on_the_feed() {
     assert_eq!(entry.data["outcome"], "failed");
 }
 
+/// A failed attempt with a known cause says it on the feed (and still counts).
+#[test]
+fn a_failed_attempt_with_a_cause_says_it() {
+    let i = step(&connected_callback(), Event::Dialling);
+    let e = Event::DialFailed {
+        code: None,
+        kind: DialFailure::Failed,
+        cause: Some(FailCause::SrtpNoCommonSuite),
+        max_attempts: 3,
+        retry_after: Duration::from_secs(300),
+    };
+    let c = apply(&i, e, now()).unwrap();
+    assert_eq!(c.interaction.status, Status::Open);
+    assert_eq!(c.interaction.callback.as_ref().unwrap().attempts, 1);
+    assert_eq!(c.feed[0].text, "SRTP: no common crypto suite");
+    assert_eq!(c.feed[0].data["cause"], "srtp_no_common_suite");
+    assert_eq!(c.feed[0].data["outcome"], "failed");
+}
+
 #[test]
 fn huge_retry_interval_is_an_error_not_a_panic() {
     let i = step(&connected_callback(), Event::Dialling);

@@ -128,6 +128,7 @@ mod bridged {
             remote: Some(phone.addr()),
             direction: Direction::SendRecv,
             answer_sdp: String::new(),
+            srtp: None,
         };
         let leg = MediaLeg::new(
             crate::clock::now(),

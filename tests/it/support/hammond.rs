@@ -17,7 +17,7 @@ pub(crate) struct Options {
     pub http_extra: String,
     /// Extra keys for its `[sip]` table, one per line.
     pub sip_extra: String,
-    /// Extra keys for its `[sip.trunk]` table, one per line.
+    /// Extra keys for its `[sip.trunk]` table, one per line (`srtp = "mandatory"`).
     pub trunk_extra: String,
     /// Extra queue files: (file name, contents), beside the shipped `config/queues/*`.
     pub queues: Vec<(String, String)>,

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub(crate) mod api;
+pub(crate) mod baresip;
+pub(crate) mod capture;
 pub(crate) mod hammond;
 pub(crate) mod http;
 pub(crate) mod pki;
