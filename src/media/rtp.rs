@@ -1,10 +1,15 @@
 //! RTP fixed header (RFC 3550 §5.1): zero-allocation parsing of a received datagram and writing
-//! of a packet into a caller's buffer. Handles the CSRC list, the header extension (§5.3.1) and
+//! of a packet into a caller's buffer, on the `rtp-rs` crate (`RtpReader`, `RtpPacketBuilder`),
+//! as the design card names it. Handles the CSRC list, the header extension (§5.3.1) and
 //! padding; only version 2 is accepted. Every length is checked: malformed input is an
 //! [`RtpError`], never a panic. No sockets here.
 //!
-//! We do not use the `rtp-rs` crate: the header is 12 bytes and two functions, and owning them
-//! keeps the error type ours and the build lean.
+//! This module keeps the error type ours (callers count and log [`RtpError`], never
+//! `rtp_rs`'s) and the plain-field [`RtpPacket`] the media path reads. The hand-written code it
+//! replaced is kept in the tests (`hand`) as the A side of the same-run A/B in BENCHMARKS.md
+//! ("RTP headers: rtp-rs A/B") and as an oracle: both must accept and refuse the same datagrams.
+
+use rtp_rs::{RtpPacketBuilder, RtpReader, RtpReaderError, Seq};
 
 /// Length of the fixed RTP header.
 pub const HEADER_LEN: usize = 12;
@@ -67,48 +72,14 @@ pub struct RtpPacket<'a> {
 impl<'a> RtpPacket<'a> {
     /// Parse a received datagram. Call once per datagram; it does not allocate.
     pub fn parse(buf: &'a [u8]) -> Result<Self, RtpError> {
-        if buf.len() < HEADER_LEN {
-            return Err(RtpError::TooShort { len: buf.len() });
-        }
-        let b0 = buf[0];
-        let version = b0 >> 6;
-        if version != 2 {
-            return Err(RtpError::BadVersion(version));
-        }
-        let padding = b0 & 0x20 != 0;
-        let extension = b0 & 0x10 != 0;
-        let csrc_count = usize::from(b0 & 0x0F);
-        let mut start = HEADER_LEN + 4 * csrc_count;
-        if start > buf.len() {
-            return Err(RtpError::CsrcTruncated);
-        }
-        if extension {
-            // §5.3.1: 16-bit profile id, 16-bit length in 32-bit words, then the words.
-            let ext = buf
-                .get(start..start + 4)
-                .ok_or(RtpError::ExtensionTruncated)?;
-            let words = usize::from(u16::from_be_bytes([ext[2], ext[3]]));
-            start += 4 + 4 * words;
-            if start > buf.len() {
-                return Err(RtpError::ExtensionTruncated);
-            }
-        }
-        let mut end = buf.len();
-        if padding {
-            // §5.1: the last octet counts the padding octets, itself included.
-            let pad = usize::from(buf[end - 1]);
-            if pad == 0 || pad > end - start {
-                return Err(RtpError::BadPadding);
-            }
-            end -= pad;
-        }
+        let r = RtpReader::new(buf).map_err(|e| RtpError::from_reader(buf, &e))?;
         Ok(Self {
-            pt: buf[1] & 0x7F,
-            marker: buf[1] & 0x80 != 0,
-            seq: u16::from_be_bytes([buf[2], buf[3]]),
-            ts: u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]),
-            ssrc: u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
-            payload: &buf[start..end],
+            pt: r.payload_type(),
+            marker: r.mark(),
+            seq: r.sequence_number().into(),
+            ts: r.timestamp(),
+            ssrc: r.ssrc(),
+            payload: r.payload(),
         })
     }
 
@@ -124,33 +95,58 @@ impl<'a> RtpPacket<'a> {
     }
 }
 
+impl RtpError {
+    /// Our reading of an `rtp-rs` refusal. `HeadersTruncated` does not say which header ran
+    /// out, so `buf` tells: the CSRC list, else the extension (rtp-rs needed more than there
+    /// is), else the padding flag with no octet left for the padding count.
+    #[cold]
+    fn from_reader(buf: &[u8], e: &RtpReaderError) -> Self {
+        match *e {
+            RtpReaderError::BufferTooShort(len) => Self::TooShort { len },
+            RtpReaderError::UnsupportedVersion(v) => Self::BadVersion(v),
+            RtpReaderError::PaddingLengthInvalid(_) => Self::BadPadding,
+            RtpReaderError::HeadersTruncated { header_len, .. } => {
+                let csrc_end = HEADER_LEN + 4 * usize::from(buf[0] & 0x0F);
+                if csrc_end > buf.len() {
+                    Self::CsrcTruncated
+                } else if header_len > buf.len() {
+                    Self::ExtensionTruncated
+                } else {
+                    Self::BadPadding
+                }
+            }
+        }
+    }
+}
+
+/// The builder for `hdr`: version 2, no CSRCs, extension or padding. The payload type is masked
+/// to 7 bits (the builder refuses more; the bit above is the marker).
+fn builder<'a>(hdr: &RtpHeader) -> RtpPacketBuilder<'a> {
+    RtpPacketBuilder::new()
+        .payload_type(hdr.pt & 0x7F)
+        .marked(hdr.marker)
+        .sequence(Seq::from(hdr.seq))
+        .timestamp(hdr.ts)
+        .ssrc(hdr.ssrc)
+}
+
 /// Write the 12-byte fixed header (no CSRCs, extension or padding) into `buf[..12]`.
 /// Returns 12, or 0 if `buf` is too short. Use it when the payload is produced in place
 /// (e.g. transcoding straight into `buf[12..]`).
 pub fn write_header(buf: &mut [u8], hdr: &RtpHeader) -> usize {
-    let Some(out) = buf.get_mut(..HEADER_LEN) else {
-        return 0;
-    };
-    out[0] = 0x80;
-    out[1] = (hdr.pt & 0x7F) | if hdr.marker { 0x80 } else { 0 };
-    out[2..4].copy_from_slice(&hdr.seq.to_be_bytes());
-    out[4..8].copy_from_slice(&hdr.ts.to_be_bytes());
-    out[8..12].copy_from_slice(&hdr.ssrc.to_be_bytes());
-    HEADER_LEN
+    // The only refusal left is a short buffer: the type is masked and there is no extension.
+    builder(hdr).build_into(buf).unwrap_or(0)
 }
 
 /// Write a complete packet (header + payload) into `buf` and return its length, ready to send.
 /// Returns 0 if `buf` is shorter than `12 + payload.len()` (size buffers for 1500 bytes and this
 /// cannot happen for G.711 frames). Does not allocate.
 pub fn write_packet(buf: &mut [u8], hdr: &RtpHeader, payload: &[u8]) -> usize {
-    let len = HEADER_LEN + payload.len();
-    if buf.len() < len {
-        return 0;
-    }
-    write_header(buf, hdr);
-    buf[HEADER_LEN..len].copy_from_slice(payload);
-    len
+    builder(hdr).payload(payload).build_into(buf).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod hand;
 
 #[cfg(test)]
 mod tests {
@@ -216,6 +212,14 @@ mod tests {
         assert_eq!(RtpPacket::parse(&r), Err(RtpError::BadPadding));
         r[13] = 2; // exactly the payload: empty payload is fine
         assert_eq!(RtpPacket::parse(&r).unwrap().payload, &[] as &[u8]);
+        let mut s = [0u8; 12];
+        s[0] = 0xA0; // padding flag, no octet after the header for the count
+        s[11] = 1;
+        assert_eq!(RtpPacket::parse(&s), Err(RtpError::BadPadding));
+        s[0] = 0xB0; // and an extension that does not fit: the extension is what runs out
+        assert_eq!(RtpPacket::parse(&s), Err(RtpError::ExtensionTruncated));
+        s[0] = 0xB1; // and a CSRC that does not fit: the CSRC list runs out first
+        assert_eq!(RtpPacket::parse(&s), Err(RtpError::CsrcTruncated));
     }
 
     proptest! {
