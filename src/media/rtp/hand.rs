@@ -259,3 +259,159 @@ fn ab_parse_and_build() {
         per(t2)
     );
 }
+
+/// The hot path around the headers, for the A/B across builds (callgrind counts are exact, so
+/// this test run on the commit before rtp-rs and on this one compares like with like): one
+/// 20 ms frame of a talking caller in the workflow (a PCMU datagram in, through parsing, G.711
+/// decoding and the in-band DTMF detector; the player's frame out), and one of a bridged call
+/// (a datagram relayed each way, PCMU → PCMA and back).
+mod leg {
+    use std::hint::black_box;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::idgen::IdGen;
+    use crate::media::bridge::OneWay;
+    use crate::media::g711::{self, Codec};
+    use crate::media::leg::{MAX_PACKET, MediaLeg, PTIME};
+    use crate::media::prompts::PromptLibrary;
+    use crate::media::rtp::{RtpHeader, write_packet};
+    use crate::media::sdp::{Direction, Negotiated};
+
+    const PEER_A: &str = "10.0.0.1:4000";
+    const PEER_B: &str = "10.0.0.2:5000";
+
+    fn leg(t0: Instant, seed: u64, codec: Codec, peer: &str) -> MediaLeg {
+        let n = Negotiated {
+            codec,
+            dtmf_pt: Some(101),
+            remote: Some(peer.parse().unwrap()),
+            direction: Direction::SendRecv,
+            answer_sdp: String::new(),
+            srtp: None,
+        };
+        MediaLeg::new(
+            t0,
+            &mut IdGen::seeded(seed),
+            &n,
+            Arc::new(PromptLibrary::default()),
+            None,
+        )
+    }
+
+    /// `n` 20 ms frames of a 300 Hz + 1.1 kHz voice-band signal (no DTMF pair), as datagrams.
+    fn talk(n: u16, codec: Codec) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|seq| {
+                let mut payload = [0u8; 160];
+                for (i, b) in payload.iter_mut().enumerate() {
+                    let t = f64::from(u32::from(seq) * 160 + i as u32) / 8000.0;
+                    let x = 6000.0 * (2.0 * std::f64::consts::PI * 300.0 * t).sin()
+                        + 3000.0 * (2.0 * std::f64::consts::PI * 1100.0 * t).sin();
+                    *b = match codec {
+                        Codec::Pcmu => g711::ulaw_encode(x as i16),
+                        Codec::Pcma => g711::alaw_encode(x as i16),
+                    };
+                }
+                let h = RtpHeader {
+                    pt: codec.payload_type(),
+                    marker: seq == 0,
+                    seq,
+                    ts: u32::from(seq) * 160,
+                    ssrc: 0xABCD,
+                };
+                let mut b = vec![0u8; 172];
+                write_packet(&mut b, &h, &payload);
+                b
+            })
+            .collect()
+    }
+
+    #[inline(never)]
+    fn ab_leg_talking(
+        leg: &mut MediaLeg,
+        t0: Instant,
+        from: SocketAddr,
+        pkts: &[Vec<u8>],
+    ) -> usize {
+        let mut buf = [0u8; MAX_PACKET];
+        let mut sent = 0;
+        let mut now = t0;
+        for p in pkts {
+            leg.handle_datagram(now, from, black_box(p));
+            while let Some((n, _)) = leg.poll_transmit(now, &mut buf) {
+                sent += black_box(n);
+            }
+            while leg.poll_event().is_some() {}
+            now += PTIME;
+        }
+        sent
+    }
+
+    #[inline(never)]
+    fn ab_leg_bridged(
+        legs: (&mut MediaLeg, &mut MediaLeg),
+        t0: Instant,
+        pkts: (&[Vec<u8>], &[Vec<u8>]),
+    ) -> usize {
+        let (a, b) = legs;
+        let (from_a, from_b): (SocketAddr, SocketAddr) =
+            (PEER_A.parse().unwrap(), PEER_B.parse().unwrap());
+        let (mut ab, mut ba) = (OneWay::new(), OneWay::new());
+        let mut buf = [0u8; MAX_PACKET];
+        let mut sent = 0;
+        let mut now = t0;
+        for (pa, pb) in pkts.0.iter().zip(pkts.1) {
+            sent += a
+                .relay(now, from_a, black_box(pa), &mut ab, b, &mut buf)
+                .map_or(0, |r| r.0);
+            sent += b
+                .relay(now, from_b, black_box(pb), &mut ba, a, &mut buf)
+                .map_or(0, |r| r.0);
+            // The players are paused; the pacers keep time.
+            while a.poll_transmit(now, &mut buf).is_some()
+                || b.poll_transmit(now, &mut buf).is_some()
+            {}
+            now += PTIME;
+        }
+        sent
+    }
+
+    /// `RTP_AB_FRAMES` (default 3,000) frames of each; under callgrind,
+    /// `--toggle-collect=*::ab_leg_talking` (or `ab_leg_bridged`) ÷ frames is the cost of one.
+    #[test]
+    #[ignore = "a benchmark: run by hand, in release, under callgrind (BENCHMARKS.md)"]
+    fn ab_media_leg_per_frame() {
+        let frames: u16 = std::env::var("RTP_AB_FRAMES")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(3_000);
+        let t0 = crate::clock::now();
+        let pcmu = talk(frames, Codec::Pcmu);
+        let mut caller = leg(t0, 1, Codec::Pcmu, PEER_A);
+        let sent = ab_leg_talking(&mut caller, t0, PEER_A.parse().unwrap(), &pcmu);
+        assert_eq!(
+            sent,
+            usize::from(frames) * 172,
+            "one frame out per frame in"
+        );
+        assert_eq!(caller.session().counters().received, u64::from(frames));
+
+        let pcma = talk(frames, Codec::Pcma);
+        let t1 = t0 + Duration::from_secs(3600);
+        let (mut a, mut b) = (
+            leg(t1, 2, Codec::Pcmu, PEER_A),
+            leg(t1, 3, Codec::Pcma, PEER_B),
+        );
+        a.set_bridged(true);
+        b.set_bridged(true);
+        let relayed = ab_leg_bridged((&mut a, &mut b), t1, (&pcmu, &pcma));
+        assert_eq!(
+            relayed,
+            2 * usize::from(frames) * 172,
+            "every frame relayed both ways"
+        );
+        println!("{frames} frames talking, {frames} bridged both ways");
+    }
+}
