@@ -135,8 +135,8 @@ fn builder<'a>(hdr: &RtpHeader) -> RtpPacketBuilder<'a> {
 /// (e.g. transcoding straight into `buf[12..]`).
 pub fn write_header(buf: &mut [u8], hdr: &RtpHeader) -> usize {
     // `build_into` would size and validate a builder that cannot be invalid (the type is
-    // masked, no CSRC, extension or padding): exactly 12 bytes, and rtp-rs's unchecked write
-    // into exactly that slice cannot index past it. Skipping the checks saves a quarter of its cost.
+    // masked; no CSRC, extension or padding): it writes exactly 12 bytes, so the unchecked
+    // write into exactly that slice cannot index past it, and skips a quarter of the cost.
     buf.get_mut(..HEADER_LEN)
         .map_or(0, |out| builder(hdr).build_into_unchecked(out))
 }
