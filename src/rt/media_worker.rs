@@ -5,8 +5,9 @@
 //! wake-up per received packet, a timer per frame, and tokio's readiness events for every
 //! packet *sent* (the socket reports it writable again each time the kernel frees a sent
 //! buffer). This thread instead keeps a schedule of every stream's next frame, on a 5 ms grid
-//! so that one wake-up serves many streams, sleeps precisely until the next tick
-//! (`park_timeout`), and on each tick
+//! so that one wake-up serves many streams, sleeps until the next tick (an absolute alarm; before
+//! a tick on which few streams send, it wakes a little early and spins: see [`Spin`]), and on
+//! each tick
 //! 1. sends every frame that is due, on sockets `connect`ed to the caller (no route lookup per
 //!    packet; strict latching is then also the kernel's filter);
 //! 2. takes what arrived on every socket and feeds it to the call's [`MediaLeg`] (latching,
@@ -27,17 +28,21 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
-use std::thread::{self, Thread};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
 use tracing::{debug, info, warn};
 
+mod alarm;
 mod load;
 mod relay;
+mod spin;
 
+use self::alarm::{Alarm, monotonic};
 use self::load::Load;
 use self::relay::{Bridge, RELAY_BUF, Relayed, relay, relay_ready, send_to_slot};
+use self::spin::Spin;
 use super::schedule::{Due, Schedule};
 use super::udp_batch::{Epoll, RecvBatch, disconnect};
 use super::uring::{Arrival, SEND_BUF, Stopped, Uring};
@@ -142,7 +147,6 @@ enum Request {
 /// Handle to the media thread.
 pub struct MediaClock {
     inbox: Arc<Inbox>,
-    thread: Thread,
     overloaded: Arc<AtomicBool>,
 }
 
@@ -158,12 +162,14 @@ struct Inbox {
     requests: Mutex<Vec<Request>>,
     /// Set when the handle is dropped: the thread ends.
     closed: AtomicBool,
+    /// What the thread sleeps on between ticks; a request wakes it.
+    alarm: Alarm,
 }
 
 impl Drop for MediaClock {
     fn drop(&mut self) {
         self.inbox.closed.store(true, Ordering::Release);
-        self.thread.unpark();
+        self.inbox.alarm.wake();
     }
 }
 
@@ -176,7 +182,7 @@ impl MediaClock {
         let overloaded = Arc::new(AtomicBool::new(false));
         let flag = overloaded.clone();
         let worker_inbox = inbox.clone();
-        let handle = thread::Builder::new()
+        thread::Builder::new()
             .name("hammond-media".into())
             .spawn(move || {
                 // The ring belongs to the thread that uses it (single issuer).
@@ -199,11 +205,7 @@ impl MediaClock {
                 };
                 Worker::new(io, flag).run(&worker_inbox);
             })?;
-        Ok(Self {
-            inbox,
-            thread: handle.thread().clone(),
-            overloaded,
-        })
+        Ok(Self { inbox, overloaded })
     }
 
     /// Whether the media thread is near a full core: new calls should be refused (503) until
@@ -261,7 +263,7 @@ impl MediaClock {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(req);
-        self.thread.unpark();
+        self.inbox.alarm.wake();
     }
 }
 
@@ -314,6 +316,10 @@ struct Worker {
     stopped: Vec<Stopped>,
     /// Ticks are whole [`TICK`]s after this.
     epoch: Instant,
+    /// The same instant on the monotonic clock, for absolute alarms.
+    epoch_mono: Duration,
+    /// How early to wake before a tick with frames due, and spin.
+    spin: Spin,
     /// Streams per tick of the frame period: new streams start on the least used one, so a
     /// burst of calls answered together does not put all their frames on the same tick.
     phases: [usize; PHASES],
@@ -357,6 +363,8 @@ impl Worker {
             arrivals: Vec::new(),
             stopped: Vec::new(),
             epoch: now,
+            epoch_mono: monotonic(),
+            spin: Spin::default(),
             generations: 0,
             phases: [0; PHASES],
             load: Load::new(overloaded, now),
@@ -430,15 +438,39 @@ impl Worker {
                 // The next tick, or at once if this one's work ran past a tick with frames
                 // due (sleeping to the tick after would send them a whole tick late).
                 let this = tick_before(self.epoch, now);
-                let at = at_tick(self.epoch, wake_tick(self.schedule.next_due(), this));
-                if at > now {
-                    thread::park_timeout(at - now);
-                }
+                self.sleep_to(inbox, wake_tick(self.schedule.next_due(), this));
             } else {
                 // Only the entries of streams gone are left.
                 self.schedule.clear();
                 self.load.idle(crate::clock::now());
-                thread::park();
+                inbox.alarm.sleep_until(None);
+            }
+        }
+    }
+
+    /// Sleep until `tick` (or a request). Before a tick on which a few streams send, wake
+    /// early by the recent lateness of wakes and spin the rest of the way (see [`Spin`]).
+    fn sleep_to(&mut self, inbox: &Inbox, tick: u64) {
+        let at = at_tick(self.epoch, tick);
+        if at <= crate::clock::now() {
+            return;
+        }
+        let margin = self.spin.margin(self.schedule.due_on(tick));
+        let nanos = u64::try_from(TICK.as_nanos()).unwrap_or(u64::MAX);
+        let alarm = (self.epoch_mono + Duration::from_nanos(tick.saturating_mul(nanos)))
+            .saturating_sub(margin);
+        if inbox.alarm.sleep_until(Some(alarm)) {
+            return;
+        }
+        let woke = monotonic();
+        if woke >= alarm {
+            self.spin.record(woke - alarm);
+        }
+        // Spin only what the margin allows (a signal can end the sleep much earlier: then
+        // the loop looks again and sleeps the rest).
+        if margin > Duration::ZERO && alarm.saturating_sub(woke) < Duration::from_micros(50) {
+            while crate::clock::now() < at {
+                std::hint::spin_loop();
             }
         }
     }
