@@ -257,6 +257,12 @@ impl MediaClock {
         self.request(Request::Unbridge(a.clone(), b.clone()));
     }
 
+    /// Tests: every `every`th timed wake of the thread comes `by` late.
+    #[cfg(test)]
+    fn wake_late(&self, every: u32, by: Duration) {
+        self.inbox.alarm.wake_late(every, by);
+    }
+
     fn request(&self, req: Request) {
         self.inbox
             .requests

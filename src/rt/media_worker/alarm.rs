@@ -16,6 +16,10 @@ use std::time::Duration;
 pub(super) struct Alarm {
     /// 1 once woken and not yet slept on (a wake is never lost between two sleeps).
     word: AtomicU32,
+    /// Tests: every `n`th sleep that ends at its deadline ends this much later, as on a
+    /// virtual CPU the host wakes late.
+    #[cfg(test)]
+    late: std::sync::Mutex<(u32, u32, Duration)>,
 }
 
 impl Alarm {
@@ -62,7 +66,36 @@ impl Alarm {
                 libc::FUTEX_BITSET_MATCH_ANY,
             );
         }
-        self.word.swap(0, Ordering::Acquire) == 1
+        let woken = self.word.swap(0, Ordering::Acquire) == 1;
+        #[cfg(test)]
+        if !woken {
+            self.maybe_late();
+        }
+        woken
+    }
+
+    /// Tests: make every `every`th timed sleep end `by` late (0: never).
+    #[cfg(test)]
+    pub(super) fn wake_late(&self, every: u32, by: Duration) {
+        *self.late.lock().unwrap() = (every, 0, by);
+    }
+
+    #[cfg(test)]
+    fn maybe_late(&self) {
+        let by = {
+            let mut late = self.late.lock().unwrap();
+            let (every, count, by) = &mut *late;
+            *count += 1;
+            if *every == 0 || *count % *every != 0 {
+                return;
+            }
+            *by
+        };
+        // Busy: the thread does not run, as if its virtual CPU were not.
+        let until = monotonic() + by;
+        while monotonic() < until {
+            std::hint::spin_loop();
+        }
     }
 }
 
