@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 mod alarm;
@@ -44,7 +44,7 @@ use self::load::Load;
 use self::relay::{Bridge, RELAY_BUF, Relayed, relay, relay_ready, send_to_slot};
 use self::spin::Spin;
 use super::schedule::{Due, Schedule};
-use super::udp_batch::{Epoll, RecvBatch, disconnect};
+use super::udp_batch::{Epoll, RecvBatch};
 use super::uring::{Arrival, SEND_BUF, Stopped, Uring};
 use crate::config::MediaIo;
 use crate::media::leg::{HOT_OFFSETS, MAX_PACKET, MediaLeg, PTIME};
@@ -136,10 +136,6 @@ enum Request {
         stream: Arc<Stream>,
         sock: UdpSocket,
     },
-    Detach {
-        stream: Arc<Stream>,
-        reply: oneshot::Sender<UdpSocket>,
-    },
     Bridge(Arc<Stream>, Arc<Stream>),
     Unbridge(Arc<Stream>, Arc<Stream>),
 }
@@ -225,19 +221,6 @@ impl MediaClock {
         });
     }
 
-    /// Take `stream`'s socket back (to bridge it): the thread stops sending and receiving for
-    /// it, and datagrams not yet read stay queued for the new owner (with io_uring, one that
-    /// arrived as the receive was being cancelled is dropped: a frame, as the bridge starts).
-    /// The socket comes back unconnected and non-blocking. `None` if the thread does not have the stream.
-    pub async fn detach(&self, stream: &Arc<Stream>) -> Option<UdpSocket> {
-        let (reply, rx) = oneshot::channel();
-        self.request(Request::Detach {
-            stream: stream.clone(),
-            reply,
-        });
-        rx.await.ok()
-    }
-
     /// Bridge two started streams ([`Self::start_stream`]): from the next tick each one's
     /// arrivals are re-originated on the other's stream and socket (PCMU↔PCMA converted,
     /// telephone-events passed with the other's payload type), in the tick they are taken, and
@@ -246,7 +229,7 @@ impl MediaClock {
     /// the bridge and back. Arrivals still count as activity, so a stream whose far end goes
     /// silent raises [`crate::media::leg::MediaEvent::Inactive`]; keys are not reported (they
     /// pass through). A stream bridged elsewhere leaves that bridge first (its old peer goes
-    /// back to its player). Idempotent; a stream that ends or is detached ends its bridge.
+    /// back to its player). Idempotent; a stream that ends ends its bridge.
     pub fn bridge(&self, a: &Arc<Stream>, b: &Arc<Stream>) {
         self.request(Request::Bridge(a.clone(), b.clone()));
     }
@@ -282,18 +265,11 @@ struct Entry {
     generation: u32,
     /// Which tick of the 20 ms frame period this stream sends on.
     phase: usize,
-    /// Set once the stream is on its way out (waiting for the kernel to let go of it).
-    leaving: Option<Leaving>,
+    /// Set once the stream's call is over and it is on its way out (waiting for the kernel to
+    /// let go of its socket).
+    leaving: bool,
     /// The stream its arrivals are relayed to, while bridged.
     bridge: Option<Bridge>,
-}
-
-/// Why a stream leaves the thread.
-enum Leaving {
-    /// Its call is over: close the socket.
-    Ended,
-    /// Its call task wants the socket back (to bridge).
-    Detach(oneshot::Sender<UdpSocket>),
 }
 
 /// How the thread moves packets. One lives per process: its size does not matter.
@@ -399,13 +375,6 @@ impl Worker {
                     Request::Start { stream, sock } => {
                         if let Err(again) = self.start(stream, sock) {
                             requests.push(again);
-                        }
-                    }
-                    Request::Detach { stream, reply } => {
-                        if let Some(idx) = self.slot_of(&stream) {
-                            self.leave(idx, Leaving::Detach(reply));
-                        } else if let Some(sock) = take_deferred_start(&mut requests, &stream) {
-                            let _ = reply.send(sock);
                         }
                     }
                     Request::Bridge(a, b) => match (self.slot_of(&a), self.slot_of(&b)) {
@@ -525,7 +494,7 @@ impl Worker {
             connected: None,
             generation,
             phase,
-            leaving: None,
+            leaving: false,
             bridge: None,
         });
         self.schedule.push(tick, due_entry(idx, generation));
@@ -536,22 +505,22 @@ impl Worker {
     fn slot_of(&self, stream: &Arc<Stream>) -> Option<usize> {
         self.entries.iter().position(|e| {
             e.as_ref()
-                .is_some_and(|e| e.leaving.is_none() && Arc::ptr_eq(&e.stream, stream))
+                .is_some_and(|e| !e.leaving && Arc::ptr_eq(&e.stream, stream))
         })
     }
 
-    /// Stop serving slot `idx`: nothing more is sent, and once the kernel has let go of the
-    /// socket (at once with epoll, after the receive is cancelled with io_uring) it is closed
-    /// or handed back ([`Self::finish`]).
-    fn leave(&mut self, idx: usize, why: Leaving) {
+    /// Stop serving slot `idx` (its call is over): nothing more is sent, and once the kernel
+    /// has let go of the socket (at once with epoll, after the receive is cancelled with
+    /// io_uring) it is closed ([`Self::finish`]). A bridge it was in ends.
+    fn leave(&mut self, idx: usize) {
         self.unbridge_slot(idx);
         let Some(entry) = self.entries.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
-        if entry.leaving.is_some() {
+        if entry.leaving {
             return;
         }
-        entry.leaving = Some(why);
+        entry.leaving = true;
         match &mut self.io {
             Io::Uring(ring) => ring.stop(idx),
             Io::Epoll { epoll, .. } => {
@@ -561,22 +530,14 @@ impl Worker {
         }
     }
 
-    /// Free a slot that has left: close its socket, or give it back unconnected. Its
-    /// schedule entry is dropped when it comes up (its generation is gone).
+    /// Free a slot that has left, closing its socket. Its schedule entry is dropped when it
+    /// comes up (its generation is gone).
     fn finish(&mut self, idx: usize) {
         let Some(entry) = self.entries.get_mut(idx).and_then(Option::take) else {
             return;
         };
         self.free.push(idx);
         self.phases[entry.phase] -= 1;
-        if let Some(Leaving::Detach(reply)) = entry.leaving {
-            if entry.connected.is_some()
-                && let Err(e) = disconnect(&entry.sock)
-            {
-                debug!(error = %e, "RTP socket stays connected");
-            }
-            let _ = reply.send(entry.sock);
-        }
     }
 
     /// Feed what arrived on every socket to its leg.
@@ -631,7 +592,7 @@ impl Worker {
         let entry = entries
             .get(a.idx)
             .and_then(Option::as_ref)
-            .filter(|e| e.leaving.is_none());
+            .filter(|e| !e.leaving);
         let Some(entry) = entry else {
             ring.recycle(a);
             return;
@@ -736,13 +697,13 @@ impl Worker {
             .entries
             .get_mut(idx)
             .and_then(Option::as_mut)
-            .filter(|e| e.generation == d.generation && e.leaving.is_none())
+            .filter(|e| e.generation == d.generation && !e.leaving)
         else {
             return;
         };
         // The call task let go of its handle: the call is over.
         if Arc::strong_count(&entry.stream) == 1 {
-            self.leave(idx, Leaving::Ended);
+            self.leave(idx);
             return;
         }
         let Entry {
@@ -828,18 +789,6 @@ fn wake_tick(due: Option<u64>, this: u64) -> u64 {
 #[allow(clippy::cast_possible_truncation)]
 fn phase_of(tick: u64) -> usize {
     (tick % PHASES as u64) as usize
-}
-
-/// The socket of a start request still waiting for its leg (the stream is being detached
-/// before the thread ever took it on).
-fn take_deferred_start(requests: &mut Vec<Request>, stream: &Arc<Stream>) -> Option<UdpSocket> {
-    let at = requests
-        .iter()
-        .position(|r| matches!(r, Request::Start { stream: s, .. } if Arc::ptr_eq(s, stream)))?;
-    match requests.remove(at) {
-        Request::Start { sock, .. } => Some(sock),
-        Request::Detach { .. } | Request::Bridge(..) | Request::Unbridge(..) => None,
-    }
 }
 
 /// Whether a start request for `stream` waits (for its leg) in `requests`.
