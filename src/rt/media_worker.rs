@@ -430,7 +430,8 @@ impl Worker {
         if at <= crate::clock::now() {
             return;
         }
-        let margin = self.spin.margin(self.schedule.due_on(tick));
+        let ticks = self.phases.iter().filter(|&&n| n > 0).count();
+        let margin = self.spin.margin(self.schedule.due_on(tick), ticks);
         let nanos = u64::try_from(TICK.as_nanos()).unwrap_or(u64::MAX);
         let alarm = (self.epoch_mono + Duration::from_nanos(tick.saturating_mul(nanos)))
             .saturating_sub(margin);

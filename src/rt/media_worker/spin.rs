@@ -7,7 +7,9 @@
 //! [`WINDOW`]), and spins from there to the tick: a late wake then costs spinning, not a late
 //! frame. Only when few streams are due ([`SPIN_MAX_DUE`]): a busy tick keeps the core awake
 //! anyway, and spinning at every tick of a thousand calls would cost a share of a core for
-//! nothing. On a host that wakes the thread on time the margin stays near [`GUARD`].
+//! nothing. And never more than [`MAX_SHARE`] of a core in all: one call spins up to
+//! [`MAX_SPIN`] once per frame period, forty calls (frames on every tick) a quarter of that per
+//! tick. On a host that wakes the thread on time the margin stays near [`GUARD`].
 
 use std::time::Duration;
 
@@ -22,6 +24,10 @@ const GUARD: Duration = Duration::from_micros(100);
 /// The most a tick spins: past this a wake is late whatever the spin, and spinning longer
 /// costs more than it saves.
 const MAX_SPIN: Duration = Duration::from_millis(2);
+/// The most of a core spinning may take (on a host that wakes the thread late).
+const MAX_SHARE: f64 = 0.10;
+/// The frame period, over which the ticks that spin are counted.
+const PERIOD: Duration = crate::media::leg::PTIME;
 /// Streams due on a tick above which it does not spin.
 pub(super) const SPIN_MAX_DUE: usize = 16;
 
@@ -61,13 +67,14 @@ impl Spin {
         }
     }
 
-    /// How long before a tick on which `due` streams send to wake, and spin to the tick.
-    pub(super) fn margin(&self, due: usize) -> Duration {
+    /// How long before a tick on which `due` streams send to wake, and spin to the tick, when
+    /// `ticks` ticks of each frame period have frames due.
+    pub(super) fn margin(&self, due: usize, ticks: usize) -> Duration {
         if due == 0 || due > SPIN_MAX_DUE {
-            Duration::ZERO
-        } else {
-            self.margin
+            return Duration::ZERO;
         }
+        let ticks = u32::try_from(ticks.max(1)).unwrap_or(u32::MAX);
+        self.margin.min(PERIOD.mul_f64(MAX_SHARE) / ticks)
     }
 }
 
@@ -82,36 +89,42 @@ mod tests {
     #[test]
     fn the_margin_follows_the_late_tail_of_recent_wakes() {
         let mut s = Spin::default();
-        assert_eq!(s.margin(1), GUARD, "cheap until something was measured");
+        assert_eq!(s.margin(1, 1), GUARD, "cheap until something was measured");
         for _ in 0..WINDOW {
             s.record(us(30));
         }
-        assert_eq!(s.margin(1), us(130));
+        assert_eq!(s.margin(1, 1), us(130));
         // One wake in a hundred is 900 µs late: the spin covers it.
         for i in 0..WINDOW {
             s.record(us(if i % 100 == 0 { 900 } else { 30 }));
         }
-        assert_eq!(s.margin(1), us(1000));
+        assert_eq!(s.margin(1, 1), us(1000));
         // The host calms down: after a window of prompt wakes, the margin comes back.
         for _ in 0..WINDOW {
             s.record(us(20));
         }
-        assert_eq!(s.margin(1), us(120));
+        assert_eq!(s.margin(1, 1), us(120));
     }
 
     #[test]
-    fn no_spin_for_an_idle_or_busy_tick_and_never_past_the_cap() {
+    fn no_spin_for_an_idle_or_busy_tick_and_never_past_the_caps() {
         let mut s = Spin::default();
         for _ in 0..WINDOW {
             s.record(Duration::from_millis(30));
         }
-        assert_eq!(s.margin(1), MAX_SPIN);
-        assert_eq!(s.margin(SPIN_MAX_DUE), MAX_SPIN);
+        assert_eq!(s.margin(1, 1), MAX_SPIN);
+        assert_eq!(s.margin(SPIN_MAX_DUE, 1), MAX_SPIN);
         assert_eq!(
-            s.margin(0),
+            s.margin(0, 1),
             Duration::ZERO,
             "no frame due: nothing to be late for"
         );
-        assert_eq!(s.margin(SPIN_MAX_DUE + 1), Duration::ZERO, "many streams");
+        assert_eq!(
+            s.margin(SPIN_MAX_DUE + 1, 1),
+            Duration::ZERO,
+            "many streams"
+        );
+        // Frames on all four ticks of a period: a tenth of a core is 500 µs a tick.
+        assert_eq!(s.margin(SPIN_MAX_DUE, 4), us(500));
     }
 }
