@@ -25,15 +25,6 @@ use crate::media::session::{Inbound, PayloadKind, RtpSession};
 /// 10 s at 8 kHz.
 pub const MAX_TS_JUMP: u32 = 80_000;
 
-/// Which leg a packet arrived on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Leg {
-    /// The first leg (customer).
-    A,
-    /// The second leg (agent).
-    B,
-}
-
 /// Why a packet was not relayed. None of these is an error worth more than a counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Dropped {
@@ -58,20 +49,13 @@ pub enum Dropped {
 }
 
 /// One direction of a bridge: packets arriving on one leg, re-originated on the other's
-/// stream. A [`Relay`] is two of these; a media clock that keeps each stream's state apart
-/// holds one per stream (the way out of it).
+/// stream. A bridge is two of these (the media clock keeps each with the stream whose arrivals
+/// it carries).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OneWay {
     in_ssrc: Option<u32>,
     offset: u32,
     last_in_ts: u32,
-}
-
-/// Relay state for one bridged pair of legs. Create when the legs are connected.
-#[derive(Debug, Clone, Default)]
-pub struct Relay {
-    a_to_b: OneWay,
-    b_to_a: OneWay,
 }
 
 fn transcode(from: Codec, to: Codec, input: &[u8], out: &mut [u8]) {
@@ -148,32 +132,6 @@ impl OneWay {
     }
 }
 
-impl Relay {
-    /// A relay with no history.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Re-send `inbound` (accepted by `src`, the session of leg `from`) on the other leg's
-    /// session `dst`, writing the packet into `buf`. Returns its length (send it to
-    /// `dst.destination()`), or why it was dropped. Call for every packet accepted on either
-    /// leg while the legs are bridged.
-    pub fn forward(
-        &mut self,
-        from: Leg,
-        inbound: &Inbound<'_>,
-        src: &RtpSession,
-        dst: &mut RtpSession,
-        buf: &mut [u8],
-    ) -> Result<usize, Dropped> {
-        let way = match from {
-            Leg::A => &mut self.a_to_b,
-            Leg::B => &mut self.b_to_a,
-        };
-        way.forward(inbound, src, dst, buf)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,7 +160,8 @@ mod tests {
         t0: Instant,
         a: RtpSession,
         b: RtpSession,
-        relay: Relay,
+        ab: OneWay,
+        ba: OneWay,
     }
 
     impl Rig {
@@ -212,7 +171,8 @@ mod tests {
                 t0,
                 a: leg(t0, 1, a.0, a.1, A_PEER),
                 b: leg(t0, 2, b.0, b.1, B_PEER),
-                relay: Relay::new(),
+                ab: OneWay::new(),
+                ba: OneWay::new(),
             }
         }
 
@@ -227,9 +187,7 @@ mod tests {
             let from: SocketAddr = A_PEER.parse().unwrap();
             let inb = self.a.accept(self.t0, from, &wire[..n], &mut []).unwrap();
             let mut out = [0u8; 400];
-            let m = self
-                .relay
-                .forward(Leg::A, &inb, &self.a, &mut self.b, &mut out)?;
+            let m = self.ab.forward(&inb, &self.a, &mut self.b, &mut out)?;
             let p = RtpPacket::parse(&out[..m]).unwrap();
             Ok((p.header(), p.payload.to_vec()))
         }
@@ -362,13 +320,13 @@ mod tests {
                 .unwrap();
         let mut small = [0u8; 100];
         assert_eq!(
-            r.relay.forward(Leg::A, &inb, &r.a, &mut r.b, &mut small),
+            r.ab.forward(&inb, &r.a, &mut r.b, &mut small),
             Err(Dropped::BufferTooSmall)
         );
         r.b.update_remote(r.t0, None);
         let mut out = [0u8; 200];
         assert_eq!(
-            r.relay.forward(Leg::A, &inb, &r.a, &mut r.b, &mut out),
+            r.ab.forward(&inb, &r.a, &mut r.b, &mut out),
             Err(Dropped::NotSending)
         );
     }
@@ -382,10 +340,7 @@ mod tests {
             r.b.accept(r.t0, B_PEER.parse().unwrap(), &wire[..n], &mut [])
                 .unwrap();
         let mut out = [0u8; 200];
-        let m = r
-            .relay
-            .forward(Leg::B, &inb, &r.b, &mut r.a, &mut out)
-            .unwrap();
+        let m = r.ba.forward(&inb, &r.b, &mut r.a, &mut out).unwrap();
         let p = RtpPacket::parse(&out[..m]).unwrap();
         assert_eq!((p.pt, p.ssrc), (0, r.a.ssrc()));
         let (to_b, _) = r.a_to_b(h(0, 1, 5, 43, false), &[0xFF; 160]).unwrap();

@@ -117,12 +117,6 @@ impl MediaLeg {
         &self.session
     }
 
-    /// The RTP session, for bridging (the relay writes into this leg's outgoing stream, so
-    /// the caller keeps one SSRC from the prompts through to the agent).
-    pub fn session_mut(&mut self) -> &mut RtpSession {
-        &mut self.session
-    }
-
     /// Apply a re-negotiated session (re-INVITE: hold, unhold, new address).
     pub fn renegotiate(&mut self, now: Instant, negotiated: &Negotiated) {
         self.session.apply(now, negotiated);

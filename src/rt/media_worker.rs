@@ -5,8 +5,9 @@
 //! wake-up per received packet, a timer per frame, and tokio's readiness events for every
 //! packet *sent* (the socket reports it writable again each time the kernel frees a sent
 //! buffer). This thread instead keeps a schedule of every stream's next frame, on a 5 ms grid
-//! so that one wake-up serves many streams, sleeps precisely until the next tick
-//! (`park_timeout`), and on each tick
+//! so that one wake-up serves many streams, sleeps until the next tick (an absolute alarm; before
+//! a tick on which few streams send, it wakes a little early and spins: see [`Spin`]), and on
+//! each tick
 //! 1. sends every frame that is due, on sockets `connect`ed to the caller (no route lookup per
 //!    packet; strict latching is then also the kernel's filter);
 //! 2. takes what arrived on every socket and feeds it to the call's [`MediaLeg`] (latching,
@@ -27,19 +28,23 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
-use std::thread::{self, Thread};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
+mod alarm;
 mod load;
 mod relay;
+mod spin;
 
+use self::alarm::{Alarm, monotonic};
 use self::load::Load;
 use self::relay::{Bridge, RELAY_BUF, Relayed, relay, relay_ready, send_to_slot};
+use self::spin::Spin;
 use super::schedule::{Due, Schedule};
-use super::udp_batch::{Epoll, RecvBatch, disconnect};
+use super::udp_batch::{Epoll, RecvBatch};
 use super::uring::{Arrival, SEND_BUF, Stopped, Uring};
 use crate::config::MediaIo;
 use crate::media::leg::{HOT_OFFSETS, MAX_PACKET, MediaLeg, PTIME};
@@ -131,10 +136,6 @@ enum Request {
         stream: Arc<Stream>,
         sock: UdpSocket,
     },
-    Detach {
-        stream: Arc<Stream>,
-        reply: oneshot::Sender<UdpSocket>,
-    },
     Bridge(Arc<Stream>, Arc<Stream>),
     Unbridge(Arc<Stream>, Arc<Stream>),
 }
@@ -142,7 +143,6 @@ enum Request {
 /// Handle to the media thread.
 pub struct MediaClock {
     inbox: Arc<Inbox>,
-    thread: Thread,
     overloaded: Arc<AtomicBool>,
 }
 
@@ -158,12 +158,14 @@ struct Inbox {
     requests: Mutex<Vec<Request>>,
     /// Set when the handle is dropped: the thread ends.
     closed: AtomicBool,
+    /// What the thread sleeps on between ticks; a request wakes it.
+    alarm: Alarm,
 }
 
 impl Drop for MediaClock {
     fn drop(&mut self) {
         self.inbox.closed.store(true, Ordering::Release);
-        self.thread.unpark();
+        self.inbox.alarm.wake();
     }
 }
 
@@ -176,7 +178,7 @@ impl MediaClock {
         let overloaded = Arc::new(AtomicBool::new(false));
         let flag = overloaded.clone();
         let worker_inbox = inbox.clone();
-        let handle = thread::Builder::new()
+        thread::Builder::new()
             .name("hammond-media".into())
             .spawn(move || {
                 // The ring belongs to the thread that uses it (single issuer).
@@ -199,11 +201,7 @@ impl MediaClock {
                 };
                 Worker::new(io, flag).run(&worker_inbox);
             })?;
-        Ok(Self {
-            inbox,
-            thread: handle.thread().clone(),
-            overloaded,
-        })
+        Ok(Self { inbox, overloaded })
     }
 
     /// Whether the media thread is near a full core: new calls should be refused (503) until
@@ -223,19 +221,6 @@ impl MediaClock {
         });
     }
 
-    /// Take `stream`'s socket back (to bridge it): the thread stops sending and receiving for
-    /// it, and datagrams not yet read stay queued for the new owner (with io_uring, one that
-    /// arrived as the receive was being cancelled is dropped: a frame, as the bridge starts).
-    /// The socket comes back unconnected and non-blocking. `None` if the thread does not have the stream.
-    pub async fn detach(&self, stream: &Arc<Stream>) -> Option<UdpSocket> {
-        let (reply, rx) = oneshot::channel();
-        self.request(Request::Detach {
-            stream: stream.clone(),
-            reply,
-        });
-        rx.await.ok()
-    }
-
     /// Bridge two started streams ([`Self::start_stream`]): from the next tick each one's
     /// arrivals are re-originated on the other's stream and socket (PCMU↔PCMA converted,
     /// telephone-events passed with the other's payload type), in the tick they are taken, and
@@ -244,7 +229,7 @@ impl MediaClock {
     /// the bridge and back. Arrivals still count as activity, so a stream whose far end goes
     /// silent raises [`crate::media::leg::MediaEvent::Inactive`]; keys are not reported (they
     /// pass through). A stream bridged elsewhere leaves that bridge first (its old peer goes
-    /// back to its player). Idempotent; a stream that ends or is detached ends its bridge.
+    /// back to its player). Idempotent; a stream that ends ends its bridge.
     pub fn bridge(&self, a: &Arc<Stream>, b: &Arc<Stream>) {
         self.request(Request::Bridge(a.clone(), b.clone()));
     }
@@ -255,13 +240,19 @@ impl MediaClock {
         self.request(Request::Unbridge(a.clone(), b.clone()));
     }
 
+    /// Tests: every `every`th timed wake of the thread comes `by` late.
+    #[cfg(test)]
+    fn wake_late(&self, every: u32, by: Duration) {
+        self.inbox.alarm.wake_late(every, by);
+    }
+
     fn request(&self, req: Request) {
         self.inbox
             .requests
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(req);
-        self.thread.unpark();
+        self.inbox.alarm.wake();
     }
 }
 
@@ -274,18 +265,11 @@ struct Entry {
     generation: u32,
     /// Which tick of the 20 ms frame period this stream sends on.
     phase: usize,
-    /// Set once the stream is on its way out (waiting for the kernel to let go of it).
-    leaving: Option<Leaving>,
+    /// Set once the stream's call is over and it is on its way out (waiting for the kernel to
+    /// let go of its socket).
+    leaving: bool,
     /// The stream its arrivals are relayed to, while bridged.
     bridge: Option<Bridge>,
-}
-
-/// Why a stream leaves the thread.
-enum Leaving {
-    /// Its call is over: close the socket.
-    Ended,
-    /// Its call task wants the socket back (to bridge).
-    Detach(oneshot::Sender<UdpSocket>),
 }
 
 /// How the thread moves packets. One lives per process: its size does not matter.
@@ -314,6 +298,10 @@ struct Worker {
     stopped: Vec<Stopped>,
     /// Ticks are whole [`TICK`]s after this.
     epoch: Instant,
+    /// The same instant on the monotonic clock, for absolute alarms.
+    epoch_mono: Duration,
+    /// How early to wake before a tick with frames due, and spin.
+    spin: Spin,
     /// Streams per tick of the frame period: new streams start on the least used one, so a
     /// burst of calls answered together does not put all their frames on the same tick.
     phases: [usize; PHASES],
@@ -357,6 +345,8 @@ impl Worker {
             arrivals: Vec::new(),
             stopped: Vec::new(),
             epoch: now,
+            epoch_mono: monotonic(),
+            spin: Spin::default(),
             generations: 0,
             phases: [0; PHASES],
             load: Load::new(overloaded, now),
@@ -385,13 +375,6 @@ impl Worker {
                     Request::Start { stream, sock } => {
                         if let Err(again) = self.start(stream, sock) {
                             requests.push(again);
-                        }
-                    }
-                    Request::Detach { stream, reply } => {
-                        if let Some(idx) = self.slot_of(&stream) {
-                            self.leave(idx, Leaving::Detach(reply));
-                        } else if let Some(sock) = take_deferred_start(&mut requests, &stream) {
-                            let _ = reply.send(sock);
                         }
                     }
                     Request::Bridge(a, b) => match (self.slot_of(&a), self.slot_of(&b)) {
@@ -430,15 +413,40 @@ impl Worker {
                 // The next tick, or at once if this one's work ran past a tick with frames
                 // due (sleeping to the tick after would send them a whole tick late).
                 let this = tick_before(self.epoch, now);
-                let at = at_tick(self.epoch, wake_tick(self.schedule.next_due(), this));
-                if at > now {
-                    thread::park_timeout(at - now);
-                }
+                self.sleep_to(inbox, wake_tick(self.schedule.next_due(), this));
             } else {
                 // Only the entries of streams gone are left.
                 self.schedule.clear();
                 self.load.idle(crate::clock::now());
-                thread::park();
+                inbox.alarm.sleep_until(None);
+            }
+        }
+    }
+
+    /// Sleep until `tick` (or a request). Before a tick on which a few streams send, wake
+    /// early by the recent lateness of wakes and spin the rest of the way (see [`Spin`]).
+    fn sleep_to(&mut self, inbox: &Inbox, tick: u64) {
+        let at = at_tick(self.epoch, tick);
+        if at <= crate::clock::now() {
+            return;
+        }
+        let ticks = self.phases.iter().filter(|&&n| n > 0).count();
+        let margin = self.spin.margin(self.schedule.due_on(tick), ticks);
+        let nanos = u64::try_from(TICK.as_nanos()).unwrap_or(u64::MAX);
+        let alarm = (self.epoch_mono + Duration::from_nanos(tick.saturating_mul(nanos)))
+            .saturating_sub(margin);
+        if inbox.alarm.sleep_until(Some(alarm)) {
+            return;
+        }
+        let woke = monotonic();
+        if woke >= alarm {
+            self.spin.record(woke - alarm);
+        }
+        // Spin only what the margin allows (a signal can end the sleep much earlier: then
+        // the loop looks again and sleeps the rest).
+        if margin > Duration::ZERO && alarm.saturating_sub(woke) < Duration::from_micros(50) {
+            while crate::clock::now() < at {
+                std::hint::spin_loop();
             }
         }
     }
@@ -487,7 +495,7 @@ impl Worker {
             connected: None,
             generation,
             phase,
-            leaving: None,
+            leaving: false,
             bridge: None,
         });
         self.schedule.push(tick, due_entry(idx, generation));
@@ -498,22 +506,22 @@ impl Worker {
     fn slot_of(&self, stream: &Arc<Stream>) -> Option<usize> {
         self.entries.iter().position(|e| {
             e.as_ref()
-                .is_some_and(|e| e.leaving.is_none() && Arc::ptr_eq(&e.stream, stream))
+                .is_some_and(|e| !e.leaving && Arc::ptr_eq(&e.stream, stream))
         })
     }
 
-    /// Stop serving slot `idx`: nothing more is sent, and once the kernel has let go of the
-    /// socket (at once with epoll, after the receive is cancelled with io_uring) it is closed
-    /// or handed back ([`Self::finish`]).
-    fn leave(&mut self, idx: usize, why: Leaving) {
+    /// Stop serving slot `idx` (its call is over): nothing more is sent, and once the kernel
+    /// has let go of the socket (at once with epoll, after the receive is cancelled with
+    /// io_uring) it is closed ([`Self::finish`]). A bridge it was in ends.
+    fn leave(&mut self, idx: usize) {
         self.unbridge_slot(idx);
         let Some(entry) = self.entries.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
-        if entry.leaving.is_some() {
+        if entry.leaving {
             return;
         }
-        entry.leaving = Some(why);
+        entry.leaving = true;
         match &mut self.io {
             Io::Uring(ring) => ring.stop(idx),
             Io::Epoll { epoll, .. } => {
@@ -523,22 +531,14 @@ impl Worker {
         }
     }
 
-    /// Free a slot that has left: close its socket, or give it back unconnected. Its
-    /// schedule entry is dropped when it comes up (its generation is gone).
+    /// Free a slot that has left, closing its socket. Its schedule entry is dropped when it
+    /// comes up (its generation is gone).
     fn finish(&mut self, idx: usize) {
         let Some(entry) = self.entries.get_mut(idx).and_then(Option::take) else {
             return;
         };
         self.free.push(idx);
         self.phases[entry.phase] -= 1;
-        if let Some(Leaving::Detach(reply)) = entry.leaving {
-            if entry.connected.is_some()
-                && let Err(e) = disconnect(&entry.sock)
-            {
-                debug!(error = %e, "RTP socket stays connected");
-            }
-            let _ = reply.send(entry.sock);
-        }
     }
 
     /// Feed what arrived on every socket to its leg.
@@ -593,7 +593,7 @@ impl Worker {
         let entry = entries
             .get(a.idx)
             .and_then(Option::as_ref)
-            .filter(|e| e.leaving.is_none());
+            .filter(|e| !e.leaving);
         let Some(entry) = entry else {
             ring.recycle(a);
             return;
@@ -698,13 +698,13 @@ impl Worker {
             .entries
             .get_mut(idx)
             .and_then(Option::as_mut)
-            .filter(|e| e.generation == d.generation && e.leaving.is_none())
+            .filter(|e| e.generation == d.generation && !e.leaving)
         else {
             return;
         };
         // The call task let go of its handle: the call is over.
         if Arc::strong_count(&entry.stream) == 1 {
-            self.leave(idx, Leaving::Ended);
+            self.leave(idx);
             return;
         }
         let Entry {
@@ -790,18 +790,6 @@ fn wake_tick(due: Option<u64>, this: u64) -> u64 {
 #[allow(clippy::cast_possible_truncation)]
 fn phase_of(tick: u64) -> usize {
     (tick % PHASES as u64) as usize
-}
-
-/// The socket of a start request still waiting for its leg (the stream is being detached
-/// before the thread ever took it on).
-fn take_deferred_start(requests: &mut Vec<Request>, stream: &Arc<Stream>) -> Option<UdpSocket> {
-    let at = requests
-        .iter()
-        .position(|r| matches!(r, Request::Start { stream: s, .. } if Arc::ptr_eq(s, stream)))?;
-    match requests.remove(at) {
-        Request::Start { sock, .. } => Some(sock),
-        Request::Detach { .. } | Request::Bridge(..) | Request::Unbridge(..) => None,
-    }
 }
 
 /// Whether a start request for `stream` waits (for its leg) in `requests`.

@@ -90,6 +90,15 @@ impl Schedule {
         self.later.peek().map(|&Reverse((at, _))| at)
     }
 
+    /// How many entries are due on `tick` (0 for a tick already taken or past the wheel: a
+    /// hint for how busy that tick will be, not a promise).
+    pub fn due_on(&self, tick: u64) -> usize {
+        if tick < self.next || tick - self.next >= WHEEL {
+            return 0;
+        }
+        self.slots[slot_of(tick)].len()
+    }
+
     /// Forget every entry.
     pub fn clear(&mut self) {
         for slot in &mut self.slots {
@@ -193,6 +202,17 @@ mod tests {
             }
         }
         assert_eq!(sent, (0..10).map(|k| 3 + 10 * k).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn counts_the_entries_due_on_a_tick() {
+        let mut s = Schedule::default();
+        s.push(3, due(1));
+        s.push(3, due(2));
+        s.push(WHEEL * 2, due(3));
+        assert_eq!((s.due_on(3), s.due_on(4), s.due_on(WHEEL * 2)), (2, 0, 0));
+        take(&mut s, 3);
+        assert_eq!(s.due_on(3), 0, "taken");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The few socket calls the media thread needs that std does not offer: an epoll set it polls
-//! without blocking, `recvmmsg` to take every queued datagram of a socket in one system call,
-//! and dissolving a UDP socket's `connect`.
+//! without blocking, and `recvmmsg` to take every queued datagram of a socket in one system
+//! call.
 //!
 //! Every `unsafe` block here is a plain system call on file descriptors we own, with buffers
 //! that outlive the call; the wrappers are safe to use.
@@ -175,27 +175,6 @@ pub fn sockaddr_to_std(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
-/// Undo a UDP socket's `connect`, so it again receives from any source and needs an address
-/// per send (`connect` with `AF_UNSPEC` dissolves the association). The socket must have been
-/// bound to an explicit port, as RTP sockets are: Linux gives up a port it chose itself.
-pub fn disconnect(sock: &UdpSocket) -> io::Result<()> {
-    // SAFETY: plain data; all-zero is a valid sockaddr.
-    let mut sa: libc::sockaddr = unsafe { zeroed() };
-    sa.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
-    // SAFETY: `sa` lives across the call and its length is passed.
-    let rc = unsafe {
-        libc::connect(
-            sock.as_raw_fd(),
-            &raw const sa,
-            size_of::<libc::sockaddr>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,34 +218,5 @@ mod tests {
             0,
             "removed sockets are not reported"
         );
-    }
-
-    #[test]
-    fn a_connected_socket_can_be_disconnected() {
-        // Bound to an explicit port, as RTP sockets are (`[media] rtp_ports`).
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let a = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-        a.set_nonblocking(true).unwrap();
-        let (b, c) = pair();
-        a.connect(b.local_addr().unwrap()).unwrap();
-        disconnect(&a).unwrap();
-        assert!(a.peer_addr().is_err());
-        assert_eq!(a.local_addr().unwrap().port(), port, "the port is kept");
-        // Unconnected again: it receives from anyone.
-        c.send_to(b"x", a.local_addr().unwrap()).unwrap();
-        let mut batch = RecvBatch::default();
-        let mut n = 0;
-        for _ in 0..1000 {
-            n = batch.recv(&a);
-            if n > 0 {
-                break;
-            }
-            std::thread::yield_now();
-        }
-        assert_eq!(n, 1);
     }
 }

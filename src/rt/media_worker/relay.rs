@@ -112,7 +112,7 @@ pub(super) fn relay(
     let Some(bridge) = src.bridge.as_mut() else {
         return Relayed::Nothing;
     };
-    if bridge.generation != dst.generation || dst.leaving.is_some() {
+    if bridge.generation != dst.generation || dst.leaving {
         return Relayed::Nothing;
     }
     let (Some(mut a), Some(mut b)) = (src.stream.try_leg(), dst.stream.try_leg()) else {
@@ -149,7 +149,7 @@ pub(super) fn relay_ready(
     let Some(bridge) = src.bridge.as_mut() else {
         return;
     };
-    if bridge.generation != dst.generation || dst.leaving.is_some() {
+    if bridge.generation != dst.generation || dst.leaving {
         return;
     }
     let (Some(mut a), Some(mut b)) = (src.stream.try_leg(), dst.stream.try_leg()) else {
