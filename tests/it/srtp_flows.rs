@@ -323,7 +323,9 @@ fn an_answer_without_crypto_fails_the_attempt_at_once_with_the_reason() {
     post(&h, id, "accept", "{}");
     let d = wait_detail(&h, id, |d| d["status"] == "open");
     let customer = customer.wait();
-    assert!(started.elapsed() < Duration::from_secs(5), "not at once");
+    // "At once": well inside the 20 s agent ring and 30 s customer ring timeouts it would
+    // otherwise wait out (10 s leaves room for a loaded CI host; alone it takes about 1 s).
+    assert!(started.elapsed() < Duration::from_secs(10), "not at once");
     assert_ok(&customer);
     assert!(
         customer.messages.contains("RTP/SAVP")
