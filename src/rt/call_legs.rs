@@ -315,8 +315,26 @@ impl Legs {
         leg.hung_up = true;
     }
 
-    /// Call `target` as leg `id`; `Err` when it cannot even be tried (no route, no RTP port).
+    /// Call `target` as leg `id`. A leg that cannot even be tried (no route, no RTP port) is
+    /// logged here, and the event the core should hear for it is returned: the drivers feed it
+    /// back, so the core decides what an undialled leg means as for any failed one.
     pub async fn dial(
+        &mut self,
+        svc: &Arc<Services>,
+        id: LegId,
+        target: &Target,
+        from_user: String,
+    ) -> Option<LegEvent> {
+        let e = self.try_dial(svc, id, target, from_user).await.err()?;
+        warn!(leg = ?id, error = %e, "leg not dialled");
+        Some(LegEvent::Failed {
+            status: None,
+            cause: None,
+        })
+    }
+
+    /// Call `target` as leg `id`; `Err` when it cannot even be tried (no route, no RTP port).
+    async fn try_dial(
         &mut self,
         svc: &Arc<Services>,
         id: LegId,

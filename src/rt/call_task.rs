@@ -325,16 +325,8 @@ impl Driver {
                 Command::StartMedia => self.start_media(),
                 Command::Dial(id, target) => {
                     let from = self.svc.caller_id_for(&self.flow.name);
-                    if let Err(e) = self.legs.dial(&self.svc, id, &target, from).await {
-                        warn!(leg = ?id, error = %e, "leg not dialled");
-                        self.core.handle_leg(
-                            clock::now(),
-                            id,
-                            LegEvent::Failed {
-                                status: None,
-                                cause: None,
-                            },
-                        );
+                    if let Some(failed) = self.legs.dial(&self.svc, id, &target, from).await {
+                        self.core.handle_leg(clock::now(), id, failed);
                     }
                 }
                 Command::Play {

@@ -170,16 +170,8 @@ impl Driver {
                     } else {
                         self.number.clone()
                     };
-                    if let Err(e) = self.legs.dial(&self.svc, id, &target, from).await {
-                        warn!(leg = ?id, error = %e, "leg not dialled");
-                        self.core.handle_leg(
-                            clock::now(),
-                            id,
-                            LegEvent::Failed {
-                                status: None,
-                                cause: None,
-                            },
-                        );
+                    if let Some(failed) = self.legs.dial(&self.svc, id, &target, from).await {
+                        self.core.handle_leg(clock::now(), id, failed);
                     }
                 }
                 Command::Play {
