@@ -606,23 +606,7 @@ fn customer_answering_first_hears_the_greeting_and_an_unreachable_agent_reopens_
         bye_after < Duration::from_secs(20 + 10),
         "BYE {bye_after:?} after the accept"
     );
-    let first = packets.first().expect("the customer heard something");
-    // What the customer hears in the first second after the first packet is speech: PCMU
-    // silence is 0xFF/0x7F; the greeting's samples are not.
-    let first_second: Vec<u8> = packets
-        .iter()
-        .filter(|p| p.at.duration_since(first.at) < Duration::from_secs(1) && p.pt == 0)
-        .flat_map(|p| p.payload.iter().copied())
-        .collect();
-    let loud = first_second
-        .iter()
-        .filter(|b| !matches!(**b, 0xFF | 0x7F | 0xFE | 0x7E))
-        .count();
-    assert!(
-        loud > first_second.len() / 3,
-        "the first second is speech: {loud} of {} samples loud",
-        first_second.len()
-    );
+    assert_first_second_is_speech(&packets, "the customer hears the greeting");
     let gaps = crate::support::rtp::gaps_ms(&packets);
     let worst = gaps.iter().copied().fold(0.0, f64::max);
     assert!(worst < 1000.0, "silence of {worst} ms while waiting");
@@ -659,7 +643,15 @@ fn agent_answering_first_hears_the_whisper_then_is_bridged_to_the_customer() {
     assert_ok(&customer.wait());
     assert_ok(&alice.wait());
     let packets = sink.finish();
-    let first = packets.first().expect("the agent heard something");
+    assert_first_second_is_speech(&packets, "the agent first hears the whisper");
+}
+
+/// What a leg hears in the first second after its first packet is speech, not silence: PCMU
+/// silence is 0xFF/0x7F (and their neighbours); a prompt's samples are not.
+fn assert_first_second_is_speech(packets: &[crate::support::rtp::Packet], what: &str) {
+    let first = packets
+        .first()
+        .unwrap_or_else(|| panic!("{what}: no RTP at all"));
     let first_second: Vec<u8> = packets
         .iter()
         .filter(|p| p.at.duration_since(first.at) < Duration::from_secs(1) && p.pt == 0)
@@ -671,7 +663,7 @@ fn agent_answering_first_hears_the_whisper_then_is_bridged_to_the_customer() {
         .count();
     assert!(
         loud > first_second.len() / 3,
-        "the agent first hears the whisper: {loud} of {} samples loud",
+        "{what}: {loud} of {} samples loud",
         first_second.len()
     );
 }

@@ -1,7 +1,5 @@
 //! Callback dial scenarios in virtual time: each runs in microseconds, no runtime, no sockets.
 
-use std::time::{Duration, Instant};
-
 use super::*;
 use crate::call::testkit::{ms, notes, secs, stored, t0};
 use crate::call::{Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply};
@@ -36,12 +34,7 @@ fn callback() -> Callback {
     }
 }
 
-/// A test harness: the core, virtual `now`, and everything it asked for so far.
-struct Sim {
-    c: CallbackDial,
-    now: Instant,
-    log: Vec<Command>,
-}
+type Sim = crate::call::testkit::Sim<CallbackDial>;
 
 impl Sim {
     fn accepted() -> Self {
@@ -50,59 +43,6 @@ impl Sim {
 
     fn offered() -> Self {
         Self::wrap(CallbackDial::offered(t0(), callback(), settings()))
-    }
-
-    fn wrap(c: CallbackDial) -> Self {
-        let mut s = Self {
-            c,
-            now: t0(),
-            log: Vec::new(),
-        };
-        s.drain();
-        s
-    }
-
-    /// Commands since the last call.
-    fn drain(&mut self) -> Vec<Command> {
-        let mut new = Vec::new();
-        while let Some(c) = self.c.poll_command() {
-            new.push(c);
-        }
-        self.log.extend(new.iter().cloned());
-        new
-    }
-
-    fn at(&mut self, d: Duration) -> &mut Self {
-        self.now = t0() + d;
-        self
-    }
-
-    fn leg(&mut self, leg: LegId, ev: LegEvent) -> Vec<Command> {
-        self.c.handle_leg(self.now, leg, ev);
-        self.drain()
-    }
-
-    fn store(&mut self, r: StoreReply) -> Vec<Command> {
-        self.c.handle_store(self.now, r);
-        self.drain()
-    }
-
-    fn close(&mut self) -> Vec<Command> {
-        self.c.handle_close(self.now);
-        self.drain()
-    }
-
-    /// Step through every deadline up to `until`, as the driver's timer would.
-    fn run_until(&mut self, until: Duration) -> Vec<Command> {
-        let end = t0() + until;
-        let mut new = Vec::new();
-        while let Some(t) = self.c.poll_timeout().filter(|t| *t <= end) {
-            self.now = t;
-            self.c.handle_timeout(t);
-            new.extend(self.drain());
-        }
-        self.now = end;
-        new
     }
 
     /// Accepted, Dialling committed, both legs dialled.

@@ -1,7 +1,6 @@
 //! Inbound call scenarios in virtual time: the shipped `support` queue, no runtime, no sockets.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use super::*;
 use crate::call::testkit::{ms, notes, secs, stored, t0};
@@ -13,11 +12,7 @@ use crate::workflow::test_support::support_flow;
 
 const CALLER: LegId = LegId::Caller;
 
-struct Sim {
-    c: InboundCall,
-    now: Instant,
-    log: Vec<Command>,
-}
+type Sim = crate::call::testkit::Sim<InboundCall>;
 
 impl Sim {
     fn new() -> Self {
@@ -26,37 +21,11 @@ impl Sim {
 
     fn with_flow(flow: Flow) -> Self {
         let wall: Timestamp = "2026-01-05T15:00:00Z".parse().unwrap();
-        let mut s = Self {
-            c: InboundCall::new(Arc::new(flow), "+15551234567".into(), wall),
-            now: t0(),
-            log: Vec::new(),
-        };
-        s.drain();
-        s
-    }
-
-    fn drain(&mut self) -> Vec<Command> {
-        let mut new = Vec::new();
-        while let Some(c) = self.c.poll_command() {
-            new.push(c);
-        }
-        self.log.extend(new.iter().cloned());
-        new
-    }
-
-    fn at(&mut self, d: Duration) -> &mut Self {
-        self.now = t0() + d;
-        self
-    }
-
-    fn store(&mut self, r: StoreReply) -> Vec<Command> {
-        self.c.handle_store(self.now, r);
-        self.drain()
-    }
-
-    fn leg(&mut self, leg: LegId, ev: LegEvent) -> Vec<Command> {
-        self.c.handle_leg(self.now, leg, ev);
-        self.drain()
+        Self::wrap(InboundCall::new(
+            Arc::new(flow),
+            "+15551234567".into(),
+            wall,
+        ))
     }
 
     fn key(&mut self, k: char) -> Vec<Command> {
@@ -66,18 +35,6 @@ impl Sim {
 
     fn played(&mut self) -> Vec<Command> {
         self.leg(CALLER, LegEvent::PlaybackFinished)
-    }
-
-    fn run_until(&mut self, until: Duration) -> Vec<Command> {
-        let end = t0() + until;
-        let mut new = Vec::new();
-        while let Some(t) = self.c.poll_timeout().filter(|t| *t <= end) {
-            self.now = t.max(self.now);
-            self.c.handle_timeout(self.now);
-            new.extend(self.drain());
-        }
-        self.now = end;
-        new
     }
 
     /// Created, rung for the queue's second, answered and ACKed: the caller is in the menu.
