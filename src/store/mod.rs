@@ -1,18 +1,35 @@
 //! Persistence of interactions, their feeds and the change-event log, behind one trait
-//! ([`InteractionStore`]) so a PostgreSQL backend can follow the embedded SQLite one
-//! ([`sqlite::SqliteStore`]). Shell layer: async, sqlx.
+//! ([`InteractionStore`]) with two backends: the embedded SQLite one ([`sqlite::SqliteStore`],
+//! the default: one process) and PostgreSQL ([`pg::PgStore`]: several Hammond instances sharing
+//! one database). Shell layer: async, sqlx. Both pass one test suite (`tests.rs`).
 //!
 //! Every write runs [`crate::interaction::lifecycle::apply`] inside one transaction that also
 //! appends the feed entries and one event-log row; after commit the event goes out on a
 //! `broadcast` channel ([`InteractionStore::subscribe`]) in event-id order, so a reader that
 //! subscribes first and then replays [`InteractionStore::events_since`] sees every event once.
+//! With PostgreSQL that channel carries every instance's events, in one global id order.
 //!
-//! SQL here stays portable (no SQLite-only syntax above `sqlite.rs`).
+//! What the backends share is in `write` (the writes and the decisions made on a stored row)
+//! and `row` (reading a row back); each backend's SQL is its own.
 
+/// The interaction columns without the position, in [`row::row_to_interaction`]'s order (the
+/// same in both schemas).
+macro_rules! base_cols {
+    () => {
+        "i.id, i.queue, i.status, i.communication_type, i.sub_type, i.customer_number, i.created_at, \
+         i.updated_at, i.assigned_agent, i.callback_number, i.callback_attempts, i.callback_not_before, \
+         i.callback_requested_at, i.leg, i.close_reason, i.disposition, i.version, "
+    };
+}
+
+mod local;
+pub mod pg;
 pub mod retention;
+mod row;
 pub mod sqlite;
 #[cfg(test)]
 pub(crate) mod testing;
+mod write;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,7 +41,9 @@ use tokio::sync::broadcast;
 use crate::interaction::{
     CloseReason, Event, FeedEntry, Interaction, InteractionId, LifecycleError, Status, SubType,
 };
+use crate::queue::agent::Presence;
 
+pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 
 /// A boxed, sendable store future.
@@ -92,7 +111,7 @@ pub enum Error {
         value: String,
     },
     /// The store URL is not one this build understands.
-    #[error("unsupported store url {0:?} (expected sqlite://… or sqlite::memory:)")]
+    #[error("unsupported store url {0:?} (expected sqlite://…, sqlite::memory: or postgres://…)")]
     UnsupportedUrl(String),
     /// Creating the database directory failed.
     #[error("creating {path}: {source}")]
@@ -126,10 +145,31 @@ impl Error {
     /// The store could not serve the request now (a fault of the dependency, not of the
     /// request): an HTTP caller gets 503.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            Self::Unavailable(_) | Self::NotWritten | Self::Db(sqlx::Error::PoolTimedOut)
-        )
+        match self {
+            Self::Unavailable(_) | Self::NotWritten => true,
+            Self::Db(e) => db_unavailable(e),
+            _ => false,
+        }
+    }
+}
+
+/// A database error that says the database cannot serve now, whatever was asked: the
+/// connection is gone or cannot be had, the server is shutting down, out of room or read-only,
+/// or the statement ran out of time (PostgreSQL's SQLSTATE classes 08, 53, 57, 58 and 25006).
+pub(crate) fn db_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+            ["08", "53", "57", "58"]
+                .iter()
+                .any(|class| c.starts_with(class))
+                || c == "25006"
+        }),
+        _ => false,
     }
 }
 
@@ -242,6 +282,30 @@ pub struct StoredEvent {
     /// The JSON payload, as text: written once by the writer, stored and sent as it is (a
     /// `Value` tree cost allocations to build, to serialise and to drop, for every event).
     pub data: String,
+}
+
+/// A push offer's hold on an interaction and on the agent it rings: while it lasts (until
+/// `until`, a little past the ring time, so a claim whose instance died lapses by itself), no
+/// other offer is made of that interaction or to that agent, by this instance or by any other
+/// sharing the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferClaim {
+    /// The interaction offered.
+    pub interaction: InteractionId,
+    /// The agent rung.
+    pub agent: String,
+    /// When the claim lapses if not released.
+    pub until: Timestamp,
+}
+
+impl OfferClaim {
+    /// The two things claimed, as stored keys.
+    pub(crate) fn keys(&self) -> [String; 2] {
+        [
+            format!("interaction:{}", self.interaction),
+            format!("agent:{}", self.agent),
+        ]
+    }
 }
 
 /// Persistence of interactions. Object-safe: hold it as `Arc<dyn InteractionStore>`.
@@ -370,13 +434,42 @@ pub trait InteractionStore: Send + Sync {
     /// other write, each within a short time. A database that answers reads may still refuse
     /// writes (locked, full, read-only): that is unhealthy too.
     fn ping(&self) -> StoreFuture<'_, ()>;
+
+    /// Takes `claim` for this instance if neither its interaction nor its agent is claimed now
+    /// (a claim past its `until` no longer counts): `true` when taken, both or neither. The
+    /// router claims before it rings an agent, so an interaction is offered by one instance at
+    /// a time and an agent rung by one offer at a time.
+    fn claim_offer(&self, claim: OfferClaim, now: Timestamp) -> StoreFuture<'_, bool>;
+
+    /// Gives `claim` back (the offer ended); a claim that is not this instance's is left alone.
+    fn release_offer(&self, claim: OfferClaim) -> StoreFuture<'_, ()>;
+
+    /// Records an agent's presence, for every instance sharing the store; the change then
+    /// reaches [`InteractionStore::subscribe_presence`] (this instance's included).
+    fn set_presence(&self, agent: &str, presence: Presence, now: Timestamp) -> StoreFuture<'_, ()>;
+
+    /// Every stored presence (an agent with none is `away`).
+    fn presences(&self) -> StoreFuture<'_, Vec<(String, Presence)>>;
+
+    /// Presence changes from now on, whichever instance made them: the agent and its presence
+    /// as now stored. After a lost connection every stored presence is sent again.
+    fn subscribe_presence(&self) -> broadcast::Receiver<(String, Presence)>;
 }
 
-/// Opens the store named by the service config's `[store] url`.
-pub async fn open(url: &str) -> Result<std::sync::Arc<dyn InteractionStore>, Error> {
+/// Opens the store named by the service config's `[store] url`, as `instance` (this Hammond's
+/// name among those sharing a PostgreSQL store: who owns a call, whose claims these are).
+pub async fn open(
+    url: &str,
+    instance: &str,
+) -> Result<std::sync::Arc<dyn InteractionStore>, Error> {
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(std::sync::Arc::new(PgStore::open(url, instance).await?))
     } else {
         Err(Error::UnsupportedUrl(url.to_owned()))
     }
 }
+
+#[cfg(test)]
+mod tests;

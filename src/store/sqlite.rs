@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -23,16 +23,19 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row, SqlStr, SqlitePool};
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
-use writer::{Durability, Maintenance, Msg, Op, WriteJob, Writer, Wrote};
+use writer::{Durability, Maintenance, Msg, Writer};
 
+use super::local::Local;
+use super::row::{Columns, parse, row_to_interaction, ts, us};
+use super::write::{self, Op, Wrote};
 use super::{
-    Booking, Closed, Cursor, Detail, Error, InteractionStore, ListQuery, Listed, MAX_PAGE, Page,
-    RetryRules, StoreFuture, StoredEvent, Synced,
+    Booking, Closed, Cursor, Detail, Error, InteractionStore, ListQuery, Listed, MAX_PAGE,
+    OfferClaim, Page, RetryRules, StoreFuture, StoredEvent, Synced,
 };
 use crate::interaction::{
-    Callback, CloseReason, CommunicationType, Event, FeedEntry, Interaction, InteractionId, Leg,
-    Status, SubType,
+    CloseReason, Event, FeedEntry, Interaction, InteractionId, Status, SubType,
 };
+use crate::queue::agent::Presence;
 
 /// The migrations in `src/store/migrations/`, embedded in the binary.
 fn migrator() -> Migrator {
@@ -65,15 +68,6 @@ fn migrator() -> Migrator {
         ]),
         ..Migrator::DEFAULT
     }
-}
-
-/// The interaction columns without the position, in [`row_to_interaction`]'s order.
-macro_rules! base_cols {
-    () => {
-        "i.id, i.queue, i.status, i.communication_type, i.sub_type, i.customer_number, i.created_at, \
-         i.updated_at, i.assigned_agent, i.callback_number, i.callback_attempts, i.callback_not_before, \
-         i.callback_requested_at, i.leg, i.close_reason, i.disposition, i.version, "
-    };
 }
 
 /// The waiting line's rule, once for every reader (the Home List, the event log, the caller's
@@ -113,27 +107,6 @@ const BROADCAST_CAPACITY: usize = 1024;
 /// Most writes one transaction takes from the queue.
 const MAX_BATCH: usize = 256;
 
-/// How long a write someone is waiting on may wait for the writer to take it (a new call's
-/// INVITE, a callback being confirmed, an agent's accept or close): past this the store is
-/// stalled (a locked or failing database), and the caller is better told than held. Giving
-/// such a write up is safe: the caller hears that it failed, and it is never done.
-const WRITE_WAIT: Duration = Duration::from_secs(3);
-
-/// How long a record of what happened (a feed entry, a call's end) may wait: nobody is held
-/// by it, and losing it would leave the interaction wrong, so it waits out a longer stall, but
-/// not for ever.
-const RECORD_WAIT: Duration = Duration::from_secs(30);
-
-/// How long `op` may wait for the writer to take it.
-fn wait_for(op: &Op) -> Duration {
-    match op {
-        Op::Create(_) | Op::Close { .. } | Op::Book { .. } | Op::Apply { accept: true, .. } => {
-            WRITE_WAIT
-        }
-        Op::Apply { accept: false, .. } => RECORD_WAIT,
-    }
-}
-
 /// How long a reader waits for a pooled connection, and for a lock another process holds.
 const READ_WAIT: Duration = Duration::from_secs(3);
 const READ_BUSY: Duration = Duration::from_secs(1);
@@ -162,6 +135,8 @@ pub struct SqliteStore {
     jobs: mpsc::UnboundedSender<Msg>,
     events: broadcast::Sender<Arc<StoredEvent>>,
     durability: Arc<Durability>,
+    /// Presence and offer claims: this process's alone.
+    local: Local,
     /// The temporary file standing in for `sqlite::memory:`.
     _temporary: Option<TemporaryFile>,
 }
@@ -224,6 +199,7 @@ impl SqliteStore {
             jobs,
             events,
             durability,
+            local: Local::default(),
             _temporary: temporary,
         })
     }
@@ -247,33 +223,7 @@ impl SqliteStore {
     /// [`Error::Unavailable`]; one it has taken is waited for (its transaction is bounded by
     /// the writer's busy timeout).
     async fn write_from(&self, op: Op) -> Result<Wrote, Error> {
-        let wait = wait_for(&op);
-        let (reply, mut rx) = oneshot::channel();
-        let state = Arc::new(AtomicU8::new(writer::QUEUED));
-        self.jobs
-            .send(Msg::Write(WriteJob {
-                op,
-                reply,
-                state: state.clone(),
-            }))
-            .map_err(|_| Error::NotWritten)?;
-        match tokio::time::timeout(wait, &mut rx).await {
-            Ok(r) => r.map_err(|_| Error::NotWritten)?,
-            Err(_) => {
-                let gave_up = state.compare_exchange(
-                    writer::QUEUED,
-                    writer::ABANDONED,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
-                if gave_up.is_ok() {
-                    return Err(Error::Unavailable(format!(
-                        "the write waited {wait:?} for the store (not written)"
-                    )));
-                }
-                rx.await.map_err(|_| Error::NotWritten)?
-            }
-        }
+        write::submit(op, |job| self.jobs.send(Msg::Write(job)).is_ok()).await
     }
 
     /// Sends upkeep to the writer and waits for its answer, at most `wait`.
@@ -770,39 +720,34 @@ impl InteractionStore for SqliteStore {
                 .await
         })
     }
-}
 
-fn us(t: Timestamp) -> i64 {
-    t.as_microsecond()
-}
-
-fn ts(v: i64, column: &'static str) -> Result<Timestamp, Error> {
-    Timestamp::from_microsecond(v).map_err(|_| Error::Corrupt {
-        column,
-        value: v.to_string(),
-    })
-}
-
-/// A result row from either connection: the read pool's (sqlx) or the writer's (rusqlite).
-trait Columns {
-    fn int(&self, column: &'static str) -> Result<Option<i64>, Error>;
-    fn text(&self, column: &'static str) -> Result<Option<String>, Error>;
-
-    /// A column that must not be NULL.
-    fn int_not_null(&self, column: &'static str) -> Result<i64, Error> {
-        self.int(column)?.ok_or_else(|| null(column))
+    fn claim_offer(&self, claim: OfferClaim, now: Timestamp) -> StoreFuture<'_, bool> {
+        Box::pin(async move { Ok(self.local.claim(&claim, now)) })
     }
 
-    /// A column that must not be NULL.
-    fn text_not_null(&self, column: &'static str) -> Result<String, Error> {
-        self.text(column)?.ok_or_else(|| null(column))
+    fn release_offer(&self, claim: OfferClaim) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.local.release(&claim);
+            Ok(())
+        })
     }
-}
 
-fn null(column: &'static str) -> Error {
-    Error::Corrupt {
-        column,
-        value: "NULL".into(),
+    fn set_presence(
+        &self,
+        agent: &str,
+        presence: Presence,
+        _now: Timestamp,
+    ) -> StoreFuture<'_, ()> {
+        self.local.set_presence(agent, presence);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn presences(&self) -> StoreFuture<'_, Vec<(String, Presence)>> {
+        Box::pin(async move { Ok(self.local.presences()) })
+    }
+
+    fn subscribe_presence(&self) -> broadcast::Receiver<(String, Presence)> {
+        self.local.subscribe()
     }
 }
 
@@ -824,21 +769,6 @@ impl Columns for rusqlite::Row<'_> {
     }
 }
 
-fn parse<T>(r: &impl Columns, column: &'static str, f: fn(&str) -> Option<T>) -> Result<T, Error> {
-    let s = r.text_not_null(column)?;
-    f(&s).ok_or(Error::Corrupt { column, value: s })
-}
-
-fn parse_opt<T>(
-    r: &impl Columns,
-    column: &'static str,
-    f: fn(&str) -> Option<T>,
-) -> Result<Option<T>, Error> {
-    r.text(column)?
-        .map(|s| f(&s).ok_or(Error::Corrupt { column, value: s }))
-        .transpose()
-}
-
 fn row_to_listed(r: &SqliteRow) -> Result<Listed, Error> {
     let (interaction, _) = row_to_interaction(r)?;
     let position = r.int("position")?;
@@ -846,40 +776,6 @@ fn row_to_listed(r: &SqliteRow) -> Result<Listed, Error> {
         interaction,
         position: position.and_then(|p| u32::try_from(p).ok()),
     })
-}
-
-fn row_to_interaction(r: &impl Columns) -> Result<(Interaction, i64), Error> {
-    let callback = match r.text("callback_number")? {
-        Some(number) => Some(Callback {
-            number,
-            attempts: u32::try_from(r.int_not_null("callback_attempts")?).unwrap_or(0),
-            not_before: r
-                .int("callback_not_before")?
-                .map(|v| ts(v, "callback_not_before"))
-                .transpose()?,
-            requested_at: r
-                .int("callback_requested_at")?
-                .map(|v| ts(v, "callback_requested_at"))
-                .transpose()?,
-        }),
-        None => None,
-    };
-    let i = Interaction {
-        id: r.int_not_null("id")?,
-        queue: r.text_not_null("queue")?,
-        status: parse(r, "status", Status::parse)?,
-        communication_type: parse(r, "communication_type", CommunicationType::parse)?,
-        sub_type: parse(r, "sub_type", SubType::parse)?,
-        customer_number: r.text_not_null("customer_number")?,
-        created_at: ts(r.int_not_null("created_at")?, "created_at")?,
-        updated_at: ts(r.int_not_null("updated_at")?, "updated_at")?,
-        assigned_agent: r.text("assigned_agent")?,
-        callback,
-        leg: parse_opt(r, "leg", Leg::parse)?,
-        close_reason: parse_opt(r, "close_reason", CloseReason::parse)?,
-        disposition: r.text("disposition")?,
-    };
-    Ok((i, r.int_not_null("version")?))
 }
 
 /// A private database file in the temporary directory, removed (with its WAL) on drop.

@@ -10,10 +10,11 @@ use jiff::Timestamp;
 use tokio::sync::broadcast;
 
 use super::{
-    Booking, Closed, Detail, InteractionStore, ListQuery, Page, RetryRules, SqliteStore,
-    StoreFuture, StoredEvent,
+    Booking, Closed, Detail, InteractionStore, ListQuery, OfferClaim, Page, RetryRules,
+    SqliteStore, StoreFuture, StoredEvent,
 };
 use crate::interaction::{CloseReason, Event, Interaction, InteractionId, Status, SubType};
+use crate::queue::agent::Presence;
 
 /// Something a hook does, given the real store and the call's argument.
 pub(crate) type Hook<A> =
@@ -132,5 +133,20 @@ impl InteractionStore for Hooked {
     }
     fn ping(&self) -> StoreFuture<'_, ()> {
         self.inner.ping()
+    }
+    fn claim_offer(&self, claim: OfferClaim, now: Timestamp) -> StoreFuture<'_, bool> {
+        self.inner.claim_offer(claim, now)
+    }
+    fn release_offer(&self, claim: OfferClaim) -> StoreFuture<'_, ()> {
+        self.inner.release_offer(claim)
+    }
+    fn set_presence(&self, agent: &str, p: Presence, now: Timestamp) -> StoreFuture<'_, ()> {
+        self.inner.set_presence(agent, p, now)
+    }
+    fn presences(&self) -> StoreFuture<'_, Vec<(String, Presence)>> {
+        self.inner.presences()
+    }
+    fn subscribe_presence(&self) -> broadcast::Receiver<(String, Presence)> {
+        self.inner.subscribe_presence()
     }
 }

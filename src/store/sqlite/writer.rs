@@ -26,85 +26,20 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, Statement, params};
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 
-use super::{CACHE_MAX, MAX_BATCH, ROWS_PER_INSERT, row_to_interaction, us};
+use super::{CACHE_MAX, MAX_BATCH, ROWS_PER_INSERT};
 use crate::interaction::{
-    CloseReason, Event, FeedEntry, Interaction, InteractionId, Leg, LifecycleError, Status,
-    SubType, apply,
+    CloseReason, Event, FeedEntry, Interaction, InteractionId, Leg, LifecycleError, Status, apply,
 };
+use crate::store::row::{row_to_interaction, us};
+use crate::store::write::{self, EventData, Guard, Op, WriteJob, Written, Wrote};
 use crate::store::{Booking, Error, StoredEvent};
-
-/// A write the store wants done.
-#[derive(Debug)]
-pub(super) enum Op {
-    Create(Interaction),
-    Apply {
-        id: InteractionId,
-        event: Event,
-        now: Timestamp,
-        /// The accept guard (`status = 'open'` in the `UPDATE`).
-        accept: bool,
-    },
-    /// A callback booking: the cap counted, and the pending-callback index checked, in the
-    /// transaction that writes it.
-    Book {
-        id: InteractionId,
-        booking: Booking,
-        now: Timestamp,
-    },
-    /// An agent's close: decided on the row as stored, in the transaction that writes it.
-    Close {
-        id: InteractionId,
-        agent: String,
-        /// `None`: completed (voicemail_done for a voicemail).
-        reason: Option<CloseReason>,
-        disposition: Option<String>,
-        now: Timestamp,
-    },
-}
-
-/// What a write adds to the `UPDATE`'s version guard: one more compare-and-set on the status,
-/// so the rule holds on any backend (PostgreSQL included) whatever the version says.
-#[derive(Debug, Clone, Copy)]
-enum Guard {
-    /// The version guard only.
-    Version,
-    /// `status = 'open'`: of concurrent accepts exactly one wins.
-    Open,
-    /// `status = <the status the decision was made on>`.
-    Status(Status),
-}
-
-#[derive(Debug)]
-pub(super) struct WriteJob {
-    pub(super) op: Op,
-    pub(super) reply: oneshot::Sender<Result<Wrote, Error>>,
-    /// Who has the write: [`QUEUED`], then [`TAKEN`] by the writer or [`ABANDONED`] by a
-    /// waiter that gave up: exactly one of them wins, so a write reported failed is never done.
-    pub(super) state: Arc<AtomicU8>,
-}
-
-/// [`WriteJob::state`]: waiting in the queue.
-pub(super) const QUEUED: u8 = 0;
-/// [`WriteJob::state`]: the writer will do it (the waiter must wait for its answer).
-pub(super) const TAKEN: u8 = 1;
-/// [`WriteJob::state`]: the waiter gave up; the writer drops it.
-pub(super) const ABANDONED: u8 = 2;
-
-impl WriteJob {
-    /// The writer takes the job, unless its waiter gave up first.
-    fn take(&self) -> bool {
-        self.state
-            .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-}
 
 // Stop is sent once; boxing the write would cost an allocation per write.
 #[allow(clippy::large_enum_variant)]
@@ -191,13 +126,6 @@ impl Durability {
         self.synced.fetch_max(upto, Ordering::AcqRel);
         Ok(())
     }
-}
-
-/// A write's answer: the interaction as written, and the status it was in before.
-#[derive(Debug)]
-pub(super) struct Wrote {
-    pub(super) interaction: Interaction,
-    pub(super) from: Status,
 }
 
 /// One write's result inside a batch, before the batch commits.
@@ -331,12 +259,7 @@ impl Writer {
             };
             let mut batch = vec![job];
             held = take_queued(&mut rx, &mut batch);
-            let urgent = batch.iter().any(|j| {
-                matches!(
-                    j.op,
-                    Op::Apply { accept: true, .. } | Op::Close { .. } | Op::Book { .. }
-                )
-            });
+            let urgent = batch.iter().any(|j| j.op.is_urgent());
             if load.busy(crate::clock::now()) && held.is_none() && !urgent {
                 // The writer's own thread, not the runtime's.
                 #[allow(clippy::disallowed_methods)]
@@ -614,13 +537,13 @@ fn body(
             } => {
                 let known = fresh.get(id).or_else(|| cache.get(id));
                 update(conn, known, *id, *now, |current| {
-                    close_by(current, agent, *reason, disposition.clone())
+                    write::close_by(current, agent, *reason, disposition.clone())
                 })
             }
             Op::Book { id, booking, now } => {
                 let known = fresh.get(id).or_else(|| cache.get(id));
                 update(conn, known, *id, *now, |current| {
-                    book(conn, current, booking)
+                    write::book(current, booking, booked(conn, current, booking)?)
                 })
             }
         };
@@ -633,11 +556,7 @@ fn body(
                 from,
             }) => {
                 let position = position_of(conn, &i)?;
-                let data = serde_json::to_string(&EventData {
-                    interaction: i.json(position),
-                    feed: &entries,
-                })
-                .unwrap_or_default();
+                let data = EventData::text(&i, position, &entries);
                 let event = Arc::new(StoredEvent {
                     id: next,
                     interaction_id: i.id,
@@ -682,13 +601,6 @@ fn body(
     Ok((out, next))
 }
 
-/// An event's payload: the interaction as it now is, and the feed entries the write added.
-#[derive(serde::Serialize)]
-struct EventData<'a> {
-    interaction: crate::interaction::InteractionJson<'a>,
-    feed: &'a [FeedEntry],
-}
-
 /// A statement whose parameters `bind` sets for one row, numbered from 1 as for a single
 /// `VALUES` tuple: [`insert_rows`] shifts them to the row's place.
 struct RowBinder<'s, 'c> {
@@ -729,16 +641,6 @@ fn insert_rows<T>(
     Ok(())
 }
 
-/// A row written inside the transaction: as it now is, its version, the event's kind, the
-/// feed entries it adds, and its status before.
-struct Written {
-    interaction: Interaction,
-    version: i64,
-    kind: &'static str,
-    feed: Vec<FeedEntry>,
-    from: Status,
-}
-
 fn create(conn: &Connection, new: &Interaction) -> Result<Written, Error> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO interactions (queue, status, communication_type, sub_type, customer_number, created_at, \
@@ -757,13 +659,7 @@ fn create(conn: &Connection, new: &Interaction) -> Result<Written, Error> {
     insert.raw_execute()?;
     let mut stored = new.clone();
     stored.id = conn.last_insert_rowid();
-    let entry = FeedEntry::new(
-        stored.created_at,
-        "created",
-        format!("call received from {}", stored.customer_number),
-    )
-    .with("queue", &stored.queue)
-    .with("customer_number", &stored.customer_number);
+    let entry = write::created_entry(&stored);
     Ok(Written {
         from: stored.status,
         interaction: stored,
@@ -813,60 +709,21 @@ fn update(
     })
 }
 
-/// An agent's close, decided on `current`: an open interaction (any agent of its queue), or
-/// a connected one assigned to `agent`; the status it is closed from is the guard.
-fn close_by(
-    current: &Interaction,
-    agent: &str,
-    reason: Option<CloseReason>,
-    disposition: Option<String>,
-) -> Result<(Event, Guard), Error> {
-    let id = current.id;
-    match current.status {
-        Status::Open => {}
-        Status::Connected if current.assigned_agent.as_deref() == Some(agent) => {}
-        Status::Connected => return Err(Error::AssignedElsewhere { id }),
-        status @ (Status::Bot | Status::Closed) => return Err(Error::Conflict { id, status }),
+/// The bookings of `current`'s queue and `b`'s number since `b.since`, this interaction's own
+/// earlier request aside (0 without a cap: nothing to count).
+fn booked(conn: &Connection, current: &Interaction, b: &Booking) -> Result<i64, Error> {
+    if b.max_per_day == 0 {
+        return Ok(0);
     }
-    let reason = reason.unwrap_or(match current.sub_type {
-        SubType::Voicemail => CloseReason::VoicemailDone,
-        SubType::Inbound | SubType::Callback => CloseReason::Completed,
-    });
-    let event = Event::Closed {
-        reason,
-        disposition,
-    };
-    Ok((event, Guard::Status(current.status)))
-}
-
-/// A callback booking, decided on `current`: the queue's daily cap counted over this queue
-/// and number (this interaction's own earlier request aside). The other half of the rule, one
-/// pending callback per queue and number, is the `interactions_pending_callback` unique index,
-/// which the `UPDATE` meets ([`try_update`]).
-fn book(conn: &Connection, current: &Interaction, b: &Booking) -> Result<(Event, Guard), Error> {
-    if b.max_per_day > 0 {
-        let n: i64 = conn
-            .prepare_cached(
-                "SELECT COUNT(*) FROM interactions WHERE queue = ? AND callback_number = ? \
-                 AND callback_requested_at >= ? AND id <> ?",
-            )?
-            .query_row(
-                params![current.queue, b.number, us(b.since), current.id],
-                |r| r.get(0),
-            )?;
-        if n >= i64::from(b.max_per_day) {
-            return Err(Error::CallbackLimit {
-                id: current.id,
-                number: b.number.clone(),
-                max_per_day: b.max_per_day,
-            });
-        }
-    }
-    let event = Event::CallbackRequested {
-        number: b.number.clone(),
-        not_before: b.not_before,
-    };
-    Ok((event, Guard::Version))
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM interactions WHERE queue = ? AND callback_number = ? \
+             AND callback_requested_at >= ? AND id <> ?",
+        )?
+        .query_row(
+            params![current.queue, b.number, us(b.since), current.id],
+            |r| r.get(0),
+        )?)
 }
 
 /// `Ok(None)`: the guard failed (someone changed the row since `version`).
@@ -916,14 +773,7 @@ fn try_update(
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
         {
-            return Err(Error::DuplicateCallback {
-                id,
-                number: next
-                    .callback
-                    .as_ref()
-                    .map(|c| c.number.clone())
-                    .unwrap_or_default(),
-            });
+            return Err(write::duplicate(next));
         }
         Err(e) => return Err(e.into()),
     };
