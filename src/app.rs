@@ -27,7 +27,7 @@ use crate::rt::services::Services;
 use crate::rt::sip_socket::{self, SipSockets, Streams, TcpLimits};
 use crate::sip::txn::TimerValues;
 use crate::sip::ua::{Command, UaConfig, UserAgent};
-use crate::store::{InteractionStore, SqliteStore};
+use crate::store::InteractionStore;
 use crate::workflow::flow::{self, PromptCatalog};
 
 /// Why Hammond could not start. Each names what to fix.
@@ -94,14 +94,16 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
         .map_err(|e| warn!(error = %e, "queue directory not watched; no hot reload"))
         .ok();
 
-    let store: Arc<dyn InteractionStore> = Arc::new(
-        SqliteStore::open(&cfg.store.url)
-            .await
-            .map_err(|source| StartError::Store {
-                url: cfg.store.url.clone(),
-                source,
-            })?,
-    );
+    let instance = instance_name(&cfg);
+    let store: Arc<dyn InteractionStore> = crate::store::open(&cfg.store.url, &instance)
+        .await
+        .map_err(|source| StartError::Store {
+            url: redact_password(&cfg.store.url),
+            source,
+        })?;
+    if !cfg.store.is_sqlite() {
+        info!(instance = %instance, "store shared with other instances (PostgreSQL)");
+    }
     let queues_now = registry.clone();
     let retry = move |queue: &str| {
         let r = queues_now.current().retry(queue);
@@ -195,7 +197,9 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
             token: a.token.expose().to_owned(),
         })
         .collect();
-    let agents = Arc::new(Agents::new(agent_list));
+    // Presence is stored: every instance on a PostgreSQL store shares it.
+    let agents = Arc::new(Agents::stored(agent_list, store.clone()));
+    agents.follow(shutdown.clone());
     let svc = Arc::new(
         Services::new(
             cfg.clone(),
@@ -306,6 +310,36 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
     Ok(())
 }
 
+/// This Hammond's name among the instances sharing a store: the host and the SIP port, which
+/// instances on one host cannot share, so a restart (same host, same port) recovers what it
+/// left; with an OS-chosen port (`:0`) the process id instead.
+fn instance_name(cfg: &Config) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "hammond".to_owned());
+    match cfg.sip.listen.port() {
+        0 => format!("{host}:pid{}", std::process::id()),
+        port => format!("{host}:{port}"),
+    }
+}
+
+/// `url` with any password replaced, for messages (`postgres://user:secret@…`).
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{}", &rest[authority.len()..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// After SIGTERM, how long open HTTP connections get to finish before they are dropped.
 const HTTP_DRAIN: Duration = Duration::from_secs(5);
 
@@ -317,5 +351,26 @@ const HANGUP_GRACE: Duration = Duration::from_secs(3);
 async fn wait_for_calls(svc: &Services, deadline: std::time::Instant) {
     while svc.active_calls() > 0 && crate::clock::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn store_urls_in_messages_hide_the_password() {
+        assert_eq!(
+            redact_password("postgres://hammond:s3cret@db:5432/calls?sslmode=require"),
+            "postgres://hammond:***@db:5432/calls?sslmode=require"
+        );
+        assert_eq!(
+            redact_password("postgres://hammond@/calls?host=/run/postgresql"),
+            "postgres://hammond@/calls?host=/run/postgresql"
+        );
+        assert_eq!(
+            redact_password("sqlite://data/hammond.db"),
+            "sqlite://data/hammond.db"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! `/api/v1/agents`: who the agents are and their presence (kept in memory, starting `away`).
+//! `/api/v1/agents`: who the agents are and their presence (stored, so every instance sharing
+//! a PostgreSQL store sees one presence per agent; agents start `away`).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -52,6 +53,7 @@ pub(super) async fn set_status(
     let change = st
         .agents
         .set_presence(&id, body.status)
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("agent {id}")))?;
     tracing::info!(agent.id = %id, status = ?body.status, "presence changed");
     Ok(Json(

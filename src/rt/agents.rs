@@ -1,24 +1,44 @@
-//! The configured agents and their presence at run time (shell: a lock and a tokio broadcast of
-//! changes). The API reads and sets presence through it; the router and SSE clients subscribe to
-//! its changes. The agent types themselves are the domain's ([`crate::queue::agent`]).
+//! The configured agents and their presence at run time (shell: a lock, a tokio broadcast of
+//! changes, and the store). The API reads and sets presence through it; the router and SSE
+//! clients subscribe to its changes. The agent types themselves are the domain's
+//! ([`crate::queue::agent`]).
+//!
+//! Presence is stored ([`InteractionStore::set_presence`]): with PostgreSQL every instance
+//! shares it. Reads are answered from a copy kept here, which [`Agents::follow`] keeps up to
+//! date with every instance's changes (its own included), so the router and the API read it
+//! without a query.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
-use tokio::sync::broadcast;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::queue::agent::{Agent, Presence, PresenceChange};
+use crate::store::{self, InteractionStore};
 
-/// The configured agents and their in-memory presence.
-#[derive(Debug)]
+/// The configured agents and their presence.
 pub struct Agents {
     list: Vec<Agent>,
     presence: RwLock<HashMap<String, Presence>>,
     changes: broadcast::Sender<PresenceChange>,
+    /// Where presence is kept for every instance; `None`: here only (tests of the API alone).
+    store: Option<Arc<dyn InteractionStore>>,
+}
+
+impl std::fmt::Debug for Agents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agents")
+            .field("list", &self.list)
+            .field("presence", &self.presence)
+            .field("stored", &self.store.is_some())
+            .finish()
+    }
 }
 
 impl Agents {
-    /// All agents start `away`.
+    /// Presence kept here only; all agents start `away`.
     pub fn new(list: Vec<Agent>) -> Self {
         let presence = list
             .iter()
@@ -28,6 +48,16 @@ impl Agents {
             list,
             presence: RwLock::new(presence),
             changes: broadcast::channel(256).0,
+            store: None,
+        }
+    }
+
+    /// Presence kept in `store`, shared with every instance using it. Call [`Agents::follow`]
+    /// to read what is stored and hear other instances' changes.
+    pub fn stored(list: Vec<Agent>, store: Arc<dyn InteractionStore>) -> Self {
+        Self {
+            store: Some(store),
+            ..Self::new(list)
         }
     }
 
@@ -59,18 +89,87 @@ impl Agents {
         })
     }
 
-    /// Sets an agent's presence and broadcasts the change; `None` for an unknown agent.
-    pub fn set_presence(&self, id: &str, status: Presence) -> Option<PresenceChange> {
-        let agent = self.get(id)?;
-        if let Ok(mut p) = self.presence.write() {
-            p.insert(id.to_owned(), status);
+    /// Sets an agent's presence (stored first, for every instance) and broadcasts the change;
+    /// `Ok(None)` for an unknown agent. A store that cannot take it changes nothing.
+    pub async fn set_presence(
+        &self,
+        id: &str,
+        status: Presence,
+    ) -> Result<Option<PresenceChange>, store::Error> {
+        if self.get(id).is_none() {
+            return Ok(None);
         }
+        if let Some(s) = &self.store {
+            s.set_presence(id, status, crate::clock::wall()).await?;
+        }
+        Ok(self.update(id, status, true))
+    }
+
+    /// [`Agents::set_presence`] from code that cannot wait for the store (a call's driver
+    /// setting an agent who did not answer `away`); a failure is logged.
+    pub fn set_presence_soon(self: &Arc<Self>, id: &str, status: Presence) {
+        let (agents, id) = (self.clone(), id.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = agents.set_presence(&id, status).await {
+                tracing::warn!(agent.id = %id, error = %e, "presence not stored");
+            }
+        });
+    }
+
+    /// Keeps the copy here in step with the store until `stop`: what is stored now (another
+    /// instance's agents may be available already), then every change, whichever instance
+    /// made it. A no-op without a store.
+    pub fn follow(self: &Arc<Self>, stop: CancellationToken) -> Option<JoinHandle<()>> {
+        let store = self.store.clone()?;
+        let agents = self.clone();
+        // Subscribed before the first read: a change made in between is heard.
+        let mut heard = store.subscribe_presence();
+        Some(tokio::spawn(async move {
+            agents.reload(store.as_ref()).await;
+            loop {
+                let next = tokio::select! {
+                    h = heard.recv() => h,
+                    () = stop.cancelled() => return,
+                };
+                match next {
+                    Ok((id, status)) => {
+                        agents.update(&id, status, false);
+                    }
+                    Err(RecvError::Lagged(_)) => agents.reload(store.as_ref()).await,
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        }))
+    }
+
+    /// Reads every stored presence into the copy here.
+    async fn reload(&self, store: &dyn InteractionStore) {
+        match store.presences().await {
+            Ok(all) => {
+                for (id, status) in all {
+                    self.update(&id, status, false);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "stored presence not read"),
+        }
+    }
+
+    /// Records `status` here; broadcasts it when `always` or when it is a change.
+    fn update(&self, id: &str, status: Presence, always: bool) -> Option<PresenceChange> {
+        let agent = self.get(id)?;
+        let before = self
+            .presence
+            .write()
+            .ok()
+            .and_then(|mut p| p.insert(id.to_owned(), status));
         let change = PresenceChange {
             id: agent.id.clone(),
             queues: agent.queues.clone(),
             status,
         };
-        let _ = self.changes.send(change.clone());
+        if always || before != Some(status) {
+            let _ = self.changes.send(change.clone());
+        }
         Some(change)
     }
 
@@ -135,15 +234,55 @@ mod tests {
         assert!(agents.by_token("a-secreT").is_none());
     }
 
-    #[test]
-    fn presence_starts_away_and_changes_are_broadcast() {
+    #[tokio::test]
+    async fn presence_starts_away_and_changes_are_broadcast() {
         let agents = Agents::new(vec![agent("alice", "a")]);
         let mut rx = agents.subscribe();
         assert_eq!(agents.presence("alice"), Presence::Away);
         assert!(agents.available_for("support").is_empty());
-        agents.set_presence("alice", Presence::Available).unwrap();
+        agents
+            .set_presence("alice", Presence::Available)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(rx.try_recv().unwrap().status, Presence::Available);
         assert_eq!(agents.available_for("support").len(), 1);
-        assert!(agents.set_presence("nobody", Presence::Available).is_none());
+        let unknown = agents.set_presence("nobody", Presence::Available).await;
+        assert!(unknown.unwrap().is_none());
+    }
+
+    /// Presence is the store's: another registry on the same store (another instance's)
+    /// follows it, is told of the change once, and starts from what is stored.
+    #[tokio::test]
+    async fn stored_presence_is_followed_by_every_registry_on_the_store() {
+        let store: Arc<dyn InteractionStore> = Arc::new(
+            crate::store::SqliteStore::open("sqlite::memory:")
+                .await
+                .unwrap(),
+        );
+        let here = Arc::new(Agents::stored(vec![agent("alice", "a")], store.clone()));
+        here.set_presence("alice", Presence::Available)
+            .await
+            .unwrap();
+        let there = Arc::new(Agents::stored(
+            vec![agent("alice", "a"), agent("bob", "b")],
+            store.clone(),
+        ));
+        let mut heard = there.subscribe();
+        let stop = CancellationToken::new();
+        let task = there.follow(stop.clone()).unwrap();
+        let first = heard.recv().await.unwrap();
+        assert_eq!(
+            (first.id.as_str(), first.status),
+            ("alice", Presence::Available)
+        );
+        assert_eq!(there.presence("alice"), Presence::Available);
+        here.set_presence("alice", Presence::Away).await.unwrap();
+        let next = heard.recv().await.unwrap();
+        assert_eq!(next.status, Presence::Away);
+        assert_eq!(there.presence("alice"), Presence::Away);
+        assert!(heard.try_recv().is_err(), "one change, heard once");
+        stop.cancel();
+        task.await.unwrap();
     }
 }

@@ -465,7 +465,7 @@ impl Driver {
                 }
             }
             RouterNote::AgentAway(agent) => {
-                self.svc.agents.set_presence(&agent, Presence::Away);
+                self.svc.agents.set_presence_soon(&agent, Presence::Away);
             }
             RouterNote::LeftQueue => {
                 if let Some(id) = self.interaction {

@@ -192,7 +192,7 @@ impl Driver {
                 }
                 Command::Router(RouterNote::AgentAway(agent)) => {
                     info!(agent = %agent, "agent's phone did not take the callback; set away");
-                    self.svc.agents.set_presence(&agent, Presence::Away);
+                    self.svc.agents.set_presence_soon(&agent, Presence::Away);
                 }
                 Command::Router(RouterNote::LeftQueue) => {}
                 Command::DialOutcome(outcome) => {

@@ -4,6 +4,13 @@
 //! An agent is free when its presence is `available`, no offer to it is ringing, and it has no
 //! connected interaction. An offer the agent does not answer within the queue's ring time sets
 //! the agent `away`; the interaction stays where it was.
+//!
+//! Several instances sharing a PostgreSQL store each run a router: each offers its own live
+//! callers (a live call stays on the instance that has its media) and any due callback. Before
+//! it rings an agent it claims the interaction and the agent in the store
+//! ([`crate::store::InteractionStore::claim_offer`], lapsing a little after the ring time), so
+//! an interaction is offered by one instance at a time and an agent rung by one offer at a
+//! time; the claim is given back when the offer ends.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -12,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::{self, error::TryRecvError};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::callback_task;
 use super::live::{CallCommand, OfferOutcome};
@@ -21,10 +28,13 @@ use crate::clock;
 use crate::interaction::{InteractionId, Status, SubType};
 use crate::queue::agent::{Agent, Presence};
 use crate::queue::router::{Candidate, Router};
-use crate::store::ListQuery;
+use crate::store::{ListQuery, OfferClaim};
 
 /// How often the router looks again even without a change.
 const TICK: Duration = Duration::from_millis(500);
+/// How long a claim outlives the ring time it covers (an instance that dies mid-offer holds
+/// the interaction and the agent this long after the ring time at most).
+const CLAIM_MARGIN: Duration = Duration::from_secs(5);
 /// Least time between two rounds: every stored change wakes the router, and at hundreds of
 /// calls a second a round per change would be most of the store's reads. Offers ring for
 /// seconds; 50 ms of batching is not noticed.
@@ -162,7 +172,19 @@ async fn round(svc: &Arc<Services>, router: &mut Router, in_flight: &Arc<Mutex<I
             let Some(agent) = free.iter().find(|a| a.id == agent_id).cloned() else {
                 continue;
             };
-            offer(svc, in_flight, &open, agent, cand, ring);
+            let claim = OfferClaim {
+                interaction: cand.interaction,
+                agent: agent.id.clone(),
+                until: now + ring + CLAIM_MARGIN,
+            };
+            // Another instance may be offering it, or ringing this agent.
+            match svc.store.claim_offer(claim.clone(), now).await {
+                Ok(true) => offer(svc, in_flight, &open, agent, cand, ring, claim),
+                Ok(false) => {
+                    debug!(agent = %agent.id, interaction = cand.interaction, "offer claimed elsewhere")
+                }
+                Err(e) => debug!(error = %e, "offer not claimed"),
+            }
         }
     }
 }
@@ -174,6 +196,7 @@ fn offer(
     agent: Agent,
     cand: Candidate,
     ring: Duration,
+    claim: OfferClaim,
 ) {
     let (done, outcome) = oneshot::channel();
     let sent = if cand.live {
@@ -195,6 +218,8 @@ fn offer(
         }
     };
     if !sent {
+        let svc = svc.clone();
+        tokio::spawn(async move { release(&svc, claim).await });
         return;
     }
     info!(agent = %agent.id, interaction = cand.interaction, live = cand.live, "offer");
@@ -209,12 +234,24 @@ fn offer(
         debug!(agent = %agent.id, interaction = cand.interaction, ?result, "offer ended");
         if result == OfferOutcome::NotAnswered {
             info!(agent = %agent.id, "offer not answered; agent set away");
-            svc.agents.set_presence(&agent.id, Presence::Away);
+            if let Err(e) = svc.agents.set_presence(&agent.id, Presence::Away).await {
+                warn!(agent = %agent.id, error = %e, "presence not stored");
+            }
         }
-        let mut f = lock(&in_flight);
-        f.agents.remove(&agent.id);
-        f.interactions.remove(&cand.interaction);
+        {
+            let mut f = lock(&in_flight);
+            f.agents.remove(&agent.id);
+            f.interactions.remove(&cand.interaction);
+        }
+        release(&svc, claim).await;
     });
+}
+
+/// Gives an offer's claim back (it lapses by itself if this fails).
+async fn release(svc: &Services, claim: OfferClaim) {
+    if let Err(e) = svc.store.release_offer(claim).await {
+        debug!(error = %e, "offer claim not released; it lapses");
+    }
 }
 
 fn lock(m: &Mutex<InFlight>) -> std::sync::MutexGuard<'_, InFlight> {

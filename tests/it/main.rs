@@ -12,6 +12,7 @@ mod hardening;
 mod layering;
 mod media_flows;
 mod net_hardening;
+mod pg_instances;
 mod srtp_flows;
 mod store_outage;
 mod support;

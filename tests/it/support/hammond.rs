@@ -32,6 +32,8 @@ pub(crate) struct Options {
     pub env: Vec<(String, String)>,
     /// `[media] io` (the default when empty: io_uring where the kernel allows it).
     pub media_io: &'static str,
+    /// `[store] url` (default: a SQLite file in the data dir).
+    pub store_url: Option<String>,
 }
 
 pub(crate) struct Hammond {
@@ -97,7 +99,7 @@ io = "{media_io}"
 listen = "127.0.0.1:0"
 {http_extra}
 [store]
-url = "sqlite://{db}"
+url = "{store_url}"
 [queues]
 dir = "{queues}"
 [prompts]
@@ -129,7 +131,10 @@ token = "eve-secret"
             },
             alice_port = opts.agent_port.unwrap_or(5070),
             bob_port = opts.agent_port.map_or(5071, |p| p + 1),
-            db = data_dir.join("hammond.db").display(),
+            store_url = opts
+                .store_url
+                .clone()
+                .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("hammond.db").display())),
             queues = queues.display(),
             prompts = repo().join("prompts").display(),
             data = data_dir.display(),

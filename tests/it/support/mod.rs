@@ -7,11 +7,13 @@ pub(crate) mod baresip;
 pub(crate) mod capture;
 pub(crate) mod hammond;
 pub(crate) mod http;
+pub(crate) mod pg;
 pub(crate) mod pki;
 pub(crate) mod ports;
 pub(crate) mod raw_sip;
 pub(crate) mod rtp;
 pub(crate) mod sipp;
+pub(crate) mod sse;
 
 pub(crate) use hammond::{Hammond, Options};
 pub(crate) use sipp::Sipp;
