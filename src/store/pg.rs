@@ -98,6 +98,13 @@ const READ_WAIT: Duration = Duration::from_secs(3);
 /// holds, or a stalled server, fails a caller rather than holding it.
 const STATEMENT_TIMEOUT: &str = "5s";
 
+/// How long a session may sit in an open transaction before the server ends it. A writer
+/// holds the event-log lock from its append to its commit, sent back to back: an instance cut
+/// off from the database in between would otherwise stop every instance's writes until the
+/// server noticed the dead connection (TCP keepalive: hours). Shorter than a statement's
+/// limit, so a writer waiting for that lock outlasts a stuck holder.
+const IDLE_IN_TRANSACTION: &str = "2s";
+
 /// How long each half of `/healthz`'s check (a read, a write) may take.
 const HEALTH_WAIT: Duration = Duration::from_secs(2);
 
@@ -125,9 +132,10 @@ impl PgStore {
     pub async fn open(url: &str, instance: &str) -> Result<Self, Error> {
         let opts = connect_options(url)?.application_name("hammond");
         migrate(&opts).await?;
-        let reads = opts
-            .clone()
-            .options([("statement_timeout", STATEMENT_TIMEOUT)]);
+        let reads = opts.clone().options([
+            ("statement_timeout", STATEMENT_TIMEOUT),
+            ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(READ_WAIT)

@@ -1,7 +1,8 @@
-//! homelist: seed a SQLite store with interactions through the `store` API (timing the
-//! callback-confirmation write, which is fsync'd), then time the Home List and accept over HTTP.
+//! homelist: seed a store with interactions through the `store` API (timing the
+//! callback-confirmation write, which is on disk before it returns), then time the Home List and
+//! accept over HTTP.
 //!
-//!   homelist seed --db FILE [--n 10000] [--callbacks 300] [--voicemails 100] [--queue support]
+//!   homelist seed --db FILE|postgres://… [--n 10000] [--callbacks 300] [--voicemails 100] [--queue support]
 //!   homelist http --addr HOST:PORT [--token alice-secret] [--gets 300] [--accepts 100]
 //!
 //! Prints one JSON object on stdout.
@@ -63,7 +64,12 @@ async fn seed(args: &[String]) -> serde_json::Value {
         .parse()
         .expect("--voicemails");
     let queue = arg(args, "--queue", "support");
-    let store = hammond::store::open(&format!("sqlite://{db}"))
+    let url = if db.starts_with("postgres") {
+        db.clone()
+    } else {
+        format!("sqlite://{db}")
+    };
+    let store = hammond::store::open(&url, "homelist-seed")
         .await
         .expect("open store");
     let base = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2);

@@ -4,9 +4,10 @@
 //! `--calls` calls are done. Reports calls/s, and the process's CPU time (user + system, every
 //! thread: the sqlx worker included, from `getrusage`) per call and per write.
 //!
-//!   storebench [--db FILE] [--calls 5000] [--tasks 64] [--notes 2]
+//!   storebench [--db FILE|postgres://…] [--calls 5000] [--tasks 64] [--notes 2]
 //!
-//! Prints one JSON object on stdout. The database file is removed first.
+//! Prints one JSON object on stdout. A database file is removed first (a PostgreSQL database
+//! should be empty; the server's own CPU is not in the figures).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -67,15 +68,20 @@ fn main() {
     let calls: usize = arg(&args, "--calls", "5000").parse().expect("--calls");
     let tasks: usize = arg(&args, "--tasks", "64").parse().expect("--tasks");
     let notes: usize = arg(&args, "--notes", "2").parse().expect("--notes");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{db}{suffix}"));
-    }
+    let url = if db.starts_with("postgres") {
+        db.clone()
+    } else {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{db}{suffix}"));
+        }
+        format!("sqlite://{db}")
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let out = rt.block_on(async move {
-        let store = hammond::store::open(&format!("sqlite://{db}"))
+        let store = hammond::store::open(&url, "storebench")
             .await
             .expect("open store");
         let next = Arc::new(AtomicUsize::new(0));
