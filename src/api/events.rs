@@ -7,6 +7,10 @@
 //! stream ends when Hammond shuts down (`AppState::shutdown`), so it cannot hold up the HTTP
 //! server's graceful shutdown.
 //!
+//! With several instances on one PostgreSQL store the live events are every instance's, in one
+//! global id order (the store's pump reads other instances' events from the log), so a client
+//! may resume with `Last-Event-ID` on any instance.
+//!
 //! The replay is bounded: it is streamed a page at a time as the client reads it (never the
 //! whole log in memory), and only for a client at most [`REPLAY_MAX`] events behind whose
 //! events the retention has not pruned. Any other client (further behind, behind the pruned

@@ -163,12 +163,16 @@ pub(crate) fn db_unavailable(e: &sqlx::Error) -> bool {
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
-            ["08", "53", "57", "58"]
-                .iter()
-                .any(|class| c.starts_with(class))
-                || c == "25006"
-        }),
+        // SQLite's own refusals are classified where its writer meets them.
+        sqlx::Error::Database(d) => d
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|pg| {
+                let c = pg.code();
+                ["08", "53", "57", "58"]
+                    .iter()
+                    .any(|class| c.starts_with(class))
+                    || c == "25006"
+            }),
         _ => false,
     }
 }
@@ -419,7 +423,8 @@ pub trait InteractionStore: Send + Sync {
     fn subscribe(&self) -> broadcast::Receiver<std::sync::Arc<StoredEvent>>;
 
     /// At start: settles interactions a crash left `bot` or `connected`, or ringing (open
-    /// inbound) (see [`Event::Recovered`]); returns them as settled. `retry` gives a queue's callback
+    /// inbound) (see [`Event::Recovered`]); returns them as settled. On a store shared by
+    /// several instances, only this instance's (another's calls are live on it). `retry` gives a queue's callback
     /// retry rules (maximum attempts, retry interval), for a dial the crash cut.
     fn recover<'a>(
         &'a self,

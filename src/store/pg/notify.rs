@@ -31,6 +31,10 @@ pub(super) const PRESENCE_CHANNEL: &str = "hammond_presence";
 const TICK: Duration = Duration::from_secs(1);
 /// The pause before listening again after the connection failed.
 const RELISTEN: Duration = Duration::from_millis(500);
+/// How long a notification waits for this instance's writer to hand over the same events
+/// (its own commits are notified too, often before the writer has its answer): most
+/// notifications are then answered without a read.
+const OWN_COMMIT_WAIT: Duration = Duration::from_millis(5);
 /// Events read per query while catching up.
 const PAGE: u32 = 500;
 
@@ -92,13 +96,19 @@ impl Pump {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // A notification of events not yet sent: read them at this time, unless this
+            // instance's writer (whose own commits notify too) has handed them over by then.
+            let mut read_at: Option<(tokio::time::Instant, i64)> = None;
             loop {
+                let due = read_at.map(|(at, _)| at);
                 tokio::select! {
                     Some(mine) = from_writer.recv() => self.local(mine).await,
                     Some(h) = hearing.recv() => match h {
                         Heard::Events(upto) => {
                             if upto > self.last {
-                                self.catch_up().await;
+                                let at = (crate::clock::now() + OWN_COMMIT_WAIT).into();
+                                let upto = read_at.map_or(upto, |(_, u)| u.max(upto));
+                                read_at = Some((due.unwrap_or(at), upto));
                             }
                         }
                         Heard::Presence(agent) => self.presence_of(&agent).await,
@@ -107,6 +117,11 @@ impl Pump {
                             self.all_presence().await;
                         }
                     },
+                    () = sleep_until(due) => {
+                        if read_at.take().is_some_and(|(_, upto)| upto > self.last) {
+                            self.catch_up().await;
+                        }
+                    }
                     _ = tick.tick() => self.catch_up().await,
                     () = stop.cancelled() => break,
                 }
@@ -184,6 +199,14 @@ impl Pump {
             }
             Err(e) => debug!(error = %e, "presence not read"),
         }
+    }
+}
+
+/// Sleeps until `at`; pends for ever without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
