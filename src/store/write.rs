@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use tokio::sync::oneshot;
@@ -269,5 +269,77 @@ impl EventData<'_> {
             feed,
         })
         .unwrap_or_default()
+    }
+}
+
+/// The window a writer's load is measured over.
+pub(crate) const LOAD_WINDOW: Duration = Duration::from_millis(100);
+
+/// A writer's write rate over the last whole window: a busy writer lingers a moment to gather
+/// a bigger batch (a commit's cost is shared by every write in it); an idle one never waits.
+pub(crate) struct Load {
+    window_start: Instant,
+    this_window: usize,
+    last_window: usize,
+    /// Writes per window from which the writer counts as busy.
+    busy_writes: usize,
+}
+
+impl Load {
+    pub(crate) fn new(now: Instant, busy_writes: usize) -> Self {
+        Self {
+            window_start: now,
+            this_window: 0,
+            last_window: 0,
+            busy_writes,
+        }
+    }
+
+    /// Whether the last whole window (or this one so far) reached the busy rate.
+    pub(crate) fn busy(&mut self, now: Instant) -> bool {
+        let elapsed = now.duration_since(self.window_start);
+        if elapsed >= LOAD_WINDOW {
+            // A gap of more than one window means the last one was empty.
+            self.last_window = if elapsed < 2 * LOAD_WINDOW {
+                self.this_window
+            } else {
+                0
+            };
+            self.this_window = 0;
+            self.window_start = now;
+        }
+        self.last_window.max(self.this_window) >= self.busy_writes
+    }
+
+    /// Counts writes done.
+    pub(crate) fn count(&mut self, writes: usize) {
+        self.this_window += writes;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_from_the_write_rate_of_the_last_window() {
+        const BUSY: usize = 200;
+        let t0 = crate::clock::now();
+        let mut load = Load::new(t0, BUSY);
+        assert!(!load.busy(t0));
+        load.count(BUSY - 1);
+        assert!(!load.busy(t0 + Duration::from_millis(50)));
+        load.count(1);
+        assert!(load.busy(t0 + Duration::from_millis(60)), "this window");
+        assert!(load.busy(t0 + LOAD_WINDOW), "the last window");
+        assert!(
+            !load.busy(t0 + LOAD_WINDOW * 2),
+            "a quiet window since: not busy"
+        );
+        load.count(BUSY);
+        assert!(
+            !load.busy(t0 + LOAD_WINDOW * 5),
+            "after a long gap the last window was empty"
+        );
     }
 }

@@ -27,7 +27,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, Statement, params};
@@ -38,7 +38,7 @@ use crate::interaction::{
     CloseReason, Event, FeedEntry, Interaction, InteractionId, Leg, LifecycleError, Status, apply,
 };
 use crate::store::row::{row_to_interaction, us};
-use crate::store::write::{self, EventData, Guard, Op, WriteJob, Written, Wrote};
+use crate::store::write::{self, EventData, Guard, Load, Op, WriteJob, Written, Wrote};
 use crate::store::{Booking, Error, StoredEvent};
 
 // Stop is sent once; boxing the write would cost an allocation per write.
@@ -237,7 +237,7 @@ impl Writer {
     }
 
     fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
-        let mut load = Load::new(crate::clock::now());
+        let mut load = Load::new(crate::clock::now(), BUSY_WRITES);
         // A message that is not a write, met while gathering a batch: handled after it.
         let mut held: Option<Msg> = None;
         loop {
@@ -434,46 +434,9 @@ fn take_queued(rx: &mut mpsc::UnboundedReceiver<Msg>, batch: &mut Vec<WriteJob>)
 /// two writes cost 0.37 ms of CPU per call, one every ten 0.21 ms. Idle, nothing waits.
 const GATHER: Duration = Duration::from_millis(2);
 
-/// Writes per [`LOAD_WINDOW`] from which the writer counts as busy (2,000 writes/s: about
-/// 400 calls/s setting up and hanging up).
+/// Writes per [`write::LOAD_WINDOW`] from which the writer counts as busy (2,000 writes/s:
+/// about 400 calls/s setting up and hanging up).
 const BUSY_WRITES: usize = 200;
-const LOAD_WINDOW: Duration = Duration::from_millis(100);
-
-/// The write rate over the last whole window.
-struct Load {
-    window_start: Instant,
-    this_window: usize,
-    last_window: usize,
-}
-
-impl Load {
-    fn new(now: Instant) -> Self {
-        Self {
-            window_start: now,
-            this_window: 0,
-            last_window: 0,
-        }
-    }
-
-    fn busy(&mut self, now: Instant) -> bool {
-        let elapsed = now.duration_since(self.window_start);
-        if elapsed >= LOAD_WINDOW {
-            // A gap of more than one window means the last one was empty.
-            self.last_window = if elapsed < 2 * LOAD_WINDOW {
-                self.this_window
-            } else {
-                0
-            };
-            self.this_window = 0;
-            self.window_start = now;
-        }
-        self.last_window.max(self.this_window) >= BUSY_WRITES
-    }
-
-    fn count(&mut self, writes: usize) {
-        self.this_window += writes;
-    }
-}
 
 /// One transaction over `ops`. `Err` only for a database error (rolled back); per-write
 /// refusals are in the vector.
@@ -845,26 +808,5 @@ mod tests {
             )
             .unwrap();
         assert_eq!((n, sum, last.as_str()), (70, (0..70).sum(), "r9"));
-    }
-
-    #[test]
-    fn busy_from_the_write_rate_of_the_last_window() {
-        let t0 = crate::clock::now();
-        let mut load = Load::new(t0);
-        assert!(!load.busy(t0));
-        load.count(BUSY_WRITES - 1);
-        assert!(!load.busy(t0 + Duration::from_millis(50)));
-        load.count(1);
-        assert!(load.busy(t0 + Duration::from_millis(60)), "this window");
-        assert!(load.busy(t0 + LOAD_WINDOW), "the last window");
-        assert!(
-            !load.busy(t0 + LOAD_WINDOW * 2),
-            "a quiet window since: not busy"
-        );
-        load.count(BUSY_WRITES);
-        assert!(
-            !load.busy(t0 + LOAD_WINDOW * 5),
-            "after a long gap the last window was empty"
-        );
     }
 }
