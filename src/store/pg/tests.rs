@@ -261,15 +261,16 @@ async fn recovery_settles_only_this_instances_calls() {
     })
 }
 
-/// The line count seeks the `(queue, status, created_at, id)` index (the planner's choice
-/// on a table this small is a scan, so scans are ruled out to see that the index serves).
+/// The line count seeks the `(queue, status, created_at, id)` index, with a plain index scan
+/// (which marks dead entries as it goes; the planner's choice on a table this small is a
+/// sequential scan, so those are ruled out to see that the index serves).
 #[tokio::test]
 async fn the_position_count_uses_the_waiting_line_index() {
     with_pg!("the_position_count_uses_the_waiting_line_index", |pg| {
         let _s = instance(&pg, "a").await;
         let plan = sql(
             &pg,
-            "SET enable_seqscan = off; SET enable_bitmapscan = off; EXPLAIN SELECT COUNT(*) \
+            "SET enable_seqscan = off; SET enable_bitmapscan = off; EXPLAIN SELECT COUNT(o.version) \
              FROM interactions o WHERE o.queue = 'support' AND o.status IN ('open', 'bot') \
              AND (o.created_at, o.id) <= (0, 0)",
         )
@@ -277,7 +278,7 @@ async fn the_position_count_uses_the_waiting_line_index() {
         let plan: Vec<String> = plan.iter().map(|r| r.get::<String, _>(0)).collect();
         let plan = plan.join("\n");
         assert!(
-            plan.contains("Index Only Scan using interactions_queue_status"),
+            plan.contains("Index Scan using interactions_queue_status"),
             "{plan}"
         );
     })

@@ -50,10 +50,10 @@ const MAX_BATCH: usize = 256;
 /// waits.
 const GATHER: Duration = Duration::from_millis(2);
 
-/// Writes per [`crate::store::write::LOAD_WINDOW`] from which the writer counts as busy (500
-/// writes/s: about 80 calls/s setting up and hanging up). Lower than SQLite's: each
+/// Writes per [`crate::store::write::LOAD_WINDOW`] from which the writer counts as busy (200
+/// writes/s: about 50 calls/s setting up and hanging up). Lower than SQLite's: each
 /// transaction costs round trips and the server's work, not a function call.
-const BUSY_WRITES: usize = 50;
+const BUSY_WRITES: usize = 20;
 
 /// Most interactions the writer remembers (closed ones are forgotten at once).
 const CACHE_MAX: usize = 20_000;
@@ -478,11 +478,12 @@ macro_rules! bind_changeable {
 }
 
 /// The waiting interactions of the row's queue ahead of it (the position, less one), for the
-/// row just inserted (`ins`) or updated (`interactions`).
+/// row just inserted (`ins`) or updated (`interactions`). `COUNT(o.version)`, not `COUNT(*)`:
+/// see `position_of_i!` (an index-only scan would walk the dead versions again every time).
 macro_rules! ahead_of {
     ($t:literal) => {
         concat!(
-            "(SELECT COUNT(*) FROM interactions o WHERE o.queue = ",
+            "(SELECT COUNT(o.version) FROM interactions o WHERE o.queue = ",
             $t,
             ".queue AND o.status IN ('open', 'bot') AND (o.created_at, o.id) < (",
             $t,
