@@ -105,11 +105,12 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
         info!(instance = %instance, "store shared with other instances (PostgreSQL)");
     }
     let queues_now = registry.clone();
-    let retry = move |queue: &str| {
+    let retry: Arc<crate::store::RetryRules> = Arc::new(move |queue: &str| {
         let r = queues_now.current().retry(queue);
         (r.max_attempts, r.retry_interval)
-    };
-    match store.recover(crate::clock::wall(), &retry).await {
+    });
+    crate::store::lease::take(&*store).await;
+    match store.recover(crate::clock::wall(), &*retry).await {
         Ok(settled) if !settled.is_empty() => warn!(
             count = settled.len(),
             "settled interactions left by a crash"
@@ -117,6 +118,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
         Ok(_) => {}
         Err(e) => warn!(error = %e, "crash recovery failed"),
     }
+    crate::store::lease::spawn_keeper(store.clone(), retry, shutdown.clone());
     crate::store::retention::spawn_pruner(
         store.clone(),
         cfg.store.event_retention,

@@ -28,6 +28,8 @@ pub const RTP_LATE_PACKETS: &str = "hammond_rtp_late_packets_total";
 /// Counter: datagrams an SRTP leg refused because they did not authenticate (forged, plain
 /// RTP, replayed).
 pub const SRTP_UNAUTHENTICATED: &str = "hammond_srtp_unauthenticated_packets_total";
+/// Counter: interactions this instance settled for instances that died (their lease lapsed).
+pub const LOST_INSTANCE_SETTLED: &str = "hammond_lost_instance_interactions_settled_total";
 /// Counter, label `code`: SIP responses sent and received.
 pub const SIP_RESPONSES: &str = "hammond_sip_responses_total";
 
@@ -54,6 +56,10 @@ pub fn install() -> PrometheusHandle {
 /// Registers the descriptions (HELP lines) of every metric.
 pub fn describe() {
     ::metrics::describe_gauge!(ACTIVE_CALLS, "Calls with a live SIP dialog");
+    ::metrics::describe_counter!(
+        LOST_INSTANCE_SETTLED,
+        "Interactions settled for instances that died (lease lapsed)"
+    );
     ::metrics::describe_gauge!(INTERACTIONS, "Interactions by status and sub_type");
     ::metrics::describe_gauge!(
         CALLBACKS_PENDING,
@@ -74,11 +80,19 @@ pub fn describe() {
     ::metrics::gauge!(ACTIVE_CALLS).increment(0.0);
     ::metrics::counter!(RTP_LATE_PACKETS).increment(0);
     ::metrics::counter!(SRTP_UNAUTHENTICATED).increment(0);
+    ::metrics::counter!(LOST_INSTANCE_SETTLED).increment(0);
 }
 
 /// `hammond_srtp_unauthenticated_packets_total`: a leg's SRTP refusals, counted as it ends.
 pub fn srtp_unauthenticated(n: u64) {
     ::metrics::counter!(SRTP_UNAUTHENTICATED).increment(n);
+}
+
+/// `hammond_lost_instance_interactions_settled_total`: interactions settled for dead instances.
+pub fn lost_instance_settled(n: u64) {
+    if n > 0 {
+        ::metrics::counter!(LOST_INSTANCE_SETTLED).increment(n);
+    }
 }
 
 /// `hammond_active_calls`: the number of calls in progress now.

@@ -341,6 +341,7 @@ impl CallbackDial {
                 self.push(apply(Lifecycle::Recovered {
                     max_attempts: self.settings.retry.max_attempts,
                     retry_after: self.settings.retry.retry_interval,
+                    lost_instance: None,
                 }));
             }
             State::Finished => return,

@@ -543,6 +543,7 @@ impl InboundCall {
             self.push(apply(Lifecycle::Recovered {
                 max_attempts: retry.max_attempts,
                 retry_after: retry.retry_interval,
+                lost_instance: None,
             }));
             return;
         }

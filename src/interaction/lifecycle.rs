@@ -174,12 +174,15 @@ pub enum Event {
     /// Hammond restarted and found the interaction engaged (bot or connected, or an inbound
     /// call still ringing): settle it. A callback whose dial the restart cut counts a failed
     /// attempt under its queue's rules. Also written at shutdown for a call Hammond itself had
-    /// to cut.
+    /// to cut. On a store shared by several instances, a surviving instance settles a dead
+    /// one's interactions the same way, naming it (`lost_instance`).
     Recovered {
         /// The queue's maximum attempts.
         max_attempts: u32,
         /// The queue's retry interval.
         retry_after: Duration,
+        /// The instance whose death this settles, when another instance settles it.
+        lost_instance: Option<String>,
     },
     /// The agent's leg did not take the call (no answer, busy, error, or the agent hung up
     /// before the bridge): the callback goes back to open, unassigned, in its place, and the
@@ -560,11 +563,13 @@ pub fn apply(
         Event::Recovered {
             max_attempts,
             retry_after,
+            lost_instance,
         } => recover(
             current,
             &mut next,
             &mut feed,
             (max_attempts, retry_after),
+            lost_instance.as_deref(),
             now,
         )?,
         Event::AgentUnreachable { code } => match status {
@@ -601,15 +606,24 @@ pub fn apply(
 /// uncounted (the customer was not called); one whose dial was under way counts a failed
 /// attempt under the queue's rules (`retry`: maximum attempts, retry interval), so it may
 /// close `callback_failed`; a call that was answered or bridged was cut, so it closes as
-/// interrupted.
+/// interrupted. `lost_instance` names the dead instance when a survivor settles its calls.
 fn recover(
     current: &Interaction,
     next: &mut Interaction,
     feed: &mut Vec<FeedEntry>,
     retry: (u32, Duration),
+    lost_instance: Option<&str>,
     now: Timestamp,
 ) -> Result<(), LifecycleError> {
-    let note = |text: &str| FeedEntry::new(now, "recovered", format!("Hammond stopped: {text}"));
+    let note = |text: &str| match lost_instance {
+        None => FeedEntry::new(now, "recovered", format!("Hammond stopped: {text}")),
+        Some(name) => FeedEntry::new(
+            now,
+            "recovered",
+            format!("Hammond instance {name} was lost: {text}"),
+        )
+        .with("instance", name),
+    };
     let is_callback = current.sub_type == SubType::Callback && current.callback.is_some();
     match current.status {
         Status::Bot if is_callback => {

@@ -22,6 +22,7 @@ macro_rules! base_cols {
     };
 }
 
+pub mod lease;
 mod local;
 pub mod pg;
 pub mod retention;
@@ -431,6 +432,25 @@ pub trait InteractionStore: Send + Sync {
         now: Timestamp,
         retry: &'a RetryRules,
     ) -> StoreFuture<'a, Vec<Interaction>>;
+
+    /// Holds this instance's lease on a store shared by several instances for `ttl` from now
+    /// (the store's clock, so instances' clocks need not agree). `false` when the lease had
+    /// lapsed (or never was) before this renewal: then other instances may have settled this
+    /// instance's interactions as a dead instance's. A store one process owns (SQLite) has no
+    /// other instance to lose: always `true`.
+    fn renew_lease(&self, ttl: std::time::Duration) -> StoreFuture<'_, bool>;
+
+    /// Settles the interactions engaged on instances whose lease lapsed (they died: kill -9,
+    /// power, cut off), as [`InteractionStore::recover`] settles a crash's, with a feed entry
+    /// naming the lost instance; returns each with that instance's name. Several survivors
+    /// may run it at once: each interaction is settled once (a settled one is no longer
+    /// engaged). Confirmed callbacks waiting in the queue are not engaged and stay as they
+    /// are. Nothing to do on a store one process owns.
+    fn settle_lost_instances<'a>(
+        &'a self,
+        now: Timestamp,
+        retry: &'a RetryRules,
+    ) -> StoreFuture<'a, Vec<(String, Interaction)>>;
 
     /// Counts by (status, sub_type), for the metrics gauges.
     fn counts(&self) -> StoreFuture<'_, Vec<(Status, SubType, u64)>>;

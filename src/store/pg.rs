@@ -53,13 +53,22 @@ fn migrator() -> sqlx::migrate::Migrator {
     use sqlx::SqlStr;
     use sqlx::migrate::{Migration, MigrationType, Migrator};
     Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed("schema"),
-            MigrationType::Simple,
-            SqlStr::from_static(include_str!("migrations/pg/0001_schema.sql")),
-            false,
-        )]),
+        migrations: Cow::Owned(vec![
+            Migration::new(
+                1,
+                Cow::Borrowed("schema"),
+                MigrationType::Simple,
+                SqlStr::from_static(include_str!("migrations/pg/0001_schema.sql")),
+                false,
+            ),
+            Migration::new(
+                2,
+                Cow::Borrowed("leases"),
+                MigrationType::Simple,
+                SqlStr::from_static(include_str!("migrations/pg/0002_leases.sql")),
+                false,
+            ),
+        ]),
         // `pg_advisory_lock` around the whole run: instances starting at once on an empty
         // database wait for the first one's migration instead of racing it.
         locking: true,
@@ -79,6 +88,21 @@ macro_rules! position_of_i {
         "CASE WHEN i.status IN ('open', 'bot') THEN (SELECT COUNT(o.version) FROM interactions o \
          WHERE o.queue = i.queue AND o.status IN ('open', 'bot') \
          AND (o.created_at, o.id) <= (i.created_at, i.id)) END"
+    };
+}
+
+/// An interaction a call holds (bot, connected, or an inbound call still ringing): what a
+/// restart or a survivor settles. The `interactions_instance` index has this predicate.
+macro_rules! engaged {
+    () => {
+        "(status IN ('bot', 'connected') OR (status = 'open' AND sub_type = 'inbound'))"
+    };
+}
+
+/// The server's clock, microseconds since the Unix epoch (leases compare on one clock).
+macro_rules! server_now_us {
+    () => {
+        "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT"
     };
 }
 
@@ -345,21 +369,87 @@ impl PgStore {
         retry: &RetryRules,
     ) -> Result<Vec<Interaction>, Error> {
         // Only this instance's: another instance's calls are live on it (a dead instance's
-        // are settled by whoever notices it died, not at our start).
-        let engaged: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, queue FROM interactions WHERE instance = $1 \
-             AND (status IN ('bot', 'connected') OR (status = 'open' AND sub_type = 'inbound')) \
-             ORDER BY id",
-        )
+        // are settled by a survivor once its lease lapses: `settle_lost_inner`).
+        let engaged: Vec<(i64, String)> = sqlx::query_as(concat!(
+            "SELECT id, queue FROM interactions WHERE instance = $1 AND ",
+            engaged!(),
+            " ORDER BY id"
+        ))
         .bind(&self.instance)
         .fetch_all(&self.pool)
         .await?;
+        let engaged = engaged.into_iter().map(|(id, q)| (id, q, None)).collect();
+        let settled = self.settle(engaged, now, retry).await?;
+        Ok(settled.into_iter().map(|(_, i)| i).collect())
+    }
+
+    async fn renew_lease_inner(&self, ttl: Duration) -> Result<bool, Error> {
+        let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
+        let held: Option<bool> = sqlx::query_scalar(concat!(
+            "WITH prev AS (SELECT until_us FROM instance_leases WHERE name = $1) ",
+            "INSERT INTO instance_leases (name, until_us) VALUES ($1, ",
+            server_now_us!(),
+            " + $2) ON CONFLICT (name) DO UPDATE SET until_us = excluded.until_us ",
+            "RETURNING (SELECT until_us >= ",
+            server_now_us!(),
+            " FROM prev)"
+        ))
+        .bind(&self.instance)
+        .bind(ttl_us)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(held == Some(true))
+    }
+
+    async fn settle_lost_inner(
+        &self,
+        now: Timestamp,
+        retry: &RetryRules,
+    ) -> Result<Vec<(String, Interaction)>, Error> {
+        let lapsed: Vec<String> = sqlx::query_scalar(concat!(
+            "DELETE FROM instance_leases WHERE until_us < ",
+            server_now_us!(),
+            " RETURNING name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        for name in &lapsed {
+            tracing::warn!(lost = %name, "an instance's lease lapsed: settling its interactions");
+        }
+        // Engaged on an instance that holds no lease: its lease lapsed (now or earlier, when a
+        // survivor that forgot it died before it had settled them all).
+        let orphans: Vec<(i64, String, String)> = sqlx::query_as(concat!(
+            "SELECT id, queue, instance FROM interactions i WHERE instance <> $1 AND ",
+            engaged!(),
+            " AND NOT EXISTS (SELECT 1 FROM instance_leases l WHERE l.name = i.instance) ",
+            "ORDER BY id"
+        ))
+        .bind(&self.instance)
+        .fetch_all(&self.pool)
+        .await?;
+        let orphans = orphans
+            .into_iter()
+            .map(|(id, q, name)| (id, q, Some(name)))
+            .collect();
+        self.settle(orphans, now, retry).await
+    }
+
+    /// Settles each `(id, queue, lost instance)` as a crash's (`Event::Recovered`). One that
+    /// cannot be settled must not keep the others engaged; one another instance settled first
+    /// is no longer engaged and is refused, quietly.
+    async fn settle(
+        &self,
+        engaged: Vec<(i64, String, Option<String>)>,
+        now: Timestamp,
+        retry: &RetryRules,
+    ) -> Result<Vec<(String, Interaction)>, Error> {
         let mut settled = Vec::with_capacity(engaged.len());
-        for (id, queue) in engaged {
+        for (id, queue, lost_instance) in engaged {
             let (max_attempts, retry_after) = retry(&queue);
             let event = Event::Recovered {
                 max_attempts,
                 retry_after,
+                lost_instance: lost_instance.clone(),
             };
             let op = Op::Apply {
                 id,
@@ -367,10 +457,12 @@ impl PgStore {
                 now,
                 accept: false,
             };
-            // One that cannot be settled must not keep the others engaged.
             match self.write(op).await {
-                Ok(i) => settled.push(i),
+                Ok(i) => settled.push((lost_instance.unwrap_or_default(), i)),
                 Err(e) if e.is_unavailable() || matches!(e, Error::Db(_)) => return Err(e),
+                Err(e @ (Error::Lifecycle { .. } | Error::Conflict { .. })) => {
+                    tracing::debug!(interaction.id = id, error = %e, "settled elsewhere")
+                }
                 Err(e) => tracing::warn!(interaction.id = id, error = %e, "not recovered"),
             }
         }
@@ -647,6 +739,18 @@ impl InteractionStore for PgStore {
         retry: &'a RetryRules,
     ) -> StoreFuture<'a, Vec<Interaction>> {
         Box::pin(self.recover_inner(now, retry))
+    }
+
+    fn renew_lease(&self, ttl: Duration) -> StoreFuture<'_, bool> {
+        Box::pin(self.renew_lease_inner(ttl))
+    }
+
+    fn settle_lost_instances<'a>(
+        &'a self,
+        now: Timestamp,
+        retry: &'a RetryRules,
+    ) -> StoreFuture<'a, Vec<(String, Interaction)>> {
+        Box::pin(self.settle_lost_inner(now, retry))
     }
 
     fn counts(&self) -> StoreFuture<'_, Vec<(Status, SubType, u64)>> {

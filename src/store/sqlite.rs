@@ -453,6 +453,7 @@ impl SqliteStore {
             let event = Event::Recovered {
                 max_attempts,
                 retry_after,
+                lost_instance: None,
             };
             // One that cannot be settled must not keep the others engaged.
             match self.apply_inner(id, event, now, false).await {
@@ -682,6 +683,18 @@ impl InteractionStore for SqliteStore {
         retry: &'a RetryRules,
     ) -> StoreFuture<'a, Vec<Interaction>> {
         Box::pin(self.recover_inner(now, retry))
+    }
+
+    fn renew_lease(&self, _ttl: std::time::Duration) -> StoreFuture<'_, bool> {
+        Box::pin(async { Ok(true) })
+    }
+
+    fn settle_lost_instances<'a>(
+        &'a self,
+        _now: Timestamp,
+        _retry: &'a RetryRules,
+    ) -> StoreFuture<'a, Vec<(String, Interaction)>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 
     fn counts(&self) -> StoreFuture<'_, Vec<(Status, SubType, u64)>> {

@@ -128,6 +128,16 @@ impl InteractionStore for Hooked {
     ) -> StoreFuture<'a, Vec<Interaction>> {
         self.inner.recover(now, retry)
     }
+    fn renew_lease(&self, ttl: std::time::Duration) -> StoreFuture<'_, bool> {
+        self.inner.renew_lease(ttl)
+    }
+    fn settle_lost_instances<'a>(
+        &'a self,
+        now: Timestamp,
+        retry: &'a RetryRules,
+    ) -> StoreFuture<'a, Vec<(String, Interaction)>> {
+        self.inner.settle_lost_instances(now, retry)
+    }
     fn counts(&self) -> StoreFuture<'_, Vec<(Status, SubType, u64)>> {
         self.inner.counts()
     }

@@ -268,3 +268,89 @@ fn a_due_callback_is_offered_by_one_instance_at_a_time() {
     // Alice answered, so she stays available: no second offer rang out unanswered.
     assert_eq!(presence_of(&h2, "alice"), "available");
 }
+
+/// An instance dies (kill -9) with a caller in its workflow and a confirmed callback booked on
+/// it: within 45 s the survivor settles the caller's interaction, naming the lost instance on
+/// the feed; the confirmed callback is untouched, and an accept on the survivor dials it once.
+#[test]
+fn a_dead_instances_calls_are_settled_by_a_survivor_and_no_callback_is_lost() {
+    let Some(db) = PgDb::new(
+        "pg_instances::a_dead_instances_calls_are_settled_by_a_survivor_and_no_callback_is_lost",
+    ) else {
+        return;
+    };
+    let (trunk, agent) = (free_port(), free_port_pair());
+    let (h1, h2) = two_instances(&db, trunk, agent);
+    let booked = book_callback(&h1);
+    let _caller = Sipp::uac("caller_waits.xml", h1.sip, "support")
+        .args(&["-d", "60000", "-timeout", "70s"])
+        .spawn();
+    let in_workflow = || {
+        let list = http::get(h2.http, "/api/v1/interactions?status=bot", "bob-secret");
+        list.body["interactions"][0]["id"].as_i64()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let caller = loop {
+        if let Some(id) = in_workflow() {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the caller never reached the workflow"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+
+    let died = Instant::now();
+    drop(h1); // SIGKILL: no shutdown, no goodbye, its lease just stops being renewed
+    let path = format!("/api/v1/interactions/{caller}");
+    let settled = loop {
+        let got = http::get(h2.http, &path, "bob-secret");
+        if got.body["status"] == "closed" {
+            break got;
+        }
+        assert!(
+            died.elapsed() < Duration::from_secs(45),
+            "not settled within 45 s: {}\n{}",
+            got.text,
+            h2.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let lost = settled.body["feed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "recovered")
+        .unwrap_or_else(|| panic!("no recovered entry: {}", settled.text));
+    assert!(
+        lost["text"].as_str().unwrap().contains("was lost"),
+        "{lost}"
+    );
+
+    let confirmed = http::get(
+        h2.http,
+        &format!("/api/v1/interactions/{booked}"),
+        "bob-secret",
+    );
+    assert_eq!(confirmed.body["status"], "open", "{}", confirmed.text);
+    let customer = Sipp::uas("phone_busy.xml", trunk).spawn();
+    let bob = Sipp::uas("phone_answers_waits_bye.xml", agent + 1).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let accepted = http::post(
+        h2.http,
+        &format!("/api/v1/interactions/{booked}/accept"),
+        "bob-secret",
+        "{}",
+    );
+    assert_eq!(accepted.status, 200, "{}", accepted.text);
+    let customer = customer.wait();
+    assert_ok(&customer);
+    assert_eq!(
+        customer.messages.matches("INVITE sip:15551234567@").count(),
+        1,
+        "{}",
+        customer.messages
+    );
+    drop(bob);
+}

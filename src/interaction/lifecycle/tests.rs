@@ -621,6 +621,7 @@ fn recovered(max_attempts: u32) -> Event {
     Event::Recovered {
         max_attempts,
         retry_after: Duration::from_secs(600),
+        lost_instance: None,
     }
 }
 

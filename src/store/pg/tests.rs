@@ -73,7 +73,7 @@ async fn instances_starting_at_once_on_an_empty_database_do_not_race() {
                 stores.push(o.await.unwrap().expect("every instance starts"));
             }
             let applied = sql(&pg, "SELECT version FROM _sqlx_migrations").await;
-            assert_eq!(applied.len(), 1);
+            assert_eq!(applied.len(), 2);
             for s in &stores {
                 s.create(Interaction::inbound("support", "1", at(0)))
                     .await
@@ -258,6 +258,87 @@ async fn recovery_settles_only_this_instances_calls() {
             during: None,
         };
         b.apply(on_b.id, end, at(11)).await.unwrap();
+    })
+}
+
+/// An instance dies (its lease lapses): a survivor settles what was engaged on it, naming it
+/// on the feed; a confirmed callback waiting in the queue is untouched and still pickable;
+/// an instance whose lease holds keeps its calls; two survivors at once settle each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survivors_settle_a_dead_instances_calls_once() {
+    with_pg!("survivors_settle_a_dead_instances_calls_once", |pg| {
+        let retry = |_: &str| (3, Duration::from_secs(600));
+        let dead = instance(&pg, "dead").await;
+        let alive = instance(&pg, "alive").await;
+        let (b, c) = (instance(&pg, "b").await, instance(&pg, "c").await);
+        for s in [&dead, &alive, &b, &c] {
+            assert!(!s.renew_lease(Duration::from_secs(60)).await.unwrap());
+            assert!(s.renew_lease(Duration::from_secs(60)).await.unwrap());
+        }
+        let caller = in_workflow(&dead, "support", 0).await;
+        let waiting = callback(&dead, "support", "15551234567", 1).await;
+        let dialling = callback(&alive, "support", "15551234568", 2).await;
+        dead.accept(dialling.id, "bob", at(3)).await.unwrap();
+        dead.apply(dialling.id, Event::Dialling, at(3))
+            .await
+            .unwrap();
+        let kept = in_workflow(&alive, "support", 4).await;
+
+        assert!(
+            b.settle_lost_instances(at(5), &retry)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // It dies: its lease is not renewed and lapses.
+        dead.renew_lease(Duration::ZERO).await.unwrap();
+        drop(dead);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (by_b, by_c) = tokio::join!(
+            b.settle_lost_instances(at(10), &retry),
+            c.settle_lost_instances(at(10), &retry)
+        );
+        let mut settled: Vec<(String, i64)> = by_b
+            .unwrap()
+            .into_iter()
+            .chain(by_c.unwrap())
+            .map(|(name, i)| (name, i.id))
+            .collect();
+        settled.sort();
+        assert_eq!(
+            settled,
+            [
+                ("dead".to_owned(), caller.id),
+                ("dead".to_owned(), dialling.id)
+            ]
+        );
+        let get = |id| {
+            let b = b.clone();
+            async move { b.get(id).await.unwrap() }
+        };
+        let lost = get(caller.id).await;
+        assert_eq!(lost.listed.interaction.status, Status::Closed);
+        let note = lost.feed.iter().find(|f| f.kind == "recovered").unwrap();
+        assert!(
+            note.text.contains("instance dead was lost"),
+            "{}",
+            note.text
+        );
+        let retried = get(dialling.id).await.listed.interaction;
+        let attempts = retried.callback.as_ref().map(|c| c.attempts);
+        assert_eq!((retried.status, attempts), (Status::Open, Some(1)));
+        assert_eq!(
+            get(waiting.id).await.listed.interaction.status,
+            Status::Open
+        );
+        assert_eq!(get(kept.id).await.listed.interaction.status, Status::Bot);
+        c.accept(waiting.id, "carol", at(11)).await.unwrap();
+        assert!(
+            c.settle_lost_instances(at(12), &retry)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     })
 }
 
