@@ -507,7 +507,11 @@ impl Engine {
                             next: Next::Hangup(HangupReason::CallbackExists),
                         }
                     }
-                    Refusal::Limit | Refusal::Unavailable => self.abandon(&cap),
+                    Refusal::Limit => self.abandon(&cap),
+                    Refusal::Unavailable => {
+                        let sorry = self.flow.prompts.callback_unavailable.clone();
+                        self.abandon_saying(&cap, &sorry)
+                    }
                 }
             }
             (s, WfEvent::CallbackStored | WfEvent::CallbackRefused(_)) => s,
@@ -1215,8 +1219,15 @@ impl Engine {
     /// Callback capture gives up: back to waiting (the place in line is kept), or, for a
     /// closed-hours caller, goodbye.
     fn abandon(&mut self, cap: &Capture) -> State {
+        let invalid = self.flow.prompts.invalid_number.clone();
+        self.abandon_saying(cap, &invalid)
+    }
+
+    /// Gives up the capture after `why` is played: the caller keeps waiting, or, for a
+    /// callback booked while closed, hears goodbye.
+    fn abandon_saying(&mut self, cap: &Capture, why: &str) -> State {
         self.log(Step::CallbackAbandoned);
-        let inv = self.flow.prompts.invalid_number.clone();
+        let inv = why.to_owned();
         if cap.not_before.is_some() {
             let g = self.flow.prompts.goodbye.clone();
             self.play(&[&inv, &g], false);

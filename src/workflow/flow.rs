@@ -129,6 +129,9 @@ prompt_roles! {
     callback_confirmed,
     /// "A callback for this number already exists".
     callback_exists,
+    /// "Sorry, we could not book your callback just now; please stay on the line" (the store
+    /// could not take it: the caller is told so, never that the number was wrong).
+    callback_unavailable,
     /// "That number cannot be used".
     invalid_number,
     /// "That is not a valid choice".

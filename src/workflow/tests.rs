@@ -456,6 +456,23 @@ fn duplicate_and_limit_refusals() {
     assert!(!c.eng.is_finished());
 }
 
+/// The store could not take the booking (an outage): the caller hears an apology that says
+/// so, never "that number is not valid" (the number was fine), and keeps waiting.
+#[test]
+fn a_booking_the_store_could_not_take_is_apologised_for_and_the_caller_waits() {
+    let mut c = Call::answered(support_flow());
+    c.keys("11");
+    c.done_playing();
+    let a = c.ev(WfEvent::CallbackRefused(Refusal::Unavailable));
+    assert!(steps(&a).contains(&Step::CallbackRefused(Refusal::Unavailable)));
+    assert_eq!(played(&a), ["callback_unavailable"]);
+    assert!(
+        c.done_playing().contains(&Action::StartMusic),
+        "the caller keeps waiting"
+    );
+    assert!(!c.eng.is_finished());
+}
+
 #[test]
 fn hanging_up_at_any_step_before_confirming_leaves_no_callback() {
     // Each script is a sequence of inputs; hang up after every prefix of it.

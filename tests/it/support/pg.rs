@@ -87,3 +87,87 @@ impl Drop for PgDb {
         block_on(admin_sql(&self.admin, q));
     }
 }
+
+/// A TCP front for the test database's server (which listens on a unix socket) that the
+/// test can cut and restore: a PostgreSQL outage for one Hammond without stopping the server
+/// every other test shares. Cut, it drops every connection it carries and closes each new one
+/// at once (as a server that is down, or a network that is cut).
+pub(crate) struct PgProxy {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    live: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    url: String,
+}
+
+impl PgProxy {
+    /// Starts the front for `db`'s server (a unix-socket server, as `scripts/with-postgres`
+    /// starts).
+    pub(crate) fn start(db: &PgDb) -> Self {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::{Arc, Mutex};
+        let dir = db.admin.get_socket().expect("a unix-socket server").clone();
+        let socket = dir.join(format!(".s.PGSQL.{}", db.admin.get_port()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let live: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let (up2, live2) = (up.clone(), live.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let Ok(server) = std::os::unix::net::UnixStream::connect(&socket) else {
+                    continue;
+                };
+                live2.lock().unwrap().push(client.try_clone().unwrap());
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut s_in, mut c_out) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_in, &mut s_out);
+                    let _ = s_out.shutdown(std::net::Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        let url = format!(
+            "postgres://{}@127.0.0.1:{port}/{}?sslmode=disable",
+            db.admin.get_username(),
+            db.name
+        );
+        Self {
+            port,
+            up,
+            live,
+            url,
+        }
+    }
+
+    /// The `[store] url` through the front.
+    pub(crate) fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The outage begins: every carried connection is dropped, new ones are closed.
+    pub(crate) fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for c in self.live.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// The outage ends.
+    pub(crate) fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+
+    /// The front's port.
+    #[allow(dead_code)]
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+}
