@@ -407,3 +407,151 @@ fn an_inbound_srtp_offer_is_answered_with_srtp() {
         stopped.log
     );
 }
+
+/// The whole secure trunk (issue 18's acceptance): baresip listens on TLS with a certificate
+/// from a test CA that Hammond trusts through `ca_file`, SRTP mandatory. A picked-up callback
+/// reaches it over TLS (no SIP for it in the clear on the wire), it answers, and audio flows
+/// both ways encrypted: every RTP packet of the customer's leg is SRTP-sized and its payload
+/// is ciphertext, baresip decodes Hammond's audio, and Hammond decrypts baresip's (alice
+/// hears it after the bridge). The keys travelled inside TLS, so this test cannot decrypt the
+/// capture itself; the UDP test above does that.
+#[test]
+fn a_callback_over_tls_to_a_baresip_phone_with_srtp_mandatory_is_encrypted_both_ways() {
+    let pki = crate::support::pki::make("Hammond test CA", &["127.0.0.1"]);
+    let both = pki.dir.path().join("cert-and-key.pem");
+    let pem =
+        std::fs::read_to_string(&pki.cert).unwrap() + &std::fs::read_to_string(&pki.key).unwrap();
+    std::fs::write(&both, pem).unwrap();
+    let wire = Capture::start();
+    let phone_port = free_port_pair();
+    let agent_port = free_port_pair();
+    let music = crate::support::hammond::repo().join("prompts/audio/hold_music.wav");
+    let phone = Baresip::start_tls(NUMBER, phone_port, "srtp-mand", &music, &both);
+    let sips = phone.sips.unwrap();
+    let h = Hammond::start(Options {
+        trunk: Some(sips),
+        agent_port: Some(agent_port),
+        trunk_extra: format!(
+            "transport = \"tls\"\nca_file = \"{}\"\nsrtp = \"mandatory\"",
+            pki.ca.display()
+        ),
+        ..Options::default()
+    });
+    let run = Sipp::uac("callback_info.xml", h.sip, "support")
+        .key("key1", "1")
+        .key("key2", "1")
+        .run();
+    assert_ok(&run);
+    let list = http::get(
+        h.http,
+        "/api/v1/interactions?sub_type=callback&status=open",
+        "alice-secret",
+    );
+    let id = list.body["interactions"][0]["id"]
+        .as_i64()
+        .expect("an open callback");
+    let alice = Sipp::uas("customer_answers_after_4s.xml", agent_port).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    post(&h, id, "accept", "{}");
+    let d = wait_detail(&h, id, |d| feed_has(d, "bridged"));
+    assert!(
+        feed_has(&d, "callback_answered"),
+        "{d}\n{}\n{}",
+        phone.log(),
+        h.log()
+    );
+    assert!(feed_has(&d, "bridged"), "{d}\n{}\n{}", phone.log(), h.log());
+    std::thread::sleep(Duration::from_millis(2500));
+    post(&h, id, "close", r#"{"disposition": "resolved"}"#);
+    assert_ok(&alice.wait());
+    std::thread::sleep(Duration::from_millis(300));
+    let phone_rtp = phone.rtp;
+    let stopped = phone.stop();
+    let wire = wire.stop();
+
+    // The signalling went over TLS: no SIP to or from the phone in the clear.
+    assert!(
+        !wire
+            .iter()
+            .filter_map(sip)
+            .any(|t| t.starts_with("INVITE sip:15551234567@")),
+        "the customer's INVITE travelled in the clear"
+    );
+    assert!(
+        !wire
+            .iter()
+            .any(|d| d.dst.port() == phone_port || d.src.port() == phone_port),
+        "SIP over UDP to or from the phone"
+    );
+    // RTP (not RTCP, whose second byte is its packet type, 200-207) on the phone's ports.
+    let on_phone = |p: u16| (phone_rtp.0..=phone_rtp.1).contains(&p);
+    let rtp = |d: &&Datagram| d.payload.len() > 12 && !(200..=207).contains(&d.payload[1]);
+    let to_phone: Vec<&Datagram> = wire
+        .iter()
+        .filter(|d| on_phone(d.dst.port()))
+        .filter(rtp)
+        .collect();
+    let from_phone: Vec<&Datagram> = wire
+        .iter()
+        .filter(|d| on_phone(d.src.port()))
+        .filter(rtp)
+        .collect();
+    for (dir, packets) in [
+        ("Hammond → phone", &to_phone),
+        ("phone → Hammond", &from_phone),
+    ] {
+        assert!(packets.len() > 150, "{dir}: {} packets", packets.len());
+        // SRTP: an RTP header, 160 bytes that are not G.711, an 80- or 32-bit auth tag.
+        assert!(
+            packets.iter().all(|d| {
+                let n = d.payload.len();
+                (n == 12 + 160 + 10 || n == 12 + 160 + 4) && d.payload[0] >> 6 == 2
+            }),
+            "{dir}: not SRTP-sized RTP: {:?}",
+            packets
+                .iter()
+                .map(|d| (d.payload.len(), d.payload[1]))
+                .collect::<std::collections::BTreeSet<_>>()
+        );
+        let on_wire = entropy(
+            packets
+                .iter()
+                .flat_map(|d| d.payload[12..172].iter().copied()),
+        );
+        assert!(
+            on_wire > 7.9,
+            "{dir}: payload entropy {on_wire:.2} bits/byte is not ciphertext"
+        );
+    }
+
+    // Hammond decrypted the customer's audio: after the bridge alice hears sound in the
+    // clear (the music baresip plays is never one repeated byte).
+    let alice_answer = wire
+        .iter()
+        .filter(|d| d.src.port() == agent_port)
+        .filter_map(sip)
+        .find(|t| t.starts_with("SIP/2.0 200") && t.contains("m=audio"))
+        .expect("alice's 200 OK on the wire");
+    let (alice_media, _, _) = audio(alice_answer.split_once("\r\n\r\n").unwrap().1);
+    let heard: Vec<&[u8]> = wire
+        .iter()
+        .filter(|d| d.dst.port() == alice_media && d.payload.len() == 172)
+        .map(|d| &d.payload[12..])
+        .filter(|p| p.iter().any(|&b| b != p[0]))
+        .collect();
+    let in_clear = entropy(heard.iter().flat_map(|p| p.iter().copied()));
+    assert!(
+        heard.len() > 50 && in_clear < 7.5,
+        "alice heard {} frames of entropy {in_clear:.2}\n{}\n{}",
+        heard.len(),
+        h.log(),
+        stopped.log
+    );
+    // baresip decrypted Hammond's audio: what it decoded is not silence.
+    let loudest = loudest(&stopped.decoded);
+    assert!(
+        loudest > 300.0,
+        "baresip decoded silence (RMS {loudest:.0}):\n{}",
+        stopped.log
+    );
+}

@@ -17,6 +17,8 @@ pub(crate) struct Baresip {
     log: Arc<Mutex<Vec<String>>>,
     /// Where it takes SIP over UDP.
     pub sip: SocketAddr,
+    /// Where it takes SIP over TLS (with a certificate: baresip listens on the next port).
+    pub sips: Option<SocketAddr>,
     /// Its RTP ports (`rtp_ports`), first and last.
     pub rtp: (u16, u16),
 }
@@ -42,6 +44,29 @@ impl Baresip {
         mediaenc: &str,
         source: &Path,
         dial: Option<&str>,
+    ) -> Self {
+        Self::start_full(user, sip_port, mediaenc, source, dial, None)
+    }
+
+    /// A phone that also takes SIP over TLS on `sip_port + 1`, presenting `certificate` (a
+    /// PEM file with the certificate and then its key, as baresip's `sip_certificate` takes).
+    pub(crate) fn start_tls(
+        user: &str,
+        sip_port: u16,
+        mediaenc: &str,
+        source: &Path,
+        certificate: &Path,
+    ) -> Self {
+        Self::start_full(user, sip_port, mediaenc, source, None, Some(certificate))
+    }
+
+    fn start_full(
+        user: &str,
+        sip_port: u16,
+        mediaenc: &str,
+        source: &Path,
+        dial: Option<&str>,
+        certificate: Option<&Path>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let rtp_first = super::ports::block(8);
@@ -71,6 +96,10 @@ impl Baresip {
             b = rtp.1,
             snd = snd.display(),
         );
+        let config = match certificate {
+            Some(pem) => format!("{config}sip_certificate {}\n", pem.display()),
+            None => config,
+        };
         std::fs::write(dir.path().join("config"), config).unwrap();
         let enc = if mediaenc.is_empty() {
             String::new()
@@ -112,6 +141,7 @@ impl Baresip {
             dir,
             log,
             sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
+            sips: certificate.map(|_| SocketAddr::from(([127, 0, 0, 1], sip_port + 1))),
             rtp,
         };
         assert!(
