@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::hammond::{Hammond, Options};
 use crate::support::http;
-use crate::support::pg::{PgDb, PgProxy};
+use crate::support::pg::{PgDb, PgProxy, PgTlsServer};
 use crate::support::sipp::{Sipp, assert_ok};
 
 /// With the database locked: `/healthz` is 503 with a store problem (it used to check a read
@@ -133,4 +133,43 @@ fn a_postgresql_outage_never_confirms_a_callback_and_hammond_reconnects_by_itsel
         "{}",
         list.text
     );
+}
+
+/// A database on another host is reached over TLS: `[store] url` with `sslmode=verify-full`
+/// and the server's CA in `sslrootcert` (a server of the test's own, on a loopback TCP port,
+/// with a certificate from a test CA). Hammond starts, is healthy, stores a booking, and every
+/// connection it holds to the server is encrypted.
+#[test]
+fn a_postgresql_store_over_tls_with_the_servers_certificate_checked() {
+    let pki = crate::support::pki::make("Hammond test database CA", &["127.0.0.1"]);
+    let Some(server) = PgTlsServer::start(
+        "store_outage::a_postgresql_store_over_tls_with_the_servers_certificate_checked",
+        &pki,
+    ) else {
+        return;
+    };
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={}",
+        server.port,
+        pki.ca.display()
+    );
+    let h = Hammond::start(Options {
+        store_url: Some(url),
+        ..Options::default()
+    });
+    let health = http::request(h.http, "GET", "/healthz", None, None);
+    assert_eq!(health.status, 200, "{}", health.text);
+    let run = Sipp::uac("callback_info.xml", h.sip, "support")
+        .key("key1", "1")
+        .key("key2", "1")
+        .run();
+    assert_ok(&run);
+    let ssl = server.query(
+        "SELECT s.ssl::text FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.client_addr IS NOT NULL",
+    );
+    assert!(!ssl.is_empty(), "Hammond holds no TCP connection");
+    assert!(ssl.iter().all(|s| s == "true"), "{ssl:?}");
+    let booked = server.query("SELECT status FROM interactions WHERE sub_type = 'callback'");
+    assert_eq!(booked, ["open"]);
 }

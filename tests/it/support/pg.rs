@@ -171,3 +171,145 @@ impl PgProxy {
         self.port
     }
 }
+
+/// A PostgreSQL server of a test's own that takes TLS on a loopback TCP port, presenting a
+/// certificate from a test CA: what a database on another host looks like. Debian's server
+/// binaries (as `scripts/with-postgres` finds them); run as the `postgres` user when the test
+/// runs as root (the server refuses root). `None`, said, when the binaries are missing and CI
+/// is unset.
+pub(crate) struct PgTlsServer {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    /// Its TCP port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl PgTlsServer {
+    pub(crate) fn start(case: &str, pki: &super::pki::Pki) -> Option<Self> {
+        use std::process::Command;
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|d| {
+                let mut v: Vec<_> = d.filter_map(|e| Some(e.ok()?.path().join("bin"))).collect();
+                v.sort();
+                v.pop()
+            })
+            .filter(|b| b.join("initdb").exists());
+        let Some(bin) = bin else {
+            assert!(std::env::var_os("CI").is_none(), "CI must have PostgreSQL");
+            let _ = writeln!(
+                std::io::stderr(),
+                "{case}: SKIPPED (no PostgreSQL server binaries)"
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        // The server wants its key private to the user it runs as.
+        let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+        std::fs::copy(&pki.cert, &cert).unwrap();
+        std::fs::copy(&pki.key, &key).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let root = unsafe { libc::geteuid() } == 0;
+        let run = |program: &std::path::Path| {
+            if root {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(program);
+                c
+            } else {
+                Command::new(program)
+            }
+        };
+        if root {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let out = run(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = super::ports::block(1);
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -c port={port} -k {sock} -c ssl=on \
+             -c ssl_cert_file={cert} -c ssl_key_file={key}",
+            sock = dir.path().display(),
+            cert = cert.display(),
+            key = key.display(),
+        );
+        let out = run(&bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.path().join("server.log"))
+            .args(["-w", "-t", "60", "-o", &options, "start"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+        );
+        Some(Self { dir, bin, port })
+    }
+
+    /// Admin SQL over the server's unix socket (no TLS there): the rows' first column.
+    pub(crate) fn query(&self, q: &str) -> Vec<String> {
+        let url = format!(
+            "postgres://postgres@/postgres?host={}&port={}",
+            self.dir.path().display(),
+            self.port
+        );
+        let admin = hammond::store::pg::connect_options(&url).unwrap();
+        block_on(async {
+            use sqlx::Row as _;
+            let mut c = PgConnection::connect_with(&admin)
+                .await
+                .expect("PostgreSQL");
+            let rows = sqlx::raw_sql(AssertSqlSafe(q.to_owned()))
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+            rows.iter().map(|r| r.get::<String, _>(0)).collect()
+        })
+    }
+}
+
+impl Drop for PgTlsServer {
+    fn drop(&mut self) {
+        let mut c = std::process::Command::new(if unsafe { libc::geteuid() } == 0 {
+            "runuser"
+        } else {
+            "env"
+        });
+        if unsafe { libc::geteuid() } == 0 {
+            c.args(["-u", "postgres", "--"]);
+        }
+        let _ = c
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
