@@ -392,8 +392,11 @@ mod bridged {
             sleep(Duration::from_micros(20_000 + 1_300));
         }
         delays.sort_unstable();
+        // Held for the next frame period it would wait 10 ms in the median (uniform over
+        // 20 ms); taken in its tick, half a tick. The margin over one tick is for a loaded
+        // host (5.6 ms once while four builds ran).
         assert!(
-            delays[delays.len() / 2] < TICK,
+            delays[delays.len() / 2] < TICK * 3 / 2,
             "median {:?}",
             delays[delays.len() / 2]
         );
