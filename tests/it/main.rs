@@ -9,6 +9,7 @@ mod browser;
 mod call_flows;
 mod dialer_flows;
 mod hardening;
+mod kamailio_instances;
 mod layering;
 mod media_flows;
 mod net_hardening;
