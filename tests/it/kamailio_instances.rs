@@ -219,3 +219,45 @@ fn kamailio_spreads_calls_and_a_dead_instance_loses_no_confirmed_callback() {
         w.kill();
     }
 }
+
+/// The failure route: an instance that does not answer at all (nothing on its port) and one
+/// that answers 503 are each marked down and the INVITE goes on to the next instance of the
+/// set, so every caller reaches the Hammond that works. Pings are rare here, so only the
+/// failure route can have found the two bad ones.
+#[test]
+fn kamailio_fails_over_on_timeout_and_503() {
+    let case = "kamailio_instances::kamailio_fails_over_on_timeout_and_503";
+    if kamailio::binary(case).is_none() {
+        return;
+    }
+    let h = Hammond::start(Options::default());
+    let dead = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let busy_port = free_port();
+    let busy = Sipp::uas("phone_503.xml", busy_port).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let busy_addr = SocketAddr::from(([127, 0, 0, 1], busy_port));
+    let kam = Kamailio::start_with(&[dead, busy_addr, h.sip], 1000, 3600);
+
+    // Round-robin starts each call at the next instance: within three calls each bad one is
+    // tried (first or after the other) before it is marked down.
+    for n in 0..3 {
+        let run = Sipp::uac("proxied_caller_waits.xml", kam.sip, "support")
+            .caller(&format!("1555{n:07}"))
+            .args(&["-d", "500"])
+            .run();
+        assert_ok(&run);
+    }
+    assert_eq!(h.log().matches("call started").count(), 3, "{}", kam.log());
+    let busy = busy.wait();
+    assert_ok(&busy);
+    let log = kam.log();
+    assert!(
+        log.contains(&format!("{dead} did not answer, marked down")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("{busy_addr} answered 503, marked down")),
+        "{log}"
+    );
+    assert!(log.contains("failover to"), "{log}");
+}

@@ -90,6 +90,16 @@ impl Kamailio {
     /// `deploy/kamailio/dispatcher.list` writes it), pinging them every second and failing over
     /// after `fr_timeout_ms` without a reply. Waits until it answers an OPTIONS.
     pub(crate) fn start(instances: &[SocketAddr], fr_timeout_ms: u32) -> Self {
+        Self::start_with(instances, fr_timeout_ms, 1)
+    }
+
+    /// As [`Kamailio::start`], pinging every `ping_interval_s` seconds (a test that needs the
+    /// failure route, not the pings, to find a dead instance pings rarely).
+    pub(crate) fn start_with(
+        instances: &[SocketAddr],
+        fr_timeout_ms: u32,
+        ping_interval_s: u32,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let list = dir.path().join("dispatcher.list");
         let lines: String = instances
@@ -104,7 +114,7 @@ impl Kamailio {
             format!("LISTEN=udp:{sip}"),
             format!("DISPATCHER_LIST=\"{}\"", list.display()),
             format!("FR_TIMEOUT={fr_timeout_ms}"),
-            "PING_INTERVAL=1".to_owned(),
+            format!("PING_INTERVAL={ping_interval_s}"),
             "CHILDREN=2".to_owned(),
             "LOG_LEVEL=2".to_owned(),
         ];
