@@ -7,6 +7,7 @@
 
 mod browser;
 mod call_flows;
+mod deploy_files;
 mod dialer_flows;
 mod hardening;
 mod kamailio_instances;
