@@ -7,7 +7,7 @@
 //! is missing, and fails instead when `CI` is set.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::kamailio::{self, Kamailio};
 use crate::support::pg::PgDb;
@@ -75,6 +75,19 @@ fn listed(h: &Hammond, query: &str) -> Vec<i64> {
         .collect()
 }
 
+/// The instance name `h` logged at start (feed entries about a lost instance name it).
+fn instance_name(h: &Hammond) -> String {
+    h.log()
+        .lines()
+        .find(|l| l.contains("store shared with other instances"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|t| t.strip_prefix("instance="))
+        })
+        .expect("an instance name in the log")
+        .to_owned()
+}
+
 /// The received in-dialog `BYE` in a SIPp run's message log, as SIPp saw it.
 fn received_bye(run: &SippRun) -> String {
     run.messages
@@ -94,7 +107,7 @@ fn received_bye(run: &SippRun) -> String {
 /// Hammond's BYE reaches the caller through the proxy). One instance is killed (-9) while
 /// callers wait on both; new calls land on the survivor; every callback confirmed before the
 /// kill is still listed and pickable on the survivor, and accepting one there dials the
-/// customer exactly once.
+/// customer exactly once. The survivor settles the dead instance's waiting caller within 45 s.
 #[test]
 fn kamailio_spreads_calls_and_a_dead_instance_loses_no_confirmed_callback() {
     let case = "kamailio_instances::kamailio_spreads_calls_and_a_dead_instance_loses_no_confirmed_callback";
@@ -139,14 +152,14 @@ fn kamailio_spreads_calls_and_a_dead_instance_loses_no_confirmed_callback() {
         .map(|i| {
             std::thread::sleep(Duration::from_millis(100 * i));
             Sipp::uac("proxied_caller_waits.xml", kam.sip, "support")
-                .args(&["-d", "30000"])
+                .args(&["-d", "60000", "-timeout", "70s"])
                 .spawn()
         })
         .collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     let engaged = loop {
         let bot = listed(&h2, "status=bot");
-        if bot.len() == 2 || std::time::Instant::now() > deadline {
+        if bot.len() == 2 || Instant::now() > deadline {
             break bot;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -159,6 +172,8 @@ fn kamailio_spreads_calls_and_a_dead_instance_loses_no_confirmed_callback() {
         (on_h1.len() + 1, on_h2.len() + 1),
         "one caller waits on each instance"
     );
+    let h1_name = instance_name(&h1);
+    let died = Instant::now();
     h1.kill9();
 
     // New callers right after the death: every one lands on the survivor (a request sent to
@@ -177,6 +192,53 @@ fn kamailio_spreads_calls_and_a_dead_instance_loses_no_confirmed_callback() {
     for id in &new {
         assert!(ran(&h2, *id), "callback {id} was not taken by the survivor");
     }
+
+    // The survivor settles the dead instance's caller within 45 s of the death, with a feed
+    // entry naming it; the survivor's own waiting caller is not touched.
+    let settled = loop {
+        let closed: Vec<serde_json::Value> = engaged
+            .iter()
+            .map(|id| {
+                http::get(
+                    h2.http,
+                    &format!("/api/v1/interactions/{id}"),
+                    "alice-secret",
+                )
+                .body
+            })
+            .filter(|i| i["status"] == "closed")
+            .collect();
+        if !closed.is_empty() {
+            break closed;
+        }
+        assert!(
+            died.elapsed() < Duration::from_secs(45),
+            "the dead instance's caller was not settled within 45 s\n{}",
+            h2.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(settled.len(), 1, "{settled:?}");
+    let recovered = settled[0]["feed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "recovered")
+        .unwrap_or_else(|| panic!("no recovered entry: {}", settled[0]));
+    assert!(
+        recovered["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Hammond instance {h1_name} was lost")),
+        "{recovered}"
+    );
+    let other = engaged.iter().find(|id| settled[0]["id"] != **id).unwrap();
+    let other = http::get(
+        h2.http,
+        &format!("/api/v1/interactions/{other}"),
+        "alice-secret",
+    );
+    assert_eq!(other.body["status"], "bot", "{}", other.text);
 
     // No confirmed callback is lost: all booked before the death are listed on the survivor,
     // still open, and one the dead instance took is picked there: one customer INVITE.

@@ -183,10 +183,10 @@ impl Kamailio {
                 sip = self.sip
             );
             let _ = sock.send_to(req.as_bytes(), self.sip);
-            if let Ok((len, _)) = sock.recv_from(&mut buf) {
-                if buf[..len].starts_with(b"SIP/2.0 200") {
-                    return;
-                }
+            if let Ok((len, _)) = sock.recv_from(&mut buf)
+                && buf[..len].starts_with(b"SIP/2.0 200")
+            {
+                return;
             }
         }
     }
@@ -214,7 +214,13 @@ impl Drop for Kamailio {
         // SIGTERM: the main process stops its workers and reaps them; the whole group is
         // killed only if that takes too long.
         let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let quiet = |args: &[&str]| {
+            let _ = Command::new("kill")
+                .args(args)
+                .stderr(Stdio::null())
+                .status();
+        };
+        quiet(&["-TERM", &pid]);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(3) {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -222,9 +228,7 @@ impl Drop for Kamailio {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pid}")])
-            .status();
+        quiet(&["-KILL", "--", &format!("-{pid}")]);
         let _ = self.child.wait();
         if std::thread::panicking() {
             eprintln!("---- kamailio log ----\n{}", self.log());
