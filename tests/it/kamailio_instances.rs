@@ -88,23 +88,32 @@ fn instance_name(h: &Hammond) -> String {
         .to_owned()
 }
 
-/// The received in-dialog `BYE` in a SIPp run's message log, as SIPp saw it.
-fn received_bye(run: &SippRun) -> String {
-    run.messages
+/// Asserts that the in-dialog `method` request a SIPp caller received came from Hammond
+/// through Kamailio at `kam`: the proxy's Via on top of Hammond's, and no other.
+#[track_caller]
+fn assert_via_proxy(run: &SippRun, method: &str, kam: SocketAddr) {
+    let start = format!("{method} ");
+    let msg = run
+        .messages
         .split("\n-----")
         .filter_map(|b| b.split_once("message received"))
-        .map(|(_, rest)| rest.to_owned())
+        .map(|(_, rest)| rest)
         .find(|m| {
             m.trim_start_matches(|c| c != '\n')
                 .trim_start()
-                .starts_with("BYE ")
+                .starts_with(&start)
         })
-        .unwrap_or_else(|| panic!("no BYE received:\n{}", run.messages))
+        .unwrap_or_else(|| panic!("no {method} received:\n{}", run.messages));
+    let vias: Vec<&str> = msg.lines().filter(|l| l.starts_with("Via:")).collect();
+    assert!(
+        vias.len() == 2 && vias[0].starts_with(&format!("Via: SIP/2.0/UDP {kam}")),
+        "{method} not via Kamailio:\n{msg}"
+    );
 }
 
 /// Calls through Kamailio spread across both instances, in-dialog requests follow the
-/// Record-Route set both ways (the caller's INFO keys reach the instance that answered;
-/// Hammond's BYE reaches the caller through the proxy). One instance is killed (-9) while
+/// Record-Route set both ways (the caller's INFO keys and NOTIFY reach the instance that
+/// answered; Hammond's BYE and REFER reach the caller through the proxy). One instance is killed (-9) while
 /// callers wait on both; new calls land on the survivor; every callback confirmed before the
 /// kill is still listed and pickable on the survivor, and accepting one there dials the
 /// customer exactly once. The survivor settles the dead instance's waiting caller within 45 s.
@@ -135,19 +144,22 @@ fn kamailio_spreads_calls_and_a_dead_instance_loses_no_confirmed_callback() {
         "calls did not spread: h1 ran {on_h1:?}, h2 ran {on_h2:?}\n{}",
         kam.log()
     );
-    // Hammond's BYE (after the confirmation) came to each caller through Kamailio: its Via is
-    // on top, above Hammond's own.
-    let kam_via = format!("Via: SIP/2.0/UDP {}", kam.sip);
+    // Hammond's BYE (after the confirmation) came to each caller through Kamailio.
     for r in &before {
-        let bye = received_bye(r);
-        let vias: Vec<&str> = bye.lines().filter(|l| l.starts_with("Via:")).collect();
-        assert!(
-            vias.len() == 2 && vias[0].starts_with(&kam_via),
-            "BYE not via Kamailio:\n{bye}"
-        );
+        assert_via_proxy(r, "BYE", kam.sip);
     }
+    // So do its REFER (0 = the operator) and the BYE after it; the caller's NOTIFY went back
+    // to the instance by the same route.
+    let transfer = Sipp::uac("proxied_transfer_refer.xml", kam.sip, "support")
+        .caller("15559990000")
+        .run();
+    assert_ok(&transfer);
+    assert_via_proxy(&transfer, "REFER", kam.sip);
+    assert_via_proxy(&transfer, "BYE", kam.sip);
 
     // Two callers wait in the workflow, one on each instance; then one instance dies.
+    let calls = |h: &Hammond| h.log().matches("call started").count();
+    let took = (calls(&h1), calls(&h2));
     let waiting: Vec<_> = (0..2)
         .map(|i| {
             std::thread::sleep(Duration::from_millis(100 * i));
@@ -166,10 +178,9 @@ fn kamailio_spreads_calls_and_a_dead_instance_loses_no_confirmed_callback() {
     };
     assert_eq!(engaged.len(), 2, "{engaged:?}");
     // (A waiting call logs no line naming its interaction: count the calls each one took.)
-    let calls = |h: &Hammond| h.log().matches("call started").count();
     assert_eq!(
         (calls(&h1), calls(&h2)),
-        (on_h1.len() + 1, on_h2.len() + 1),
+        (took.0 + 1, took.1 + 1),
         "one caller waits on each instance"
     );
     let h1_name = instance_name(&h1);
