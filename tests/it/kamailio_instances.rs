@@ -309,7 +309,7 @@ fn kamailio_fails_over_on_timeout_and_503() {
     let busy = Sipp::uas("phone_503.xml", busy_port).spawn();
     std::thread::sleep(Duration::from_millis(300));
     let busy_addr = SocketAddr::from(([127, 0, 0, 1], busy_port));
-    let kam = Kamailio::start_with(&[dead, busy_addr, h.sip], 1000, 3600);
+    let kam = Kamailio::start_with(&[dead, busy_addr, h.sip], 1000, 3600, &[]);
 
     // Round-robin starts each call at the next instance: within three calls each bad one is
     // tried (first or after the other) before it is marked down.
@@ -333,4 +333,32 @@ fn kamailio_fails_over_on_timeout_and_503() {
         "{log}"
     );
     assert!(log.contains("failover to"), "{log}");
+}
+
+/// Only TRUSTED_NETS may start calls through the proxy: a caller outside them gets 403 from
+/// Kamailio (Hammond never sees the INVITE); inside one of a comma-separated list, it is
+/// answered by Hammond.
+#[test]
+fn kamailio_admits_only_trusted_nets() {
+    let case = "kamailio_instances::kamailio_admits_only_trusted_nets";
+    if kamailio::binary(case).is_none() {
+        return;
+    }
+    let h = Hammond::start(Options::default());
+    let closed = Kamailio::start_with(&[h.sip], 1000, 1, &["TRUSTED_NETS=\"10.0.0.0/8\""]);
+    let refused = Sipp::uac("refused_403.xml", closed.sip, "support").run();
+    assert_ok(&refused);
+    assert!(!h.log().contains("call started"), "{}", h.log());
+    drop(closed);
+    let open = Kamailio::start_with(
+        &[h.sip],
+        1000,
+        1,
+        &["TRUSTED_NETS=\"10.0.0.0/8,127.0.0.1/32\""],
+    );
+    let run = Sipp::uac("proxied_caller_waits.xml", open.sip, "support")
+        .args(&["-d", "500"])
+        .run();
+    assert_ok(&run);
+    assert!(h.log().contains("call started"), "{}", h.log());
 }

@@ -90,15 +90,17 @@ impl Kamailio {
     /// `deploy/kamailio/dispatcher.list` writes it), pinging them every second and failing over
     /// after `fr_timeout_ms` without a reply. Waits until it answers an OPTIONS.
     pub(crate) fn start(instances: &[SocketAddr], fr_timeout_ms: u32) -> Self {
-        Self::start_with(instances, fr_timeout_ms, 1)
+        Self::start_with(instances, fr_timeout_ms, 1, &[])
     }
 
     /// As [`Kamailio::start`], pinging every `ping_interval_s` seconds (a test that needs the
-    /// failure route, not the pings, to find a dead instance pings rarely).
+    /// failure route, not the pings, to find a dead instance pings rarely), with more defines
+    /// (`NAME=VALUE`).
     pub(crate) fn start_with(
         instances: &[SocketAddr],
         fr_timeout_ms: u32,
         ping_interval_s: u32,
+        extra: &[&str],
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let list = dir.path().join("dispatcher.list");
@@ -110,7 +112,7 @@ impl Kamailio {
         std::fs::write(&list, lines).unwrap();
         let port = super::ports::one();
         let sip = SocketAddr::from(([127, 0, 0, 1], port));
-        let defines = [
+        let mut defines = vec![
             format!("LISTEN=udp:{sip}"),
             format!("DISPATCHER_LIST=\"{}\"", list.display()),
             format!("FR_TIMEOUT={fr_timeout_ms}"),
@@ -118,6 +120,7 @@ impl Kamailio {
             "CHILDREN=2".to_owned(),
             "LOG_LEVEL=2".to_owned(),
         ];
+        defines.extend(extra.iter().map(|d| (*d).to_owned()));
         let mut cmd = Command::new(program());
         cmd.args(["-DD", "-E", "-m", "64", "-M", "8"])
             .arg("-f")
