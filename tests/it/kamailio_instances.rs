@@ -128,7 +128,8 @@ fn kamailio_spreads_calls_and_a_dead_instance_loses_no_confirmed_callback() {
     };
     let (trunk, agent) = (free_port(), free_port_pair());
     let (mut h1, h2) = two_instances(&db, trunk, agent);
-    let kam = Kamailio::start(&[h1.sip, h2.sip], 1000);
+    // The shipped 2 s: a loaded host's slow ping reply is not taken for a death.
+    let kam = Kamailio::start(&[h1.sip, h2.sip], 2000);
 
     // Four callers book callbacks through the proxy: round-robin gives each instance calls.
     let before = book_callbacks(kam.sip, 1, 4);
