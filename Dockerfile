@@ -3,17 +3,22 @@
 # Hammond container image.
 #
 #   docker build -t hammond .
-#   docker run --rm -p 5060:5060/udp -p 5060:5060/tcp -p 8080:8080 -p 20000-29999:20000-29999/udp \
+#   docker run --rm --network host \
 #     -e HAMMOND_SIP_PUBLIC_ADDRESS=<host IP the PBX reaches> \
-#     -e HAMMOND_TRUNK_PASSWORD=... -e HAMMOND_AGENT_ALICE_TOKEN=... \
-#     -v hammond-data:/app/data hammond
+#     -v $PWD/my-hammond.toml:/etc/hammond/hammond.toml:ro -v hammond-data:/app/data hammond
 #
-# The image listens on all interfaces (HAMMOND_SIP_LISTEN, HAMMOND_HTTP_LISTEN below), so the
-# SIP/SDP address to advertise must be given: HAMMOND_SIP_PUBLIC_ADDRESS, or sip.public_address
-# in a config mounted over /app/config/hammond.toml (which is also where trusted_sources, the
-# trunk and the agents belong). `hammond check-config --config config/hammond.toml` validates it.
-# Publishing 10 000 RTP ports through docker-proxy is slow; `--network host` avoids it (or narrow
-# media.rtp_ports and publish only that range).
+# The config is /etc/hammond/hammond.toml: by default deploy/hammond.toml, which holds no site
+# address and no secret (no agent, no token) and listens on every interface. Mount your own
+# over it, and give what is missing through the environment: HAMMOND_SIP_PUBLIC_ADDRESS (required:
+# the SIP/SDP address to advertise), HAMMOND_AGENT_<ID>_TOKEN for each agent,
+# HAMMOND_TRUNK_USERNAME/PASSWORD, HAMMOND_STORE_URL (postgres://...), HAMMOND_SIP_LISTEN,
+# HAMMOND_HTTP_LISTEN, HAMMOND_MEDIA_RTP_PORTS. Queue files are in /app/config/queues (the
+# shipped examples; mount yours over them), prompts in /app/prompts.
+#   docker run --rm -v ...:/etc/hammond/hammond.toml:ro -e ... hammond \
+#     hammond check-config --config /etc/hammond/hammond.toml
+# validates it. Publishing 10 000 RTP ports through docker-proxy is slow: `--network host`
+# avoids it (or narrow media.rtp_ports and publish only that range).
+# deploy/docker-compose.yml runs two instances on PostgreSQL behind Kamailio.
 
 # ---- build ----------------------------------------------------------------------------------
 FROM rust:1-bookworm AS build
@@ -38,20 +43,26 @@ RUN groupadd --system --gid 10001 hammond \
  && useradd --system --uid 10001 --gid hammond --home-dir /app --shell /usr/sbin/nologin hammond
 WORKDIR /app
 COPY --from=build /usr/local/bin/hammond /usr/local/bin/hammond
-COPY config/ ./config/
+# The example queues and the prompts; not config/hammond.toml, whose example agent has a
+# well-known token.
+COPY config/queues/ ./config/queues/
 COPY prompts/ ./prompts/
+COPY deploy/hammond.toml /etc/hammond/hammond.toml
 # Relative paths in the config resolve against the working directory: /app/config/queues,
 # /app/prompts, /app/data (voicemail and the SQLite file; mount a volume to keep them).
 RUN mkdir -p /app/data && chown hammond:hammond /app/data
 VOLUME ["/app/data"]
 
-ENV HAMMOND_SIP_LISTEN=0.0.0.0:5060 \
-    HAMMOND_HTTP_LISTEN=0.0.0.0:8080
-
 USER hammond:hammond
 # SIP (UDP and TCP; TLS on 5061 when sip.tls_listen says so), HTTP API + Home List + /metrics
 # + /healthz, RTP (media.rtp_ports).
 EXPOSE 5060/udp 5060/tcp 5061/tcp 8080/tcp 20000-29999/udp
+# Liveness only: unhealthy when the HTTP server no longer answers /healthz. Its 503 (the store
+# away, a queue file edit refused while the last good one keeps running) is for monitoring: a
+# restart fixes neither and would drop the calls in progress. With another [http] listen port,
+# override this (compose does: `hammond alive --addr 127.0.0.1:8081`).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["hammond", "alive", "--addr", "127.0.0.1:8080"]
 # SIGTERM starts a graceful drain (shutdown.drain_timeout, 30 s by default); give it time.
 STOPSIGNAL SIGTERM
-CMD ["hammond", "run", "--config", "config/hammond.toml"]
+CMD ["hammond", "run", "--config", "/etc/hammond/hammond.toml"]

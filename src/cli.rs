@@ -144,3 +144,97 @@ pub fn simulate(path: &Path, queue: &str, keys: &str, duration: &str) -> ExitCod
     print!("{}", sim::simulate(&flow, &keys, until, &prompts));
     ExitCode::SUCCESS
 }
+
+/// `hammond alive`: the container's liveness probe. Exit 0 when the HTTP server at `addr`
+/// answers `GET /healthz` at all, 200 or 503, and 1 when it does not answer within 3 s.
+///
+/// A 503 is still alive on purpose: it names problems a restart does not fix and would make
+/// worse (a queue file edited into one that is refused keeps the last good one running; a store
+/// that went away is reconnected by itself, and calls in progress keep playing meanwhile). Those
+/// are for monitoring, which reads the body; an orchestrator restarts only a process that no
+/// longer answers.
+pub fn alive(addr: &str) -> ExitCode {
+    match probe(addr, Duration::from_secs(3)) {
+        Ok((status, body)) if status == 200 || status == 503 => {
+            println!("{status} {body}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprintln!("hammond alive: {addr} answered {status} {body}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("hammond alive: {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `GET /healthz` over HTTP/1.0 at `addr`: the status code and the body.
+fn probe(addr: &str, timeout: Duration) -> Result<(u16, String), String> {
+    use std::io::{Read as _, Write as _};
+    use std::net::{TcpStream, ToSocketAddrs as _};
+    let to = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("not an address: {e}"))?
+        .next()
+        .ok_or("not an address")?;
+    let mut s = TcpStream::connect_timeout(&to, timeout).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(s, "GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut reply = Vec::new();
+    s.take(64 * 1024)
+        .read_to_end(&mut reply)
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&reply);
+    let status = text
+        .strip_prefix("HTTP/1.")
+        .and_then(|r| r.get(2..5))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("not an HTTP reply: {:?}", text.lines().next()))?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).trim();
+    Ok((status, body.to_owned()))
+}
+
+#[cfg(test)]
+mod alive_tests {
+    use std::io::{Read as _, Write as _};
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    use super::probe;
+
+    /// A one-shot HTTP server answering `reply`.
+    fn server(reply: &'static str) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            c.write_all(reply.as_bytes()).unwrap();
+        });
+        addr
+    }
+
+    #[test]
+    fn a_503_with_its_problems_is_an_answer() {
+        let addr = server(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\r\n{\"status\":\"unhealthy\",\"problems\":[\"queue support: refused\"]}",
+        );
+        let (status, body) = probe(&addr, Duration::from_secs(2)).unwrap();
+        assert_eq!(status, 503);
+        assert!(body.contains("queue support"), "{body}");
+    }
+
+    #[test]
+    fn nobody_listening_is_not_alive() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        drop(l);
+        assert!(probe(&addr, Duration::from_secs(1)).is_err());
+    }
+}

@@ -28,6 +28,13 @@ enum Cmd {
         #[arg(long, default_value = "config/hammond.toml")]
         config: PathBuf,
     },
+    /// Liveness probe (the container's HEALTHCHECK): exit 0 when the HTTP server answers
+    /// /healthz at all (200, or 503 naming problems a restart would not fix).
+    Alive {
+        /// The `[http] listen` address to ask.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
     /// Dry-run a queue's workflow: what the caller hears, second by second.
     Simulate {
         #[arg(long, default_value = "config/hammond.toml")]
@@ -49,6 +56,7 @@ fn main() -> ExitCode {
     match cli.command {
         Cmd::Run { config } => hammond::cli::run(&config),
         Cmd::CheckConfig { config } => hammond::cli::check_config(&config),
+        Cmd::Alive { addr } => hammond::cli::alive(&addr),
         Cmd::Simulate {
             config,
             queue,

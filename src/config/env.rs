@@ -10,6 +10,10 @@ pub const SIP_LISTEN: &str = "HAMMOND_SIP_LISTEN";
 pub const SIP_PUBLIC_ADDRESS: &str = "HAMMOND_SIP_PUBLIC_ADDRESS";
 /// Overrides `[http] listen`.
 pub const HTTP_LISTEN: &str = "HAMMOND_HTTP_LISTEN";
+/// Overrides `[media] rtp_ports` (instances sharing one host address need ranges apart).
+pub const MEDIA_RTP_PORTS: &str = "HAMMOND_MEDIA_RTP_PORTS";
+/// Overrides `[store] url` (a PostgreSQL URL carries the database password).
+pub const STORE_URL: &str = "HAMMOND_STORE_URL";
 /// Overrides `[sip.trunk] username`.
 pub const TRUNK_USERNAME: &str = "HAMMOND_TRUNK_USERNAME";
 /// Overrides `[sip.trunk] password`.

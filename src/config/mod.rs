@@ -13,7 +13,8 @@
 //!
 //! Secrets and container addresses may come from the environment (see [`env`]):
 //! `HAMMOND_TRUNK_USERNAME`, `HAMMOND_TRUNK_PASSWORD`, `HAMMOND_AGENT_<ID>_TOKEN`,
-//! `HAMMOND_SIP_LISTEN`, `HAMMOND_SIP_PUBLIC_ADDRESS`, `HAMMOND_HTTP_LISTEN`; they win over the file.
+//! `HAMMOND_SIP_LISTEN`, `HAMMOND_SIP_PUBLIC_ADDRESS`, `HAMMOND_HTTP_LISTEN`,
+//! `HAMMOND_MEDIA_RTP_PORTS`, `HAMMOND_STORE_URL`; they win over the file.
 //!
 //! PURE apart from reading the one file in [`Config::load`] and the TLS files it names (see
 //! [`tls`]): no sockets, no clocks, no DNS.

@@ -370,6 +370,33 @@ fn listen_addresses_come_from_env() {
     );
 }
 
+/// Containers on one host share its address, so each instance's RTP range and the store's URL
+/// (with its password) come from the environment.
+#[test]
+fn rtp_ports_and_store_url_come_from_env() {
+    let file = "[media]\nrtp_ports = \"20000-29999\"\n[store]\nurl = \"sqlite://data/h.db\"\n";
+    let env = env_of(&[
+        ("HAMMOND_MEDIA_RTP_PORTS", "21000-21999"),
+        (
+            "HAMMOND_STORE_URL",
+            "postgres://hammond:pw@postgres/hammond",
+        ),
+    ]);
+    let cfg = Config::from_toml(Path::new("t.toml"), file, &env).unwrap();
+    assert_eq!(cfg.media.rtp_ports, 21000..=21999);
+    assert_eq!(cfg.store.url, "postgres://hammond:pw@postgres/hammond");
+
+    let env = env_of(&[("HAMMOND_MEDIA_RTP_PORTS", "21001-21999")]);
+    let Err(ConfigErrors(d)) = Config::from_toml(Path::new("t.toml"), file, &env) else {
+        panic!("a bad override is an error");
+    };
+    assert!(
+        d.iter()
+            .any(|e| e.to_string().contains("HAMMOND_MEDIA_RTP_PORTS")),
+        "{d:?}"
+    );
+}
+
 #[test]
 fn wildcard_listen_needs_a_public_address() {
     let d = errors("[sip]\nlisten = \"0.0.0.0:5060\"\n");

@@ -430,9 +430,13 @@ pub(super) fn validate(
     // [media]
     let m = &raw.media;
     let rtp_ports = c
-        .value(&m.rtp_ports, "media.rtp_ports", |s| {
-            values::parse_port_range(s)
-        })
+        .value_or_env(
+            &m.rtp_ports,
+            "media.rtp_ports",
+            env,
+            env::MEDIA_RTP_PORTS,
+            values::parse_port_range,
+        )
         .unwrap_or(20000..=29999);
     let codecs = match &m.codecs {
         None => vec![Codec::Pcmu, Codec::Pcma],
@@ -503,7 +507,7 @@ pub(super) fn validate(
     let prompts_dir = c.dir(&raw.prompts.dir, "prompts.dir", "prompts");
     let data_dir = c.dir(&raw.data.dir, "data.dir", "data");
     let url = c
-        .value(&raw.store.url, "store.url", |s| store_url(s))
+        .value_or_env(&raw.store.url, "store.url", env, env::STORE_URL, store_url)
         .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("hammond.db").display()));
     let event_retention = c
         .duration(&raw.store.event_retention, "store.event_retention", false)

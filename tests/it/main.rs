@@ -7,8 +7,10 @@
 
 mod browser;
 mod call_flows;
+mod deploy_files;
 mod dialer_flows;
 mod hardening;
+mod kamailio_instances;
 mod layering;
 mod media_flows;
 mod net_hardening;

@@ -7,6 +7,7 @@ pub(crate) mod baresip;
 pub(crate) mod capture;
 pub(crate) mod hammond;
 pub(crate) mod http;
+pub(crate) mod kamailio;
 pub(crate) mod pg;
 pub(crate) mod pki;
 pub(crate) mod ports;

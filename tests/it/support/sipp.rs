@@ -9,6 +9,9 @@ use super::hammond::repo;
 pub(crate) struct Sipp {
     cmd: Command,
     log_dir: tempfile::TempDir,
+    /// A caller's number (`[caller]` in the scenarios): SIPp keeps the first `-key` of a name,
+    /// so it is added last, when the run starts.
+    caller: Option<String>,
 }
 
 pub(crate) struct SippRun {
@@ -78,7 +81,6 @@ impl Sipp {
             .arg("-sf")
             .arg(path)
             .args(["-s", service, "-m", "1", "-l", "1", "-i", "127.0.0.1"])
-            .args(["-key", "caller", "15551234567"])
             .args(["-mp", &mp.to_string()])
             .args([
                 "-nostdin",
@@ -94,7 +96,11 @@ impl Sipp {
             .arg("-trace_err")
             .arg("-error_file")
             .arg(log_dir.path().join("errors.log"));
-        Self { cmd, log_dir }
+        Self {
+            cmd,
+            log_dir,
+            caller: Some("15551234567".to_owned()),
+        }
     }
 
     /// SIPp as a UAS (a phone) on `port`, running `scenario` once.
@@ -116,13 +122,30 @@ impl Sipp {
             .arg("-trace_logs")
             .arg("-log_file")
             .arg(log_dir.path().join("log.log"));
-        Self { cmd, log_dir }
+        Self {
+            cmd,
+            log_dir,
+            caller: None,
+        }
+    }
+
+    /// A caller calling from `number` instead of 15551234567.
+    pub(crate) fn caller(mut self, number: &str) -> Self {
+        self.caller = Some(number.to_owned());
+        self
+    }
+
+    fn command(&mut self) -> &mut Command {
+        if let Some(c) = self.caller.take() {
+            self.cmd.args(["-key", "caller", &c]);
+        }
+        &mut self.cmd
     }
 
     /// Run in the background; collect the result with [`Running::wait`].
     pub(crate) fn spawn(mut self) -> Running {
         let child = self
-            .cmd
+            .command()
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -154,7 +177,7 @@ impl Sipp {
 
     pub(crate) fn run(mut self) -> SippRun {
         let out = self
-            .cmd
+            .command()
             .output()
             .expect("run sipp (apt-get install sip-tester)");
         let read =
@@ -199,6 +222,12 @@ pub(crate) struct Running {
 }
 
 impl Running {
+    /// Stop it now (a caller left waiting when the test is done with it).
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub(crate) fn wait(self) -> SippRun {
         let out = self.child.wait_with_output().expect("sipp ran");
         let read =

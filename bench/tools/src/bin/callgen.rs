@@ -127,6 +127,8 @@ enum SipIn {
         method: String,
         to: String,
         contact: Option<String>,
+        /// Record-Route, as the proxies in between wrote it (top first).
+        record_route: Vec<String>,
         body: String,
     },
     RemoteBye,
@@ -220,6 +222,11 @@ async fn sip_receiver(sh: Arc<Shared>) {
                     method,
                     to: header(msg, &["to", "t"]).unwrap_or("").to_owned(),
                     contact: header(msg, &["contact", "m"]).map(str::to_owned),
+                    record_route: all_headers(msg, &["record-route"])
+                        .iter()
+                        .flat_map(|v| v.split(','))
+                        .map(|r| r.trim().to_owned())
+                        .collect(),
                     body,
                 });
             }
@@ -392,6 +399,9 @@ struct Call {
     from_tag: String,
     to: String,
     remote_target: String,
+    /// The dialog's route set (RFC 3261 §12.1.2: the 2xx's Record-Route, reversed): a call
+    /// through a proxy (Kamailio) sends its ACK and BYE by it.
+    route: Vec<String>,
     rtp: UdpSocket,
     rtp_port: u16,
     remote_rtp: Option<SocketAddr>,
@@ -439,10 +449,11 @@ impl Call {
 
     fn in_dialog(&self, method: &str, cseq: u32) -> String {
         let l = self.sh.local_sip;
+        let routes: String = self.route.iter().map(|r| format!("Route: {r}\r\n")).collect();
         format!(
             "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch={br};rport\r\n\
              From: <sip:1555{num:07}@{l}>;tag={tag}\r\nTo: {to}\r\nCall-ID: {cid}\r\n\
-             CSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+             CSeq: {cseq} {method}\r\n{routes}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
             target = self.remote_target,
             br = branch(),
             num = self.idx,
@@ -599,6 +610,7 @@ async fn run_call(sh: Arc<Shared>, idx: usize) -> CallResult {
         from_tag: format!("cgtag{idx}"),
         to: String::new(),
         remote_target: String::new(),
+        route: Vec::new(),
         call_id: call_id.clone(),
         rtp,
         rtp_port: port,
@@ -669,7 +681,7 @@ async fn drive(c: &mut Call, rx: &mut mpsc::UnboundedReceiver<SipIn>) -> CallRes
                     if phase == Phase::Inviting && !settled { settle(&sh); }
                     break;
                 }
-                Some(SipIn::Response { code, method, to, contact, body }) => {
+                Some(SipIn::Response { code, method, to, contact, record_route, body }) => {
                     match (method.as_str(), code) {
                         ("INVITE", 100..=199) if phase == Phase::Inviting => {
                             next_retx = None;
@@ -684,6 +696,7 @@ async fn drive(c: &mut Call, rx: &mut mpsc::UnboundedReceiver<SipIn>) -> CallRes
                             }
                             c.res.setup_ns = Some(now_ns() - t0);
                             c.to = to;
+                            c.route = record_route.into_iter().rev().collect();
                             c.remote_target = contact
                                 .and_then(|v| {
                                     let s = v.find('<')? + 1;
