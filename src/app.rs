@@ -197,6 +197,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
             endpoint: a.endpoint.clone(),
             queues: a.queues.clone(),
             token: a.token.expose().to_owned(),
+            role: a.role,
         })
         .collect();
     // Presence is stored: every instance on a PostgreSQL store shares it.

@@ -17,7 +17,7 @@ pub(super) async fn list(State(st): State<AppState>, _caller: AuthAgent) -> Json
         .agents
         .all()
         .iter()
-        .map(|a| json!({ "id": a.id, "queues": a.queues, "status": st.agents.presence(&a.id) }))
+        .map(|a| json!({ "id": a.id, "queues": a.queues, "role": a.role, "status": st.agents.presence(&a.id) }))
         .collect();
     Json(json!({ "agents": agents }))
 }
@@ -25,7 +25,9 @@ pub(super) async fn list(State(st): State<AppState>, _caller: AuthAgent) -> Json
 /// `GET /api/v1/me`: the caller's own id, queues and presence (the web page signs in with a
 /// token alone and learns who it is here).
 pub(super) async fn me(State(st): State<AppState>, AuthAgent(me): AuthAgent) -> Json<Value> {
-    Json(json!({ "id": me.id, "queues": me.queues, "status": st.agents.presence(&me.id) }))
+    Json(
+        json!({ "id": me.id, "queues": me.queues, "role": me.role, "status": st.agents.presence(&me.id) }),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -34,7 +36,8 @@ pub(super) struct StatusBody {
     status: Presence,
 }
 
-/// `PUT /api/v1/agents/{id}/status` `{"status": "available" | "away"}`: an agent sets its own.
+/// `PUT /api/v1/agents/{id}/status` `{"status": "available" | "away"}`: an agent sets its own;
+/// a supervisor sets anyone's.
 pub(super) async fn set_status(
     State(st): State<AppState>,
     AuthAgent(caller): AuthAgent,
@@ -44,7 +47,7 @@ pub(super) async fn set_status(
     if st.agents.get(&id).is_none() {
         return Err(ApiError::NotFound(format!("agent {id} not found")));
     }
-    if caller.id != id {
+    if caller.id != id && !caller.is_supervisor() {
         return Err(ApiError::Forbidden(
             "an agent may set only its own status".into(),
         ));

@@ -71,11 +71,15 @@ pub(super) async fn stream(
         None => Resume::Live { after: 0 },
     };
     let floor = resume.floor();
+    // A supervisor hears every queue's changes (the wallboard).
+    let all = agent.is_supervisor();
     let queues: Arc<[String]> = agent.queues.clone().into();
     let mine = queues.clone();
     let head: Box<dyn Stream<Item = Item> + Send + Unpin> = match resume {
         Resume::Live { .. } => Box::new(tokio_stream::empty()),
-        Resume::Replay { after, upto } => Box::new(replay(st.store.clone(), after, upto, queues)),
+        Resume::Replay { after, upto } => {
+            Box::new(replay(st.store.clone(), after, upto, queues, all))
+        }
         Resume::Reset { newest, reason } => {
             Box::new(tokio_stream::once(Item::Reset { newest, reason }))
         }
@@ -84,7 +88,7 @@ pub(super) async fn stream(
         // Lagged: the client missed events; end the stream so it resumes from the log.
         .take_while(Result::is_ok)
         .filter_map(Result::ok)
-        .filter(move |e| e.id > floor && mine.contains(&e.queue))
+        .filter(move |e| e.id > floor && (all || mine.contains(&e.queue)))
         .map(Item::Change);
     let changes = head.chain(live).map_while(|item| match item {
         Item::Change(e) => Some(Ok(to_sse(&e))),
@@ -98,7 +102,7 @@ pub(super) async fn stream(
         .filter_map(Result::ok)
         .filter_map(move |p| {
             // Only colleagues sharing a queue matter to this agent.
-            p.queues.iter().any(|q| agent_queues.contains(q)).then(|| {
+            (all || p.queues.iter().any(|q| agent_queues.contains(q))).then(|| {
                 Ok(Event::default()
                     .event("agent_status")
                     .data(serde_json::to_string(&p).unwrap_or_default()))
@@ -219,6 +223,7 @@ fn replay(
     mut after: i64,
     upto: i64,
     queues: Arc<[String]>,
+    all: bool,
 ) -> ReceiverStream<Item> {
     let (tx, rx) = mpsc::channel(REPLAY_PAGE as usize);
     tokio::spawn(async move {
@@ -239,7 +244,7 @@ fn replay(
                 if e.id > upto {
                     return;
                 }
-                if queues.contains(&e.queue) && tx.send(Item::Change(Arc::new(e))).await.is_err() {
+                if (all || queues.contains(&e.queue)) && tx.send(Item::Change(Arc::new(e))).await.is_err() {
                     // The client left.
                     return;
                 }

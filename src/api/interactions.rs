@@ -49,13 +49,15 @@ pub(super) async fn list(
         .map(|s| Cursor::decode(s).ok_or_else(|| bad("cursor", s)))
         .transpose()?;
     let queues = match p.queue {
-        Some(q) if agent.serves(&q) => vec![q],
+        Some(q) if agent.sees(&q) => Some(vec![q]),
         Some(q) => {
             return Err(ApiError::Forbidden(format!(
                 "queue {q} is not one of yours"
             )));
         }
-        None => agent.queues.clone(),
+        // A supervisor's Home List is every queue's.
+        None if agent.is_supervisor() => None,
+        None => Some(agent.queues.clone()),
     };
     let limit = match p.limit {
         Some(0) => return Err(bad("limit", "0")),
@@ -66,7 +68,7 @@ pub(super) async fn list(
         .store
         .list(ListQuery {
             status,
-            queues: Some(queues),
+            queues,
             sub_type,
             limit,
             cursor,
@@ -125,6 +127,45 @@ pub(super) async fn accept(
     let AcceptBody {} = parse_body(body, Some(AcceptBody {}))?;
     let current = st.store.get(id).await?;
     check_queue(&agent, &current.listed.interaction)?;
+    hand_to(&st, id, agent).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AssignBody {
+    agent: String,
+}
+
+/// `POST /api/v1/interactions/{id}/assign` `{"agent"}` (supervisors only): what the agent's
+/// own accept does, on the agent's behalf: an open interaction becomes connected to that
+/// agent, whose phone Hammond calls (a callback dials the customer). 409 when not open.
+pub(super) async fn assign(
+    State(st): State<AppState>,
+    AuthAgent(caller): AuthAgent,
+    id: Result<Path<InteractionId>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(id)?;
+    if !caller.is_supervisor() {
+        return Err(ApiError::Forbidden(
+            "only a supervisor may assign interactions to others".into(),
+        ));
+    }
+    let body: AssignBody = parse_body(body, None)?;
+    let Some(agent) = st.agents.get(&body.agent).cloned() else {
+        return Err(ApiError::Unprocessable(format!(
+            "no agent {:?}",
+            body.agent
+        )));
+    };
+    // Existence first (404 before anything else).
+    st.store.get(id).await?;
+    tracing::info!(interaction.id = id, agent.id = %agent.id, supervisor = %caller.id, "assigned by a supervisor");
+    hand_to(&st, id, agent).await
+}
+
+/// The accept itself, for `agent` (the caller, or the one a supervisor names).
+async fn hand_to(st: &AppState, id: InteractionId, agent: Agent) -> Result<Json<Value>, ApiError> {
     let (i, synced) = st
         .store
         .accept_committed(id, &agent.id, clock::wall())
@@ -170,11 +211,20 @@ pub(super) async fn close(
     let body: CloseBody = parse_body(body, None)?;
     let current = st.store.get(id).await?.listed.interaction;
     check_queue(&agent, &current)?;
+    // A supervisor closes on behalf of whoever holds it. Decided on the row read here, so if
+    // it changed hands meanwhile the store refuses (as for anyone) and the supervisor retries.
+    let closer = match (&current.assigned_agent, current.status) {
+        (Some(holder), Status::Connected) if agent.is_supervisor() => holder.clone(),
+        _ => agent.id.clone(),
+    };
+    if closer != agent.id {
+        tracing::info!(interaction.id = id, agent.id = %closer, supervisor = %agent.id, "closed by a supervisor");
+    }
     let closed = st
         .store
         .close_by(
             id,
-            &agent.id,
+            &closer,
             body.reason,
             Some(body.disposition),
             clock::wall(),
@@ -192,7 +242,7 @@ fn path_id(id: Result<Path<InteractionId>, PathRejection>) -> Result<Interaction
 }
 
 fn check_queue(agent: &Agent, i: &Interaction) -> Result<(), ApiError> {
-    if agent.serves(&i.queue) {
+    if agent.sees(&i.queue) {
         Ok(())
     } else {
         Err(ApiError::Forbidden(format!(

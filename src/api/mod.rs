@@ -141,6 +141,10 @@ pub fn router(state: AppState) -> Router {
             post(interactions::accept),
         )
         .route("/api/v1/interactions/{id}/close", post(interactions::close))
+        .route(
+            "/api/v1/interactions/{id}/assign",
+            post(interactions::assign),
+        )
         .route("/api/v1/me", get(agents::me))
         .route("/api/v1/agents", get(agents::list))
         .route("/api/v1/agents/{id}/status", put(agents::set_status))

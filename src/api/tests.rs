@@ -26,6 +26,7 @@ fn agent(id: &str, queues: &[&str]) -> Agent {
         endpoint: format!("sip:{id}@127.0.0.1:5070"),
         queues: queues.iter().map(|q| (*q).to_owned()).collect(),
         token: format!("{id}-secret"),
+        role: crate::queue::agent::Role::Agent,
     }
 }
 

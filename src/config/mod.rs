@@ -239,6 +239,8 @@ pub struct AgentConfig {
     /// Bearer token for the API (`HAMMOND_AGENT_<ID>_TOKEN` overrides). Compare with
     /// [`Secret::matches`].
     pub token: Secret,
+    /// `role = "agent"` (default) or `"supervisor"`.
+    pub role: crate::queue::agent::Role,
 }
 
 /// `[shutdown]`.

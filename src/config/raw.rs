@@ -107,6 +107,7 @@ pub(super) struct RawAgent {
     pub(super) endpoint: Key<String>,
     pub(super) queues: Key<Vec<Spanned<String>>>,
     pub(super) token: Key<String>,
+    pub(super) role: Key<String>,
 }
 
 /// A duration as written. Numbers are accepted by serde so that validation can say which unit

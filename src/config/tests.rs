@@ -89,6 +89,7 @@ fn shipped_hammond_toml_spells_out_the_defaults() {
             endpoint: "sip:alice@127.0.0.1:5070".into(),
             queues: vec!["support".into()],
             token: Secret::new("alice-secret"),
+            role: crate::queue::agent::Role::Agent,
         }]
     );
 }
@@ -267,6 +268,29 @@ endpoint = \"sip:nobody@127.0.0.1\"
         !d.iter().any(|x| x.message.contains("same\"")),
         "tokens never appear in messages"
     );
+}
+
+/// Issue 17: `role` is `agent` (the default) or `supervisor`; anything else is an error at
+/// the value.
+#[test]
+fn agent_roles() {
+    let src = "\
+[[agents]]
+id = \"sam\"
+endpoint = \"sip:sam@127.0.0.1\"
+token = \"s\"
+role = \"supervisor\"
+
+[[agents]]
+id = \"alice\"
+endpoint = \"sip:alice@127.0.0.1\"
+token = \"a\"
+";
+    let cfg = parse(src).unwrap();
+    assert_eq!(cfg.agents[0].role, crate::queue::agent::Role::Supervisor);
+    assert_eq!(cfg.agents[1].role, crate::queue::agent::Role::Agent);
+    let d = errors(&src.replace("\"supervisor\"", "\"boss\""));
+    assert_at(&d, 5, 8, "\"boss\" is not a role");
 }
 
 #[test]

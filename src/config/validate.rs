@@ -17,6 +17,7 @@ use super::{
     ShutdownConfig, SipConfig, SrtpMode, StoreConfig, TlsListen, Transport, TrunkConfig,
 };
 use crate::media::Codec;
+use crate::queue::agent::Role;
 
 /// `[store] event_retention` when not set: a week of change events for SSE clients to resume.
 const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -586,11 +587,21 @@ pub(super) fn validate(
         } else {
             seen_tokens.insert(token.clone(), id.clone());
         }
+        let role = c
+            .value(&a.role, "agents.role", |s| match s.as_str() {
+                "agent" => Ok(Role::Agent),
+                "supervisor" => Ok(Role::Supervisor),
+                other => Err(format!(
+                    "{other:?} is not a role (expected \"agent\" or \"supervisor\")"
+                )),
+            })
+            .unwrap_or_default();
         agents.push(AgentConfig {
             id,
             endpoint,
             queues,
             token: Secret::new(token),
+            role,
         });
     }
 

@@ -17,6 +17,30 @@ pub struct Agent {
     pub queues: Vec<String>,
     /// The API bearer token.
     pub token: String,
+    /// What the agent may do through the API (`[[agents]] role`).
+    pub role: Role,
+}
+
+/// An agent's rights (`[[agents]] role`, default `agent`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Sees and acts on its own queues; closes only what it holds; sets only its own presence.
+    #[default]
+    Agent,
+    /// Sees every queue (the wallboard), and may close or reassign any interaction and set any
+    /// agent's presence. Push offers still follow `queues` only.
+    Supervisor,
+}
+
+impl Role {
+    /// The config and JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Supervisor => "supervisor",
+        }
+    }
 }
 
 /// Never prints the token: agents end up in logs.
@@ -27,14 +51,26 @@ impl std::fmt::Debug for Agent {
             .field("endpoint", &self.endpoint)
             .field("queues", &self.queues)
             .field("token", &"<redacted>")
+            .field("role", &self.role)
             .finish()
     }
 }
 
 impl Agent {
-    /// Whether the agent serves `queue`.
+    /// Whether the agent serves `queue` (takes its push offers).
     pub fn serves(&self, queue: &str) -> bool {
         self.queues.iter().any(|q| q == queue)
+    }
+
+    /// Whether the agent may see and act on `queue` through the API: its own queues, and every
+    /// queue for a supervisor.
+    pub fn sees(&self, queue: &str) -> bool {
+        self.is_supervisor() || self.serves(queue)
+    }
+
+    /// A supervisor ([`Role::Supervisor`]).
+    pub fn is_supervisor(&self) -> bool {
+        self.role == Role::Supervisor
     }
 }
 
@@ -79,10 +115,18 @@ mod tests {
             endpoint: "sip:alice@127.0.0.1:5070".into(),
             queues: vec!["support".into()],
             token: "alice-secret".into(),
+            role: Role::Agent,
         };
         let shown = format!("{a:?}");
         assert!(shown.contains("alice"), "{shown}");
         assert!(!shown.contains("alice-secret"), "{shown}");
         assert!(a.serves("support") && !a.serves("sales"));
+        assert!(a.sees("support") && !a.sees("sales"));
+        let boss = Agent {
+            role: Role::Supervisor,
+            queues: vec![],
+            ..a
+        };
+        assert!(boss.sees("sales") && !boss.serves("sales"));
     }
 }

@@ -220,6 +220,7 @@ mod tests {
             endpoint: format!("sip:{id}@127.0.0.1"),
             queues: vec!["support".into()],
             token: token.into(),
+            role: crate::queue::agent::Role::Agent,
         }
     }
 

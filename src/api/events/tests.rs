@@ -25,6 +25,7 @@ fn state(store: Arc<dyn InteractionStore>) -> AppState {
         endpoint: "sip:alice@127.0.0.1:5070".into(),
         queues: vec!["support".into()],
         token: "alice-secret".into(),
+        role: crate::queue::agent::Role::Agent,
     };
     AppState::new(store, vec![alice], metrics::install())
 }
