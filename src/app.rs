@@ -257,6 +257,16 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
         .with_accepted(accepted)
         .with_connected(svc.connected.clone())
         .with_health_extra(health)
+        .with_queues({
+            let registry = registry.clone();
+            Arc::new(move || {
+                registry
+                    .current()
+                    .iter()
+                    .map(|f| (f.name.clone(), f.service_level))
+                    .collect()
+            })
+        })
         .with_max_body(cfg.http.max_body)
         .with_shutdown(http_stop.clone());
     let router = api::router(state);

@@ -244,7 +244,9 @@ fn replay(
                 if e.id > upto {
                     return;
                 }
-                if (all || queues.contains(&e.queue)) && tx.send(Item::Change(Arc::new(e))).await.is_err() {
+                if (all || queues.contains(&e.queue))
+                    && tx.send(Item::Change(Arc::new(e))).await.is_err()
+                {
                     // The client left.
                     return;
                 }

@@ -91,7 +91,13 @@ pub(crate) fn row(r: &impl Columns) -> Result<ReportRow, Error> {
     let (interaction, _) = row_to_interaction(r)?;
     Ok(ReportRow {
         interaction,
-        bridged_at: r.int("bridged_at")?.map(|v| ts(v, "bridged_at")).transpose()?,
-        closed_at: r.int("closed_at")?.map(|v| ts(v, "closed_at")).transpose()?,
+        bridged_at: r
+            .int("bridged_at")?
+            .map(|v| ts(v, "bridged_at"))
+            .transpose()?,
+        closed_at: r
+            .int("closed_at")?
+            .map(|v| ts(v, "closed_at"))
+            .transpose()?,
     })
 }

@@ -254,9 +254,17 @@ async fn report_reads_arrivals_in_the_window_with_their_bridge_and_close(be: &dy
         .await
         .unwrap();
     let ids: Vec<_> = next.iter().map(|r| r.interaction.id).collect();
-    assert_eq!(ids, [sales.id], "{before:?} and {after:?} are outside the window");
+    assert_eq!(
+        ids,
+        [sales.id],
+        "{before:?} and {after:?} are outside the window"
+    );
     let support_only = s.report(q(&["support"], None)).await.unwrap();
-    assert!(support_only.iter().all(|r| r.interaction.queue == "support"));
+    assert!(
+        support_only
+            .iter()
+            .all(|r| r.interaction.queue == "support")
+    );
     assert!(s.report(q(&[], None)).await.unwrap().is_empty());
 }
 

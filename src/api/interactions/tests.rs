@@ -366,8 +366,13 @@ async fn a_supervisor_sees_every_queue_and_acts_on_anything() {
         .send("PUT", "alice", "/api/v1/agents/bob/status", body)
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, v) = api.send("PUT", "sam", "/api/v1/agents/bob/status", body).await;
-    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("available")));
+    let (st, v) = api
+        .send("PUT", "sam", "/api/v1/agents/bob/status", body)
+        .await;
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::OK, Some("available"))
+    );
     let (_, me) = api.send("GET", "sam", "/api/v1/me", "").await;
     assert_eq!(me["role"], "supervisor");
 }
