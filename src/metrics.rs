@@ -33,6 +33,13 @@ pub const LOST_INSTANCE_SETTLED: &str = "hammond_lost_instance_interactions_sett
 /// Counter, label `code`: SIP responses sent and received.
 pub const SIP_RESPONSES: &str = "hammond_sip_responses_total";
 
+/// Counter, labels `webhook`, `outcome` (delivered, failed_attempt, given_up): webhook
+/// deliveries.
+pub const WEBHOOK_DELIVERIES: &str = "hammond_webhook_deliveries_total";
+/// Gauge, label `webhook`: 1 while the webhook is retrying a failed event (its receiver is
+/// failing), else 0.
+pub const WEBHOOK_RETRYING: &str = "hammond_webhook_retrying";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder as the global `metrics` recorder (once per process; later
@@ -76,11 +83,34 @@ pub fn describe() {
         SRTP_UNAUTHENTICATED,
         "SRTP packets dropped because they did not authenticate"
     );
+    ::metrics::describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "Webhook deliveries: delivered, failed attempts, events given up"
+    );
+    ::metrics::describe_gauge!(
+        WEBHOOK_RETRYING,
+        "1 while a webhook is retrying a failed delivery"
+    );
     // Register the counters at zero so the scrape lists them before the first event.
     ::metrics::gauge!(ACTIVE_CALLS).increment(0.0);
     ::metrics::counter!(RTP_LATE_PACKETS).increment(0);
     ::metrics::counter!(SRTP_UNAUTHENTICATED).increment(0);
     ::metrics::counter!(LOST_INSTANCE_SETTLED).increment(0);
+}
+
+/// `hammond_webhook_deliveries_total{webhook, outcome}`: one delivery attempt ended so.
+pub fn webhook_delivery(webhook: &str, outcome: &'static str) {
+    ::metrics::counter!(WEBHOOK_DELIVERIES, "webhook" => webhook.to_owned(), "outcome" => outcome)
+        .increment(1);
+}
+
+/// `hammond_webhook_retrying{webhook}`: whether the webhook is retrying now.
+pub fn webhook_retrying(webhook: &str, retrying: bool) {
+    ::metrics::gauge!(WEBHOOK_RETRYING, "webhook" => webhook.to_owned()).set(if retrying {
+        1.0
+    } else {
+        0.0
+    });
 }
 
 /// `hammond_srtp_unauthenticated_packets_total`: a leg's SRTP refusals, counted as it ends.

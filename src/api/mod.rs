@@ -14,6 +14,7 @@ mod health;
 mod interactions;
 pub mod metrics;
 mod stats;
+pub mod wallboard;
 mod web;
 
 use std::sync::Arc;
@@ -39,6 +40,9 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// The queues in force, each with its service-level target (reports and the wallboard).
 pub type QueueList = Arc<dyn Fn() -> Vec<(String, std::time::Duration)> + Send + Sync>;
+
+/// Each webhook's delivery state now (the wallboard).
+pub type WebhookStates = Arc<dyn Fn() -> Vec<crate::webhook::WebhookState> + Send + Sync>;
 
 /// The service-level target of a queue no queue file defines (the queue files' default).
 pub const DEFAULT_SERVICE_LEVEL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -71,6 +75,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The queues in force (by default the agents' queues, with the default target).
     pub queues: QueueList,
+    /// The webhooks' delivery state (none by default).
+    pub webhooks: WebhookStates,
 }
 
 impl AppState {
@@ -104,6 +110,7 @@ impl AppState {
         });
         Self {
             queues,
+            webhooks: Arc::new(Vec::new),
             store,
             agents,
             accepted: None,
@@ -151,6 +158,13 @@ impl AppState {
         self
     }
 
+    /// The wallboard shows the webhooks' delivery state from `f`.
+    #[must_use]
+    pub fn with_webhooks(mut self, f: WebhookStates) -> Self {
+        self.webhooks = f;
+        self
+    }
+
     /// Ends every event stream when `token` is cancelled (shutdown).
     #[must_use]
     pub fn with_shutdown(mut self, token: CancellationToken) -> Self {
@@ -180,6 +194,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agents/{id}/status", put(agents::set_status))
         .route("/api/v1/events", get(events::stream))
         .route("/api/v1/stats", get(stats::stats))
+        .route("/api/v1/wallboard", get(wallboard::wallboard))
         .route("/api/v1/reports/interactions.csv", get(stats::csv))
         .route("/metrics", get(health::metrics))
         .route("/healthz", get(health::healthz))

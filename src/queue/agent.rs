@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::Role;
 use crate::interaction::Interaction;
 
 /// An agent (the app maps `config::AgentConfig` onto this).
@@ -19,28 +20,6 @@ pub struct Agent {
     pub token: String,
     /// What the agent may do through the API (`[[agents]] role`).
     pub role: Role,
-}
-
-/// An agent's rights (`[[agents]] role`, default `agent`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Sees and acts on its own queues; closes only what it holds; sets only its own presence.
-    #[default]
-    Agent,
-    /// Sees every queue (the wallboard), and may close or reassign any interaction and set any
-    /// agent's presence. Push offers still follow `queues` only.
-    Supervisor,
-}
-
-impl Role {
-    /// The config and JSON spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Agent => "agent",
-            Self::Supervisor => "supervisor",
-        }
-    }
 }
 
 /// Never prints the token: agents end up in logs.

@@ -1,0 +1,364 @@
+//! Webhook delivery (tokio shell): one task per webhook walks the event log from its stored
+//! cursor, POSTs each wanted event (signed, see [`super::sign`]), retries a failure with
+//! [`super::backoff`], and stores the cursor past each event it is done with. See the module
+//! above for the guarantees.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{Request, header};
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_util::bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use super::WebhookState;
+use crate::config::{WebhookConfig, WebhookUrl};
+use crate::store::{InteractionStore, StoredEvent};
+
+/// Events read from the log at a time.
+const PAGE: u32 = 100;
+/// One attempt (connect, TLS, request, response head) may take this long.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// With nothing new heard, look at the log again this often anyway (a missed wake-up).
+const IDLE_POLL: Duration = Duration::from_secs(5);
+/// A store that fails is asked again after this long.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// Every webhook's delivery state, shared with the wallboard.
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    states: Mutex<Vec<WebhookState>>,
+}
+
+impl Deliveries {
+    /// Each webhook's state now.
+    pub fn snapshot(&self) -> Vec<WebhookState> {
+        self.states.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, name: &str, f: impl FnOnce(&mut WebhookState)) {
+        if let Ok(mut all) = self.states.lock()
+            && let Some(s) = all.iter_mut().find(|s| s.name == name)
+        {
+            f(s);
+        }
+    }
+}
+
+/// Starts delivering to every webhook in `hooks` until `stop`. `tls` verifies `https://`
+/// receivers.
+pub fn spawn(
+    store: Arc<dyn InteractionStore>,
+    hooks: Vec<WebhookConfig>,
+    tls: Arc<rustls::ClientConfig>,
+    stop: CancellationToken,
+) -> (Arc<Deliveries>, Vec<JoinHandle<()>>) {
+    let deliveries = Arc::new(Deliveries {
+        states: Mutex::new(
+            hooks
+                .iter()
+                .map(|h| WebhookState {
+                    name: h.name.clone(),
+                    ..WebhookState::default()
+                })
+                .collect(),
+        ),
+    });
+    let tasks = hooks
+        .into_iter()
+        .map(|hook| {
+            let w = Worker {
+                store: store.clone(),
+                key: super::sign::SigningKey::parse(hook.secret.expose())
+                    .expect("the config checked the secret"),
+                hook,
+                tls: tls.clone(),
+                stop: stop.clone(),
+                deliveries: deliveries.clone(),
+            };
+            tokio::spawn(w.run())
+        })
+        .collect();
+    (deliveries, tasks)
+}
+
+struct Worker {
+    store: Arc<dyn InteractionStore>,
+    hook: WebhookConfig,
+    key: super::sign::SigningKey,
+    tls: Arc<rustls::ClientConfig>,
+    stop: CancellationToken,
+    deliveries: Arc<Deliveries>,
+}
+
+/// How one event ended.
+enum Done {
+    Delivered,
+    GaveUp,
+    Stopped,
+}
+
+impl Worker {
+    async fn run(self) {
+        let name = self.hook.name.clone();
+        crate::metrics::webhook_retrying(&name, false);
+        // Heard before the first read: an event committed in between wakes us.
+        let mut heard = self.store.subscribe();
+        let Some(mut cursor) = self.start().await else {
+            return;
+        };
+        tracing::info!(webhook = %name, url = %self.hook.url, cursor, "webhook delivery started");
+        loop {
+            let page = match self.store.events_since(cursor, PAGE).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(webhook = %name, error = %e, "webhook: event log not read");
+                    if self.pause(STORE_RETRY).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if page.is_empty() {
+                tokio::select! {
+                    _ = heard.recv() => {}
+                    () = tokio::time::sleep(IDLE_POLL) => {}
+                    () = self.stop.cancelled() => return,
+                }
+                continue;
+            }
+            let mut moved = false;
+            for e in page {
+                if self.wanted(&e.kind) {
+                    match self.deliver(&e).await {
+                        Done::Delivered | Done::GaveUp => {}
+                        Done::Stopped => {
+                            // Not done with this one: the cursor stays before it.
+                            if moved {
+                                self.save(cursor).await;
+                            }
+                            return;
+                        }
+                    }
+                    cursor = e.id;
+                    self.save(cursor).await;
+                    moved = false;
+                } else {
+                    cursor = e.id;
+                    moved = true;
+                }
+            }
+            if moved {
+                self.save(cursor).await;
+            }
+        }
+    }
+
+    /// The stored cursor; a new webhook starts after the newest event (it is told of what
+    /// happens from now on, not the whole history). `None` when stopped first.
+    async fn start(&self) -> Option<i64> {
+        loop {
+            let r = match self.store.webhook_cursor(&self.hook.name).await {
+                Ok(Some(c)) => Ok(c),
+                Ok(None) => match self.store.event_bounds().await {
+                    Ok(bounds) => {
+                        let newest = bounds.map_or(0, |(_, n)| n);
+                        self.store
+                            .set_webhook_cursor(&self.hook.name, newest)
+                            .await
+                            .map(|()| newest)
+                    }
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(c) => {
+                    self.deliveries.update(&self.hook.name, |s| s.cursor = c);
+                    return Some(c);
+                }
+                Err(e) => {
+                    tracing::warn!(webhook = %self.hook.name, error = %e, "webhook: cursor not read");
+                    if self.pause(STORE_RETRY).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn wanted(&self, kind: &str) -> bool {
+        self.hook.events.is_empty() || self.hook.events.iter().any(|k| k == kind)
+    }
+
+    /// Stores the cursor (retrying a failing store: moving on without it would deliver the
+    /// events again after a restart, which is allowed, but a store that fails is worth a
+    /// word).
+    async fn save(&self, cursor: i64) {
+        if let Err(e) = self.store.set_webhook_cursor(&self.hook.name, cursor).await {
+            tracing::warn!(webhook = %self.hook.name, error = %e, cursor, "webhook: cursor not stored");
+        }
+        self.deliveries
+            .update(&self.hook.name, |s| s.cursor = cursor);
+    }
+
+    /// `true` when stopped while waiting.
+    async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(d) => false,
+            () = self.stop.cancelled() => true,
+        }
+    }
+
+    /// POSTs `e` until a 2xx, or until the retries run out.
+    async fn deliver(&self, e: &StoredEvent) -> Done {
+        let name = &self.hook.name;
+        let body = Bytes::from(body(e));
+        let id = format!("evt_{}", e.id);
+        let mut failures = 0u32;
+        loop {
+            let timestamp = crate::clock::wall().as_second();
+            let signature = self.key.sign(&id, timestamp, &body);
+            let attempt = tokio::time::timeout(
+                ATTEMPT_TIMEOUT,
+                post(
+                    &self.hook.url,
+                    &self.tls,
+                    &id,
+                    timestamp,
+                    &signature,
+                    body.clone(),
+                ),
+            );
+            let outcome = tokio::select! {
+                r = attempt => r.unwrap_or_else(|_| Err(format!("no answer within {ATTEMPT_TIMEOUT:?}"))),
+                () = self.stop.cancelled() => return Done::Stopped,
+            };
+            match outcome {
+                Ok(status) if (200..300).contains(&status) => {
+                    crate::metrics::webhook_delivery(name, "delivered");
+                    crate::metrics::webhook_retrying(name, false);
+                    self.deliveries.update(name, |s| {
+                        s.delivered += 1;
+                        s.retrying = false;
+                        s.last_error = None;
+                    });
+                    tracing::debug!(webhook = %name, event.id = e.id, kind = %e.kind, "webhook delivered");
+                    return Done::Delivered;
+                }
+                other => {
+                    let why = match other {
+                        Ok(status) => format!("HTTP {status}"),
+                        Err(e) => e,
+                    };
+                    failures += 1;
+                    crate::metrics::webhook_delivery(name, "failed_attempt");
+                    let next = super::backoff(failures);
+                    tracing::warn!(webhook = %name, event.id = e.id, attempt = failures, error = %why, retry_in = ?next, "webhook delivery failed");
+                    let retrying = next.is_some();
+                    crate::metrics::webhook_retrying(name, retrying);
+                    self.deliveries.update(name, |s| {
+                        s.failed_attempts += 1;
+                        s.retrying = retrying;
+                        s.last_error = Some(why.clone());
+                        if !retrying {
+                            s.given_up += 1;
+                        }
+                    });
+                    let Some(wait) = next else {
+                        crate::metrics::webhook_delivery(name, "given_up");
+                        tracing::error!(webhook = %name, event.id = e.id, "webhook: retries exhausted; event given up");
+                        return Done::GaveUp;
+                    };
+                    if self.pause(wait).await {
+                        return Done::Stopped;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The Standard Webhooks payload: `{"type", "timestamp", "data"}`, `data` being the event
+/// log's `{"interaction", "feed"}` with the event id.
+pub fn body(e: &StoredEvent) -> String {
+    // `kind` is a snake_case name and `at` an RFC 3339 time: neither needs escaping; `data`
+    // is the JSON the store wrote.
+    format!(
+        r#"{{"type":"interaction.{}","timestamp":"{}","event_id":{},"data":{}}}"#,
+        e.kind, e.at, e.id, e.data
+    )
+}
+
+/// One POST; the response's status code.
+async fn post(
+    url: &WebhookUrl,
+    tls: &Arc<rustls::ClientConfig>,
+    id: &str,
+    timestamp: i64,
+    signature: &str,
+    body: Bytes,
+) -> Result<u16, String> {
+    let tcp = TcpStream::connect((url.host.as_str(), url.port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    if url.tls {
+        let name = rustls::pki_types::ServerName::try_from(url.host.clone())
+            .map_err(|e| format!("host name: {e}"))?;
+        let stream = tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        send(stream, url, id, timestamp, signature, body).await
+    } else {
+        send(tcp, url, id, timestamp, signature, body).await
+    }
+}
+
+async fn send<S>(
+    stream: S,
+    url: &WebhookUrl,
+    id: &str,
+    timestamp: i64,
+    signature: &str,
+    body: Bytes,
+) -> Result<u16, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP: {e}"))?;
+    let conn = tokio::spawn(conn);
+    let host = if url.host.contains(':') {
+        format!("[{}]:{}", url.host, url.port)
+    } else {
+        format!("{}:{}", url.host, url.port)
+    };
+    let req = Request::post(url.path.as_str())
+        .header(header::HOST, host)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(
+            header::USER_AGENT,
+            concat!("hammond/", env!("CARGO_PKG_VERSION")),
+        )
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(Full::new(body))
+        .map_err(|e| format!("request: {e}"))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("HTTP: {e}"))?;
+    let status = resp.status().as_u16();
+    // The body is not read: the connection is dropped with it.
+    drop(resp);
+    conn.abort();
+    Ok(status)
+}
