@@ -199,6 +199,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/healthz", get(health::healthz))
         .route("/", get(web::index))
+        .route("/supervisor", get(web::supervisor))
         .route("/assets/{file}", get(web::asset))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(max_body))
