@@ -47,6 +47,20 @@ pub(super) const REPLAY_MAX: i64 = 5_000;
 /// Keep-alive comment interval.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    params(
+        ("access_token" = Option<String>, Query, description = "The token, for `EventSource` (which cannot send headers)"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `id:` event id, `event:` kind, `data:` `{\"interaction\", \"feed\"}`; `agent_status` and `reset` events", content_type = "text/event-stream"),
+        (status = 422, description = "A bad Last-Event-ID", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody), (status = 503, description = "The store cannot serve now", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn stream(
     State(st): State<AppState>,
     StreamAgent(agent): StreamAgent,

@@ -13,6 +13,7 @@ mod events;
 mod health;
 mod interactions;
 pub mod metrics;
+mod openapi;
 mod stats;
 pub mod wallboard;
 mod web;
@@ -195,6 +196,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", get(events::stream))
         .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/wallboard", get(wallboard::wallboard))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route("/api/v1/reports/interactions.csv", get(stats::csv))
         .route("/metrics", get(health::metrics))
         .route("/healthz", get(health::healthz))

@@ -41,6 +41,22 @@ pub(super) struct StatsParams {
 }
 
 /// `GET /api/v1/stats`: the window's figures per queue, in buckets, and in total.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats",
+    tag = "reports",
+    params(
+        ("queue" = Option<String>, Query, description = "One queue (default: every queue the caller sees)"),
+        ("from" = Option<String>, Query, description = "RFC 3339 (default: midnight, system time zone)"),
+        ("to" = Option<String>, Query, description = "RFC 3339 (default: now)"),
+        ("bucket" = Option<String>, Query, description = "Bucket length, e.g. `15m` (default), `1h`"),
+    ),
+    responses(
+        (status = 200, description = "Figures by arrival, per queue and bucket", body = crate::queue::stats::Stats),
+        (status = 403, description = "A queue that is not the caller's", body = crate::api::openapi::ErrorBody), (status = 422, description = "A bad window or bucket", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody), (status = 503, description = "The store cannot serve now", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn stats(
     State(st): State<AppState>,
     AuthAgent(agent): AuthAgent,
@@ -137,6 +153,21 @@ close_reason,disposition\r\n";
 /// `GET /api/v1/reports/interactions.csv`: every interaction that arrived in the window, one
 /// line each with its outcome (RFC 4180; times RFC 3339 UTC; `wait_secs` to the first bridge,
 /// or to the close when never bridged). Streamed a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/interactions.csv",
+    tag = "reports",
+    params(
+        ("queue" = Option<String>, Query, description = "One queue (default: every queue the caller sees)"),
+        ("from" = Option<String>, Query, description = "RFC 3339 (default: midnight, system time zone)"),
+        ("to" = Option<String>, Query, description = "RFC 3339 (default: now)"),
+    ),
+    responses(
+        (status = 200, description = "One line per interaction with its outcome (RFC 4180)", content_type = "text/csv"),
+        (status = 403, description = "A queue that is not the caller's", body = crate::api::openapi::ErrorBody), (status = 422, description = "A bad window", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody), (status = 503, description = "The store cannot serve now", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn csv(
     State(st): State<AppState>,
     AuthAgent(agent): AuthAgent,

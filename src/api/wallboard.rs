@@ -23,7 +23,7 @@ use crate::store::{ListQuery, MAX_PAGE};
 const MAX_READ: usize = 20 * MAX_PAGE as usize;
 
 /// One queue's tiles.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct QueueTiles {
     /// The queue.
     pub queue: String,
@@ -50,7 +50,7 @@ pub struct QueueTiles {
 }
 
 /// One agent's row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AgentRow {
     /// The agent.
     pub id: String,
@@ -59,6 +59,7 @@ pub struct AgentRow {
     /// Its role.
     pub role: Role,
     /// `busy` (holds a connected interaction), else its presence.
+    #[schema(value_type = String, pattern = "^(busy|available|away)$")]
     pub state: &'static str,
     /// The interaction it holds.
     pub interaction: Option<InteractionId>,
@@ -66,13 +67,15 @@ pub struct AgentRow {
     pub interaction_queue: Option<String>,
     /// Since when it is in this state, as far as this instance knows (a presence change it
     /// saw, or its interaction's last change).
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub since: Option<Timestamp>,
 }
 
 /// The snapshot.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Wallboard {
     /// When it was taken.
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// Every queue in force, by name.
     pub queues: Vec<QueueTiles>,
@@ -83,6 +86,16 @@ pub struct Wallboard {
 }
 
 /// `GET /api/v1/wallboard`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/wallboard",
+    tag = "reports",
+    responses(
+        (status = 200, description = "The wallboard now", body = Wallboard),
+        (status = 403, description = "The caller is not a supervisor", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody), (status = 503, description = "The store cannot serve now", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn wallboard(
     State(st): State<AppState>,
     AuthAgent(me): AuthAgent,

@@ -54,7 +54,7 @@ impl Agent {
 }
 
 /// Agent presence. Agents start `away`; presence only governs push offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Presence {
     /// Push offers welcome.

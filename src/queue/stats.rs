@@ -59,7 +59,7 @@ fn since(a: Timestamp, b: Timestamp) -> Duration {
 }
 
 /// The figures of a set of interactions (a bucket, a queue's window, everything).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Figures {
     /// Arrivals (every interaction, whatever became of it).
     pub offered: u64,
@@ -88,8 +88,10 @@ pub struct Figures {
     /// [`WAIT_BINS`]`[k]` and at or above the previous bound; the last entry counts the rest.
     pub wait_bins: [u64; WAIT_BINS.len() + 1],
     #[serde(skip)]
+    #[schema(ignore)]
     settled: u64,
     #[serde(skip)]
+    #[schema(ignore)]
     wait_total: Duration,
 }
 
@@ -148,9 +150,10 @@ impl Figures {
 }
 
 /// One bucket of a queue's window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Bucket {
     /// Its first instant (arrivals from here to the next bucket's start).
+    #[schema(value_type = String, format = DateTime)]
     pub start: Timestamp,
     /// What arrived in it.
     #[serde(flatten)]
@@ -158,7 +161,7 @@ pub struct Bucket {
 }
 
 /// One queue's figures over the window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct QueueStats {
     /// The queue.
     pub queue: String,
@@ -171,11 +174,13 @@ pub struct QueueStats {
 }
 
 /// The window's figures per queue.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     /// Arrivals from…
+    #[schema(value_type = String, format = DateTime)]
     pub from: Timestamp,
     /// …up to (not including).
+    #[schema(value_type = String, format = DateTime)]
     pub to: Timestamp,
     /// Bucket length, seconds.
     pub bucket_secs: u64,

@@ -54,7 +54,7 @@ pub fn backoff(attempt: u32) -> Option<std::time::Duration> {
 }
 
 /// One webhook's delivery state, for the wallboard.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct WebhookState {
     /// The webhook's name.
     pub name: String,
