@@ -47,6 +47,10 @@ pub(super) async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     if let Err(e) = super::metrics::refresh(st.store.as_ref()).await {
         tracing::warn!(error = %e, "refreshing store gauges");
     }
+    let queues: Vec<String> = (st.queues)().into_iter().map(|(q, _)| q).collect();
+    if let Err(e) = super::metrics::refresh_overdue(st.store.as_ref(), &queues).await {
+        tracing::warn!(error = %e, "refreshing the overdue callbacks gauge");
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),

@@ -606,6 +606,14 @@ async fn healthz_and_metrics() {
         text.contains(r#"hammond_interactions{status="open",sub_type="callback"}"#),
         "{text}"
     );
+    // Issue 17's alerts: the store's failed writes, and how long a due callback has waited.
+    assert!(text.contains(metrics::STORE_WRITE_FAILURES), "{text}");
+    let overdue = text
+        .lines()
+        .find(|l| l.starts_with(r#"hammond_callback_oldest_due_seconds{queue="support"}"#))
+        .unwrap_or_else(|| panic!("no overdue gauge for support:\n{text}"));
+    let secs: f64 = overdue.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(secs > 0.0 && secs < 60.0, "{overdue}");
 }
 
 /// Reads SSE frames from a raw (chunked) response until `want` events with an id have come.
