@@ -534,7 +534,7 @@ async fn agents_and_presence() {
     assert_eq!(st, 200);
     assert_eq!(
         v["agents"][0],
-        json!({"id": "alice", "queues": ["support"], "status": "away"})
+        json!({"id": "alice", "queues": ["support"], "role": "agent", "status": "away"})
     );
     assert!(!v.to_string().contains("secret"), "tokens never leave");
     let (st, v) = req(
@@ -927,7 +927,7 @@ async fn me_tells_the_page_who_signed_in() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(
         v,
-        json!({"id": "bob", "queues": ["support", "sales"], "status": "away"})
+        json!({"id": "bob", "queues": ["support", "sales"], "role": "agent", "status": "away"})
     );
     let (st, _) = req(srv.addr, "GET", "/api/v1/me", Some("bob-secreT"), None).await;
     assert_eq!(st, 401);
