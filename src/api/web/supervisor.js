@@ -173,7 +173,7 @@ function renderQueues(board, stats) {
     const slCls = sl === null ? '' : sl >= 0.8 ? 'good' : sl >= 0.6 ? 'warn' : 'bad';
     const wait = q.longest_wait_secs;
     tiles.append(
-      tile(q.queue, 'in_workflow', 'Callers in workflow', q.in_workflow),
+      tile(q.queue, 'in_workflow', 'In workflow', q.in_workflow),
       tile(q.queue, 'open_callbacks', 'Open callbacks', q.open_callbacks),
       tile(q.queue, 'callbacks_due', 'Callbacks due now', q.callbacks_due, q.callbacks_due > 0 ? 'warn' : ''),
       tile(q.queue, 'longest_wait', 'Longest wait', duration(wait),
@@ -248,7 +248,9 @@ function renderCharts(stats) {
   $('charts-queue').textContent = state.queue ? `· ${state.queue}` : '· all queues';
   // Only the part of the day that has happened, from the first busy hour.
   const first = buckets.findIndex((b) => b.offered > 0 || b.callbacks_booked > 0);
-  const from = first < 0 ? Math.max(0, buckets.length - 8) : Math.max(0, first - (first % 4));
+  // At least the last two hours, so a quiet morning still reads as a timeline.
+  const recent = Math.max(0, buckets.length - 8);
+  const from = first < 0 ? recent : Math.min(recent, Math.max(0, first - (first % 4)));
   const shown = buckets.slice(from);
   bars('chart-calls', 'legend-calls', shown, [['offered', 'Offered'], ['bridged', 'Bridged'], ['abandoned', 'Abandoned']]);
   bars('chart-callbacks', 'legend-callbacks', shown,
@@ -274,7 +276,7 @@ function frame(w, h, max, pad) {
 }
 
 function bars(id, legendId, buckets, series) {
-  const w = 520, h = 190, pad = { l: 28, r: 6, t: 8, b: 22 };
+  const w = 520, h = 150, pad = { l: 28, r: 6, t: 8, b: 22 };
   const max = niceMax(Math.max(0, ...buckets.flatMap((b) => series.map(([k]) => b[k]))));
   const g = frame(w, h, max, pad);
   const slot = (w - pad.l - pad.r) / Math.max(1, buckets.length);
@@ -292,7 +294,7 @@ function bars(id, legendId, buckets, series) {
       r.append(svg('title', {}, `${label}: ${v} at ${new Date(b.start).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`));
       g.append(r);
     });
-    if (i % 4 === 0) {
+    if (new Date(b.start).getMinutes() === 0) {
       const t = new Date(b.start).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
       g.append(svg('text', { x: pad.l + i * slot, y: h - 6 }, t));
     }
@@ -311,7 +313,7 @@ function bars(id, legendId, buckets, series) {
 }
 
 function histogram(id, counts) {
-  const w = 520, h = 190, pad = { l: 28, r: 6, t: 8, b: 22 };
+  const w = 520, h = 150, pad = { l: 28, r: 6, t: 8, b: 22 };
   const max = niceMax(Math.max(0, ...counts));
   const g = frame(w, h, max, pad);
   const slot = (w - pad.l - pad.r) / counts.length;
