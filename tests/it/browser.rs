@@ -186,7 +186,7 @@ pub(crate) fn free_udp_port() -> u16 {
         .expect("a free UDP port")
 }
 
-fn free_tcp_port() -> u16 {
+pub(crate) fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .map(|a| a.port())

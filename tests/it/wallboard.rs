@@ -35,7 +35,11 @@ fn the_wallboard_follows_a_callback_live() {
     let customer = CustomerPhone::start(trunk_port);
     let h = Hammond::start(Options {
         trunk: Some(SocketAddr::from(([127, 0, 0, 1], trunk_port))),
-        extra_config: SUPERVISOR.into(),
+        // A webhook whose receiver is down: its failures show on the wallboard.
+        extra_config: format!(
+            "{SUPERVISOR}\n[[webhooks]]\nname = \"crm\"\nurl = \"http://127.0.0.1:{}/hooks\"\nevents = [\"*\"]\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n",
+            crate::browser::free_tcp_port()
+        ),
         ..Options::default()
     });
     // alice is available: the wallboard shows it.
@@ -128,5 +132,14 @@ fn the_wallboard_follows_a_callback_live() {
         "{}",
         customer.messages()
     );
+    // The webhook's receiver never answered: the wallboard says so.
+    sam.wait_js(
+        "return !document.getElementById('webhook-alert').hidden \
+         && document.getElementById('webhook-alert').textContent.startsWith('Webhook crm: retrying')",
+        "the failing webhook on the wallboard",
+    );
+    sam.screenshot("wallboard-webhook-failing.png");
+    // The README's picture is of the board itself.
+    sam.js("document.getElementById('webhook-alert').hidden = true; return null");
     sam.screenshot("wallboard.png");
 }
