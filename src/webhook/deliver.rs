@@ -362,3 +362,141 @@ where
     conn.abort();
     Ok(status)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::config::{Secret, WebhookUrl};
+    use crate::interaction::{Event, HangupBy, Interaction};
+    use crate::store::SqliteStore;
+
+    /// A receiver answering 204 to everything, sending each request's body to the channel.
+    async fn receiver() -> (u16, mpsc::UnboundedReceiver<String>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let n = s.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).into_owned();
+                        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse().unwrap_or(0))
+                                })
+                                .unwrap_or(0);
+                            if body.len() >= len {
+                                let _ = tx.send(body[..len].to_owned());
+                                let _ = s
+                                    .write_all(
+                                        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+                                    )
+                                    .await;
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (port, rx)
+    }
+
+    /// A new webhook starts after the newest event (no history replayed), and sends only the
+    /// events it asked for, as `{"type": "interaction.<kind>", …, "data": {"interaction"}}`.
+    #[tokio::test]
+    async fn a_new_webhook_sends_the_events_it_asked_for_from_now_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn InteractionStore> = Arc::new(
+            SqliteStore::open(&format!("sqlite://{}/h.db", dir.path().display()))
+                .await
+                .unwrap(),
+        );
+        let now = crate::clock::wall();
+        let before = store
+            .create(Interaction::inbound("support", "1", now))
+            .await
+            .unwrap();
+        store
+            .apply(before.id, Event::EnteredWorkflow, now)
+            .await
+            .unwrap();
+        let (port, mut got) = receiver().await;
+        let hook = WebhookConfig {
+            name: "crm".into(),
+            url: WebhookUrl::parse(&format!("http://127.0.0.1:{port}/h")).unwrap(),
+            events: vec!["call_ended".into()],
+            secret: Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        };
+        let stop = CancellationToken::new();
+        let tls = crate::rt::sip_socket::tls::client_config(None).unwrap();
+        let (deliveries, tasks) = spawn(store.clone(), vec![hook], tls, stop.clone());
+        // Until the cursor is stored, the worker has not started: events before it are history.
+        while store.webhook_cursor("crm").await.unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let after = store
+            .create(Interaction::inbound("support", "2", now))
+            .await
+            .unwrap();
+        for id in [before.id, after.id] {
+            let e = Event::CallEnded {
+                by: HangupBy::Caller,
+                had_callback: false,
+                voicemail: false,
+                during: None,
+            };
+            store.apply(id, e, now).await.unwrap();
+        }
+        let mut bodies = Vec::new();
+        for _ in 0..2 {
+            let b = tokio::time::timeout(Duration::from_secs(10), got.recv())
+                .await
+                .expect("a delivery")
+                .unwrap();
+            bodies.push(serde_json::from_str::<serde_json::Value>(&b).unwrap());
+        }
+        assert!(
+            bodies.iter().all(|b| b["type"] == "interaction.call_ended"),
+            "{bodies:?}"
+        );
+        let ids: Vec<_> = bodies
+            .iter()
+            .map(|b| b["data"]["interaction"]["id"].clone())
+            .collect();
+        assert_eq!(
+            ids,
+            [serde_json::json!(before.id), serde_json::json!(after.id)]
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), got.recv())
+                .await
+                .is_err(),
+            "nothing else: not the history, not the created event"
+        );
+        assert_eq!(deliveries.snapshot()[0].delivered, 2);
+        stop.cancel();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+}
