@@ -33,8 +33,8 @@ pub const LOST_INSTANCE_SETTLED: &str = "hammond_lost_instance_interactions_sett
 /// Counter, label `code`: SIP responses sent and received.
 pub const SIP_RESPONSES: &str = "hammond_sip_responses_total";
 
-/// Counter, labels `webhook`, `outcome` (delivered, failed_attempt, given_up): webhook
-/// deliveries.
+/// Counter, labels `webhook`, `outcome` (delivered, failed_attempt, given_up, pruned: events
+/// the retention removed before the webhook got to them): webhook deliveries.
 pub const WEBHOOK_DELIVERIES: &str = "hammond_webhook_deliveries_total";
 /// Gauge, label `webhook`: 1 while the webhook is retrying a failed event (its receiver is
 /// failing), else 0.
@@ -127,6 +127,13 @@ pub fn callback_oldest_due(queue: &str, secs: f64) {
 pub fn webhook_delivery(webhook: &str, outcome: &'static str) {
     ::metrics::counter!(WEBHOOK_DELIVERIES, "webhook" => webhook.to_owned(), "outcome" => outcome)
         .increment(1);
+}
+
+/// `hammond_webhook_deliveries_total{webhook, outcome="pruned"}`: `n` events the retention
+/// pruned before the webhook got to them.
+pub fn webhook_pruned(webhook: &str, n: u64) {
+    ::metrics::counter!(WEBHOOK_DELIVERIES, "webhook" => webhook.to_owned(), "outcome" => "pruned")
+        .increment(n);
 }
 
 /// `hammond_webhook_retrying{webhook}`: whether the webhook is retrying now.

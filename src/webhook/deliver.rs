@@ -131,6 +131,16 @@ impl Worker {
                 }
                 continue;
             }
+            // Event ids are gap-free: a jump means the retention pruned events before this
+            // webhook got to them (its receiver was down for longer than the retention).
+            if let Some(first) = page.first()
+                && cursor > 0
+                && first.id > cursor + 1
+            {
+                let lost = first.id - cursor - 1;
+                tracing::error!(webhook = %name, cursor, next = first.id, lost, "webhook: events pruned before delivery (receiver down past [store] event_retention)");
+                crate::metrics::webhook_pruned(&name, u64::try_from(lost).unwrap_or(0));
+            }
             let mut moved = false;
             for e in page {
                 if self.wanted(&e.kind) {
@@ -494,6 +504,59 @@ mod tests {
             "nothing else: not the history, not the created event"
         );
         assert_eq!(deliveries.snapshot()[0].delivered, 2);
+        stop.cancel();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+
+    /// Events the retention pruned before a webhook got to them are counted (and the rest
+    /// delivered): `hammond_webhook_deliveries_total{outcome="pruned"}`.
+    #[tokio::test]
+    async fn events_pruned_before_delivery_are_counted() {
+        let handle = crate::metrics::install();
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn InteractionStore> = Arc::new(
+            SqliteStore::open(&format!("sqlite://{}/h.db", dir.path().display()))
+                .await
+                .unwrap(),
+        );
+        let now = crate::clock::wall();
+        for n in ["1", "2", "3", "4"] {
+            store
+                .create(Interaction::inbound("support", n, now))
+                .await
+                .unwrap();
+        }
+        // Delivered up to event 1; events 1-3 pruned (the newest always stays).
+        store.set_webhook_cursor("pruned-test", 1).await.unwrap();
+        let pruned = store
+            .prune_events(now + jiff::SignedDuration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(pruned, 3);
+        let (port, mut got) = receiver().await;
+        let hook = WebhookConfig {
+            name: "pruned-test".into(),
+            url: WebhookUrl::parse(&format!("http://127.0.0.1:{port}/h")).unwrap(),
+            events: Vec::new(),
+            secret: Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        };
+        let stop = CancellationToken::new();
+        let tls = crate::rt::sip_socket::tls::client_config(None).unwrap();
+        let (_deliveries, tasks) = spawn(store.clone(), vec![hook], tls, stop.clone());
+        let b = tokio::time::timeout(Duration::from_secs(10), got.recv())
+            .await
+            .expect("the newest event is delivered")
+            .unwrap();
+        assert!(b.contains(r#""event_id":4"#), "{b}");
+        let text = handle.render();
+        assert!(
+            text.contains(
+                r#"hammond_webhook_deliveries_total{webhook="pruned-test",outcome="pruned"} 2"#
+            ),
+            "{text}"
+        );
         stop.cancel();
         for t in tasks {
             t.await.unwrap();
