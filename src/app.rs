@@ -149,6 +149,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
     // Every TLS connection we open (the trunk, a PBX's Contact after its connection died)
     // checks the server against ca_file or the system's roots.
     let tls_client = sip_socket::tls::client_config(cfg.trunk.ca_file.as_deref())?;
+    // `https://` webhook receivers are checked against the system's roots.
+    let webhook_tls = sip_socket::tls::client_config(None)?;
     let sip_addr = sockets.local_addr().map_err(|source| StartError::Bind {
         what: "SIP",
         addr: cfg.sip.listen,
@@ -197,6 +199,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
             endpoint: a.endpoint.clone(),
             queues: a.queues.clone(),
             token: a.token.expose().to_owned(),
+            role: a.role,
         })
         .collect();
     // Presence is stored: every instance on a PostgreSQL store shares it.
@@ -256,8 +259,26 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
         .with_accepted(accepted)
         .with_connected(svc.connected.clone())
         .with_health_extra(health)
+        .with_queues({
+            let registry = registry.clone();
+            Arc::new(move || {
+                registry
+                    .current()
+                    .iter()
+                    .map(|f| (f.name.clone(), f.service_level))
+                    .collect()
+            })
+        })
         .with_max_body(cfg.http.max_body)
         .with_shutdown(http_stop.clone());
+    // Webhooks: delivered from the event log by tasks of their own (never on a call's path).
+    let (deliveries, _webhook_tasks) = crate::webhook::deliver::spawn(
+        store.clone(),
+        cfg.webhooks.clone(),
+        webhook_tls,
+        shutdown.clone(),
+    );
+    let state = state.with_webhooks(Arc::new(move || deliveries.snapshot()));
     let router = api::router(state);
     let http_limits = HttpLimits {
         header_timeout: cfg.http.header_timeout,

@@ -42,4 +42,5 @@ pub mod rt;
 pub mod sip;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;
 pub mod workflow;

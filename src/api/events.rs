@@ -47,6 +47,20 @@ pub(super) const REPLAY_MAX: i64 = 5_000;
 /// Keep-alive comment interval.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    params(
+        ("access_token" = Option<String>, Query, description = "The token, for `EventSource` (which cannot send headers)"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `id:` event id, `event:` kind, `data:` `{\"interaction\", \"feed\"}`; `agent_status` and `reset` events", content_type = "text/event-stream"),
+        (status = 422, description = "A bad Last-Event-ID", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody), (status = 503, description = "The store cannot serve now", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn stream(
     State(st): State<AppState>,
     StreamAgent(agent): StreamAgent,
@@ -71,11 +85,15 @@ pub(super) async fn stream(
         None => Resume::Live { after: 0 },
     };
     let floor = resume.floor();
+    // A supervisor hears every queue's changes (the wallboard).
+    let all = agent.is_supervisor();
     let queues: Arc<[String]> = agent.queues.clone().into();
     let mine = queues.clone();
     let head: Box<dyn Stream<Item = Item> + Send + Unpin> = match resume {
         Resume::Live { .. } => Box::new(tokio_stream::empty()),
-        Resume::Replay { after, upto } => Box::new(replay(st.store.clone(), after, upto, queues)),
+        Resume::Replay { after, upto } => {
+            Box::new(replay(st.store.clone(), after, upto, queues, all))
+        }
         Resume::Reset { newest, reason } => {
             Box::new(tokio_stream::once(Item::Reset { newest, reason }))
         }
@@ -84,7 +102,7 @@ pub(super) async fn stream(
         // Lagged: the client missed events; end the stream so it resumes from the log.
         .take_while(Result::is_ok)
         .filter_map(Result::ok)
-        .filter(move |e| e.id > floor && mine.contains(&e.queue))
+        .filter(move |e| e.id > floor && (all || mine.contains(&e.queue)))
         .map(Item::Change);
     let changes = head.chain(live).map_while(|item| match item {
         Item::Change(e) => Some(Ok(to_sse(&e))),
@@ -98,7 +116,7 @@ pub(super) async fn stream(
         .filter_map(Result::ok)
         .filter_map(move |p| {
             // Only colleagues sharing a queue matter to this agent.
-            p.queues.iter().any(|q| agent_queues.contains(q)).then(|| {
+            (all || p.queues.iter().any(|q| agent_queues.contains(q))).then(|| {
                 Ok(Event::default()
                     .event("agent_status")
                     .data(serde_json::to_string(&p).unwrap_or_default()))
@@ -219,6 +237,7 @@ fn replay(
     mut after: i64,
     upto: i64,
     queues: Arc<[String]>,
+    all: bool,
 ) -> ReceiverStream<Item> {
     let (tx, rx) = mpsc::channel(REPLAY_PAGE as usize);
     tokio::spawn(async move {
@@ -239,7 +258,9 @@ fn replay(
                 if e.id > upto {
                     return;
                 }
-                if queues.contains(&e.queue) && tx.send(Item::Change(Arc::new(e))).await.is_err() {
+                if (all || queues.contains(&e.queue))
+                    && tx.send(Item::Change(Arc::new(e))).await.is_err()
+                {
                     // The client left.
                     return;
                 }

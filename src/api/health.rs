@@ -11,6 +11,15 @@ use super::AppState;
 /// 200 `{"status":"ok"}`, or 503 `{"status":"unhealthy","problems":[...]}` when the store does
 /// not take a read and a write within a couple of seconds (`InteractionStore::ping`) or the
 /// `health_extra` hook reports problems.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Healthy", body = crate::api::openapi::Health),
+        (status = 503, description = "Unhealthy: the problems", body = crate::api::openapi::Health),
+    ),
+)]
 pub(super) async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
     let mut problems = Vec::new();
     if let Err(e) = st.store.ping().await {
@@ -28,9 +37,19 @@ pub(super) async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus text exposition, with the store gauges refreshed first.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")),
+)]
 pub(super) async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     if let Err(e) = super::metrics::refresh(st.store.as_ref()).await {
         tracing::warn!(error = %e, "refreshing store gauges");
+    }
+    let queues: Vec<String> = (st.queues)().into_iter().map(|(q, _)| q).collect();
+    if let Err(e) = super::metrics::refresh_overdue(st.store.as_ref(), &queues).await {
+        tracing::warn!(error = %e, "refreshing the overdue callbacks gauge");
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

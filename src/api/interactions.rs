@@ -27,6 +27,23 @@ pub(super) struct ListParams {
 
 /// `GET /api/v1/interactions?status=&queue=&sub_type=&limit=&cursor=`: oldest first, within the
 /// agent's queues. `next_cursor` is present when another page exists.
+#[utoipa::path(
+    get,
+    path = "/api/v1/interactions",
+    tag = "interactions",
+    params(
+        ("status" = Option<crate::interaction::Status>, Query, description = "Only this status"),
+        ("queue" = Option<String>, Query, description = "Only this queue (one of the caller's)"),
+        ("sub_type" = Option<crate::interaction::SubType>, Query, description = "Only this sub-type"),
+        ("limit" = Option<u32>, Query, description = "Page size (1-1000, default 100)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "The Home List, oldest first", body = crate::api::openapi::InteractionList),
+        (status = 403, description = "A queue that is not the caller's", body = crate::api::openapi::ErrorBody), (status = 422, description = "A bad filter", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody), (status = 503, description = "The store cannot serve now", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list(
     State(st): State<AppState>,
     AuthAgent(agent): AuthAgent,
@@ -49,13 +66,15 @@ pub(super) async fn list(
         .map(|s| Cursor::decode(s).ok_or_else(|| bad("cursor", s)))
         .transpose()?;
     let queues = match p.queue {
-        Some(q) if agent.serves(&q) => vec![q],
+        Some(q) if agent.sees(&q) => Some(vec![q]),
         Some(q) => {
             return Err(ApiError::Forbidden(format!(
                 "queue {q} is not one of yours"
             )));
         }
-        None => agent.queues.clone(),
+        // A supervisor's Home List is every queue's.
+        None if agent.is_supervisor() => None,
+        None => Some(agent.queues.clone()),
     };
     let limit = match p.limit {
         Some(0) => return Err(bad("limit", "0")),
@@ -66,7 +85,7 @@ pub(super) async fn list(
         .store
         .list(ListQuery {
             status,
-            queues: Some(queues),
+            queues,
             sub_type,
             limit,
             cursor,
@@ -85,6 +104,17 @@ pub(super) async fn list(
 }
 
 /// `GET /api/v1/interactions/{id}`: the interaction plus its feed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/interactions/{id}",
+    tag = "interactions",
+    params(("id" = i64, Path, description = "The interaction")),
+    responses(
+        (status = 200, description = "The interaction and its feed", body = crate::api::openapi::InteractionDetail),
+        (status = 403, description = "In a queue that is not the caller's", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such interaction", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody), (status = 503, description = "The store cannot serve now", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn detail(
     State(st): State<AppState>,
     AuthAgent(agent): AuthAgent,
@@ -115,6 +145,20 @@ pub(super) struct AcceptBody {}
 /// that died with the machine). What it cannot lose: the callback itself (synced when the
 /// caller heard it confirmed), and no agent was told it had the call, since the 200 comes only
 /// after the sync. A failed sync answers 500 though the dial has begun: the disk is failing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/interactions/{id}/accept",
+    tag = "interactions",
+    params(("id" = i64, Path, description = "The interaction")),
+    request_body(content = Option<crate::api::openapi::Empty>, description = "Empty, or `{}`", example = json!({})),
+    responses(
+        (status = 200, description = "Connected and assigned to the caller", body = crate::interaction::InteractionJson),
+        (status = 403, description = "In a queue that is not the caller's", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such interaction", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "Not open (`conflict`), a ringing caller (`live_call`), or not due yet (`not_yet_due`)", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::openapi::ErrorBody), (status = 422, description = "A bad body", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody), (status = 503, description = "The store cannot serve now", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn accept(
     State(st): State<AppState>,
     AuthAgent(agent): AuthAgent,
@@ -125,6 +169,58 @@ pub(super) async fn accept(
     let AcceptBody {} = parse_body(body, Some(AcceptBody {}))?;
     let current = st.store.get(id).await?;
     check_queue(&agent, &current.listed.interaction)?;
+    hand_to(&st, id, agent).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AssignBody {
+    agent: String,
+}
+
+/// `POST /api/v1/interactions/{id}/assign` `{"agent"}` (supervisors only): what the agent's
+/// own accept does, on the agent's behalf: an open interaction becomes connected to that
+/// agent, whose phone Hammond calls (a callback dials the customer). 409 when not open.
+#[utoipa::path(
+    post,
+    path = "/api/v1/interactions/{id}/assign",
+    tag = "interactions",
+    params(("id" = i64, Path, description = "The interaction")),
+    request_body(content = crate::api::openapi::AssignRequest, example = json!({"agent": "alice"})),
+    responses(
+        (status = 200, description = "Connected and assigned to the agent named", body = crate::interaction::InteractionJson),
+        (status = 403, description = "The caller is not a supervisor", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such interaction", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "Not open, a ringing caller, or not due yet", body = crate::api::openapi::ErrorBody), (status = 422, description = "A bad body or an unknown agent", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody), (status = 503, description = "The store cannot serve now", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn assign(
+    State(st): State<AppState>,
+    AuthAgent(caller): AuthAgent,
+    id: Result<Path<InteractionId>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(id)?;
+    if !caller.is_supervisor() {
+        return Err(ApiError::Forbidden(
+            "only a supervisor may assign interactions to others".into(),
+        ));
+    }
+    let body: AssignBody = parse_body(body, None)?;
+    let Some(agent) = st.agents.get(&body.agent).cloned() else {
+        return Err(ApiError::Unprocessable(format!(
+            "no agent {:?}",
+            body.agent
+        )));
+    };
+    // Existence first (404 before anything else).
+    st.store.get(id).await?;
+    tracing::info!(interaction.id = id, agent.id = %agent.id, supervisor = %caller.id, "assigned by a supervisor");
+    hand_to(&st, id, agent).await
+}
+
+/// The accept itself, for `agent` (the caller, or the one a supervisor names).
+async fn hand_to(st: &AppState, id: InteractionId, agent: Agent) -> Result<Json<Value>, ApiError> {
     let (i, synced) = st
         .store
         .accept_committed(id, &agent.id, clock::wall())
@@ -160,6 +256,19 @@ pub(super) struct CloseBody {
 /// ([`crate::store::InteractionStore::close_by`]): a close cannot slip in after another agent's
 /// accept (it used to check a row read earlier, then close whatever the row had become,
 /// leaving that agent's call up). The read here is only for the queue, which never changes.
+#[utoipa::path(
+    post,
+    path = "/api/v1/interactions/{id}/close",
+    tag = "interactions",
+    params(("id" = i64, Path, description = "The interaction")),
+    request_body(content = crate::api::openapi::CloseRequest, example = json!({"disposition": "resolved"})),
+    responses(
+        (status = 200, description = "Closed (a connected call is hung up)", body = crate::interaction::InteractionJson),
+        (status = 403, description = "Another agent's, or a queue that is not the caller's", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such interaction", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "Bot, closed, or a ringing caller", body = crate::api::openapi::ErrorBody), (status = 422, description = "A bad body", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody), (status = 503, description = "The store cannot serve now", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn close(
     State(st): State<AppState>,
     AuthAgent(agent): AuthAgent,
@@ -170,11 +279,20 @@ pub(super) async fn close(
     let body: CloseBody = parse_body(body, None)?;
     let current = st.store.get(id).await?.listed.interaction;
     check_queue(&agent, &current)?;
+    // A supervisor closes on behalf of whoever holds it. Decided on the row read here, so if
+    // it changed hands meanwhile the store refuses (as for anyone) and the supervisor retries.
+    let closer = match (&current.assigned_agent, current.status) {
+        (Some(holder), Status::Connected) if agent.is_supervisor() => holder.clone(),
+        _ => agent.id.clone(),
+    };
+    if closer != agent.id {
+        tracing::info!(interaction.id = id, agent.id = %closer, supervisor = %agent.id, "closed by a supervisor");
+    }
     let closed = st
         .store
         .close_by(
             id,
-            &agent.id,
+            &closer,
             body.reason,
             Some(body.disposition),
             clock::wall(),
@@ -192,7 +310,7 @@ fn path_id(id: Result<Path<InteractionId>, PathRejection>) -> Result<Interaction
 }
 
 fn check_queue(agent: &Agent, i: &Interaction) -> Result<(), ApiError> {
-    if agent.serves(&i.queue) {
+    if agent.sees(&i.queue) {
         Ok(())
     } else {
         Err(ApiError::Forbidden(format!(

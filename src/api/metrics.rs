@@ -25,3 +25,38 @@ pub(crate) async fn refresh(store: &dyn InteractionStore) -> Result<(), crate::s
     metrics::gauge!(CALLBACKS_PENDING).set(pending as f64);
     Ok(())
 }
+
+/// Sets `hammond_callback_oldest_due_seconds` for each queue: since when its oldest callback
+/// that may be dialled now has been due (its not-before time, else its request).
+pub(crate) async fn refresh_overdue(
+    store: &dyn InteractionStore,
+    queues: &[String],
+) -> Result<(), crate::store::Error> {
+    let now = crate::clock::wall();
+    for q in queues {
+        // Oldest first: the first page holds the oldest due one unless a hundred older ones
+        // are all booked for later.
+        let page = store
+            .list(crate::store::ListQuery {
+                status: Some(Status::Open),
+                queues: Some(vec![q.clone()]),
+                sub_type: Some(SubType::Callback),
+                limit: 100,
+                cursor: None,
+            })
+            .await?;
+        let due_since = page
+            .items
+            .iter()
+            .map(|l| &l.interaction)
+            .filter(|i| i.not_due_at(now).is_none())
+            .filter_map(|i| {
+                let cb = i.callback.as_ref()?;
+                Some(cb.not_before.or(cb.requested_at).unwrap_or(i.created_at))
+            })
+            .min();
+        let secs = due_since.map_or(0.0, |t| now.duration_since(t).as_secs_f64().max(0.0));
+        crate::metrics::callback_oldest_due(q, secs);
+    }
+    Ok(())
+}

@@ -13,6 +13,9 @@ mod events;
 mod health;
 mod interactions;
 pub mod metrics;
+mod openapi;
+mod stats;
+pub mod wallboard;
 mod web;
 
 use std::sync::Arc;
@@ -35,6 +38,15 @@ use crate::store::InteractionStore;
 /// Largest request body accepted unless [`AppState::with_max_body`] says otherwise (the
 /// default of `[http] max_body`).
 pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The queues in force, each with its service-level target (reports and the wallboard).
+pub type QueueList = Arc<dyn Fn() -> Vec<(String, std::time::Duration)> + Send + Sync>;
+
+/// Each webhook's delivery state now (the wallboard).
+pub type WebhookStates = Arc<dyn Fn() -> Vec<crate::webhook::WebhookState> + Send + Sync>;
+
+/// The service-level target of a queue no queue file defines (the queue files' default).
+pub const DEFAULT_SERVICE_LEVEL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Extra health checks (e.g. config-reload errors); each string is one problem.
 pub type HealthExtra = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
@@ -62,6 +74,10 @@ pub struct AppState {
     /// Cancelled when Hammond shuts down: open event streams end, so the HTTP server's
     /// graceful shutdown is not held up by them.
     pub shutdown: CancellationToken,
+    /// The queues in force (by default the agents' queues, with the default target).
+    pub queues: QueueList,
+    /// The webhooks' delivery state (none by default).
+    pub webhooks: WebhookStates,
 }
 
 impl AppState {
@@ -80,7 +96,22 @@ impl AppState {
         agents: Arc<Agents>,
         metrics: PrometheusHandle,
     ) -> Self {
+        let mut names: Vec<String> = agents
+            .all()
+            .iter()
+            .flat_map(|a| a.queues.iter().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        let queues: QueueList = Arc::new(move || {
+            names
+                .iter()
+                .map(|q| (q.clone(), DEFAULT_SERVICE_LEVEL))
+                .collect()
+        });
         Self {
+            queues,
+            webhooks: Arc::new(Vec::new),
             store,
             agents,
             accepted: None,
@@ -121,6 +152,20 @@ impl AppState {
         self
     }
 
+    /// The queues in force come from `f` (the queue files, reloaded).
+    #[must_use]
+    pub fn with_queues(mut self, f: QueueList) -> Self {
+        self.queues = f;
+        self
+    }
+
+    /// The wallboard shows the webhooks' delivery state from `f`.
+    #[must_use]
+    pub fn with_webhooks(mut self, f: WebhookStates) -> Self {
+        self.webhooks = f;
+        self
+    }
+
     /// Ends every event stream when `token` is cancelled (shutdown).
     #[must_use]
     pub fn with_shutdown(mut self, token: CancellationToken) -> Self {
@@ -141,13 +186,22 @@ pub fn router(state: AppState) -> Router {
             post(interactions::accept),
         )
         .route("/api/v1/interactions/{id}/close", post(interactions::close))
+        .route(
+            "/api/v1/interactions/{id}/assign",
+            post(interactions::assign),
+        )
         .route("/api/v1/me", get(agents::me))
         .route("/api/v1/agents", get(agents::list))
         .route("/api/v1/agents/{id}/status", put(agents::set_status))
         .route("/api/v1/events", get(events::stream))
+        .route("/api/v1/stats", get(stats::stats))
+        .route("/api/v1/wallboard", get(wallboard::wallboard))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
+        .route("/api/v1/reports/interactions.csv", get(stats::csv))
         .route("/metrics", get(health::metrics))
         .route("/healthz", get(health::healthz))
         .route("/", get(web::index))
+        .route("/supervisor", get(web::supervisor))
         .route("/assets/{file}", get(web::asset))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(max_body))

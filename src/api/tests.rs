@@ -26,6 +26,7 @@ fn agent(id: &str, queues: &[&str]) -> Agent {
         endpoint: format!("sip:{id}@127.0.0.1:5070"),
         queues: queues.iter().map(|q| (*q).to_owned()).collect(),
         token: format!("{id}-secret"),
+        role: crate::queue::agent::Role::Agent,
     }
 }
 
@@ -533,7 +534,7 @@ async fn agents_and_presence() {
     assert_eq!(st, 200);
     assert_eq!(
         v["agents"][0],
-        json!({"id": "alice", "queues": ["support"], "status": "away"})
+        json!({"id": "alice", "queues": ["support"], "role": "agent", "status": "away"})
     );
     assert!(!v.to_string().contains("secret"), "tokens never leave");
     let (st, v) = req(
@@ -605,6 +606,14 @@ async fn healthz_and_metrics() {
         text.contains(r#"hammond_interactions{status="open",sub_type="callback"}"#),
         "{text}"
     );
+    // Issue 17's alerts: the store's failed writes, and how long a due callback has waited.
+    assert!(text.contains(metrics::STORE_WRITE_FAILURES), "{text}");
+    let overdue = text
+        .lines()
+        .find(|l| l.starts_with(r#"hammond_callback_oldest_due_seconds{queue="support"}"#))
+        .unwrap_or_else(|| panic!("no overdue gauge for support:\n{text}"));
+    let secs: f64 = overdue.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(secs > 0.0 && secs < 60.0, "{overdue}");
 }
 
 /// Reads SSE frames from a raw (chunked) response until `want` events with an id have come.
@@ -918,7 +927,7 @@ async fn me_tells_the_page_who_signed_in() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(
         v,
-        json!({"id": "bob", "queues": ["support", "sales"], "status": "away"})
+        json!({"id": "bob", "queues": ["support", "sales"], "role": "agent", "status": "away"})
     );
     let (st, _) = req(srv.addr, "GET", "/api/v1/me", Some("bob-secreT"), None).await;
     assert_eq!(st, 401);

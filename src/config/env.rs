@@ -35,6 +35,22 @@ pub fn agent_token_var(id: &str) -> String {
     format!("HAMMOND_AGENT_{id}_TOKEN")
 }
 
+/// The variable that overrides webhook `name`'s secret: `HAMMOND_WEBHOOK_<NAME>_SECRET`, the
+/// name uppercased, every character other than a letter or digit turned into `_`.
+pub fn webhook_secret_var(name: &str) -> String {
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("HAMMOND_WEBHOOK_{name}_SECRET")
+}
+
 /// Where config overrides come from. [`ProcessEnv`] in the binary, a `HashMap` in tests.
 pub trait Env {
     /// The value of `key`, or `None` when it is unset (or not valid Unicode).

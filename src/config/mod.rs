@@ -62,6 +62,99 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
     /// `[shutdown]`.
     pub shutdown: ShutdownConfig,
+    /// `[[webhooks]]`, in file order; names are unique.
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// One `[[webhooks]]` entry: where lifecycle events are POSTed, which ones, and the key they
+/// are signed with (Standard Webhooks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// Unique; names the delivery cursor in the store (default: the URL), so renaming it
+    /// starts delivery afresh from the newest event.
+    pub name: String,
+    /// `http://` or `https://` URL.
+    pub url: WebhookUrl,
+    /// Event kinds to send (`created`, `callback_requested`, `closed`, …); empty = all (`"*"`).
+    pub events: Vec<String>,
+    /// The signing secret, `whsec_<base64>` (or `HAMMOND_WEBHOOK_<NAME>_SECRET`), checked
+    /// with [`values::webhook_key`].
+    pub secret: Secret,
+}
+
+/// A webhook's URL, taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl {
+    /// `https`.
+    pub tls: bool,
+    /// Host name or IP (IPv6 without brackets).
+    pub host: String,
+    /// Port (80 / 443 by default).
+    pub port: u16,
+    /// Path and query, at least `/`.
+    pub path: String,
+}
+
+impl fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}{}", self.host, self.port, self.path)
+        } else {
+            write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path)
+        }
+    }
+}
+
+impl WebhookUrl {
+    /// Parses `http(s)://host[:port][/path]` (no user info, no fragment).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (tls, rest) = if let Some(r) = s.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = s.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err("must start with http:// or https://".into());
+        };
+        if s.contains('#') || s.chars().any(char::is_whitespace) {
+            return Err("must not hold a fragment or spaces".into());
+        }
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(k) if rest[k..].starts_with('?') => (&rest[..k], format!("/{}", &rest[k..])),
+            Some(k) => (&rest[..k], rest[k..].to_owned()),
+            None => (rest, "/".to_owned()),
+        };
+        if authority.contains('@') {
+            return Err("must not hold credentials (the signature authenticates)".into());
+        }
+        let default = if tls { 443 } else { 80 };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or("unclosed [ in the host")?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| format!("bad port {p:?}"))?,
+                None if after.is_empty() => default,
+                None => return Err("junk after the host".into()),
+            };
+            (h.to_owned(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (
+                    h.to_owned(),
+                    p.parse().map_err(|_| format!("bad port {p:?}"))?,
+                ),
+                None => (authority.to_owned(), default),
+            }
+        };
+        if host.is_empty() {
+            return Err("has no host".into());
+        }
+        Ok(Self {
+            tls,
+            host,
+            port,
+            path,
+        })
+    }
 }
 
 /// `[sip]`: the SIP listener and its protection.
@@ -240,6 +333,41 @@ pub struct AgentConfig {
     /// Bearer token for the API (`HAMMOND_AGENT_<ID>_TOKEN` overrides). Compare with
     /// [`Secret::matches`].
     pub token: Secret,
+    /// `role = "agent"` (default) or `"supervisor"`.
+    pub role: Role,
+}
+
+/// An agent's rights (`[[agents]] role`, default `agent`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Sees and acts on its own queues; closes only what it holds; sets only its own presence.
+    #[default]
+    Agent,
+    /// Sees every queue (the wallboard), and may close or reassign any interaction and set any
+    /// agent's presence. Push offers still follow `queues` only.
+    Supervisor,
+}
+
+impl Role {
+    /// The config and JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Supervisor => "supervisor",
+        }
+    }
 }
 
 /// `[shutdown]`.

@@ -20,6 +20,16 @@ pub(super) struct RawConfig {
     pub(super) data: RawDir,
     pub(super) shutdown: RawShutdown,
     pub(super) agents: Vec<Spanned<RawAgent>>,
+    pub(super) webhooks: Vec<Spanned<RawWebhook>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawWebhook {
+    pub(super) name: Key<String>,
+    pub(super) url: Key<String>,
+    pub(super) events: Key<Vec<Spanned<String>>>,
+    pub(super) secret: Key<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,6 +117,7 @@ pub(super) struct RawAgent {
     pub(super) endpoint: Key<String>,
     pub(super) queues: Key<Vec<Spanned<String>>>,
     pub(super) token: Key<String>,
+    pub(super) role: Key<String>,
 }
 
 /// A duration as written. Numbers are accepted by serde so that validation can say which unit

@@ -89,6 +89,7 @@ fn shipped_hammond_toml_spells_out_the_defaults() {
             endpoint: "sip:alice@127.0.0.1:5070".into(),
             queues: vec!["support".into()],
             token: Secret::new("alice-secret"),
+            role: super::Role::Agent,
         }]
     );
 }
@@ -266,6 +267,92 @@ endpoint = \"sip:nobody@127.0.0.1\"
     assert!(
         !d.iter().any(|x| x.message.contains("same\"")),
         "tokens never appear in messages"
+    );
+}
+
+/// Issue 17: `role` is `agent` (the default) or `supervisor`; anything else is an error at
+/// the value.
+#[test]
+fn agent_roles() {
+    let src = "\
+[[agents]]
+id = \"sam\"
+endpoint = \"sip:sam@127.0.0.1\"
+token = \"s\"
+role = \"supervisor\"
+
+[[agents]]
+id = \"alice\"
+endpoint = \"sip:alice@127.0.0.1\"
+token = \"a\"
+";
+    let cfg = parse(src).unwrap();
+    assert_eq!(cfg.agents[0].role, super::Role::Supervisor);
+    assert_eq!(cfg.agents[1].role, super::Role::Agent);
+    let d = errors(&src.replace("\"supervisor\"", "\"boss\""));
+    assert_at(&d, 5, 8, "\"boss\" is not a role");
+}
+
+/// Issue 17: `[[webhooks]]` take an http(s) URL, known events (or `"*"`), a `whsec_`
+/// secret (or its environment variable), and unique names; each mistake is reported at its
+/// value.
+#[test]
+fn webhooks() {
+    let src = "\
+[[webhooks]]
+url = \"https://crm.example.com:8443/hooks/hammond?x=1\"
+events = [\"callback_requested\", \"interaction.closed\"]
+secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"
+
+[[webhooks]]
+name = \"all\"
+url = \"http://[::1]/h\"
+events = [\"*\"]
+";
+    let env: std::collections::HashMap<String, String> = [(
+        "HAMMOND_WEBHOOK_ALL_SECRET".to_owned(),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+    )]
+    .into();
+    let cfg = Config::from_toml(Path::new("t.toml"), src, &env).unwrap();
+    let w = &cfg.webhooks[0];
+    assert_eq!(w.name, "https://crm.example.com:8443/hooks/hammond?x=1");
+    assert_eq!(
+        (
+            w.url.tls,
+            w.url.host.as_str(),
+            w.url.port,
+            w.url.path.as_str()
+        ),
+        (true, "crm.example.com", 8443, "/hooks/hammond?x=1")
+    );
+    assert_eq!(w.events, ["callback_requested", "closed"]);
+    let all = &cfg.webhooks[1];
+    assert_eq!((all.url.host.as_str(), all.url.port), ("::1", 80));
+    assert!(all.events.is_empty(), "* is every event");
+    assert_eq!(all.url.to_string(), "http://[::1]:80/h");
+
+    let bad = "\
+[[webhooks]]
+url = \"ftp://x\"
+secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"
+
+[[webhooks]]
+url = \"http://x/\"
+events = [\"hung_upp\"]
+secret = \"s3cret\"
+
+[[webhooks]]
+url = \"http://y/\"
+";
+    let d = errors(bad);
+    assert_at(&d, 2, 7, "http:// or https://");
+    assert_at(&d, 7, 11, "unknown event \"hung_upp\"");
+    assert_at(&d, 8, 10, "must start with \"whsec_\"");
+    assert_at(&d, 11, 7, "has no `secret`");
+    assert!(
+        !d.iter().any(|x| x.message.contains("s3cret")),
+        "secrets never appear"
     );
 }
 

@@ -14,7 +14,8 @@ use super::raw::{Key, RawBytes, RawConfig, RawDuration};
 use super::values::{self, Cidr, HostPort, Secret};
 use super::{
     AgentConfig, Config, ConfigErrors, Diagnostic, HttpConfig, MediaConfig, MediaIo, RateLimit,
-    ShutdownConfig, SipConfig, SrtpMode, StoreConfig, TlsListen, Transport, TrunkConfig,
+    Role, ShutdownConfig, SipConfig, SrtpMode, StoreConfig, TlsListen, Transport, TrunkConfig,
+    WebhookConfig, WebhookUrl,
 };
 use crate::media::Codec;
 
@@ -590,13 +591,25 @@ pub(super) fn validate(
         } else {
             seen_tokens.insert(token.clone(), id.clone());
         }
+        let role = c
+            .value(&a.role, "agents.role", |s| match s.as_str() {
+                "agent" => Ok(Role::Agent),
+                "supervisor" => Ok(Role::Supervisor),
+                other => Err(format!(
+                    "{other:?} is not a role (expected \"agent\" or \"supervisor\")"
+                )),
+            })
+            .unwrap_or_default();
         agents.push(AgentConfig {
             id,
             endpoint,
             queues,
             token: Secret::new(token),
+            role,
         });
     }
+
+    let webhooks = webhooks(&mut c, &raw.webhooks, env);
 
     if !c.diags.is_empty() {
         let mut diags = c.diags;
@@ -651,5 +664,96 @@ pub(super) fn validate(
         data_dir,
         agents,
         shutdown: ShutdownConfig { drain_timeout },
+        webhooks,
     })
+}
+
+/// `[[webhooks]]`: a URL, the events (known kinds, or `"*"`), a `whsec_` secret (or
+/// `HAMMOND_WEBHOOK_<NAME>_SECRET`), unique names.
+fn webhooks(
+    c: &mut Checker<'_>,
+    raw: &[Spanned<super::raw::RawWebhook>],
+    env: &dyn Env,
+) -> Vec<WebhookConfig> {
+    let mut out: Vec<WebhookConfig> = Vec::new();
+    for entry in raw {
+        let w = entry.get_ref();
+        let Some(url_key) = &w.url else {
+            c.error_at(entry.span(), "webhooks: every webhook needs a `url`".into());
+            continue;
+        };
+        let Some(url) = c.value(&w.url, "webhooks.url", |s| WebhookUrl::parse(s)) else {
+            continue;
+        };
+        let name = w
+            .name
+            .as_ref()
+            .map_or_else(|| url_key.get_ref().clone(), |n| n.get_ref().clone());
+        if out.iter().any(|o| o.name == name) {
+            let span = w.name.as_ref().map_or(url_key.span(), Spanned::span);
+            c.error_at(
+                span,
+                format!("webhooks: duplicate webhook {name:?} (give each a unique `name`)"),
+            );
+            continue;
+        }
+        let mut events = Vec::new();
+        for e in w
+            .events
+            .as_ref()
+            .map(|l| l.get_ref().as_slice())
+            .unwrap_or_default()
+        {
+            let kind = e.get_ref().trim();
+            let kind = kind.strip_prefix("interaction.").unwrap_or(kind);
+            if kind == "*" {
+                continue;
+            }
+            if crate::webhook::EVENT_KINDS.contains(&kind) {
+                events.push(kind.to_owned());
+            } else {
+                c.error_at(
+                    e.span(),
+                    format!(
+                        "webhooks.events: unknown event {kind:?}; events: *, {}",
+                        crate::webhook::EVENT_KINDS.join(", ")
+                    ),
+                );
+            }
+        }
+        if w.events
+            .as_ref()
+            .is_some_and(|l| l.get_ref().iter().any(|e| e.get_ref().trim() == "*"))
+        {
+            events.clear();
+        }
+        let var = env::webhook_secret_var(&name);
+        let secret_span = w.secret.as_ref().map_or(url_key.span(), Spanned::span);
+        let key = match env
+            .get(&var)
+            .or_else(|| w.secret.as_ref().map(|s| s.get_ref().clone()))
+        {
+            None => {
+                c.error_at(
+                    secret_span,
+                    format!("webhook {name:?} has no `secret` (\"whsec_…\", or set {var})"),
+                );
+                continue;
+            }
+            Some(s) => match values::webhook_key(&s) {
+                Ok(_) => Secret::new(s),
+                Err(e) => {
+                    c.error_at(secret_span, format!("webhooks.secret: {e}"));
+                    continue;
+                }
+            },
+        };
+        out.push(WebhookConfig {
+            name,
+            url,
+            events,
+            secret: key,
+        });
+    }
+    out
 }

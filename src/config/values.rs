@@ -334,6 +334,25 @@ impl fmt::Display for HostPort {
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
+/// The signing key of a Standard Webhooks secret: the bytes of the base64 after `whsec_`, 24 to
+/// 64 of them as the spec asks.
+pub fn webhook_key(secret: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let b64 = secret
+        .strip_prefix("whsec_")
+        .ok_or("must start with \"whsec_\" (a Standard Webhooks secret)")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| "the part after \"whsec_\" must be base64".to_owned())?;
+    if !(24..=64).contains(&bytes.len()) {
+        return Err(format!(
+            "must hold 24 to 64 bytes once decoded, not {}",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}
+
 impl Secret {
     /// Wrap a secret value.
     pub fn new(value: impl Into<String>) -> Self {

@@ -17,7 +17,7 @@ pub use note::Note;
 pub type InteractionId = i64;
 
 /// Where an interaction is in its lifecycle (DESIGN.md, pinned).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Nobody and nothing is engaging it: the only status an agent may accept.
@@ -39,7 +39,7 @@ impl Status {
 }
 
 /// The kind of interaction; only calls exist today (DESIGN.md, pinned).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CommunicationType {
     /// A phone call.
@@ -47,7 +47,7 @@ pub enum CommunicationType {
 }
 
 /// What the interaction is for (DESIGN.md, pinned).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SubType {
     /// A caller waiting in the queue.
@@ -59,7 +59,7 @@ pub enum SubType {
 }
 
 /// Why an interaction closed (snake_case in JSON and in the store).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CloseReason {
     /// An agent handled it.
@@ -208,28 +208,37 @@ impl Interaction {
 }
 
 /// An interaction as the API and the event log show it (see [`Interaction::json`]).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Interaction)]
 pub struct InteractionJson<'a> {
     id: InteractionId,
     queue: &'a str,
     status: Status,
     communication_type: CommunicationType,
     sub_type: SubType,
+    /// The caller's number: digits, optionally with `+`.
     customer_number: &'a str,
+    /// Original arrival (RFC 3339).
     #[serde(serialize_with = "as_text")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
     #[serde(serialize_with = "as_text")]
+    #[schema(value_type = String, format = DateTime)]
     updated_at: Timestamp,
     assigned_agent: Option<&'a str>,
+    /// Place in its queue's line while waiting (open or bot).
     position: Option<u32>,
+    /// Present for a callback.
     callback: Option<CallbackJson<'a>>,
 }
 
-#[derive(Debug, Serialize)]
-struct CallbackJson<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Callback)]
+pub(crate) struct CallbackJson<'a> {
     number: &'a str,
     attempts: u32,
     #[serde(serialize_with = "opt_as_text")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     not_before: Option<Timestamp>,
 }
 

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::Role;
 use crate::interaction::Interaction;
 
 /// An agent (the app maps `config::AgentConfig` onto this).
@@ -17,6 +18,8 @@ pub struct Agent {
     pub queues: Vec<String>,
     /// The API bearer token.
     pub token: String,
+    /// What the agent may do through the API (`[[agents]] role`).
+    pub role: Role,
 }
 
 /// Never prints the token: agents end up in logs.
@@ -27,19 +30,31 @@ impl std::fmt::Debug for Agent {
             .field("endpoint", &self.endpoint)
             .field("queues", &self.queues)
             .field("token", &"<redacted>")
+            .field("role", &self.role)
             .finish()
     }
 }
 
 impl Agent {
-    /// Whether the agent serves `queue`.
+    /// Whether the agent serves `queue` (takes its push offers).
     pub fn serves(&self, queue: &str) -> bool {
         self.queues.iter().any(|q| q == queue)
+    }
+
+    /// Whether the agent may see and act on `queue` through the API: its own queues, and every
+    /// queue for a supervisor.
+    pub fn sees(&self, queue: &str) -> bool {
+        self.is_supervisor() || self.serves(queue)
+    }
+
+    /// A supervisor ([`Role::Supervisor`]).
+    pub fn is_supervisor(&self) -> bool {
+        self.role == Role::Supervisor
     }
 }
 
 /// Agent presence. Agents start `away`; presence only governs push offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Presence {
     /// Push offers welcome.
@@ -79,10 +94,18 @@ mod tests {
             endpoint: "sip:alice@127.0.0.1:5070".into(),
             queues: vec!["support".into()],
             token: "alice-secret".into(),
+            role: Role::Agent,
         };
         let shown = format!("{a:?}");
         assert!(shown.contains("alice"), "{shown}");
         assert!(!shown.contains("alice-secret"), "{shown}");
         assert!(a.serves("support") && !a.serves("sales"));
+        assert!(a.sees("support") && !a.sees("sales"));
+        let boss = Agent {
+            role: Role::Supervisor,
+            queues: vec![],
+            ..a
+        };
+        assert!(boss.sees("sales") && !boss.serves("sales"));
     }
 }

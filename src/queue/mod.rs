@@ -4,3 +4,4 @@
 pub mod agent;
 pub mod estimate;
 pub mod router;
+pub mod stats;

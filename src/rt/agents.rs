@@ -22,6 +22,8 @@ use crate::store::{self, InteractionStore};
 pub struct Agents {
     list: Vec<Agent>,
     presence: RwLock<HashMap<String, Presence>>,
+    /// When each agent's presence last changed, as this instance heard it (the wallboard).
+    since: RwLock<HashMap<String, jiff::Timestamp>>,
     changes: broadcast::Sender<PresenceChange>,
     /// Where presence is kept for every instance; `None`: here only (tests of the API alone).
     store: Option<Arc<dyn InteractionStore>>,
@@ -47,6 +49,7 @@ impl Agents {
         Self {
             list,
             presence: RwLock::new(presence),
+            since: RwLock::new(HashMap::new()),
             changes: broadcast::channel(256).0,
             store: None,
         }
@@ -87,6 +90,12 @@ impl Agents {
         self.presence.read().map_or(Presence::Away, |p| {
             p.get(id).copied().unwrap_or(Presence::Away)
         })
+    }
+
+    /// When `id`'s presence last changed, as far as this instance knows (`None`: not since
+    /// Hammond started).
+    pub fn since(&self, id: &str) -> Option<jiff::Timestamp> {
+        self.since.read().ok().and_then(|s| s.get(id).copied())
     }
 
     /// Sets an agent's presence (stored first, for every instance) and broadcasts the change;
@@ -167,6 +176,11 @@ impl Agents {
             queues: agent.queues.clone(),
             status,
         };
+        if before != Some(status)
+            && let Ok(mut since) = self.since.write()
+        {
+            since.insert(id.to_owned(), crate::clock::wall());
+        }
         if always || before != Some(status) {
             let _ = self.changes.send(change.clone());
         }
@@ -220,6 +234,7 @@ mod tests {
             endpoint: format!("sip:{id}@127.0.0.1"),
             queues: vec!["support".into()],
             token: token.into(),
+            role: crate::queue::agent::Role::Agent,
         }
     }
 

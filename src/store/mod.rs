@@ -25,6 +25,7 @@ macro_rules! base_cols {
 pub mod lease;
 mod local;
 pub mod pg;
+pub mod report;
 pub mod retention;
 mod row;
 pub mod sqlite;
@@ -45,6 +46,7 @@ use crate::interaction::{
 use crate::queue::agent::Presence;
 
 pub use pg::PgStore;
+pub use report::{MAX_REPORT_PAGE, ReportQuery, ReportRow};
 pub use sqlite::SqliteStore;
 
 /// A boxed, sendable store future.
@@ -479,6 +481,18 @@ pub trait InteractionStore: Send + Sync {
     /// Presence changes from now on, whichever instance made them: the agent and its presence
     /// as now stored. After a lost connection every stored presence is sent again.
     fn subscribe_presence(&self) -> broadcast::Receiver<(String, Presence)>;
+
+    /// The interactions of `q.queues` that arrived in `[q.from, q.to)`, oldest first (arrival,
+    /// then id), each with when it was first bridged and when it closed: what every report is
+    /// computed from (see [`report`]). A page of at most [`MAX_REPORT_PAGE`].
+    fn report(&self, q: ReportQuery) -> StoreFuture<'_, Vec<ReportRow>>;
+
+    /// The last event-log id `webhook` is done with (delivered, or given up on); `None` before
+    /// its first delivery.
+    fn webhook_cursor(&self, webhook: &str) -> StoreFuture<'_, Option<i64>>;
+
+    /// Moves `webhook`'s cursor forward to `last` (a smaller value leaves it where it is).
+    fn set_webhook_cursor(&self, webhook: &str, last: i64) -> StoreFuture<'_, ()>;
 }
 
 /// Opens the store named by the service config's `[store] url`, as `instance` (this Hammond's

@@ -35,6 +35,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Row};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::report::{self, ReportQuery, ReportRow};
 use super::row::{Columns, parse, row_to_interaction, ts, us};
 use super::write::{self, Op, Wrote};
 use super::{
@@ -66,6 +67,13 @@ fn migrator() -> sqlx::migrate::Migrator {
                 Cow::Borrowed("leases"),
                 MigrationType::Simple,
                 SqlStr::from_static(include_str!("migrations/pg/0002_leases.sql")),
+                false,
+            ),
+            Migration::new(
+                3,
+                Cow::Borrowed("webhooks"),
+                MigrationType::Simple,
+                SqlStr::from_static(include_str!("migrations/pg/0003_webhooks.sql")),
                 false,
             ),
         ]),
@@ -819,6 +827,58 @@ impl InteractionStore for PgStore {
 
     fn presences(&self) -> StoreFuture<'_, Vec<(String, Presence)>> {
         Box::pin(presences(&self.pool))
+    }
+
+    fn report(&self, q: ReportQuery) -> StoreFuture<'_, Vec<ReportRow>> {
+        Box::pin(async move {
+            if q.queues.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut n = 0;
+            let sql = report::sql(q.queues.len(), q.after.is_some(), || {
+                n += 1;
+                format!("${n}")
+            });
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for queue in &q.queues {
+                query = query.bind(queue.clone());
+            }
+            for v in report::binds(&q) {
+                query = query.bind(v);
+            }
+            let rows = query.fetch_all(&self.pool).await?;
+            rows.iter().map(report::row).collect()
+        })
+    }
+
+    fn webhook_cursor(&self, webhook: &str) -> StoreFuture<'_, Option<i64>> {
+        let webhook = webhook.to_owned();
+        Box::pin(async move {
+            Ok(
+                sqlx::query_scalar("SELECT last_event FROM webhook_cursors WHERE webhook = $1")
+                    .bind(webhook)
+                    .fetch_optional(&self.pool)
+                    .await?,
+            )
+        })
+    }
+
+    fn set_webhook_cursor(&self, webhook: &str, last: i64) -> StoreFuture<'_, ()> {
+        let webhook = webhook.to_owned();
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO webhook_cursors (webhook, last_event, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (webhook) DO UPDATE \
+                 SET last_event = GREATEST(webhook_cursors.last_event, excluded.last_event), \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(webhook)
+            .bind(last)
+            .bind(us(crate::clock::wall()))
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
     }
 
     fn subscribe_presence(&self) -> broadcast::Receiver<(String, Presence)> {

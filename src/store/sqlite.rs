@@ -26,6 +26,7 @@ use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use writer::{Durability, Maintenance, Msg, Writer};
 
 use super::local::Local;
+use super::report::{self, ReportQuery, ReportRow};
 use super::row::{Columns, parse, row_to_interaction, ts, us};
 use super::write::{self, Op, Wrote};
 use super::{
@@ -65,6 +66,7 @@ fn migrator() -> Migrator {
                 "heartbeat",
                 include_str!("migrations/0003_heartbeat.sql"),
             ),
+            m(4, "webhooks", include_str!("migrations/0004_webhooks.sql")),
         ]),
         ..Migrator::DEFAULT
     }
@@ -757,6 +759,50 @@ impl InteractionStore for SqliteStore {
 
     fn presences(&self) -> StoreFuture<'_, Vec<(String, Presence)>> {
         Box::pin(async move { Ok(self.local.presences()) })
+    }
+
+    fn report(&self, q: ReportQuery) -> StoreFuture<'_, Vec<ReportRow>> {
+        Box::pin(async move {
+            if q.queues.is_empty() {
+                return Ok(Vec::new());
+            }
+            let sql = report::sql(q.queues.len(), q.after.is_some(), || "?".to_owned());
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for queue in &q.queues {
+                query = query.bind(queue.clone());
+            }
+            for v in report::binds(&q) {
+                query = query.bind(v);
+            }
+            let rows = query.fetch_all(&self.pool).await?;
+            rows.iter().map(report::row).collect()
+        })
+    }
+
+    fn webhook_cursor(&self, webhook: &str) -> StoreFuture<'_, Option<i64>> {
+        let webhook = webhook.to_owned();
+        Box::pin(async move {
+            Ok(
+                sqlx::query_scalar("SELECT last_event FROM webhook_cursors WHERE webhook = ?")
+                    .bind(webhook)
+                    .fetch_optional(&self.pool)
+                    .await?,
+            )
+        })
+    }
+
+    fn set_webhook_cursor(&self, webhook: &str, last: i64) -> StoreFuture<'_, ()> {
+        let webhook = webhook.to_owned();
+        Box::pin(async move {
+            let at = us(crate::clock::wall());
+            self.maintain(HEALTH_WAIT, |reply| Maintenance::WebhookCursor {
+                webhook,
+                last,
+                at,
+                reply,
+            })
+            .await
+        })
     }
 
     fn subscribe_presence(&self) -> broadcast::Receiver<(String, Presence)> {

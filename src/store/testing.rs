@@ -156,6 +156,15 @@ impl InteractionStore for Hooked {
     fn presences(&self) -> StoreFuture<'_, Vec<(String, Presence)>> {
         self.inner.presences()
     }
+    fn report(&self, q: super::ReportQuery) -> StoreFuture<'_, Vec<super::ReportRow>> {
+        self.inner.report(q)
+    }
+    fn webhook_cursor(&self, webhook: &str) -> StoreFuture<'_, Option<i64>> {
+        self.inner.webhook_cursor(webhook)
+    }
+    fn set_webhook_cursor(&self, webhook: &str, last: i64) -> StoreFuture<'_, ()> {
+        self.inner.set_webhook_cursor(webhook, last)
+    }
     fn subscribe_presence(&self) -> broadcast::Receiver<(String, Presence)> {
         self.inner.subscribe_presence()
     }

@@ -202,7 +202,86 @@ suite!(
     close_is_decided_on_the_row_as_stored,
     presence_is_stored_and_every_change_is_heard,
     an_offer_claim_holds_until_released_or_lapsed,
+    report_reads_arrivals_in_the_window_with_their_bridge_and_close,
+    a_webhook_cursor_only_moves_forward_and_survives_a_reopen,
 );
+
+/// Issue 17: the report rows are the window's arrivals of the asked queues, oldest first, each
+/// with its first bridge and its close; pages continue after the last row.
+async fn report_reads_arrivals_in_the_window_with_their_bridge_and_close(be: &dyn Backend) {
+    let s = be.open().await;
+    let before = inbound(&s, "support", "+15550001", -1).await;
+    let answered = in_workflow(&s, "support", 1).await;
+    s.apply(
+        answered.id,
+        Event::OfferedLive {
+            agent: "alice".into(),
+        },
+        at(2),
+    )
+    .await
+    .unwrap();
+    s.apply(answered.id, Event::Bridged, at(3)).await.unwrap();
+    s.apply(
+        answered.id,
+        Event::HungUp {
+            by: HangupBy::Caller,
+        },
+        at(7),
+    )
+    .await
+    .unwrap();
+    let booked = callback(&s, "support", "15551234567", 4).await;
+    let sales = inbound(&s, "sales", "+15550002", 5).await;
+    let after = inbound(&s, "support", "+15550003", 60).await;
+    let q = |queues: &[&str], after: Option<(Timestamp, InteractionId)>| ReportQuery {
+        queues: queues.iter().map(|q| (*q).to_owned()).collect(),
+        from: at(0),
+        to: at(60),
+        after,
+        limit: 2,
+    };
+    let page = s.report(q(&["support", "sales"], None)).await.unwrap();
+    let ids: Vec<_> = page.iter().map(|r| r.interaction.id).collect();
+    assert_eq!(ids, [answered.id, booked.id]);
+    assert_eq!(page[0].bridged_at, Some(at(3)));
+    assert_eq!(page[0].closed_at, Some(at(7)));
+    assert_eq!(page[0].interaction.status, Status::Closed);
+    assert_eq!((page[1].bridged_at, page[1].closed_at), (None, None));
+    let last = &page[1].interaction;
+    let next = s
+        .report(q(&["support", "sales"], Some((last.created_at, last.id))))
+        .await
+        .unwrap();
+    let ids: Vec<_> = next.iter().map(|r| r.interaction.id).collect();
+    assert_eq!(
+        ids,
+        [sales.id],
+        "{before:?} and {after:?} are outside the window"
+    );
+    let support_only = s.report(q(&["support"], None)).await.unwrap();
+    assert!(
+        support_only
+            .iter()
+            .all(|r| r.interaction.queue == "support")
+    );
+    assert!(s.report(q(&[], None)).await.unwrap().is_empty());
+}
+
+/// Issue 17: a webhook's delivery cursor is stored, only ever moves forward, and is there
+/// after the store is opened again (a restart resumes delivery where it stood).
+async fn a_webhook_cursor_only_moves_forward_and_survives_a_reopen(be: &dyn Backend) {
+    let s = be.open().await;
+    assert_eq!(s.webhook_cursor("crm").await.unwrap(), None);
+    s.set_webhook_cursor("crm", 5).await.unwrap();
+    s.set_webhook_cursor("crm", 3).await.unwrap();
+    s.set_webhook_cursor("other", 1).await.unwrap();
+    assert_eq!(s.webhook_cursor("crm").await.unwrap(), Some(5));
+    drop(s);
+    let again = be.open().await;
+    assert_eq!(again.webhook_cursor("crm").await.unwrap(), Some(5));
+    assert_eq!(again.webhook_cursor("other").await.unwrap(), Some(1));
+}
 
 #[tokio::test]
 async fn unsupported_urls_are_refused() {

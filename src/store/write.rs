@@ -146,6 +146,18 @@ pub(crate) fn wait_for(op: &Op) -> Duration {
 /// done) and fails [`Error::Unavailable`]; one it has taken is waited for (its transaction is
 /// bounded by the backend's own timeouts).
 pub(crate) async fn submit(op: Op, send: impl FnOnce(WriteJob) -> bool) -> Result<Wrote, Error> {
+    let r = submit_inner(op, send).await;
+    // Refusals by the lifecycle are answers, not failures; the database failing is.
+    if let Err(e) = &r
+        && (e.is_unavailable()
+            || matches!(e, Error::Db(_) | Error::Sqlite(_) | Error::Corrupt { .. }))
+    {
+        crate::metrics::store_write_failed();
+    }
+    r
+}
+
+async fn submit_inner(op: Op, send: impl FnOnce(WriteJob) -> bool) -> Result<Wrote, Error> {
     let wait = wait_for(&op);
     let (reply, mut rx) = oneshot::channel();
     let state = Arc::new(AtomicU8::new(QUEUED));

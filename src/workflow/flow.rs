@@ -202,6 +202,10 @@ pub struct Flow {
     pub closed_callback: bool,
     /// Longest voicemail recording.
     pub voicemail_max: Duration,
+    /// The service-level target (`service_level`, default 60 s): an interaction is handled
+    /// within it when its caller or customer was bridged to an agent within this long of
+    /// arriving. Reports and the wallboard count the share that was.
+    pub service_level: Duration,
     /// Named transfer targets (SIP URIs).
     pub transfer_targets: BTreeMap<String, String>,
     pub prompts: Prompts,
@@ -338,6 +342,7 @@ impl Announcements {
 struct RawQueue {
     numbers: Spanned<Vec<Spanned<String>>>,
     ring_before_answer: Option<Spanned<String>>,
+    service_level: Option<Spanned<String>>,
     start_after: Option<Spanned<String>>,
     offer_every: Option<Spanned<String>>,
     max_wait: Option<Spanned<String>>,
@@ -1060,6 +1065,11 @@ fn compile_spanned(
         "voicemail.max_length",
         Duration::from_secs(120),
     );
+    let service_level = c.positive(
+        raw.service_level.as_ref(),
+        "service_level",
+        Duration::from_secs(60),
+    );
 
     // [prompts]: overrides of the fixed roles.
     let mut overrides: HashMap<&str, &Spanned<String>> = HashMap::new();
@@ -1110,6 +1120,7 @@ fn compile_spanned(
             hours,
             closed_callback,
             voicemail_max,
+            service_level,
             transfer_targets: targets,
             prompts,
         },

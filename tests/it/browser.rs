@@ -17,8 +17,8 @@ use crate::support::hammond::repo;
 use crate::support::sipp::assert_ok;
 use crate::support::{Hammond, Options, Sipp, http};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
+pub(crate) const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const WAIT: Duration = Duration::from_secs(20);
 
 #[test]
@@ -171,7 +171,7 @@ fn pick_up_a_callback_in_the_browser() {
     bob.screenshot("home-list-narrow.png");
 }
 
-fn which(bin: &str) -> bool {
+pub(crate) fn which(bin: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {bin}")])
         .stdout(Stdio::null())
@@ -179,34 +179,34 @@ fn which(bin: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn free_udp_port() -> u16 {
+pub(crate) fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .map(|a| a.port())
         .expect("a free UDP port")
 }
 
-fn free_tcp_port() -> u16 {
+pub(crate) fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .map(|a| a.port())
         .expect("a free TCP port")
 }
 
-fn artifacts() -> PathBuf {
+pub(crate) fn artifacts() -> PathBuf {
     let dir = repo().join("target/artifacts");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 /// SIPp as the customer's phone (`tests/sipp/customer_uas.xml`), listening on the trunk port.
-struct CustomerPhone {
+pub(crate) struct CustomerPhone {
     child: Child,
     dir: tempfile::TempDir,
 }
 
 impl CustomerPhone {
-    fn start(port: u16) -> Self {
+    pub(crate) fn start(port: u16) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let media = free_udp_port();
         let child = Command::new("sipp")
@@ -223,12 +223,12 @@ impl CustomerPhone {
         Self { child, dir }
     }
 
-    fn messages(&self) -> String {
+    pub(crate) fn messages(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("messages.log")).unwrap_or_default()
     }
 
     /// The Request-URI user of the first INVITE received, waiting up to `timeout`.
-    fn wait_invite(&self, timeout: Duration) -> Option<String> {
+    pub(crate) fn wait_invite(&self, timeout: Duration) -> Option<String> {
         let start = Instant::now();
         loop {
             let log = self.messages();
@@ -260,13 +260,13 @@ impl Drop for CustomerPhone {
 }
 
 /// `chromedriver` on a free loopback port.
-struct ChromeDriver {
+pub(crate) struct ChromeDriver {
     child: Child,
     addr: SocketAddr,
 }
 
 impl ChromeDriver {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let port = free_tcp_port();
         let mut child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
@@ -306,7 +306,7 @@ impl ChromeDriver {
     }
 
     /// A new browser (its own profile, so its own `sessionStorage`) at 1280×800.
-    fn session(&self) -> Browser {
+    pub(crate) fn session(&self) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let args = [
             "--headless",
@@ -348,13 +348,13 @@ impl Drop for ChromeDriver {
 }
 
 /// One WebDriver session.
-struct Browser {
+pub(crate) struct Browser {
     addr: SocketAddr,
     id: String,
     _profile: tempfile::TempDir,
 }
 
-struct Element<'a> {
+pub(crate) struct Element<'a> {
     browser: &'a Browser,
     id: String,
 }
@@ -369,11 +369,11 @@ impl Browser {
         )
     }
 
-    fn goto(&self, url: &str) {
+    pub(crate) fn goto(&self, url: &str) {
         self.cmd("POST", "/url", Some(json!({ "url": url })));
     }
 
-    fn js(&self, script: &str) -> Value {
+    pub(crate) fn js(&self, script: &str) -> Value {
         self.cmd(
             "POST",
             "/execute/sync",
@@ -381,7 +381,7 @@ impl Browser {
         )
     }
 
-    fn find(&self, css: &str) -> Element<'_> {
+    pub(crate) fn find(&self, css: &str) -> Element<'_> {
         let v = self.cmd(
             "POST",
             "/element",
@@ -397,7 +397,7 @@ impl Browser {
     }
 
     /// The text of the first element matching `css` ("" when there is none).
-    fn text(&self, css: &str) -> String {
+    pub(crate) fn text(&self, css: &str) -> String {
         let script = format!(
             "const e = document.querySelector({}); return e ? e.textContent.trim() : ''",
             json!(css)
@@ -407,7 +407,7 @@ impl Browser {
 
     /// Waits until `css`'s text is `want`.
     #[track_caller]
-    fn wait_text(&self, css: &str, want: &str) {
+    pub(crate) fn wait_text(&self, css: &str, want: &str) {
         let start = Instant::now();
         loop {
             let got = self.text(css);
@@ -427,7 +427,7 @@ impl Browser {
 
     /// Waits until `script` returns true.
     #[track_caller]
-    fn wait_js(&self, script: &str, what: &str) {
+    pub(crate) fn wait_js(&self, script: &str, what: &str) {
         let start = Instant::now();
         while self.js(script) != json!(true) {
             if start.elapsed() > WAIT {
@@ -438,7 +438,7 @@ impl Browser {
         }
     }
 
-    fn resize(&self, width: u32, height: u32) {
+    pub(crate) fn resize(&self, width: u32, height: u32) {
         self.cmd(
             "POST",
             "/window/rect",
@@ -446,7 +446,7 @@ impl Browser {
         );
     }
 
-    fn screenshot(&self, name: &str) {
+    pub(crate) fn screenshot(&self, name: &str) {
         let v = self.cmd("GET", "/screenshot", None);
         let png = base64_decode(v.as_str().unwrap_or_default()).expect("a base64 screenshot");
         assert!(png.starts_with(b"\x89PNG"), "screenshot is not a PNG");
@@ -461,7 +461,7 @@ impl Drop for Browser {
 }
 
 impl Element<'_> {
-    fn click(&self) {
+    pub(crate) fn click(&self) {
         self.browser.cmd(
             "POST",
             &format!("/element/{}/click", self.id),
@@ -469,7 +469,7 @@ impl Element<'_> {
         );
     }
 
-    fn send_keys(&self, text: &str) {
+    pub(crate) fn send_keys(&self, text: &str) {
         self.browser.cmd(
             "POST",
             &format!("/element/{}/value", self.id),

@@ -20,4 +20,6 @@ mod store_outage;
 mod support;
 mod tcp_flows;
 mod tls_flows;
+mod wallboard;
+mod webhooks;
 mod workflow_flows;

@@ -25,8 +25,16 @@ fn state(store: Arc<dyn InteractionStore>) -> AppState {
         endpoint: "sip:alice@127.0.0.1:5070".into(),
         queues: vec!["support".into()],
         token: "alice-secret".into(),
+        role: crate::queue::agent::Role::Agent,
     };
-    AppState::new(store, vec![alice], metrics::install())
+    let sam = Agent {
+        id: "sam".into(),
+        endpoint: "sip:sam@127.0.0.1:5079".into(),
+        queues: vec![],
+        token: "sam-secret".into(),
+        role: crate::queue::agent::Role::Supervisor,
+    };
+    AppState::new(store, vec![alice, sam], metrics::install())
 }
 
 /// `n` new interactions of `queue` (one `created` event each), written at once.
@@ -90,7 +98,13 @@ async fn came_and_went_at_once(store: &Arc<SqliteStore>, queue: &str, n: usize) 
 
 /// Opens the stream as alice, resuming after `last`; `None` if no response came in 5 s.
 async fn open(state: &AppState, last: Option<i64>) -> Option<Sse> {
-    let mut req = Request::get("/api/v1/events").header("authorization", "Bearer alice-secret");
+    open_as(state, "alice", last).await
+}
+
+/// [`open`] as `who`.
+async fn open_as(state: &AppState, who: &str, last: Option<i64>) -> Option<Sse> {
+    let mut req =
+        Request::get("/api/v1/events").header("authorization", format!("Bearer {who}-secret"));
     if let Some(l) = last {
         req = req.header("last-event-id", l.to_string());
     }
@@ -314,4 +328,30 @@ fn resume_plans() {
             reason: "too_far_behind"
         }
     );
+}
+
+/// Issue 17: a supervisor (in no queue) hears every queue's events, replayed and live; an
+/// agent only its own queues'.
+#[tokio::test]
+async fn a_supervisor_hears_every_queue() {
+    let (store, _dir) = sqlite().await;
+    let st = state(store.clone());
+    created(&store, "sales", 1).await;
+    created(&store, "support", 1).await;
+    let mut sam = open_as(&st, "sam", Some(0)).await.unwrap();
+    let mut alice = open_as(&st, "alice", Some(0)).await.unwrap();
+    created(&store, "billing", 1).await;
+    let queues = |frames: Vec<Frame>| -> Vec<String> {
+        frames
+            .iter()
+            .map(|(_, _, d)| {
+                d["interaction"]["queue"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(queues(sam.frames(3).await), ["sales", "support", "billing"]);
+    assert_eq!(queues(alice.frames(2).await), ["support"]);
 }

@@ -27,6 +27,7 @@ fn agent(id: &str) -> Agent {
         endpoint: format!("sip:{id}@127.0.0.1:5070"),
         queues: vec!["support".into()],
         token: format!("{id}-secret"),
+        role: crate::queue::agent::Role::Agent,
     }
 }
 
@@ -40,7 +41,19 @@ async fn api() -> Api {
     let shared: Arc<dyn InteractionStore> = store.clone();
     let state = AppState::new(
         shared,
-        vec![agent("alice"), agent("bob")],
+        vec![
+            agent("alice"),
+            agent("bob"),
+            Agent {
+                queues: vec![],
+                role: crate::queue::agent::Role::Supervisor,
+                ..agent("sam")
+            },
+            Agent {
+                queues: vec!["sales".into()],
+                ..agent("carl")
+            },
+        ],
         metrics::install(),
     );
     Api {
@@ -270,4 +283,96 @@ async fn close_is_decided_by_the_store_on_the_row_as_stored() {
             ..
         })
     ));
+}
+
+impl Api {
+    async fn send(&self, method: &str, agent: &str, path: &str, body: &str) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {agent}-secret"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let resp = router(self.state.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+/// Issue 17: a supervisor (in no queue) sees every queue, closes a call another agent holds,
+/// reassigns an open one to an agent, and sets another agent's presence; an agent can do none
+/// of that.
+#[tokio::test]
+async fn a_supervisor_sees_every_queue_and_acts_on_anything() {
+    let api = api().await;
+    let s = &api.store;
+    let now = crate::clock::wall();
+    let sales = s
+        .create(Interaction::inbound("sales", "+15550009", now))
+        .await
+        .unwrap()
+        .id;
+    let support = booked(s, "15551230009", None).await;
+
+    // The Home List: all queues for the supervisor, the agent's own for alice.
+    let (st, v) = api.send("GET", "sam", "/api/v1/interactions", "").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let ids: Vec<i64> = v["interactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![sales, support]);
+    let (_, v) = api.send("GET", "alice", "/api/v1/interactions", "").await;
+    assert_eq!(v["interactions"].as_array().unwrap().len(), 1);
+    let (st, _) = api
+        .send("GET", "sam", &format!("/api/v1/interactions/{sales}"), "")
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = api
+        .send("GET", "alice", &format!("/api/v1/interactions/{sales}"), "")
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // Reassign: only a supervisor, to a known agent; the interaction is bob's, connected.
+    let path = format!("/api/v1/interactions/{support}/assign");
+    let (st, _) = api.post("alice", &path, r#"{"agent": "bob"}"#).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = api.post("sam", &path, r#"{"agent": "nobody"}"#).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    let (st, v) = api.post("sam", &path, r#"{"agent": "bob"}"#).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["assigned_agent"], "bob");
+    assert_eq!(v["status"], "connected");
+
+    // Close what bob holds: alice may not, the supervisor may.
+    let (st, _) = api.close("alice", support).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, v) = api.close("sam", support).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(api.status(support).await, Status::Closed);
+
+    // Presence: alice cannot set bob's; the supervisor can.
+    let body = r#"{"status": "available"}"#;
+    let (st, _) = api
+        .send("PUT", "alice", "/api/v1/agents/bob/status", body)
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, v) = api
+        .send("PUT", "sam", "/api/v1/agents/bob/status", body)
+        .await;
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::OK, Some("available"))
+    );
+    let (_, me) = api.send("GET", "sam", "/api/v1/me", "").await;
+    assert_eq!(me["role"], "supervisor");
 }

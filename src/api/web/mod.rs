@@ -1,4 +1,5 @@
-//! The agents' web page: the Home List and the interaction workspace. Plain HTML, CSS and
+//! The agents' web page: the Home List and the interaction workspace; and the supervisors'
+//! wallboard at `/supervisor` (tiles, agents and charts drawn as plain SVG). Plain HTML, CSS and
 //! JavaScript with no build step, embedded in the binary with `include_str!` so nothing is read
 //! from disk or fetched from the internet at run time. The page talks only to the API under
 //! `/api/v1` (bearer token from `sessionStorage`; the SSE stream takes `?access_token=`).
@@ -13,6 +14,9 @@ use super::ApiError;
 const INDEX_HTML: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
 const APP_CSS: &str = include_str!("app.css");
+const SUPERVISOR_HTML: &str = include_str!("supervisor.html");
+const SUPERVISOR_JS: &str = include_str!("supervisor.js");
+const SUPERVISOR_CSS: &str = include_str!("supervisor.css");
 
 /// Same-origin only: no inline script, no third-party anything.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
@@ -23,11 +27,18 @@ pub(super) async fn index() -> Response {
     page("text/html; charset=utf-8", INDEX_HTML)
 }
 
+/// `GET /supervisor`: the wallboard (signs in with a supervisor's token).
+pub(super) async fn supervisor() -> Response {
+    page("text/html; charset=utf-8", SUPERVISOR_HTML)
+}
+
 /// `GET /assets/{file}`: the page's script and style sheet.
 pub(super) async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
     match file.as_str() {
         "app.js" => Ok(page("text/javascript; charset=utf-8", APP_JS)),
         "app.css" => Ok(page("text/css; charset=utf-8", APP_CSS)),
+        "supervisor.js" => Ok(page("text/javascript; charset=utf-8", SUPERVISOR_JS)),
+        "supervisor.css" => Ok(page("text/css; charset=utf-8", SUPERVISOR_CSS)),
         _ => Err(ApiError::NotFound(format!("no asset {file}"))),
     }
 }

@@ -66,6 +66,13 @@ pub(super) enum Maintenance {
         at: i64,
         reply: oneshot::Sender<Result<(), Error>>,
     },
+    /// Move a webhook's delivery cursor forward to `last` (never back).
+    WebhookCursor {
+        webhook: String,
+        last: i64,
+        at: i64,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
 }
 
 /// How long a sync to disk may take before the caller is told the store is unavailable.
@@ -296,6 +303,25 @@ impl Writer {
                          ON CONFLICT (id) DO UPDATE SET at = excluded.at",
                     )
                     .and_then(|mut s| s.execute([at]))
+                    .map(drop)
+                    .map_err(|e| unavailable(Error::from(e)));
+                let _ = reply.send(r);
+            }
+            Maintenance::WebhookCursor {
+                webhook,
+                last,
+                at,
+                reply,
+            } => {
+                let r = self
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO webhook_cursors (webhook, last_event, updated_at) \
+                         VALUES (?1, ?2, ?3) ON CONFLICT (webhook) DO UPDATE \
+                         SET last_event = MAX(last_event, excluded.last_event), \
+                         updated_at = excluded.updated_at",
+                    )
+                    .and_then(|mut s| s.execute(rusqlite::params![webhook, last, at]))
                     .map(drop)
                     .map_err(|e| unavailable(Error::from(e)));
                 let _ = reply.send(r);
