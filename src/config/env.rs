@@ -69,7 +69,7 @@ impl Env for ProcessEnv {
 
 impl Env for HashMap<String, String> {
     fn get(&self, key: &str) -> Option<String> {
-        // The inherent `HashMap::get` (by `        HashMap::get(self, key).cloned()str`), not this trait method.
+        // The inherent `HashMap::get` (by `&str`), not this trait method.
         Self::get(self, key).cloned()
     }
 }
