@@ -27,6 +27,11 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_POLL: Duration = Duration::from_secs(5);
 /// A store that fails is asked again after this long.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// How long a hold on delivering a webhook lasts (several instances on one store: one
+/// delivers); renewed well before, at every page and every few seconds while waiting.
+const HOLD: Duration = Duration::from_secs(30);
+/// Renew the hold when less than this is left; an instance without it looks this often.
+const HOLD_RENEW: Duration = Duration::from_secs(10);
 
 /// Every webhook's delivery state, shared with the wallboard.
 #[derive(Debug, Default)]
@@ -100,6 +105,8 @@ enum Done {
     Delivered,
     GaveUp,
     Stopped,
+    /// Another instance holds the webhook now (it goes on from the stored cursor).
+    Lost,
 }
 
 impl Worker {
@@ -112,7 +119,19 @@ impl Worker {
             return;
         };
         tracing::info!(webhook = %name, url = %self.hook.url, cursor, "webhook delivery started");
+        let mut held_until: Option<std::time::Instant> = None;
         loop {
+            // One instance delivers at a time: without the hold, wait for it.
+            if !self.hold(&mut held_until).await {
+                if self.pause(HOLD_RENEW).await {
+                    return;
+                }
+                continue;
+            }
+            // Another instance may have moved the cursor while this one did not hold it.
+            if let Ok(Some(stored)) = self.store.webhook_cursor(&name).await {
+                cursor = cursor.max(stored);
+            }
             let page = match self.store.events_since(cursor, PAGE).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -143,15 +162,24 @@ impl Worker {
             }
             let mut moved = false;
             for e in page {
+                if !self.hold(&mut held_until).await {
+                    // Lost the hold (a store outage long enough to lapse it): whoever has it
+                    // goes on from the stored cursor.
+                    break;
+                }
                 if self.wanted(&e.kind) {
-                    match self.deliver(&e).await {
+                    match self.deliver(&e, &mut held_until).await {
                         Done::Delivered | Done::GaveUp => {}
-                        Done::Stopped => {
+                        done @ (Done::Stopped | Done::Lost) => {
                             // Not done with this one: the cursor stays before it.
                             if moved {
                                 self.save(cursor).await;
+                                moved = false;
                             }
-                            return;
+                            if matches!(done, Done::Stopped) {
+                                return;
+                            }
+                            break;
                         }
                     }
                     cursor = e.id;
@@ -201,6 +229,32 @@ impl Worker {
         }
     }
 
+    /// Takes or renews the hold on delivering this webhook when less than [`HOLD_RENEW`] of it
+    /// is left; whether this instance holds it.
+    async fn hold(&self, until: &mut Option<std::time::Instant>) -> bool {
+        let now = crate::clock::now();
+        if until.is_some_and(|u| u > now + HOLD_RENEW) {
+            return true;
+        }
+        let wall = crate::clock::wall();
+        let lapse = wall + jiff::SignedDuration::try_from(HOLD).unwrap_or_default();
+        match self.store.hold_webhook(&self.hook.name, lapse, wall).await {
+            Ok(true) => {
+                *until = Some(now + HOLD);
+                true
+            }
+            Ok(false) => {
+                *until = None;
+                false
+            }
+            Err(e) => {
+                tracing::warn!(webhook = %self.hook.name, error = %e, "webhook: hold not renewed");
+                // Still ours until it lapses.
+                until.is_some_and(|u| u > now)
+            }
+        }
+    }
+
     fn wanted(&self, kind: &str) -> bool {
         self.hook.events.is_empty() || self.hook.events.iter().any(|k| k == kind)
     }
@@ -225,7 +279,7 @@ impl Worker {
     }
 
     /// POSTs `e` until a 2xx, or until the retries run out.
-    async fn deliver(&self, e: &StoredEvent) -> Done {
+    async fn deliver(&self, e: &StoredEvent, held: &mut Option<std::time::Instant>) -> Done {
         let name = &self.hook.name;
         let body = Bytes::from(body(e));
         let id = format!("evt_{}", e.id);
@@ -284,8 +338,19 @@ impl Worker {
                         tracing::error!(webhook = %name, event.id = e.id, "webhook: retries exhausted; event given up");
                         return Done::GaveUp;
                     };
-                    if self.pause(wait).await {
-                        return Done::Stopped;
+                    // Wait, keeping the hold; give up the event to whoever holds it if lost.
+                    let until = crate::clock::now() + wait;
+                    loop {
+                        let left = until.saturating_duration_since(crate::clock::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        if self.pause(left.min(HOLD_RENEW)).await {
+                            return Done::Stopped;
+                        }
+                        if !self.hold(held).await {
+                            return Done::Lost;
+                        }
                     }
                 }
             }
