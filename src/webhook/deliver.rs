@@ -496,6 +496,111 @@ mod tests {
         (port, rx)
     }
 
+    /// An `https://` receiver: the certificate is checked against the CA the client trusts,
+    /// and the signed event arrives over TLS; a client that does not trust that CA delivers
+    /// nothing.
+    #[tokio::test]
+    async fn https_receivers_get_events_over_verified_tls() {
+        let pki = crate::config::tls::test_pki::make(&["localhost"]);
+        let acceptor = crate::rt::sip_socket::tls::acceptor(&pki.cert, &pki.key).unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (tx, mut got) = mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = l.accept().await {
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let Ok(mut s) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = vec![0u8; 8192];
+                    let mut text = String::new();
+                    while !text.contains("}}") {
+                        let n = s.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                    let _ = tx.send(text);
+                    let _ = s
+                        .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn InteractionStore> = Arc::new(
+            SqliteStore::open(&format!("sqlite://{}/h.db", dir.path().display()))
+                .await
+                .unwrap(),
+        );
+        let hook = |name: &str| WebhookConfig {
+            name: name.into(),
+            url: WebhookUrl::parse(&format!("https://localhost:{port}/h")).unwrap(),
+            events: Vec::new(),
+            secret: Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        };
+        let stop = CancellationToken::new();
+        let trusting = crate::rt::sip_socket::tls::client_config(Some(&pki.ca)).unwrap();
+        let (ok, mut tasks) = spawn(
+            store.clone(),
+            vec![hook("trusting")],
+            trusting,
+            stop.clone(),
+        );
+        let system = crate::rt::sip_socket::tls::client_config(None).unwrap();
+        let (refused, more) = spawn(
+            store.clone(),
+            vec![hook("distrusting")],
+            system,
+            stop.clone(),
+        );
+        tasks.extend(more);
+        for name in ["trusting", "distrusting"] {
+            while store.webhook_cursor(name).await.unwrap().is_none() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        store
+            .create(Interaction::inbound("support", "1", crate::clock::wall()))
+            .await
+            .unwrap();
+        let req = tokio::time::timeout(Duration::from_secs(10), got.recv())
+            .await
+            .expect("a delivery over TLS")
+            .unwrap();
+        assert!(req.starts_with("POST /h HTTP/1.1"), "{req}");
+        assert!(req.contains("webhook-signature: v1,"), "{req}");
+        assert!(req.contains(r#""type":"interaction.created""#), "{req}");
+        // The other client does not trust the test CA: its attempt fails on the certificate.
+        let start = crate::clock::now();
+        while refused.snapshot()[0].last_error.is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no failed attempt"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let why = refused.snapshot()[0].last_error.clone().unwrap();
+        assert!(why.starts_with("TLS:"), "{why}");
+        assert_eq!(refused.snapshot()[0].delivered, 0);
+        while ok.snapshot()[0].delivered == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no delivery counted"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(ok.snapshot()[0].delivered, 1);
+        assert!(got.try_recv().is_err(), "one delivery only");
+        stop.cancel();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+
     /// A new webhook starts after the newest event (no history replayed), and sends only the
     /// events it asked for, as `{"type": "interaction.<kind>", …, "data": {"interaction"}}`.
     #[tokio::test]
