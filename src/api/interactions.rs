@@ -190,7 +190,7 @@ pub(super) struct AssignBody {
     responses(
         (status = 200, description = "Connected and assigned to the agent named", body = crate::interaction::InteractionJson),
         (status = 403, description = "The caller is not a supervisor", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such interaction", body = crate::api::openapi::ErrorBody),
-        (status = 409, description = "Not open, a ringing caller, or not due yet", body = crate::api::openapi::ErrorBody), (status = 422, description = "A bad body or an unknown agent", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody), (status = 503, description = "The store cannot serve now", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "Not open, a ringing caller, or not due yet", body = crate::api::openapi::ErrorBody), (status = 422, description = "A bad body, an unknown agent, or one not serving the queue", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody), (status = 503, description = "The store cannot serve now", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -213,8 +213,14 @@ pub(super) async fn assign(
             body.agent
         )));
     };
-    // Existence first (404 before anything else).
-    st.store.get(id).await?;
+    let current = st.store.get(id).await?.listed.interaction;
+    // The agent must be able to work it: its page shows its own queues only.
+    if !agent.sees(&current.queue) {
+        return Err(ApiError::Unprocessable(format!(
+            "agent {} does not serve queue {}",
+            agent.id, current.queue
+        )));
+    }
     tracing::info!(interaction.id = id, agent.id = %agent.id, supervisor = %caller.id, "assigned by a supervisor");
     hand_to(&st, id, agent).await
 }

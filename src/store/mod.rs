@@ -493,6 +493,17 @@ pub trait InteractionStore: Send + Sync {
 
     /// Moves `webhook`'s cursor forward to `last` (a smaller value leaves it where it is).
     fn set_webhook_cursor(&self, webhook: &str, last: i64) -> StoreFuture<'_, ()>;
+
+    /// Takes or renews this instance's hold on delivering `webhook` until `until`: `true` while
+    /// it is this instance's (it was free, lapsed, or already ours). On a store shared by
+    /// several instances one of them delivers each webhook at a time; the embedded store has
+    /// one process, which always holds it.
+    fn hold_webhook(
+        &self,
+        webhook: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreFuture<'_, bool>;
 }
 
 /// Opens the store named by the service config's `[store] url`, as `instance` (this Hammond's

@@ -851,6 +851,32 @@ impl InteractionStore for PgStore {
         })
     }
 
+    fn hold_webhook(
+        &self,
+        webhook: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreFuture<'_, bool> {
+        let key = format!("webhook:{webhook}");
+        Box::pin(async move {
+            // A hold is a claim row like a push offer's: taken when free or lapsed, renewed by
+            // its owner, never taken from a live owner.
+            let held: Option<String> = sqlx::query_scalar(
+                "INSERT INTO offer_claims (key, owner, until_us) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, until_us = excluded.until_us \
+                 WHERE offer_claims.owner = excluded.owner OR offer_claims.until_us <= $4 \
+                 RETURNING owner",
+            )
+            .bind(key)
+            .bind(&self.instance)
+            .bind(us(until))
+            .bind(us(now))
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(held.is_some())
+        })
+    }
+
     fn webhook_cursor(&self, webhook: &str) -> StoreFuture<'_, Option<i64>> {
         let webhook = webhook.to_owned();
         Box::pin(async move {

@@ -779,6 +779,16 @@ impl InteractionStore for SqliteStore {
         })
     }
 
+    fn hold_webhook(
+        &self,
+        _webhook: &str,
+        _until: Timestamp,
+        _now: Timestamp,
+    ) -> StoreFuture<'_, bool> {
+        // One process: nobody else delivers.
+        Box::pin(async { Ok(true) })
+    }
+
     fn webhook_cursor(&self, webhook: &str) -> StoreFuture<'_, Option<i64>> {
         let webhook = webhook.to_owned();
         Box::pin(async move {

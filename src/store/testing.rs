@@ -159,6 +159,14 @@ impl InteractionStore for Hooked {
     fn report(&self, q: super::ReportQuery) -> StoreFuture<'_, Vec<super::ReportRow>> {
         self.inner.report(q)
     }
+    fn hold_webhook(
+        &self,
+        webhook: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreFuture<'_, bool> {
+        self.inner.hold_webhook(webhook, until, now)
+    }
     fn webhook_cursor(&self, webhook: &str) -> StoreFuture<'_, Option<i64>> {
         self.inner.webhook_cursor(webhook)
     }

@@ -204,7 +204,17 @@ suite!(
     an_offer_claim_holds_until_released_or_lapsed,
     report_reads_arrivals_in_the_window_with_their_bridge_and_close,
     a_webhook_cursor_only_moves_forward_and_survives_a_reopen,
+    a_webhook_hold_is_kept_by_its_holder,
 );
+
+/// The instance delivering a webhook keeps its hold by renewing it (the two-instance case is
+/// PostgreSQL's: `pg/tests.rs`).
+async fn a_webhook_hold_is_kept_by_its_holder(be: &dyn Backend) {
+    let s = be.open().await;
+    assert!(s.hold_webhook("crm", at(1), at(0)).await.unwrap());
+    assert!(s.hold_webhook("crm", at(2), at(1)).await.unwrap());
+    assert!(s.hold_webhook("other", at(2), at(1)).await.unwrap());
+}
 
 /// Issue 17: the report rows are the window's arrivals of the asked queues, oldest first, each
 /// with its first bridge and its close; pages continue after the last row.

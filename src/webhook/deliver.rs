@@ -27,6 +27,11 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_POLL: Duration = Duration::from_secs(5);
 /// A store that fails is asked again after this long.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// How long a hold on delivering a webhook lasts (several instances on one store: one
+/// delivers); renewed well before, at every page and every few seconds while waiting.
+const HOLD: Duration = Duration::from_secs(30);
+/// Renew the hold when less than this is left; an instance without it looks this often.
+const HOLD_RENEW: Duration = Duration::from_secs(10);
 
 /// Every webhook's delivery state, shared with the wallboard.
 #[derive(Debug, Default)]
@@ -100,6 +105,8 @@ enum Done {
     Delivered,
     GaveUp,
     Stopped,
+    /// Another instance holds the webhook now (it goes on from the stored cursor).
+    Lost,
 }
 
 impl Worker {
@@ -112,7 +119,19 @@ impl Worker {
             return;
         };
         tracing::info!(webhook = %name, url = %self.hook.url, cursor, "webhook delivery started");
+        let mut held_until: Option<std::time::Instant> = None;
         loop {
+            // One instance delivers at a time: without the hold, wait for it.
+            if !self.hold(&mut held_until).await {
+                if self.pause(HOLD_RENEW).await {
+                    return;
+                }
+                continue;
+            }
+            // Another instance may have moved the cursor while this one did not hold it.
+            if let Ok(Some(stored)) = self.store.webhook_cursor(&name).await {
+                cursor = cursor.max(stored);
+            }
             let page = match self.store.events_since(cursor, PAGE).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -143,15 +162,24 @@ impl Worker {
             }
             let mut moved = false;
             for e in page {
+                if !self.hold(&mut held_until).await {
+                    // Lost the hold (a store outage long enough to lapse it): whoever has it
+                    // goes on from the stored cursor.
+                    break;
+                }
                 if self.wanted(&e.kind) {
-                    match self.deliver(&e).await {
+                    match self.deliver(&e, &mut held_until).await {
                         Done::Delivered | Done::GaveUp => {}
-                        Done::Stopped => {
+                        done @ (Done::Stopped | Done::Lost) => {
                             // Not done with this one: the cursor stays before it.
                             if moved {
                                 self.save(cursor).await;
+                                moved = false;
                             }
-                            return;
+                            if matches!(done, Done::Stopped) {
+                                return;
+                            }
+                            break;
                         }
                     }
                     cursor = e.id;
@@ -201,6 +229,32 @@ impl Worker {
         }
     }
 
+    /// Takes or renews the hold on delivering this webhook when less than [`HOLD_RENEW`] of it
+    /// is left; whether this instance holds it.
+    async fn hold(&self, until: &mut Option<std::time::Instant>) -> bool {
+        let now = crate::clock::now();
+        if until.is_some_and(|u| u > now + HOLD_RENEW) {
+            return true;
+        }
+        let wall = crate::clock::wall();
+        let lapse = wall + jiff::SignedDuration::try_from(HOLD).unwrap_or_default();
+        match self.store.hold_webhook(&self.hook.name, lapse, wall).await {
+            Ok(true) => {
+                *until = Some(now + HOLD);
+                true
+            }
+            Ok(false) => {
+                *until = None;
+                false
+            }
+            Err(e) => {
+                tracing::warn!(webhook = %self.hook.name, error = %e, "webhook: hold not renewed");
+                // Still ours until it lapses.
+                until.is_some_and(|u| u > now)
+            }
+        }
+    }
+
     fn wanted(&self, kind: &str) -> bool {
         self.hook.events.is_empty() || self.hook.events.iter().any(|k| k == kind)
     }
@@ -225,7 +279,7 @@ impl Worker {
     }
 
     /// POSTs `e` until a 2xx, or until the retries run out.
-    async fn deliver(&self, e: &StoredEvent) -> Done {
+    async fn deliver(&self, e: &StoredEvent, held: &mut Option<std::time::Instant>) -> Done {
         let name = &self.hook.name;
         let body = Bytes::from(body(e));
         let id = format!("evt_{}", e.id);
@@ -284,8 +338,19 @@ impl Worker {
                         tracing::error!(webhook = %name, event.id = e.id, "webhook: retries exhausted; event given up");
                         return Done::GaveUp;
                     };
-                    if self.pause(wait).await {
-                        return Done::Stopped;
+                    // Wait, keeping the hold; give up the event to whoever holds it if lost.
+                    let until = crate::clock::now() + wait;
+                    loop {
+                        let left = until.saturating_duration_since(crate::clock::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        if self.pause(left.min(HOLD_RENEW)).await {
+                            return Done::Stopped;
+                        }
+                        if !self.hold(held).await {
+                            return Done::Lost;
+                        }
                     }
                 }
             }
@@ -429,6 +494,111 @@ mod tests {
             }
         });
         (port, rx)
+    }
+
+    /// An `https://` receiver: the certificate is checked against the CA the client trusts,
+    /// and the signed event arrives over TLS; a client that does not trust that CA delivers
+    /// nothing.
+    #[tokio::test]
+    async fn https_receivers_get_events_over_verified_tls() {
+        let pki = crate::config::tls::test_pki::make(&["localhost"]);
+        let acceptor = crate::rt::sip_socket::tls::acceptor(&pki.cert, &pki.key).unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (tx, mut got) = mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = l.accept().await {
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let Ok(mut s) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = vec![0u8; 8192];
+                    let mut text = String::new();
+                    while !text.contains("}}") {
+                        let n = s.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                    let _ = tx.send(text);
+                    let _ = s
+                        .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn InteractionStore> = Arc::new(
+            SqliteStore::open(&format!("sqlite://{}/h.db", dir.path().display()))
+                .await
+                .unwrap(),
+        );
+        let hook = |name: &str| WebhookConfig {
+            name: name.into(),
+            url: WebhookUrl::parse(&format!("https://localhost:{port}/h")).unwrap(),
+            events: Vec::new(),
+            secret: Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        };
+        let stop = CancellationToken::new();
+        let trusting = crate::rt::sip_socket::tls::client_config(Some(&pki.ca)).unwrap();
+        let (ok, mut tasks) = spawn(
+            store.clone(),
+            vec![hook("trusting")],
+            trusting,
+            stop.clone(),
+        );
+        let system = crate::rt::sip_socket::tls::client_config(None).unwrap();
+        let (refused, more) = spawn(
+            store.clone(),
+            vec![hook("distrusting")],
+            system,
+            stop.clone(),
+        );
+        tasks.extend(more);
+        for name in ["trusting", "distrusting"] {
+            while store.webhook_cursor(name).await.unwrap().is_none() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        store
+            .create(Interaction::inbound("support", "1", crate::clock::wall()))
+            .await
+            .unwrap();
+        let req = tokio::time::timeout(Duration::from_secs(10), got.recv())
+            .await
+            .expect("a delivery over TLS")
+            .unwrap();
+        assert!(req.starts_with("POST /h HTTP/1.1"), "{req}");
+        assert!(req.contains("webhook-signature: v1,"), "{req}");
+        assert!(req.contains(r#""type":"interaction.created""#), "{req}");
+        // The other client does not trust the test CA: its attempt fails on the certificate.
+        let start = crate::clock::now();
+        while refused.snapshot()[0].last_error.is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no failed attempt"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let why = refused.snapshot()[0].last_error.clone().unwrap();
+        assert!(why.starts_with("TLS:"), "{why}");
+        assert_eq!(refused.snapshot()[0].delivered, 0);
+        while ok.snapshot()[0].delivered == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no delivery counted"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(ok.snapshot()[0].delivered, 1);
+        assert!(got.try_recv().is_err(), "one delivery only");
+        stop.cancel();
+        for t in tasks {
+            t.await.unwrap();
+        }
     }
 
     /// A new webhook starts after the newest event (no history replayed), and sends only the

@@ -13,8 +13,10 @@
 //! in `/metrics` and shown on the wallboard).
 //!
 //! `webhook-id` is `evt_<event id>`, the same on every attempt and every instance, so a
-//! receiver deduplicates on it. With several instances on one PostgreSQL store each instance
-//! delivers (the receiver sees duplicates, with the same id).
+//! receiver deduplicates on it. With several instances on one PostgreSQL store one instance at
+//! a time delivers each webhook (a hold renewed while it works,
+//! [`crate::store::InteractionStore::hold_webhook`]); if it dies, another takes over from the
+//! stored cursor after the hold lapses (30 s), which may send the event in flight again.
 
 pub mod deliver;
 pub mod sign;

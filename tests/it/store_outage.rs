@@ -44,6 +44,15 @@ fn a_store_that_refuses_writes_fails_calls_fast_and_healthz_says_so() {
         h.log()
     );
 
+    // Issue 17: the refused write is counted, for the store-writes-failing alert.
+    let metrics = http::request(h.http, "GET", "/metrics", None, None).text;
+    let failures: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("hammond_store_write_failures_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no write failure counter:\n{metrics}"));
+    assert!(failures >= 1.0, "{failures}");
+
     drop(lock);
     assert_eq!(
         http::request(h.http, "GET", "/healthz", None, None).status,

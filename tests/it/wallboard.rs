@@ -142,4 +142,8 @@ fn the_wallboard_follows_a_callback_live() {
     // The README's picture is of the board itself.
     sam.js("document.getElementById('webhook-alert').hidden = true; return null");
     sam.screenshot("wallboard.png");
+    // A wall screen: the same board, larger.
+    sam.resize(1920, 1080);
+    sam.wait_text(&tile("open_callbacks"), "0");
+    sam.screenshot("wallboard-1920.png");
 }

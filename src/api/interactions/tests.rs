@@ -348,6 +348,12 @@ async fn a_supervisor_sees_every_queue_and_acts_on_anything() {
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (st, _) = api.post("sam", &path, r#"{"agent": "nobody"}"#).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    let (st, v) = api.post("sam", &path, r#"{"agent": "carl"}"#).await;
+    assert_eq!(
+        st,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "carl serves sales only: {v}"
+    );
     let (st, v) = api.post("sam", &path, r#"{"agent": "bob"}"#).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["assigned_agent"], "bob");

@@ -15,7 +15,7 @@ const WAIT_LABELS = ['<20s', '20-60s', '1-2m', '2-5m', '5-15m', '15-60m', '>1h']
 
 const $ = (id) => document.getElementById(id);
 const state = {
-  token: null, es: null, board: null, stats: null, timer: null, pending: false,
+  token: null, es: null, board: null, stats: null, statsAt: 0, statsTimer: null, timer: null, pending: false,
   queue: '', shown: new Map(), retry: null,
 };
 
@@ -120,10 +120,24 @@ function schedule() {
   }, 250);
 }
 
+// Today's figures read the whole day from the store: at most every STATS_EVERY ms however busy
+// the queues are (with a trailing refresh, so the last change is always shown). The tiles read
+// only the live interactions and follow every burst.
+const STATS_EVERY = 10000;
+
 async function refresh() {
   if (!state.token) return;
   try {
-    const [board, stats] = await Promise.all([api('/api/v1/wallboard'), api('/api/v1/stats?bucket=15m')]);
+    const wantStats = !state.stats || Date.now() - state.statsAt >= STATS_EVERY;
+    const [board, stats] = await Promise.all([
+      api('/api/v1/wallboard'),
+      wantStats ? api('/api/v1/stats?bucket=15m') : Promise.resolve(state.stats),
+    ]);
+    if (wantStats) state.statsAt = Date.now();
+    else if (!state.statsTimer) {
+      state.statsTimer = setTimeout(() => { state.statsTimer = null; state.statsAt = 0; schedule(); },
+        Math.max(0, STATS_EVERY - (Date.now() - state.statsAt)));
+    }
     state.board = board;
     state.stats = stats;
     render();

@@ -399,3 +399,29 @@ async fn a_booking_is_on_disk_before_it_returns() {
         assert!(flushed > before, "accept: flushed {flushed} <= {before}");
     })
 }
+
+/// Issue 17: one instance delivers a webhook at a time: another is refused while the hold
+/// lasts, takes it once it lapses, and then the first is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_at_a_time_holds_a_webhook() {
+    with_pg!("one_instance_at_a_time_holds_a_webhook", |pg| {
+        let a = instance(&pg, "a").await;
+        let b = instance(&pg, "b").await;
+        assert!(a.hold_webhook("crm", at(1), at(0)).await.unwrap());
+        assert!(!b.hold_webhook("crm", at(2), at(0)).await.unwrap());
+        assert!(
+            b.hold_webhook("other", at(2), at(0)).await.unwrap(),
+            "per webhook"
+        );
+        assert!(
+            a.hold_webhook("crm", at(3), at(1)).await.unwrap(),
+            "renewed"
+        );
+        assert!(!b.hold_webhook("crm", at(4), at(2)).await.unwrap());
+        assert!(
+            b.hold_webhook("crm", at(5), at(3)).await.unwrap(),
+            "lapsed: taken"
+        );
+        assert!(!a.hold_webhook("crm", at(6), at(4)).await.unwrap());
+    });
+}
