@@ -258,6 +258,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
     let state = api::AppState::with_agents(store.clone(), agents.clone(), metrics)
         .with_accepted(accepted)
         .with_connected(svc.connected.clone())
+        .with_phones(svc.phones.clone())
         .with_health_extra(health)
         .with_queues({
             let registry = registry.clone();

@@ -39,8 +39,14 @@ pub(super) async fn list(State(st): State<AppState>, _caller: AuthAgent) -> Json
     security(("bearer" = [])),
 )]
 pub(super) async fn me(State(st): State<AppState>, AuthAgent(me): AuthAgent) -> Json<Value> {
+    // `phone`: "webrtc" when the page itself is the agent's phone.
+    let phone = if me.endpoint == crate::config::WEBRTC_ENDPOINT {
+        "webrtc"
+    } else {
+        "sip"
+    };
     Json(
-        json!({ "id": me.id, "queues": me.queues, "role": me.role, "status": st.agents.presence(&me.id) }),
+        json!({ "id": me.id, "queues": me.queues, "role": me.role, "status": st.agents.presence(&me.id), "phone": phone }),
     )
 }
 

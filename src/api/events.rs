@@ -136,13 +136,13 @@ pub(super) async fn stream(
 
 /// A stream that ends when `stop` is cancelled (shutdown), whatever its inner stream is doing:
 /// an open event stream would otherwise hold the HTTP server's graceful shutdown for ever.
-struct Until<S> {
+pub(super) struct Until<S> {
     inner: Pin<Box<S>>,
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl<S> Until<S> {
-    fn new(inner: S, stop: CancellationToken) -> Self {
+    pub(super) fn new(inner: S, stop: CancellationToken) -> Self {
         Self {
             inner: Box::pin(inner),
             stop: Box::pin(stop.cancelled_owned()),

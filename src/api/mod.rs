@@ -16,6 +16,7 @@ pub mod metrics;
 mod openapi;
 mod stats;
 pub mod wallboard;
+mod phone;
 mod web;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub use error::ApiError;
 use crate::queue::agent::{Accepted, Agent};
 use crate::rt::agents::Agents;
 use crate::rt::connected::ConnectedCalls;
+use crate::rt::webrtc::Phones;
 use crate::store::InteractionStore;
 
 /// Largest request body accepted unless [`AppState::with_max_body`] says otherwise (the
@@ -69,6 +71,8 @@ pub struct AppState {
     pub lockout: Arc<Lockout>,
     /// Calls up for connected interactions: closing one hangs it up.
     pub connected: Arc<ConnectedCalls>,
+    /// Browser agents' phones (`/api/v1/phone`).
+    pub phones: Arc<Phones>,
     /// Request bodies above this get 413 (`[http] max_body`).
     pub max_body: usize,
     /// Cancelled when Hammond shuts down: open event streams end, so the HTTP server's
@@ -119,6 +123,7 @@ impl AppState {
             health_extra: Arc::new(Vec::new),
             lockout: Arc::new(Lockout::default()),
             connected: Arc::default(),
+            phones: Arc::default(),
             max_body: BODY_LIMIT,
             shutdown: CancellationToken::new(),
         }
@@ -135,6 +140,13 @@ impl AppState {
     #[must_use]
     pub fn with_connected(mut self, calls: Arc<ConnectedCalls>) -> Self {
         self.connected = calls;
+        self
+    }
+
+    /// Signals the browser phones in `phones` (shared with the call drivers).
+    #[must_use]
+    pub fn with_phones(mut self, phones: Arc<Phones>) -> Self {
+        self.phones = phones;
         self
     }
 
@@ -198,6 +210,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/wallboard", get(wallboard::wallboard))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route("/api/v1/reports/interactions.csv", get(stats::csv))
+        .route("/api/v1/phone/events", get(phone::events))
+        .route("/api/v1/phone/calls/{call}/answer", post(phone::answer))
+        .route("/api/v1/phone/calls/{call}/decline", post(phone::decline))
+        .route("/api/v1/phone/calls/{call}/hangup", post(phone::hang_up))
         .route("/metrics", get(health::metrics))
         .route("/healthz", get(health::healthz))
         .route("/", get(web::index))

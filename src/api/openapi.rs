@@ -71,6 +71,9 @@ pub(crate) struct AgentView {
     /// Absent in the answer to a presence change.
     role: Option<Role>,
     status: Presence,
+    /// `GET /api/v1/me` only: `"webrtc"` when the Home List page is the agent's phone, else
+    /// `"sip"`.
+    phone: Option<String>,
 }
 
 /// `GET /api/v1/agents`.

@@ -64,6 +64,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// `[[webhooks]]`, in file order; names are unique.
     pub webhooks: Vec<WebhookConfig>,
+    /// `[webrtc]`.
+    pub webrtc: WebRtcConfig,
 }
 
 /// One `[[webhooks]]` entry: where lifecycle events are POSTed, which ones, and the key they
@@ -155,6 +157,18 @@ impl WebhookUrl {
             path,
         })
     }
+}
+
+/// `[[agents]] endpoint` for an agent whose phone is the Home List page (issue 16).
+pub const WEBRTC_ENDPOINT: &str = "webrtc";
+
+/// `[webrtc]`: the media of agents whose phone is the browser (`endpoint = "webrtc"`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebRtcConfig {
+    /// The IP the browser's ICE candidate names (Hammond is ICE-lite: it offers one host
+    /// candidate per call). `None`: `[sip] public_address`. Set it when browsers reach Hammond
+    /// at another address than the PBX does (a NAT between them).
+    pub address: Option<IpAddr>,
 }
 
 /// `[sip]`: the SIP listener and its protection.

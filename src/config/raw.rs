@@ -19,6 +19,7 @@ pub(super) struct RawConfig {
     pub(super) prompts: RawDir,
     pub(super) data: RawDir,
     pub(super) shutdown: RawShutdown,
+    pub(super) webrtc: RawWebRtc,
     pub(super) agents: Vec<Spanned<RawAgent>>,
     pub(super) webhooks: Vec<Spanned<RawWebhook>>,
 }
@@ -102,6 +103,13 @@ pub(super) struct RawStore {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawDir {
     pub(super) dir: Key<String>,
+}
+
+/// `[webrtc]`: the browser agents' media.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawWebRtc {
+    pub(super) address: Key<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -15,7 +15,7 @@ use super::values::{self, Cidr, HostPort, Secret};
 use super::{
     AgentConfig, Config, ConfigErrors, Diagnostic, HttpConfig, MediaConfig, MediaIo, RateLimit,
     Role, ShutdownConfig, SipConfig, SrtpMode, StoreConfig, TlsListen, Transport, TrunkConfig,
-    WebhookConfig, WebhookUrl,
+    WEBRTC_ENDPOINT, WebRtcConfig, WebhookConfig, WebhookUrl,
 };
 use crate::media::Codec;
 
@@ -547,6 +547,10 @@ pub(super) fn validate(
             }
             Some(_) => c
                 .value(&a.endpoint, "agents.endpoint", |s| {
+                    // "webrtc": the agent's phone is the browser page.
+                    if s == WEBRTC_ENDPOINT {
+                        return Ok(s.clone());
+                    }
                     values::check_sip_uri(s).map(|()| s.clone())
                 })
                 .unwrap_or_default(),
@@ -610,6 +614,21 @@ pub(super) fn validate(
     }
 
     let webhooks = webhooks(&mut c, &raw.webhooks, env);
+    let webrtc = WebRtcConfig {
+        address: match c.value(&raw.webrtc.address, "webrtc.address", |s| ip_addr(s)) {
+            Some(ip) if ip.is_unspecified() => {
+                if let Some(k) = &raw.webrtc.address {
+                    c.error_at(
+                        k.span(),
+                        "webrtc.address: must be an address browsers can reach, not 0.0.0.0 or ::"
+                            .into(),
+                    );
+                }
+                None
+            }
+            other => other,
+        },
+    };
 
     if !c.diags.is_empty() {
         let mut diags = c.diags;
@@ -665,6 +684,7 @@ pub(super) fn validate(
         agents,
         shutdown: ShutdownConfig { drain_timeout },
         webhooks,
+        webrtc,
     })
 }
 

@@ -2,8 +2,10 @@
 //! SIP and media happenings on a leg into the call core's [`LegEvent`]s, and carry out `Dial`,
 //! `Play`, `Bridge` and `HangUp`. Nothing here decides; the core in `call/` does.
 //!
-//! The agent's leg is dialled by kind ([`AgentPhone`]): a SIP phone today. Another kind (the
-//! browser) adds a variant here and in [`Legs::dial`], never a change to the core.
+//! The agent's leg is dialled by kind ([`AgentPhone`]): a SIP phone, or the browser
+//! (`endpoint = "webrtc"`, see [`super::webrtc`]), whose leg reports in the core's words
+//! ([`Happened::Leg`]). A new kind adds a variant here and in [`Legs::dial`], never a change
+//! to the core.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,9 +20,10 @@ use tracing::{debug, warn};
 use super::media_worker::Stream;
 use super::outbound::{DialSpec, OutboundLeg, resolve, sip_target};
 use super::services::Services;
+use super::webrtc::{BrowserHappening, BrowserLeg};
 use crate::call::{LegEvent, LegId, Target};
-use crate::config::Transport;
-use crate::interaction::FailCause;
+use crate::config::{Transport, WEBRTC_ENDPOINT};
+use crate::interaction::{FailCause, InteractionId};
 use crate::media::leg::MediaEvent;
 use crate::media::player::Item;
 use crate::media::sdp::{SdpError, SrtpPolicy};
@@ -34,12 +37,18 @@ use crate::workflow::engine::PlayItem;
 pub enum AgentPhone {
     /// A SIP phone at this URI (`sip:alice@10.0.0.5:5070`), called with an auto-answer hint.
     Sip(String),
+    /// The agent's Home List page (`endpoint = "webrtc"`).
+    WebRtc,
 }
 
 impl AgentPhone {
     /// The phone `agent` configured.
     pub fn of(agent: &Agent) -> Self {
-        Self::Sip(agent.endpoint.clone())
+        if agent.endpoint == WEBRTC_ENDPOINT {
+            Self::WebRtc
+        } else {
+            Self::Sip(agent.endpoint.clone())
+        }
     }
 }
 
@@ -49,6 +58,8 @@ pub enum Happened {
     Sip(LegId, Option<SipEvent>),
     /// The media clock has news for the leg's stream (a key, a prompt finished, silence).
     Media(LegId),
+    /// A leg that is no SIP dialog (the browser) reports in the core's own words.
+    Leg(LegId, LegEvent),
 }
 
 /// One leg: its SIP dialog and, once media flows, its stream on the media clock.
@@ -58,6 +69,8 @@ pub struct Leg {
     /// The caller's events (an inbound leg); dialled legs keep theirs in `outbound`.
     inbound: Option<mpsc::UnboundedReceiver<SipEvent>>,
     outbound: Option<OutboundLeg>,
+    /// The agent's browser phone, when that is the leg.
+    browser: Option<BrowserLeg>,
     stream: Option<Arc<Stream>>,
     news: Option<Pin<Box<OwnedNotified>>>,
     hung_up: bool,
@@ -71,6 +84,7 @@ impl Leg {
             call,
             inbound: Some(events),
             outbound: None,
+            browser: None,
             stream: None,
             news: None,
             hung_up: false,
@@ -83,6 +97,7 @@ impl Leg {
             call: leg.call,
             inbound: None,
             outbound: Some(leg),
+            browser: None,
             stream: None,
             news: None,
             hung_up: false,
@@ -121,7 +136,37 @@ impl Leg {
         }
     }
 
+    fn browser(id: LegId, leg: BrowserLeg) -> Self {
+        Self {
+            id,
+            // No SIP dialog: a call id no dialog has (the user agent counts from 1).
+            call: CallId(0),
+            inbound: None,
+            outbound: None,
+            browser: Some(leg),
+            stream: None,
+            news: None,
+            hung_up: false,
+        }
+    }
+
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Happened> {
+        if let Some(b) = self.browser.as_mut()
+            && let Poll::Ready(h) = b.poll(cx)
+        {
+            return Poll::Ready(match h {
+                BrowserHappening::Answered(stream) => {
+                    self.set_stream(stream);
+                    Happened::Leg(self.id, LegEvent::Answered)
+                }
+                BrowserHappening::Leg(ev) => {
+                    if matches!(ev, LegEvent::Ended | LegEvent::MediaTimeout) {
+                        self.release_stream();
+                    }
+                    Happened::Leg(self.id, ev)
+                }
+            });
+        }
         let events = match (&mut self.inbound, &mut self.outbound) {
             (Some(rx), _) => Some(rx),
             (None, Some(o)) => Some(&mut o.events),
@@ -160,9 +205,27 @@ impl Drop for Leg {
 #[derive(Default)]
 pub struct Legs {
     legs: Vec<Leg>,
+    /// What a browser phone shows when it rings (a SIP phone sees the From).
+    phone: PhoneContext,
+}
+
+/// The call as an agent's browser phone shows it.
+#[derive(Debug, Clone, Default)]
+pub struct PhoneContext {
+    /// The customer's number the page shows (else the dial's From user).
+    pub number: Option<String>,
+    /// The interaction, once the call has one.
+    pub interaction: Option<InteractionId>,
+    /// Pushed work (the page offers Accept/Decline), not the agent's own pick.
+    pub pushed: bool,
 }
 
 impl Legs {
+    /// Say what a browser phone that this call rings should show.
+    pub fn set_phone_context(&mut self, phone: PhoneContext) {
+        self.phone = phone;
+    }
+
     pub fn insert(&mut self, leg: Leg) {
         self.remove(leg.id);
         self.legs.push(leg);
@@ -305,6 +368,10 @@ impl Legs {
         let Some(leg) = self.get_mut(id) else {
             return;
         };
+        if let Some(b) = leg.browser.as_mut() {
+            b.hang_up();
+            leg.release_stream();
+        }
         match leg.outbound.as_mut() {
             Some(o) => o.hang_up(),
             None if !leg.hung_up && leg.inbound.is_some() => {
@@ -325,6 +392,20 @@ impl Legs {
         target: &Target,
         from_user: String,
     ) -> Option<LegEvent> {
+        if let Target::Agent(agent_id) = target
+            && let Some(agent) = svc.agents.get(agent_id)
+            && AgentPhone::of(agent) == AgentPhone::WebRtc
+        {
+            let ctx = &self.phone;
+            let number = ctx.number.clone().unwrap_or(from_user);
+            return match BrowserLeg::ring(svc, agent_id, number, ctx.interaction, ctx.pushed) {
+                Ok(leg) => {
+                    self.insert(Leg::browser(id, leg));
+                    Some(LegEvent::Ringing)
+                }
+                Err(failed) => Some(failed),
+            };
+        }
         let e = self.try_dial(svc, id, target, from_user).await.err()?;
         warn!(leg = ?id, error = %e, "leg not dialled");
         Some(LegEvent::Failed {
@@ -346,6 +427,8 @@ impl Legs {
             Target::Agent(agent_id) => {
                 let agent = svc.agents.get(agent_id).ok_or(DialError::Unroutable)?;
                 match AgentPhone::of(agent) {
+                    // Rung by `dial` before it gets here.
+                    AgentPhone::WebRtc => return Err(DialError::Unroutable),
                     AgentPhone::Sip(uri) => {
                         let t = sip_target(&uri).await.ok_or(DialError::Unroutable)?;
                         DialSpec {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, info, info_span, warn};
 
-use super::call_legs::{Happened, Leg, Legs};
+use super::call_legs::{Happened, Leg, Legs, PhoneContext};
 use super::callback_task::sleep_until;
 use super::connected::HangupRequest;
 use super::live::CallCommand;
@@ -201,6 +201,7 @@ impl Driver {
                     self.core.handle_leg(now, id, ev);
                 }
             }
+            Happened::Leg(id, ev) => self.core.handle_leg(now, id, ev),
             Happened::Media(id) => {
                 for ev in self.legs.media_events(id) {
                     self.on_media(now, id, ev);
@@ -325,6 +326,12 @@ impl Driver {
                 Command::StartMedia => self.start_media(),
                 Command::Dial(id, target) => {
                     let from = self.svc.caller_id_for(&self.flow.name);
+                    // A live caller rings an agent only as pushed work.
+                    self.legs.set_phone_context(PhoneContext {
+                        number: Some(self.number.clone()),
+                        interaction: self.interaction,
+                        pushed: true,
+                    });
                     if let Some(failed) = self.legs.dial(&self.svc, id, &target, from).await {
                         self.core.handle_leg(clock::now(), id, failed);
                     }

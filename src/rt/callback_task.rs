@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, info, info_span, warn};
 
-use super::call_legs::{Happened, Legs};
+use super::call_legs::{Happened, Legs, PhoneContext};
 use super::connected::HangupRequest;
 use super::services::Services;
 use super::store_worker::{StoreJob, StoreReply as WorkerReply, StoreWorker};
@@ -79,6 +79,12 @@ async fn run(
     } else {
         CallbackDial::accepted(now, callback, settings)
     };
+    let mut legs = Legs::default();
+    legs.set_phone_context(PhoneContext {
+        number: None,
+        interaction: Some(interaction.id),
+        pushed: offer.is_some(),
+    });
     let mut driver = Driver {
         caller_id: svc.caller_id_for(&interaction.queue),
         closing: svc.connected.register(interaction.id),
@@ -87,7 +93,7 @@ async fn run(
         number: cb.number.clone(),
         svc,
         core,
-        legs: Legs::default(),
+        legs,
         offer,
     };
     driver.run().await;
@@ -142,6 +148,7 @@ impl Driver {
                     self.core.handle_leg(now, id, ev);
                 }
             }
+            Happened::Leg(id, ev) => self.core.handle_leg(now, id, ev),
             Happened::Media(id) => {
                 for ev in self.legs.media_events(id) {
                     match ev {

@@ -34,3 +34,4 @@ pub mod sip_socket;
 pub mod store_worker;
 pub mod udp_batch;
 pub mod uring;
+pub mod webrtc;

@@ -18,6 +18,7 @@ use crate::rt::media_worker::MediaClock;
 use crate::rt::ports::PortPool;
 use crate::rt::queue_watch::QueueRegistry;
 use crate::rt::sip_socket::UaHandle;
+use crate::rt::webrtc::Phones;
 use crate::store::InteractionStore;
 
 pub struct Services {
@@ -35,6 +36,8 @@ pub struct Services {
     pub agents: Arc<Agents>,
     /// Calls up for connected interactions (shared with the API, whose close hangs them up).
     pub connected: Arc<ConnectedCalls>,
+    /// Browser agents' phones (shared with the API, which signals them).
+    pub phones: Arc<Phones>,
     /// Recent handling times, for estimated waits.
     pub estimator: Mutex<Estimator>,
     /// The thread that sends every call's 20 ms frames.
@@ -69,6 +72,7 @@ impl Services {
             live: LiveCalls::default(),
             agents,
             connected: Arc::default(),
+            phones: Arc::default(),
             estimator: Mutex::new(Estimator::default()),
             media,
             media_ip,

@@ -1,0 +1,444 @@
+//! One browser call's media (shell): a sans-IO `rtc` peer connection (webrtc-rs) driven by a
+//! small tokio task, and a loopback socket pair that hands the decrypted RTP to and from the
+//! media clock.
+//!
+//! Hammond answers the page's offer as an ICE-lite agent with one host candidate (the
+//! `[webrtc] address`, else `[sip] public_address`, on a port from `[media] rtp_ports`), the
+//! DTLS server, and PCMU/PCMA plus telephone-event only (Chromium offers both G.711 codecs, so
+//! nothing is transcoded; Opus is not offered back). The task owns the public socket: STUN,
+//! DTLS and SRTP stay here. What the browser sends comes out of the peer connection as plain
+//! RTP and is sent to the media clock's stream socket on 127.0.0.1; what the media clock sends
+//! that stream (prompts, or the customer's audio re-originated by the bridge) is taken from the
+//! loopback socket, given the sender's SSRC and written into the peer connection, which
+//! encrypts it. So the browser leg is, for the media clock, a stream like an outbound SIP leg's:
+//! `MediaClock::bridge`, the inactivity timeout, DTMF and pacing are the same code (the media
+//! thread's pacing is untouched: it only sees one more UDP socket).
+//!
+//! The task ends when its [`PeerHandle`] is dropped (it closes the peer connection, which sends
+//! DTLS close_notify), or when the connection fails (ICE consent lost: a closed tab, a lost
+//! network), which it reports as [`PeerEvent::Lost`].
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_PCMA, MIME_TYPE_PCMU, MIME_TYPE_TELEPHONE_EVENT, MediaEngine,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::marshal::{Marshal, Unmarshal};
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{Instrument, debug, info, warn};
+
+use crate::clock;
+use crate::media::Codec;
+use crate::media::leg::MediaLeg;
+use crate::media::sdp::{Direction, Negotiated};
+use crate::rt::media_worker::Stream;
+use crate::rt::services::Services;
+
+/// How long the browser has from our answer to a working DTLS-SRTP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// ICE consent (RFC 7675): no check from the browser for this long is "disconnected", and
+/// for [`ICE_FAILED`] more the call's agent leg is lost (a closed tab, a lost network).
+/// Chromium checks about every 2.5 s while a call is up.
+const ICE_DISCONNECTED: Duration = Duration::from_secs(5);
+/// See [`ICE_DISCONNECTED`].
+const ICE_FAILED: Duration = Duration::from_secs(5);
+/// Largest datagram taken from either socket.
+const MAX_DATAGRAM: usize = 1500;
+
+/// Why a browser's offer could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The page's SDP is not an offer we can answer (no audio, no G.711): the page's fault.
+    #[error("the offer cannot be answered: {0}")]
+    Offer(String),
+    /// No free port in `[media] rtp_ports`, or a loopback socket failed.
+    #[error("no socket for the call: {0}")]
+    Socket(String),
+    /// The peer connection refused its own configuration (a bug).
+    #[error("peer connection: {0}")]
+    Internal(String),
+}
+
+/// What the peer task reports to the leg.
+pub enum PeerEvent {
+    /// DTLS-SRTP is up: media flows on this stream of the media clock.
+    Connected(Arc<Stream>),
+    /// The connection failed or closed (before or after `Connected`).
+    Lost,
+}
+
+/// The leg's handle on its peer task. Dropping it ends the task (and the connection).
+pub struct PeerHandle {
+    pub events: mpsc::UnboundedReceiver<PeerEvent>,
+    _stop: oneshot::Sender<()>,
+}
+
+/// Answer the page's `offer` (SDP text): bind the call's sockets, build the peer connection,
+/// start its task, and return the handle and our answer (SDP text, with our host candidate:
+/// the page needs no trickle).
+pub fn answer(svc: &Arc<Services>, offer: &str) -> Result<(PeerHandle, String), PeerError> {
+    let public = svc
+        .ports
+        .bind()
+        .map_err(|e| PeerError::Socket(e.to_string()))?;
+    let local = public
+        .local_addr()
+        .map_err(|e| PeerError::Socket(e.to_string()))?;
+    let advertised = svc.cfg.webrtc.address.unwrap_or(svc.media_ip);
+    let (media_sock, relay) = loopback_pair().map_err(|e| PeerError::Socket(e.to_string()))?;
+
+    let ssrc = svc.ids().next_u32();
+    let now = clock::now();
+    let mut pc = build(now)?;
+    let sender = pc
+        .add_track(MediaStreamTrack::new(
+            "hammond".into(),
+            "hammond-audio".into(),
+            "hammond-audio".into(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: pcmu().rtp_codec,
+                ..Default::default()
+            }],
+        ))
+        .map_err(internal)?;
+    let offer = RTCSessionDescription::offer(offer.to_owned())
+        .map_err(|e| PeerError::Offer(e.to_string()))?;
+    pc.set_remote_description(now, offer)
+        .map_err(|e| PeerError::Offer(e.to_string()))?;
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: advertised.to_string(),
+            port: local.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .map_err(internal)?;
+    let init = RTCIceCandidate::from(&candidate)
+        .to_json()
+        .map_err(internal)?;
+    pc.add_local_candidate(init).map_err(internal)?;
+    let answer = pc
+        .create_answer(None)
+        .map_err(|e| PeerError::Offer(e.to_string()))?;
+    pc.set_local_description(now, answer).map_err(internal)?;
+    let sdp = pc
+        .local_description()
+        .ok_or_else(|| PeerError::Internal("no local description".into()))?
+        .sdp;
+    let media = negotiated(&sdp)?;
+
+    let public = UdpSocket::from_std(public).map_err(|e| PeerError::Socket(e.to_string()))?;
+    let relay = UdpSocket::from_std(relay).map_err(|e| PeerError::Socket(e.to_string()))?;
+    let (tx, events) = mpsc::unbounded_channel();
+    let (stop, stopped) = oneshot::channel();
+    let task = Task {
+        svc: svc.clone(),
+        pc,
+        sender,
+        ssrc,
+        public,
+        local,
+        relay,
+        media_sock: Some(media_sock),
+        media,
+        events: tx,
+        connected: false,
+    };
+    tokio::spawn(task.run(stopped).instrument(tracing::Span::current()));
+    Ok((
+        PeerHandle {
+            events,
+            _stop: stop,
+        },
+        sdp,
+    ))
+}
+
+/// The media clock's socket and ours, on loopback, each knowing the other.
+fn loopback_pair() -> std::io::Result<(StdUdpSocket, StdUdpSocket)> {
+    let lo = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+    let media = StdUdpSocket::bind(lo)?;
+    let relay = StdUdpSocket::bind(lo)?;
+    relay.connect(media.local_addr()?)?;
+    media.set_nonblocking(true)?;
+    relay.set_nonblocking(true)?;
+    Ok((media, relay))
+}
+
+fn pcmu() -> RTCRtpCodecParameters {
+    codec(MIME_TYPE_PCMU, 0)
+}
+
+fn codec(mime: &str, payload_type: u8) -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate: 8000,
+            channels: 1,
+            sdp_fmtp_line: if mime == MIME_TYPE_TELEPHONE_EVENT {
+                "0-16".to_owned()
+            } else {
+                String::new()
+            },
+            rtcp_feedback: vec![],
+        },
+        payload_type,
+        ..Default::default()
+    }
+}
+
+/// An answering, ICE-lite peer connection that knows G.711 and telephone-event only. No
+/// interceptors (NACK, TWCC, reports): G.711 at 20 ms needs none, and each costs per packet.
+fn build(now: Instant) -> Result<RTCPeerConnection, PeerError> {
+    let mut engine = MediaEngine::default();
+    for c in [
+        pcmu(),
+        codec(MIME_TYPE_PCMA, 8),
+        codec(MIME_TYPE_TELEPHONE_EVENT, 101),
+    ] {
+        engine
+            .register_codec(c, RtpCodecKind::Audio)
+            .map_err(internal)?;
+    }
+    let settings = SettingEngineBuilder::new()
+        .with_lite(true)
+        .with_answering_dtls_role(RTCDtlsRole::Server)
+        .with_ice_timeouts(Some(ICE_DISCONNECTED), Some(ICE_FAILED), None)
+        .build();
+    RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings)
+        .with_media_engine(engine)
+        .with_interceptor_registry(Registry::new())
+        .build(now)
+        .map_err(internal)
+}
+
+fn internal(e: impl std::fmt::Display) -> PeerError {
+    PeerError::Internal(e.to_string())
+}
+
+/// The codec and telephone-event payload type our answer settled on: the first G.711 format
+/// of its audio line (the browser sends what the answer lists first).
+fn negotiated(answer: &str) -> Result<Negotiated, PeerError> {
+    let m = answer
+        .lines()
+        .find(|l| l.starts_with("m=audio"))
+        .ok_or_else(|| PeerError::Offer("no audio in the offer".into()))?;
+    let codec = m
+        .split_whitespace()
+        .skip(3)
+        .find_map(|pt| match pt {
+            "0" => Some(Codec::Pcmu),
+            "8" => Some(Codec::Pcma),
+            _ => None,
+        })
+        .ok_or_else(|| PeerError::Offer("the offer has neither PCMU nor PCMA".into()))?;
+    let dtmf_pt = answer.lines().find_map(|l| {
+        let rest = l.strip_prefix("a=rtpmap:")?;
+        let (pt, name) = rest.split_once(' ')?;
+        name.to_ascii_lowercase()
+            .starts_with("telephone-event/8000")
+            .then(|| pt.parse().ok())
+            .flatten()
+    });
+    Ok(Negotiated {
+        codec,
+        dtmf_pt,
+        remote: None,
+        direction: Direction::SendRecv,
+        answer_sdp: String::new(),
+        srtp: None,
+    })
+}
+
+struct Task {
+    svc: Arc<Services>,
+    pc: RTCPeerConnection,
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    public: UdpSocket,
+    local: SocketAddr,
+    relay: UdpSocket,
+    /// The media clock's end of the loopback pair, until the connection is up.
+    media_sock: Option<StdUdpSocket>,
+    media: Negotiated,
+    events: mpsc::UnboundedSender<PeerEvent>,
+    connected: bool,
+}
+
+impl Task {
+    async fn run(mut self, mut stopped: oneshot::Receiver<()>) {
+        let deadline = clock::now() + CONNECT_TIMEOUT;
+        let mut from_browser = vec![0u8; MAX_DATAGRAM];
+        let mut from_media = vec![0u8; MAX_DATAGRAM];
+        loop {
+            if !self.drain().await {
+                break;
+            }
+            let timeout = self.pc.poll_timeout();
+            let wake = if self.connected {
+                timeout
+            } else {
+                Some(timeout.map_or(deadline, |t| t.min(deadline)))
+            };
+            tokio::select! {
+                _ = &mut stopped => {
+                    debug!("browser leg released; closing its peer connection");
+                    let _ = self.pc.close();
+                    let _ = self.flush().await;
+                    return;
+                }
+                r = self.public.recv_from(&mut from_browser) => match r {
+                    Ok((n, peer)) => {
+                        let msg = TaggedBytesMut {
+                            now: clock::now(),
+                            transport: TransportContext {
+                                local_addr: self.local,
+                                peer_addr: peer,
+                                ecn: None,
+                                transport_protocol: TransportProtocol::UDP,
+                            },
+                            message: BytesMut::from(&from_browser[..n]),
+                        };
+                        if let Err(e) = self.pc.handle_read(msg) {
+                            debug!(error = %e, "datagram from the browser refused");
+                        }
+                    }
+                    Err(e) => debug!(error = %e, "browser socket"),
+                },
+                r = self.relay.recv(&mut from_media) => match r {
+                    Ok(n) => self.to_browser(&from_media[..n]),
+                    Err(e) => debug!(error = %e, "loopback socket"),
+                },
+                () = crate::rt::callback_task::sleep_until(wake) => {
+                    let now = clock::now();
+                    if !self.connected && now >= deadline {
+                        warn!("the browser did not connect in time");
+                        let _ = self.events.send(PeerEvent::Lost);
+                        return;
+                    }
+                    if let Err(e) = self.pc.handle_timeout(now) {
+                        debug!(error = %e, "peer connection timeout");
+                    }
+                }
+            }
+        }
+        let _ = self.events.send(PeerEvent::Lost);
+    }
+
+    /// Send what the peer connection has to send; act on its events; hand its RTP to the
+    /// media clock. `false` once the connection is over.
+    async fn drain(&mut self) -> bool {
+        if self.flush().await.is_err() {
+            return false;
+        }
+        while let Some(ev) = self.pc.poll_event() {
+            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = ev {
+                debug!(%state, "browser connection");
+                match state {
+                    RTCPeerConnectionState::Connected if !self.connected => self.start_media(),
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                        info!(%state, "browser connection lost");
+                        return false;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
+            if let RTCMessage::RtpPacket(_, packet) = message
+                && self.connected
+                && let Ok(bytes) = packet.marshal()
+            {
+                // The media clock drains its sockets every tick; a full buffer drops a frame.
+                let _ = self.relay.try_send(&bytes);
+            }
+        }
+        // Sends caused by the reads above.
+        self.flush().await.is_ok()
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        while let Some(out) = self.pc.poll_write() {
+            if let Err(e) = self
+                .public
+                .send_to(&out.message, out.transport.peer_addr)
+                .await
+            {
+                debug!(error = %e, "send to the browser");
+            }
+        }
+        Ok(())
+    }
+
+    /// DTLS-SRTP is up: the media clock starts the leg's stream on its loopback socket.
+    fn start_media(&mut self) {
+        let Some(sock) = self.media_sock.take() else {
+            return;
+        };
+        let mut media = self.media.clone();
+        media.remote = self.relay.local_addr().ok();
+        let leg = MediaLeg::new(
+            clock::now(),
+            &mut self.svc.ids(),
+            &media,
+            self.svc.prompts.clone(),
+            Some(self.svc.cfg.media.rtp_timeout),
+        );
+        let stream = Stream::new(leg);
+        self.svc.media.start_stream(&stream, sock);
+        self.connected = true;
+        info!(codec = ?media.codec, "browser leg connected (DTLS-SRTP up)");
+        let _ = self.events.send(PeerEvent::Connected(stream));
+    }
+
+    /// A packet the media clock sent to the browser: ours to encrypt, under the sender's SSRC.
+    fn to_browser(&mut self, bytes: &[u8]) {
+        if !self.connected {
+            return;
+        }
+        let mut buf = bytes;
+        let Ok(mut packet) = rtc::rtp::Packet::unmarshal(&mut buf) else {
+            return;
+        };
+        packet.header.ssrc = self.ssrc;
+        if let Some(mut sender) = self.pc.rtp_sender(self.sender)
+            && let Err(e) = sender.write_rtp(clock::now(), packet)
+        {
+            debug!(error = %e, "RTP to the browser refused");
+        }
+    }
+}
