@@ -179,10 +179,12 @@ async function signIn(token) {
   $('session').hidden = false;
   connect();
   route();
+  if (typeof phoneStart === 'function') phoneStart(token, me);
 }
 
 function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
+  if (typeof phoneStop === 'function') phoneStop();
   if (state.es) state.es.close();
   clearTimeout(state.retry);
   clearTimeout(state.refreshTimer);

@@ -17,6 +17,7 @@ const APP_CSS: &str = include_str!("app.css");
 const SUPERVISOR_HTML: &str = include_str!("supervisor.html");
 const SUPERVISOR_JS: &str = include_str!("supervisor.js");
 const SUPERVISOR_CSS: &str = include_str!("supervisor.css");
+const PHONE_JS: &str = include_str!("phone.js");
 
 /// Same-origin only: no inline script, no third-party anything.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
@@ -39,6 +40,7 @@ pub(super) async fn asset(Path(file): Path<String>) -> Result<Response, ApiError
         "app.css" => Ok(page("text/css; charset=utf-8", APP_CSS)),
         "supervisor.js" => Ok(page("text/javascript; charset=utf-8", SUPERVISOR_JS)),
         "supervisor.css" => Ok(page("text/css; charset=utf-8", SUPERVISOR_CSS)),
+        "phone.js" => Ok(page("text/javascript; charset=utf-8", PHONE_JS)),
         _ => Err(ApiError::NotFound(format!("no asset {file}"))),
     }
 }
