@@ -307,6 +307,11 @@ impl ChromeDriver {
 
     /// A new browser (its own profile, so its own `sessionStorage`) at 1280×800.
     pub(crate) fn session(&self) -> Browser {
+        self.session_with(&[])
+    }
+
+    /// [`Self::session`] with more Chromium switches (a fake microphone, say).
+    pub(crate) fn session_with(&self, extra: &[String]) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let args = [
             "--headless",
@@ -322,6 +327,7 @@ impl ChromeDriver {
         .iter()
         .map(|s| (*s).to_owned())
         .chain([format!("--user-data-dir={}", profile.path().display())])
+        .chain(extra.iter().cloned())
         .collect::<Vec<_>>();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
@@ -377,6 +383,16 @@ impl Browser {
         self.cmd(
             "POST",
             "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+    }
+
+    /// Runs `script` as an async WebDriver script (it calls `arguments[arguments.length - 1]`
+    /// with its result).
+    pub(crate) fn js_async(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/async",
             Some(json!({ "script": script, "args": [] })),
         )
     }

@@ -22,4 +22,5 @@ mod tcp_flows;
 mod tls_flows;
 mod wallboard;
 mod webhooks;
+mod webrtc;
 mod workflow_flows;
