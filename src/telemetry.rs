@@ -71,12 +71,22 @@ fn filter_for(rust_log: Option<&str>, level: &str) -> (EnvFilter, Option<String>
         );
     }
     match EnvFilter::try_new(level) {
-        Ok(f) => (f, bad),
+        Ok(f) => (quiet_webrtc(f), bad),
         Err(e) => (
             EnvFilter::new("info"),
             Some(format!("invalid log level {level:?}: {e}")),
         ),
     }
+}
+
+/// webrtc-rs (the browser phone's peer connections) logs several lines per call at `info`
+/// (and `warn`s about every TLS extension Chromium offers that DTLS 1.2 does not know), with
+/// the browser's addresses unmasked: below `RUST_LOG`, only its errors are shown.
+fn quiet_webrtc(filter: EnvFilter) -> EnvFilter {
+    ["rtc", "rtc_ice", "rtc_dtls", "rtc_srtp", "rtc_sctp", "rtc_mdns"]
+        .iter()
+        .filter_map(|t| format!("{t}=error").parse().ok())
+        .fold(filter, EnvFilter::add_directive)
 }
 
 /// Whether `filter` enables `debug` or `trace` anywhere.

@@ -637,3 +637,33 @@ fn tls_keys_are_checked_with_their_files() {
     let src = src.replace("[sip]\n", "[sip]\nlisten = \"127.0.0.1:5060\"\n");
     assert_at(&errors(&src), 3, 14, "give TLS its own port");
 }
+
+/// Issue 16: `endpoint = "webrtc"` makes the page the agent's phone; `[webrtc] address` is the
+/// IP its ICE candidate names, checked like the other keys.
+#[test]
+fn webrtc_agents_and_address() {
+    let src = "\
+[webrtc]
+address = \"192.0.2.20\"
+
+[[agents]]
+id = \"carol\"
+endpoint = \"webrtc\"
+queues = [\"support\"]
+token = \"carol-secret\"
+";
+    let cfg = parse(src).unwrap();
+    assert_eq!(cfg.agents[0].endpoint, "webrtc");
+    assert_eq!(cfg.webrtc.address, Some("192.0.2.20".parse().unwrap()));
+    assert_eq!(parse("").unwrap().webrtc.address, None, "default: [sip] public_address");
+
+    let d = errors("[webrtc]\naddress = \"browser.example\"\n");
+    assert_at(&d, 2, 11, "webrtc.address: invalid IP address");
+    let d = errors("[webrtc]\naddress = \"0.0.0.0\"\n");
+    assert_at(&d, 2, 11, "webrtc.address: must be an address browsers can reach");
+    let d = errors("[webrtc]\nport = 5\n");
+    assert_at(&d, 2, 1, "unknown field `port`");
+    // Only the exact word: anything else is a SIP URI and checked as one.
+    let d = errors("[[agents]]\nid = \"x\"\nendpoint = \"WebRTC\"\ntoken = \"t\"\n");
+    assert_at(&d, 3, 12, "must start with \"sip:\"");
+}

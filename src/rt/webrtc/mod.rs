@@ -378,3 +378,66 @@ impl Drop for BrowserLeg {
         self.hang_up();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_online_while_its_stream_is_open() {
+        let phones = Arc::new(Phones::default());
+        assert!(!phones.is_online("carol"));
+        let a = phones.open_page("carol");
+        let b = phones.open_page("carol");
+        assert!(phones.is_online("carol"));
+        drop(a);
+        assert!(phones.is_online("carol"), "another tab still has it open");
+        drop(b);
+        assert!(!phones.is_online("carol"), "a closed tab is an unregistered phone");
+    }
+
+    #[test]
+    fn a_call_answers_only_to_its_own_agent() {
+        let phones = Arc::new(Phones::default());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        phones.lock().calls.insert(
+            7,
+            Slot {
+                agent: "carol".into(),
+                actions: tx,
+            },
+        );
+        assert!(matches!(
+            phones.hang_up("dave", 7),
+            Err(PhoneError::NoSuchCall)
+        ));
+        assert!(matches!(
+            phones.decline("carol", 8),
+            Err(PhoneError::NoSuchCall)
+        ));
+        phones.decline("carol", 7).unwrap();
+        assert!(matches!(rx.try_recv(), Ok(PageAction::Decline)));
+    }
+
+    #[test]
+    fn the_page_hears_events_by_kind() {
+        let phones = Arc::new(Phones::default());
+        let mut page = phones.open_page("carol");
+        let ev = PhoneEvent::Ringing {
+            call: 3,
+            number: "15551234567".into(),
+            interaction: Some(9),
+            pushed: true,
+        };
+        phones.notify("carol", ev.clone());
+        phones.notify("dave", PhoneEvent::Connected { call: 1 });
+        let got = page.events.try_recv().unwrap();
+        assert_eq!(got, ev);
+        assert_eq!(got.kind(), "ringing");
+        assert_eq!(
+            serde_json::to_value(&got).unwrap(),
+            serde_json::json!({"kind": "ringing", "call": 3, "number": "15551234567", "interaction": 9, "pushed": true})
+        );
+        assert!(page.events.try_recv().is_err(), "nothing of dave's");
+    }
+}

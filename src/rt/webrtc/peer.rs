@@ -442,3 +442,60 @@ impl Task {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANSWER: &str = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 8 0 126\r\nc=IN IP4 0.0.0.0\r\n\
+        a=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:126 telephone-event/8000\r\n";
+
+    #[test]
+    fn the_answer_decides_codec_and_telephone_event() {
+        let n = negotiated(ANSWER).unwrap();
+        assert_eq!(n.codec, Codec::Pcma, "the first G.711 format listed");
+        assert_eq!(n.dtmf_pt, Some(126), "the browser's payload type, passed through");
+        let pcmu = ANSWER.replace("SAVPF 8 0 126", "SAVPF 0 8");
+        assert_eq!(negotiated(&pcmu).unwrap().codec, Codec::Pcmu);
+    }
+
+    #[test]
+    fn an_offer_without_g711_is_the_page_s_fault() {
+        let opus = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
+        assert!(matches!(negotiated(opus), Err(PeerError::Offer(_))));
+        assert!(matches!(negotiated("v=0\r\n"), Err(PeerError::Offer(_))));
+    }
+
+    /// A browser's offer is answered with G.711 and telephone-event only,
+    /// ICE-lite, DTLS passive and our host candidate.
+    #[test]
+    fn a_browser_offer_is_answered_ice_lite_with_g711() {
+        let now = Instant::now();
+        let mut browser = build(now).unwrap();
+        let _ = browser.add_track(MediaStreamTrack::new(
+            "b".into(),
+            "b".into(),
+            "b".into(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(7),
+                    ..Default::default()
+                },
+                codec: pcmu().rtp_codec,
+                ..Default::default()
+            }],
+        ));
+        let offer = browser.create_offer(None).unwrap();
+        let mut pc = build(now).unwrap();
+        pc.set_remote_description(now, offer).unwrap();
+        let answer = pc.create_answer(None).unwrap();
+        let sdp = answer.sdp.clone();
+        assert!(sdp.contains("a=ice-lite"), "{sdp}");
+        assert!(sdp.contains("a=setup:passive"), "{sdp}");
+        assert!(sdp.contains("PCMU/8000"), "{sdp}");
+        assert!(!sdp.to_ascii_lowercase().contains("opus"), "{sdp}");
+        assert_eq!(negotiated(&sdp).unwrap().codec, Codec::Pcmu);
+    }
+}
