@@ -593,3 +593,69 @@ fn a_dial_hammond_cuts_at_shutdown_is_settled_as_a_restart_would() {
     ));
     assert!(s.c.is_finished());
 }
+
+/// Issue 16: the browser's leg speaks the same events as a SIP phone. A page lost mid-call (a
+/// closed tab, a lost network: ICE consent fails) is the agent's `MediaTimeout`, as a desk
+/// phone whose RTP stops: both legs are hung up and Hammond is the one who ended it.
+#[test]
+fn an_agent_leg_lost_mid_call_ends_it_as_a_silent_phone_would() {
+    let mut s = Sim::dialling();
+    s.leg(CUSTOMER, LegEvent::Answered);
+    s.at(secs(1)).leg(AGENT, LegEvent::Answered);
+    let cmds = s.at(secs(61)).leg(AGENT, LegEvent::MediaTimeout);
+    assert!(cmds.contains(&Command::HangUp(CUSTOMER)));
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert!(cmds.contains(&Command::Handled(secs(60))));
+    assert_eq!(notes(&cmds), vec!["talk_time", "media_timeout"]);
+    assert_eq!(
+        stored(&cmds).last(),
+        Some(&Lifecycle::HungUp {
+            by: HangupBy::Hammond
+        })
+    );
+    assert!(s.c.is_finished());
+}
+
+/// A page that answered but never connected (no DTLS-SRTP within its deadline) fails with no
+/// status before it was answered: for a callback already dialling, the agent was unreachable.
+#[test]
+fn an_agent_leg_that_never_connects_is_agent_unreachable() {
+    let mut s = Sim::dialling();
+    s.leg(CUSTOMER, LegEvent::Answered);
+    let cmds = s.at(secs(16)).leg(
+        AGENT,
+        LegEvent::Failed {
+            status: None,
+            cause: None,
+        },
+    );
+    assert_eq!(
+        stored(&cmds),
+        vec![Lifecycle::AgentUnreachable { code: None }]
+    );
+    assert_eq!(plays(&cmds, CUSTOMER).len(), 1, "the apology");
+}
+
+/// Decline in the page is a 603 from the agent's leg: a pushed callback is not taken, and
+/// nobody is dialled.
+#[test]
+fn a_push_offer_declined_in_the_page() {
+    let mut s = Sim::offered();
+    s.leg(AGENT, LegEvent::Ringing);
+    let cmds = s.at(secs(3)).leg(
+        AGENT,
+        LegEvent::Failed {
+            status: Some(603),
+            cause: None,
+        },
+    );
+    assert_eq!(
+        router(&cmds),
+        vec![RouterNote::OfferEnded(OfferOutcome::NotAnswered)]
+    );
+    assert!(
+        !cmds.iter().any(|c| matches!(c, Command::Dial(..))),
+        "{cmds:?}"
+    );
+    assert!(s.c.is_finished());
+}
