@@ -83,10 +83,12 @@ fn filter_for(rust_log: Option<&str>, level: &str) -> (EnvFilter, Option<String>
 /// (and `warn`s about every TLS extension Chromium offers that DTLS 1.2 does not know), with
 /// the browser's addresses unmasked: below `RUST_LOG`, only its errors are shown.
 fn quiet_webrtc(filter: EnvFilter) -> EnvFilter {
-    ["rtc", "rtc_ice", "rtc_dtls", "rtc_srtp", "rtc_sctp", "rtc_mdns"]
-        .iter()
-        .filter_map(|t| format!("{t}=error").parse().ok())
-        .fold(filter, EnvFilter::add_directive)
+    [
+        "rtc", "rtc_ice", "rtc_dtls", "rtc_srtp", "rtc_sctp", "rtc_mdns",
+    ]
+    .iter()
+    .filter_map(|t| format!("{t}=error").parse().ok())
+    .fold(filter, EnvFilter::add_directive)
 }
 
 /// Whether `filter` enables `debug` or `trace` anywhere.

@@ -655,12 +655,21 @@ token = \"carol-secret\"
     let cfg = parse(src).unwrap();
     assert_eq!(cfg.agents[0].endpoint, "webrtc");
     assert_eq!(cfg.webrtc.address, Some("192.0.2.20".parse().unwrap()));
-    assert_eq!(parse("").unwrap().webrtc.address, None, "default: [sip] public_address");
+    assert_eq!(
+        parse("").unwrap().webrtc.address,
+        None,
+        "default: [sip] public_address"
+    );
 
     let d = errors("[webrtc]\naddress = \"browser.example\"\n");
     assert_at(&d, 2, 11, "webrtc.address: invalid IP address");
     let d = errors("[webrtc]\naddress = \"0.0.0.0\"\n");
-    assert_at(&d, 2, 11, "webrtc.address: must be an address browsers can reach");
+    assert_at(
+        &d,
+        2,
+        11,
+        "webrtc.address: must be an address browsers can reach",
+    );
     let d = errors("[webrtc]\nport = 5\n");
     assert_at(&d, 2, 1, "unknown field `port`");
     // Only the exact word: anything else is a SIP URI and checked as one.

@@ -129,7 +129,11 @@ fn callback_in_call() -> InCall {
         .key("key2", "1")
         .run();
     assert_ok(&run);
-    let list = http::get(h.http, "/api/v1/interactions?sub_type=callback", "carol-secret");
+    let list = http::get(
+        h.http,
+        "/api/v1/interactions?sub_type=callback",
+        "carol-secret",
+    );
     let id = list.body["interactions"][0]["id"]
         .as_i64()
         .unwrap_or_else(|| panic!("no callback interaction: {}", list.text));
@@ -203,7 +207,10 @@ fn a_browser_tab_closed_mid_call_ends_the_call_like_a_failed_phone() {
     drop(c.carol);
     assert_ok(&c.customer.wait());
     let after = closed.elapsed();
-    assert!(after < Duration::from_secs(20), "BYE {after:?} after the tab closed");
+    assert!(
+        after < Duration::from_secs(20),
+        "BYE {after:?} after the tab closed"
+    );
     let d = wait_for(&c.h, c.id, "hung_up");
     assert_eq!(hung_up_by(&d), "Hammond hung up");
     c.media.finish();
@@ -258,7 +265,11 @@ fn a_live_caller_pushed_to_a_browser_agent_rings_in_the_page_and_is_answered_the
         "return window.hammondPhone.pc && window.hammondPhone.pc.connectionState === 'connected'",
         "a connected peer connection",
     );
-    let list = http::get(h.http, "/api/v1/interactions?status=connected", "carol-secret");
+    let list = http::get(
+        h.http,
+        "/api/v1/interactions?status=connected",
+        "carol-secret",
+    );
     let i = &list.body["interactions"][0];
     assert_eq!(i["assigned_agent"], "carol", "{}", list.text);
     let id = i["id"].as_i64().unwrap();
@@ -273,7 +284,11 @@ fn a_live_caller_pushed_to_a_browser_agent_rings_in_the_page_and_is_answered_the
 fn wait_for(h: &Hammond, id: i64, kind: &str) -> Value {
     let start = Instant::now();
     loop {
-        let d = http::get(h.http, &format!("/api/v1/interactions/{id}"), "carol-secret");
+        let d = http::get(
+            h.http,
+            &format!("/api/v1/interactions/{id}"),
+            "carol-secret",
+        );
         let has = d.body["feed"]
             .as_array()
             .is_some_and(|f| f.iter().any(|e| e["kind"] == kind));
@@ -302,7 +317,8 @@ impl CustomerMedia {
                 break s;
             }
         };
-        sock.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
         let port = sock.local_addr().unwrap().port();
         let got = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -355,7 +371,12 @@ impl CustomerMedia {
     /// The share of the last second's power at `hz` (Goertzel over each 20 ms frame).
     fn tone_power(&self, hz: f64) -> f64 {
         let got = self.got.lock().unwrap();
-        let frames: Vec<f64> = got.iter().rev().take(50).flat_map(|p| p.iter().map(|b| f64::from(ulaw_to_linear(*b)))).collect();
+        let frames: Vec<f64> = got
+            .iter()
+            .rev()
+            .take(50)
+            .flat_map(|p| p.iter().map(|b| f64::from(ulaw_to_linear(*b))))
+            .collect();
         if frames.len() < 160 * 10 {
             return 0.0;
         }
@@ -424,6 +445,9 @@ fn linear_to_ulaw(s: i16) -> u8 {
 fn ulaw_round_trips() {
     for s in [-30000i16, -1000, -1, 0, 1, 1000, 30000] {
         let back = ulaw_to_linear(linear_to_ulaw(s));
-        assert!((i32::from(back) - i32::from(s)).abs() <= i32::from(s).abs() / 16 + 8, "{s} -> {back}");
+        assert!(
+            (i32::from(back) - i32::from(s)).abs() <= i32::from(s).abs() / 16 + 8,
+            "{s} -> {back}"
+        );
     }
 }

@@ -393,7 +393,10 @@ mod tests {
         drop(a);
         assert!(phones.is_online("carol"), "another tab still has it open");
         drop(b);
-        assert!(!phones.is_online("carol"), "a closed tab is an unregistered phone");
+        assert!(
+            !phones.is_online("carol"),
+            "a closed tab is an unregistered phone"
+        );
     }
 
     #[test]

@@ -215,7 +215,6 @@ fn codec(mime: &str, payload_type: u8) -> RTCRtpCodecParameters {
             rtcp_feedback: vec![],
         },
         payload_type,
-        ..Default::default()
     }
 }
 
@@ -340,7 +339,7 @@ impl Task {
                     Err(e) => debug!(error = %e, "browser socket"),
                 },
                 r = self.relay.recv(&mut from_media) => match r {
-                    Ok(n) => self.to_browser(&from_media[..n]),
+                    Ok(n) => self.send_to_browser(&from_media[..n]),
                     Err(e) => debug!(error = %e, "loopback socket"),
                 },
                 () = crate::rt::callback_task::sleep_until(wake) => {
@@ -426,7 +425,7 @@ impl Task {
     }
 
     /// A packet the media clock sent to the browser: ours to encrypt, under the sender's SSRC.
-    fn to_browser(&mut self, bytes: &[u8]) {
+    fn send_to_browser(&mut self, bytes: &[u8]) {
         if !self.connected {
             return;
         }
@@ -455,7 +454,11 @@ mod tests {
     fn the_answer_decides_codec_and_telephone_event() {
         let n = negotiated(ANSWER).unwrap();
         assert_eq!(n.codec, Codec::Pcma, "the first G.711 format listed");
-        assert_eq!(n.dtmf_pt, Some(126), "the browser's payload type, passed through");
+        assert_eq!(
+            n.dtmf_pt,
+            Some(126),
+            "the browser's payload type, passed through"
+        );
         let pcmu = ANSWER.replace("SAVPF 8 0 126", "SAVPF 0 8");
         assert_eq!(negotiated(&pcmu).unwrap().codec, Codec::Pcmu);
     }
@@ -471,7 +474,7 @@ mod tests {
     /// ICE-lite, DTLS passive and our host candidate.
     #[test]
     fn a_browser_offer_is_answered_ice_lite_with_g711() {
-        let now = Instant::now();
+        let now = clock::now();
         let mut browser = build(now).unwrap();
         let _ = browser.add_track(MediaStreamTrack::new(
             "b".into(),
