@@ -382,9 +382,10 @@ impl Legs {
         leg.hung_up = true;
     }
 
-    /// Call `target` as leg `id`. A leg that cannot even be tried (no route, no RTP port) is
-    /// logged here, and the event the core should hear for it is returned: the drivers feed it
-    /// back, so the core decides what an undialled leg means as for any failed one.
+    /// Call `target` as leg `id`. A leg that cannot even be tried (no route, no RTP port, a
+    /// browser phone with no page open) is logged here, and the event the core should hear for
+    /// it is returned: the drivers feed it back, so the core decides what an undialled leg
+    /// means as for any failed one. A browser phone rings at once: `Ringing` is returned.
     pub async fn dial(
         &mut self,
         svc: &Arc<Services>,

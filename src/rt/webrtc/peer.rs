@@ -129,7 +129,7 @@ pub fn answer(svc: &Arc<Services>, offer: &str) -> Result<(PeerHandle, String), 
             }],
         ))
         .map_err(internal)?;
-    let offer = RTCSessionDescription::offer(offer.to_owned())
+    let offer = RTCSessionDescription::offer(g711_only(offer))
         .map_err(|e| PeerError::Offer(e.to_string()))?;
     pc.set_remote_description(now, offer)
         .map_err(|e| PeerError::Offer(e.to_string()))?;
@@ -247,6 +247,59 @@ fn build(now: Instant) -> Result<RTCPeerConnection, PeerError> {
 
 fn internal(e: impl std::fmt::Display) -> PeerError {
     PeerError::Internal(e.to_string())
+}
+
+/// The page's offer with only what Hammond's media clock speaks in its audio section: PCMU,
+/// PCMA and telephone-event at 8 kHz. Chromium also offers telephone-event at 48 kHz with the
+/// same format parameters, and the peer connection matches codecs by MIME type and parameters,
+/// not clock rate: without this it could settle on the 48 kHz one, whose events the media
+/// clock cannot relay. What is left is a valid subset of the offer (JSEP lets the answer
+/// narrow it), so the browser sees no difference.
+fn g711_only(offer: &str) -> String {
+    let mut keep: Vec<String> = vec!["0".into(), "8".into()];
+    for l in offer.lines() {
+        if let Some((pt, name)) = l.strip_prefix("a=rtpmap:").and_then(|r| r.split_once(' ')) {
+            let name = name.trim().to_ascii_lowercase();
+            if ["pcmu/8000", "pcma/8000", "telephone-event/8000"]
+                .iter()
+                .any(|n| name == *n || name.starts_with(&format!("{n}/")))
+            {
+                keep.push(pt.to_owned());
+            }
+        }
+    }
+    let mut out = String::with_capacity(offer.len());
+    let mut audio = false;
+    for l in offer.lines() {
+        if l.starts_with("m=") {
+            audio = l.starts_with("m=audio");
+            if audio {
+                let mut f = l.split(' ');
+                let head: Vec<&str> = f.by_ref().take(3).collect();
+                let fmts: Vec<&str> = f.filter(|pt| keep.iter().any(|k| k == pt)).collect();
+                out.push_str(&head.join(" "));
+                for pt in fmts {
+                    out.push(' ');
+                    out.push_str(pt);
+                }
+                out.push_str("\r\n");
+                continue;
+            }
+        }
+        let per_pt = ["a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"]
+            .iter()
+            .find_map(|p| l.strip_prefix(p))
+            .and_then(|r| r.split([' ', '/']).next());
+        if audio
+            && let Some(pt) = per_pt
+            && !keep.iter().any(|k| k == pt)
+        {
+            continue;
+        }
+        out.push_str(l);
+        out.push_str("\r\n");
+    }
+    out
 }
 
 /// The codec and telephone-event payload type our answer settled on: the first G.711 format
@@ -461,6 +514,78 @@ mod tests {
         );
         let pcmu = ANSWER.replace("SAVPF 8 0 126", "SAVPF 0 8");
         assert_eq!(negotiated(&pcmu).unwrap().codec, Codec::Pcmu);
+    }
+
+    /// Chromium's audio offer, as it sends it (the codecs part).
+    const CHROMIUM_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        a=group:BUNDLE 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r\n\
+        c=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\n\
+        a=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n\
+        a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\na=rtpmap:9 G722/8000\r\n\
+        a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:13 CN/8000\r\n\
+        a=rtpmap:110 telephone-event/48000\r\na=fmtp:110 0-15\r\n\
+        a=rtpmap:126 telephone-event/8000\r\na=fmtp:126 0-15\r\n";
+
+    #[test]
+    fn only_g711_and_8khz_telephone_event_are_left_of_the_offer() {
+        let o = g711_only(CHROMIUM_OFFER);
+        assert!(o.contains("m=audio 9 UDP/TLS/RTP/SAVPF 0 8 126\r\n"), "{o}");
+        for gone in [
+            "opus",
+            "red/",
+            "G722",
+            "CN/",
+            "telephone-event/48000",
+            "a=fmtp:110",
+            "a=rtcp-fb:111",
+        ] {
+            assert!(!o.contains(gone), "{gone} left in {o}");
+        }
+        for kept in [
+            "a=rtpmap:126 telephone-event/8000",
+            "a=fmtp:126 0-15",
+            "a=mid:0",
+            "a=rtcp-mux",
+        ] {
+            assert!(o.contains(kept), "{kept} missing in {o}");
+        }
+    }
+
+    /// The offer Chromium makes is answered with PCMU first and its 8 kHz telephone-event.
+    #[test]
+    fn chromium_s_offer_settles_on_pcmu_and_its_telephone_event() {
+        let now = crate::clock::now();
+        let mut pc = build(now).unwrap();
+        let _ = pc.add_track(MediaStreamTrack::new(
+            "h".into(),
+            "h".into(),
+            "h".into(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(9),
+                    ..Default::default()
+                },
+                codec: pcmu().rtp_codec,
+                ..Default::default()
+            }],
+        ));
+        let offer = RTCSessionDescription::offer(g711_only(&with_ice(CHROMIUM_OFFER))).unwrap();
+        pc.set_remote_description(now, offer).unwrap();
+        let sdp = pc.create_answer(None).unwrap().sdp;
+        let n = negotiated(&sdp).unwrap();
+        assert_eq!(n.codec, Codec::Pcmu, "{sdp}");
+        assert_eq!(n.dtmf_pt, Some(126), "{sdp}");
+    }
+
+    /// What Chromium's offer also carries (ICE and DTLS attributes), for the peer connection.
+    fn with_ice(offer: &str) -> String {
+        offer.replace(
+            "a=mid:0\r\n",
+            "a=mid:0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
+             a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+             a=setup:actpass\r\n",
+        )
     }
 
     #[test]
