@@ -903,6 +903,7 @@ async fn the_web_page_is_served_from_the_binary() {
     for (path, ty, needle) in [
         ("/assets/app.js", "text/javascript", "new EventSource("),
         ("/assets/app.css", "text/css", "@media"),
+        ("/assets/phone.js", "text/javascript", "new RTCPeerConnection("),
     ] {
         let (head, body) = get_raw(srv.addr, path).await;
         assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
@@ -927,7 +928,7 @@ async fn me_tells_the_page_who_signed_in() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(
         v,
-        json!({"id": "bob", "queues": ["support", "sales"], "role": "agent", "status": "away"})
+        json!({"id": "bob", "queues": ["support", "sales"], "role": "agent", "status": "away", "phone": "sip"})
     );
     let (st, _) = req(srv.addr, "GET", "/api/v1/me", Some("bob-secreT"), None).await;
     assert_eq!(st, 401);
@@ -1020,4 +1021,32 @@ async fn query_tokens_share_the_lock_out_and_a_good_token_clears_no_strikes() {
     assert_eq!((st, code(&v)), (429, "locked_out"), "header: {v}");
     let (st, v) = req(srv.addr, "GET", &events("alice-secret"), None, None).await;
     assert_eq!((st, code(&v)), (429, "locked_out"), "query: {v}");
+}
+
+/// Issue 16: the browser phone's signalling is the agent's own: no token → 401, another
+/// agent's call (or none) → 404, a bad body → 422.
+#[tokio::test]
+async fn phone_signalling_takes_the_token_and_only_the_agents_own_calls() {
+    let srv = server().await;
+    for path in [
+        "/api/v1/phone/calls/1/answer",
+        "/api/v1/phone/calls/1/decline",
+        "/api/v1/phone/calls/1/hangup",
+    ] {
+        let (st, _) = req(srv.addr, "POST", path, None, Some(r#"{"sdp": "v=0"}"#)).await;
+        assert_eq!(st, 401, "{path}");
+        let (st, v) = req(srv.addr, "POST", path, BOB, Some(r#"{"sdp": "v=0"}"#)).await;
+        assert_eq!(st, 404, "{path}: {v}");
+    }
+    let (st, v) = req(
+        srv.addr,
+        "POST",
+        "/api/v1/phone/calls/1/answer",
+        BOB,
+        Some(r#"{"offer": "v=0"}"#),
+    )
+    .await;
+    assert_eq!(st, 422, "{v}");
+    let (head, _) = get_raw(srv.addr, "/api/v1/phone/events").await;
+    assert!(head.starts_with("http/1.1 401"), "{head}");
 }

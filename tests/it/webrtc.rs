@@ -207,6 +207,7 @@ fn a_browser_tab_closed_mid_call_ends_the_call_like_a_failed_phone() {
     drop(c.carol);
     assert_ok(&c.customer.wait());
     let after = closed.elapsed();
+    println!("tab closed -> BYE to the customer: {after:?}");
     assert!(
         after < Duration::from_secs(20),
         "BYE {after:?} after the tab closed"
