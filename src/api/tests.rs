@@ -903,7 +903,11 @@ async fn the_web_page_is_served_from_the_binary() {
     for (path, ty, needle) in [
         ("/assets/app.js", "text/javascript", "new EventSource("),
         ("/assets/app.css", "text/css", "@media"),
-        ("/assets/phone.js", "text/javascript", "new RTCPeerConnection("),
+        (
+            "/assets/phone.js",
+            "text/javascript",
+            "new RTCPeerConnection(",
+        ),
     ] {
         let (head, body) = get_raw(srv.addr, path).await;
         assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
