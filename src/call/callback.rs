@@ -93,6 +93,33 @@ impl Settings {
     }
 }
 
+/// The retry outcome of the customer's leg failing with `status` (and the driver's `cause`).
+/// The trunk's own trouble is an outage, not the customer's: a 503 (RFC 3261 §16.7: a proxy
+/// turns a 503 from further on into a 500, so a 503 is the trunk's own), no response at all,
+/// or no connection to it. A TLS or SRTP failure is the trunk's configuration, which an
+/// operator must fix (issue 18): a counted failure with its cause, so it does not retry for
+/// ever.
+pub fn outcome(status: Option<u16>, cause: Option<FailCause>) -> DialFailure {
+    match (status, cause) {
+        (_, Some(FailCause::Unreachable | FailCause::TrunkNoResponse)) | (Some(503), None) => {
+            DialFailure::TrunkOutage
+        }
+        (
+            _,
+            Some(
+                FailCause::TlsCertificateNotTrusted
+                | FailCause::TlsCertificateExpired
+                | FailCause::TlsCertificateNameMismatch
+                | FailCause::TlsHandshake
+                | FailCause::SrtpNoCommonSuite,
+            ),
+        ) => DialFailure::Failed,
+        (Some(486 | 600), None) => DialFailure::Busy,
+        (Some(408 | 480 | 487), None) => DialFailure::NoAnswer,
+        (_, None) => DialFailure::Failed,
+    }
+}
+
 /// Where a leg of the dial is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Party {
@@ -410,13 +437,7 @@ impl CallbackDial {
                 }
             }
             (LegId::Customer, LegEvent::Failed { status, cause }) => {
-                let kind = match (status, cause) {
-                    (_, Some(_)) => DialFailure::Failed,
-                    (Some(486 | 600), None) => DialFailure::Busy,
-                    (Some(408 | 480 | 487), None) => DialFailure::NoAnswer,
-                    _ => DialFailure::Failed,
-                };
-                self.customer_failed(kind, status, cause);
+                self.customer_failed(outcome(status, cause), status, cause);
             }
             (LegId::Customer, LegEvent::Ended | LegEvent::MediaTimeout) => {
                 // The customer left before an agent came.
@@ -561,17 +582,14 @@ impl CallbackDial {
     /// The customer was not reached: the agent is released and the attempt counts.
     fn customer_failed(&mut self, kind: DialFailure, code: Option<u16>, cause: Option<FailCause>) {
         self.push(Command::HangUp(LegId::Agent));
-        self.push(Command::DialOutcome(match kind {
-            DialFailure::Busy => "busy",
-            DialFailure::NoAnswer => "no_answer",
-            DialFailure::Failed => "failed",
-        }));
+        self.push(Command::DialOutcome(kind.as_str()));
+        let rule = self.settings.retry.rule(kind);
         self.push(apply(Lifecycle::DialFailed {
             code,
             kind,
             cause,
-            max_attempts: self.settings.retry.max_attempts,
-            retry_after: self.settings.retry.retry_interval,
+            max_attempts: rule.max_attempts,
+            retry_after: rule.delay,
         }));
         self.state = State::Finished;
     }

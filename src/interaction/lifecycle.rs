@@ -45,8 +45,27 @@ pub enum DialFailure {
     Busy,
     /// No answer before the ring timeout (or 408/480).
     NoAnswer,
-    /// Any other error (4xx-6xx, transport, timeout).
+    /// Any other refusal (4xx-6xx) or error.
     Failed,
+    /// An answering machine took the call (it heard the short message).
+    Machine,
+    /// The trunk itself is down: it answered 503 (RFC 3261 §16.7: a proxy does not forward a
+    /// 503 from further on, so a 503 is the trunk's own), did not answer at all, or could not
+    /// be reached. Not the customer's doing: retried, never counted.
+    TrunkOutage,
+}
+
+impl DialFailure {
+    /// The outcome's name on the feed and in the metrics (`busy`, `no_answer`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Busy => "busy",
+            Self::NoAnswer => "no_answer",
+            Self::Failed => "failed",
+            Self::Machine => "machine",
+            Self::TrunkOutage => "trunk_outage",
+        }
+    }
 }
 
 /// Why a dial failed, beyond its SIP status, when the shell knows: the feed entry says it
@@ -58,6 +77,8 @@ pub enum DialFailure {
 pub enum FailCause {
     /// No connection to the trunk: refused, unreachable, or its name does not resolve.
     Unreachable,
+    /// The trunk sent no response at all to the INVITE (Timer B, RFC 3261 §17.1.1.2).
+    TrunkNoResponse,
     /// The trunk's TLS certificate does not chain to a trusted CA (`ca_file` or the system's).
     TlsCertificateNotTrusted,
     /// The trunk's TLS certificate has expired or is not valid yet.
@@ -76,6 +97,7 @@ impl FailCause {
     pub fn text(self) -> &'static str {
         match self {
             Self::Unreachable => "trunk unreachable",
+            Self::TrunkNoResponse => "trunk did not respond",
             Self::TlsCertificateNotTrusted => "TLS: certificate not trusted",
             Self::TlsCertificateExpired => "TLS: certificate expired",
             Self::TlsCertificateNameMismatch => "TLS: certificate not valid for the trunk's name",
@@ -141,17 +163,18 @@ pub enum Event {
     /// The customer answered the callback.
     Answered,
     /// The callback attempt failed: back to open with the attempt counted and a not-before
-    /// time, or closed callback_failed once `max_attempts` have failed.
+    /// time, or closed callback_failed once `max_attempts` have failed. A
+    /// [`DialFailure::TrunkOutage`] is not counted and never closes it.
     DialFailed {
         /// SIP status code, if a final response came.
         code: Option<u16>,
-        /// Busy, no answer or other failure.
+        /// Busy, no answer, machine, trunk outage or other failure.
         kind: DialFailure,
         /// What went wrong, when the shell knows more than the status says.
         cause: Option<FailCause>,
-        /// The queue's maximum attempts.
+        /// The queue's maximum attempts for this outcome (`[callback.retry]`).
         max_attempts: u32,
-        /// The queue's retry interval.
+        /// The queue's delay before the next try after this outcome.
         retry_after: Duration,
     },
     /// Customer/caller and agent media are bridged (connected).
@@ -498,16 +521,21 @@ pub fn apply(
                     (None, DialFailure::Busy) => "customer busy",
                     (None, DialFailure::NoAnswer) => "no answer",
                     (None, DialFailure::Failed) => "callback attempt failed",
+                    (None, DialFailure::Machine) => "answering machine",
+                    (None, DialFailure::TrunkOutage) => "trunk outage",
                 };
-                let mut e =
-                    FeedEntry::new(now, "callback_failed_attempt", text).with("outcome", kind);
+                let counted = kind != DialFailure::TrunkOutage;
+                let mut e = FeedEntry::new(now, "callback_failed_attempt", text)
+                    .with("outcome", kind)
+                    .with("counted", counted);
                 if let Some(code) = code {
                     e = e.with("code", code);
                 }
                 if let Some(cause) = cause {
                     e = e.with("cause", cause);
                 }
-                fail_attempt(&mut next, &mut feed, e, max_attempts, retry_after, now)?;
+                let rule = (max_attempts, retry_after);
+                fail_attempt(&mut next, &mut feed, e, rule, counted, now)?;
             }
             leg @ Some(Leg::Answered | Leg::Bridged) => {
                 return Err(LifecycleError::LegOutOfOrder { event: name, leg });
@@ -647,7 +675,7 @@ fn recover(
             // As any failed attempt: unassigned, retried after the interval, or closed
             // `callback_failed` once the queue's attempts are spent.
             let entry = note("the callback dial did not complete; the attempt is counted");
-            fail_attempt(next, feed, entry, retry.0, retry.1, now)?;
+            fail_attempt(next, feed, entry, retry, true, now)?;
         }
         Status::Connected => {
             feed.push(note("the call was cut"));
@@ -668,12 +696,15 @@ fn recover(
     Ok(())
 }
 
+/// A failed attempt under its outcome's rule (`max_attempts`, `retry_after`): counted (unless
+/// `counted` is false: a trunk outage), then closed `callback_failed` once the cap is reached,
+/// else back to open with the next try at `now + retry_after`, which the feed entry's text says.
 fn fail_attempt(
     next: &mut Interaction,
     feed: &mut Vec<FeedEntry>,
-    entry: FeedEntry,
-    max_attempts: u32,
-    retry_after: Duration,
+    mut entry: FeedEntry,
+    (max_attempts, retry_after): (u32, Duration),
+    counted: bool,
     now: Timestamp,
 ) -> Result<(), LifecycleError> {
     let retry = SignedDuration::try_from(retry_after).map_err(|_| LifecycleError::BadRetry)?;
@@ -686,15 +717,29 @@ fn fail_attempt(
             sub_type: next.sub_type,
         });
     };
-    cb.attempts = cb.attempts.saturating_add(1);
+    if counted {
+        cb.attempts = cb.attempts.saturating_add(1);
+    }
     let attempts = cb.attempts;
     next.leg = None;
-    if attempts >= max_attempts {
+    if counted && attempts >= max_attempts {
+        entry.text = format!(
+            "{}; attempt {attempts} of {max_attempts}, no more tries",
+            entry.text
+        );
         cb.not_before = None;
         feed.push(entry.with("attempts", attempts));
         close(next, feed, CloseReason::CallbackFailed, None, now);
     } else {
         cb.not_before = Some(not_before);
+        entry.text = if counted {
+            format!(
+                "{}; attempt {attempts} of {max_attempts}, next try after {not_before}",
+                entry.text
+            )
+        } else {
+            format!("{}; not counted, next try after {not_before}", entry.text)
+        };
         feed.push(
             entry
                 .with("attempts", attempts)

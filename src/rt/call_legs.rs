@@ -527,6 +527,7 @@ async fn customer_spec(
 fn fail_cause(e: TransportError) -> FailCause {
     match e {
         TransportError::Connect => FailCause::Unreachable,
+        TransportError::NoResponse => FailCause::TrunkNoResponse,
         TransportError::Tls(TlsError::CertificateNotTrusted) => FailCause::TlsCertificateNotTrusted,
         TransportError::Tls(TlsError::CertificateExpired) => FailCause::TlsCertificateExpired,
         TransportError::Tls(TlsError::CertificateNameMismatch) => {

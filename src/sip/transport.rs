@@ -222,6 +222,9 @@ pub enum TransportError {
     Connect,
     /// The TLS handshake failed.
     Tls(TlsError),
+    /// The INVITE got no response at all before Timer B (RFC 3261 §17.1.1.2): the next hop
+    /// is down, not the callee.
+    NoResponse,
 }
 
 /// Why a TLS handshake failed, as far as the operator can act on it.
@@ -244,6 +247,7 @@ impl fmt::Display for TransportError {
         match self {
             Self::Connect => f.write_str("no connection"),
             Self::Tls(e) => write!(f, "TLS: {e}"),
+            Self::NoResponse => f.write_str("no response"),
         }
     }
 }

@@ -1688,7 +1688,7 @@ impl UserAgent {
                 self.events.push_back(SipEvent::Failed {
                     call,
                     status: 408,
-                    cause: None,
+                    cause: Some(TransportError::NoResponse),
                 });
                 self.forget_leg(call);
             }

@@ -301,24 +301,7 @@ pub struct CallbackRules {
 /// A queue file's `agent_ring_timeout` when it has none.
 pub const DEFAULT_AGENT_RING_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// How the callback dialer retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
-    pub retry_interval: Duration,
-    pub ring_timeout: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// A queue file's defaults (and the policy of a queue no longer configured).
-    fn default() -> Self {
-        Self {
-            max_attempts: 3,
-            retry_interval: Duration::from_secs(600),
-            ring_timeout: Duration::from_secs(30),
-        }
-    }
-}
+pub use super::retry::{RetryPolicy, RetryRule};
 
 /// Position / estimated-wait announcements after each menu.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -427,6 +410,26 @@ struct RawRetry {
     max_attempts: Option<Spanned<u32>>,
     retry_interval: Option<Spanned<String>>,
     ring_timeout: Option<Spanned<String>>,
+    busy: Option<RawRule>,
+    no_answer: Option<RawRule>,
+    failed: Option<RawRule>,
+    machine: Option<RawRule>,
+    trunk_outage: Option<RawOutage>,
+}
+
+/// `busy = { delay = "5m", max_attempts = 5 }`: either key may be left out.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    delay: Option<Spanned<String>>,
+    max_attempts: Option<Spanned<u32>>,
+}
+
+/// `trunk_outage = { delay = "2m" }`: an outage is never counted, so it has no cap.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutage {
+    delay: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1035,19 +1038,7 @@ fn compile_spanned(
         max_tries: cb.max_tries.as_ref().map_or(3, |v| (*v.get_ref()).max(1)),
         max_per_day: cb.max_per_day.as_ref().map_or(3, |v| *v.get_ref()),
         caller_id,
-        retry: RetryPolicy {
-            max_attempts,
-            retry_interval: c.positive(
-                cb.retry.retry_interval.as_ref(),
-                "retry.retry_interval",
-                defaults.retry_interval,
-            ),
-            ring_timeout: c.positive(
-                cb.retry.ring_timeout.as_ref(),
-                "retry.ring_timeout",
-                defaults.ring_timeout,
-            ),
-        },
+        retry: compile_retry(&mut c, &cb.retry, max_attempts),
         agent_ring_timeout: c.positive(
             cb.agent_ring_timeout.as_ref(),
             "agent_ring_timeout",
@@ -1126,6 +1117,55 @@ fn compile_spanned(
         },
         number_spans,
     ))
+}
+
+/// `[callback.retry]`: the defaults, then each outcome's own delay and cap.
+fn compile_retry(c: &mut Check<'_>, r: &RawRetry, max_attempts: u32) -> RetryPolicy {
+    let defaults = RetryPolicy::default();
+    let mut p = RetryPolicy::uniform(
+        max_attempts,
+        c.positive(
+            r.retry_interval.as_ref(),
+            "retry.retry_interval",
+            defaults.retry_interval,
+        ),
+        c.positive(
+            r.ring_timeout.as_ref(),
+            "retry.ring_timeout",
+            defaults.ring_timeout,
+        ),
+    );
+    let base = p.busy;
+    for (name, raw, rule) in [
+        ("busy", &r.busy, &mut p.busy),
+        ("no_answer", &r.no_answer, &mut p.no_answer),
+        ("failed", &r.failed, &mut p.failed),
+        ("machine", &r.machine, &mut p.machine),
+    ] {
+        let Some(raw) = raw else { continue };
+        *rule = RetryRule {
+            delay: c.positive(
+                raw.delay.as_ref(),
+                &format!("retry.{name}.delay"),
+                base.delay,
+            ),
+            max_attempts: match &raw.max_attempts {
+                Some(v) if *v.get_ref() == 0 => {
+                    c.err(
+                        v.span(),
+                        format!("retry.{name}.max_attempts must be at least 1"),
+                    );
+                    1
+                }
+                Some(v) => *v.get_ref(),
+                None => base.max_attempts,
+            },
+        };
+    }
+    if let Some(o) = &r.trunk_outage {
+        p.outage_delay = c.positive(o.delay.as_ref(), "retry.trunk_outage.delay", base.delay);
+    }
+    p
 }
 
 fn compile_hours(c: &mut Check<'_>, h: &Spanned<RawHours>) -> BusinessHours {
@@ -1363,6 +1403,56 @@ options = [{ key = "1", action = "callback" }]
         );
         assert!(f.callback.confirm_caller_id && f.callback.allow_other_number);
         assert_eq!(f.callback.numbers.check_entered("15551234567"), Ok(()));
+    }
+
+    /// Issue 21: `[callback.retry]` takes a delay and a cap per outcome, each defaulting to
+    /// `retry_interval` / `max_attempts`; a zero cap or a bare number is an error in place.
+    #[test]
+    fn retry_rules_by_outcome_compile_with_defaults_and_errors() {
+        let f = support_flow();
+        let r = f.callback.retry;
+        assert_eq!(
+            r.busy,
+            RetryRule {
+                max_attempts: 4,
+                delay: Duration::from_secs(300)
+            }
+        );
+        assert_eq!(
+            r.no_answer,
+            RetryRule {
+                max_attempts: 3,
+                delay: Duration::from_secs(900)
+            }
+        );
+        assert_eq!(r.machine.max_attempts, 2);
+        assert_eq!(r.outage_delay, Duration::from_secs(120));
+        let m = compile(Path::new("q.toml"), MINIMAL, &*CATALOG).unwrap();
+        assert_eq!(m.callback.retry, RetryPolicy::default());
+        let src = format!(
+            "{MINIMAL}[callback.retry]\nmax_attempts = 4\nbusy = {{ max_attempts = 0 }}\nmachine = {{ delay = \"5\" }}\nfailed = {{ delay = \"1m\" }}\n"
+        );
+        let e = errors(&src);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].contains(":8:") && e[0].contains("retry.busy.max_attempts must be at least 1"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].contains(":9:") && e[1].contains("retry.machine.delay"),
+            "{e:?}"
+        );
+        let src =
+            format!("{MINIMAL}[callback.retry]\nmax_attempts = 4\nfailed = {{ delay = \"1m\" }}\n");
+        let f = compile(Path::new("q.toml"), &src, &*CATALOG).unwrap();
+        assert_eq!(
+            f.callback.retry.failed,
+            RetryRule {
+                max_attempts: 4,
+                delay: Duration::from_secs(60)
+            }
+        );
+        assert_eq!(f.callback.retry.busy.delay, Duration::from_secs(600));
     }
 
     #[test]

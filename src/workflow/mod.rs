@@ -14,6 +14,7 @@ pub mod engine;
 pub mod flow;
 pub mod hours;
 pub mod numbers;
+pub mod retry;
 pub mod simulate;
 
 pub use engine::{Action, CallContext, Engine, HangupReason, PlayItem, Refusal, Step, WfEvent};

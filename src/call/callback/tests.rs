@@ -10,11 +10,7 @@ const AGENT: LegId = LegId::Agent;
 
 fn settings() -> Settings {
     Settings {
-        retry: RetryPolicy {
-            max_attempts: 3,
-            retry_interval: secs(600),
-            ring_timeout: secs(30),
-        },
+        retry: RetryPolicy::uniform(3, secs(600), secs(30)),
         agent_ring_timeout: secs(20),
         number_allowed: true,
         greeting: "callback_greeting".into(),
@@ -249,7 +245,8 @@ fn customer_failure_status_maps_to_its_outcome() {
         (Some(480), DialFailure::NoAnswer),
         (Some(408), DialFailure::NoAnswer),
         (Some(404), DialFailure::Failed),
-        (Some(503), DialFailure::Failed),
+        (Some(500), DialFailure::Failed),
+        (Some(503), DialFailure::TrunkOutage),
         (None, DialFailure::Failed),
     ] {
         let mut s = Sim::dialling();
@@ -658,4 +655,67 @@ fn a_push_offer_declined_in_the_page() {
         "{cmds:?}"
     );
     assert!(s.c.is_finished());
+}
+
+/// Issue 21: each outcome fails the attempt under its own rule (delay and cap), and the trunk's
+/// own outage (503, no response, no connection) is stored as `trunk_outage`, whose rule has no
+/// cap (the lifecycle does not count it).
+#[test]
+fn each_outcome_takes_its_own_retry_rule_and_a_trunk_outage_is_uncapped() {
+    use crate::workflow::flow::RetryRule;
+    let mut set = settings();
+    set.retry.busy = RetryRule {
+        max_attempts: 5,
+        delay: secs(120),
+    };
+    set.retry.no_answer = RetryRule {
+        max_attempts: 2,
+        delay: secs(1800),
+    };
+    set.retry.outage_delay = secs(60);
+    for (status, cause, kind, max_attempts, delay) in [
+        (Some(486), None, DialFailure::Busy, 5, secs(120)),
+        (Some(480), None, DialFailure::NoAnswer, 2, secs(1800)),
+        (Some(404), None, DialFailure::Failed, 3, secs(600)),
+        (
+            Some(503),
+            None,
+            DialFailure::TrunkOutage,
+            u32::MAX,
+            secs(60),
+        ),
+        (
+            Some(408),
+            Some(FailCause::TrunkNoResponse),
+            DialFailure::TrunkOutage,
+            u32::MAX,
+            secs(60),
+        ),
+        (
+            Some(503),
+            Some(FailCause::Unreachable),
+            DialFailure::TrunkOutage,
+            u32::MAX,
+            secs(60),
+        ),
+    ] {
+        let mut s = Sim::dialling();
+        s.c.settings = set.clone();
+        let cmds = s.leg(CUSTOMER, LegEvent::Failed { status, cause });
+        assert!(
+            cmds.contains(&Command::DialOutcome(kind.as_str())),
+            "{cmds:?}"
+        );
+        assert_eq!(
+            stored(&cmds),
+            vec![Lifecycle::DialFailed {
+                code: status,
+                kind,
+                cause,
+                max_attempts,
+                retry_after: delay,
+            }],
+            "{status:?} {cause:?}"
+        );
+    }
 }

@@ -507,7 +507,10 @@ fn a_transport_failure_says_why_on_the_feed() {
     assert_eq!(c.interaction.callback.as_ref().unwrap().attempts, 1);
     let entry = &c.feed[0];
     assert_eq!(entry.kind, "callback_failed_attempt");
-    assert_eq!(entry.text, "TLS: certificate not trusted");
+    assert_eq!(
+        entry.text,
+        "TLS: certificate not trusted; attempt 1 of 3, next try after 2026-03-01T10:05:00Z"
+    );
     assert_eq!(entry.data["cause"], "tls_certificate_not_trusted");
     assert_eq!(entry.data["outcome"], "failed");
 }
@@ -526,7 +529,11 @@ fn a_failed_attempt_with_a_cause_says_it() {
     let c = apply(&i, e, now()).unwrap();
     assert_eq!(c.interaction.status, Status::Open);
     assert_eq!(c.interaction.callback.as_ref().unwrap().attempts, 1);
-    assert_eq!(c.feed[0].text, "SRTP: no common crypto suite");
+    assert!(
+        c.feed[0]
+            .text
+            .starts_with("SRTP: no common crypto suite; attempt 1 of 3")
+    );
     assert_eq!(c.feed[0].data["cause"], "srtp_no_common_suite");
     assert_eq!(c.feed[0].data["outcome"], "failed");
 }
@@ -706,4 +713,93 @@ fn agent_unreachable_returns_the_callback_uncounted_and_unassigned() {
     not_allowed(&bridged, Event::AgentUnreachable { code: None });
     not_allowed(&open_callback(), Event::AgentUnreachable { code: None });
     not_allowed(&bot(), Event::AgentUnreachable { code: None });
+}
+
+/// Issue 21: a trunk outage is retried after its delay without counting an attempt, and never
+/// closes the callback; the feed says it was not counted and when the next try is.
+#[test]
+fn a_trunk_outage_is_not_counted_and_never_closes() {
+    let mut i = step(&connected_callback(), Event::Dialling);
+    let mut at = now();
+    for _ in 0..5 {
+        let e = Event::DialFailed {
+            code: Some(503),
+            kind: DialFailure::TrunkOutage,
+            cause: None,
+            max_attempts: 1,
+            retry_after: Duration::from_secs(60),
+        };
+        let c = apply(&i, e, at).unwrap();
+        let next = at + jiff::SignedDuration::from_secs(60);
+        assert_eq!(c.interaction.status, Status::Open);
+        let cb = c.interaction.callback.clone().unwrap();
+        assert_eq!(cb.attempts, 0);
+        assert_eq!(cb.not_before, Some(next));
+        assert_eq!(c.feed[0].data["outcome"], "trunk_outage");
+        assert_eq!(c.feed[0].data["counted"], false);
+        assert_eq!(
+            c.feed[0].text,
+            format!("trunk outage; not counted, next try after {next}")
+        );
+        at = next;
+        let agent = Event::Accepted {
+            agent: "bob".into(),
+        };
+        i = apply(&c.interaction, agent, at).unwrap().interaction;
+        i = apply(&i, Event::Dialling, at).unwrap().interaction;
+    }
+}
+
+/// Issue 21: each outcome's cap is checked against all attempts so far: after a busy line
+/// (cap 5), a machine (cap 2) closes the callback at the second attempt; the feed says the
+/// outcome, the count, and that no more tries follow.
+#[test]
+fn each_outcome_applies_its_own_cap_and_delay() {
+    let i = step(&connected_callback(), Event::Dialling);
+    let busy = Event::DialFailed {
+        code: Some(486),
+        kind: DialFailure::Busy,
+        cause: None,
+        max_attempts: 5,
+        retry_after: Duration::from_secs(120),
+    };
+    let c = apply(&i, busy, now()).unwrap();
+    assert_eq!(
+        c.interaction.callback.as_ref().unwrap().not_before,
+        Some(t("2026-03-01T10:02:00Z"))
+    );
+    assert_eq!(
+        c.feed[0].text,
+        "customer busy; attempt 1 of 5, next try after 2026-03-01T10:02:00Z"
+    );
+    let later = t("2026-03-01T10:03:00Z");
+    let i = apply(
+        &c.interaction,
+        Event::Accepted {
+            agent: "bob".into(),
+        },
+        later,
+    )
+    .unwrap();
+    let i = apply(&i.interaction, Event::Dialling, later)
+        .unwrap()
+        .interaction;
+    let machine = Event::DialFailed {
+        code: None,
+        kind: DialFailure::Machine,
+        cause: None,
+        max_attempts: 2,
+        retry_after: Duration::from_secs(3600),
+    };
+    let c = apply(&i, machine, later).unwrap();
+    assert_eq!(c.interaction.status, Status::Closed);
+    assert_eq!(
+        c.interaction.close_reason,
+        Some(CloseReason::CallbackFailed)
+    );
+    assert_eq!(c.feed[0].data["outcome"], "machine");
+    assert_eq!(
+        c.feed[0].text,
+        "answering machine; attempt 2 of 2, no more tries"
+    );
 }
