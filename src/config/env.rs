@@ -51,6 +51,12 @@ pub fn webhook_secret_var(name: &str) -> String {
     format!("HAMMOND_WEBHOOK_{name}_SECRET")
 }
 
+/// The variable that overrides API client `id`'s token: `HAMMOND_API_CLIENT_<ID>_TOKEN`
+/// (spelt as [`agent_token_var`] spells the id).
+pub fn api_client_token_var(id: &str) -> String {
+    agent_token_var(id).replacen("HAMMOND_AGENT_", "HAMMOND_API_CLIENT_", 1)
+}
+
 /// Where config overrides come from. [`ProcessEnv`] in the binary, a `HashMap` in tests.
 pub trait Env {
     /// The value of `key`, or `None` when it is unset (or not valid Unicode).

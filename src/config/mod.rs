@@ -60,6 +60,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `[[agents]]`, in file order; ids are unique. Empty unless configured.
     pub agents: Vec<AgentConfig>,
+    /// `[[api_clients]]`: tokens for programs (a website's "call me" form, a CRM), not agents.
+    pub api_clients: Vec<ApiClientConfig>,
     /// `[shutdown]`.
     pub shutdown: ShutdownConfig,
     /// `[[webhooks]]`, in file order; names are unique.
@@ -380,6 +382,37 @@ impl Role {
         match self {
             Self::Agent => "agent",
             Self::Supervisor => "supervisor",
+        }
+    }
+}
+
+/// One `[[api_clients]]` entry: a program that uses the API with its own token and only the
+/// rights it is given. It is no agent: it has no phone, no presence, no Home List.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiClientConfig {
+    /// Unique among clients; letters, digits, `-` and `_`.
+    pub id: String,
+    /// The queues it may act on.
+    pub queues: Vec<String>,
+    /// Bearer token (`HAMMOND_API_CLIENT_<ID>_TOKEN` overrides); differs from every other
+    /// client's and agent's.
+    pub token: Secret,
+    /// What it may do.
+    pub rights: Vec<ApiRight>,
+}
+
+/// A right an `[[api_clients]]` token may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiRight {
+    /// `POST /api/v1/callbacks`: book a callback for a number (`"create_callbacks"`).
+    CreateCallbacks,
+}
+
+impl ApiRight {
+    /// The right as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CreateCallbacks => "create_callbacks",
         }
     }
 }

@@ -21,6 +21,7 @@ pub(super) struct RawConfig {
     pub(super) shutdown: RawShutdown,
     pub(super) webrtc: RawWebRtc,
     pub(super) agents: Vec<Spanned<RawAgent>>,
+    pub(super) api_clients: Vec<Spanned<RawApiClient>>,
     pub(super) webhooks: Vec<Spanned<RawWebhook>>,
 }
 
@@ -126,6 +127,15 @@ pub(super) struct RawAgent {
     pub(super) queues: Key<Vec<Spanned<String>>>,
     pub(super) token: Key<String>,
     pub(super) role: Key<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawApiClient {
+    pub(super) id: Key<String>,
+    pub(super) queues: Key<Vec<Spanned<String>>>,
+    pub(super) token: Key<String>,
+    pub(super) rights: Key<Vec<Spanned<String>>>,
 }
 
 /// A duration as written. Numbers are accepted by serde so that validation can say which unit

@@ -13,9 +13,9 @@ use super::env::{self, Env};
 use super::raw::{Key, RawBytes, RawConfig, RawDuration};
 use super::values::{self, Cidr, HostPort, Secret};
 use super::{
-    AgentConfig, Config, ConfigErrors, Diagnostic, HttpConfig, MediaConfig, MediaIo, RateLimit,
-    Role, ShutdownConfig, SipConfig, SrtpMode, StoreConfig, TlsListen, Transport, TrunkConfig,
-    WEBRTC_ENDPOINT, WebRtcConfig, WebhookConfig, WebhookUrl,
+    AgentConfig, ApiClientConfig, ApiRight, Config, ConfigErrors, Diagnostic, HttpConfig,
+    MediaConfig, MediaIo, RateLimit, Role, ShutdownConfig, SipConfig, SrtpMode, StoreConfig,
+    TlsListen, Transport, TrunkConfig, WEBRTC_ENDPOINT, WebRtcConfig, WebhookConfig, WebhookUrl,
 };
 use crate::media::Codec;
 
@@ -629,6 +629,88 @@ pub(super) fn validate(
             other => other,
         },
     };
+    // [[api_clients]]
+    let mut api_clients = Vec::with_capacity(raw.api_clients.len());
+    let mut client_ids: HashMap<String, ()> = HashMap::new();
+    for entry in &raw.api_clients {
+        let a = entry.get_ref();
+        let Some(id_key) = &a.id else {
+            c.error_at(
+                entry.span(),
+                "api_clients: every client needs an `id`".into(),
+            );
+            continue;
+        };
+        let Some(id) = c.value(&a.id, "api_clients.id", |s| agent_id(s)) else {
+            continue;
+        };
+        if client_ids.insert(id.clone(), ()).is_some() {
+            c.error_at(
+                id_key.span(),
+                format!("api_clients.id: duplicate client id {id:?}"),
+            );
+            continue;
+        }
+        let queues: Vec<String> = a
+            .queues
+            .as_ref()
+            .map(|l| {
+                l.get_ref()
+                    .iter()
+                    .map(|q| q.get_ref().trim().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if queues.is_empty() || queues.iter().any(String::is_empty) {
+            let span = a.queues.as_ref().map_or(id_key.span(), Spanned::span);
+            c.error_at(
+                span,
+                format!("API client {id:?} needs `queues`, the queues it may act on"),
+            );
+        }
+        let mut rights = Vec::new();
+        for r in a
+            .rights
+            .as_ref()
+            .map(|l| l.get_ref().as_slice())
+            .unwrap_or_default()
+        {
+            match r.get_ref().trim() {
+                "create_callbacks" => rights.push(ApiRight::CreateCallbacks),
+                other => c.error_at(
+                    r.span(),
+                    format!(
+                        "api_clients.rights: unknown right {other:?} (known: \"create_callbacks\")"
+                    ),
+                ),
+            }
+        }
+        let var = env::api_client_token_var(&id);
+        let token = env
+            .get(&var)
+            .or_else(|| a.token.as_ref().map(|t| t.get_ref().clone()))
+            .unwrap_or_default();
+        let span = a.token.as_ref().map_or(id_key.span(), Spanned::span);
+        if token.is_empty() {
+            c.error_at(
+                span,
+                format!("API client {id:?} has no token: set `token` or {var}"),
+            );
+        } else if let Some(other) = seen_tokens.get(&token) {
+            c.error_at(
+                span,
+                format!("API client {id:?} has the same token as {other:?}: tokens must differ"),
+            );
+        } else {
+            seen_tokens.insert(token.clone(), id.clone());
+        }
+        api_clients.push(ApiClientConfig {
+            id,
+            queues,
+            token: Secret::new(token),
+            rights,
+        });
+    }
 
     if !c.diags.is_empty() {
         let mut diags = c.diags;
@@ -682,6 +764,7 @@ pub(super) fn validate(
         prompts_dir,
         data_dir,
         agents,
+        api_clients,
         shutdown: ShutdownConfig { drain_timeout },
         webhooks,
         webrtc,

@@ -160,6 +160,28 @@ impl Interaction {
         }
     }
 
+    /// A callback requested from outside a call (`POST /api/v1/callbacks`: a website's "call
+    /// me" form, a CRM): open at once, sub-type callback, for `number`, not to be dialled
+    /// before `not_before`. Call `InteractionStore::create_callback`, which applies the booking
+    /// rules, to store it.
+    pub fn requested_callback(
+        queue: &str,
+        number: &str,
+        not_before: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            sub_type: SubType::Callback,
+            callback: Some(Callback {
+                number: number.to_owned(),
+                attempts: 0,
+                not_before,
+                requested_at: Some(now),
+            }),
+            ..Self::inbound(queue, number, now)
+        }
+    }
+
     /// An inbound caller whose call is up but not yet in the workflow (ringing before the
     /// answer): open, inbound. Only the call's task may settle it; see
     /// [`LifecycleError::LiveCall`].

@@ -96,6 +96,13 @@ pub enum Error {
         /// The cap.
         max_per_day: u32,
     },
+    /// The `Idempotency-Key` of a callback request was used before, by the request that
+    /// created this interaction: the store answers with it (never surfaces from the trait).
+    #[error("idempotency key already used for interaction {id}")]
+    Replayed {
+        /// The interaction the first request created.
+        id: InteractionId,
+    },
     /// The lifecycle refused the event (a bug in the caller, or a race lost).
     #[error("interaction {id}: {source}")]
     Lifecycle {
@@ -263,6 +270,29 @@ pub struct Booking {
     pub since: Timestamp,
 }
 
+/// A callback requested from outside a call, for [`InteractionStore::create_callback`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCallback {
+    /// The interaction to create: [`Interaction::requested_callback`].
+    pub interaction: Interaction,
+    /// The booking rules (number, not-before, the daily cap and where the day starts).
+    pub booking: Booking,
+    /// The agent's or program's note, added to the feed.
+    pub note: Option<String>,
+    /// The request's `Idempotency-Key`, scoped by its client (`<client>:<key>`): a request
+    /// that repeats it gets the interaction the first one created.
+    pub idempotency_key: Option<String>,
+}
+
+/// What [`InteractionStore::create_callback`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedCallback {
+    /// The interaction (new, or the one the first request with the same key created).
+    pub interaction: Interaction,
+    /// The request repeated an idempotency key: nothing was written.
+    pub replayed: bool,
+}
+
 /// An interaction with its whole feed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detail {
@@ -405,6 +435,14 @@ pub trait InteractionStore: Send + Sync {
         booking: Booking,
         now: Timestamp,
     ) -> StoreFuture<'_, Interaction>;
+
+    /// Stores a callback requested from outside a call (open, sub-type callback, feed
+    /// "callback requested via API" and the note) under the same booking rule as
+    /// [`InteractionStore::book_callback`], atomically: one pending callback per queue and
+    /// number ([`Error::DuplicateCallback`]), at most `max_per_day` booked since `since`
+    /// ([`Error::CallbackLimit`]). A repeated idempotency key writes nothing and answers with
+    /// the interaction the first request created (`replayed`). On disk before it returns.
+    fn create_callback(&self, new: NewCallback) -> StoreFuture<'_, CreatedCallback>;
 
     /// The oldest open interaction of `queue` that may be handled at `now` (its callback's
     /// not-before has passed).

@@ -39,8 +39,8 @@ use super::report::{self, ReportQuery, ReportRow};
 use super::row::{Columns, parse, row_to_interaction, ts, us};
 use super::write::{self, Op, Wrote};
 use super::{
-    Booking, Closed, Cursor, Detail, Error, InteractionStore, ListQuery, Listed, MAX_PAGE,
-    OfferClaim, Page, RetryRules, StoreFuture, StoredEvent,
+    Booking, Closed, CreatedCallback, Cursor, Detail, Error, InteractionStore, ListQuery, Listed,
+    MAX_PAGE, NewCallback, OfferClaim, Page, RetryRules, StoreFuture, StoredEvent,
 };
 use crate::interaction::{
     CloseReason, Event, FeedEntry, Interaction, InteractionId, Status, SubType,
@@ -74,6 +74,13 @@ fn migrator() -> sqlx::migrate::Migrator {
                 Cow::Borrowed("webhooks"),
                 MigrationType::Simple,
                 SqlStr::from_static(include_str!("migrations/pg/0003_webhooks.sql")),
+                false,
+            ),
+            Migration::new(
+                4,
+                Cow::Borrowed("idempotency key"),
+                MigrationType::Simple,
+                SqlStr::from_static(include_str!("migrations/pg/0004_idempotency_key.sql")),
                 false,
             ),
         ]),
@@ -672,6 +679,22 @@ impl InteractionStore for PgStore {
         now: Timestamp,
     ) -> StoreFuture<'_, Interaction> {
         Box::pin(self.write(Op::Book { id, booking, now }))
+    }
+
+    fn create_callback(&self, new: NewCallback) -> StoreFuture<'_, CreatedCallback> {
+        Box::pin(async move {
+            match self.write(Op::CreateCallback(new)).await {
+                Ok(i) => Ok(CreatedCallback {
+                    interaction: i,
+                    replayed: false,
+                }),
+                Err(Error::Replayed { id }) => Ok(CreatedCallback {
+                    interaction: self.get(id).await?.listed.interaction,
+                    replayed: true,
+                }),
+                Err(e) => Err(e),
+            }
+        })
     }
 
     fn next_due(&self, queue: &str, now: Timestamp) -> StoreFuture<'_, Option<Interaction>> {

@@ -30,8 +30,8 @@ use super::report::{self, ReportQuery, ReportRow};
 use super::row::{Columns, parse, row_to_interaction, ts, us};
 use super::write::{self, Op, Wrote};
 use super::{
-    Booking, Closed, Cursor, Detail, Error, InteractionStore, ListQuery, Listed, MAX_PAGE,
-    OfferClaim, Page, RetryRules, StoreFuture, StoredEvent, Synced,
+    Booking, Closed, CreatedCallback, Cursor, Detail, Error, InteractionStore, ListQuery, Listed,
+    MAX_PAGE, NewCallback, OfferClaim, Page, RetryRules, StoreFuture, StoredEvent, Synced,
 };
 use crate::interaction::{
     CloseReason, Event, FeedEntry, Interaction, InteractionId, Status, SubType,
@@ -67,6 +67,11 @@ fn migrator() -> Migrator {
                 include_str!("migrations/0003_heartbeat.sql"),
             ),
             m(4, "webhooks", include_str!("migrations/0004_webhooks.sql")),
+            m(
+                5,
+                "idempotency key",
+                include_str!("migrations/0005_idempotency_key.sql"),
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -585,6 +590,26 @@ impl InteractionStore for SqliteStore {
             // A promise: the caller hears it confirmed next.
             self.durability.sync().await?;
             Ok(i)
+        })
+    }
+
+    fn create_callback(&self, new: NewCallback) -> StoreFuture<'_, CreatedCallback> {
+        Box::pin(async move {
+            match self.write(Op::CreateCallback(new)).await {
+                Ok(i) => {
+                    // A promise: the requester is told it is booked.
+                    self.durability.sync().await?;
+                    Ok(CreatedCallback {
+                        interaction: i,
+                        replayed: false,
+                    })
+                }
+                Err(Error::Replayed { id }) => Ok(CreatedCallback {
+                    interaction: self.get_inner(id).await?.listed.interaction,
+                    replayed: true,
+                }),
+                Err(e) => Err(e),
+            }
         })
     }
 

@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use tokio::sync::broadcast;
 
 use super::{
-    Booking, Closed, Detail, InteractionStore, ListQuery, OfferClaim, Page, RetryRules,
-    SqliteStore, StoreFuture, StoredEvent,
+    Booking, Closed, CreatedCallback, Detail, InteractionStore, ListQuery, NewCallback, OfferClaim,
+    Page, RetryRules, SqliteStore, StoreFuture, StoredEvent,
 };
 use crate::interaction::{CloseReason, Event, Interaction, InteractionId, Status, SubType};
 use crate::queue::agent::Presence;
@@ -98,6 +98,9 @@ impl InteractionStore for Hooked {
             self.run(self.hooks.before_caller_wait.as_ref(), id).await;
             self.inner.book_callback(id, b, now).await
         })
+    }
+    fn create_callback(&self, new: NewCallback) -> StoreFuture<'_, CreatedCallback> {
+        self.inner.create_callback(new)
     }
     fn next_due(&self, q: &str, now: Timestamp) -> StoreFuture<'_, Option<Interaction>> {
         self.inner.next_due(q, now)

@@ -205,6 +205,7 @@ suite!(
     report_reads_arrivals_in_the_window_with_their_bridge_and_close,
     a_webhook_cursor_only_moves_forward_and_survives_a_reopen,
     a_webhook_hold_is_kept_by_its_holder,
+    a_callback_from_the_api_keeps_the_booking_rules_and_its_idempotency_key,
 );
 
 /// The instance delivering a webhook keeps its hold by renewing it (the two-instance case is
@@ -1258,4 +1259,132 @@ async fn an_offer_claim_holds_until_released_or_lapsed(be: &dyn Backend) {
     // A claim past its time lapses.
     assert!(!s.claim_offer(claim(1, "dave", 20), at(4)).await.unwrap());
     assert!(s.claim_offer(claim(1, "dave", 20), at(6)).await.unwrap());
+}
+
+fn api_callback(number: &str, min: i64, key: Option<&str>) -> NewCallback {
+    NewCallback {
+        interaction: Interaction::requested_callback(
+            "support",
+            number,
+            Some(at(min + 60)),
+            at(min),
+        ),
+        booking: Booking {
+            not_before: Some(at(min + 60)),
+            ..booking(number, 3)
+        },
+        note: Some("from the website".into()),
+        idempotency_key: key.map(str::to_owned),
+    }
+}
+
+/// Issue 21: a callback requested through the API is created open, sub-type callback, with the
+/// feed saying so and the note; a repeated idempotency key writes nothing and gives the first
+/// interaction back (at once, or concurrently); the pending-callback and daily-cap rules are
+/// the workflow's.
+async fn a_callback_from_the_api_keeps_the_booking_rules_and_its_idempotency_key(be: &dyn Backend) {
+    let s = be.open().await;
+    let created = s
+        .create_callback(api_callback("15551234567", 0, Some("web:k1")))
+        .await
+        .unwrap();
+    assert!(!created.replayed);
+    let i = &created.interaction;
+    assert_eq!((i.status, i.sub_type), (Status::Open, SubType::Callback));
+    assert_eq!(i.callback.as_ref().unwrap().not_before, Some(at(60)));
+    let d = s.get(i.id).await.unwrap();
+    let kinds: Vec<&str> = d.feed.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["created", "callback_requested", "note"]);
+    assert!(
+        d.feed[1].text.contains("requested via API"),
+        "{:?}",
+        d.feed[1]
+    );
+    assert_eq!(d.feed[2].text, "from the website");
+    assert_eq!(d.listed.position, Some(1));
+    let events = s.events_since(0, 100).await.unwrap().len();
+    // The same key again, at once and concurrently: the same interaction, nothing written.
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let s = Arc::clone(&s);
+            tokio::spawn(async move {
+                s.create_callback(api_callback("15551234567", 0, Some("web:k1")))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let again = t.await.unwrap().unwrap();
+        assert!(again.replayed);
+        assert_eq!(again.interaction.id, i.id);
+    }
+    assert_eq!(s.events_since(0, 100).await.unwrap().len(), events);
+    // Another key, same number: the pending-callback rule.
+    assert!(matches!(
+        s.create_callback(api_callback("15551234567", 1, Some("web:k2")))
+            .await,
+        Err(Error::DuplicateCallback { .. })
+    ));
+    // The workflow meets the API's pending callback too.
+    let caller = in_workflow(&s, "support", 2).await;
+    assert!(matches!(
+        s.book_callback(caller.id, booking("15551234567", 3), at(2))
+            .await,
+        Err(Error::DuplicateCallback { .. })
+    ));
+    // The daily cap counts API bookings: two more closed ones, then the fourth is refused.
+    for n in 0..2 {
+        let end = Event::Closed {
+            reason: CloseReason::Completed,
+            disposition: None,
+        };
+        let open = s
+            .list(ListQuery {
+                status: Some(Status::Open),
+                sub_type: Some(SubType::Callback),
+                ..all()
+            })
+            .await
+            .unwrap();
+        for l in open.items {
+            s.apply(l.interaction.id, end.clone(), at(3 + n))
+                .await
+                .unwrap();
+        }
+        s.create_callback(api_callback("15551234567", 4 + n, None))
+            .await
+            .unwrap();
+    }
+    let open = s
+        .list(ListQuery {
+            status: Some(Status::Open),
+            ..all()
+        })
+        .await
+        .unwrap();
+    for l in open
+        .items
+        .iter()
+        .filter(|l| l.interaction.sub_type == SubType::Callback)
+    {
+        let end = Event::Closed {
+            reason: CloseReason::Completed,
+            disposition: None,
+        };
+        s.apply(l.interaction.id, end, at(7)).await.unwrap();
+    }
+    assert!(matches!(
+        s.create_callback(api_callback("15551234567", 8, None))
+            .await,
+        Err(Error::CallbackLimit { max_per_day: 3, .. })
+    ));
+    // Nothing half-written by the refusals.
+    let callbacks = s
+        .list(ListQuery {
+            sub_type: Some(SubType::Callback),
+            ..all()
+        })
+        .await
+        .unwrap();
+    assert_eq!(callbacks.items.len(), 3);
 }

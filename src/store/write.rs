@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use tokio::sync::oneshot;
 
-use super::{Booking, Error};
+use super::{Booking, Error, NewCallback};
 use crate::interaction::{
     CloseReason, Event, FeedEntry, Interaction, InteractionId, Status, SubType,
 };
@@ -33,6 +33,9 @@ pub(crate) enum Op {
         booking: Booking,
         now: Timestamp,
     },
+    /// A callback from outside a call: the idempotency key looked up, the cap counted and the
+    /// pending-callback index checked, in the transaction that writes it.
+    CreateCallback(NewCallback),
     /// An agent's close: decided on the row as stored, in the transaction that writes it.
     Close {
         id: InteractionId,
@@ -48,7 +51,7 @@ impl Op {
     /// The interaction it changes (`None` for a create).
     pub(crate) fn target(&self) -> Option<InteractionId> {
         match self {
-            Self::Create(_) => None,
+            Self::Create(_) | Self::CreateCallback(_) => None,
             Self::Apply { id, .. } | Self::Book { id, .. } | Self::Close { id, .. } => Some(*id),
         }
     }
@@ -58,7 +61,10 @@ impl Op {
     pub(crate) fn is_urgent(&self) -> bool {
         matches!(
             self,
-            Self::Apply { accept: true, .. } | Self::Close { .. } | Self::Book { .. }
+            Self::Apply { accept: true, .. }
+                | Self::Close { .. }
+                | Self::Book { .. }
+                | Self::CreateCallback(_)
         )
     }
 
@@ -69,7 +75,7 @@ impl Op {
             Self::Apply { accept, event, .. } => {
                 *accept || matches!(event, Event::CallbackRequested { .. })
             }
-            Self::Book { .. } => true,
+            Self::Book { .. } | Self::CreateCallback(_) => true,
             Self::Create(_) | Self::Close { .. } => false,
         }
     }
@@ -134,9 +140,11 @@ pub(crate) const RECORD_WAIT: Duration = Duration::from_secs(30);
 /// How long `op` may wait for the writer to take it.
 pub(crate) fn wait_for(op: &Op) -> Duration {
     match op {
-        Op::Create(_) | Op::Close { .. } | Op::Book { .. } | Op::Apply { accept: true, .. } => {
-            WRITE_WAIT
-        }
+        Op::Create(_)
+        | Op::CreateCallback(_)
+        | Op::Close { .. }
+        | Op::Book { .. }
+        | Op::Apply { accept: true, .. } => WRITE_WAIT,
         Op::Apply { accept: false, .. } => RECORD_WAIT,
     }
 }
@@ -205,6 +213,16 @@ pub(crate) fn created_entry(stored: &Interaction) -> FeedEntry {
     .with("customer_number", &stored.customer_number)
 }
 
+/// The `created` entry of a callback requested from outside a call.
+pub(crate) fn api_created_entry(stored: &Interaction) -> FeedEntry {
+    let mut e = created_entry(stored).with("via", "api");
+    e.text = format!(
+        "callback for {} created via the API",
+        stored.customer_number
+    );
+    e
+}
+
 /// An agent's close, decided on `current`: an open interaction (any agent of its queue), or
 /// a connected one assigned to `agent`; the status it is closed from is the guard.
 pub(crate) fn close_by(
@@ -252,6 +270,38 @@ pub(crate) fn book(
         not_before: b.not_before,
     };
     Ok((event, Guard::Version))
+}
+
+/// A callback from outside a call, decided given `booked` (the bookings of its queue and
+/// number since [`Booking::since`], counted in the transaction that writes it): the daily cap,
+/// then the feed entries the create writes after `created` ("requested via API", the note).
+/// The pending-callback index has the last word at the `INSERT`.
+pub(crate) fn api_callback(new: &NewCallback, booked: i64) -> Result<Vec<FeedEntry>, Error> {
+    let b = &new.booking;
+    if b.max_per_day > 0 && booked >= i64::from(b.max_per_day) {
+        return Err(Error::CallbackLimit {
+            id: 0,
+            number: b.number.clone(),
+            max_per_day: b.max_per_day,
+        });
+    }
+    let at = new.interaction.created_at;
+    let mut requested = FeedEntry::new(
+        at,
+        "callback_requested",
+        format!("callback requested via API for {}", b.number),
+    )
+    .with("number", &b.number)
+    .with("via", "api");
+    if let Some(t) = b.not_before {
+        requested = requested.with("not_before", t.to_string());
+        requested.text = format!("{}, not before {t}", requested.text);
+    }
+    let mut feed = vec![requested];
+    if let Some(note) = new.note.as_deref().filter(|n| !n.trim().is_empty()) {
+        feed.push(FeedEntry::new(at, "note", note.trim()));
+    }
+    Ok(feed)
 }
 
 /// The duplicate-callback refusal for `next`, the row a refused `UPDATE` would have written.

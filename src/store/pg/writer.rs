@@ -39,7 +39,7 @@ use super::notify::EVENTS_CHANNEL;
 use crate::interaction::{Event, Interaction, InteractionId, Leg, LifecycleError, apply};
 use crate::store::row::{row_to_interaction, us};
 use crate::store::write::{self, EventData, Guard, Load, Op, WriteJob, Written, Wrote};
-use crate::store::{Booking, Error, StoredEvent, db_unavailable};
+use crate::store::{Booking, Error, NewCallback, StoredEvent, db_unavailable};
 
 /// Most writes one transaction takes from the queue.
 const MAX_BATCH: usize = 256;
@@ -322,6 +322,7 @@ async fn body(
     let mut order: Vec<usize> = (0..ops.len()).collect();
     order.sort_by_key(|&k| match ops[k] {
         Op::Book { id, booking, .. } => (0, booking.number.clone(), *id),
+        Op::CreateCallback(new) => (0, new.booking.number.clone(), 0),
         op => (1, String::new(), op.target().unwrap_or(0)),
     });
     // Rows written earlier in this transaction (newer than the cache).
@@ -335,6 +336,7 @@ async fn body(
             .cloned();
         let r = match ops[k] {
             Op::Create(new) => create(conn, new, instance).await,
+            Op::CreateCallback(new) => create_callback(conn, new, instance).await,
             Op::Apply {
                 id,
                 event,
@@ -541,6 +543,79 @@ async fn create(
         },
         position,
     ))
+}
+
+/// A callback from outside a call ([`write::api_callback`]'s rules), under advisory locks on
+/// its idempotency key and on its queue and number (two requests with one key, or for one
+/// number, on any instances, go one after the other): a repeated key is [`Error::Replayed`],
+/// the day's bookings are counted, and the pending-callback index refuses a second pending
+/// callback at the `INSERT` (rolled back to a savepoint: only this write fails).
+async fn create_callback(
+    conn: &mut PgConnection,
+    new: &NewCallback,
+    instance: &str,
+) -> Result<(Written, Option<u32>), Error> {
+    let queue = &new.interaction.queue;
+    let b = &new.booking;
+    if let Some(key) = &new.idempotency_key {
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('idempotency ' || $1, 0))::text",
+        )
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM interactions WHERE idempotency_key = $1")
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if let Some(id) = id {
+            return Err(Error::Replayed { id });
+        }
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || ' ' || $2, 0))::text")
+        .bind(queue)
+        .bind(&b.number)
+        .execute(&mut *conn)
+        .await?;
+    let booked = if b.max_per_day == 0 {
+        0
+    } else {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM interactions WHERE queue = $1 AND callback_number = $2 \
+             AND callback_requested_at >= $3",
+        )
+        .bind(queue)
+        .bind(&b.number)
+        .bind(us(b.since))
+        .fetch_one(&mut *conn)
+        .await?
+    };
+    let extra = write::api_callback(new, booked)?;
+    sqlx::raw_sql("SAVEPOINT request")
+        .execute(&mut *conn)
+        .await?;
+    let (mut w, position) = match create(conn, &new.interaction, instance).await {
+        Err(Error::Db(sqlx::Error::Database(d)))
+            if d.constraint() == Some("interactions_pending_callback") =>
+        {
+            sqlx::raw_sql("ROLLBACK TO SAVEPOINT request")
+                .execute(&mut *conn)
+                .await?;
+            return Err(write::duplicate(&new.interaction));
+        }
+        r => r?,
+    };
+    if let Some(key) = &new.idempotency_key {
+        sqlx::query("UPDATE interactions SET idempotency_key = $1 WHERE id = $2")
+            .bind(key)
+            .bind(w.interaction.id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    w.feed = vec![write::api_created_entry(&w.interaction)];
+    w.feed.extend(extra);
+    Ok((w, position))
 }
 
 /// The row as stored, locked until the transaction ends.

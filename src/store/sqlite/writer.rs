@@ -39,7 +39,7 @@ use crate::interaction::{
 };
 use crate::store::row::{row_to_interaction, us};
 use crate::store::write::{self, EventData, Guard, Load, Op, WriteJob, Written, Wrote};
-use crate::store::{Booking, Error, StoredEvent};
+use crate::store::{Booking, Error, NewCallback, StoredEvent};
 
 // Stop is sent once; boxing the write would cost an allocation per write.
 #[allow(clippy::large_enum_variant)]
@@ -507,6 +507,7 @@ fn body(
     for op in ops {
         let r = match op {
             Op::Create(new) => create(conn, new),
+            Op::CreateCallback(new) => create_callback(conn, new),
             Op::Apply {
                 id,
                 event,
@@ -656,6 +657,49 @@ fn create(conn: &Connection, new: &Interaction) -> Result<Written, Error> {
         kind: "created",
         feed: vec![entry],
     })
+}
+
+/// A callback from outside a call ([`write::api_callback`]'s rules): a repeated idempotency
+/// key is [`Error::Replayed`] (nothing written), the daily cap is counted, and the pending
+/// callback index refuses a second pending callback at the `INSERT` (only that statement is
+/// undone). This writer is the only one, so the key's lookup cannot race its insert.
+fn create_callback(conn: &Connection, new: &NewCallback) -> Result<Written, Error> {
+    if let Some(key) = &new.idempotency_key {
+        let mut find =
+            conn.prepare_cached("SELECT id FROM interactions WHERE idempotency_key = ?")?;
+        let mut rows = find.query([key])?;
+        if let Some(row) = rows.next()? {
+            return Err(Error::Replayed { id: row.get(0)? });
+        }
+    }
+    let b = &new.booking;
+    let booked: i64 = if b.max_per_day == 0 {
+        0
+    } else {
+        conn.prepare_cached(
+            "SELECT COUNT(*) FROM interactions WHERE queue = ? AND callback_number = ? \
+             AND callback_requested_at >= ?",
+        )?
+        .query_row(params![new.interaction.queue, b.number, us(b.since)], |r| {
+            r.get(0)
+        })?
+    };
+    let extra = write::api_callback(new, booked)?;
+    let mut w = match create(conn, &new.interaction) {
+        Err(Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            return Err(write::duplicate(&new.interaction));
+        }
+        r => r?,
+    };
+    if let Some(key) = &new.idempotency_key {
+        conn.prepare_cached("UPDATE interactions SET idempotency_key = ? WHERE id = ?")?
+            .execute(params![key, w.interaction.id])?;
+    }
+    w.feed = vec![write::api_created_entry(&w.interaction)];
+    w.feed.extend(extra);
+    Ok(w)
 }
 
 fn read(conn: &Connection, id: InteractionId) -> Result<(Interaction, i64), Error> {
