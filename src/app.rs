@@ -271,7 +271,9 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
             })
         })
         .with_max_body(cfg.http.max_body)
-        .with_shutdown(http_stop.clone());
+        .with_shutdown(http_stop.clone())
+        .with_flows(registry.clone())
+        .with_api_clients(api::ApiClient::from_config(&cfg.api_clients));
     // Webhooks: delivered from the event log by tasks of their own (never on a call's path).
     let (deliveries, _webhook_tasks) = crate::webhook::deliver::spawn(
         store.clone(),

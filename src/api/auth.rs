@@ -76,6 +76,19 @@ pub(super) fn authenticate(
     state: &AppState,
     from: TokenFrom,
 ) -> Result<Agent, ApiError> {
+    authenticate_with(parts, state, from, |token| {
+        state.agents.by_token(token).map(Ok)
+    })
+}
+
+/// [`authenticate`] with another lookup: `find` answers `None` for a token it does not know (a
+/// strike), else what the token is (or why it may not be used here: no strike).
+fn authenticate_with<T>(
+    parts: &Parts,
+    state: &AppState,
+    from: TokenFrom,
+    find: impl FnOnce(&str) -> Option<Result<T, ApiError>>,
+) -> Result<T, ApiError> {
     // Served without connect info (in-process tests), there is no client IP to lock out.
     let client = parts
         .extensions
@@ -110,8 +123,8 @@ pub(super) fn authenticate(
     let Some(token) = presented else {
         return Err(ApiError::Unauthorized);
     };
-    if let Some(agent) = state.agents.by_token(&token) {
-        return Ok(agent);
+    if let Some(found) = find(&token) {
+        return found;
     }
     if let Some(ip) = client
         && state.lockout.failure(now, ip)
@@ -119,6 +132,71 @@ pub(super) fn authenticate(
         tracing::warn!(client.addr = %crate::pii::Pii(&ip), "API client locked out after repeated bad tokens");
     }
     Err(ApiError::Unauthorized)
+}
+
+/// A program's API token (`[[api_clients]]`): a website's "call me" form, a CRM. It is no
+/// agent: it acts only with its rights, on its queues.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    /// Its id (scopes its idempotency keys).
+    pub id: String,
+    /// Its bearer token.
+    pub token: String,
+    /// The queues it may act on.
+    pub queues: Vec<String>,
+    /// What it may do.
+    pub rights: Vec<crate::config::ApiRight>,
+}
+
+impl ApiClient {
+    /// The `[[api_clients]]` entries of the service config.
+    pub fn from_config(list: &[crate::config::ApiClientConfig]) -> Vec<Self> {
+        list.iter()
+            .map(|c| Self {
+                id: c.id.clone(),
+                token: c.token.expose().to_owned(),
+                queues: c.queues.clone(),
+                rights: c.rights.clone(),
+            })
+            .collect()
+    }
+}
+
+/// The caller of a route that only `[[api_clients]]` with `right` may use: an agent's token is
+/// 403 (it is known, so no strike), an unknown one 401 and a strike, as on every route.
+pub(super) fn authenticate_client(
+    parts: &Parts,
+    state: &AppState,
+    right: crate::config::ApiRight,
+) -> Result<ApiClient, ApiError> {
+    authenticate_with(parts, state, TokenFrom::Header, |token| {
+        let client = state
+            .api_clients
+            .iter()
+            .filter(|c| !c.token.is_empty())
+            .fold(None, |found, c| {
+                if crate::rt::agents::ct_eq(c.token.as_bytes(), token.as_bytes()) {
+                    Some(c)
+                } else {
+                    found
+                }
+            });
+        match client {
+            Some(c) if c.rights.contains(&right) => Some(Ok(c.clone())),
+            Some(c) => Some(Err(ApiError::Forbidden(format!(
+                "API client {} lacks the {} right",
+                c.id,
+                right.as_str()
+            )))),
+            None => state.agents.by_token(token).map(|a| {
+                Err(ApiError::Forbidden(format!(
+                    "agent {}'s token lacks the {} right (an [[api_clients]] token has it)",
+                    a.id,
+                    right.as_str()
+                )))
+            }),
+        }
+    })
 }
 
 /// When a client is locked out.

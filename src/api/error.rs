@@ -42,6 +42,15 @@ pub enum ApiError {
     /// Too many bad tokens from this client IP (429 with Retry-After).
     #[error("too many failed authentications; retry in {retry_after} s")]
     LockedOut { retry_after: u64 },
+    /// A well-formed request the rules refuse (422), with a code that says which rule:
+    /// `number_refused`, `duplicate_callback`, `daily_limit`, `unknown_queue`.
+    #[error("{message}")]
+    Refused {
+        /// Machine-readable.
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
     /// Malformed body, query or header (422).
     #[error("{0}")]
     Unprocessable(String),
@@ -63,6 +72,7 @@ impl ApiError {
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::LockedOut { .. } => (StatusCode::TOO_MANY_REQUESTS, "locked_out"),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            Self::Refused { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             // The database is locked, full or stalled: try again shortly.
             Self::Store(e) if e.is_unavailable() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")

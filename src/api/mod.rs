@@ -8,6 +8,7 @@
 
 mod agents;
 mod auth;
+mod callbacks;
 mod error;
 mod events;
 mod health;
@@ -28,13 +29,14 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use auth::{AuthAgent, Lockout, LockoutPolicy, StreamAgent};
+pub use auth::{ApiClient, AuthAgent, Lockout, LockoutPolicy, StreamAgent};
 pub use error::ApiError;
 
 use crate::queue::agent::{Accepted, Agent};
 use crate::rt::agents::Agents;
 use crate::rt::connected::ConnectedCalls;
 use crate::rt::webrtc::Phones;
+use crate::rt::queue_watch::QueueRegistry;
 use crate::store::InteractionStore;
 
 /// Largest request body accepted unless [`AppState::with_max_body`] says otherwise (the
@@ -82,6 +84,10 @@ pub struct AppState {
     pub queues: QueueList,
     /// The webhooks' delivery state (none by default).
     pub webhooks: WebhookStates,
+    /// The queues as now loaded (number rules, daily cap, calling window).
+    pub flows: Arc<QueueRegistry>,
+    /// `[[api_clients]]`: programs' tokens and their rights.
+    pub api_clients: Arc<Vec<ApiClient>>,
 }
 
 impl AppState {
@@ -126,7 +132,24 @@ impl AppState {
             phones: Arc::default(),
             max_body: BODY_LIMIT,
             shutdown: CancellationToken::new(),
+            flows: Arc::new(QueueRegistry::new(Default::default(), Vec::new())),
+            api_clients: Arc::default(),
         }
+    }
+
+    /// The queue files requests are checked against (the running registry: hot reloads
+    /// included): number rules, daily cap, calling window.
+    #[must_use]
+    pub fn with_flows(mut self, flows: Arc<QueueRegistry>) -> Self {
+        self.flows = flows;
+        self
+    }
+
+    /// Programs' tokens (`[[api_clients]]`).
+    #[must_use]
+    pub fn with_api_clients(mut self, clients: Vec<ApiClient>) -> Self {
+        self.api_clients = Arc::new(clients);
+        self
     }
 
     /// Sends every successful accept to `tx`.
@@ -202,6 +225,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/interactions/{id}/assign",
             post(interactions::assign),
         )
+        .route("/api/v1/callbacks", post(callbacks::create))
         .route("/api/v1/me", get(agents::me))
         .route("/api/v1/agents", get(agents::list))
         .route("/api/v1/agents/{id}/status", put(agents::set_status))

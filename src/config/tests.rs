@@ -676,3 +676,50 @@ token = \"carol-secret\"
     let d = errors("[[agents]]\nid = \"x\"\nendpoint = \"WebRTC\"\ntoken = \"t\"\n");
     assert_at(&d, 3, 12, "must start with \"sip:\"");
 }
+
+/// Issue 21: `[[api_clients]]` entries: rights known, queues required, tokens unique among
+/// clients and agents, the token from the environment.
+#[test]
+fn api_clients_are_checked_and_take_their_token_from_env() {
+    let src = "\
+[[agents]]
+id = \"alice\"
+endpoint = \"sip:alice@127.0.0.1:5070\"
+token = \"shared\"
+
+[[api_clients]]
+id = \"website\"
+queues = [\"support\"]
+rights = [\"create_callbacks\"]
+
+[[api_clients]]
+id = \"crm\"
+rights = [\"delete_everything\"]
+token = \"shared\"
+";
+    let d = errors(src);
+    assert_at(
+        &d,
+        7,
+        6,
+        "has no token: set `token` or HAMMOND_API_CLIENT_WEBSITE_TOKEN",
+    );
+    assert_at(&d, 12, 6, "needs `queues`");
+    assert_at(&d, 13, 11, "unknown right \"delete_everything\"");
+    assert_at(&d, 14, 9, "same token as \"alice\"");
+    let cfg = Config::from_toml(
+        Path::new("t.toml"),
+        &src[..src.find("[[api_clients]]\nid = \"crm\"").unwrap()],
+        &env_of(&[("HAMMOND_API_CLIENT_WEBSITE_TOKEN", "from-env")]),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.api_clients,
+        vec![ApiClientConfig {
+            id: "website".into(),
+            queues: vec!["support".into()],
+            token: Secret::new("from-env"),
+            rights: vec![ApiRight::CreateCallbacks],
+        }]
+    );
+}

@@ -204,7 +204,7 @@ impl Agents {
 
 /// Constant-time equality: the time depends only on the longer length, never on where the
 /// inputs differ (so a token cannot be guessed byte by byte from response times).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
     for i in 0..a.len().max(b.len()) {
         let x = a.get(i).copied().unwrap_or(0);

@@ -206,6 +206,40 @@ pub fn has_prefix(number: &str, prefix: &str) -> bool {
 impl NumberRules {
     /// Check digits the caller typed (after `#` or the inter-digit timeout).
     pub fn check_entered(&self, digits: &str) -> Result<(), NumberError> {
+        let full = self.entered_full(digits)?;
+        self.check_full(&full)
+    }
+
+    /// Check a caller ID as the PBX presented it (`+15551234567`, `15551234567`, `5551234567`).
+    /// Anything else (`anonymous`, empty) is refused and the caller is asked to enter a number.
+    pub fn check_caller_id(&self, caller: &str) -> Result<(), NumberError> {
+        self.canonical(caller).map(drop)
+    }
+
+    /// A number given in writing (the API: `+15551234567`, `15551234567`, `5551234567`,
+    /// `011…`; spaces, dots, dashes and brackets are ignored), checked as a caller ID and put
+    /// in one form, `+` and the international digits, so one number is one callback whichever
+    /// way it was written.
+    pub fn canonical(&self, number: &str) -> Result<String, NumberError> {
+        let cleaned: String = number
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
+        let full = match cleaned.strip_prefix('+') {
+            Some(rest) => {
+                if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(NumberError::NotDigits);
+                }
+                rest.to_owned()
+            }
+            None => self.entered_full(&cleaned)?,
+        };
+        self.check_full(&full)?;
+        Ok(format!("+{full}"))
+    }
+
+    /// Typed digits in international form (without `+`), or why they cannot be.
+    fn entered_full(&self, digits: &str) -> Result<String, NumberError> {
         if digits.is_empty() {
             return Err(NumberError::Empty);
         }
@@ -222,33 +256,16 @@ impl NumberRules {
                 max: self.max_digits,
             });
         }
-        let full = if !self.international_prefix.is_empty()
-            && digits.starts_with(&self.international_prefix)
-        {
-            digits[self.international_prefix.len()..].to_owned()
+        if !self.international_prefix.is_empty() && digits.starts_with(&self.international_prefix) {
+            Ok(digits[self.international_prefix.len()..].to_owned())
         } else if digits.len() == self.national_length {
-            format!("{}{digits}", self.country_code)
+            Ok(format!("{}{digits}", self.country_code))
         } else if digits.starts_with(&self.country_code)
             && digits.len() == self.country_code.len() + self.national_length
         {
-            digits.to_owned()
+            Ok(digits.to_owned())
         } else {
-            return Err(self.wrong_length());
-        };
-        self.check_full(&full)
-    }
-
-    /// Check a caller ID as the PBX presented it (`+15551234567`, `15551234567`, `5551234567`).
-    /// Anything else (`anonymous`, empty) is refused and the caller is asked to enter a number.
-    pub fn check_caller_id(&self, caller: &str) -> Result<(), NumberError> {
-        match caller.strip_prefix('+') {
-            Some(rest) => {
-                if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(NumberError::NotDigits);
-                }
-                self.check_full(rest)
-            }
-            None => self.check_entered(caller),
+            Err(self.wrong_length())
         }
     }
 
@@ -323,6 +340,29 @@ mod tests {
             blocked_prefixes: vec!["1900".into(), "1xxx976".into()],
             fictional_prefixes: vec!["1555".into()],
         }
+    }
+
+    /// Issue 21: a number written for the API is checked as a caller ID and given one form.
+    #[test]
+    fn a_written_number_has_one_canonical_form() {
+        let r = nanp();
+        for n in [
+            "+1 555 123 4567",
+            "15551234567",
+            "(555) 123-4567",
+            "555.123.4567",
+        ] {
+            assert_eq!(r.canonical(n), Ok("+15551234567".into()), "{n}");
+        }
+        assert_eq!(
+            r.canonical("+1 900 555 0199"),
+            Err(NumberError::Blocked("1900".into()))
+        );
+        assert_eq!(
+            r.canonical("+1 876 555 0199").unwrap_err(),
+            NumberError::International
+        );
+        assert_eq!(r.canonical("call me"), Err(NumberError::NotDigits));
     }
 
     #[test]
