@@ -60,7 +60,7 @@ pub(super) async fn create(
 ) -> Result<Response, ApiError> {
     let b: NewCallbackBody = parse_body(body, None)?;
     let key = idempotency_key(&headers)?;
-    if !client.queues.iter().any(|q| *q == b.queue) {
+    if !client.queues.contains(&b.queue) {
         return Err(ApiError::Forbidden(format!(
             "queue {} is not one of API client {}'s",
             b.queue, client.id
@@ -103,8 +103,13 @@ pub(super) async fn create(
     let now = clock::wall();
     // A time already past is no constraint; the store keeps microseconds, and the answer
     // shows what it keeps.
-    let not_before = not_before
-        .filter(|t| *t > now)
+    let not_before = not_before.filter(|t| *t > now);
+    // Never at night: a time outside the calling window in the customer's zone moves on to
+    // when it opens.
+    let from = not_before.unwrap_or(now);
+    let not_before = flow
+        .callable_from(&number, from)
+        .or(not_before)
         .and_then(|t| jiff::Timestamp::from_microsecond(t.as_microsecond()).ok());
     let new = NewCallback {
         interaction: Interaction::requested_callback(&b.queue, &number, not_before, now),

@@ -94,7 +94,7 @@ pub(super) async fn list(
     let items: Vec<Value> = page
         .items
         .iter()
-        .map(|l| l.interaction.to_json(l.position))
+        .map(|l| listed_json(&st, &l.interaction, l.position))
         .collect();
     let mut body = json!({ "interactions": items });
     if let Some(c) = page.next_cursor {
@@ -123,7 +123,7 @@ pub(super) async fn detail(
     let id = path_id(id)?;
     let d = st.store.get(id).await?;
     check_queue(&agent, &d.listed.interaction)?;
-    let mut body = d.listed.interaction.to_json(d.listed.position);
+    let mut body = listed_json(&st, &d.listed.interaction, d.listed.position);
     body["feed"] = serde_json::to_value(&d.feed).unwrap_or(Value::Null);
     Ok(Json(body))
 }
@@ -227,6 +227,9 @@ pub(super) async fn assign(
 
 /// The accept itself, for `agent` (the caller, or the one a supervisor names).
 async fn hand_to(st: &AppState, id: InteractionId, agent: Agent) -> Result<Json<Value>, ApiError> {
+    // Never outside the calling window in the customer's time zone (an accept or an assign).
+    let current = st.store.get(id).await?.listed.interaction;
+    outside_window(st, &current)?;
     let (i, synced) = st
         .store
         .accept_committed(id, &agent.id, clock::wall())
@@ -308,6 +311,50 @@ pub(super) async fn close(
         tracing::info!(interaction.id = id, agent.id = %agent.id, "closed while its call was up: hanging up");
     }
     Ok(Json(closed.interaction.to_json(None)))
+}
+
+/// A callback whose customer is outside the queue's calling window (in the customer's time
+/// zone) is not due: 409 `not_yet_due` with when the window opens, as for a `not_before`.
+fn outside_window(st: &AppState, i: &Interaction) -> Result<(), ApiError> {
+    let Some(t) = callable_from(st, i) else {
+        return Ok(());
+    };
+    Err(ApiError::NotYetDue {
+        message: format!(
+            "interaction {} is a callback outside the queue's calling window in the customer's \
+             time zone: not to be dialled before {t}",
+            i.id
+        ),
+        not_before: t,
+    })
+}
+
+/// When an open callback may be dialled by its queue's calling window (`None`: now, or not a
+/// callback, or no window).
+fn callable_from(st: &AppState, i: &Interaction) -> Option<jiff::Timestamp> {
+    let cb = i
+        .callback
+        .as_ref()
+        .filter(|_| i.sub_type == SubType::Callback)?;
+    if i.status != Status::Open {
+        return None;
+    }
+    st.flows
+        .current()
+        .get(&i.queue)?
+        .callable_from(&cb.number, clock::wall())
+}
+
+/// The interaction's JSON for the Home List, with `callback.callable_from`: when the calling
+/// window lets it be dialled, if not now.
+fn listed_json(st: &AppState, i: &Interaction, position: Option<u32>) -> Value {
+    let mut v = i.to_json(position);
+    if let Some(t) = callable_from(st, i)
+        && let Some(cb) = v.get_mut("callback").and_then(Value::as_object_mut)
+    {
+        cb.insert("callable_from".into(), Value::String(t.to_string()));
+    }
+    v
 }
 
 fn path_id(id: Result<Path<InteractionId>, PathRejection>) -> Result<InteractionId, ApiError> {

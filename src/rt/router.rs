@@ -144,13 +144,17 @@ async fn round(svc: &Arc<Services>, router: &mut Router, in_flight: &Arc<Mutex<I
             .await
             .map(|p| p.items)
             .unwrap_or_default();
+        let flow = svc.queues.current().get(&queue);
         candidates.extend(
             open.iter()
                 .filter(|l| {
-                    l.interaction
-                        .callback
-                        .as_ref()
-                        .is_some_and(|c| c.not_before.is_none_or(|t| t <= now))
+                    // Due, and inside the calling window in the customer's time zone.
+                    l.interaction.callback.as_ref().is_some_and(|c| {
+                        c.not_before.is_none_or(|t| t <= now)
+                            && flow
+                                .as_ref()
+                                .is_none_or(|f| f.callable_from(&c.number, now).is_none())
+                    })
                 })
                 .map(|l| Candidate {
                     interaction: l.interaction.id,

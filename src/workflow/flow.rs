@@ -296,12 +296,28 @@ pub struct CallbackRules {
     /// How long the agent's leg of a callback may ring before the callback goes back to the
     /// queue (uncounted) and the agent is set away.
     pub agent_ring_timeout: Duration,
+    /// When customers may be called, in their own time zone; `None`: at any hour.
+    pub calling_window: Option<CallingWindow>,
+    /// The zone for numbers the time-zone table cannot place: `[callback] time_zone`, else
+    /// `[hours] time_zone`, else UTC.
+    pub time_zone: jiff::tz::TimeZone,
+}
+
+impl Flow {
+    /// When the customer at `number` may be called, at `at`: `None` now (no calling window, or
+    /// inside it in the customer's time zone), else when the window next opens there.
+    pub fn callable_from(&self, number: &str, at: jiff::Timestamp) -> Option<jiff::Timestamp> {
+        let w = self.callback.calling_window?;
+        let zones = super::window::customer_zones(number, &self.callback.time_zone);
+        w.closed_until(&zones, at)
+    }
 }
 
 /// A queue file's `agent_ring_timeout` when it has none.
 pub const DEFAULT_AGENT_RING_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub use super::retry::{RetryPolicy, RetryRule};
+pub use super::window::CallingWindow;
 
 /// Position / estimated-wait announcements after each menu.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -400,6 +416,8 @@ struct RawCallback {
     max_per_day: Option<Spanned<u32>>,
     caller_id: Option<Spanned<String>>,
     agent_ring_timeout: Option<Spanned<String>>,
+    calling_window: Option<Spanned<String>>,
+    time_zone: Option<Spanned<String>>,
     #[serde(default)]
     retry: RawRetry,
 }
@@ -1009,7 +1027,37 @@ fn compile_spanned(
     {
         c.err(v.span(), "retry.max_attempts must be at least 1");
     }
+    let calling_window =
+        cb.calling_window
+            .as_ref()
+            .and_then(|v| match hours::parse_range(v.get_ref()) {
+                Ok(daily) => Some(CallingWindow { daily }),
+                Err(e) => {
+                    c.err(v.span(), format!("calling_window: {e}"));
+                    None
+                }
+            });
+    let hours_zone = raw
+        .hours
+        .as_ref()
+        .and_then(|h| h.get_ref().time_zone.as_ref())
+        .and_then(|z| jiff::tz::TimeZone::get(z.get_ref().trim()).ok());
+    let time_zone = match &cb.time_zone {
+        Some(z) => jiff::tz::TimeZone::get(z.get_ref().trim()).unwrap_or_else(|_| {
+            c.err(
+                z.span(),
+                format!(
+                    "unknown time zone {:?} (use an IANA name like \"America/New_York\")",
+                    z.get_ref()
+                ),
+            );
+            jiff::tz::TimeZone::UTC
+        }),
+        None => hours_zone.unwrap_or(jiff::tz::TimeZone::UTC),
+    };
     let callback = CallbackRules {
+        calling_window,
+        time_zone,
         confirm_caller_id,
         allow_other_number,
         numbers: NumberRules {
@@ -1453,6 +1501,47 @@ options = [{ key = "1", action = "callback" }]
             }
         );
         assert_eq!(f.callback.retry.busy.delay, Duration::from_secs(600));
+    }
+
+    /// Issue 21: `calling_window` and its fallback `time_zone` (else the hours' zone, else
+    /// UTC), checked in place.
+    #[test]
+    fn calling_window_compiles_with_its_fallback_zone() {
+        let m = compile(Path::new("q.toml"), MINIMAL, &*CATALOG).unwrap();
+        assert_eq!(m.callback.calling_window, None);
+        assert_eq!(m.callback.time_zone, jiff::tz::TimeZone::UTC);
+        assert_eq!(
+            m.callable_from("+15551234567", "2026-03-02T03:00:00Z".parse().unwrap()),
+            None
+        );
+        let src = format!(
+            "{MINIMAL}[callback]\ncalling_window = \"09:00-20:00\"\ntime_zone = \"Europe/Paris\"\n"
+        );
+        let f = compile(Path::new("q.toml"), &src, &*CATALOG).unwrap();
+        assert_eq!(f.callback.calling_window.unwrap().daily.start, 9 * 60);
+        // A fictional number (no zone of its own) at 03:00Z = 04:00 Paris: from 09:00 Paris.
+        assert_eq!(
+            f.callable_from("+15551234567", "2026-03-02T03:00:00Z".parse().unwrap()),
+            Some("2026-03-02T08:00:00Z".parse().unwrap())
+        );
+        // A New York number at the same instant (22:00 there): 09:00 New York.
+        assert_eq!(
+            f.callable_from("+12125550123", "2026-03-02T03:00:00Z".parse().unwrap()),
+            Some("2026-03-02T14:00:00Z".parse().unwrap())
+        );
+        let src = format!(
+            "{MINIMAL}[callback]\ncalling_window = \"20:00-09:00\"\ntime_zone = \"Mars/Olympus\"\n"
+        );
+        let e = errors(&src);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].contains(":7:") && e[0].contains("calling_window"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].contains(":8:") && e[1].contains("unknown time zone"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! - [`engine`]: the sans-IO interpreter of one call's flow: `handle_event` / `handle_timeout`
 //!   in, `poll_action` / `poll_timeout` out.
 //! - [`numbers`]: callback number rules. [`hours`]: business hours in a time zone.
+//! - [`retry`]: retry rules by dial outcome. [`window`]: the calling window in the customer's
+//!   time zone (from the number, by a table generated from libphonenumber's).
 //! - [`simulate`]: a dry run of a flow in virtual time, for operators.
 //!
 //! The tokio side (hot reload of the queue directory) is `crate::rt::queue_watch`.
@@ -14,8 +16,10 @@ pub mod engine;
 pub mod flow;
 pub mod hours;
 pub mod numbers;
+mod phone_zones;
 pub mod retry;
 pub mod simulate;
+pub mod window;
 
 pub use engine::{Action, CallContext, Engine, HangupReason, PlayItem, Refusal, Step, WfEvent};
 pub use flow::{Flow, PromptCatalog, QueueSet, compile, load_dir};

@@ -236,3 +236,72 @@ async fn only_a_token_with_the_right_may_create_callbacks() {
             .is_empty()
     );
 }
+
+/// Issue 21 item 3: outside the queue's calling window (here in the queue's zone, UTC: the
+/// fictional 1-555 numbers have none of their own), a callback is not due: the API moves its
+/// `not_before` to the window's opening, the Home List says `callable_from`, and an accept is
+/// 409 `not_yet_due` with that time.
+#[tokio::test]
+async fn outside_the_calling_window_nothing_is_due() {
+    use crate::workflow::hours::parse_range;
+    use crate::workflow::window::CallingWindow;
+    let api = api().await;
+    let now = crate::clock::wall();
+    let hour = now.to_zoned_datetime(jiff::tz::TimeZone::UTC).hour();
+    // A window that does not hold the current hour.
+    let (range, opens_today) = if hour < 12 {
+        ("12:00-24:00", true)
+    } else {
+        ("00:00-11:00", false)
+    };
+    let mut flow = support_flow();
+    flow.callback.calling_window = Some(CallingWindow {
+        daily: parse_range(range).unwrap(),
+    });
+    flow.callback.time_zone = jiff::tz::TimeZone::UTC;
+    let mut state = api.state.clone();
+    state.flows = Arc::new(QueueRegistry::new(QueueSet::new([flow]), Vec::new()));
+    let api = Api { state, ..api };
+    let day = now.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+    let opening = if opens_today {
+        day.at(12, 0, 0, 0)
+    } else {
+        day.tomorrow().unwrap().at(0, 0, 0, 0)
+    }
+    .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+    .unwrap()
+    .timestamp();
+    let (st, v) = api
+        .post(None, json!({"queue": "support", "number": "15551234567"}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["callback"]["not_before"], opening.to_string(), "{v}");
+    let id = v["id"].as_i64().unwrap();
+    let get = |path: String| {
+        Request::get(path)
+            .header("authorization", "Bearer alice-secret")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let resp = router(api.state.clone())
+        .oneshot(get(format!("/api/v1/interactions/{id}")))
+        .await
+        .unwrap();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let d: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(d["callback"]["callable_from"], opening.to_string(), "{d}");
+    let req = Request::post(format!("/api/v1/interactions/{id}/accept"))
+        .header("authorization", "Bearer alice-secret")
+        .body(Body::empty())
+        .unwrap();
+    let resp = router(api.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(code(&v), "not_yet_due", "{v}");
+    assert_eq!(v["error"]["not_before"], opening.to_string(), "{v}");
+}

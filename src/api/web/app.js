@@ -104,10 +104,13 @@ function notPickable(i) {
     // An open inbound caller is still ringing: it can be picked once it waits in the queue.
     case 'open': {
       if (i.sub_type === 'inbound') return 'ringing';
-      // A callback booked for later, or waiting out its retry interval (the server says
-      // `not_yet_due` until then).
-      const due = i.callback && i.callback.not_before ? tsMillis(i.callback.not_before) : NaN;
-      return Number.isFinite(due) && due > Date.now() ? `due ${dateTime(i.callback.not_before)}` : null;
+      // A callback booked for later, waiting out its retry interval, or outside the calling
+      // window in the customer's time zone (the server says `not_yet_due` until then).
+      const cb = i.callback;
+      const at = cb ? (cb.callable_from || cb.not_before) : null;
+      const due = at ? tsMillis(at) : NaN;
+      if (!(Number.isFinite(due) && due > Date.now())) return null;
+      return cb.callable_from ? `may be called from ${dateTime(at)}` : `due ${dateTime(at)}`;
     }
     case 'bot': return 'with Hammond';
     case 'connected': return i.assigned_agent ? `with ${who(i.assigned_agent)}` : 'connected';
@@ -573,7 +576,8 @@ function renderWorkspace() {
   if (cb) {
     $('ws-cb-number').textContent = cb.number;
     $('ws-attempts').textContent = String(cb.attempts);
-    $('ws-not-before').textContent = cb.not_before ? dateTime(cb.not_before) : 'now';
+    const from = cb.callable_from || cb.not_before;
+    $('ws-not-before').textContent = from ? dateTime(from) : 'now';
   }
   $('ws-agent').textContent = i.assigned_agent ? who(i.assigned_agent) : '–';
   $('ws-wait').textContent = waiting(i);
