@@ -19,6 +19,7 @@ pub mod numbers;
 mod phone_zones;
 pub mod retry;
 pub mod simulate;
+pub mod slots;
 pub mod window;
 
 pub use engine::{Action, CallContext, Engine, HangupReason, PlayItem, Refusal, Step, WfEvent};
