@@ -192,6 +192,12 @@ pub enum Step {
     CallbackRefused(Refusal),
     /// Callback capture gave up (tries ran out, or refused); the caller keeps waiting.
     CallbackAbandoned,
+    /// The caller chose a time for the callback (`[callback.schedule]`).
+    SlotChosen {
+        at: Timestamp,
+        /// As the caller heard it ("today at 3 PM", in the queue's time zone).
+        words: String,
+    },
     TransferStarted {
         target: String,
     },
@@ -245,6 +251,7 @@ impl fmt::Display for Step {
                 write!(f, "callback refused: could not be stored")
             }
             Self::CallbackAbandoned => write!(f, "callback capture abandoned"),
+            Self::SlotChosen { at, words } => write!(f, "callback time chosen: {words} ({at})"),
             Self::TransferStarted { target } => write!(f, "transfer to {target}"),
             Self::TransferFailed { target } => write!(f, "transfer to {target} failed"),
             Self::VoicemailStarted => write!(f, "voicemail recording"),
@@ -279,6 +286,8 @@ enum Next {
     Record,
     /// Take this action (after the `max_wait` prompt).
     Act(MenuAction),
+    /// Go on to the callback number (after the chosen slot is read back).
+    Capture(Capture),
 }
 
 /// The engine's states; each holds only what is valid in it.
@@ -303,6 +312,19 @@ enum State {
         listen: Listen,
         invalid: u32,
         opens: Timestamp,
+    },
+    /// With `[callback.schedule]`: "1 as soon as possible, 2 to choose a time".
+    When {
+        listen: Listen,
+        invalid: u32,
+        cap: Capture,
+    },
+    /// The slots read out; key `k` takes `slots[k - 1]`.
+    Slots {
+        slots: Vec<Timestamp>,
+        listen: Listen,
+        invalid: u32,
+        cap: Capture,
     },
     /// "1 for this number, 2 for another".
     CallbackMenu {
@@ -397,6 +419,8 @@ impl Engine {
             State::Answered { enter_at } => Some(*enter_at),
             State::Menu { listen, .. }
             | State::Closed { listen, .. }
+            | State::When { listen, .. }
+            | State::Slots { listen, .. }
             | State::CallbackMenu { listen, .. }
             | State::Entry { listen, .. }
             | State::Confirm { listen, .. } => match listen {
@@ -601,6 +625,29 @@ impl Engine {
                     next: Next::Hangup(HangupReason::Closed),
                 }
             }
+            State::When {
+                listen: Listen::Until(t),
+                invalid,
+                cap,
+            } if now >= t => {
+                self.log(Step::NoInput);
+                self.when_again(invalid, cap, &self.flow.prompts.no_input.clone())
+            }
+            State::Slots {
+                slots,
+                listen: Listen::Until(t),
+                invalid,
+                cap,
+            } if now >= t => {
+                self.log(Step::NoInput);
+                self.slots_again(
+                    now,
+                    slots,
+                    invalid,
+                    cap,
+                    &self.flow.prompts.no_input.clone(),
+                )
+            }
             State::CallbackMenu {
                 listen: Listen::Until(t),
                 invalid,
@@ -657,6 +704,8 @@ impl Engine {
             | State::Waiting
             | State::Announcing
             | State::Closed { .. }
+            | State::When { .. }
+            | State::Slots { .. }
             | State::CallbackMenu { .. }
             | State::ReadBack { .. }
             | State::Entry { .. }
@@ -884,6 +933,88 @@ impl Engine {
                     opens,
                 }
             }
+            State::When {
+                listen,
+                invalid,
+                cap,
+            } => {
+                if listen == Listen::Playing {
+                    self.push(Action::StopPlayback);
+                }
+                match key {
+                    '1' => {
+                        self.log(Step::KeyAccepted {
+                            key,
+                            action: "callback: as soon as possible",
+                        });
+                        self.capture_number(cap)
+                    }
+                    '2' => {
+                        self.log(Step::KeyAccepted {
+                            key,
+                            action: "callback: choose a time",
+                        });
+                        let slots = self.slots_from(now);
+                        if slots.is_empty() {
+                            // No slot in the horizon (a long closure): as soon as possible.
+                            return self.capture_number(cap);
+                        }
+                        self.offer_slots(now, &slots, None);
+                        State::Slots {
+                            slots,
+                            listen: Listen::Playing,
+                            invalid: 0,
+                            cap,
+                        }
+                    }
+                    _ => {
+                        self.log(Step::KeyInvalid {
+                            key,
+                            tries: invalid + 1,
+                        });
+                        self.when_again(invalid, cap, &self.flow.prompts.invalid_choice.clone())
+                    }
+                }
+            }
+            State::Slots {
+                slots,
+                listen,
+                invalid,
+                mut cap,
+            } => {
+                if listen == Listen::Playing {
+                    self.push(Action::StopPlayback);
+                }
+                let chosen = key
+                    .to_digit(10)
+                    .and_then(|d| usize::try_from(d).ok())
+                    .filter(|d| *d >= 1)
+                    .and_then(|d| slots.get(d - 1).copied());
+                let Some(at) = chosen else {
+                    self.log(Step::KeyInvalid {
+                        key,
+                        tries: invalid + 1,
+                    });
+                    let why = self.flow.prompts.invalid_choice.clone();
+                    return self.slots_again(now, slots, invalid, cap, &why);
+                };
+                let wall = self.wall(now);
+                let tz = self.slot_zone();
+                self.log(Step::SlotChosen {
+                    at,
+                    words: super::slots::describe(at, wall, &tz),
+                });
+                cap.not_before = Some(at);
+                let mut items = vec![PlayItem::Prompt(self.flow.prompts.slot_chosen.clone())];
+                items.extend(super::slots::read_back(at, wall, &tz));
+                self.push(Action::Play {
+                    items,
+                    barge_in: false,
+                });
+                State::Notice {
+                    next: Next::Capture(cap),
+                }
+            }
             State::CallbackMenu {
                 listen,
                 invalid,
@@ -1033,6 +1164,26 @@ impl Engine {
                 invalid,
                 cap,
             },
+            State::When {
+                listen: Listen::Playing,
+                invalid,
+                cap,
+            } => State::When {
+                listen: Listen::Until(now + self.flow.menu.timeout),
+                invalid,
+                cap,
+            },
+            State::Slots {
+                slots,
+                listen: Listen::Playing,
+                invalid,
+                cap,
+            } => State::Slots {
+                slots,
+                listen: Listen::Until(now + self.flow.menu.timeout),
+                invalid,
+                cap,
+            },
             State::Entry {
                 digits,
                 listen: Listen::Playing,
@@ -1080,6 +1231,7 @@ impl Engine {
                     }
                 }
                 Next::Act(action) => self.act(now, action),
+                Next::Capture(cap) => self.capture_number(cap),
             },
             // A late or stray PlaybackFinished (the shell should not send one) changes nothing.
             s @ (State::Ringing
@@ -1087,6 +1239,8 @@ impl Engine {
             | State::Menu { .. }
             | State::Waiting
             | State::Closed { .. }
+            | State::When { .. }
+            | State::Slots { .. }
             | State::CallbackMenu { .. }
             | State::Entry { .. }
             | State::Confirm { .. }
@@ -1097,12 +1251,100 @@ impl Engine {
         }
     }
 
-    /// The caller chose a callback (`not_before`: for opening time).
+    /// The caller chose a callback (`not_before`: for opening time). With
+    /// `[callback.schedule]`, a caller who may be called at once is asked when first.
     fn start_callback(&mut self, not_before: Option<Timestamp>) -> State {
         let cap = Capture {
             not_before,
             tries: 0,
         };
+        if not_before.is_none() && self.flow.callback.schedule.is_some() {
+            let p = self.flow.prompts.callback_when.clone();
+            self.play(&[&p], true);
+            return State::When {
+                listen: Listen::Playing,
+                invalid: 0,
+                cap,
+            };
+        }
+        self.capture_number(cap)
+    }
+
+    /// "When": again after `why` (an invalid key, no input), or give up after `max_tries`.
+    fn when_again(&mut self, invalid: u32, cap: Capture, why: &str) -> State {
+        if invalid + 1 >= self.flow.callback.max_tries {
+            return self.abandon(&cap);
+        }
+        let p = self.flow.prompts.callback_when.clone();
+        self.play(&[why, &p], true);
+        State::When {
+            listen: Listen::Playing,
+            invalid: invalid + 1,
+            cap,
+        }
+    }
+
+    /// The slots again after `why`, or give up after `max_tries`.
+    fn slots_again(
+        &mut self,
+        now: Instant,
+        slots: Vec<Timestamp>,
+        invalid: u32,
+        cap: Capture,
+        why: &str,
+    ) -> State {
+        if invalid + 1 >= self.flow.callback.max_tries {
+            return self.abandon(&cap);
+        }
+        self.offer_slots(now, &slots, Some(why));
+        State::Slots {
+            slots,
+            listen: Listen::Playing,
+            invalid: invalid + 1,
+            cap,
+        }
+    }
+
+    /// The zone slots are counted and read in: the queue's hours', else `[callback] time_zone`.
+    fn slot_zone(&self) -> jiff::tz::TimeZone {
+        self.flow
+            .hours
+            .time_zone()
+            .cloned()
+            .unwrap_or_else(|| self.flow.callback.time_zone.clone())
+    }
+
+    /// The next slots from the wall time of `now`.
+    fn slots_from(&self, now: Instant) -> Vec<Timestamp> {
+        let Some(schedule) = self.flow.callback.schedule else {
+            return Vec::new();
+        };
+        schedule.next_slots(&self.flow.hours, &self.slot_zone(), self.wall(now))
+    }
+
+    /// "Press 1 for today at 3 PM, press 2 for …" (keys barge in), after `before` if any.
+    fn offer_slots(&mut self, now: Instant, slots: &[Timestamp], before: Option<&str>) {
+        let (wall, tz) = (self.wall(now), self.slot_zone());
+        let mut items: Vec<PlayItem> = before
+            .map(|p| PlayItem::Prompt(p.to_owned()))
+            .into_iter()
+            .collect();
+        for (k, slot) in slots.iter().enumerate() {
+            items.push(PlayItem::Prompt("slot_press".into()));
+            items.push(PlayItem::Digits((k + 1).to_string()));
+            items.push(PlayItem::Prompt("slot_for".into()));
+            items.extend(super::slots::read_back(*slot, wall, &tz));
+            items.push(PlayItem::Silence(Duration::from_millis(400)));
+        }
+        self.push(Action::Play {
+            items,
+            barge_in: true,
+        });
+    }
+
+    /// The number to call back: "1 for this number, 2 for another", or straight to the one
+    /// the queue allows.
+    fn capture_number(&mut self, cap: Capture) -> State {
         let rules = &self.flow.callback;
         match (rules.confirm_caller_id, rules.allow_other_number) {
             (true, true) => {
@@ -1260,6 +1502,7 @@ impl Step {
             Self::CallbackStored => "callback_stored",
             Self::CallbackRefused(_) => "callback_refused",
             Self::CallbackAbandoned => "callback_abandoned",
+            Self::SlotChosen { .. } => "callback_slot_chosen",
             Self::TransferStarted { .. } => "transfer_started",
             Self::TransferFailed { .. } => "transfer_failed",
             Self::VoicemailStarted => "voicemail_started",
@@ -1280,6 +1523,8 @@ impl Engine {
             State::Waiting => "waiting",
             State::Announcing => "position announcement",
             State::Closed { .. } => "closed-hours menu",
+            State::When { .. } => "callback time choice",
+            State::Slots { .. } => "callback time slots",
             State::CallbackMenu { .. } => "callback menu",
             State::ReadBack { .. } => "callback number read-back",
             State::Entry { .. } => "callback number entry",

@@ -43,7 +43,7 @@ impl<const N: usize> PromptCatalog for [&str; N] {
 
 /// The fixed prompts the engine plays by default (a queue's `[prompts]` table may swap them).
 /// With [`DIGIT_PROMPTS`], every id the prompt library must hold.
-pub const FIXED_PROMPTS: [&str; 27] = [
+pub const FIXED_PROMPTS: [&str; 29] = [
     "greeting",
     "menu",
     "callback_menu",
@@ -71,6 +71,8 @@ pub const FIXED_PROMPTS: [&str; 27] = [
     "requested_at",
     "agent_unreachable",
     "ringback",
+    "callback_when",
+    "slot_chosen",
 ];
 
 /// The prompts every flow reads digits with (`Digits("+1555…")` is played with these).
@@ -169,6 +171,11 @@ prompt_roles! {
     agent_unreachable,
     /// Looped for an agent who waits for the customer to answer.
     ringback,
+    /// With `[callback.schedule]`: "Press 1 to be called back as soon as possible, or 2 to
+    /// choose a time" (then "Press 1 for today at 3 PM …").
+    callback_when,
+    /// "We will call you back" (then the chosen slot, "today at 3 PM").
+    slot_chosen,
 }
 
 /// A validated queue: everything the engine and the shell need to run one call of it.
@@ -298,6 +305,11 @@ pub struct CallbackRules {
     pub agent_ring_timeout: Duration,
     /// When customers may be called, in their own time zone; `None`: at any hour.
     pub calling_window: Option<CallingWindow>,
+    /// `[callback.schedule]`: callers may choose a time; `None`: as soon as possible only.
+    pub schedule: Option<super::slots::Schedule>,
+    /// A callback still open this long after it was requested (or after its chosen time)
+    /// closes `expired`; `None`: never.
+    pub expiry: Option<Duration>,
     /// The zone for numbers the time-zone table cannot place: `[callback] time_zone`, else
     /// `[hours] time_zone`, else UTC.
     pub time_zone: jiff::tz::TimeZone,
@@ -418,6 +430,8 @@ struct RawCallback {
     agent_ring_timeout: Option<Spanned<String>>,
     calling_window: Option<Spanned<String>>,
     time_zone: Option<Spanned<String>>,
+    expiry: Option<Spanned<String>>,
+    schedule: Option<Spanned<RawSchedule>>,
     #[serde(default)]
     retry: RawRetry,
 }
@@ -433,6 +447,15 @@ struct RawRetry {
     failed: Option<RawRule>,
     machine: Option<RawRule>,
     trunk_outage: Option<RawOutage>,
+}
+
+/// `[callback.schedule]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    slots: Option<Spanned<u8>>,
+    every: Option<Spanned<String>>,
+    lead: Option<Spanned<String>>,
 }
 
 /// `busy = { delay = "5m", max_attempts = 5 }`: either key may be left out.
@@ -1055,7 +1078,14 @@ fn compile_spanned(
         }),
         None => hours_zone.unwrap_or(jiff::tz::TimeZone::UTC),
     };
+    let schedule = cb.schedule.as_ref().map(|s| compile_schedule(&mut c, s));
+    let expiry = cb
+        .expiry
+        .as_ref()
+        .map(|v| c.positive(Some(v), "expiry", Duration::ZERO));
     let callback = CallbackRules {
+        schedule,
+        expiry,
         calling_window,
         time_zone,
         confirm_caller_id,
@@ -1133,6 +1163,11 @@ fn compile_spanned(
     for d in DIGIT_PROMPTS {
         c.default_prompt(d, "reading digits");
     }
+    if callback.schedule.is_some() {
+        for p in super::slots::TIME_PROMPTS {
+            c.default_prompt(p, "reading a callback time");
+        }
+    }
 
     if !c.diags.is_empty() {
         c.diags.sort_by_key(|d| (d.line, d.column));
@@ -1165,6 +1200,42 @@ fn compile_spanned(
         },
         number_spans,
     ))
+}
+
+/// `[callback.schedule]`: 1-9 slots (one key each), whole hours apart, after a lead time.
+fn compile_schedule(c: &mut Check<'_>, s: &Spanned<RawSchedule>) -> super::slots::Schedule {
+    let r = s.get_ref();
+    let slots = match &r.slots {
+        Some(v) if !(1..=9).contains(v.get_ref()) => {
+            c.err(v.span(), "schedule.slots must be 1 to 9 (one key each)");
+            3
+        }
+        Some(v) => *v.get_ref(),
+        None => 3,
+    };
+    let every = c.positive(
+        r.every.as_ref(),
+        "schedule.every",
+        Duration::from_secs(3600),
+    );
+    let every_hours = if every.as_secs() % 3600 == 0 && (1..=12).contains(&(every.as_secs() / 3600))
+    {
+        u8::try_from(every.as_secs() / 3600).unwrap_or(1)
+    } else {
+        if let Some(v) = &r.every {
+            c.err(v.span(), "schedule.every must be whole hours, 1h to 12h");
+        }
+        1
+    };
+    let lead = match &r.lead {
+        Some(v) => c.duration(v, "schedule.lead"),
+        None => Duration::from_secs(3600),
+    };
+    super::slots::Schedule {
+        slots,
+        every_hours,
+        lead,
+    }
 }
 
 /// `[callback.retry]`: the defaults, then each outcome's own delay and cap.
@@ -1540,6 +1611,40 @@ options = [{ key = "1", action = "callback" }]
         );
         assert!(
             e[1].contains(":8:") && e[1].contains("unknown time zone"),
+            "{e:?}"
+        );
+    }
+
+    /// Issue 21: `[callback.schedule]` (slots 1-9, whole hours, a lead) and `expiry`.
+    #[test]
+    fn schedule_and_expiry_compile_with_checks() {
+        let m = compile(Path::new("q.toml"), MINIMAL, &*CATALOG).unwrap();
+        assert_eq!((m.callback.schedule, m.callback.expiry), (None, None));
+        assert_eq!(
+            support_flow().callback.expiry,
+            Some(Duration::from_secs(7 * 86400))
+        );
+        let src = format!(
+            "{MINIMAL}[callback]\nexpiry = \"2d\"\n[callback.schedule]\nslots = 4\nevery = \"2h\"\n"
+        );
+        let f = compile(Path::new("q.toml"), &src, &*CATALOG).unwrap();
+        let s = f.callback.schedule.unwrap();
+        assert_eq!(
+            (s.slots, s.every_hours, s.lead),
+            (4, 2, Duration::from_secs(3600))
+        );
+        assert_eq!(f.callback.expiry, Some(Duration::from_secs(2 * 86400)));
+        let src =
+            format!("{MINIMAL}[callback.schedule]\nslots = 12\nevery = \"90m\"\nlead = \"x\"\n");
+        let e = errors(&src);
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].contains(":7:") && e[0].contains("1 to 9"), "{e:?}");
+        assert!(
+            e[1].contains(":8:") && e[1].contains("whole hours"),
+            "{e:?}"
+        );
+        assert!(
+            e[2].contains(":9:") && e[2].contains("schedule.lead"),
             "{e:?}"
         );
     }

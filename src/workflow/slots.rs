@@ -33,7 +33,12 @@ const HORIZON_DAYS: usize = 8;
 
 impl Schedule {
     /// The next slots from `at`: at most [`Schedule::slots`], earliest first.
-    pub fn next_slots(&self, hours: &BusinessHours, tz: &TimeZone, at: Timestamp) -> Vec<Timestamp> {
+    pub fn next_slots(
+        &self,
+        hours: &BusinessHours,
+        tz: &TimeZone,
+        at: Timestamp,
+    ) -> Vec<Timestamp> {
         let Ok(lead) = jiff::SignedDuration::try_from(self.lead) else {
             return Vec::new();
         };
@@ -196,7 +201,10 @@ mod tests {
             .iter()
             .map(|t| describe(*t, ts("2026-03-02T18:20:00Z"), &ny()))
             .collect();
-        assert_eq!(words, ["today at 3 PM", "today at 4 PM", "tomorrow at 9 AM"]);
+        assert_eq!(
+            words,
+            ["today at 3 PM", "today at 4 PM", "tomorrow at 9 AM"]
+        );
         assert_eq!(
             read_back(s[0], ts("2026-03-02T18:20:00Z"), &ny()),
             vec![
@@ -237,7 +245,11 @@ mod tests {
             every_hours: 1,
             lead: Duration::ZERO,
         }
-        .next_slots(&BusinessHours::AlwaysOpen, &ny(), ts("2026-03-08T05:30:00Z"));
+        .next_slots(
+            &BusinessHours::AlwaysOpen,
+            &ny(),
+            ts("2026-03-08T05:30:00Z"),
+        );
         // 00:30 EST: 1 AM (EST), then 3 AM and 4 AM (EDT), an hour apart in UTC too.
         assert_eq!(
             s,
@@ -260,7 +272,11 @@ mod tests {
             every_hours: 2,
             lead: Duration::from_secs(1800),
         }
-        .next_slots(&BusinessHours::AlwaysOpen, &ny(), ts("2026-03-02T15:10:00Z"));
+        .next_slots(
+            &BusinessHours::AlwaysOpen,
+            &ny(),
+            ts("2026-03-02T15:10:00Z"),
+        );
         // 10:10 EST + 30 min → 12:00, 14:00.
         assert_eq!(s, [ts("2026-03-02T17:00:00Z"), ts("2026-03-02T19:00:00Z")]);
         assert_eq!(

@@ -738,3 +738,118 @@ fn shipped_prompts_cover_every_fixed_and_digit_prompt() {
         assert!(lib.contains(id), "prompts/manifest.toml lacks {id}");
     }
 }
+
+fn scheduled(flow: &mut Flow) {
+    flow.callback.schedule = Some(super::slots::Schedule {
+        slots: 3,
+        every_hours: 1,
+        lead: Duration::from_secs(3600),
+    });
+}
+
+/// Issue 21 item 1: "1 as soon as possible, 2 to choose a time"; the slots are read in the
+/// queue's zone ("press 1 for today at 3 PM …"), key 2 takes the second, it is read back, and
+/// the callback is requested with that `not_before` on the caller's number.
+#[test]
+fn a_caller_chooses_a_callback_slot_by_dtmf() {
+    let mut flow = support_flow();
+    weekday_hours(&mut flow);
+    scheduled(&mut flow);
+    // Monday 2026-03-02 13:20 EST.
+    let mut c = Call::with(flow, Some("+15551234567"), ts("2026-03-02T18:20:00Z"));
+    c.ev(WfEvent::Answered);
+    let a = c.key('1');
+    assert_eq!(played(&a), ["callback_when"]);
+    c.done_playing();
+    let a = c.key('2');
+    assert_eq!(
+        played(&a),
+        [
+            "slot_press",
+            "<1>",
+            "slot_for",
+            "slot_today",
+            "slot_at",
+            "<3>",
+            "slot_pm",
+            "~400ms",
+            "slot_press",
+            "<2>",
+            "slot_for",
+            "slot_today",
+            "slot_at",
+            "<4>",
+            "slot_pm",
+            "~400ms",
+            "slot_press",
+            "<3>",
+            "slot_for",
+            "slot_tomorrow",
+            "slot_at",
+            "<9>",
+            "slot_am",
+            "~400ms",
+        ]
+    );
+    let a = c.key('2');
+    let four_pm = ts("2026-03-02T21:00:00Z");
+    assert!(steps(&a).contains(&Step::SlotChosen {
+        at: four_pm,
+        words: "today at 4 PM".into()
+    }));
+    assert_eq!(
+        played(&a),
+        ["slot_chosen", "slot_today", "slot_at", "<4>", "slot_pm"]
+    );
+    // Then the number, as for any callback.
+    let a = c.done_playing();
+    assert_eq!(played(&a), ["callback_menu"]);
+    c.key('1');
+    let a = c.done_playing();
+    assert!(has(
+        &a,
+        &Action::RequestCallback {
+            number: "+15551234567".into(),
+            not_before: Some(four_pm)
+        }
+    ));
+}
+
+/// "1" is as soon as possible; an invalid slot key replays the slots; silence gives up after
+/// `max_tries`, back to waiting.
+#[test]
+fn as_soon_as_possible_invalid_slot_keys_and_silence() {
+    let mut flow = support_flow();
+    scheduled(&mut flow);
+    let mut c = Call::answered(flow.clone());
+    c.key('1');
+    let a = c.key('1');
+    assert_eq!(played(&a), ["callback_menu"]);
+
+    let mut c = Call::answered(flow);
+    c.key('1');
+    c.key('2');
+    let a = c.key('7');
+    assert_eq!(played(&a)[0], "invalid_choice");
+    assert_eq!(played(&a)[1], "slot_press");
+    c.done_playing();
+    let a = c.wait(secs(60));
+    assert!(steps(&a).contains(&Step::NoInput));
+    c.done_playing();
+    let a = c.wait(secs(60));
+    assert!(steps(&a).contains(&Step::CallbackAbandoned), "{a:?}");
+    assert_eq!(c.requested_callbacks(), 0);
+}
+
+/// Closed-hours callbacks are for opening time: no "when" question.
+#[test]
+fn a_closed_hours_callback_is_not_asked_when() {
+    let mut flow = support_flow();
+    weekday_hours(&mut flow);
+    scheduled(&mut flow);
+    flow.closed_callback = true;
+    let mut c = Call::with(flow, Some("+15551234567"), ts("2026-03-07T23:00:00Z"));
+    c.ev(WfEvent::Answered);
+    let a = c.key('1');
+    assert_eq!(played(&a), ["callback_menu"]);
+}
