@@ -1218,15 +1218,15 @@ fn compile_schedule(c: &mut Check<'_>, s: &Spanned<RawSchedule>) -> super::slots
         "schedule.every",
         Duration::from_secs(3600),
     );
-    let every_hours = if every.as_secs() % 3600 == 0 && (1..=12).contains(&(every.as_secs() / 3600))
-    {
-        u8::try_from(every.as_secs() / 3600).unwrap_or(1)
-    } else {
-        if let Some(v) = &r.every {
-            c.err(v.span(), "schedule.every must be whole hours, 1h to 12h");
-        }
-        1
-    };
+    let every_hours =
+        if every.as_secs().is_multiple_of(3600) && (1..=12).contains(&(every.as_secs() / 3600)) {
+            u8::try_from(every.as_secs() / 3600).unwrap_or(1)
+        } else {
+            if let Some(v) = &r.every {
+                c.err(v.span(), "schedule.every must be whole hours, 1h to 12h");
+            }
+            1
+        };
     let lead = match &r.lead {
         Some(v) => c.duration(v, "schedule.lead"),
         None => Duration::from_secs(3600),
