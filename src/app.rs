@@ -296,6 +296,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), StartEr
     ));
 
     crate::rt::router::spawn(svc.clone(), shutdown.clone());
+    crate::rt::expiry::spawn(store.clone(), registry.clone(), shutdown.clone());
 
     // Scripts and tests wait for this exact line on stdout.
     match tls_addr {

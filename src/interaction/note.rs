@@ -43,6 +43,11 @@ pub enum Note {
         /// Why the write failed.
         error: String,
     },
+    /// An open callback passed its queue's `[callback] expiry` and was closed `expired`.
+    Expired {
+        /// The queue's expiry.
+        after: Duration,
+    },
     /// A step of the queue's timed workflow (menu offered, key accepted, position announced…).
     WorkflowStep {
         /// The step's feed kind, snake_case (`workflow::engine::Step::kind`).
@@ -62,6 +67,7 @@ impl Note {
             Self::VoicemailRecorded { .. } => "voicemail_recorded",
             Self::MediaTimeout { .. } => "media_timeout",
             Self::VoicemailLost { .. } => "voicemail_lost",
+            Self::Expired { .. } => "expired",
             Self::WorkflowStep { kind, .. } => kind,
         }
     }
@@ -70,6 +76,10 @@ impl Note {
     pub fn text(&self) -> String {
         match self {
             Self::HungUpOnClose => "the agent closed the interaction; Hammond hung up".to_owned(),
+            Self::Expired { after } => format!(
+                "not reached within the queue's expiry ({}); closed",
+                as_written(*after)
+            ),
             Self::TalkTime(talk) => {
                 let secs = talk.as_secs();
                 format!("talk time {}:{:02}", secs / 60, secs % 60)
@@ -88,6 +98,18 @@ impl Note {
             }
             Self::WorkflowStep { text, .. } => text.clone(),
         }
+    }
+}
+
+/// A duration as queue files write it: `7d`, `12h`, `30m`, `45s`.
+fn as_written(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "0s".to_owned(),
+        s if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        s if s.is_multiple_of(3_600) => format!("{}h", s / 3_600),
+        s if s.is_multiple_of(60) => format!("{}m", s / 60),
+        s => format!("{s}s"),
     }
 }
 

@@ -19,6 +19,7 @@ pub mod call_task;
 pub mod callback_task;
 pub mod calls;
 pub mod connected;
+pub mod expiry;
 pub mod fd_limit;
 pub mod http;
 pub mod legs;

@@ -316,6 +316,19 @@ pub struct CallbackRules {
 }
 
 impl Flow {
+    /// When an open callback of this queue expires (`[callback] expiry` after it was
+    /// requested, or after its not-before when that is later: a chosen slot, a retry); `None`:
+    /// never.
+    pub fn callback_expires(
+        &self,
+        requested_at: jiff::Timestamp,
+        not_before: Option<jiff::Timestamp>,
+    ) -> Option<jiff::Timestamp> {
+        let expiry = jiff::SignedDuration::try_from(self.callback.expiry?).ok()?;
+        let from = not_before.map_or(requested_at, |t| t.max(requested_at));
+        from.checked_add(expiry).ok()
+    }
+
     /// When the customer at `number` may be called, at `at`: `None` now (no calling window, or
     /// inside it in the customer's time zone), else when the window next opens there.
     pub fn callable_from(&self, number: &str, at: jiff::Timestamp) -> Option<jiff::Timestamp> {
@@ -1613,6 +1626,23 @@ options = [{ key = "1", action = "callback" }]
             e[1].contains(":8:") && e[1].contains("unknown time zone"),
             "{e:?}"
         );
+    }
+
+    /// Issue 21: a callback expires `expiry` after its request, or after a later not-before.
+    #[test]
+    fn a_callback_expires_after_its_request_or_its_later_slot() {
+        let f = support_flow();
+        let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        assert_eq!(
+            f.callback_expires(t("2026-03-01T10:00:00Z"), None),
+            Some(t("2026-03-08T10:00:00Z"))
+        );
+        assert_eq!(
+            f.callback_expires(t("2026-03-01T10:00:00Z"), Some(t("2026-03-02T15:00:00Z"))),
+            Some(t("2026-03-09T15:00:00Z"))
+        );
+        let m = compile(Path::new("q.toml"), MINIMAL, &*CATALOG).unwrap();
+        assert_eq!(m.callback_expires(t("2026-03-01T10:00:00Z"), None), None);
     }
 
     /// Issue 21: `[callback.schedule]` (slots 1-9, whole hours, a lead) and `expiry`.
