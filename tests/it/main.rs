@@ -15,6 +15,7 @@ mod layering;
 mod media_flows;
 mod net_hardening;
 mod pg_instances;
+mod schedule_flows;
 mod srtp_flows;
 mod store_outage;
 mod support;
