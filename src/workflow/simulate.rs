@@ -520,6 +520,41 @@ mod tests {
         assert_eq!(parse_keys("").unwrap(), []);
     }
 
+    /// Issue 21: `hammond simulate` shows the scheduled-callback choices second by second:
+    /// the "when" question, the slots read in the queue's zone, the chosen one, and the
+    /// callback requested for that time.
+    #[test]
+    fn a_scheduled_callback_is_shown_step_by_step() {
+        let mut flow = support_flow();
+        flow.callback.schedule = Some(crate::workflow::slots::Schedule {
+            slots: 2,
+            every_hours: 1,
+            lead: Duration::from_secs(3600),
+        });
+        let out = run(&flow, "5s:1,8s:2,12s:2,24s:1", 120);
+        let order = [
+            "00:05 caller presses 1",
+            "hears callback_when",
+            "00:08 caller presses 2",
+            "key 2 accepted: callback: choose a time",
+            "hears slot_press",
+            "00:12 caller presses 2",
+            "callback time chosen: today at 3 AM",
+            "hears slot_chosen",
+            "hears callback_menu",
+            "00:24 caller presses 1",
+            "callback requested for +15551234567 (not before 2026-01-05T03:00:00Z)",
+            "callback stored",
+        ];
+        let mut at = 0;
+        for needle in order {
+            let i = out[at..]
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle:?} missing (or out of order) in:\n{out}"));
+            at += i + needle.len();
+        }
+    }
+
     #[test]
     fn callback_via_caller_id_is_shown_step_by_step() {
         let flow = support_flow();

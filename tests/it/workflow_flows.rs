@@ -368,3 +368,57 @@ fn transfer_by_refer_closes_transferred() {
     assert_eq!(api::dtmf(&d), vec![("0".to_owned(), "info".to_owned())]);
     assert_eq!(api::feed_of(&d, "transfer_started").len(), 1, "{d:#}");
 }
+
+/// Issue 21: every `hammond check-config` / `hammond simulate` command the README and the
+/// shipped queue files show is run as written (from the repository root) and succeeds; the
+/// one in `support.toml` once said `--until`, a flag that does not exist.
+#[test]
+fn every_command_the_readme_and_shipped_files_show_runs() {
+    let mut files = vec![repo().join("README.md")];
+    for e in std::fs::read_dir(repo().join("config/queues")).unwrap() {
+        files.push(e.unwrap().path());
+    }
+    let mut ran = 0;
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for line in text.lines() {
+            let line = line.trim_start_matches(['#', ' ']);
+            if !(line.starts_with("hammond check-config") || line.starts_with("hammond simulate")) {
+                continue;
+            }
+            // The command without its trailing comment, split as a shell would (quotes).
+            let cmd = line.split(" #").next().unwrap_or(line);
+            let mut args: Vec<String> = Vec::new();
+            let mut quoted = false;
+            let mut cur = String::new();
+            for c in cmd.chars() {
+                match c {
+                    '"' => quoted = !quoted,
+                    ' ' if !quoted => {
+                        if !cur.is_empty() {
+                            args.push(std::mem::take(&mut cur));
+                        }
+                    }
+                    c => cur.push(c),
+                }
+            }
+            if !cur.is_empty() {
+                args.push(cur);
+            }
+            let out = Command::new(env!("CARGO_BIN_EXE_hammond"))
+                .current_dir(repo())
+                .args(&args[1..])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: `{cmd}` failed:\n{}{}",
+                f.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            ran += 1;
+        }
+    }
+    assert!(ran >= 3, "found only {ran} commands");
+}
