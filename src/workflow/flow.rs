@@ -1628,6 +1628,82 @@ options = [{ key = "1", action = "callback" }]
         );
     }
 
+    /// The keys a table of the queue file takes, as the code knows them: a key it does not
+    /// take is refused with the list of those it does (serde's `deny_unknown_fields`).
+    fn keys_taken(src: &str) -> Vec<String> {
+        let e = errors(src);
+        let msg = e
+            .iter()
+            .find(|m| m.contains("zz_unknown"))
+            .unwrap_or_else(|| panic!("no unknown-key error for {src}: {e:?}"));
+        let list = msg.split_once("expected").map_or("", |(_, l)| l).to_owned();
+        list.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Every table of a queue file, with a source that puts an unknown key in it, and the
+    /// prefix its keys have in `docs/queues.md`.
+    fn tables() -> Vec<(&'static str, String)> {
+        let menu = "[menu]\noptions = [{ key = \"1\", action = \"callback\" }]\n";
+        vec![
+            ("", format!("zz_unknown = 1\nnumbers = [\"q\"]\n{menu}")),
+            ("menu.", "numbers = [\"q\"]\n[menu]\nzz_unknown = 1\noptions = []\n".into()),
+            ("menu.options[].", "numbers = [\"q\"]\n[menu]\noptions = [{ key = \"1\", action = \"callback\", zz_unknown = 1 }]\n".into()),
+            ("max_wait_action.", format!("numbers = [\"q\"]\nmax_wait_action = {{ action = \"callback\", zz_unknown = 1 }}\n{menu}")),
+            ("callback.", format!("numbers = [\"q\"]\n{menu}[callback]\nzz_unknown = 1\n")),
+            ("callback.retry.", format!("numbers = [\"q\"]\n{menu}[callback.retry]\nzz_unknown = 1\n")),
+            ("callback.retry.<outcome>.", format!("numbers = [\"q\"]\n{menu}[callback.retry]\nbusy = {{ zz_unknown = 1 }}\n")),
+            ("callback.retry.trunk_outage.", format!("numbers = [\"q\"]\n{menu}[callback.retry]\ntrunk_outage = {{ zz_unknown = 1 }}\n")),
+            ("callback.schedule.", format!("numbers = [\"q\"]\n{menu}[callback.schedule]\nzz_unknown = 1\n")),
+            ("announce.", format!("numbers = [\"q\"]\n{menu}[announce]\nzz_unknown = 1\n")),
+            ("hours.", format!("numbers = [\"q\"]\n{menu}[hours]\nzz_unknown = 1\n")),
+            ("voicemail.", format!("numbers = [\"q\"]\n{menu}[voicemail]\nzz_unknown = 1\n")),
+        ]
+    }
+
+    /// Issue 21: `docs/queues.md` cannot drift from the code: every key each table takes has
+    /// a row (`| \`callback.retry.busy\` |`), every row names a key the code takes, every prompt
+    /// role is listed, and the complete example compiles.
+    #[test]
+    fn docs_queues_md_lists_every_key() {
+        let docs = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/queues.md"));
+        let mut known = std::collections::HashSet::new();
+        for (prefix, src) in tables() {
+            for key in keys_taken(&src) {
+                let row = format!("| `{prefix}{key}` |");
+                assert!(docs.contains(&row), "docs/queues.md lacks the row {row}");
+                known.insert(format!("{prefix}{key}"));
+            }
+        }
+        for role in PROMPT_ROLES {
+            let key = format!("prompts.{role}");
+            assert!(
+                docs.contains(&format!("| `{key}` |")),
+                "docs/queues.md lacks {key}"
+            );
+            known.insert(key);
+        }
+        // Every documented key is one the code takes.
+        for line in docs.lines().filter(|l| l.starts_with("| `")) {
+            let key = line.split('`').nth(1).unwrap_or_default();
+            assert!(
+                known.contains(key),
+                "docs/queues.md documents {key}, which no table takes"
+            );
+        }
+        let example = docs
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a complete example");
+        let f = compile(Path::new("sales.toml"), example, &*CATALOG)
+            .unwrap_or_else(|e| panic!("the example does not compile: {e:?}"));
+        assert!(f.callback.schedule.is_some() && f.callback.calling_window.is_some());
+    }
+
     /// Issue 21: a callback expires `expiry` after its request, or after a later not-before.
     #[test]
     fn a_callback_expires_after_its_request_or_its_later_slot() {
