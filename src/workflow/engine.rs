@@ -192,6 +192,11 @@ pub enum Step {
     CallbackRefused(Refusal),
     /// Callback capture gave up (tries ran out, or refused); the caller keeps waiting.
     CallbackAbandoned,
+    /// The menu left its callback key out: the estimated wait (`None`: not known) is under
+    /// `[callback] offer_when_wait_over`.
+    CallbackNotOffered {
+        wait: Option<Duration>,
+    },
     /// The caller chose a time for the callback (`[callback.schedule]`).
     SlotChosen {
         at: Timestamp,
@@ -252,6 +257,12 @@ impl fmt::Display for Step {
             }
             Self::CallbackAbandoned => write!(f, "callback capture abandoned"),
             Self::SlotChosen { at, words } => write!(f, "callback time chosen: {words} ({at})"),
+            Self::CallbackNotOffered { wait: Some(w) } => write!(
+                f,
+                "callback not offered: estimated wait {} min",
+                w.as_secs().div_ceil(60)
+            ),
+            Self::CallbackNotOffered { wait: None } => write!(f, "callback not offered"),
             Self::TransferStarted { target } => write!(f, "transfer to {target}"),
             Self::TransferFailed { target } => write!(f, "transfer to {target} failed"),
             Self::VoicemailStarted => write!(f, "voicemail recording"),
@@ -371,6 +382,11 @@ pub struct Engine {
     next_offer: Option<Instant>,
     max_wait_at: Option<Instant>,
     offers: u32,
+    /// The latest estimated wait (`Some(None)`: the queue could not estimate), for
+    /// `offer_when_wait_over`; `None` until the first `QueueStatus`.
+    last_wait: Option<Option<Duration>>,
+    /// Whether the last menu offered its callback key.
+    callback_offered: bool,
     /// Latest `QueueStatus` not yet announced.
     status: Option<(u32, Option<Duration>)>,
 }
@@ -389,6 +405,8 @@ impl Engine {
             max_wait_at: None,
             offers: 0,
             status: None,
+            last_wait: None,
+            callback_offered: true,
         }
     }
 
@@ -498,6 +516,7 @@ impl Engine {
                 },
             ) => {
                 self.status = Some((position, estimated_wait));
+                self.last_wait = Some(estimated_wait);
                 s
             }
             (State::Ringing, WfEvent::Answered) => {
@@ -758,10 +777,16 @@ impl Engine {
         }
         self.offers += 1;
         self.log(Step::MenuOffered { nth: self.offers });
-        if self.flow.announce.any() {
+        if self.flow.announce.any() || self.flow.callback.offer_when_wait_over.is_some() {
             self.push(Action::QueryQueueStatus);
         }
-        let menu = self.flow.menu.prompt.clone();
+        self.callback_offered = self.callback_worth_it();
+        if !self.callback_offered {
+            self.log(Step::CallbackNotOffered {
+                wait: self.last_wait.flatten(),
+            });
+        }
+        let menu = self.menu_prompt();
         match (&self.flow.greeting, self.offers) {
             (Some(g), 1) => {
                 let g = g.clone();
@@ -852,7 +877,14 @@ impl Engine {
 
     /// A key in the menu or during the music/announcement.
     fn menu_key(&mut self, now: Instant, key: char, invalid: u32, no_input: u32) -> State {
-        if let Some(o) = self.flow.menu.options.iter().find(|o| o.key == key) {
+        let offered = self.callback_offered;
+        if let Some(o) = self
+            .flow
+            .menu
+            .options
+            .iter()
+            .find(|o| o.key == key && (offered || o.action != MenuAction::Callback))
+        {
             let action = o.action.clone();
             self.log(Step::KeyAccepted {
                 key,
@@ -867,15 +899,31 @@ impl Engine {
             self.log(Step::FallbackTaken { action: fb.kind() });
             return self.act(now, fb);
         }
-        let (i, m) = (
-            self.flow.prompts.invalid_choice.clone(),
-            self.flow.menu.prompt.clone(),
-        );
+        let (i, m) = (self.flow.prompts.invalid_choice.clone(), self.menu_prompt());
         self.play(&[&i, &m], true);
         State::Menu {
             listen: Listen::Playing,
             invalid: tries,
             no_input,
+        }
+    }
+
+    /// Whether a callback is worth offering now (`[callback] offer_when_wait_over`): the
+    /// estimated wait is over the threshold, or not known (no estimate yet, or the queue
+    /// cannot estimate: no agent has finished a call), or there is no threshold.
+    fn callback_worth_it(&self) -> bool {
+        match (self.flow.callback.offer_when_wait_over, self.last_wait) {
+            (None, _) | (Some(_), None | Some(None)) => true,
+            (Some(over), Some(Some(wait))) => wait > over,
+        }
+    }
+
+    /// The menu as offered now: without its callback key while a callback is not worth it.
+    fn menu_prompt(&self) -> String {
+        if self.callback_offered {
+            self.flow.menu.prompt.clone()
+        } else {
+            self.flow.prompts.menu_no_callback.clone()
         }
     }
 
@@ -1503,6 +1551,7 @@ impl Step {
             Self::CallbackRefused(_) => "callback_refused",
             Self::CallbackAbandoned => "callback_abandoned",
             Self::SlotChosen { .. } => "callback_slot_chosen",
+            Self::CallbackNotOffered { .. } => "callback_not_offered",
             Self::TransferStarted { .. } => "transfer_started",
             Self::TransferFailed { .. } => "transfer_failed",
             Self::VoicemailStarted => "voicemail_started",

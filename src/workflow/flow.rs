@@ -43,7 +43,7 @@ impl<const N: usize> PromptCatalog for [&str; N] {
 
 /// The fixed prompts the engine plays by default (a queue's `[prompts]` table may swap them).
 /// With [`DIGIT_PROMPTS`], every id the prompt library must hold.
-pub const FIXED_PROMPTS: [&str; 29] = [
+pub const FIXED_PROMPTS: [&str; 30] = [
     "greeting",
     "menu",
     "callback_menu",
@@ -73,6 +73,7 @@ pub const FIXED_PROMPTS: [&str; 29] = [
     "ringback",
     "callback_when",
     "slot_chosen",
+    "menu_no_callback",
 ];
 
 /// The prompts every flow reads digits with (`Digits("+1555…")` is played with these).
@@ -176,6 +177,9 @@ prompt_roles! {
     callback_when,
     /// "We will call you back" (then the chosen slot, "today at 3 PM").
     slot_chosen,
+    /// With `[callback] offer_when_wait_over`: the menu without its callback option, played
+    /// while the estimated wait is under the threshold.
+    menu_no_callback,
 }
 
 /// A validated queue: everything the engine and the shell need to run one call of it.
@@ -305,6 +309,9 @@ pub struct CallbackRules {
     pub agent_ring_timeout: Duration,
     /// When customers may be called, in their own time zone; `None`: at any hour.
     pub calling_window: Option<CallingWindow>,
+    /// Offer the menu's callback key only while the estimated wait exceeds this (`max_wait`
+    /// takes its action whatever the wait); `None`: always.
+    pub offer_when_wait_over: Option<Duration>,
     /// `[callback.schedule]`: callers may choose a time; `None`: as soon as possible only.
     pub schedule: Option<super::slots::Schedule>,
     /// A callback still open this long after it was requested (or after its chosen time)
@@ -444,6 +451,7 @@ struct RawCallback {
     calling_window: Option<Spanned<String>>,
     time_zone: Option<Spanned<String>>,
     expiry: Option<Spanned<String>>,
+    offer_when_wait_over: Option<Spanned<String>>,
     schedule: Option<Spanned<RawSchedule>>,
     #[serde(default)]
     retry: RawRetry,
@@ -1096,7 +1104,12 @@ fn compile_spanned(
         .expiry
         .as_ref()
         .map(|v| c.positive(Some(v), "expiry", Duration::ZERO));
+    let offer_when_wait_over = cb
+        .offer_when_wait_over
+        .as_ref()
+        .map(|v| c.positive(Some(v), "offer_when_wait_over", Duration::ZERO));
     let callback = CallbackRules {
+        offer_when_wait_over,
         schedule,
         expiry,
         calling_window,

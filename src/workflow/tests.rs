@@ -853,3 +853,79 @@ fn a_closed_hours_callback_is_not_asked_when() {
     let a = c.key('1');
     assert_eq!(played(&a), ["callback_menu"]);
 }
+
+/// Issue 21 item 6: with `offer_when_wait_over = "5m"`, the menu offers the callback key only
+/// while the estimated wait is over five minutes (or not known yet); under it the menu is
+/// `menu_no_callback` and `1` is an invalid key; `max_wait` still takes its callback.
+#[test]
+fn the_callback_is_offered_only_when_the_wait_is_worth_it() {
+    let mut flow = support_flow();
+    flow.callback.offer_when_wait_over = Some(secs(300));
+    flow.max_wait = Some(secs(600));
+    let mut c = Call::answered(flow);
+    // No estimate yet: offered as before (and the status is asked for).
+    assert!(
+        c.log
+            .iter()
+            .any(|(_, a)| matches!(a, Action::QueryQueueStatus))
+    );
+    assert!(
+        played(&c.log.iter().map(|(_, a)| a.clone()).collect::<Vec<_>>())
+            .contains(&"menu".to_owned())
+    );
+    c.ev(WfEvent::QueueStatus {
+        position: 1,
+        estimated_wait: Some(secs(120)),
+    });
+    c.done_playing();
+    c.wait(secs(7)); // no key: the position is announced
+    c.done_playing(); // then music until the next offer
+    let a = c.wait(secs(60));
+    assert!(
+        steps(&a).contains(&Step::CallbackNotOffered {
+            wait: Some(secs(120))
+        }),
+        "{a:?}"
+    );
+    assert!(played(&a).contains(&"menu_no_callback".to_owned()), "{a:?}");
+    let a = c.key('1');
+    assert!(
+        steps(&a)
+            .iter()
+            .any(|s| matches!(s, Step::KeyInvalid { key: '1', .. })),
+        "{a:?}"
+    );
+    assert_eq!(played(&a), ["invalid_choice", "menu_no_callback"]);
+    // The wait grows past the threshold: the next offer has the callback again.
+    c.ev(WfEvent::QueueStatus {
+        position: 4,
+        estimated_wait: Some(secs(900)),
+    });
+    c.done_playing();
+    c.wait(secs(7));
+    c.done_playing();
+    let a = c.wait(secs(60));
+    assert!(played(&a).contains(&"menu".to_owned()), "{a:?}");
+    let a = c.key('1');
+    assert_eq!(played(&a), ["callback_menu"]);
+}
+
+/// Under the threshold all along, `max_wait` still takes its callback action.
+#[test]
+fn max_wait_takes_the_callback_whatever_the_estimate() {
+    let mut flow = support_flow();
+    flow.callback.offer_when_wait_over = Some(secs(300));
+    flow.max_wait = Some(secs(90));
+    let mut c = Call::answered(flow);
+    c.ev(WfEvent::QueueStatus {
+        position: 1,
+        estimated_wait: Some(secs(60)),
+    });
+    c.done_playing();
+    c.wait(secs(7));
+    c.done_playing();
+    let a = c.wait(secs(200));
+    assert!(played(&a).contains(&"max_wait".to_owned()), "{a:?}");
+    let a = c.done_playing();
+    assert!(played(&a).contains(&"callback_menu".to_owned()), "{a:?}");
+}
