@@ -357,6 +357,112 @@ fn listed_json(st: &AppState, i: &Interaction, position: Option<u32>) -> Value {
     v
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RescheduleBody {
+    /// RFC 3339 with an offset.
+    not_before: String,
+}
+
+/// `POST /api/v1/interactions/{id}/reschedule` `{"not_before"}`: the workspace's Reschedule of
+/// an open callback of the agent's queue. A time already past means now; a time outside the
+/// calling window (in the customer's zone) moves on to when it opens.
+pub(super) async fn reschedule(
+    State(st): State<AppState>,
+    AuthAgent(agent): AuthAgent,
+    id: Result<Path<InteractionId>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(id)?;
+    let body: RescheduleBody = parse_body(body, None)?;
+    let at: jiff::Timestamp = body.not_before.parse().map_err(|e| {
+        ApiError::Unprocessable(format!(
+            "not_before: {:?} is not an RFC 3339 time with an offset: {e}",
+            body.not_before
+        ))
+    })?;
+    let current = st.store.get(id).await?.listed.interaction;
+    check_queue(&agent, &current)?;
+    let now = clock::wall();
+    let at = at.max(now);
+    let at = match (&current.callback, st.flows.current().get(&current.queue)) {
+        (Some(cb), Some(flow)) => flow.callable_from(&cb.number, at).unwrap_or(at),
+        _ => at,
+    };
+    let at = jiff::Timestamp::from_microsecond(at.as_microsecond()).unwrap_or(at);
+    let event = crate::interaction::Event::Rescheduled {
+        not_before: at,
+        by: agent.id.clone(),
+    };
+    let i = st.store.apply(id, event, now).await?;
+    Ok(Json(listed_json(&st, &i, None)))
+}
+
+/// `POST /api/v1/interactions/{id}/call_now` (empty body or `{}`): the workspace's "Call again
+/// now": an open callback waiting out its retry interval or its chosen time is made due now
+/// and accepted by the agent at once (dialled), unless the calling window is closed in the
+/// customer's zone (409 `not_yet_due` with when it opens: then nothing changes).
+pub(super) async fn call_now(
+    State(st): State<AppState>,
+    AuthAgent(agent): AuthAgent,
+    id: Result<Path<InteractionId>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(id)?;
+    let AcceptBody {} = parse_body(body, Some(AcceptBody {}))?;
+    let current = st.store.get(id).await?.listed.interaction;
+    check_queue(&agent, &current)?;
+    outside_window(&st, &current)?;
+    let now = clock::wall();
+    let current = if current.not_due_at(now).is_some() {
+        let event = crate::interaction::Event::Rescheduled {
+            not_before: now,
+            by: agent.id.clone(),
+        };
+        st.store.apply(id, event, now).await?
+    } else {
+        current
+    };
+    hand_to(&st, current.id, agent).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NoteBody {
+    text: String,
+}
+
+/// Longest agent note.
+const MAX_NOTE: usize = 2000;
+
+/// `POST /api/v1/interactions/{id}/notes` `{"text"}`: an agent's note on the feed, any status.
+pub(super) async fn add_note(
+    State(st): State<AppState>,
+    AuthAgent(agent): AuthAgent,
+    id: Result<Path<InteractionId>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(id)?;
+    let body: NoteBody = parse_body(body, None)?;
+    let text = body.text.trim().to_owned();
+    if text.is_empty() || text.chars().count() > MAX_NOTE {
+        return Err(ApiError::Unprocessable(format!(
+            "text: 1 to {MAX_NOTE} characters"
+        )));
+    }
+    let current = st.store.get(id).await?.listed.interaction;
+    check_queue(&agent, &current)?;
+    let note = crate::interaction::Note::Agent {
+        agent: agent.id.clone(),
+        text,
+    };
+    let i = st
+        .store
+        .apply(id, crate::interaction::Event::Note(note), clock::wall())
+        .await?;
+    Ok(Json(listed_json(&st, &i, None)))
+}
+
 fn path_id(id: Result<Path<InteractionId>, PathRejection>) -> Result<InteractionId, ApiError> {
     id.map(|Path(id)| id)
         .map_err(|_| ApiError::NotFound("no such interaction".into()))

@@ -225,6 +225,18 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/interactions/{id}/assign",
             post(interactions::assign),
         )
+        .route(
+            "/api/v1/interactions/{id}/reschedule",
+            post(interactions::reschedule),
+        )
+        .route(
+            "/api/v1/interactions/{id}/call_now",
+            post(interactions::call_now),
+        )
+        .route(
+            "/api/v1/interactions/{id}/notes",
+            post(interactions::add_note),
+        )
         .route("/api/v1/callbacks", post(callbacks::create))
         .route("/api/v1/me", get(agents::me))
         .route("/api/v1/agents", get(agents::list))

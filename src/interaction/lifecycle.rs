@@ -207,6 +207,14 @@ pub enum Event {
         /// The instance whose death this settles, when another instance settles it.
         lost_instance: Option<String>,
     },
+    /// An agent moved an open callback's not-before (the workspace's Reschedule, or "call
+    /// again now" with `now`); the attempts so far stay counted.
+    Rescheduled {
+        /// The new time (at or after `now`).
+        not_before: Timestamp,
+        /// The agent's id.
+        by: String,
+    },
     /// The agent's leg did not take the call (no answer, busy, error, or the agent hung up
     /// before the bridge): the callback goes back to open, unassigned, in its place, and the
     /// attempt is **not** counted — the customer was never put through to anyone.
@@ -237,6 +245,7 @@ impl Event {
             Self::Note(_) => "note",
             Self::Recovered { .. } => "recovered",
             Self::AgentUnreachable { .. } => "agent_unreachable",
+            Self::Rescheduled { .. } => "rescheduled",
         }
     }
 }
@@ -600,6 +609,31 @@ pub fn apply(
             lost_instance.as_deref(),
             now,
         )?,
+        Event::Rescheduled { not_before, by } => match status {
+            Status::Open if current.sub_type == SubType::Callback && current.callback.is_some() => {
+                let at = not_before.max(now);
+                if let Some(cb) = next.callback.as_mut() {
+                    cb.not_before = (at > now).then_some(at);
+                }
+                let text = if at > now {
+                    format!("rescheduled by {by}: not before {at}")
+                } else {
+                    format!("rescheduled by {by}: due now")
+                };
+                feed.push(
+                    FeedEntry::new(now, "rescheduled", text)
+                        .with("agent", &by)
+                        .with("not_before", at.to_string()),
+                );
+            }
+            Status::Open => {
+                return Err(LifecycleError::NotACallback {
+                    event: name,
+                    sub_type: current.sub_type,
+                });
+            }
+            Status::Bot | Status::Connected | Status::Closed => return refuse(status),
+        },
         Event::AgentUnreachable { code } => match status {
             // Up to the bridge: a customer who answered and heard the apology is handed back too.
             Status::Connected if current.leg != Some(Leg::Bridged) => {

@@ -43,6 +43,13 @@ pub enum Note {
         /// Why the write failed.
         error: String,
     },
+    /// An agent's note from the workspace.
+    Agent {
+        /// The agent's id.
+        agent: String,
+        /// What they wrote.
+        text: String,
+    },
     /// An open callback passed its queue's `[callback] expiry` and was closed `expired`.
     Expired {
         /// The queue's expiry.
@@ -68,6 +75,7 @@ impl Note {
             Self::MediaTimeout { .. } => "media_timeout",
             Self::VoicemailLost { .. } => "voicemail_lost",
             Self::Expired { .. } => "expired",
+            Self::Agent { .. } => "agent_note",
             Self::WorkflowStep { kind, .. } => kind,
         }
     }
@@ -76,6 +84,7 @@ impl Note {
     pub fn text(&self) -> String {
         match self {
             Self::HungUpOnClose => "the agent closed the interaction; Hammond hung up".to_owned(),
+            Self::Agent { agent, text } => format!("{agent}: {text}"),
             Self::Expired { after } => format!(
                 "not reached within the queue's expiry ({}); closed",
                 as_written(*after)

@@ -305,3 +305,75 @@ async fn outside_the_calling_window_nothing_is_due() {
     assert_eq!(code(&v), "not_yet_due", "{v}");
     assert_eq!(v["error"]["not_before"], opening.to_string(), "{v}");
 }
+
+/// `POST path` as alice with `body`.
+async fn as_alice(api: &Api, path: &str, body: &str) -> (StatusCode, Value) {
+    let req = Request::post(path)
+        .header("authorization", "Bearer alice-secret")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let resp = router(api.state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Issue 21 item 7: in the workspace an agent reschedules a callback (a new `not_before`, on
+/// the feed), adds a note, and "calls again now": due at once and accepted (connected).
+#[tokio::test]
+async fn an_agent_reschedules_notes_and_calls_again_now() {
+    let api = api().await;
+    let later = crate::clock::wall() + jiff::SignedDuration::from_hours(3);
+    let later = jiff::Timestamp::from_second(later.as_second()).unwrap();
+    let (_, v) = api
+        .post(None, json!({"queue": "support", "number": "15551234567"}))
+        .await;
+    let id = v["id"].as_i64().unwrap();
+    let (st, v) = as_alice(
+        &api,
+        &format!("/api/v1/interactions/{id}/reschedule"),
+        &json!({ "not_before": later.to_string() }).to_string(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["callback"]["not_before"], later.to_string());
+    let (st, v) = as_alice(
+        &api,
+        &format!("/api/v1/interactions/{id}/notes"),
+        r#"{"text": "customer prefers mornings"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = as_alice(&api, &format!("/api/v1/interactions/{id}/accept"), "{}").await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "not_yet_due"), "{v}");
+    let (st, v) = as_alice(&api, &format!("/api/v1/interactions/{id}/call_now"), "").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "connected");
+    assert_eq!(v["assigned_agent"], "alice");
+    let d = api.store.get(id).await.unwrap();
+    let kinds: Vec<&str> = d.feed.iter().map(|e| e.kind.as_str()).collect();
+    for k in ["rescheduled", "agent_note", "assigned"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+    assert!(
+        d.feed
+            .iter()
+            .any(|e| e.text == "alice: customer prefers mornings"),
+        "{:?}",
+        d.feed
+    );
+    // Not a callback any more once connected: rescheduling it is a conflict.
+    let (st, _) = as_alice(
+        &api,
+        &format!("/api/v1/interactions/{id}/reschedule"),
+        &json!({ "not_before": later.to_string() }).to_string(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+}

@@ -803,3 +803,46 @@ fn each_outcome_applies_its_own_cap_and_delay() {
         "answering machine; attempt 2 of 2, no more tries"
     );
 }
+
+/// Issue 21 item 7: an open callback is rescheduled (a later time, or now: due), keeping its
+/// attempts; other statuses and sub-types refuse it.
+#[test]
+fn rescheduling_moves_an_open_callbacks_not_before() {
+    let later = t("2026-03-01T15:00:00Z");
+    let c = apply(
+        &open_callback(),
+        Event::Rescheduled {
+            not_before: later,
+            by: "alice".into(),
+        },
+        now(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.interaction.callback.as_ref().unwrap().not_before,
+        Some(later)
+    );
+    assert_eq!(c.feed[0].kind, "rescheduled");
+    assert!(c.feed[0].text.contains("rescheduled by alice"));
+    let due = apply(
+        &c.interaction,
+        Event::Rescheduled {
+            not_before: t("2026-03-01T09:00:00Z"),
+            by: "alice".into(),
+        },
+        now(),
+    )
+    .unwrap();
+    assert_eq!(due.interaction.callback.as_ref().unwrap().not_before, None);
+    assert!(due.feed[0].text.ends_with("due now"));
+    let again = Event::Rescheduled {
+        not_before: later,
+        by: "alice".into(),
+    };
+    not_allowed(&connected_callback(), again.clone());
+    not_allowed(&closed(), again.clone());
+    assert!(matches!(
+        apply(&open(), again, now()),
+        Err(LifecycleError::NotACallback { .. })
+    ));
+}
