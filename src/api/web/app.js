@@ -573,6 +573,8 @@ function renderWorkspace() {
   $('ws-customer').textContent = i.customer_number || '–';
   const cb = i.callback;
   for (const e of document.querySelectorAll('.cb-only')) e.hidden = !cb;
+  // Reschedule and "Call again now" for a callback waiting in the queue.
+  $('cb-actions').hidden = !(cb && i.status === 'open');
   if (cb) {
     $('ws-cb-number').textContent = cb.number;
     $('ws-attempts').textContent = String(cb.attempts);
@@ -664,6 +666,37 @@ async function closeInteraction(ev) {
   }
 }
 
+// ---------- callback actions (reschedule, call again now) and notes ----------
+
+async function workspaceAction(what, path, body) {
+  const i = state.current;
+  if (!i) return;
+  clearAlert();
+  try {
+    const r = await api('POST', `/api/v1/interactions/${i.id}/${path}`, body);
+    upsert(r);
+    announce(`Interaction ${i.id}: ${what}.`);
+    await loadWorkspace(i.id, false);
+  } catch (e) {
+    if (e.status !== 401) showAlert(`Could not ${what} interaction ${i.id}: ${e.message}`);
+  }
+}
+
+function rescheduleInteraction(ev) {
+  ev.preventDefault();
+  const at = new Date($('reschedule-at').value);
+  if (Number.isNaN(at.getTime())) return;
+  workspaceAction('reschedule', 'reschedule', { not_before: at.toISOString() });
+}
+
+function noteInteraction(ev) {
+  ev.preventDefault();
+  const text = $('note-text').value.trim();
+  if (!text) return;
+  $('note-text').value = '';
+  workspaceAction('add a note to', 'notes', { text });
+}
+
 // ---------- wiring ----------
 
 function init() {
@@ -687,6 +720,9 @@ function init() {
   for (const id of ['f-queue', 'f-type']) $(id).addEventListener('change', render);
   $('filters').addEventListener('submit', (ev) => ev.preventDefault());
   $('close-form').addEventListener('submit', closeInteraction);
+  $('reschedule-form').addEventListener('submit', rescheduleInteraction);
+  $('call-now-btn').addEventListener('click', () => workspaceAction('call again now', 'call_now', {}));
+  $('note-form').addEventListener('submit', noteInteraction);
   const tabs = [...document.querySelectorAll('[role="tab"]')];
   for (const t of tabs) {
     t.addEventListener('click', () => selectTab(t.id, false));
