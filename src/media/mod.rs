@@ -3,6 +3,7 @@
 //! 20 ms pacing clock, DTMF (RFC 4733, SIP INFO, in-band), voicemail recording, and the two-leg
 //! bridge. No sockets, tasks or clocks: time comes in as `now`, bytes go out into caller buffers.
 
+pub mod amd;
 pub mod bridge;
 pub mod dtmf;
 pub mod error;
