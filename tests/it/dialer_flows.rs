@@ -490,6 +490,18 @@ fn failed_attempt(
     id: i64,
     customer_scenario: &str,
 ) -> serde_json::Value {
+    failed_attempt_counting(h, trunk, agent, id, customer_scenario, 1)
+}
+
+/// [`failed_attempt`], the callback then holding `attempts` counted attempts.
+fn failed_attempt_counting(
+    h: &Hammond,
+    trunk: u16,
+    agent: u16,
+    id: i64,
+    customer_scenario: &str,
+    attempts: u32,
+) -> serde_json::Value {
     let customer = Sipp::uas(customer_scenario, trunk).spawn();
     let alice = Sipp::uas("phone_no_answer.xml", agent).spawn();
     std::thread::sleep(Duration::from_millis(300));
@@ -497,7 +509,7 @@ fn failed_attempt(
     assert_ok(&customer.wait());
     assert_ok(&alice.wait());
     let i = wait_status(h, id, "open");
-    assert_eq!(i["callback"]["attempts"], 1, "{i}");
+    assert_eq!(i["callback"]["attempts"], attempts, "{i}");
     let d = http::get(
         h.http,
         &format!("/api/v1/interactions/{id}"),
@@ -521,12 +533,31 @@ fn unanswered_customer_is_cancelled_at_the_ring_timeout() {
     assert_eq!(failed["outcome"], "no_answer", "{failed}");
 }
 
+/// A refusal from the far end (500) is a counted failed attempt.
 #[test]
 fn failing_trunk_counts_the_attempt() {
     let (h, trunk, agent, id) = with_callback("");
-    let failed = failed_attempt(&h, trunk, agent, id, "phone_503.xml");
+    let failed = failed_attempt(&h, trunk, agent, id, "phone_500.xml");
     assert_eq!(failed["outcome"], "failed", "{failed}");
+    assert_eq!(failed["code"], 500, "{failed}");
+}
+
+/// Issue 21: a 503 is the trunk's own outage (RFC 3261 §16.7: a proxy does not pass a 503 on):
+/// not counted against the customer, retried after the queue's `trunk_outage` delay, and the
+/// feed says so.
+#[test]
+fn a_trunk_503_is_an_outage_not_counted() {
+    let (h, trunk, agent, id) = with_callback("");
+    let failed = failed_attempt_counting(&h, trunk, agent, id, "phone_503.xml", 0);
+    assert_eq!(failed["outcome"], "trunk_outage", "{failed}");
+    assert_eq!(failed["counted"], false, "{failed}");
     assert_eq!(failed["code"], 503, "{failed}");
+    assert!(
+        failed["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("not counted, next try after")),
+        "{failed}"
+    );
 }
 
 /// Key 0 transfers to the operator; the PBX refuses REFER, so Hammond calls the operator
