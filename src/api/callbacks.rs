@@ -52,6 +52,21 @@ pub(super) struct NewCallbackBody {
 }
 
 /// `POST /api/v1/callbacks` → 201 and the interaction (`open`, sub-type `callback`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/callbacks",
+    tag = "callbacks",
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retried request with the same key gets the first one's interaction, and writes nothing")),
+    request_body(content = crate::api::openapi::NewCallbackRequest, example = json!({"queue": "support", "number": "+1 555 123 4567", "note": "from the website"})),
+    responses(
+        (status = 201, description = "Booked: open, sub-type callback", body = crate::interaction::InteractionJson),
+        (status = 403, description = "Not an API client with the `create_callbacks` right, or not one of its queues", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::openapi::ErrorBody),
+        (status = 422, description = "A bad body, or refused by a rule: `number_refused`, `duplicate_callback`, `daily_limit`, `unknown_queue`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody), (status = 503, description = "The store cannot serve now", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn create(
     State(st): State<AppState>,
     CallbackClient(client): CallbackClient,

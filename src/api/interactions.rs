@@ -367,6 +367,20 @@ pub(super) struct RescheduleBody {
 /// `POST /api/v1/interactions/{id}/reschedule` `{"not_before"}`: the workspace's Reschedule of
 /// an open callback of the agent's queue. A time already past means now; a time outside the
 /// calling window (in the customer's zone) moves on to when it opens.
+#[utoipa::path(
+    post,
+    path = "/api/v1/interactions/{id}/reschedule",
+    tag = "interactions",
+    params(("id" = i64, Path, description = "The interaction")),
+    request_body(content = crate::api::openapi::RescheduleRequest, example = json!({"not_before": "2030-01-02T15:00:00Z"})),
+    responses(
+        (status = 200, description = "The callback with its new `not_before`", body = crate::interaction::InteractionJson),
+        (status = 403, description = "In a queue that is not the caller's", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such interaction", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "Not an open callback", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::openapi::ErrorBody), (status = 422, description = "A bad body", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody), (status = 503, description = "The store cannot serve now", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn reschedule(
     State(st): State<AppState>,
     AuthAgent(agent): AuthAgent,
@@ -402,6 +416,20 @@ pub(super) async fn reschedule(
 /// now": an open callback waiting out its retry interval or its chosen time is made due now
 /// and accepted by the agent at once (dialled), unless the calling window is closed in the
 /// customer's zone (409 `not_yet_due` with when it opens: then nothing changes).
+#[utoipa::path(
+    post,
+    path = "/api/v1/interactions/{id}/call_now",
+    tag = "interactions",
+    params(("id" = i64, Path, description = "The interaction")),
+    request_body(content = Option<crate::api::openapi::Empty>, description = "Empty, or `{}`", example = json!({})),
+    responses(
+        (status = 200, description = "Due now, connected and assigned to the caller (dialled)", body = crate::interaction::InteractionJson),
+        (status = 403, description = "In a queue that is not the caller's", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such interaction", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "Not open (`conflict`), or the calling window is closed (`not_yet_due`)", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::openapi::ErrorBody), (status = 422, description = "A bad body", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody), (status = 503, description = "The store cannot serve now", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn call_now(
     State(st): State<AppState>,
     AuthAgent(agent): AuthAgent,
@@ -436,6 +464,19 @@ pub(super) struct NoteBody {
 const MAX_NOTE: usize = 2000;
 
 /// `POST /api/v1/interactions/{id}/notes` `{"text"}`: an agent's note on the feed, any status.
+#[utoipa::path(
+    post,
+    path = "/api/v1/interactions/{id}/notes",
+    tag = "interactions",
+    params(("id" = i64, Path, description = "The interaction")),
+    request_body(content = crate::api::openapi::NoteRequest, example = json!({"text": "prefers mornings"})),
+    responses(
+        (status = 200, description = "The interaction (the note is on its feed)", body = crate::interaction::InteractionJson),
+        (status = 403, description = "In a queue that is not the caller's", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such interaction", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::openapi::ErrorBody), (status = 422, description = "A bad body", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody), (status = 503, description = "The store cannot serve now", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn add_note(
     State(st): State<AppState>,
     AuthAgent(agent): AuthAgent,

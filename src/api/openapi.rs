@@ -115,6 +115,36 @@ pub(crate) struct AssignRequest {
     agent: String,
 }
 
+/// `POST /api/v1/callbacks`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct NewCallbackRequest {
+    /// One of the API client's queues.
+    queue: String,
+    /// The number to call back (`+1 555 123 4567`, `15551234567`, …), checked against the
+    /// queue's number rules and stored as `+` and its international digits.
+    number: String,
+    /// Not to be dialled before (RFC 3339 with an offset); moved on to the calling window.
+    #[schema(format = DateTime)]
+    not_before: Option<String>,
+    /// A note for the agent, on the feed.
+    note: Option<String>,
+}
+
+/// `POST /api/v1/interactions/{id}/reschedule`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RescheduleRequest {
+    /// The new not-before (RFC 3339 with an offset); a time past means now.
+    #[schema(format = DateTime)]
+    not_before: String,
+}
+
+/// `POST /api/v1/interactions/{id}/notes`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct NoteRequest {
+    /// 1 to 2,000 characters.
+    text: String,
+}
+
 /// An empty object (`POST …/accept` takes `{}` or nothing).
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Empty {}
@@ -144,6 +174,10 @@ pub(crate) struct Health {
         super::interactions::accept,
         super::interactions::close,
         super::interactions::assign,
+        super::interactions::reschedule,
+        super::interactions::call_now,
+        super::interactions::add_note,
+        super::callbacks::create,
         super::agents::me,
         super::agents::list,
         super::agents::set_status,

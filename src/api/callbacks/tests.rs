@@ -37,6 +37,7 @@ async fn api() -> Api {
         endpoint: "sip:alice@127.0.0.1:5070".into(),
         queues: vec!["support".into()],
         token: "alice-secret".into(),
+        role: crate::queue::agent::Role::Agent,
     };
     let client = |id: &str, rights: Vec<ApiRight>| ApiClient {
         id: id.into(),

@@ -77,7 +77,17 @@ async fn fixture() -> (AppState, tempfile::TempDir) {
             agent("sam", &[], Role::Supervisor),
         ],
         crate::metrics::install(),
-    );
+    )
+    .with_flows(Arc::new(crate::rt::queue_watch::QueueRegistry::new(
+        crate::workflow::QueueSet::new([crate::workflow::test_support::support_flow()]),
+        Vec::new(),
+    )))
+    .with_api_clients(vec![crate::api::ApiClient {
+        id: "website".into(),
+        token: "website-secret".into(),
+        queues: vec!["support".into()],
+        rights: vec![crate::config::ApiRight::CreateCallbacks],
+    }]);
     (state, dir)
 }
 
@@ -260,7 +270,13 @@ async fn every_documented_route_answers_as_documented() {
         let secured = c.op["security"].is_array() || d["security"].is_array();
         // A fresh store per operation: one operation's writes never decide another's answer.
         let (state, _dir) = fixture().await;
-        let status = check(&state, c, request(c, &uri(c, "1"), Some("sam-secret")), &d).await;
+        // Booking a callback from outside a call is an API client's right, not an agent's.
+        let token = if c.path == "/api/v1/callbacks" {
+            "website-secret"
+        } else {
+            "sam-secret"
+        };
+        let status = check(&state, c, request(c, &uri(c, "1"), Some(token)), &d).await;
         // A browser phone's call actions need a call ringing on a page (tests/it/webrtc.rs
         // drives them in Chromium); the fixture has none: their documented 404.
         if c.path.starts_with("/api/v1/phone/calls/") {
