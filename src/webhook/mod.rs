@@ -44,6 +44,7 @@ pub const EVENT_KINDS: &[&str] = &[
     "note",
     "recovered",
     "agent_unreachable",
+    "rescheduled",
 ];
 
 /// Waits between attempts at one event: quick at first (a receiver restarting), then up to
@@ -90,7 +91,16 @@ mod tests {
     #[test]
     fn every_lifecycle_event_can_be_asked_for() {
         use crate::interaction::Event;
-        for e in [Event::EnteredWorkflow, Event::Bridged, Event::Answered] {
+        let rescheduled = Event::Rescheduled {
+            not_before: jiff::Timestamp::UNIX_EPOCH,
+            by: "alice".into(),
+        };
+        for e in [
+            Event::EnteredWorkflow,
+            Event::Bridged,
+            Event::Answered,
+            rescheduled,
+        ] {
             assert!(EVENT_KINDS.contains(&e.name()));
         }
     }
