@@ -35,8 +35,8 @@ pub use error::ApiError;
 use crate::queue::agent::{Accepted, Agent};
 use crate::rt::agents::Agents;
 use crate::rt::connected::ConnectedCalls;
-use crate::rt::webrtc::Phones;
 use crate::rt::queue_watch::QueueRegistry;
+use crate::rt::webrtc::Phones;
 use crate::store::InteractionStore;
 
 /// Largest request body accepted unless [`AppState::with_max_body`] says otherwise (the
