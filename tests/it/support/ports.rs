@@ -8,15 +8,26 @@
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Tests' ports: clear of the ephemeral range, of the benchmarks' RTP range (20000+) and of
-/// SIPp's defaults (SIP from 5060 up, media from 6000 up). The wider the block, the later the
-/// counter wraps: a full run hands out about ten thousand ports (64 per Hammond), and after a
-/// wrap a port handed out earlier but bound late (a trunk phone that a test starts near its
-/// end) can be handed out again while it is still free.
-const FIRST: u32 = 7_200;
-const END: u32 = 20_000;
+/// Tests' ports, in two runs: clear of the privileged ports, of SIPp's defaults (SIP from
+/// 5060 up, media from 6000 up), of PostgreSQL's 5432, of the benchmarks' RTP range (20000+)
+/// and of the kernel's ephemeral range (32768+). A block never straddles the gap. A full run
+/// of the integration tests hands out about 6,400 ports (64 per Hammond), well within them.
+const RUNS: [(u32, u32); 2] = [(1_100, 5_000), (7_200, 20_000)];
+
+/// How many ports the runs hold together.
+const TOTAL: u32 = (RUNS[0].1 - RUNS[0].0) + (RUNS[1].1 - RUNS[1].0);
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// The port at `index` of the runs laid end to end.
+fn port_at(index: u32) -> u32 {
+    let first_run = RUNS[0].1 - RUNS[0].0;
+    if index < first_run {
+        RUNS[0].0 + index
+    } else {
+        RUNS[1].0 + (index - first_run)
+    }
+}
 
 /// `n` consecutive UDP ports, the first even, all free on loopback right now.
 pub(crate) fn block(n: u16) -> u16 {
@@ -26,9 +37,18 @@ pub(crate) fn block(n: u16) -> u16 {
     let start = (std::process::id() % 50) * 200;
     loop {
         let offset = NEXT.fetch_add(n, Ordering::Relaxed);
-        let first = FIRST + (start + offset) % (END - FIRST - n);
-        let first = first & !1;
-        let free = (first..first + n).all(|p| UdpSocket::bind(("127.0.0.1", p as u16)).is_ok());
+        // One modulus for every size, so the counter's wrap is a rotation: a port comes round
+        // again only after all the others (a modulus of `TOTAL - n` moved each size's wrap
+        // point differently, and a large block after the wrap overlapped small ones handed
+        // out just before it). A block that would run off the end is skipped.
+        let index = (start + offset) % TOTAL;
+        let first = port_at(index) & !1;
+        let last = first + n - 1;
+        let in_one_run = RUNS.iter().any(|&(a, b)| first >= a && last < b);
+        if !in_one_run {
+            continue;
+        }
+        let free = (first..=last).all(|p| UdpSocket::bind(("127.0.0.1", p as u16)).is_ok());
         if free {
             return first as u16;
         }
