@@ -812,14 +812,14 @@ fn webhooks(
             if kind == "*" {
                 continue;
             }
-            if crate::webhook::EVENT_KINDS.contains(&kind) {
+            if crate::interaction::EVENT_KINDS.contains(&kind) {
                 events.push(kind.to_owned());
             } else {
                 c.error_at(
                     e.span(),
                     format!(
                         "webhooks.events: unknown event {kind:?}; events: *, {}",
-                        crate::webhook::EVENT_KINDS.join(", ")
+                        crate::interaction::EVENT_KINDS.join(", ")
                     ),
                 );
             }

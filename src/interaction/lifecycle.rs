@@ -224,6 +224,30 @@ pub enum Event {
     },
 }
 
+/// Every kind of change an interaction's event log records: `created` and the lifecycle
+/// events' names ([`Event::name`]). Webhooks subscribe to these, and the config checks them.
+pub const EVENT_KINDS: &[&str] = &[
+    "created",
+    "entered_workflow",
+    "dtmf",
+    "callback_requested",
+    "call_ended",
+    "transferred",
+    "accepted",
+    "offered_live",
+    "dialling",
+    "ringing",
+    "answered",
+    "dial_failed",
+    "bridged",
+    "hung_up",
+    "closed",
+    "note",
+    "recovered",
+    "agent_unreachable",
+    "rescheduled",
+];
+
 impl Event {
     /// The event's snake_case name (the event log's kind and the SSE `event:` field).
     pub fn name(&self) -> &'static str {

@@ -10,7 +10,9 @@ pub mod note;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-pub use lifecycle::{Change, DialFailure, Event, FailCause, HangupBy, LifecycleError, apply};
+pub use lifecycle::{
+    Change, DialFailure, EVENT_KINDS, Event, FailCause, HangupBy, LifecycleError, apply,
+};
 pub use note::Note;
 
 /// The store's identifier for an interaction (an integer in the API).

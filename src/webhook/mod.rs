@@ -23,29 +23,8 @@ pub mod sign;
 
 use serde::Serialize;
 
-/// Every event kind a webhook may ask for: `created` and the lifecycle events' names
-/// ([`crate::interaction::Event::name`]).
-pub const EVENT_KINDS: &[&str] = &[
-    "created",
-    "entered_workflow",
-    "dtmf",
-    "callback_requested",
-    "call_ended",
-    "transferred",
-    "accepted",
-    "offered_live",
-    "dialling",
-    "ringing",
-    "answered",
-    "dial_failed",
-    "bridged",
-    "hung_up",
-    "closed",
-    "note",
-    "recovered",
-    "agent_unreachable",
-    "rescheduled",
-];
+/// Every event kind a webhook may ask for (the domain's list: the config checks it too).
+pub use crate::interaction::EVENT_KINDS;
 
 /// Waits between attempts at one event: quick at first (a receiver restarting), then up to
 /// hours; after the last, the event is given up on. `attempt` counts failed attempts so far
