@@ -30,12 +30,17 @@ const NUMBER: &str = "15551234567";
 /// A Hammond with `srtp` on its trunk at `trunk_port`, alice's phone at `agent_port`, and one
 /// open callback booked by a SIPp caller.
 fn with_callback(trunk_port: u16, agent_port: u16, srtp: &str) -> (Hammond, i64) {
-    let h = Hammond::start(Options {
+    started_with_callback(Options {
         trunk: Some(SocketAddr::from(([127, 0, 0, 1], trunk_port))),
         agent_port: Some(agent_port),
         trunk_extra: format!("srtp = \"{srtp}\""),
         ..Options::default()
-    });
+    })
+}
+
+/// A Hammond started with `opts`, and one open callback booked by a SIPp caller.
+fn started_with_callback(opts: Options) -> (Hammond, i64) {
+    let h = Hammond::start(opts);
     let run = Sipp::uac("callback_info.xml", h.sip, "support")
         .key("key1", "1")
         .key("key2", "1")
@@ -433,7 +438,7 @@ fn a_callback_over_tls_to_a_baresip_phone_with_srtp_mandatory_is_encrypted_both_
     let music = crate::support::hammond::repo().join("prompts/audio/hold_music.wav");
     let phone = Baresip::start_tls(NUMBER, phone_port, "srtp-mand", &music, &both);
     let sips = phone.sips.unwrap();
-    let h = Hammond::start(Options {
+    let (h, id) = started_with_callback(Options {
         trunk: Some(sips),
         agent_port: Some(agent_port),
         trunk_extra: format!(
@@ -442,19 +447,6 @@ fn a_callback_over_tls_to_a_baresip_phone_with_srtp_mandatory_is_encrypted_both_
         ),
         ..Options::default()
     });
-    let run = Sipp::uac("callback_info.xml", h.sip, "support")
-        .key("key1", "1")
-        .key("key2", "1")
-        .run();
-    assert_ok(&run);
-    let list = http::get(
-        h.http,
-        "/api/v1/interactions?sub_type=callback&status=open",
-        "alice-secret",
-    );
-    let id = list.body["interactions"][0]["id"]
-        .as_i64()
-        .expect("an open callback");
     let alice = Sipp::uas("customer_answers_after_4s.xml", agent_port).spawn();
     std::thread::sleep(Duration::from_millis(300));
     post(&h, id, "accept", "{}");
