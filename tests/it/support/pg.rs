@@ -211,17 +211,8 @@ impl PgTlsServer {
         std::fs::copy(&pki.key, &key).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let root = unsafe { libc::geteuid() } == 0;
-        let run = |program: &std::path::Path| {
-            if root {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--"]).arg(program);
-                c
-            } else {
-                Command::new(program)
-            }
-        };
-        if root {
+        let run = as_server_user;
+        if unsafe { libc::geteuid() } == 0 {
             let ok = Command::new("chown")
                 .args(["-R", "postgres:"])
                 .arg(dir.path())
@@ -295,18 +286,20 @@ impl PgTlsServer {
     }
 }
 
+/// `program` as the `postgres` user when the test runs as root (the server refuses root).
+fn as_server_user(program: &std::path::Path) -> std::process::Command {
+    if unsafe { libc::geteuid() } == 0 {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        std::process::Command::new(program)
+    }
+}
+
 impl Drop for PgTlsServer {
     fn drop(&mut self) {
-        let mut c = std::process::Command::new(if unsafe { libc::geteuid() } == 0 {
-            "runuser"
-        } else {
-            "env"
-        });
-        if unsafe { libc::geteuid() } == 0 {
-            c.args(["-u", "postgres", "--"]);
-        }
-        let _ = c
-            .arg(self.bin.join("pg_ctl"))
+        let _ = as_server_user(&self.bin.join("pg_ctl"))
             .arg("-D")
             .arg(self.dir.path().join("data"))
             .args(["-m", "immediate", "stop"])
