@@ -12,6 +12,9 @@
 //! | calls → SIP endpoint (`UaHandle`) | none | each call sends a handful of commands over its life, from synchronous code that cannot wait; the endpoint drains them every turn |
 //! | SIP endpoint → a call's leg events | none | a leg's events are bounded by its dialog (a few per transaction, each rate-limited by the peer's retransmission timers); dropping one (a BYE) would leak the call |
 //! | a call → its store worker | none | one call's writes, in order; the store's own timeouts bound how long they wait |
+//! | store callers → the store's writer (SQLite's thread, PostgreSQL's writer task) | none | every caller awaits its job's reply, so the queue holds at most one job per waiting task; the store's timeouts bound the wait |
+//! | PostgreSQL `LISTEN` → the event pump; the writer's commits → the pump | none | one message per commit or notification (event ids, which the pump coalesces): bounded by the store's write rate, which one writer serialises |
+//! | a browser peer connection → its leg | none | a handful of events in a peer's life (connected, lost) |
 
 pub mod agents;
 pub mod call_legs;
