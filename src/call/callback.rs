@@ -4,6 +4,8 @@
 //!  accepted ─► Dialling durable ─► INVITE customer (trunk) + agent's leg, at once
 //!  offered  ─► agent's leg rings ─► answered ─► accept durable ─► Dialling durable ─► INVITE customer
 //!
+//!  customer answers (queue screens it: see `screening`): a person goes on, a machine gets a
+//!      short message and the machine retry rule
 //!  customer answers first: callback greeting, then hold music, until the agent answers
 //!      agent fails / does not answer in time: apology, BYE; back to open uncounted, agent away
 //!  agent answers first: whisper ("callback for support, customer 5 5 5 …"), then ringback
@@ -21,8 +23,14 @@ use super::{
     Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply, Target, note,
 };
 use crate::interaction::{DialFailure, Event as Lifecycle, FailCause, HangupBy, Note};
+use crate::media::amd::AmdConfig;
 use crate::workflow::engine::PlayItem;
 use crate::workflow::flow::{Flow, RetryPolicy};
+
+mod screening;
+
+use screening::Message;
+pub use screening::ScreeningRules;
 
 /// The longest an apology may take before the customer is hung up anyway.
 const APOLOGY_GUARD: Duration = Duration::from_secs(15);
@@ -59,6 +67,8 @@ pub struct Settings {
     pub requested_at: String,
     /// Looped for the agent until the customer answers.
     pub ringback: String,
+    /// Answering-machine detection and human confirmation on the customer's leg.
+    pub screening: ScreeningRules,
 }
 
 impl Settings {
@@ -75,6 +85,7 @@ impl Settings {
                 whisper: String::new(),
                 requested_at: String::new(),
                 ringback: String::new(),
+                screening: ScreeningRules::default(),
             };
         };
         let rules = &f.callback.numbers;
@@ -89,6 +100,17 @@ impl Settings {
             whisper: f.prompts.callback_whisper.clone(),
             requested_at: f.prompts.requested_at.clone(),
             ringback: f.prompts.ringback.clone(),
+            screening: ScreeningRules {
+                detect: f.callback.machine.detect.then(AmdConfig::default),
+                confirm_within: f
+                    .callback
+                    .machine
+                    .confirm
+                    .then_some(f.callback.machine.confirm_within),
+                wait_for_beep: f.callback.machine.wait_for_beep,
+                confirm: f.prompts.callback_confirm.clone(),
+                machine_message: f.prompts.callback_machine_message.clone(),
+            },
         }
     }
 }
@@ -124,6 +146,15 @@ pub fn outcome(status: Option<u16>, cause: Option<FailCause>) -> DialFailure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Party {
     Ringing,
+    /// Answered; answering-machine detection listens (the customer hears silence) until a
+    /// verdict, or `until`.
+    Screening {
+        until: Instant,
+    },
+    /// Answered; "press 1 to be connected" plays, then waits: no key by `until` is a machine.
+    Confirming {
+        until: Instant,
+    },
     Up,
 }
 
@@ -149,6 +180,12 @@ enum State {
     },
     /// The agent never came: the customer hears the apology, then is hung up.
     Apologising {
+        until: Instant,
+    },
+    /// An answering machine took the call (the attempt has failed, the agent is released):
+    /// its message waits for the greeting's end, then plays; `until` caps either.
+    LeavingMessage {
+        message: Message,
         until: Instant,
     },
     /// Customer and agent talk.
@@ -216,13 +253,17 @@ impl CallbackDial {
                 agent_deadline,
                 ..
             } => [
-                (customer == Party::Ringing).then_some(customer_deadline),
+                match customer {
+                    Party::Ringing => Some(customer_deadline),
+                    Party::Screening { until } | Party::Confirming { until } => Some(until),
+                    Party::Up => None,
+                },
                 (agent == Party::Ringing).then_some(agent_deadline),
             ]
             .into_iter()
             .flatten()
             .min(),
-            State::Apologising { until } => Some(until),
+            State::Apologising { until } | State::LeavingMessage { until, .. } => Some(until),
             State::Accepting
             | State::Committing { .. }
             | State::Bridged { .. }
@@ -253,6 +294,10 @@ impl CallbackDial {
                 self.customer_failed(DialFailure::NoAnswer, Some(487), None);
             }
             State::Connecting {
+                customer: customer @ (Party::Screening { until } | Party::Confirming { until }),
+                ..
+            } if now >= until => self.screening_timeout(now, customer),
+            State::Connecting {
                 agent: Party::Ringing,
                 agent_deadline,
                 customer,
@@ -262,6 +307,9 @@ impl CallbackDial {
                 self.agent_unreachable(now, customer, None);
             }
             State::Apologising { until } if now >= until => self.finish_apology(),
+            State::LeavingMessage { message, until } if now >= until => {
+                self.message_timeout(now, message);
+            }
             _ => {}
         }
     }
@@ -304,6 +352,12 @@ impl CallbackDial {
                 self.push(Command::HangUp(LegId::Agent));
             }
             State::Apologising { .. } => self.push(Command::HangUp(LegId::Customer)),
+            State::LeavingMessage { .. } => {
+                // The attempt has failed already: the interaction is open, not the agent's.
+                self.push(Command::HangUp(LegId::Customer));
+                self.state = State::Finished;
+                return;
+            }
             State::Bridged { since } => {
                 self.push(Command::HangUp(LegId::Customer));
                 self.push(Command::HangUp(LegId::Agent));
@@ -327,6 +381,15 @@ impl CallbackDial {
             State::Connecting { .. } => self.on_connecting(now, leg, ev),
             State::Apologising { .. } => match (leg, ev) {
                 (LegId::Customer, LegEvent::PlaybackFinished) => self.finish_apology(),
+                (LegId::Customer, LegEvent::Ended | LegEvent::MediaTimeout) => {
+                    self.state = State::Finished;
+                }
+                _ => {}
+            },
+            State::LeavingMessage { message, .. } => match (leg, ev) {
+                (LegId::Customer, LegEvent::PlaybackFinished) if message == Message::Playing => {
+                    self.message_left();
+                }
                 (LegId::Customer, LegEvent::Ended | LegEvent::MediaTimeout) => {
                     self.state = State::Finished;
                 }
@@ -370,6 +433,10 @@ impl CallbackDial {
                     retry_after: self.settings.retry.retry_interval,
                     lost_instance: None,
                 }));
+            }
+            State::LeavingMessage { .. } => {
+                // Settled already (the machine's attempt failed): only the leg is left.
+                self.push(Command::HangUp(LegId::Customer));
             }
             State::Finished => return,
         }
@@ -419,23 +486,9 @@ impl CallbackDial {
             (LegId::Customer, LegEvent::Answered) if customer == Party::Ringing => {
                 self.push(Command::DialOutcome("answered"));
                 self.push(apply(Lifecycle::Answered));
-                if agent == Party::Up {
-                    self.bridge(now);
-                } else {
-                    self.push(Command::Play {
-                        leg: LegId::Customer,
-                        items: vec![PlayItem::Prompt(self.settings.greeting.clone())],
-                        then_loop: Some(self.settings.hold_music.clone()),
-                    });
-                    self.state = State::Connecting {
-                        customer: Party::Up,
-                        agent,
-                        customer_deadline,
-                        agent_deadline,
-                        rang,
-                    };
-                }
+                self.customer_answered(now);
             }
+            (LegId::Customer, LegEvent::PlaybackFinished) => self.confirm_prompt_ended(now),
             (LegId::Customer, LegEvent::Failed { status, cause }) => {
                 self.customer_failed(outcome(status, cause), status, cause);
             }
@@ -573,6 +626,31 @@ impl CallbackDial {
         });
     }
 
+    /// The customer is a person (or taken for one): bridged to an agent who is up, else the
+    /// greeting (unless they just heard the "press 1" prompt) and hold music.
+    fn customer_is_a_person(&mut self, now: Instant, greet: bool) {
+        let State::Connecting { agent, .. } = self.state else {
+            return;
+        };
+        if agent == Party::Up {
+            self.bridge(now);
+            return;
+        }
+        let items = if greet {
+            vec![PlayItem::Prompt(self.settings.greeting.clone())]
+        } else {
+            Vec::new()
+        };
+        self.push(Command::Play {
+            leg: LegId::Customer,
+            items,
+            then_loop: Some(self.settings.hold_music.clone()),
+        });
+        if let State::Connecting { customer, .. } = &mut self.state {
+            *customer = Party::Up;
+        }
+    }
+
     fn bridge(&mut self, now: Instant) {
         self.push(Command::Bridge(LegId::Customer, LegId::Agent));
         self.push(apply(Lifecycle::Bridged));
@@ -604,7 +682,10 @@ impl CallbackDial {
             self.callback.agent.clone(),
         )));
         match customer {
-            Party::Up => {
+            Party::Screening { .. } | Party::Confirming { .. } | Party::Up => {
+                if matches!(customer, Party::Screening { .. }) {
+                    self.push(Command::Screen(LegId::Customer, None));
+                }
                 self.push(Command::Play {
                     leg: LegId::Customer,
                     items: vec![PlayItem::Prompt(self.settings.apology.clone())],

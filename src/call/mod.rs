@@ -176,6 +176,10 @@ pub enum Command {
     },
     /// Keep what arrives on `leg` (a voicemail) until `SaveRecording`.
     Record(LegId),
+    /// Listen to what arrives on `leg` for answering-machine detection with these thresholds
+    /// (the verdict comes back as `handle_screened`, a machine's greeting end as
+    /// `handle_greeting_ended`); `None` stops listening.
+    Screen(LegId, Option<crate::media::amd::AmdConfig>),
     /// Relay the two legs' media to each other (prompts stop).
     Bridge(LegId, LegId),
     /// Transfer the caller by REFER to this URI.

@@ -547,8 +547,11 @@ pub fn apply(
             cause,
             max_attempts,
             retry_after,
-        } => match current.leg {
-            Some(Leg::Dialling | Leg::Ringing) | None => {
+        } => match (current.leg, kind) {
+            // A machine answers: its leg is up when answering-machine detection (or a "press 1"
+            // nobody pressed) says no person took the call, and the attempt fails then.
+            (Some(Leg::Dialling | Leg::Ringing) | None, _)
+            | (Some(Leg::Answered), DialFailure::Machine) => {
                 let text = match (cause, kind) {
                     (Some(cause), _) => cause.text(),
                     (None, DialFailure::Busy) => "customer busy",
@@ -570,7 +573,7 @@ pub fn apply(
                 let rule = (max_attempts, retry_after);
                 fail_attempt(&mut next, &mut feed, e, rule, counted, now)?;
             }
-            leg @ Some(Leg::Answered | Leg::Bridged) => {
+            (leg @ Some(Leg::Answered | Leg::Bridged), _) => {
                 return Err(LifecycleError::LegOutOfOrder { event: name, leg });
             }
         },

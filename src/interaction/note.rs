@@ -55,6 +55,15 @@ pub enum Note {
         /// The queue's expiry.
         after: Duration,
     },
+    /// Answering-machine screening of a callback's customer decided (issue 21): a person, a
+    /// machine and why, or the "press 1" confirmation's outcome.
+    Screened {
+        /// What answered, as the feed says it ("a person", "an answering machine (a long
+        /// greeting)", "the customer pressed 1" …).
+        verdict: &'static str,
+    },
+    /// The short message was left on a customer's answering machine and Hammond hung up.
+    MachineMessageLeft,
     /// A step of the queue's timed workflow (menu offered, key accepted, position announced…).
     WorkflowStep {
         /// The step's feed kind, snake_case (`workflow::engine::Step::kind`).
@@ -76,6 +85,8 @@ impl Note {
             Self::VoicemailLost { .. } => "voicemail_lost",
             Self::Expired { .. } => "expired",
             Self::Agent { .. } => "agent_note",
+            Self::Screened { .. } => "screened",
+            Self::MachineMessageLeft => "machine_message_left",
             Self::WorkflowStep { kind, .. } => kind,
         }
     }
@@ -85,6 +96,10 @@ impl Note {
         match self {
             Self::HungUpOnClose => "the agent closed the interaction; Hammond hung up".to_owned(),
             Self::Agent { agent, text } => format!("{agent}: {text}"),
+            Self::Screened { verdict } => format!("answering-machine screening: {verdict}"),
+            Self::MachineMessageLeft => {
+                "the message was left on the answering machine; Hammond hung up".to_owned()
+            }
             Self::Expired { after } => format!(
                 "not reached within the queue's expiry ({}); closed",
                 as_written(*after)

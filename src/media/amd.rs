@@ -116,13 +116,7 @@ impl Detector {
         if self.verdict.is_some() {
             return None;
         }
-        let energy = if pcm.is_empty() {
-            0
-        } else {
-            let sum: u64 = pcm.iter().map(|s| u64::from(s.unsigned_abs())).sum();
-            sum / pcm.len() as u64
-        };
-        let voice = energy > u64::from(self.cfg.silence_threshold);
+        let voice = mean_abs(pcm) > u64::from(self.cfg.silence_threshold);
         if voice != self.in_voice {
             // The run began with this frame (8 kHz: 8 samples a millisecond).
             let len = Duration::from_micros(pcm.len() as u64 * 125);
@@ -180,6 +174,124 @@ impl Detector {
         self.verdict = Some(v);
         Some(v)
     }
+}
+
+/// Why [`GreetingEnd`] says a machine's greeting is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndCue {
+    /// The beep (a steady tone) ended: the machine records from now.
+    Beep,
+    /// Silence long enough that the greeting is over (a machine without a beep, or one whose
+    /// beep was not heard as one).
+    Silence,
+}
+
+/// After a machine verdict: when to speak, so the message lands on the recording. A message
+/// played over the greeting is lost; so Hammond waits for the beep (a steady tone at least
+/// [`GreetingEnd::BEEP_MIN`] long, then silence) or for [`GreetingEnd::END_SILENCE`] of silence.
+/// The driver caps the wait (`wait_for_beep`) for a greeting that never ends.
+///
+/// A beep is told from speech by its steadiness: every 20 ms frame of it has the same number of
+/// zero crossings (its pitch) and about the same loudness; speech changes both from frame to
+/// frame. Must not: read a clock.
+#[derive(Debug, Clone)]
+pub struct GreetingEnd {
+    threshold: u16,
+    /// Whether the current run is voice, and since when.
+    in_voice: bool,
+    run_since: Instant,
+    /// The current voice run's steadiness: frames, first frame's crossings and loudness.
+    steady_frames: u32,
+    steady_zc: u32,
+    steady_level: u64,
+    /// The last voice run was a tone long enough to be the beep.
+    beeped: bool,
+    ended: bool,
+}
+
+impl GreetingEnd {
+    /// Silence after which a greeting is over.
+    pub const END_SILENCE: Duration = Duration::from_millis(1200);
+    /// A steady tone at least this long is the beep.
+    pub const BEEP_MIN: Duration = Duration::from_millis(160);
+    /// Silence after the beep before speaking (the recorder starts).
+    pub const AFTER_BEEP: Duration = Duration::from_millis(100);
+
+    /// Start listening at `now` (the verdict), with the detector's voice threshold.
+    pub fn new(cfg: &AmdConfig, now: Instant) -> Self {
+        Self {
+            threshold: cfg.silence_threshold,
+            in_voice: true,
+            run_since: now,
+            steady_frames: 0,
+            steady_zc: 0,
+            steady_level: 0,
+            beeped: false,
+            ended: false,
+        }
+    }
+
+    /// One frame of the callee's audio (linear 16-bit, 8 kHz) received at `now`; `Some` once,
+    /// when the greeting is over.
+    pub fn handle_frame(&mut self, now: Instant, pcm: &[i16]) -> Option<EndCue> {
+        if self.ended {
+            return None;
+        }
+        let level = mean_abs(pcm);
+        let voice = level > u64::from(self.threshold);
+        if voice {
+            let zc = zero_crossings(pcm);
+            if !self.in_voice {
+                self.in_voice = true;
+                self.run_since = now;
+                self.beeped = false;
+                self.steady_frames = 0;
+            }
+            let steady = self.steady_frames > 0
+                && zc.abs_diff(self.steady_zc) <= 2
+                && level * 4 >= self.steady_level * 3
+                && level * 3 <= self.steady_level * 4;
+            if steady {
+                self.steady_frames += 1;
+            } else {
+                self.steady_frames = 1;
+                self.steady_zc = zc;
+                self.steady_level = level;
+            }
+            // At least 4 crossings a frame (100 Hz): hum and clicks are no beep.
+            if zc >= 4 && Duration::from_millis(20) * self.steady_frames >= Self::BEEP_MIN {
+                self.beeped = true;
+            }
+            return None;
+        }
+        if self.in_voice {
+            self.in_voice = false;
+            self.run_since = now;
+        }
+        let quiet = now.saturating_duration_since(self.run_since);
+        let cue = if self.beeped && quiet >= Self::AFTER_BEEP {
+            EndCue::Beep
+        } else if quiet >= Self::END_SILENCE {
+            EndCue::Silence
+        } else {
+            return None;
+        };
+        self.ended = true;
+        Some(cue)
+    }
+}
+
+fn mean_abs(pcm: &[i16]) -> u64 {
+    if pcm.is_empty() {
+        return 0;
+    }
+    let sum: u64 = pcm.iter().map(|s| u64::from(s.unsigned_abs())).sum();
+    sum / pcm.len() as u64
+}
+
+fn zero_crossings(pcm: &[i16]) -> u32 {
+    let n = pcm.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -285,5 +397,55 @@ mod tests {
         );
         assert_eq!(d.poll_timeout(), None);
         assert_eq!(d.handle_frame(t0 + Duration::from_secs(6), &[0; 160]), None);
+    }
+
+    /// The end of a greeting, frame by frame: when it is over, and at what time.
+    fn end_of(samples: &[i16]) -> Option<(EndCue, Duration)> {
+        let t0 = crate::clock::now();
+        let mut e = GreetingEnd::new(&AmdConfig::default(), t0);
+        let mut now = t0;
+        let tail = vec![0_i16; 8 * 3000];
+        for frame in samples.chunks(160).chain(tail.chunks(160)) {
+            now += FRAME;
+            if let Some(cue) = e.handle_frame(now, frame) {
+                return Some((cue, now - t0));
+            }
+        }
+        None
+    }
+
+    /// Issue 21: a recorded greeting (real speech) then the shipped beep ends at the beep's
+    /// end; the same greeting without a beep ends after 1.2 s of silence; speech is never
+    /// taken for a beep, however long.
+    #[test]
+    fn the_greeting_ends_at_the_beep_or_in_silence() {
+        let greeting = speech("voicemail_intro");
+        let len = Duration::from_millis(greeting.len() as u64 / 8);
+        let mut with_beep = greeting.clone();
+        with_beep.extend(silence(400));
+        with_beep.extend(speech("beep"));
+        let (cue, at) = end_of(&with_beep).unwrap();
+        assert_eq!(cue, EndCue::Beep);
+        let beep_end = len + Duration::from_millis(800);
+        assert!(
+            at >= beep_end && at <= beep_end + Duration::from_millis(200),
+            "{at:?}, the beep ends at {beep_end:?}"
+        );
+        for id in [
+            "voicemail_intro",
+            "callback_menu",
+            "greeting",
+            "agent_unreachable",
+        ] {
+            let s = speech(id);
+            let len = Duration::from_millis(s.len() as u64 / 8);
+            let (cue, at) = end_of(&s).unwrap();
+            assert_eq!(cue, EndCue::Silence, "{id}: speech taken for a beep");
+            assert!(
+                at + Duration::from_millis(300) >= len + GreetingEnd::END_SILENCE
+                    && at <= len + Duration::from_millis(1300),
+                "{id}: {at:?} for {len:?} of speech (its last syllable fades)"
+            );
+        }
     }
 }

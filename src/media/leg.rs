@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::amd::{self, AmdConfig, EndCue, GreetingEnd, Verdict};
 use super::bridge::OneWay;
 use super::dtmf::dedup::Dedup;
 use super::dtmf::{Digit, DtmfMethod, inband, info, rfc4733};
@@ -42,6 +43,38 @@ pub enum MediaEvent {
     PlaybackFinished,
     /// No RTP for the inactivity timeout.
     Inactive,
+    /// Answering-machine detection ([`MediaLeg::screen`]) decided what answered.
+    Screened(Verdict),
+    /// After a machine verdict: the greeting is over (the message may be left now).
+    GreetingEnded(EndCue),
+}
+
+/// Answering-machine detection on a leg's inbound audio: the verdict, then (a machine) the end
+/// of its greeting. Boxed in the leg: most legs never screen, and the leg's hot state stays
+/// small.
+#[derive(Debug)]
+struct Screening {
+    cfg: AmdConfig,
+    detector: amd::Detector,
+    end: Option<GreetingEnd>,
+}
+
+impl Screening {
+    /// Feed one decoded frame; the event it decides, and whether screening is over.
+    fn handle_frame(&mut self, now: Instant, pcm: &[i16]) -> (Option<MediaEvent>, bool) {
+        if let Some(end) = self.end.as_mut() {
+            let cue = end.handle_frame(now, pcm);
+            return (cue.map(MediaEvent::GreetingEnded), cue.is_some());
+        }
+        match self.detector.handle_frame(now, pcm) {
+            Some(v @ Verdict::Machine(_)) => {
+                self.end = Some(GreetingEnd::new(&self.cfg, now));
+                (Some(MediaEvent::Screened(v)), false)
+            }
+            Some(v) => (Some(MediaEvent::Screened(v)), true),
+            None => (None, false),
+        }
+    }
 }
 
 /// Audio the caller sent, decoded, for voicemail recording.
@@ -82,6 +115,8 @@ pub struct MediaLeg {
     /// Whether decoded caller audio is kept for [`Self::take_audio`] (voicemail).
     capture: bool,
     captured: Vec<i16>,
+    /// Answering-machine detection, while it listens ([`Self::screen`]).
+    screening: Option<Box<Screening>>,
     events: VecDeque<MediaEvent>,
 }
 
@@ -104,8 +139,25 @@ impl MediaLeg {
             bridged: false,
             capture: false,
             captured: Vec::new(),
+            screening: None,
             events: VecDeque::new(),
         }
+    }
+
+    /// Listen to the far end's audio from `now` for answering-machine detection: one
+    /// [`MediaEvent::Screened`], then, for a machine, one [`MediaEvent::GreetingEnded`]. The
+    /// detector's own deadline is the caller's to keep (no audio at all decides nothing here).
+    pub fn screen(&mut self, now: Instant, cfg: AmdConfig) {
+        self.screening = Some(Box::new(Screening {
+            cfg,
+            detector: amd::Detector::new(cfg, now),
+            end: None,
+        }));
+    }
+
+    /// Stop answering-machine detection (a verdict came another way, or the leg moves on).
+    pub fn stop_screening(&mut self) {
+        self.screening = None;
     }
 
     /// The player, to enqueue prompts or stop them (barge-in).
@@ -288,6 +340,13 @@ impl MediaLeg {
                 self.session.codec().decode(packet.payload, &mut pcm);
                 if self.capture {
                     self.captured.extend_from_slice(&pcm);
+                }
+                if let Some(s) = self.screening.as_deref_mut() {
+                    let (ev, over) = s.handle_frame(now, &pcm);
+                    self.events.extend(ev);
+                    if over {
+                        self.screening = None;
+                    }
                 }
                 if let Some(c) = self.inband.push_frame(&pcm)
                     && let Some(d) = Digit::from_char(c)
@@ -689,5 +748,59 @@ mod tests {
             phone.accept(t0, ours, &agent, &mut scratch).map(|_| ()),
             Err(Reject::Srtp(SrtpError::Unauthenticated))
         );
+    }
+
+    /// A prompt of the shipped library as a far end's 8 kHz audio.
+    fn wav(id: &str) -> Vec<i16> {
+        let path = format!("{}/prompts/audio/{id}.wav", env!("CARGO_MANIFEST_DIR"));
+        let mut r = hound::WavReader::open(path).unwrap();
+        r.samples::<i16>().map(Result::unwrap).collect()
+    }
+
+    /// Issue 21: the customer's audio arriving as PCMU RTP reaches the answering-machine
+    /// detector: a recorded greeting then the beep gives `Screened(Machine)` and then
+    /// `GreetingEnded(Beep)`; a short "hello" then silence, `Screened(Human)` and nothing more;
+    /// a leg not screening reports neither.
+    #[test]
+    fn screening_hears_the_far_ends_rtp() {
+        let peer: SocketAddr = PEER_A.parse().unwrap();
+        let run = |audio: &[i16], screen: bool| {
+            let t0 = crate::clock::now();
+            let mut leg = leg_to(t0, 1, Codec::Pcmu, 101, PEER_A, None);
+            if screen {
+                leg.screen(t0, AmdConfig::default());
+            }
+            let mut events = Vec::new();
+            let tail = vec![0_i16; 8 * 3000];
+            for (i, frame) in audio.chunks(160).chain(tail.chunks(160)).enumerate() {
+                let mut pcm = [0_i16; 160];
+                pcm[..frame.len()].copy_from_slice(frame);
+                let mut ulaw = [0_u8; 160];
+                crate::media::g711::ulaw_encode_slice(&pcm, &mut ulaw);
+                let n = u16::try_from(i).unwrap();
+                let now = t0 + PTIME * u32::from(n + 1);
+                leg.handle_datagram(now, peer, &packet(0, n, u32::from(n) * 160, false, &ulaw));
+                events.extend(std::iter::from_fn(|| leg.poll_event()));
+            }
+            events
+        };
+        let mut machine = wav("voicemail_intro");
+        machine.extend(vec![0; 8 * 300]);
+        machine.extend(wav("beep"));
+        let events = run(&machine, true);
+        assert!(
+            matches!(
+                events[..],
+                [
+                    MediaEvent::Screened(Verdict::Machine(_)),
+                    MediaEvent::GreetingEnded(EndCue::Beep)
+                ]
+            ),
+            "{events:?}"
+        );
+        let mut hello = vec![0; 8 * 300];
+        hello.extend(wav("digit_1"));
+        assert_eq!(run(&hello, true), [MediaEvent::Screened(Verdict::Human)]);
+        assert_eq!(run(&machine, false), []);
     }
 }

@@ -24,6 +24,7 @@ use super::webrtc::{BrowserHappening, BrowserLeg};
 use crate::call::{LegEvent, LegId, Target};
 use crate::config::{Transport, WEBRTC_ENDPOINT};
 use crate::interaction::{FailCause, InteractionId};
+use crate::media::amd::AmdConfig;
 use crate::media::leg::MediaEvent;
 use crate::media::player::Item;
 use crate::media::sdp::{SdpError, SrtpPolicy};
@@ -349,6 +350,20 @@ impl Legs {
         }
         if let Some(p) = then_loop.and_then(|id| svc.prompts.get(id)) {
             let _ = player.enqueue(Item::Loop(p));
+        }
+    }
+
+    /// Start (`Some`) or stop answering-machine detection on what `id` receives; its verdict
+    /// comes back as the leg's media news.
+    pub fn screen(&self, id: LegId, now: Instant, amd: Option<AmdConfig>) {
+        let Some(stream) = self.get(id).and_then(Leg::stream) else {
+            debug!(leg = ?id, "nothing to screen: no media yet");
+            return;
+        };
+        let mut leg = stream.leg();
+        match amd {
+            Some(cfg) => leg.screen(now, cfg),
+            None => leg.stop_screening(),
         }
     }
 

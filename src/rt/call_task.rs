@@ -264,7 +264,10 @@ impl Driver {
                 crate::metrics::dtmf_digit(method);
                 self.core.handle_digit(now, digit.as_char(), method);
             }
-            MediaEvent::DigitReceived { .. } => {}
+            // An inbound call screens no leg.
+            MediaEvent::DigitReceived { .. }
+            | MediaEvent::Screened(_)
+            | MediaEvent::GreetingEnded(_) => {}
             MediaEvent::PlaybackFinished => {
                 self.core.handle_leg(now, id, LegEvent::PlaybackFinished)
             }
@@ -361,7 +364,8 @@ impl Driver {
                 Command::Store(op) => self.store(op),
                 Command::Router(note) => self.router(note),
                 Command::Handled(talk) => self.svc.record_handling(&self.flow.name, talk),
-                Command::DialOutcome(_) => {}
+                // An inbound call screens no leg (answering-machine detection is a callback's).
+                Command::DialOutcome(_) | Command::Screen(..) => {}
             }
         }
     }

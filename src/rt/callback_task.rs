@@ -158,7 +158,19 @@ impl Driver {
                         MediaEvent::Inactive => {
                             self.core.handle_leg(now, id, LegEvent::MediaTimeout)
                         }
-                        MediaEvent::DigitReceived { .. } => {}
+                        MediaEvent::DigitReceived { digit, method } => {
+                            info!(leg = ?id, digit = %digit, method = method.as_str(), "key pressed");
+                            crate::metrics::dtmf_digit(method);
+                            self.core.handle_digit(now, id, digit.as_char());
+                        }
+                        MediaEvent::Screened(verdict) => {
+                            info!(?verdict, "answering-machine detection decided");
+                            self.core.handle_screened(now, verdict);
+                        }
+                        MediaEvent::GreetingEnded(cue) => {
+                            info!(?cue, "the machine's greeting ended");
+                            self.core.handle_greeting_ended(now);
+                        }
                     }
                 }
             }
@@ -191,6 +203,7 @@ impl Driver {
                     self.legs.bridge(&self.svc, a, b);
                 }
                 Command::HangUp(id) => self.legs.hang_up(&self.svc, id),
+                Command::Screen(id, amd) => self.legs.screen(id, clock::now(), amd),
                 Command::Store(op) => self.store(op),
                 Command::Router(RouterNote::OfferEnded(outcome)) => {
                     if let Some(done) = self.offer.take() {

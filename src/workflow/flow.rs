@@ -43,7 +43,7 @@ impl<const N: usize> PromptCatalog for [&str; N] {
 
 /// The fixed prompts the engine plays by default (a queue's `[prompts]` table may swap them).
 /// With [`DIGIT_PROMPTS`], every id the prompt library must hold.
-pub const FIXED_PROMPTS: [&str; 30] = [
+pub const FIXED_PROMPTS: [&str; 32] = [
     "greeting",
     "menu",
     "callback_menu",
@@ -74,6 +74,8 @@ pub const FIXED_PROMPTS: [&str; 30] = [
     "callback_when",
     "slot_chosen",
     "menu_no_callback",
+    "callback_confirm",
+    "callback_machine_message",
 ];
 
 /// The prompts every flow reads digits with (`Digits("+1555…")` is played with these).
@@ -180,6 +182,12 @@ prompt_roles! {
     /// With `[callback] offer_when_wait_over`: the menu without its callback option, played
     /// while the estimated wait is under the threshold.
     menu_no_callback,
+    /// With `[callback.answering_machine] confirm`: "Hello, this is your callback from …;
+    /// press 1 to be connected to an agent".
+    callback_confirm,
+    /// Left on a customer's answering machine: "Hello, this is … returning your call; we will
+    /// try again later".
+    callback_machine_message,
 }
 
 /// A validated queue: everything the engine and the shell need to run one call of it.
@@ -320,6 +328,35 @@ pub struct CallbackRules {
     /// The zone for numbers the time-zone table cannot place: `[callback] time_zone`, else
     /// `[hours] time_zone`, else UTC.
     pub time_zone: jiff::tz::TimeZone,
+    /// `[callback.answering_machine]`: screening the customer who answers a callback.
+    pub machine: MachineRules,
+}
+
+/// `[callback.answering_machine]`: is it a person or a machine that answered a callback?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineRules {
+    /// Listen to the first seconds of the customer's audio (`media::amd`): a machine gets
+    /// `callback_machine_message` and the `machine` retry rule.
+    pub detect: bool,
+    /// Ask "press 1 to be connected to an agent" (`callback_confirm`) of whoever is not a
+    /// machine; no key within `confirm_within` of the prompt's end is a machine.
+    pub confirm: bool,
+    /// See `confirm`.
+    pub confirm_within: Duration,
+    /// The longest a machine's greeting may go on (waiting for its beep or silence) before
+    /// the message is left anyway.
+    pub wait_for_beep: Duration,
+}
+
+impl Default for MachineRules {
+    fn default() -> Self {
+        Self {
+            detect: false,
+            confirm: false,
+            confirm_within: Duration::from_secs(5),
+            wait_for_beep: Duration::from_secs(20),
+        }
+    }
 }
 
 impl Flow {
@@ -455,6 +492,18 @@ struct RawCallback {
     schedule: Option<Spanned<RawSchedule>>,
     #[serde(default)]
     retry: RawRetry,
+    #[serde(default)]
+    answering_machine: RawMachine,
+}
+
+/// `[callback.answering_machine]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMachine {
+    detect: Option<bool>,
+    confirm: Option<bool>,
+    confirm_within: Option<Spanned<String>>,
+    wait_for_beep: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1108,7 +1157,26 @@ fn compile_spanned(
         .offer_when_wait_over
         .as_ref()
         .map(|v| c.positive(Some(v), "offer_when_wait_over", Duration::ZERO));
+    let machine = {
+        let m = &cb.answering_machine;
+        let d = MachineRules::default();
+        MachineRules {
+            detect: m.detect.unwrap_or(d.detect),
+            confirm: m.confirm.unwrap_or(d.confirm),
+            confirm_within: c.positive(
+                m.confirm_within.as_ref(),
+                "answering_machine.confirm_within",
+                d.confirm_within,
+            ),
+            wait_for_beep: c.positive(
+                m.wait_for_beep.as_ref(),
+                "answering_machine.wait_for_beep",
+                d.wait_for_beep,
+            ),
+        }
+    };
     let callback = CallbackRules {
+        machine,
         offer_when_wait_over,
         schedule,
         expiry,
@@ -1671,6 +1739,7 @@ options = [{ key = "1", action = "callback" }]
             ("callback.retry.<outcome>.", format!("numbers = [\"q\"]\n{menu}[callback.retry]\nbusy = {{ zz_unknown = 1 }}\n")),
             ("callback.retry.trunk_outage.", format!("numbers = [\"q\"]\n{menu}[callback.retry]\ntrunk_outage = {{ zz_unknown = 1 }}\n")),
             ("callback.schedule.", format!("numbers = [\"q\"]\n{menu}[callback.schedule]\nzz_unknown = 1\n")),
+            ("callback.answering_machine.", format!("numbers = [\"q\"]\n{menu}[callback.answering_machine]\nzz_unknown = 1\n")),
             ("announce.", format!("numbers = [\"q\"]\n{menu}[announce]\nzz_unknown = 1\n")),
             ("hours.", format!("numbers = [\"q\"]\n{menu}[hours]\nzz_unknown = 1\n")),
             ("voicemail.", format!("numbers = [\"q\"]\n{menu}[voicemail]\nzz_unknown = 1\n")),
@@ -1732,6 +1801,41 @@ options = [{ key = "1", action = "callback" }]
         );
         let m = compile(Path::new("q.toml"), MINIMAL, &*CATALOG).unwrap();
         assert_eq!(m.callback_expires(t("2026-03-01T10:00:00Z"), None), None);
+    }
+
+    /// Issue 21 item 5: `[callback.answering_machine]` is off unless asked for, and its
+    /// durations are checked; the Settings of a callback dial follow it.
+    #[test]
+    fn answering_machine_compiles_with_defaults_and_checks() {
+        let m = compile(Path::new("q.toml"), MINIMAL, &*CATALOG).unwrap();
+        assert_eq!(m.callback.machine, MachineRules::default());
+        assert!(
+            !crate::call::callback::Settings::for_number(Some(&m), "15551234567")
+                .screening
+                .active()
+        );
+        let src = format!(
+            "{MINIMAL}[callback.answering_machine]\ndetect = true\nconfirm = true\nconfirm_within = \"8s\"\n"
+        );
+        let f = compile(Path::new("q.toml"), &src, &*CATALOG).unwrap();
+        let r = f.callback.machine;
+        assert_eq!(
+            (r.detect, r.confirm, r.confirm_within, r.wait_for_beep),
+            (true, true, Duration::from_secs(8), Duration::from_secs(20))
+        );
+        let s = crate::call::callback::Settings::for_number(Some(&f), "15551234567").screening;
+        assert_eq!(s.detect, Some(crate::media::amd::AmdConfig::default()));
+        assert_eq!(s.confirm_within, Some(Duration::from_secs(8)));
+        assert_eq!(
+            (s.confirm.as_str(), s.machine_message.as_str()),
+            ("callback_confirm", "callback_machine_message")
+        );
+        let src = format!("{MINIMAL}[callback.answering_machine]\nwait_for_beep = \"0s\"\n");
+        let e = errors(&src);
+        assert!(
+            e.len() == 1 && e[0].contains("answering_machine.wait_for_beep"),
+            "{e:?}"
+        );
     }
 
     /// Issue 21: `[callback.schedule]` (slots 1-9, whole hours, a lead) and `expiry`.

@@ -19,6 +19,7 @@ fn settings() -> Settings {
         whisper: "callback_whisper".into(),
         requested_at: "requested_at".into(),
         ringback: "ringback".into(),
+        screening: ScreeningRules::default(),
     }
 }
 
@@ -718,4 +719,307 @@ fn each_outcome_takes_its_own_retry_rule_and_a_trunk_outage_is_uncapped() {
             "{status:?} {cause:?}"
         );
     }
+}
+
+// Answering-machine screening (issue 21 item 5). The customer's audio goes through the real
+// detector (`media::amd`) frame by frame in virtual time, as the media clock would feed it, and
+// its verdicts reach the core as the driver hands them over.
+
+use crate::media::amd::{self, AmdConfig, GreetingEnd, MachineCue, Verdict};
+use crate::workflow::flow::RetryRule;
+
+fn screened(detect: bool, confirm: Option<Duration>) -> Settings {
+    let mut s = settings();
+    s.retry.machine = RetryRule {
+        max_attempts: 2,
+        delay: secs(3600),
+    };
+    s.screening = ScreeningRules {
+        detect: detect.then(AmdConfig::default),
+        confirm_within: confirm,
+        wait_for_beep: secs(20),
+        confirm: "callback_confirm".into(),
+        machine_message: "callback_machine_message".into(),
+    };
+    s
+}
+
+impl Sim {
+    /// Accepted with these screening rules, Dialling committed, both legs dialled.
+    fn screening(settings: Settings) -> Self {
+        let mut s = Self::wrap(CallbackDial::accepted(t0(), callback(), settings));
+        s.store(StoreReply::Committed);
+        s
+    }
+
+    /// The customer's phone sends `audio` (8 kHz) from `t0() + from` on, then silence until
+    /// `t0() + until`: 20 ms frames through the detector (then, for a machine, the greeting's
+    /// end), with every deadline of the core met on the way. Returns the commands.
+    fn customer_says(&mut self, from: Duration, audio: &[i16], until: Duration) -> Vec<Command> {
+        let start = t0() + from;
+        let mut detector = amd::Detector::new(AmdConfig::default(), start);
+        let mut end: Option<GreetingEnd> = None;
+        let mut out = Vec::new();
+        let silence = vec![0_i16; 160];
+        let frames = audio.chunks(160).chain(std::iter::repeat(&silence[..]));
+        for (i, frame) in frames.enumerate() {
+            let at = start + ms(20) * (u32::try_from(i).unwrap() + 1);
+            if at > t0() + until {
+                break;
+            }
+            out.extend(self.run_until(at - t0()));
+            if let Some(e) = end.as_mut() {
+                if e.handle_frame(at, frame).is_some() {
+                    self.c.handle_greeting_ended(at);
+                    out.extend(self.drain());
+                }
+            } else if let Some(v) = detector.handle_frame(at, frame) {
+                if matches!(v, Verdict::Machine(_)) {
+                    end = Some(GreetingEnd::new(&AmdConfig::default(), at));
+                }
+                self.c.handle_screened(at, v);
+                out.extend(self.drain());
+            }
+        }
+        out.extend(self.run_until(until));
+        out
+    }
+
+    fn digit(&mut self, leg: LegId, d: char) -> Vec<Command> {
+        self.c.handle_digit(self.now, leg, d);
+        self.drain()
+    }
+}
+
+/// A prompt of the shipped library as a far end's audio.
+fn wav(id: &str) -> Vec<i16> {
+    let path = format!("{}/prompts/audio/{id}.wav", env!("CARGO_MANIFEST_DIR"));
+    let mut r = hound::WavReader::open(path).unwrap();
+    r.samples::<i16>().map(Result::unwrap).collect()
+}
+
+/// A machine's recorded greeting (7.4 s of speech), a pause, then its beep.
+fn machine_greeting() -> Vec<i16> {
+    let mut a = wav("voicemail_intro");
+    a.extend(vec![0; 8 * 400]);
+    a.extend(wav("beep"));
+    a
+}
+
+/// A person: a short "hello" (0.44 s of speech), then waiting for an answer.
+fn hello() -> Vec<i16> {
+    let mut a = vec![0; 8 * 300];
+    a.extend(wav("digit_1"));
+    a
+}
+
+fn message_played(cmds: &[Command]) -> bool {
+    plays(cmds, CUSTOMER)
+        .iter()
+        .any(|(items, _)| items == &[PlayItem::Prompt("callback_machine_message".into())])
+}
+
+fn machine_failure() -> Lifecycle {
+    Lifecycle::DialFailed {
+        code: None,
+        kind: DialFailure::Machine,
+        cause: None,
+        max_attempts: 2,
+        retry_after: secs(3600),
+    }
+}
+
+/// A recorded greeting is a machine: the customer heard silence while the detector listened,
+/// the agent's leg is released at the verdict and the attempt fails by the machine rule; the
+/// message waits for the beep to end, plays, and the machine is hung up on.
+#[test]
+fn a_recorded_greeting_is_a_machine_that_gets_the_message_after_its_beep() {
+    let mut s = Sim::screening(screened(true, None));
+    let cmds = s.at(secs(1)).leg(CUSTOMER, LegEvent::Answered);
+    assert!(cmds.contains(&Command::Screen(CUSTOMER, Some(AmdConfig::default()))));
+    assert!(plays(&cmds, CUSTOMER).is_empty(), "silence while listening");
+    assert_eq!(stored(&cmds), vec![Lifecycle::Answered]);
+    let greeting = machine_greeting();
+    let beep_end = secs(1) + ms(greeting.len() as u64 / 8);
+    let cmds = s.customer_says(secs(1), &greeting, beep_end + ms(300));
+    assert!(
+        cmds.contains(&Command::HangUp(AGENT)),
+        "the agent is released"
+    );
+    assert!(cmds.contains(&Command::DialOutcome("machine")));
+    assert_eq!(stored(&cmds)[1..], [machine_failure()]);
+    assert_eq!(notes(&cmds), vec!["screened"]);
+    assert!(message_played(&cmds), "{cmds:?}");
+    // The message started (its guard runs from then) after the beep, not over the greeting.
+    let started = s.c.poll_timeout().unwrap() - secs(20);
+    assert!(
+        started >= t0() + beep_end && started <= t0() + beep_end + ms(200),
+        "the message started {:?} after the beep's end",
+        started.checked_duration_since(t0() + beep_end)
+    );
+    let cmds = s
+        .at(beep_end + secs(6))
+        .leg(CUSTOMER, LegEvent::PlaybackFinished);
+    assert_eq!(cmds[0], Command::HangUp(CUSTOMER));
+    assert_eq!(notes(&cmds), vec!["machine_message_left"]);
+    assert!(s.c.is_finished());
+}
+
+/// A short "hello" then a pause is a person: the greeting and hold music follow the verdict,
+/// and the agent who answers is bridged. Nobody is bridged while the detector listens.
+#[test]
+fn a_short_hello_is_a_person_who_hears_the_greeting_and_is_bridged() {
+    let mut s = Sim::screening(screened(true, None));
+    s.at(secs(1)).leg(CUSTOMER, LegEvent::Answered);
+    let cmds = s.customer_says(secs(1), &hello(), secs(4));
+    assert_eq!(
+        plays(&cmds, CUSTOMER),
+        vec![(
+            vec![PlayItem::Prompt("callback_greeting".into())],
+            Some("hold_music".into())
+        )]
+    );
+    assert!(!cmds.contains(&Command::HangUp(AGENT)));
+    assert_eq!(notes(&cmds), vec!["screened"]);
+    let cmds = s.at(secs(6)).leg(AGENT, LegEvent::Answered);
+    assert!(cmds.contains(&Command::Bridge(CUSTOMER, AGENT)));
+}
+
+/// The agent up first hears the whisper and ringback while the customer is screened; the
+/// bridge waits for the verdict, not the answer.
+#[test]
+fn an_agent_waiting_is_bridged_at_the_person_verdict() {
+    let mut s = Sim::screening(screened(true, None));
+    s.at(ms(500)).leg(AGENT, LegEvent::Answered);
+    let cmds = s.at(secs(1)).leg(CUSTOMER, LegEvent::Answered);
+    assert!(!cmds.contains(&Command::Bridge(CUSTOMER, AGENT)));
+    let cmds = s.customer_says(secs(1), &hello(), secs(4));
+    assert!(cmds.contains(&Command::Bridge(CUSTOMER, AGENT)));
+    assert!(plays(&cmds, CUSTOMER).is_empty());
+}
+
+/// No audio at all (a phone with silence suppression, RTP lost): no verdict by the analysis
+/// time, so a person; screening stops.
+#[test]
+fn no_verdict_in_time_is_a_person() {
+    let mut s = Sim::screening(screened(true, None));
+    s.at(secs(1)).leg(CUSTOMER, LegEvent::Answered);
+    assert_eq!(s.c.poll_timeout(), Some(t0() + secs(1 + 5 + 1)));
+    let cmds = s.run_until(secs(7));
+    assert!(cmds.contains(&Command::Screen(CUSTOMER, None)));
+    assert_eq!(plays(&cmds, CUSTOMER).len(), 1, "the greeting");
+    let late =
+        s.c.handle_screened(s.now, Verdict::Machine(MachineCue::LongGreeting));
+    assert_eq!(late, ());
+    assert!(s.drain().is_empty(), "a late verdict changes nothing");
+}
+
+/// A machine whose greeting never ends: the message is left at `wait_for_beep`; one whose
+/// message never ends is hung up on by its guard.
+#[test]
+fn a_greeting_that_never_ends_gets_the_message_at_wait_for_beep() {
+    let mut s = Sim::screening(screened(true, None));
+    s.at(secs(1)).leg(CUSTOMER, LegEvent::Answered);
+    s.c.handle_screened(t0() + secs(3), Verdict::Machine(MachineCue::MaxWords));
+    s.drain();
+    let cmds = s.run_until(secs(3 + 20) - ms(1));
+    assert!(!message_played(&cmds));
+    let cmds = s.run_until(secs(3 + 20));
+    assert!(message_played(&cmds));
+    let cmds = s.run_until(secs(3 + 20 + 20));
+    assert_eq!(cmds[0], Command::HangUp(CUSTOMER));
+    assert!(s.c.is_finished());
+}
+
+/// Human confirmation: a person hears "press 1"; 1 connects them (hold music, no second
+/// greeting, then the bridge).
+#[test]
+fn a_person_who_presses_1_is_connected() {
+    let mut s = Sim::screening(screened(true, Some(secs(5))));
+    s.at(secs(1)).leg(CUSTOMER, LegEvent::Answered);
+    let cmds = s.customer_says(secs(1), &hello(), secs(3));
+    assert_eq!(
+        plays(&cmds, CUSTOMER),
+        vec![(vec![PlayItem::Prompt("callback_confirm".into())], None)]
+    );
+    s.at(secs(7)).leg(CUSTOMER, LegEvent::PlaybackFinished);
+    s.at(secs(9));
+    assert!(s.digit(CUSTOMER, '2').is_empty(), "only 1 confirms");
+    let cmds = s.digit(CUSTOMER, '1');
+    assert_eq!(
+        plays(&cmds, CUSTOMER),
+        vec![(vec![], Some("hold_music".into()))]
+    );
+    assert_eq!(notes(&cmds), vec!["screened"]);
+    let cmds = s.at(secs(10)).leg(AGENT, LegEvent::Answered);
+    assert!(cmds.contains(&Command::Bridge(CUSTOMER, AGENT)));
+}
+
+/// Human confirmation without a key: `confirm_within` after the prompt ends it is a machine,
+/// and the message is left at once (a machine taken for a person is recording by then).
+/// Confirmation works without detection.
+#[test]
+fn nobody_pressing_1_is_a_machine() {
+    let mut s = Sim::screening(screened(false, Some(secs(5))));
+    let cmds = s.at(secs(1)).leg(CUSTOMER, LegEvent::Answered);
+    assert!(!cmds.iter().any(|c| matches!(c, Command::Screen(..))));
+    assert_eq!(
+        plays(&cmds, CUSTOMER),
+        vec![(vec![PlayItem::Prompt("callback_confirm".into())], None)]
+    );
+    s.at(secs(6)).leg(CUSTOMER, LegEvent::PlaybackFinished);
+    let cmds = s.run_until(secs(11) - ms(1));
+    assert!(cmds.is_empty());
+    let cmds = s.run_until(secs(11));
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert_eq!(stored(&cmds).last(), Some(&machine_failure()));
+    assert!(message_played(&cmds));
+    let cmds = s.at(secs(16)).leg(CUSTOMER, LegEvent::PlaybackFinished);
+    assert_eq!(cmds[0], Command::HangUp(CUSTOMER));
+    assert!(s.c.is_finished());
+}
+
+/// While screened: the customer hanging up ends it as before screening; the agent failing
+/// stops the screening and the customer hears the apology.
+#[test]
+fn hang_ups_and_agent_failures_while_screening() {
+    let mut s = Sim::screening(screened(true, None));
+    s.at(secs(1)).leg(CUSTOMER, LegEvent::Answered);
+    let cmds = s.at(secs(2)).leg(CUSTOMER, LegEvent::Ended);
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert_eq!(
+        stored(&cmds),
+        vec![Lifecycle::HungUp {
+            by: HangupBy::Customer
+        }]
+    );
+    assert!(s.c.is_finished());
+
+    let mut s = Sim::screening(screened(true, None));
+    s.at(secs(1)).leg(CUSTOMER, LegEvent::Answered);
+    let cmds = s.at(secs(2)).leg(
+        AGENT,
+        LegEvent::Failed {
+            status: Some(486),
+            cause: None,
+        },
+    );
+    assert!(cmds.contains(&Command::Screen(CUSTOMER, None)));
+    assert_eq!(
+        plays(&cmds, CUSTOMER),
+        vec![(vec![PlayItem::Prompt("agent_unreachable".into())], None)]
+    );
+}
+
+/// Cut at shutdown while the machine's message waits: the attempt is settled already, so only
+/// the leg is hung up (no `Recovered`).
+#[test]
+fn a_cut_while_leaving_the_message_only_hangs_up() {
+    let mut s = Sim::screening(screened(true, None));
+    s.at(secs(1)).leg(CUSTOMER, LegEvent::Answered);
+    s.c.handle_screened(t0() + secs(3), Verdict::Machine(MachineCue::LongGreeting));
+    s.drain();
+    let cmds = s.at(secs(4)).leg(CUSTOMER, LegEvent::Cut);
+    assert_eq!(cmds, vec![Command::HangUp(CUSTOMER)]);
+    assert!(s.c.is_finished());
 }

@@ -804,6 +804,41 @@ fn each_outcome_applies_its_own_cap_and_delay() {
     );
 }
 
+/// Issue 21 item 5: a machine answers, so its attempt fails after `Answered` (detection
+/// listens to the answered leg); any other failure after the answer is out of order.
+#[test]
+fn a_machine_fails_the_attempt_after_the_answer() {
+    let answered = step(
+        &step(
+            &step(&connected_callback(), Event::Dialling),
+            Event::Ringing,
+        ),
+        Event::Answered,
+    );
+    let failed = |kind| Event::DialFailed {
+        code: None,
+        kind,
+        cause: None,
+        max_attempts: 3,
+        retry_after: Duration::from_secs(3600),
+    };
+    let c = apply(&answered, failed(DialFailure::Machine), now()).unwrap();
+    assert_eq!(c.interaction.status, Status::Open);
+    assert_eq!(c.interaction.callback.as_ref().unwrap().attempts, 1);
+    assert_eq!(c.feed[0].data["outcome"], "machine");
+    assert!(
+        c.feed[0]
+            .text
+            .starts_with("answering machine; attempt 1 of 3, next try after"),
+        "{}",
+        c.feed[0].text
+    );
+    assert!(matches!(
+        apply(&answered, failed(DialFailure::Busy), now()),
+        Err(LifecycleError::LegOutOfOrder { .. })
+    ));
+}
+
 /// Issue 21 item 7: an open callback is rescheduled (a later time, or now: due), keeping its
 /// attempts; other statuses and sub-types refuse it.
 #[test]
