@@ -5,6 +5,7 @@
 // Real processes on the real clock: the virtual-time rule is for the sans-IO cores.
 #![allow(clippy::disallowed_methods)]
 
+mod amd_flows;
 mod browser;
 mod call_flows;
 mod deploy_files;

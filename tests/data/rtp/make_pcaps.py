@@ -2,7 +2,8 @@
 """Make the RTP captures that SIPp plays (`play_pcap_audio`) in the integration tests.
 
 Python standard library only, plus `sox` for the audio (in-band DTMF tones, a voice-like
-message; run without dither, `-D`, so the output is the same every time). Run from anywhere;
+message; run without dither, `-D`, so the output is the same every time) and `espeak-ng` for
+the answering-machine captures' speech (the same voice as prompts/generate.sh). Run from anywhere;
 it rewrites the *.pcap files beside this script:
 
     python3 tests/data/rtp/make_pcaps.py
@@ -20,6 +21,9 @@ Files:
   rfc4733_other_number.pcap  1, 2, 15557654321, #, 1 (callback on another number, confirmed)
   rfc4733_entry_abandoned.pcap  1, 2, 1555 (the caller hangs up during number entry)
   voicemail.pcap          key 3, then 5 s of voice-like audio (a sweep) for the recording
+  machine_greeting.pcap   a customer's answering machine: a recorded greeting (about 6 s of
+                          speech), its beep (1 kHz, 400 ms), then silence while it records
+  hello.pcap              a person: "Hello?" (under a second of speech), then silence
 """
 
 import os
@@ -113,6 +117,24 @@ class Stream:
         self.audio(_two_tone(*DTMF_FREQS[key], ms, -12))
 
 
+def speech_pcmu(text):
+    """`text` spoken by espeak-ng (en-us, 150 wpm), band-limited and normalised as the prompts
+    are, as raw 8 kHz mu-law."""
+    with tempfile.TemporaryDirectory() as d:
+        raw = os.path.join(d, "raw.wav")
+        out = os.path.join(d, "out.ul")
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", raw, text], check=True)
+        subprocess.run(
+            ["sox", "-D", raw, "-r", "8000", "-c", "1", "-t", "ul", out,
+             "highpass", "120", "lowpass", "3400",
+             "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse",
+             "norm", "-3"],
+            check=True,
+        )
+        with open(out, "rb") as f:
+            return f.read()
+
+
 def checksum(data):
     if len(data) % 2:
         data += b"\0"
@@ -180,6 +202,22 @@ def main():
     s.audio(sox_pcmu(["synth", "5", "sine", "300-900", "gain", "-n", "-10"]))
     s.silence(500)
     write_pcap("voicemail.pcap", s)
+
+    s = Stream()
+    s.silence(200)
+    s.audio(speech_pcmu(
+        "Hi, you have reached Sam and Alex. We cannot take your call right now. "
+        "Please leave a message after the tone."))
+    s.silence(400)
+    s.audio(sox_pcmu(["synth", "0.4", "sine", "1000", "gain", "-n", "-6"]))
+    s.silence(10000)
+    write_pcap("machine_greeting.pcap", s)
+
+    s = Stream()
+    s.silence(300)
+    s.audio(speech_pcmu("Hello?"))
+    s.silence(10000)
+    write_pcap("hello.pcap", s)
 
 
 if __name__ == "__main__":

@@ -58,14 +58,7 @@ impl Sipp {
         subs: &[(&str, &str)],
     ) -> Self {
         let log_dir = tempfile::tempdir().unwrap();
-        let mut text = std::fs::read_to_string(repo().join("tests/sipp").join(scenario))
-            .expect("read the scenario template");
-        for (k, v) in subs {
-            text = text.replace(&format!("{{{{{k}}}}}"), v);
-        }
-        assert!(!text.contains("{{"), "unfilled template slot in {scenario}");
-        let path = log_dir.path().join(scenario);
-        std::fs::write(&path, text).unwrap();
+        let path = fill_template(scenario, log_dir.path(), subs);
         Self::uac_file(&path, log_dir, target, service)
     }
 
@@ -106,10 +99,22 @@ impl Sipp {
     /// SIPp as a UAS (a phone) on `port`, running `scenario` once.
     pub(crate) fn uas(scenario: &str, port: u16) -> Self {
         let log_dir = tempfile::tempdir().unwrap();
+        let path = repo().join("tests/sipp").join(scenario);
+        Self::uas_file(&path, log_dir, port)
+    }
+
+    /// SIPp as a UAS with a scenario template from `tests/sipp/` (see [`Sipp::uac_template`]).
+    pub(crate) fn uas_template(scenario: &str, port: u16, subs: &[(&str, &str)]) -> Self {
+        let log_dir = tempfile::tempdir().unwrap();
+        let path = fill_template(scenario, log_dir.path(), subs);
+        Self::uas_file(&path, log_dir, port)
+    }
+
+    fn uas_file(path: &std::path::Path, log_dir: tempfile::TempDir, port: u16) -> Self {
         let mut cmd = Command::new("sipp");
         let mp = free_media_port();
         cmd.arg("-sf")
-            .arg(repo().join("tests/sipp").join(scenario))
+            .arg(path)
             .args(["-p", &port.to_string(), "-m", "1", "-i", "127.0.0.1"])
             .args(["-mp", &mp.to_string()])
             .args(["-nostdin", "-timeout", "60s", "-timeout_error"])
@@ -194,6 +199,19 @@ impl Sipp {
     pub(crate) fn log_path(&self) -> PathBuf {
         self.log_dir.path().to_owned()
     }
+}
+
+/// `scenario` from `tests/sipp/` with every `{{NAME}}` replaced, written into `dir`.
+fn fill_template(scenario: &str, dir: &std::path::Path, subs: &[(&str, &str)]) -> PathBuf {
+    let mut text = std::fs::read_to_string(repo().join("tests/sipp").join(scenario))
+        .expect("read the scenario template");
+    for (k, v) in subs {
+        text = text.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    assert!(!text.contains("{{"), "unfilled template slot in {scenario}");
+    let path = dir.join(scenario);
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// A capture under `tests/data/rtp/` (made by `make_pcaps.py`), as an absolute path.
