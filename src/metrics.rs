@@ -17,8 +17,8 @@ pub const ACTIVE_CALLS: &str = "hammond_active_calls";
 pub const INTERACTIONS: &str = "hammond_interactions";
 /// Gauge: callbacks waiting (open, sub_type callback; refreshed on scrape).
 pub const CALLBACKS_PENDING: &str = "hammond_callbacks_pending";
-/// Counter, label `outcome` (answered, busy, no_answer, failed, agent_unreachable): callback
-/// dial outcomes.
+/// Counter, label `outcome` (answered, busy, no_answer, failed, agent_unreachable, machine:
+/// answered, then screened as an answering machine): callback dial outcomes.
 pub const DIAL_OUTCOMES: &str = "hammond_dial_outcomes_total";
 /// Counter, label `method` (rfc4733, info, inband): DTMF digits received.
 pub const DTMF_DIGITS: &str = "hammond_dtmf_digits_total";

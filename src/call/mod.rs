@@ -191,7 +191,7 @@ pub enum Command {
     /// Tell the router.
     Router(RouterNote),
     /// Count a callback dial's outcome (`answered`, `busy`, `no_answer`, `failed`,
-    /// `agent_unreachable`).
+    /// `agent_unreachable`, and `machine` after `answered` for a screened machine).
     DialOutcome(&'static str),
     /// A conversation of this length ended (for estimated waits).
     Handled(Duration),
