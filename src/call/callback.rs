@@ -20,7 +20,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{
-    Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply, Target, note,
+    AgentCommand, Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply, Target,
+    note,
 };
 use crate::interaction::{DialFailure, Event as Lifecycle, FailCause, HangupBy, Note};
 use crate::media::amd::AmdConfig;
@@ -188,9 +189,11 @@ enum State {
         message: Message,
         until: Instant,
     },
-    /// Customer and agent talk.
+    /// Customer and agent talk; `held`: the agent put the customer on hold (hold music, no
+    /// bridge) and the talk timer goes on.
     Bridged {
         since: Instant,
+        held: bool,
     },
     Finished,
 }
@@ -358,7 +361,7 @@ impl CallbackDial {
                 self.state = State::Finished;
                 return;
             }
-            State::Bridged { since } => {
+            State::Bridged { since, .. } => {
                 self.push(Command::HangUp(LegId::Customer));
                 self.push(Command::HangUp(LegId::Agent));
                 self.talked(now - since);
@@ -368,6 +371,41 @@ impl CallbackDial {
         }
         self.push(note(Note::HungUpOnClose));
         self.state = State::Finished;
+    }
+
+    /// The agent puts the bridged call on hold or takes it off. On hold the customer hears the
+    /// queue's hold music and the agent silence; hanging up on hold ends the call as it would
+    /// bridged. Anything else (not bridged yet, already so) is a no-op.
+    pub fn handle_agent(&mut self, _now: Instant, cmd: AgentCommand) {
+        let State::Bridged { since, held } = self.state else {
+            return;
+        };
+        match (cmd, held) {
+            (AgentCommand::Hold, false) => {
+                self.push(Command::Unbridge(LegId::Customer, LegId::Agent));
+                self.push(Command::Play {
+                    leg: LegId::Customer,
+                    items: Vec::new(),
+                    then_loop: Some(self.settings.hold_music.clone()),
+                });
+                // Not the ringback the agent's player held before the bridge: silence.
+                self.push(Command::Play {
+                    leg: LegId::Agent,
+                    items: Vec::new(),
+                    then_loop: None,
+                });
+                self.push(note(Note::OnHold));
+            }
+            (AgentCommand::Resume, true) => {
+                self.push(Command::Bridge(LegId::Customer, LegId::Agent));
+                self.push(note(Note::Resumed));
+            }
+            (AgentCommand::Hold, true) | (AgentCommand::Resume, false) => return,
+        }
+        self.state = State::Bridged {
+            since,
+            held: cmd == AgentCommand::Hold,
+        };
     }
 
     /// Something happened on a leg.
@@ -395,7 +433,7 @@ impl CallbackDial {
                 }
                 _ => {}
             },
-            State::Bridged { since } => self.on_bridged(now, since, leg, ev),
+            State::Bridged { since, .. } => self.on_bridged(now, since, leg, ev),
             State::Accepting | State::Committing { .. } => {
                 // The agent's phone gave up while the store decided.
                 if leg == LegId::Agent && matches!(ev, LegEvent::Ended | LegEvent::Failed { .. }) {
@@ -423,7 +461,7 @@ impl CallbackDial {
             | State::Connecting { .. }
             | State::Apologising { .. }
             | State::Bridged { .. } => {
-                if let State::Bridged { since } = self.state {
+                if let State::Bridged { since, .. } = self.state {
                     self.talked(now - since);
                 }
                 self.push(Command::HangUp(LegId::Customer));
@@ -654,7 +692,10 @@ impl CallbackDial {
     fn bridge(&mut self, now: Instant) {
         self.push(Command::Bridge(LegId::Customer, LegId::Agent));
         self.push(apply(Lifecycle::Bridged));
-        self.state = State::Bridged { since: now };
+        self.state = State::Bridged {
+            since: now,
+            held: false,
+        };
     }
 
     /// The customer was not reached: the agent is released and the attempt counts.

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 use super::{
-    Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply, Target, note,
+    AgentCommand, Command, LegEvent, LegId, OfferOutcome, RouterNote, StoreOp, StoreReply, Target,
+    note,
 };
 use crate::interaction::{Event as Lifecycle, HangupBy, Note};
 use crate::media::dtmf::DtmfMethod;
@@ -97,6 +98,8 @@ pub struct InboundCall {
     peer: Option<Peer>,
     /// Set once the caller is bridged to the peer, with the time.
     bridged_at: Option<Instant>,
+    /// The agent put the bridged caller on hold (hold music, no bridge).
+    held: bool,
     had_callback: bool,
     left_voicemail: bool,
     recording_until: Option<Instant>,
@@ -124,6 +127,7 @@ impl InboundCall {
             media_started: false,
             peer: None,
             bridged_at: None,
+            held: false,
             had_callback: false,
             left_voicemail: false,
             recording_until: None,
@@ -292,6 +296,45 @@ impl InboundCall {
             self.push(Command::HangUp(LegId::Agent));
             self.hang_up(Outcome::ClosedByAgent);
         }
+    }
+
+    /// The agent puts the bridged caller on hold (the caller hears the queue's hold music, the
+    /// agent silence) or takes them off. Only a caller bridged to an agent can be held; a
+    /// repeat is a no-op. Hanging up on hold ends the call as it would bridged.
+    pub fn handle_agent(&mut self, _now: Instant, cmd: AgentCommand) {
+        let with_agent = matches!(
+            &self.peer,
+            Some(Peer {
+                purpose: Purpose::Agent(_),
+                ring_deadline: None,
+                ..
+            })
+        );
+        if self.bridged_at.is_none() || !with_agent || self.end.is_some() {
+            return;
+        }
+        match (cmd, self.held) {
+            (AgentCommand::Hold, false) => {
+                self.push(Command::Unbridge(LegId::Caller, LegId::Agent));
+                self.push(Command::Play {
+                    leg: LegId::Caller,
+                    items: Vec::new(),
+                    then_loop: Some(self.flow.hold_music.clone()),
+                });
+                self.push(Command::Play {
+                    leg: LegId::Agent,
+                    items: Vec::new(),
+                    then_loop: None,
+                });
+                self.push(note(Note::OnHold));
+            }
+            (AgentCommand::Resume, true) => {
+                self.push(Command::Bridge(LegId::Caller, LegId::Agent));
+                self.push(note(Note::Resumed));
+            }
+            (AgentCommand::Hold, true) | (AgentCommand::Resume, false) => return,
+        }
+        self.held = cmd == AgentCommand::Hold;
     }
 
     /// What the PBX says about our REFER.

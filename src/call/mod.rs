@@ -182,6 +182,9 @@ pub enum Command {
     Screen(LegId, Option<crate::media::amd::AmdConfig>),
     /// Relay the two legs' media to each other (prompts stop).
     Bridge(LegId, LegId),
+    /// Stop relaying the two legs' media (hold): each hears its own player again, which the
+    /// next `Play` sets.
+    Unbridge(LegId, LegId),
     /// Transfer the caller by REFER to this URI.
     Refer(String),
     /// CANCEL a ringing leg, BYE an answered one (idempotent).
@@ -195,6 +198,18 @@ pub enum Command {
     DialOutcome(&'static str),
     /// A conversation of this length ended (for estimated waits).
     Handled(Duration),
+}
+
+/// What the agent asks of a bridged call, from the page's Hold button or the desk phone's
+/// hold re-INVITE (RFC 3264 §8.4: `a=sendonly` or `a=inactive`, and back to `sendrecv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentCommand {
+    /// The customer hears the queue's hold music, the agent hears nothing: the bridge is
+    /// undone until `Resume`. Anything but a bridged call with an agent ignores it, and so
+    /// does a call already on hold.
+    Hold,
+    /// Bridge again. A call not on hold ignores it.
+    Resume,
 }
 
 /// A feed note (the interaction keeps its status).

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::callback::CallbackDial;
 use super::inbound::InboundCall;
-use super::{Command, LegEvent, LegId, StoreOp, StoreReply};
+use super::{AgentCommand, Command, LegEvent, LegId, StoreOp, StoreReply};
 use crate::interaction::Event as Lifecycle;
 
 /// The scenario's time zero (any fixed instant: the cores never read a clock).
@@ -51,6 +51,7 @@ pub(crate) trait Core {
     fn handle_leg(&mut self, now: Instant, leg: LegId, ev: LegEvent);
     fn handle_store(&mut self, now: Instant, reply: StoreReply);
     fn handle_close(&mut self, now: Instant);
+    fn handle_agent(&mut self, now: Instant, cmd: AgentCommand);
 }
 
 macro_rules! core_for {
@@ -73,6 +74,9 @@ macro_rules! core_for {
             }
             fn handle_close(&mut self, now: Instant) {
                 <$t>::handle_close(self, now)
+            }
+            fn handle_agent(&mut self, now: Instant, cmd: AgentCommand) {
+                <$t>::handle_agent(self, now, cmd)
             }
         }
     };
@@ -124,6 +128,12 @@ impl<C: Core> Sim<C> {
 
     pub(crate) fn close(&mut self) -> Vec<Command> {
         self.c.handle_close(self.now);
+        self.drain()
+    }
+
+    /// The agent's Hold or Resume.
+    pub(crate) fn agent(&mut self, cmd: AgentCommand) -> Vec<Command> {
+        self.c.handle_agent(self.now, cmd);
         self.drain()
     }
 

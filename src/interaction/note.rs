@@ -64,6 +64,10 @@ pub enum Note {
     },
     /// The short message was left on a customer's answering machine and Hammond hung up.
     MachineMessageLeft,
+    /// The agent put the bridged call on hold: the customer hears hold music.
+    OnHold,
+    /// The agent took the call off hold: the two talk again.
+    Resumed,
     /// A step of the queue's timed workflow (menu offered, key accepted, position announced…).
     WorkflowStep {
         /// The step's feed kind, snake_case (`workflow::engine::Step::kind`).
@@ -87,6 +91,8 @@ impl Note {
             Self::Agent { .. } => "agent_note",
             Self::Screened { .. } => "screened",
             Self::MachineMessageLeft => "machine_message_left",
+            Self::OnHold => "on_hold",
+            Self::Resumed => "resumed",
             Self::WorkflowStep { kind, .. } => kind,
         }
     }
@@ -120,6 +126,8 @@ impl Note {
             Self::VoicemailLost { secs, error } => {
                 format!("the voicemail of {secs} s could not be saved: {error}")
             }
+            Self::OnHold => "on hold: the customer hears hold music".to_owned(),
+            Self::Resumed => "resumed: off hold".to_owned(),
             Self::WorkflowStep { text, .. } => text.clone(),
         }
     }

@@ -378,6 +378,16 @@ impl Legs {
         }
     }
 
+    /// Stop relaying the two legs' media (hold): each goes back to its player.
+    pub fn unbridge(&self, svc: &Services, a: LegId, b: LegId) {
+        if let (Some(sa), Some(sb)) = (
+            self.get(a).and_then(Leg::stream),
+            self.get(b).and_then(Leg::stream),
+        ) {
+            svc.media.unbridge(sa, sb);
+        }
+    }
+
     /// CANCEL a ringing leg, BYE an answered one. Idempotent.
     pub fn hang_up(&mut self, svc: &Services, id: LegId) {
         let Some(leg) = self.get_mut(id) else {

@@ -360,6 +360,10 @@ impl Driver {
                         target,
                     });
                 }
+                Command::Unbridge(a, b) => {
+                    info!("on hold");
+                    self.legs.unbridge(&self.svc, a, b);
+                }
                 Command::HangUp(id) => self.legs.hang_up(&self.svc, id),
                 Command::Store(op) => self.store(op),
                 Command::Router(note) => self.router(note),

@@ -202,6 +202,10 @@ impl Driver {
                     info!("customer and agent bridged");
                     self.legs.bridge(&self.svc, a, b);
                 }
+                Command::Unbridge(a, b) => {
+                    info!("on hold");
+                    self.legs.unbridge(&self.svc, a, b);
+                }
                 Command::HangUp(id) => self.legs.hang_up(&self.svc, id),
                 Command::Screen(id, amd) => self.legs.screen(id, clock::now(), amd),
                 Command::Store(op) => self.store(op),

@@ -1021,3 +1021,94 @@ fn a_cut_while_leaving_the_message_only_hangs_up() {
     assert_eq!(cmds, vec![Command::HangUp(CUSTOMER)]);
     assert!(s.c.is_finished());
 }
+
+/// Dialled, the customer answered, then the agent: the two talk from 5 s.
+fn bridged() -> Sim {
+    let mut s = Sim::dialling();
+    s.at(ms(800)).leg(CUSTOMER, LegEvent::Answered);
+    s.at(secs(5)).leg(AGENT, LegEvent::Answered);
+    s
+}
+
+#[test]
+fn hold_plays_music_to_the_customer_and_unbridges_and_resume_bridges_again() {
+    let mut s = bridged();
+    let cmds = s.at(secs(20)).agent(AgentCommand::Hold);
+    assert!(
+        cmds.contains(&Command::Unbridge(CUSTOMER, AGENT)),
+        "{cmds:?}"
+    );
+    assert_eq!(
+        plays(&cmds, CUSTOMER),
+        vec![(Vec::new(), Some("hold_music".into()))],
+        "the customer hears the queue's hold music"
+    );
+    assert_eq!(
+        plays(&cmds, AGENT),
+        vec![(Vec::new(), None)],
+        "the agent hears silence, not the ringback from before the bridge"
+    );
+    assert_eq!(notes(&cmds), vec!["on_hold"]);
+    assert!(
+        !stored(&cmds)
+            .iter()
+            .any(|e| !matches!(e, Lifecycle::Note(_))),
+        "the interaction stays connected: {cmds:?}"
+    );
+    let cmds = s.at(secs(40)).agent(AgentCommand::Resume);
+    assert_eq!(
+        cmds,
+        vec![
+            Command::Bridge(CUSTOMER, AGENT),
+            Command::Store(StoreOp::Apply(Lifecycle::Note(Note::Resumed))),
+        ]
+    );
+    // The talk time counts the hold.
+    let cmds = s.at(secs(65)).leg(AGENT, LegEvent::Ended);
+    assert!(cmds.contains(&Command::Handled(secs(60))), "{cmds:?}");
+}
+
+#[test]
+fn hold_twice_and_resume_unheld_are_no_ops_and_hold_before_the_bridge_is_ignored() {
+    let mut s = Sim::dialling();
+    s.at(ms(800)).leg(CUSTOMER, LegEvent::Answered);
+    assert!(s.agent(AgentCommand::Hold).is_empty(), "not bridged yet");
+    s.at(secs(5)).leg(AGENT, LegEvent::Answered);
+    assert!(s.agent(AgentCommand::Resume).is_empty(), "not on hold");
+    assert!(!s.agent(AgentCommand::Hold).is_empty());
+    assert!(s.agent(AgentCommand::Hold).is_empty(), "already on hold");
+    assert!(!s.agent(AgentCommand::Resume).is_empty());
+    assert!(s.agent(AgentCommand::Resume).is_empty(), "already resumed");
+}
+
+#[test]
+fn the_customer_hanging_up_on_hold_ends_the_call_as_the_customers() {
+    let mut s = bridged();
+    s.at(secs(20)).agent(AgentCommand::Hold);
+    let cmds = s.at(secs(30)).leg(CUSTOMER, LegEvent::Ended);
+    assert!(cmds.contains(&Command::HangUp(AGENT)));
+    assert_eq!(
+        stored(&cmds).last(),
+        Some(&Lifecycle::HungUp {
+            by: HangupBy::Customer
+        })
+    );
+    assert!(s.c.is_finished());
+    assert!(s.agent(AgentCommand::Resume).is_empty(), "over");
+}
+
+#[test]
+fn the_agent_hanging_up_on_hold_ends_the_call_as_the_agents() {
+    let mut s = bridged();
+    s.at(secs(20)).agent(AgentCommand::Hold);
+    let cmds = s.at(secs(30)).leg(AGENT, LegEvent::Ended);
+    assert!(cmds.contains(&Command::HangUp(CUSTOMER)));
+    assert!(cmds.contains(&Command::Handled(secs(25))));
+    assert_eq!(
+        stored(&cmds).last(),
+        Some(&Lifecycle::HungUp {
+            by: HangupBy::Agent
+        })
+    );
+    assert!(s.c.is_finished());
+}

@@ -556,3 +556,103 @@ fn a_call_hammond_cuts_at_shutdown_is_settled_as_a_restart_would() {
     ));
     assert!(s.c.is_finished());
 }
+
+/// In the workflow, offered to alice at 10 s, who answers at 13 s.
+fn bridged_to_alice() -> Sim {
+    let mut s = Sim::in_workflow();
+    s.key('2');
+    s.at(secs(10));
+    s.c.handle_offer(s.now, "alice".into(), secs(20));
+    s.drain();
+    s.at(secs(13)).leg(LegId::Agent, LegEvent::Answered);
+    s
+}
+
+fn plays_to(cmds: &[Command], leg: LegId) -> Vec<(Vec<PlayItem>, Option<String>)> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Play {
+                leg: l,
+                items,
+                then_loop,
+            } if *l == leg => Some((items.clone(), then_loop.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn hold_plays_the_queues_music_to_the_caller_and_resume_bridges_again() {
+    let mut s = bridged_to_alice();
+    let music = support_flow().hold_music;
+    let cmds = s.at(secs(20)).agent(AgentCommand::Hold);
+    assert!(
+        cmds.contains(&Command::Unbridge(CALLER, LegId::Agent)),
+        "{cmds:?}"
+    );
+    assert_eq!(plays_to(&cmds, CALLER), vec![(Vec::new(), Some(music))]);
+    assert_eq!(plays_to(&cmds, LegId::Agent), vec![(Vec::new(), None)]);
+    assert_eq!(notes(&cmds), vec!["on_hold"]);
+    // The workflow stays quiet on hold: no menu at the next offer time.
+    let cmds = s.run_until(secs(200));
+    assert!(prompts(&cmds).is_empty(), "{cmds:?}");
+    assert!(
+        s.agent(AgentCommand::Hold).is_empty(),
+        "hold twice is a no-op"
+    );
+    let cmds = s.agent(AgentCommand::Resume);
+    assert_eq!(
+        cmds,
+        vec![
+            Command::Bridge(CALLER, LegId::Agent),
+            Command::Store(StoreOp::Apply(Lifecycle::Note(Note::Resumed))),
+        ]
+    );
+    assert!(
+        s.agent(AgentCommand::Resume).is_empty(),
+        "resume twice is a no-op"
+    );
+}
+
+#[test]
+fn hold_is_ignored_unless_bridged_to_an_agent() {
+    let mut s = Sim::in_workflow();
+    assert!(s.agent(AgentCommand::Hold).is_empty(), "in the workflow");
+    s.key('2');
+    s.c.handle_offer(s.now, "alice".into(), secs(20));
+    s.drain();
+    assert!(
+        s.agent(AgentCommand::Hold).is_empty(),
+        "the agent's phone rings"
+    );
+}
+
+#[test]
+fn the_caller_hanging_up_on_hold_ends_the_call_as_the_callers() {
+    let mut s = bridged_to_alice();
+    s.at(secs(20)).agent(AgentCommand::Hold);
+    let cmds = s.at(secs(30)).leg(CALLER, LegEvent::Ended);
+    assert!(cmds.contains(&Command::HangUp(LegId::Agent)));
+    assert!(cmds.contains(&Command::Handled(secs(17))));
+    assert_eq!(
+        s.settled(),
+        Some(Lifecycle::HungUp {
+            by: HangupBy::Caller
+        })
+    );
+}
+
+#[test]
+fn the_agent_hanging_up_on_hold_ends_the_call_as_the_agents() {
+    let mut s = bridged_to_alice();
+    s.at(secs(20)).agent(AgentCommand::Hold);
+    let cmds = s.at(secs(30)).leg(LegId::Agent, LegEvent::Ended);
+    assert_eq!(cmds, vec![Command::HangUp(CALLER)]);
+    s.leg(CALLER, LegEvent::Ended);
+    assert_eq!(
+        s.settled(),
+        Some(Lifecycle::HungUp {
+            by: HangupBy::Agent
+        })
+    );
+}
