@@ -250,6 +250,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/phone/calls/{call}/answer", post(phone::answer))
         .route("/api/v1/phone/calls/{call}/decline", post(phone::decline))
         .route("/api/v1/phone/calls/{call}/hangup", post(phone::hang_up))
+        .route("/api/v1/phone/calls/{call}/hold", post(phone::hold))
+        .route("/api/v1/phone/calls/{call}/resume", post(phone::resume))
         .route("/metrics", get(health::metrics))
         .route("/healthz", get(health::healthz))
         .route("/", get(web::index))

@@ -186,6 +186,8 @@ pub(crate) struct Health {
         super::phone::answer,
         super::phone::decline,
         super::phone::hang_up,
+        super::phone::hold,
+        super::phone::resume,
         super::stats::stats,
         super::stats::csv,
         super::wallboard::wallboard,

@@ -5,7 +5,8 @@
 //!   `ringing` `{"call", "number", "interaction", "pushed"}`, `connected` `{"call"}`, `ended`
 //!   `{"call", "reason"}`. Holding it open is the phone's registration.
 //! - `POST /api/v1/phone/calls/{call}/answer` `{"sdp": <complete offer>}` → `{"type": "answer",
-//!   "sdp"}`; `…/decline`, `…/hangup` → 204. A call that is not this agent's → 404.
+//!   "sdp"}`; `…/decline`, `…/hangup`, `…/hold`, `…/resume` → 204. A call that is not this
+//!   agent's → 404.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use tokio_stream::{Stream, StreamExt};
 
 use super::events::Until;
 use super::{ApiError, AppState, AuthAgent, StreamAgent, parse_body};
+use crate::call::AgentCommand;
 use crate::rt::webrtc::PhoneError;
 
 /// Keep-alive comment interval (also how soon a dead page's registration is noticed).
@@ -145,6 +147,54 @@ pub(super) async fn hang_up(
     Path(call): Path<u64>,
 ) -> Result<StatusCode, ApiError> {
     st.phones.hang_up(&agent.id, call).map_err(api)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/phone/calls/{call}/hold`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/phone/calls/{call}/hold",
+    tag = "phone",
+    params(("call" = u64, Path, description = "The call")),
+    responses(
+        (status = 204, description = "Put the call on hold: the customer hears the queue's hold music and the agent nothing, until `resume`. A call not yet bridged, or already on hold, is left as it is; the interaction's feed says `on_hold`"),
+        (status = 404, description = "No such call on this agent's phone", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody)
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn hold(
+    State(st): State<AppState>,
+    AuthAgent(agent): AuthAgent,
+    Path(call): Path<u64>,
+) -> Result<StatusCode, ApiError> {
+    st.phones
+        .hold(&agent.id, call, AgentCommand::Hold)
+        .map_err(api)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/phone/calls/{call}/resume`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/phone/calls/{call}/resume",
+    tag = "phone",
+    params(("call" = u64, Path, description = "The call")),
+    responses(
+        (status = 204, description = "Take the call off hold: customer and agent talk again (the feed says `resumed`). A call not on hold is left as it is"),
+        (status = 404, description = "No such call on this agent's phone", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody)
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn resume(
+    State(st): State<AppState>,
+    AuthAgent(agent): AuthAgent,
+    Path(call): Path<u64>,
+) -> Result<StatusCode, ApiError> {
+    st.phones
+        .hold(&agent.id, call, AgentCommand::Resume)
+        .map_err(api)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

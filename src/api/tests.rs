@@ -1036,6 +1036,8 @@ async fn phone_signalling_takes_the_token_and_only_the_agents_own_calls() {
         "/api/v1/phone/calls/1/answer",
         "/api/v1/phone/calls/1/decline",
         "/api/v1/phone/calls/1/hangup",
+        "/api/v1/phone/calls/1/hold",
+        "/api/v1/phone/calls/1/resume",
     ] {
         let (st, _) = req(srv.addr, "POST", path, None, Some(r#"{"sdp": "v=0"}"#)).await;
         assert_eq!(st, 401, "{path}");

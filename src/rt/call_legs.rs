@@ -21,7 +21,7 @@ use super::media_worker::Stream;
 use super::outbound::{DialSpec, OutboundLeg, resolve, sip_target};
 use super::services::Services;
 use super::webrtc::{BrowserHappening, BrowserLeg};
-use crate::call::{LegEvent, LegId, Target};
+use crate::call::{AgentCommand, LegEvent, LegId, Target};
 use crate::config::{Transport, WEBRTC_ENDPOINT};
 use crate::interaction::{FailCause, InteractionId};
 use crate::media::amd::AmdConfig;
@@ -61,6 +61,9 @@ pub enum Happened {
     Media(LegId),
     /// A leg that is no SIP dialog (the browser) reports in the core's own words.
     Leg(LegId, LegEvent),
+    /// The agent's phone asks for hold or resume (the page's button; a desk phone's
+    /// re-INVITE is a [`Happened::Sip`] until [`Legs::reinvited`] answers it).
+    Agent(AgentCommand),
 }
 
 /// One leg: its SIP dialog and, once media flows, its stream on the media clock.
@@ -160,6 +163,7 @@ impl Leg {
                     self.set_stream(stream);
                     Happened::Leg(self.id, LegEvent::Answered)
                 }
+                BrowserHappening::Agent(cmd) => Happened::Agent(cmd),
                 BrowserHappening::Leg(ev) => {
                     if matches!(ev, LegEvent::Ended | LegEvent::MediaTimeout) {
                         self.release_stream();
@@ -316,6 +320,23 @@ impl Legs {
                 None
             }
         }
+    }
+
+    /// A dialled leg's far end sent a re-INVITE: answer it (the session as it now is). On the
+    /// agent's leg it is also hold or resume (RFC 3264 §8.4, RFC 6337 §5.3): an offer of
+    /// `a=sendonly` or `a=inactive` (or `c=0.0.0.0`) holds, `a=sendrecv` resumes.
+    pub fn reinvited(&mut self, now: Instant, id: LegId, sdp: &[u8]) -> Option<AgentCommand> {
+        let leg = self.get_mut(id)?;
+        let stream = leg.stream.clone();
+        let n = leg
+            .outbound
+            .as_mut()?
+            .answer_reinvite(now, sdp, stream.as_ref())?;
+        (id == LegId::Agent).then_some(if n.direction.sends() {
+            AgentCommand::Resume
+        } else {
+            AgentCommand::Hold
+        })
     }
 
     /// What the media clock reported for a leg's stream.

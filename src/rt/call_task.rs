@@ -196,12 +196,18 @@ impl Driver {
         let now = clock::now();
         match h {
             Happened::Sip(LegId::Caller, ev) => self.on_caller_sip(now, ev),
+            Happened::Sip(id, Some(SipEvent::ReInvite { sdp, .. })) => {
+                if let Some(cmd) = self.legs.reinvited(now, id, &sdp) {
+                    self.core.handle_agent(now, cmd);
+                }
+            }
             Happened::Sip(id, ev) => {
                 if let Some(ev) = self.legs.outbound_event(now, id, ev) {
                     self.core.handle_leg(now, id, ev);
                 }
             }
             Happened::Leg(id, ev) => self.core.handle_leg(now, id, ev),
+            Happened::Agent(cmd) => self.core.handle_agent(now, cmd),
             Happened::Media(id) => {
                 for ev in self.legs.media_events(id) {
                     self.on_media(now, id, ev);

@@ -17,6 +17,7 @@ use crate::clock;
 use crate::interaction::Interaction;
 use crate::media::leg::MediaEvent;
 use crate::queue::agent::{Accepted, Agent, Presence};
+use crate::sip::ua::SipEvent;
 
 /// Accepts waiting for the dialer. The API's accept is durable before it is queued here, so a
 /// full queue makes the API wait (backpressure onto HTTP) rather than drop a dial.
@@ -143,12 +144,18 @@ impl Driver {
     fn on_leg(&mut self, h: Happened) {
         let now = clock::now();
         match h {
+            Happened::Sip(id, Some(SipEvent::ReInvite { sdp, .. })) => {
+                if let Some(cmd) = self.legs.reinvited(now, id, &sdp) {
+                    self.core.handle_agent(now, cmd);
+                }
+            }
             Happened::Sip(id, ev) => {
                 if let Some(ev) = self.legs.outbound_event(now, id, ev) {
                     self.core.handle_leg(now, id, ev);
                 }
             }
             Happened::Leg(id, ev) => self.core.handle_leg(now, id, ev),
+            Happened::Agent(cmd) => self.core.handle_agent(now, cmd),
             Happened::Media(id) => {
                 for ev in self.legs.media_events(id) {
                     match ev {

@@ -12,7 +12,9 @@ use super::media_worker::Stream;
 use super::ports::PortsExhausted;
 use super::services::Services;
 use crate::media::leg::MediaLeg;
-use crate::media::sdp::{self, LocalOrigin, OfferState, SdpError, SrtpPolicy};
+use crate::media::sdp::{
+    self, LocalMedia, LocalOrigin, Negotiated, OfferState, SdpError, SessionDescription, SrtpPolicy,
+};
 use crate::sip::msg::{Uri, parse_uri};
 use crate::sip::ua::{CallId, Command, Dial, Proto, SipEvent};
 
@@ -36,6 +38,9 @@ pub struct OutboundLeg {
     /// The RTP socket, until the answer hands it to the media clock.
     sock: Option<std::net::UdpSocket>,
     offer: OfferState,
+    /// Our side of the leg's SDP and its `o=` line, for answering the far end's re-INVITEs.
+    local: LocalMedia,
+    origin: LocalOrigin,
     pub events: mpsc::UnboundedReceiver<SipEvent>,
     svc: Arc<Services>,
     ended: bool,
@@ -69,6 +74,8 @@ impl OutboundLeg {
             call,
             sock: Some(sock),
             offer,
+            local,
+            origin,
             events,
             svc: svc.clone(),
             ended: false,
@@ -94,6 +101,41 @@ impl OutboundLeg {
         let stream = Stream::new(leg);
         self.svc.media.start_stream(&stream, sock);
         Ok(stream)
+    }
+
+    /// The far end sent a re-INVITE with `sdp` (RFC 3264 §8: hold, resume, a new address):
+    /// answer it with the session as it now is, applied to `stream`. Returns what was
+    /// negotiated, or `None` when the offer was unusable and the current session was repeated.
+    pub fn answer_reinvite(
+        &mut self,
+        now: Instant,
+        sdp: &[u8],
+        stream: Option<&Arc<Stream>>,
+    ) -> Option<Negotiated> {
+        let offer = std::str::from_utf8(sdp)
+            .ok()
+            .and_then(|s| SessionDescription::parse(s).ok());
+        let negotiated = offer.and_then(|o| sdp::negotiate(&o, &self.local, &mut self.origin).ok());
+        let answer = match &negotiated {
+            Some(n) => {
+                if let Some(s) = stream {
+                    s.leg().renegotiate(now, n);
+                }
+                n.answer_sdp.clone()
+            }
+            None => {
+                let mut only = self.local.clone();
+                if let Some(s) = stream {
+                    only.codecs = vec![s.leg().session().codec()];
+                }
+                sdp::build_offer(&only, &mut self.origin).sdp().to_owned()
+            }
+        };
+        self.svc.ua.send(Command::AnswerReInvite {
+            call: self.call,
+            sdp: answer.into_bytes(),
+        });
+        negotiated
     }
 
     /// The leg ended on its own (failure, BYE): nothing left to hang up.

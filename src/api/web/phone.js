@@ -9,6 +9,9 @@
 const phone = {
   on: false, es: null, mic: null, pc: null, call: null, pushed: false, number: '',
   interaction: null, state: 'offline', since: null, muted: false, held: false,
+  // A second call rung while this one is up (Hammond should not push one: the call-waiting
+  // alert lets the agent decline it rather than leave it ringing unseen).
+  waiting: null,
 };
 window.hammondPhone = phone;
 
@@ -82,6 +85,7 @@ function phoneConnect() {
   });
   es.addEventListener('ended', (m) => {
     const d = JSON.parse(m.data);
+    if (d.call === phone.waiting) { waitingDone(); return; }
     if (d.call !== phone.call) return;
     phoneEndCall();
     if (typeof announce === 'function') announce('Call ended');
@@ -92,7 +96,7 @@ function phoneConnect() {
 }
 
 function onRinging(d) {
-  if (phone.call) return; // busy: Hammond's ring timeout settles it
+  if (phone.call) { callWaiting(d); return; }
   Object.assign(phone, { call: d.call, pushed: d.pushed, number: d.number || '', interaction: d.interaction });
   if (d.interaction && typeof openWorkspace === 'function') openWorkspace(d.interaction);
   if (d.pushed) {
@@ -103,6 +107,28 @@ function onRinging(d) {
     if (typeof announce === 'function') announce(`Incoming call from ${d.number || 'a caller'}`);
   } else {
     phoneAnswer();
+  }
+}
+
+// A call rung while the page is on another: shown, and declinable, never answered over it.
+function callWaiting(d) {
+  phone.waiting = d.call;
+  phone.waitingRing = d;
+  P('waiting-text').textContent = `${d.number || 'A caller'}${d.interaction ? ` · interaction ${d.interaction}` : ''}`;
+  P('waiting').hidden = false;
+  if (typeof announce === 'function') announce(`Call waiting from ${d.number || 'a caller'}`);
+}
+
+function waitingDone() {
+  phone.waiting = null;
+  P('waiting').hidden = true;
+}
+
+async function waitingDecline() {
+  const call = phone.waiting;
+  waitingDone();
+  if (call) {
+    try { await phoneApi(`/api/v1/phone/calls/${call}/decline`); } catch (e) { /* already over */ }
   }
 }
 
@@ -180,6 +206,12 @@ function phoneEndCall() {
   P('phone-hold').textContent = 'Hold';
   P('phone-timer').textContent = '0:00';
   if (phone.on) phoneState(phone.es && phone.es.readyState === EventSource.OPEN ? 'ready' : 'reconnecting');
+  // A call still waiting rings as an ordinary offer now the line is free.
+  if (phone.waiting && phone.on) {
+    const d = phone.waitingRing;
+    waitingDone();
+    onRinging(d);
+  }
 }
 
 function micEnabled() {
@@ -193,14 +225,26 @@ function phoneMute() {
   P('phone-mute').textContent = phone.muted ? 'Unmute' : 'Mute';
 }
 
-// Hold on the page: neither side hears the other until it is taken off hold.
-function phoneHold() {
-  phone.held = !phone.held;
+// Hold is Hammond's: the customer hears the queue's hold music and the agent nothing until
+// Resume (the page's microphone is off meanwhile too).
+async function phoneHold() {
+  const call = phone.call;
+  const held = !phone.held;
+  if (!call) return;
+  try {
+    await phoneApi(`/api/v1/phone/calls/${call}/${held ? 'hold' : 'resume'}`);
+  } catch (e) {
+    if (typeof showAlert === 'function') showAlert(`The call could not be ${held ? 'put on hold' : 'resumed'}: ${e.message}`);
+    return;
+  }
+  if (call !== phone.call) return;
+  phone.held = held;
   phone.mic.getAudioTracks().forEach((t) => { t.enabled = micEnabled(); });
   P('phone-audio').muted = phone.held;
   P('phone-hold').setAttribute('aria-pressed', String(phone.held));
   P('phone-hold').textContent = phone.held ? 'Resume' : 'Hold';
   phoneState(phone.held ? 'hold' : 'incall');
+  if (typeof announce === 'function') announce(phone.held ? 'Call on hold' : 'Call resumed');
 }
 
 document.addEventListener('DOMContentLoaded', () => {
@@ -209,5 +253,6 @@ document.addEventListener('DOMContentLoaded', () => {
   P('phone-hangup').addEventListener('click', phoneHangUp);
   P('phone-mute').addEventListener('click', phoneMute);
   P('phone-hold').addEventListener('click', phoneHold);
+  P('waiting-decline').addEventListener('click', waitingDecline);
   setInterval(phoneTick, 1000);
 });

@@ -34,7 +34,7 @@ use tracing::{info, warn};
 use self::peer::{PeerError, PeerEvent, PeerHandle};
 use super::media_worker::Stream;
 use super::services::Services;
-use crate::call::LegEvent;
+use crate::call::{AgentCommand, LegEvent};
 use crate::interaction::InteractionId;
 
 /// Events a page may fall behind by before it is disconnected (it reconnects and resyncs).
@@ -77,6 +77,8 @@ enum PageAction {
     },
     Decline,
     HangUp,
+    /// The page's Hold or Resume button.
+    Agent(AgentCommand),
 }
 
 /// Why the page's request about a call was refused.
@@ -197,6 +199,11 @@ impl Phones {
         self.act(agent, call, PageAction::Decline)
     }
 
+    /// The page puts its call on hold or takes it off (the call core decides what it means).
+    pub fn hold(&self, agent: &str, call: u64, cmd: AgentCommand) -> Result<(), PhoneError> {
+        self.act(agent, call, PageAction::Agent(cmd))
+    }
+
     /// The page hangs up.
     pub fn hang_up(&self, agent: &str, call: u64) -> Result<(), PhoneError> {
         self.act(agent, call, PageAction::HangUp)
@@ -228,6 +235,8 @@ pub enum BrowserHappening {
     Leg(LegEvent),
     /// The connection is up: the leg's media is this stream (then `Answered`).
     Answered(Arc<Stream>),
+    /// The page asked for hold or resume.
+    Agent(AgentCommand),
 }
 
 impl BrowserLeg {
@@ -326,6 +335,11 @@ impl BrowserLeg {
                             warn!(error = %e, "browser offer not answered");
                             let _ = reply.send(Err(e));
                         }
+                    }
+                }
+                PageAction::Agent(cmd) => {
+                    if self.state == State::Up {
+                        return Poll::Ready(BrowserHappening::Agent(cmd));
                     }
                 }
                 PageAction::Decline | PageAction::HangUp => {
