@@ -3,5 +3,6 @@
 
 pub mod agent;
 pub mod estimate;
+pub mod offers;
 pub mod router;
 pub mod stats;

@@ -25,8 +25,9 @@ use super::callback_task;
 use super::live::{CallCommand, OfferOutcome};
 use super::services::Services;
 use crate::clock;
-use crate::interaction::{InteractionId, Status, SubType};
+use crate::interaction::{Status, SubType};
 use crate::queue::agent::{Agent, Presence};
+use crate::queue::offers::Offers;
 use crate::queue::router::{Candidate, Router};
 use crate::store::{ListQuery, OfferClaim};
 
@@ -40,17 +41,10 @@ const CLAIM_MARGIN: Duration = Duration::from_secs(5);
 /// seconds; 50 ms of batching is not noticed.
 const MIN_GAP: Duration = Duration::from_millis(50);
 
-/// Offers in flight: which agents are ringing and which interactions are being offered.
-#[derive(Default)]
-struct InFlight {
-    agents: HashSet<String>,
-    interactions: HashSet<InteractionId>,
-}
-
 pub fn spawn(svc: Arc<Services>, shutdown: CancellationToken) {
     tokio::spawn(async move {
         let mut router = Router::default();
-        let in_flight = Arc::new(Mutex::new(InFlight::default()));
+        let in_flight = Arc::new(Mutex::new(Offers::default()));
         let mut presence = svc.agents.subscribe();
         let mut changes = svc.store.subscribe();
         loop {
@@ -82,7 +76,7 @@ fn drain<T: Clone>(rx: &mut broadcast::Receiver<T>) {
 }
 
 /// One routing round over every queue.
-async fn round(svc: &Arc<Services>, router: &mut Router, in_flight: &Arc<Mutex<InFlight>>) {
+async fn round(svc: &Arc<Services>, router: &mut Router, in_flight: &Arc<Mutex<Offers>>) {
     // Nobody to offer to: nothing to read.
     let queues: Vec<String> = svc
         .queues
@@ -116,7 +110,7 @@ async fn round(svc: &Arc<Services>, router: &mut Router, in_flight: &Arc<Mutex<I
             svc.agents
                 .available_for(&queue)
                 .into_iter()
-                .filter(|a| !busy.contains(&a.id) && !f.agents.contains(&a.id))
+                .filter(|a| f.is_free(&a.id, &busy))
                 .collect()
         };
         if free.is_empty() {
@@ -162,7 +156,7 @@ async fn round(svc: &Arc<Services>, router: &mut Router, in_flight: &Arc<Mutex<I
                     live: false,
                 }),
         );
-        candidates.retain(|c| !lock(in_flight).interactions.contains(&c.interaction));
+        candidates.retain(|c| !lock(in_flight).is_offered(c.interaction));
         if candidates.is_empty() {
             continue;
         }
@@ -195,7 +189,7 @@ async fn round(svc: &Arc<Services>, router: &mut Router, in_flight: &Arc<Mutex<I
 
 fn offer(
     svc: &Arc<Services>,
-    in_flight: &Arc<Mutex<InFlight>>,
+    in_flight: &Arc<Mutex<Offers>>,
     open: &[crate::store::Listed],
     agent: Agent,
     cand: Candidate,
@@ -228,9 +222,7 @@ fn offer(
     }
     info!(agent = %agent.id, interaction = cand.interaction, live = cand.live, "offer");
     {
-        let mut f = lock(in_flight);
-        f.agents.insert(agent.id.clone());
-        f.interactions.insert(cand.interaction);
+        lock(in_flight).ringing(&agent.id, cand.interaction);
     }
     let (svc, in_flight) = (svc.clone(), in_flight.clone());
     tokio::spawn(async move {
@@ -242,11 +234,7 @@ fn offer(
                 warn!(agent = %agent.id, error = %e, "presence not stored");
             }
         }
-        {
-            let mut f = lock(&in_flight);
-            f.agents.remove(&agent.id);
-            f.interactions.remove(&cand.interaction);
-        }
+        lock(&in_flight).ended(&agent.id, cand.interaction, result == OfferOutcome::Bridged);
         release(&svc, claim).await;
     });
 }
@@ -258,6 +246,6 @@ async fn release(svc: &Services, claim: OfferClaim) {
     }
 }
 
-fn lock(m: &Mutex<InFlight>) -> std::sync::MutexGuard<'_, InFlight> {
+fn lock(m: &Mutex<Offers>) -> std::sync::MutexGuard<'_, Offers> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
