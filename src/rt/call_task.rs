@@ -17,7 +17,7 @@ use tracing::{Instrument, info, info_span, warn};
 use super::call_legs::{Happened, Leg, Legs, PhoneContext};
 use super::callback_task::sleep_until;
 use super::connected::HangupRequest;
-use super::live::CallCommand;
+use super::live::{CallCommand, CallOver};
 use super::media_worker::Stream;
 use super::services::Services;
 use super::store_worker::{StoreJob, StoreReply as WorkerReply, StoreWorker};
@@ -100,6 +100,7 @@ async fn run(svc: Arc<Services>, inc: IncomingCall, events: mpsc::UnboundedRecei
         commands: None,
         closing: None,
         offer: None,
+        on_call: None,
         svc,
     };
     d.run().await;
@@ -165,7 +166,10 @@ struct Driver {
     /// The agent closing the connected interaction asks for a hang-up here.
     closing: Option<HangupRequest>,
     /// The router's offer in flight.
-    offer: Option<oneshot::Sender<OfferOutcome>>,
+    offer: Option<(oneshot::Sender<OfferOutcome>, CallOver)>,
+    /// The offer the agent answered: held until the call is over, the router keeps the agent
+    /// busy until then.
+    on_call: Option<CallOver>,
 }
 
 impl Driver {
@@ -306,6 +310,7 @@ impl Driver {
                 agent,
                 ring_timeout,
                 done,
+                over,
             } => {
                 if self.offer.is_some() {
                     // One offer at a time; the one in flight keeps its answer channel.
@@ -313,7 +318,7 @@ impl Driver {
                     return;
                 }
                 info!(agent = %agent.id, "offering the caller to an agent");
-                self.offer = Some(done);
+                self.offer = Some((done, over));
                 self.core.handle_offer(clock::now(), agent.id, ring_timeout);
             }
         }
@@ -481,7 +486,12 @@ impl Driver {
     fn router(&mut self, note: RouterNote) {
         match note {
             RouterNote::OfferEnded(outcome) => {
-                if let Some(done) = self.offer.take() {
+                if let Some((done, over)) = self.offer.take() {
+                    if outcome == OfferOutcome::Bridged {
+                        // Kept before the router hears of it: there is no moment when the
+                        // agent looks free.
+                        self.on_call = Some(over);
+                    }
                     let _ = done.send(outcome);
                 }
             }

@@ -9,6 +9,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::call_legs::{Happened, Legs, PhoneContext};
 use super::connected::HangupRequest;
+use super::live::CallOver;
 use super::services::Services;
 use super::store_worker::{StoreJob, StoreReply as WorkerReply, StoreWorker};
 use crate::call::callback::{Callback, CallbackDial, Settings};
@@ -45,19 +46,22 @@ pub fn offer(
     interaction: Interaction,
     agent: Agent,
     done: oneshot::Sender<OfferOutcome>,
+    over: CallOver,
 ) {
     let span =
         info_span!("callback", interaction = interaction.id, agent = %agent.id, offer = true);
-    tokio::spawn(run(svc, interaction, agent, Some(done)).instrument(span));
+    tokio::spawn(run(svc, interaction, agent, Some((done, over))).instrument(span));
 }
 
 async fn run(
     svc: Arc<Services>,
     interaction: Interaction,
     agent: Agent,
-    offer: Option<oneshot::Sender<OfferOutcome>>,
+    offer: Option<(oneshot::Sender<OfferOutcome>, CallOver)>,
 ) {
     let _active = svc.track();
+    // Held to the end of the dial: the router keeps the agent busy until it drops.
+    let (offer, _over) = offer.unzip();
     let Some(cb) = interaction.callback.as_ref() else {
         // A live caller accepted from the Home List has its own call task; nothing to dial.
         return;

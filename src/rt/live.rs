@@ -19,7 +19,25 @@ pub enum CallCommand {
         agent: Agent,
         ring_timeout: Duration,
         done: oneshot::Sender<OfferOutcome>,
+        /// Held until the call is over when the agent answers (see [`CallOver`]).
+        over: CallOver,
     },
+}
+
+/// Given with every offer. The call's driver holds it until the call is over if the agent
+/// answered; the router keeps that agent busy until it is dropped, so no pass finds the agent
+/// free while its call is up, whether or not the store shows the call yet.
+#[derive(Debug)]
+pub struct CallOver {
+    _tx: oneshot::Sender<()>,
+}
+
+impl CallOver {
+    /// A new one, and what completes when it is dropped.
+    pub fn new() -> (Self, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        (Self { _tx: tx }, rx)
+    }
 }
 
 pub use crate::call::OfferOutcome;

@@ -1,9 +1,10 @@
 //! The router task: offers waiting live callers and due callbacks to available agents
 //! ("an interaction that is sent to you"), one offer per free agent, oldest first.
 //!
-//! An agent is free when its presence is `available`, no offer to it is ringing, and it has no
-//! connected interaction. An offer the agent does not answer within the queue's ring time sets
-//! the agent `away`; the interaction stays where it was.
+//! An agent is free when its presence is `available`, no offer to it is ringing, no call it
+//! answered from an offer is up here, and it has no connected interaction in the store. An
+//! offer the agent does not answer within the queue's ring time sets the agent `away`; the
+//! interaction stays where it was.
 //!
 //! Several instances sharing a PostgreSQL store each run a router: each offers its own live
 //! callers (a live call stays on the instance that has its media) and any due callback. Before
@@ -22,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::callback_task;
-use super::live::{CallCommand, OfferOutcome};
+use super::live::{CallCommand, CallOver, OfferOutcome};
 use super::services::Services;
 use crate::clock;
 use crate::interaction::{Status, SubType};
@@ -197,6 +198,7 @@ fn offer(
     claim: OfferClaim,
 ) {
     let (done, outcome) = oneshot::channel();
+    let (over, call_over) = CallOver::new();
     let sent = if cand.live {
         let caller = svc.live.waiting_one(cand.interaction);
         caller.is_some_and(|c| {
@@ -204,12 +206,14 @@ fn offer(
                 agent: agent.clone(),
                 ring_timeout: ring,
                 done,
+                over,
             })
         })
     } else {
         match open.iter().find(|l| l.interaction.id == cand.interaction) {
             Some(l) => {
-                callback_task::offer(svc.clone(), l.interaction.clone(), agent.clone(), done);
+                let i = l.interaction.clone();
+                callback_task::offer(svc.clone(), i, agent.clone(), done, over);
                 true
             }
             None => false,
@@ -234,7 +238,14 @@ fn offer(
                 warn!(agent = %agent.id, error = %e, "presence not stored");
             }
         }
-        lock(&in_flight).ended(&agent.id, cand.interaction, result == OfferOutcome::Bridged);
+        let bridged = result == OfferOutcome::Bridged;
+        lock(&in_flight).ended(&agent.id, cand.interaction, bridged);
+        if bridged {
+            // Busy until the call is over (the driver drops `over` after its last write);
+            // the claim tells other instances the same until then.
+            let _ = call_over.await;
+            lock(&in_flight).call_over(&agent.id);
+        }
         release(&svc, claim).await;
     });
 }
