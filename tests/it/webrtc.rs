@@ -8,17 +8,15 @@
 //!   customer.
 //! - A live caller pushed to carol rings in the page (Accept/Decline) and is answered there.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::browser::{Browser, CHROMEDRIVER, CHROMIUM, ChromeDriver, free_udp_port, which};
 use crate::support::sipp::assert_ok;
+use crate::support::tone::ToneMedia;
 use crate::support::{Hammond, Options, Sipp, http};
 
 const CAROL: &str = "\n[[agents]]\nid = \"carol\"\nendpoint = \"webrtc\"\nqueues = [\"support\"]\ntoken = \"carol-secret\"\n";
@@ -101,7 +99,7 @@ fn page_inbound(b: &Browser) -> (u64, f64) {
 struct InCall {
     h: Hammond,
     customer: crate::support::sipp::Running,
-    media: CustomerMedia,
+    media: ToneMedia,
     _driver: ChromeDriver,
     carol: Browser,
     id: i64,
@@ -115,7 +113,7 @@ fn callback_in_call() -> InCall {
     tone_wav(&wav, MIC_HZ);
 
     let trunk_port = free_udp_port();
-    let media = CustomerMedia::start();
+    let media = ToneMedia::start(CUSTOMER_HZ);
     let customer = Sipp::uas("customer_answers_rtp_sink.xml", trunk_port)
         .key("rtp_port", &media.port.to_string())
         .spawn();
@@ -188,6 +186,21 @@ fn a_browser_agent_takes_a_callback_with_two_way_audio_and_hangs_up() {
     c.carol.screenshot("browser-phone-in-call.png");
     assert_eq!(c.carol.text("#phone-hangup"), "Hang up");
     assert!(c.carol.text("#phone-timer").contains(':'));
+
+    // Hold in the page: the customer hears the queue's hold music (not silence, and not the
+    // microphone); Resume brings the microphone back.
+    c.carol.find("#phone-hold").click();
+    c.carol.wait_text("#phone-state", "On hold");
+    wait_for(&c.h, c.id, "on_hold");
+    wait_media(&c.media, "the hold music", |m| {
+        m.tone_power(MIC_HZ) < 0.3 && m.power() > 1e6
+    });
+    c.carol.find("#phone-hold").click();
+    c.carol.wait_text("#phone-state", "In call");
+    wait_for(&c.h, c.id, "resumed");
+    wait_media(&c.media, "the microphone after resume", |m| {
+        m.tone_power(MIC_HZ) > 0.5
+    });
 
     // Hang up in the page: BYE to the customer, who answers it (the scenario ends OK).
     c.carol.find("#phone-hangup").click();
@@ -281,6 +294,20 @@ fn a_live_caller_pushed_to_a_browser_agent_rings_in_the_page_and_is_answered_the
     drop(caller);
 }
 
+/// Wait (up to 10 s) until what the customer hears satisfies `ok`.
+fn wait_media(media: &ToneMedia, what: &str, ok: impl Fn(&ToneMedia) -> bool) {
+    let start = Instant::now();
+    while !ok(media) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the customer never heard {what}: 1 kHz share {:.2}, power {:.0}",
+            media.tone_power(MIC_HZ),
+            media.power()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The interaction once its feed has an entry of `kind`.
 fn wait_for(h: &Hammond, id: i64, kind: &str) -> Value {
     let start = Instant::now();
@@ -298,157 +325,5 @@ fn wait_for(h: &Hammond, id: i64, kind: &str) -> Value {
         }
         assert!(start.elapsed() < WAIT, "no {kind} on the feed: {}", d.text);
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The customer's media: a socket that keeps what Hammond sends (PCMU) and, once Hammond has
-/// sent something, answers with a [`CUSTOMER_HZ`] tone every 20 ms.
-struct CustomerMedia {
-    port: u16,
-    got: Arc<Mutex<Vec<Vec<u8>>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl CustomerMedia {
-    fn start() -> Self {
-        let sock = loop {
-            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-            if s.local_addr().unwrap().port().is_multiple_of(2) {
-                break s;
-            }
-        };
-        sock.set_read_timeout(Some(Duration::from_millis(5)))
-            .unwrap();
-        let port = sock.local_addr().unwrap().port();
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (g, s) = (got.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let mut buf = [0u8; 2048];
-            let mut peer = None;
-            let mut next = Instant::now();
-            let (mut seq, mut ts, mut n) = (0u16, 0u32, 0u64);
-            while !s.load(Ordering::Relaxed) {
-                if let Ok((len, from)) = sock.recv_from(&mut buf)
-                    && len > 12
-                    && buf[1] & 0x7F == 0
-                {
-                    peer = Some(from);
-                    g.lock().unwrap().push(buf[12..len].to_vec());
-                }
-                if let Some(to) = peer
-                    && Instant::now() >= next
-                {
-                    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
-                    p[2..4].copy_from_slice(&seq.to_be_bytes());
-                    p[4..8].copy_from_slice(&ts.to_be_bytes());
-                    for _ in 0..160 {
-                        let v = (2.0 * std::f64::consts::PI * CUSTOMER_HZ * n as f64 / 8000.0)
-                            .sin()
-                            * 8000.0;
-                        p.push(linear_to_ulaw(v as i16));
-                        n += 1;
-                    }
-                    let _ = sock.send_to(&p, to);
-                    seq = seq.wrapping_add(1);
-                    ts = ts.wrapping_add(160);
-                    next += Duration::from_millis(20);
-                }
-            }
-        });
-        Self {
-            port,
-            got,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn count(&self) -> usize {
-        self.got.lock().unwrap().len()
-    }
-
-    /// The share of the last second's power at `hz` (Goertzel over each 20 ms frame).
-    fn tone_power(&self, hz: f64) -> f64 {
-        let got = self.got.lock().unwrap();
-        let frames: Vec<f64> = got
-            .iter()
-            .rev()
-            .take(50)
-            .flat_map(|p| p.iter().map(|b| f64::from(ulaw_to_linear(*b))))
-            .collect();
-        if frames.len() < 160 * 10 {
-            return 0.0;
-        }
-        let total: f64 = frames.iter().map(|x| x * x).sum::<f64>();
-        if total < 1e3 * frames.len() as f64 {
-            return 0.0;
-        }
-        let mut at = 0.0;
-        for chunk in frames.chunks(160) {
-            at += goertzel(chunk, hz, 8000.0);
-        }
-        // A pure tone's Goertzel power over N samples is about N/2 × its energy.
-        (at * 2.0 / 160.0 / total).min(1.0)
-    }
-
-    fn finish(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for CustomerMedia {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-fn goertzel(x: &[f64], hz: f64, rate: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * hz / rate;
-    let c = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for v in x {
-        let s = v + c * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    s1 * s1 + s2 * s2 - c * s1 * s2
-}
-
-fn ulaw_to_linear(u: u8) -> i16 {
-    let u = !u;
-    let t = ((i32::from(u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4);
-    (if u & 0x80 != 0 { 0x84 - t } else { t - 0x84 }) as i16
-}
-
-fn linear_to_ulaw(s: i16) -> u8 {
-    let mut x = i32::from(s);
-    let sign = if x < 0 {
-        x = -x;
-        0x80
-    } else {
-        0
-    };
-    x = (x + 0x84).min(0x7FFF);
-    let mut exp = 7;
-    while exp > 0 && x & (0x4000 >> (7 - exp)) == 0 {
-        exp -= 1;
-    }
-    let mantissa = (x >> (exp + 3)) & 0x0F;
-    !(sign | (exp << 4) as u8 | mantissa as u8)
-}
-
-#[test]
-fn ulaw_round_trips() {
-    for s in [-30000i16, -1000, -1, 0, 1, 1000, 30000] {
-        let back = ulaw_to_linear(linear_to_ulaw(s));
-        assert!(
-            (i32::from(back) - i32::from(s)).abs() <= i32::from(s).abs() / 16 + 8,
-            "{s} -> {back}"
-        );
     }
 }

@@ -15,6 +15,7 @@ pub(crate) mod raw_sip;
 pub(crate) mod rtp;
 pub(crate) mod sipp;
 pub(crate) mod sse;
+pub(crate) mod tone;
 
 pub(crate) use hammond::{Hammond, Options};
 pub(crate) use sipp::Sipp;
