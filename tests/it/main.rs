@@ -11,6 +11,7 @@ mod call_flows;
 mod deploy_files;
 mod dialer_flows;
 mod hardening;
+mod hold_flows;
 mod kamailio_instances;
 mod layering;
 mod media_flows;
