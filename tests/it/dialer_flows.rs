@@ -383,6 +383,73 @@ fn waiting_caller_is_offered_to_an_agent_who_becomes_available() {
     }
 }
 
+/// Two live callers wait; alice becomes available and takes the first. While she is on that
+/// call the router must not push her the second (session 7 saw it do so in the browser
+/// bench): one offer, one INVITE to her phone.
+#[test]
+fn an_agent_on_a_pushed_call_is_not_offered_the_next_caller() {
+    let agent_port = free_port_pair();
+    let h = Hammond::start(Options {
+        agent_port: Some(agent_port),
+        ..Options::default()
+    });
+    let callers: Vec<_> = (0..2)
+        .map(|_| {
+            Sipp::uac("caller_waits.xml", h.sip, "support")
+                .args(&["-d", "30000"])
+                .spawn()
+        })
+        .collect();
+    let start = Instant::now();
+    while http::get(h.http, "/api/v1/interactions?status=bot", "alice-secret").body["interactions"]
+        .as_array()
+        .map_or(0, Vec::len)
+        < 2
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "two callers never waited"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let alice = Sipp::uas("phone_answers_waits_bye.xml", agent_port).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    set_presence(&h, "alice", "alice-secret", "available");
+    let start = Instant::now();
+    let id = loop {
+        let l = http::get(
+            h.http,
+            "/api/v1/interactions?status=connected",
+            "alice-secret",
+        );
+        if let Some(id) = l.body["interactions"][0]["id"].as_i64() {
+            break id;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "nobody was bridged"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    wait_feed(&h, id, "bridged");
+    // Several routing rounds (every 500 ms, and on every change) with alice available.
+    std::thread::sleep(Duration::from_secs(3));
+    let offers = h.log().matches("rt::router: offer agent=").count();
+    assert_eq!(
+        offers, 1,
+        "alice was offered another caller while on a call"
+    );
+    // Away before the close, so the router has no one to offer the second caller to.
+    set_presence(&h, "alice", "alice-secret", "away");
+    close_as_alice(&h, id);
+    let alice = alice.wait();
+    assert_ok(&alice);
+    assert_eq!(alice.received("INVITE "), 1, "{}", alice.messages);
+    for c in callers {
+        c.kill();
+    }
+}
+
 /// A live caller bridged to an agent: the agent closing the interaction hangs up both the
 /// caller and the agent's phone.
 #[test]
