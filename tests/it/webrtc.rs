@@ -245,7 +245,12 @@ fn a_live_caller_pushed_to_a_browser_agent_rings_in_the_page_and_is_answered_the
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("mic.wav");
     tone_wav(&wav, MIC_HZ);
+    // The trunk rings and never answers: the callback below stays ringing while the page is
+    // on the live call.
+    let trunk_port = free_udp_port();
+    let trunk = Sipp::uas("phone_no_answer.xml", trunk_port).spawn();
     let h = Hammond::start(Options {
+        trunk: Some(SocketAddr::from(([127, 0, 0, 1], trunk_port))),
         extra_config: CAROL.into(),
         ..Options::default()
     });
@@ -288,6 +293,54 @@ fn a_live_caller_pushed_to_a_browser_agent_rings_in_the_page_and_is_answered_the
     assert_eq!(i["assigned_agent"], "carol", "{}", list.text);
     let id = i["id"].as_i64().unwrap();
     wait_for(&h, id, "bridged");
+
+    // A callback booked now is due, and carol is available, but on a call: it is not pushed.
+    let run = Sipp::uac("callback_info.xml", h.sip, "support")
+        .key("key1", "1")
+        .key("key2", "1")
+        .run();
+    assert_ok(&run);
+    let list = http::get(
+        h.http,
+        "/api/v1/interactions?sub_type=callback&status=open",
+        "carol-secret",
+    );
+    let cb = list.body["interactions"][0]["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no open callback: {}", list.text));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !carol
+            .js("return !document.getElementById('waiting').hidden")
+            .as_bool()
+            .unwrap_or(true),
+        "the router pushed a callback to carol on a call"
+    );
+    // Taken by carol elsewhere (another tab, the API) while the page is on the call: the page
+    // shows it waiting, with Decline, and keeps the call it is on.
+    let r = http::post(
+        h.http,
+        &format!("/api/v1/interactions/{cb}/accept"),
+        "carol-secret",
+        "{}",
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    carol.wait_js(
+        "return !document.getElementById('waiting').hidden",
+        "the call-waiting alert",
+    );
+    assert_eq!(carol.text("#phone-state"), "In call");
+    carol.find("#waiting-decline").click();
+    carol.wait_js(
+        "return document.getElementById('waiting').hidden",
+        "the call-waiting alert gone",
+    );
+    // Declined: the callback's agent leg failed, the customer's ringing is cancelled, and the
+    // callback is open again, uncounted.
+    wait_for(&h, cb, "agent_unreachable");
+    assert_ok(&trunk.wait());
+    assert_eq!(carol.text("#phone-state"), "In call");
+
     carol.find("#phone-hangup").click();
     carol.wait_text("#phone-state", "Ready");
     wait_for(&h, id, "hung_up");
