@@ -192,6 +192,8 @@ fn a_browser_agent_takes_a_callback_with_two_way_audio_and_hangs_up() {
     c.carol.find("#phone-hold").click();
     c.carol.wait_text("#phone-state", "On hold");
     wait_for(&c.h, c.id, "on_hold");
+    c.carol
+        .wait_text("#progress-note", "On hold: the customer hears hold music.");
     wait_media(&c.media, "the hold music", |m| {
         m.tone_power(MIC_HZ) < 0.3 && m.power() > 1e6
     });

@@ -611,6 +611,13 @@ function renderWorkspace() {
     : closable ? '' : `Only the assigned agent can close it (${notPickable(i)}).`;
 }
 
+// Whether the call is on hold now: its last hold entry is `on_hold` (from the page's Hold or a
+// desk phone's).
+function heldNow(feed) {
+  const last = feed.filter((f) => f.kind === 'on_hold' || f.kind === 'resumed').pop();
+  return !!last && last.kind === 'on_hold';
+}
+
 function renderProgress(i) {
   // Only this attempt counts: entries after the last assignment.
   let start = 0;
@@ -631,6 +638,7 @@ function renderProgress(i) {
   let note = '';
   if (failed) note = `Attempt failed: ${failed.text}.`;
   else if (hung) note = `${hung.text[0].toUpperCase()}${hung.text.slice(1)}.`;
+  else if (i.status === 'connected' && heldNow(recent)) note = 'On hold: the customer hears hold music.';
   else if (i.status === 'connected' && reached < 0) {
     note = i.sub_type === 'callback' ? `Calling ${i.callback ? i.callback.number : 'the customer'} back…` : 'Connecting the caller…';
   } else if (i.status === 'open') note = 'Not picked up.';
