@@ -449,6 +449,10 @@ impl InboundCall {
                 });
                 self.bridged_at = Some(now);
                 self.push(Command::Bridge(LegId::Caller, peer.leg));
+                // No longer waiting: off the router's line before it hears the offer ended, so
+                // no round offers the caller again (it came first, and took a free agent's
+                // offer every round, refused, while younger callers waited).
+                self.push(Command::Router(RouterNote::LeftQueue));
                 match peer.purpose {
                     Purpose::Agent(agent) => {
                         self.push(apply(Lifecycle::OfferedLive { agent }));

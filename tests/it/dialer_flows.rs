@@ -385,9 +385,10 @@ fn waiting_caller_is_offered_to_an_agent_who_becomes_available() {
 
 /// Two live callers wait; alice becomes available and takes the first. While she is on that
 /// call the router must not push her the second (session 7 saw it do so in the browser
-/// bench): one offer, one INVITE to her phone.
+/// bench): one offer, one INVITE to her phone. When bob becomes available the second caller is
+/// his at once.
 #[test]
-fn an_agent_on_a_pushed_call_is_not_offered_the_next_caller() {
+fn an_agent_on_a_pushed_call_is_not_offered_the_next_caller_who_goes_to_the_next_free_agent() {
     let agent_port = free_port_pair();
     let h = Hammond::start(Options {
         agent_port: Some(agent_port),
@@ -439,12 +440,47 @@ fn an_agent_on_a_pushed_call_is_not_offered_the_next_caller() {
         offers, 1,
         "alice was offered another caller while on a call"
     );
-    // Away before the close, so the router has no one to offer the second caller to.
+    // bob becomes available: the caller still waiting is his. (The bridged caller, first in
+    // line, used to be offered to him every round and refuse, so the second one waited.)
+    let bob = Sipp::uas("phone_answers_waits_bye.xml", agent_port + 1).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    set_presence(&h, "bob", "bob-secret", "available");
+    let start = Instant::now();
+    let second = loop {
+        let l = http::get(
+            h.http,
+            "/api/v1/interactions?status=connected",
+            "alice-secret",
+        );
+        let bobs = l.body["interactions"]
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["assigned_agent"] == "bob").cloned());
+        if let Some(i) = bobs {
+            break i["id"].as_i64().unwrap();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the waiting caller never reached bob; offers to bob: {}",
+            h.log().matches("rt::router: offer agent=bob").count()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_ne!(second, id);
+    // Away before the close, so the router has no one to offer anything to.
     set_presence(&h, "alice", "alice-secret", "away");
+    set_presence(&h, "bob", "bob-secret", "away");
     close_as_alice(&h, id);
+    let r = http::post(
+        h.http,
+        &format!("/api/v1/interactions/{second}/close"),
+        "bob-secret",
+        r#"{"disposition": "resolved"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
     let alice = alice.wait();
     assert_ok(&alice);
     assert_eq!(alice.received("INVITE "), 1, "{}", alice.messages);
+    assert_ok(&bob.wait());
     for c in callers {
         c.kill();
     }

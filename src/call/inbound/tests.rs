@@ -656,3 +656,19 @@ fn the_agent_hanging_up_on_hold_ends_the_call_as_the_agents() {
         })
     );
 }
+
+/// A caller bridged to an agent is no longer waiting: the router must stop offering it (it
+/// came first in line, so each round it took a free agent's offer, which it refused, while
+/// younger callers went on waiting).
+#[test]
+fn a_caller_bridged_to_an_agent_leaves_the_queue() {
+    let mut s = Sim::in_workflow();
+    s.key('2');
+    s.c.handle_offer(s.now, "alice".into(), secs(20));
+    s.drain();
+    let cmds = s.at(secs(3)).leg(LegId::Agent, LegEvent::Answered);
+    assert!(
+        cmds.contains(&Command::Router(RouterNote::LeftQueue)),
+        "{cmds:?}"
+    );
+}
