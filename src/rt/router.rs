@@ -11,7 +11,7 @@
 //! it rings an agent it claims the interaction and the agent in the store
 //! ([`crate::store::InteractionStore::claim_offer`], lapsing a little after the ring time), so
 //! an interaction is offered by one instance at a time and an agent rung by one offer at a
-//! time; the claim is given back when the offer ends.
+//! time; the claim is given back when the offer ends (an answered one: when its call ends).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -225,9 +225,7 @@ fn offer(
         return;
     }
     info!(agent = %agent.id, interaction = cand.interaction, live = cand.live, "offer");
-    {
-        lock(in_flight).ringing(&agent.id, cand.interaction);
-    }
+    lock(in_flight).ringing(&agent.id, cand.interaction);
     let (svc, in_flight) = (svc.clone(), in_flight.clone());
     tokio::spawn(async move {
         let result = outcome.await.unwrap_or(OfferOutcome::Unavailable);
@@ -241,8 +239,9 @@ fn offer(
         let bridged = result == OfferOutcome::Bridged;
         lock(&in_flight).ended(&agent.id, cand.interaction, bridged);
         if bridged {
-            // Busy until the call is over (the driver drops `over` after its last write);
-            // the claim tells other instances the same until then.
+            // Busy here until the call is over (the driver drops `over` after its last
+            // write). Other instances read it from the store; the claim, kept until it lapses
+            // or the call is over, covers them until the call's first write lands.
             let _ = call_over.await;
             lock(&in_flight).call_over(&agent.id);
         }
