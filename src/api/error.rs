@@ -54,6 +54,22 @@ pub enum ApiError {
     /// Malformed body, query or header (422).
     #[error("{0}")]
     Unprocessable(String),
+    /// A `Range` past the end of a `len`-byte body (416, with `Content-Range: bytes */len`).
+    #[error("the range asked for lies past the end of the {len} bytes")]
+    RangeNotSatisfiable {
+        /// The body's length.
+        len: u64,
+    },
+    /// A voicemail recording the store names could not be read (500, logged): the disk's
+    /// fault, not the caller's.
+    #[error("reading the voicemail of interaction {id}: {source}")]
+    Recording {
+        /// The interaction.
+        id: crate::interaction::InteractionId,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The store failed (500, logged).
     #[error("store: {0}")]
     Store(#[source] store::Error),
@@ -73,6 +89,10 @@ impl ApiError {
             Self::LockedOut { .. } => (StatusCode::TOO_MANY_REQUESTS, "locked_out"),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             Self::Refused { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            Self::RangeNotSatisfiable { .. } => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
+            }
+            Self::Recording { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             // The database is locked, full or stalled: try again shortly.
             Self::Store(e) if e.is_unavailable() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
@@ -139,6 +159,12 @@ impl IntoResponse for ApiError {
         if let Self::LockedOut { retry_after } = self {
             resp.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, retry_after.into());
+        }
+        if let Self::RangeNotSatisfiable { len } = self
+            && let Ok(v) = axum::http::HeaderValue::from_str(&format!("bytes */{len}"))
+        {
+            resp.headers_mut()
+                .insert(axum::http::header::CONTENT_RANGE, v);
         }
         if status.is_server_error() {
             resp.extensions_mut().insert(ServerError(self.to_string()));

@@ -329,13 +329,10 @@ fn outside_window(st: &AppState, i: &Interaction) -> Result<(), ApiError> {
     })
 }
 
-/// When an open callback may be dialled by its queue's calling window (`None`: now, or not a
-/// callback, or no window).
+/// When an open callback (or a voicemail to call back) may be dialled by its queue's calling
+/// window (`None`: now, or nothing to dial, or no window).
 fn callable_from(st: &AppState, i: &Interaction) -> Option<jiff::Timestamp> {
-    let cb = i
-        .callback
-        .as_ref()
-        .filter(|_| i.sub_type == SubType::Callback)?;
+    let cb = i.callback.as_ref().filter(|_| i.dials_back())?;
     if i.status != Status::Open {
         return None;
     }
@@ -504,12 +501,12 @@ pub(super) async fn add_note(
     Ok(Json(listed_json(&st, &i, None)))
 }
 
-fn path_id(id: Result<Path<InteractionId>, PathRejection>) -> Result<InteractionId, ApiError> {
+pub(super) fn path_id(id: Result<Path<InteractionId>, PathRejection>) -> Result<InteractionId, ApiError> {
     id.map(|Path(id)| id)
         .map_err(|_| ApiError::NotFound("no such interaction".into()))
 }
 
-fn check_queue(agent: &Agent, i: &Interaction) -> Result<(), ApiError> {
+pub(super) fn check_queue(agent: &Agent, i: &Interaction) -> Result<(), ApiError> {
     if agent.sees(&i.queue) {
         Ok(())
     } else {

@@ -17,6 +17,7 @@ pub mod metrics;
 mod openapi;
 mod phone;
 mod stats;
+mod voicemail;
 pub mod wallboard;
 mod web;
 
@@ -236,6 +237,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/interactions/{id}/notes",
             post(interactions::add_note),
+        )
+        .route(
+            "/api/v1/interactions/{id}/voicemail",
+            get(voicemail::audio),
         )
         .route("/api/v1/callbacks", post(callbacks::create))
         .route("/api/v1/me", get(agents::me))

@@ -177,6 +177,7 @@ pub(crate) struct Health {
         super::interactions::reschedule,
         super::interactions::call_now,
         super::interactions::add_note,
+        super::voicemail::audio,
         super::callbacks::create,
         super::agents::me,
         super::agents::list,

@@ -441,6 +441,15 @@ pub fn apply(
                     );
                 } else if status == Status::Bot && voicemail {
                     set_sub_type(&mut next, &mut feed, SubType::Voicemail, now);
+                    // An agent who picks it up calls the caller back, as a callback (its
+                    // number rules, calling window and retries): the caller's own number,
+                    // when it is one. Not a booking: no request time, outside the daily cap.
+                    next.callback = valid_number(&current.customer_number).then(|| Callback {
+                        number: current.customer_number.clone(),
+                        attempts: 0,
+                        not_before: None,
+                        requested_at: None,
+                    });
                     set_status(&mut next, &mut feed, Status::Open, now, "voicemail waiting");
                 } else {
                     let reason = match by {
@@ -488,7 +497,7 @@ pub fn apply(
             return refuse(status);
         }
         Event::Dialling | Event::Ringing | Event::Answered | Event::DialFailed { .. }
-            if current.sub_type != SubType::Callback || current.callback.is_none() =>
+            if !current.dials_back() =>
         {
             return Err(LifecycleError::NotACallback {
                 event: name,
@@ -579,7 +588,7 @@ pub fn apply(
         },
         Event::Bridged => match status {
             Status::Connected if current.leg != Some(Leg::Bridged) => {
-                if current.sub_type == SubType::Callback && current.leg != Some(Leg::Answered) {
+                if current.dials_back() && current.leg != Some(Leg::Answered) {
                     return Err(LifecycleError::LegOutOfOrder {
                         event: name,
                         leg: current.leg,
@@ -623,7 +632,14 @@ pub fn apply(
             }
             Status::Closed => return refuse(status),
         },
-        Event::Note(note) => feed.push(FeedEntry::new(now, note.kind(), note.text())),
+        Event::Note(note) => {
+            // The recording's place is kept on the interaction: the audio route serves this
+            // file and no other.
+            if let Note::VoicemailRecorded { path, .. } = &note {
+                next.voicemail_path = Some(path.clone());
+            }
+            feed.push(FeedEntry::new(now, note.kind(), note.text()));
+        }
         Event::Recovered {
             max_attempts,
             retry_after,
@@ -637,7 +653,7 @@ pub fn apply(
             now,
         )?,
         Event::Rescheduled { not_before, by } => match status {
-            Status::Open if current.sub_type == SubType::Callback && current.callback.is_some() => {
+            Status::Open if current.dials_back() => {
                 let at = not_before.max(now);
                 if let Some(cb) = next.callback.as_mut() {
                     cb.not_before = (at > now).then_some(at);
@@ -713,7 +729,7 @@ fn recover(
         )
         .with("instance", name),
     };
-    let is_callback = current.sub_type == SubType::Callback && current.callback.is_some();
+    let is_callback = current.dials_back();
     match current.status {
         Status::Bot if is_callback => {
             feed.push(note("the stored callback waits in the queue"));

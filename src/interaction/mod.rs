@@ -139,6 +139,9 @@ pub struct Interaction {
     pub close_reason: Option<CloseReason>,
     /// The agent's disposition on close, if any.
     pub disposition: Option<String>,
+    /// Where the caller's voicemail recording is (set once it is written and synced): the
+    /// one place the audio route takes a file path from, never the request.
+    pub voicemail_path: Option<std::path::PathBuf>,
 }
 
 impl Interaction {
@@ -159,6 +162,7 @@ impl Interaction {
             leg: None,
             close_reason: None,
             disposition: None,
+            voicemail_path: None,
         }
     }
 
@@ -191,11 +195,18 @@ impl Interaction {
         self.status == Status::Open && self.sub_type == SubType::Inbound
     }
 
+    /// Accepting it dials the customer back: a callback, or a voicemail from a caller whose
+    /// number can be called (the voicemail's callback data is the caller's number, set when
+    /// the message was left; see [`lifecycle`]).
+    pub fn dials_back(&self) -> bool {
+        self.callback.is_some() && matches!(self.sub_type, SubType::Callback | SubType::Voicemail)
+    }
+
     /// A callback that may not be dialled at `now`: its not-before time, when still ahead.
     pub fn not_due_at(&self, now: Timestamp) -> Option<Timestamp> {
         self.callback
             .as_ref()
-            .filter(|_| self.sub_type == SubType::Callback)
+            .filter(|_| self.dials_back())
             .and_then(|c| c.not_before)
             .filter(|t| *t > now)
     }
@@ -221,12 +232,13 @@ impl Interaction {
             callback: self
                 .callback
                 .as_ref()
-                .filter(|_| self.sub_type == SubType::Callback)
+                .filter(|_| self.dials_back())
                 .map(|c| CallbackJson {
                     number: &c.number,
                     attempts: c.attempts,
                     not_before: c.not_before,
                 }),
+            voicemail: self.voicemail_path.is_some(),
         }
     }
 }
@@ -252,8 +264,12 @@ pub struct InteractionJson<'a> {
     assigned_agent: Option<&'a str>,
     /// Place in its queue's line while waiting (open or bot).
     position: Option<u32>,
-    /// Present for a callback.
+    /// Present for a callback, and for a voicemail whose caller can be called back.
     callback: Option<CallbackJson<'a>>,
+    /// `true` when the caller's recording can be played (`GET
+    /// /api/v1/interactions/{id}/voicemail`); absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    voicemail: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

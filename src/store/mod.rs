@@ -18,7 +18,7 @@ macro_rules! base_cols {
     () => {
         "i.id, i.queue, i.status, i.communication_type, i.sub_type, i.customer_number, i.created_at, \
          i.updated_at, i.assigned_agent, i.callback_number, i.callback_attempts, i.callback_not_before, \
-         i.callback_requested_at, i.leg, i.close_reason, i.disposition, i.version, "
+         i.callback_requested_at, i.leg, i.close_reason, i.disposition, i.voicemail_path, i.version, "
     };
 }
 

@@ -83,6 +83,13 @@ fn migrator() -> sqlx::migrate::Migrator {
                 SqlStr::from_static(include_str!("migrations/pg/0004_idempotency_key.sql")),
                 false,
             ),
+            Migration::new(
+                5,
+                Cow::Borrowed("voicemail path"),
+                MigrationType::Simple,
+                SqlStr::from_static(include_str!("migrations/pg/0005_voicemail_path.sql")),
+                false,
+            ),
         ]),
         // `pg_advisory_lock` around the whole run: instances starting at once on an empty
         // database wait for the first one's migration instead of racing it.

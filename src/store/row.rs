@@ -93,6 +93,7 @@ pub(crate) fn row_to_interaction(r: &impl Columns) -> Result<(Interaction, i64),
         leg: parse_opt(r, "leg", Leg::parse)?,
         close_reason: parse_opt(r, "close_reason", CloseReason::parse)?,
         disposition: r.text("disposition")?,
+        voicemail_path: r.text("voicemail_path")?.map(std::path::PathBuf::from),
     };
     Ok((i, r.int_not_null("version")?))
 }

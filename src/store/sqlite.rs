@@ -72,6 +72,11 @@ fn migrator() -> Migrator {
                 "idempotency key",
                 include_str!("migrations/0005_idempotency_key.sql"),
             ),
+            m(
+                6,
+                "voicemail path",
+                include_str!("migrations/0006_voicemail_path.sql"),
+            ),
         ]),
         ..Migrator::DEFAULT
     }

@@ -206,6 +206,7 @@ suite!(
     a_webhook_cursor_only_moves_forward_and_survives_a_reopen,
     a_webhook_hold_is_kept_by_its_holder,
     a_callback_from_the_api_keeps_the_booking_rules_and_its_idempotency_key,
+    a_voicemail_keeps_its_recording_and_is_called_back_like_a_callback,
 );
 
 /// The instance delivering a webhook keeps its hold by renewing it (the two-instance case is
@@ -1387,4 +1388,71 @@ async fn a_callback_from_the_api_keeps_the_booking_rules_and_its_idempotency_key
         .await
         .unwrap();
     assert_eq!(callbacks.items.len(), 3);
+}
+
+/// A voicemail keeps where its recording is (the audio route's only source of a path), through
+/// a reopen; it is called back on the caller's number like a callback (accept, then the dial's
+/// events), without counting as one of the number's bookings.
+async fn a_voicemail_keeps_its_recording_and_is_called_back_like_a_callback(be: &dyn Backend) {
+    let s = be.open().await;
+    let i = inbound(&s, "support", "15551234567", 0).await;
+    s.apply(i.id, Event::EnteredWorkflow, at(0)).await.unwrap();
+    let path = std::path::PathBuf::from("/var/lib/hammond/voicemail/7.wav");
+    let recorded = Note::VoicemailRecorded {
+        secs: 12,
+        path: path.clone(),
+    };
+    s.apply(i.id, Event::Note(recorded), at(1)).await.unwrap();
+    let end = Event::CallEnded {
+        by: HangupBy::Caller,
+        had_callback: false,
+        voicemail: true,
+        during: Some("voicemail".into()),
+    };
+    let left = s.apply(i.id, end, at(1)).await.unwrap();
+    assert_eq!(
+        (left.status, left.sub_type),
+        (Status::Open, SubType::Voicemail)
+    );
+    assert_eq!(left.voicemail_path.as_ref(), Some(&path));
+    assert_eq!(
+        left.callback.as_ref().map(|c| c.number.as_str()),
+        Some("15551234567")
+    );
+
+    let again = be.open().await;
+    let stored = again.get(i.id).await.unwrap().listed.interaction;
+    assert_eq!(stored, left, "read back as written");
+    let listed = again.list(all()).await.unwrap().items;
+    assert_eq!(listed[0].interaction.voicemail_path.as_ref(), Some(&path));
+    assert_eq!(
+        listed[0].interaction.to_json(None)["voicemail"],
+        serde_json::json!(true)
+    );
+
+    // Not a booking: the number may still book the queue's one callback of the day.
+    let caller = in_workflow(&again, "support", 2).await;
+    again
+        .book_callback(caller.id, booking("15551234567", 1), at(2))
+        .await
+        .unwrap();
+
+    let accepted = again.accept(i.id, "alice", at(3)).await.unwrap();
+    assert_eq!(accepted.status, Status::Connected);
+    let dialling = again.apply(i.id, Event::Dialling, at(3)).await.unwrap();
+    assert_eq!(dialling.leg, Some(crate::interaction::Leg::Dialling));
+    let failed = Event::DialFailed {
+        code: Some(486),
+        kind: DialFailure::Busy,
+        cause: None,
+        max_attempts: 3,
+        retry_after: Duration::from_secs(600),
+    };
+    let back = again.apply(i.id, failed, at(4)).await.unwrap();
+    assert_eq!(
+        (back.status, back.sub_type),
+        (Status::Open, SubType::Voicemail)
+    );
+    assert_eq!(back.callback.as_ref().map(|c| c.attempts), Some(1));
+    assert_eq!(back.voicemail_path, Some(path), "the recording stays");
 }

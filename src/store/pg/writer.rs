@@ -463,7 +463,8 @@ async fn append(
 
 /// The columns `create` and `try_update` bind from an interaction, in this order after the
 /// fixed ones: `assigned_agent`, `callback_number`, `callback_attempts`,
-/// `callback_not_before`, `callback_requested_at`, `leg`, `close_reason`, `disposition`.
+/// `callback_not_before`, `callback_requested_at`, `leg`, `close_reason`, `disposition`,
+/// `voicemail_path`.
 macro_rules! bind_changeable {
     ($q:expr, $i:expr) => {{
         let i: &Interaction = $i;
@@ -476,6 +477,11 @@ macro_rules! bind_changeable {
             .bind(i.leg.map(Leg::as_str))
             .bind(i.close_reason.map(crate::interaction::CloseReason::as_str))
             .bind(i.disposition.clone())
+            .bind(
+                i.voicemail_path
+                    .as_ref()
+                    .map(|p| p.to_string_lossy().into_owned()),
+            )
     }};
 }
 
@@ -512,8 +518,9 @@ async fn create(
     let q = sqlx::query(concat!(
         "WITH ins AS (INSERT INTO interactions (queue, status, communication_type, sub_type, \
          customer_number, created_at, updated_at, assigned_agent, callback_number, callback_attempts, \
-         callback_not_before, callback_requested_at, leg, close_reason, disposition, instance) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         callback_not_before, callback_requested_at, leg, close_reason, disposition, voicemail_path, \
+         instance) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
          RETURNING id, queue, created_at) SELECT ins.id, ",
         ahead_of!("ins"),
         " AS ahead FROM ins"
@@ -740,9 +747,10 @@ async fn try_update(
                 "UPDATE interactions SET status = $1, sub_type = $2, updated_at = $3, \
                  assigned_agent = $4, callback_number = $5, callback_attempts = $6, \
                  callback_not_before = $7, callback_requested_at = $8, leg = $9, \
-                 close_reason = $10, disposition = $11, version = version + 1",
+                 close_reason = $10, disposition = $11, voicemail_path = $12, \
+                 version = version + 1",
                 $set,
-                " WHERE id = $12 AND version = $13",
+                " WHERE id = $13 AND version = $14",
                 $guard,
                 " RETURNING ",
                 $ret
@@ -758,13 +766,13 @@ async fn try_update(
         (Guard::Version, true) => update!("", "", ahead_of!("interactions")),
         (Guard::Version, false) => update!("", "", "NULL::bigint"),
         (Guard::Open, true) => update!(
-            ", instance = $14",
+            ", instance = $15",
             " AND status = 'open'",
             ahead_of!("interactions")
         ),
-        (Guard::Open, false) => update!(", instance = $14", " AND status = 'open'", "NULL::bigint"),
-        (Guard::Status(_), true) => update!("", " AND status = $14", ahead_of!("interactions")),
-        (Guard::Status(_), false) => update!("", " AND status = $14", "NULL::bigint"),
+        (Guard::Open, false) => update!(", instance = $15", " AND status = 'open'", "NULL::bigint"),
+        (Guard::Status(_), true) => update!("", " AND status = $15", ahead_of!("interactions")),
+        (Guard::Status(_), false) => update!("", " AND status = $15", "NULL::bigint"),
     };
     let q = sqlx::query(sql)
         .bind(next.status.as_str())

@@ -635,8 +635,8 @@ fn create(conn: &Connection, new: &Interaction) -> Result<Written, Error> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO interactions (queue, status, communication_type, sub_type, customer_number, created_at, \
          updated_at, assigned_agent, callback_number, callback_attempts, callback_not_before, \
-         callback_requested_at, leg, close_reason, disposition) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         callback_requested_at, leg, close_reason, disposition, voicemail_path) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?;
     insert.raw_bind_parameter(1, new.queue.as_str())?;
     insert.raw_bind_parameter(2, new.status.as_str())?;
@@ -781,7 +781,7 @@ fn try_update(
         () => {
             "UPDATE interactions SET status = ?, sub_type = ?, updated_at = ?, assigned_agent = ?, \
              callback_number = ?, callback_attempts = ?, callback_not_before = ?, callback_requested_at = ?, \
-             leg = ?, close_reason = ?, disposition = ?, version = version + 1 \
+             leg = ?, close_reason = ?, disposition = ?, voicemail_path = ?, version = version + 1 \
              WHERE id = ? AND version = ?"
         };
     }
@@ -795,10 +795,10 @@ fn try_update(
     update.raw_bind_parameter(2, next.sub_type.as_str())?;
     update.raw_bind_parameter(3, us(next.updated_at))?;
     bind_changeable(&mut update, 4, next)?;
-    update.raw_bind_parameter(12, id)?;
-    update.raw_bind_parameter(13, version)?;
+    update.raw_bind_parameter(13, id)?;
+    update.raw_bind_parameter(14, version)?;
     if let Guard::Status(status) = guard {
-        update.raw_bind_parameter(14, status.as_str())?;
+        update.raw_bind_parameter(15, status.as_str())?;
     }
     let changed = match update.raw_execute() {
         Ok(n) => n,
@@ -825,7 +825,7 @@ fn try_update(
 /// Binds the columns a lifecycle event can change, from parameter `first` on, in the order the
 /// `INSERT` and the `UPDATE` both list them: `assigned_agent`, `callback_number`,
 /// `callback_attempts`, `callback_not_before`, `callback_requested_at`, `leg`, `close_reason`,
-/// `disposition`.
+/// `disposition`, `voicemail_path`.
 fn bind_changeable(
     stmt: &mut Statement<'_>,
     first: usize,
@@ -839,7 +839,9 @@ fn bind_changeable(
     stmt.raw_bind_parameter(first + 4, cb.and_then(|c| c.requested_at).map(us))?;
     stmt.raw_bind_parameter(first + 5, i.leg.map(Leg::as_str))?;
     stmt.raw_bind_parameter(first + 6, i.close_reason.map(CloseReason::as_str))?;
-    stmt.raw_bind_parameter(first + 7, i.disposition.as_deref())
+    stmt.raw_bind_parameter(first + 7, i.disposition.as_deref())?;
+    let voicemail = i.voicemail_path.as_ref().map(|p| p.to_string_lossy());
+    stmt.raw_bind_parameter(first + 8, voicemail.as_deref())
 }
 
 /// A waiting row's place in its queue's line (`line_up_to!`'s rule); `None` for the others.
