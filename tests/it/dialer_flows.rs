@@ -801,3 +801,70 @@ fn assert_first_second_is_speech(packets: &[crate::support::rtp::Packet], what: 
         first_second.len()
     );
 }
+
+/// Issue 21: a voicemail can be called back. The caller (15551234567) leaves a message; an
+/// agent of the queue accepts it from the Home List, and Hammond dials the caller's number
+/// through the trunk once, like a callback, and bridges the agent.
+#[test]
+fn an_accepted_voicemail_dials_the_callers_number_once() {
+    let trunk_port = free_port();
+    let vic_port = free_port_pair();
+    let mut opts = crate::support::api::e2e_options();
+    opts.trunk = Some(SocketAddr::from(([127, 0, 0, 1], trunk_port)));
+    opts.extra_config.push_str(&format!(
+        "[[agents]]\nid = \"vic\"\nendpoint = \"sip:vic@127.0.0.1:{vic_port}\"\n\
+         queues = [\"e2e\"]\ntoken = \"vic-secret\"\n"
+    ));
+    let h = Hammond::start(opts);
+    let run = Sipp::uac_template(
+        "pcap_until_bye.xml",
+        h.sip,
+        "e2e",
+        &[("PCAP", &crate::support::sipp::pcap("voicemail.pcap"))],
+    )
+    .run();
+    assert_ok(&run);
+    let d = crate::support::api::wait_single(&h, "vic-secret", |d| {
+        d["sub_type"] == "voicemail" && d["status"] == "open"
+    });
+    let id = d["id"].as_i64().unwrap();
+    assert_eq!(d["callback"]["number"], "15551234567", "{d:#}");
+    assert_eq!(d["voicemail"], true, "{d:#}");
+
+    let customer = Sipp::uas("phone_answers_then_hangs_up.xml", trunk_port).spawn();
+    let vic = Sipp::uas("phone_answers_waits_bye.xml", vic_port).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = http::post(
+        h.http,
+        &format!("/api/v1/interactions/{id}/accept"),
+        "vic-secret",
+        "{}",
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "connected");
+    let customer = customer.wait();
+    let vic = vic.wait();
+    assert_ok(&customer);
+    assert_ok(&vic);
+    let invites = customer
+        .messages
+        .matches("INVITE sip:15551234567@")
+        .count();
+    assert_eq!(invites, 1, "{}", customer.messages);
+    let done = crate::support::api::detail(&h, "vic-secret", id);
+    let done = if done["status"] == "closed" {
+        done
+    } else {
+        std::thread::sleep(Duration::from_secs(2));
+        crate::support::api::detail(&h, "vic-secret", id)
+    };
+    let kinds = kinds_of(&done);
+    for k in ["assigned", "callback_dialling", "callback_answered", "bridged"] {
+        assert_eq!(
+            kinds.iter().filter(|x| *x == k).count(),
+            1,
+            "feed has one {k}: {kinds:?}"
+        );
+    }
+    assert_eq!(done["status"], "closed", "{done:#}");
+}

@@ -232,6 +232,80 @@ fn call_end_with_voicemail_reopens_as_voicemail() {
     );
 }
 
+/// A voicemail is called back like a callback: it keeps the caller's number (no booking: no
+/// request time), so accepting it dials (`Dialling` was `NotACallback`), a failed dial counts
+/// and retries, and the recording's place stays with it.
+#[test]
+fn a_voicemail_is_called_back_on_the_callers_number() {
+    let recorded = Note::VoicemailRecorded {
+        secs: 3,
+        path: "data/voicemail/1.wav".into(),
+    };
+    let left = step(&bot(), Event::Note(recorded));
+    assert_eq!(left.voicemail_path, Some("data/voicemail/1.wav".into()));
+    let vm = step(&left, ended(HangupBy::Caller, false, true));
+    assert!(vm.dials_back());
+    assert_eq!(
+        vm.callback,
+        Some(Callback {
+            number: "+15550001".into(),
+            attempts: 0,
+            not_before: None,
+            requested_at: None,
+        })
+    );
+    let taken = step(
+        &vm,
+        Event::Accepted {
+            agent: "alice".into(),
+        },
+    );
+    let dialling = step(&taken, Event::Dialling);
+    assert_eq!(dialling.leg, Some(Leg::Dialling));
+    let busy = Event::DialFailed {
+        code: Some(486),
+        kind: DialFailure::Busy,
+        cause: None,
+        max_attempts: 2,
+        retry_after: Duration::from_secs(600),
+    };
+    let again = step(&dialling, busy);
+    assert_eq!(
+        (again.status, again.sub_type, again.assigned_agent.as_deref()),
+        (Status::Open, SubType::Voicemail, None)
+    );
+    assert_eq!(again.callback.as_ref().map(|c| c.attempts), Some(1));
+    assert!(again.not_due_at(now()).is_some(), "waits out the retry");
+    assert_eq!(again.voicemail_path, left.voicemail_path);
+    // Answered and bridged like a callback's customer.
+    let up = step(&step(&step(&taken, Event::Dialling), Event::Answered), Event::Bridged);
+    assert_eq!(up.leg, Some(Leg::Bridged));
+}
+
+/// A caller without a number to dial (anonymous) leaves a voicemail that cannot be called
+/// back: an agent may still take it (and hear it), nothing is dialled.
+#[test]
+fn an_anonymous_voicemail_has_nothing_to_dial() {
+    let mut anonymous = open();
+    anonymous.customer_number = "anonymous".into();
+    let vm = step(
+        &step(&anonymous, Event::EnteredWorkflow),
+        ended(HangupBy::Caller, false, true),
+    );
+    assert_eq!((vm.sub_type, vm.callback.as_ref()), (SubType::Voicemail, None));
+    assert!(!vm.dials_back());
+    let taken = step(
+        &vm,
+        Event::Accepted {
+            agent: "alice".into(),
+        },
+    );
+    assert!(matches!(
+        apply(&taken, Event::Dialling, now()),
+        Err(LifecycleError::NotACallback { .. })
+    ));
+}
+
 #[test]
 fn call_end_without_callback_closes() {
     let c = apply(&bot(), ended(HangupBy::Caller, false, false), now()).unwrap();
