@@ -501,7 +501,9 @@ pub(super) async fn add_note(
     Ok(Json(listed_json(&st, &i, None)))
 }
 
-pub(super) fn path_id(id: Result<Path<InteractionId>, PathRejection>) -> Result<InteractionId, ApiError> {
+pub(super) fn path_id(
+    id: Result<Path<InteractionId>, PathRejection>,
+) -> Result<InteractionId, ApiError> {
     id.map(|Path(id)| id)
         .map_err(|_| ApiError::NotFound("no such interaction".into()))
 }

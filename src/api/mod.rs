@@ -238,10 +238,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/interactions/{id}/notes",
             post(interactions::add_note),
         )
-        .route(
-            "/api/v1/interactions/{id}/voicemail",
-            get(voicemail::audio),
-        )
+        .route("/api/v1/interactions/{id}/voicemail", get(voicemail::audio))
         .route("/api/v1/callbacks", post(callbacks::create))
         .route("/api/v1/me", get(agents::me))
         .route("/api/v1/agents", get(agents::list))

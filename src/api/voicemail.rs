@@ -68,7 +68,10 @@ pub(super) async fn audio(
     let (status, body, range) = match asked {
         Some(Ok(Some((first, last)))) => {
             let body = bytes
-                .get(usize::try_from(first).unwrap_or(usize::MAX)..=usize::try_from(last).unwrap_or(usize::MAX))
+                .get(
+                    usize::try_from(first).unwrap_or(usize::MAX)
+                        ..=usize::try_from(last).unwrap_or(usize::MAX),
+                )
                 .map(<[u8]>::to_vec)
                 .unwrap_or_default();
             (
@@ -85,7 +88,10 @@ pub(super) async fn audio(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     // A caller's voice: kept by no cache on the way.
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     if let Some(r) = range.and_then(|r| HeaderValue::from_str(&r).ok()) {
         h.insert(header::CONTENT_RANGE, r);
     }
@@ -124,7 +130,11 @@ pub(super) fn byte_range(header: &str, len: u64) -> Result<Option<(u64, u64)>, U
             let Some(first) = parse(a) else {
                 return Ok(None);
             };
-            let last = if b.is_empty() { Some(u64::MAX) } else { parse(b) };
+            let last = if b.is_empty() {
+                Some(u64::MAX)
+            } else {
+                parse(b)
+            };
             match last {
                 Some(last) if last < first => Ok(None),
                 Some(_) if first >= len => Err(Unsatisfiable),

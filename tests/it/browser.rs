@@ -33,9 +33,15 @@ fn pick_up_a_callback_in_the_browser() {
     // The customer's phone, at the trunk.
     let trunk_port = free_udp_port();
     let customer = CustomerPhone::start(trunk_port);
+    // vic works the e2e queue, where callers may leave a voicemail (key 3).
+    let mut e2e = crate::support::api::e2e_options();
+    e2e.extra_config.push_str(
+        "[[agents]]\nid = \"vic\"\nendpoint = \"sip:vic@127.0.0.1:5079\"\n\
+         queues = [\"e2e\"]\ntoken = \"vic-secret\"\n",
+    );
     let h = Hammond::start(Options {
         trunk: Some(SocketAddr::from(([127, 0, 0, 1], trunk_port))),
-        ..Options::default()
+        ..e2e
     });
 
     // A caller books a callback on its own number (keys by SIP INFO).
@@ -169,6 +175,51 @@ fn pick_up_a_callback_in_the_browser() {
     alice.screenshot("workspace.png");
     bob.resize(420, 800);
     bob.screenshot("home-list-narrow.png");
+
+    // Issue 21: a caller leaves a voicemail; vic opens it and the workspace's player has the
+    // recording (fetched with the token, played from a Blob URL), seconds long.
+    let run = Sipp::uac_template(
+        "pcap_until_bye.xml",
+        h.sip,
+        "e2e",
+        &[("PCAP", &crate::support::sipp::pcap("voicemail.pcap"))],
+    )
+    .run();
+    assert_ok(&run);
+    let vm = crate::support::api::wait_single(&h, "vic-secret", |d| d["sub_type"] == "voicemail");
+    let vm_id = vm["id"].as_i64().unwrap();
+    let vic = driver.session();
+    vic.goto(&base);
+    vic.wait_js(
+        "return !document.getElementById('signin').hidden",
+        "the sign-in form",
+    );
+    vic.find("#token").send_keys("vic-secret");
+    vic.find("#signin-form button[type=submit]").click();
+    vic.wait_text(&format!("#rows tr[data-id='{vm_id}'] .c-type"), "Voicemail");
+    // Listened to before anyone calls back: the row's Listen link, not Pick up (which dials).
+    vic.find(&format!("#rows tr[data-id='{vm_id}'] a.listen"))
+        .click();
+    vic.wait_js(
+        "return !document.getElementById('vm-box').hidden",
+        "the voicemail player",
+    );
+    vic.wait_js(
+        "const p = document.getElementById('vm-player'); \
+         return p.src.startsWith('blob:') && p.readyState >= 1 && p.duration > 0",
+        "the recording's duration in the player",
+    );
+    let secs = vic.js("return document.getElementById('vm-player').duration");
+    assert!(
+        secs.as_f64().is_some_and(|d| (1.0..10.0).contains(&d)),
+        "the player's duration: {secs}"
+    );
+    // Nothing else shows a player: alice's callback has none.
+    assert_eq!(
+        alice.js("return document.getElementById('vm-box').hidden"),
+        json!(true)
+    );
+    vic.screenshot("voicemail-player.png");
 }
 
 pub(crate) fn which(bin: &str) -> bool {

@@ -846,10 +846,7 @@ fn an_accepted_voicemail_dials_the_callers_number_once() {
     let vic = vic.wait();
     assert_ok(&customer);
     assert_ok(&vic);
-    let invites = customer
-        .messages
-        .matches("INVITE sip:15551234567@")
-        .count();
+    let invites = customer.messages.matches("INVITE sip:15551234567@").count();
     assert_eq!(invites, 1, "{}", customer.messages);
     let done = crate::support::api::detail(&h, "vic-secret", id);
     let done = if done["status"] == "closed" {
@@ -859,7 +856,12 @@ fn an_accepted_voicemail_dials_the_callers_number_once() {
         crate::support::api::detail(&h, "vic-secret", id)
     };
     let kinds = kinds_of(&done);
-    for k in ["assigned", "callback_dialling", "callback_answered", "bridged"] {
+    for k in [
+        "assigned",
+        "callback_dialling",
+        "callback_answered",
+        "bridged",
+    ] {
         assert_eq!(
             kinds.iter().filter(|x| *x == k).count(),
             1,

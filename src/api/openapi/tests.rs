@@ -32,8 +32,8 @@ fn doc() -> Value {
     serde_json::to_value(ApiDoc::openapi()).unwrap()
 }
 
-/// A store with an open callback (id 1), a caller in the workflow (2) and a callback
-/// connected to alice (3).
+/// A store with an open callback (id 1, with a voicemail recording), a caller in the workflow
+/// (2) and a callback connected to alice (3).
 async fn fixture() -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn InteractionStore> = Arc::new(
@@ -70,6 +70,11 @@ async fn fixture() -> (AppState, tempfile::TempDir) {
             store.accept(i.id, "alice", now).await.unwrap();
         }
     }
+    // Interaction 1 has a voicemail recording too (the audio route's fixture).
+    let wav = dir.path().join("1.wav");
+    std::fs::write(&wav, b"RIFF\x24\0\0\0WAVEfmt ").unwrap();
+    let recorded = crate::interaction::Note::VoicemailRecorded { secs: 0, path: wav };
+    store.apply(1, Event::Note(recorded), now).await.unwrap();
     let state = AppState::new(
         store,
         vec![

@@ -35,6 +35,7 @@ const state = {
   feed: [],               // its feed
   busy: new Set(),        // ids being picked up
   touched: new Map(),     // id → when an event last updated it (Date.now())
+  voicemail: null,        // {id, url}: the recording loaded in the player (a Blob URL)
 };
 
 // ---------- helpers ----------
@@ -202,6 +203,7 @@ function signOut(message) {
   $('session').hidden = true;
   $('home').hidden = true;
   $('workspace').hidden = true;
+  dropVoicemail();
   $('signin').hidden = false;
   $('signin-error').textContent = message || '';
   clearAlert();
@@ -418,7 +420,7 @@ function render() {
 }
 
 function fillRow(tr, i) {
-  const key = JSON.stringify([i.updated_at, i.status, i.assigned_agent, i.position, state.busy.has(i.id), state.me.id, notPickable(i)]);
+  const key = JSON.stringify([i.updated_at, i.status, i.assigned_agent, i.position, state.busy.has(i.id), state.me.id, notPickable(i), !!i.voicemail]);
   tr.dataset.status = i.status;
   tr.dataset.type = i.sub_type;
   if (tr.dataset.key === key) return;
@@ -442,6 +444,13 @@ function fillRow(tr, i) {
     action.appendChild(a);
   } else {
     action.appendChild(el('span', { class: 'why' }, why));
+  }
+  // A voicemail can be heard before (or without) calling the caller back.
+  if (i.voicemail && !mineNow(i)) {
+    action.appendChild(el('a', {
+      href: `#/interaction/${i.id}`, class: 'listen',
+      'aria-label': `Listen to the voicemail of interaction ${i.id}`,
+    }, 'Listen'));
   }
   tr.replaceChildren(
     cell('c-id', 'ID', `#${i.id}`),
@@ -536,6 +545,7 @@ function route() {
   } else {
     state.current = null;
     state.feed = [];
+    dropVoicemail();
     $('workspace').hidden = true;
     $('home').hidden = false;
     document.title = 'Hammond · Home List';
@@ -601,6 +611,7 @@ function renderWorkspace() {
   }));
 
   renderProgress(i);
+  renderVoicemail(i);
 
   const mine = i.status === 'connected' && i.assigned_agent === state.me.id;
   const closable = mine || i.status === 'open';
@@ -626,7 +637,8 @@ function renderProgress(i) {
   const done = new Set(recent.map((f) => f.kind));
   const failed = recent.filter((f) => f.kind === 'callback_failed_attempt').pop();
   const ol = $('progress');
-  const steps = i.sub_type === 'callback' ? STEPS : STEPS.slice(3);
+  // A voicemail that is called back goes through the same steps as a callback.
+  const steps = i.callback ? STEPS : STEPS.slice(3);
   let reached = -1;
   steps.forEach((s, k) => { if (done.has(s.kind)) reached = k; });
   ol.replaceChildren(...steps.map((s, k) => {
@@ -640,9 +652,53 @@ function renderProgress(i) {
   else if (hung) note = `${hung.text[0].toUpperCase()}${hung.text.slice(1)}.`;
   else if (i.status === 'connected' && heldNow(recent)) note = 'On hold: the customer hears hold music.';
   else if (i.status === 'connected' && reached < 0) {
-    note = i.sub_type === 'callback' ? `Calling ${i.callback ? i.callback.number : 'the customer'} back…` : 'Connecting the caller…';
+    note = i.callback ? `Calling ${i.callback ? i.callback.number : 'the customer'} back…` : 'Connecting the caller…';
   } else if (i.status === 'open') note = 'Not picked up.';
   $('progress-note').textContent = note;
+}
+
+// ---------- the voicemail player ----------
+
+// The recording is fetched with the bearer token (an <audio src> cannot send it) and played
+// from a Blob URL, loaded once per interaction opened and released when another is.
+async function renderVoicemail(i) {
+  const box = $('vm-box');
+  if (!i.voicemail) {
+    box.hidden = true;
+    dropVoicemail();
+    return;
+  }
+  box.hidden = false;
+  if (state.voicemail && state.voicemail.id === i.id) return;
+  dropVoicemail();
+  state.voicemail = { id: i.id, url: null };
+  $('vm-note').textContent = 'Loading the message…';
+  try {
+    const r = await fetch(`/api/v1/interactions/${i.id}/voicemail`, {
+      headers: { Authorization: `Bearer ${state.token}` },
+      cache: 'no-store',
+    });
+    if (!r.ok) throw new ApiError(r.status, String(r.status), r.statusText);
+    const blob = await r.blob();
+    if (!state.voicemail || state.voicemail.id !== i.id) return; // another one was opened
+    state.voicemail.url = URL.createObjectURL(blob);
+    $('vm-player').src = state.voicemail.url;
+    $('vm-note').textContent = '';
+  } catch (e) {
+    if (state.voicemail && state.voicemail.id === i.id) state.voicemail = null;
+    if (e.status === 401) { signOut('Your token is no longer valid; sign in again.'); return; }
+    $('vm-note').textContent = e.status === 404
+      ? 'The recording is no longer available.'
+      : `The recording could not be loaded: ${e.message}`;
+  }
+}
+
+function dropVoicemail() {
+  const player = $('vm-player');
+  player.pause();
+  player.removeAttribute('src');
+  if (state.voicemail && state.voicemail.url) URL.revokeObjectURL(state.voicemail.url);
+  state.voicemail = null;
 }
 
 function selectTab(id, focus) {

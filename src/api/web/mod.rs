@@ -19,9 +19,12 @@ const SUPERVISOR_JS: &str = include_str!("supervisor.js");
 const SUPERVISOR_CSS: &str = include_str!("supervisor.css");
 const PHONE_JS: &str = include_str!("phone.js");
 
-/// Same-origin only: no inline script, no third-party anything.
+/// Same-origin only: no inline script, no third-party anything. Media from `blob:` only: the
+/// voicemail player plays what the page fetched with its bearer token (an `<audio src>` of
+/// the API route could not send the header).
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-                   img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+                   img-src 'self' data:; media-src blob:; base-uri 'none'; form-action 'none'; \
+                   frame-ancestors 'none'";
 
 /// `GET /`: the page.
 pub(super) async fn index() -> Response {

@@ -271,14 +271,21 @@ fn a_voicemail_is_called_back_on_the_callers_number() {
     };
     let again = step(&dialling, busy);
     assert_eq!(
-        (again.status, again.sub_type, again.assigned_agent.as_deref()),
+        (
+            again.status,
+            again.sub_type,
+            again.assigned_agent.as_deref()
+        ),
         (Status::Open, SubType::Voicemail, None)
     );
     assert_eq!(again.callback.as_ref().map(|c| c.attempts), Some(1));
     assert!(again.not_due_at(now()).is_some(), "waits out the retry");
     assert_eq!(again.voicemail_path, left.voicemail_path);
     // Answered and bridged like a callback's customer.
-    let up = step(&step(&step(&taken, Event::Dialling), Event::Answered), Event::Bridged);
+    let up = step(
+        &step(&step(&taken, Event::Dialling), Event::Answered),
+        Event::Bridged,
+    );
     assert_eq!(up.leg, Some(Leg::Bridged));
 }
 
@@ -292,7 +299,10 @@ fn an_anonymous_voicemail_has_nothing_to_dial() {
         &step(&anonymous, Event::EnteredWorkflow),
         ended(HangupBy::Caller, false, true),
     );
-    assert_eq!((vm.sub_type, vm.callback.as_ref()), (SubType::Voicemail, None));
+    assert_eq!(
+        (vm.sub_type, vm.callback.as_ref()),
+        (SubType::Voicemail, None)
+    );
     assert!(!vm.dials_back());
     let taken = step(
         &vm,
