@@ -26,11 +26,12 @@ use super::callback_task;
 use super::live::{CallCommand, CallOver, OfferOutcome};
 use super::services::Services;
 use crate::clock;
-use crate::interaction::{Status, SubType};
+use crate::interaction::{Interaction, Status, SubType};
 use crate::queue::agent::{Agent, Presence};
 use crate::queue::offers::Offers;
 use crate::queue::router::{Candidate, Router};
 use crate::store::{ListQuery, OfferClaim};
+use crate::workflow::Flow;
 
 /// How often the router looks again even without a change.
 const TICK: Duration = Duration::from_millis(500);
@@ -142,15 +143,7 @@ async fn round(svc: &Arc<Services>, router: &mut Router, in_flight: &Arc<Mutex<O
         let flow = svc.queues.current().get(&queue);
         candidates.extend(
             open.iter()
-                .filter(|l| {
-                    // Due, and inside the calling window in the customer's time zone.
-                    l.interaction.callback.as_ref().is_some_and(|c| {
-                        c.not_before.is_none_or(|t| t <= now)
-                            && flow
-                                .as_ref()
-                                .is_none_or(|f| f.callable_from(&c.number, now).is_none())
-                    })
-                })
+                .filter(|l| pushable(&l.interaction, flow.as_deref(), now))
                 .map(|l| Candidate {
                     interaction: l.interaction.id,
                     created_at: l.interaction.created_at,
@@ -256,6 +249,90 @@ async fn release(svc: &Services, claim: OfferClaim) {
     }
 }
 
+/// Whether an open callback may be offered at `now`: due (its not-before passed) and inside its
+/// queue's calling window in the customer's time zone (`flow`, the queue's; none, no window).
+fn pushable(i: &Interaction, flow: Option<&Flow>, now: jiff::Timestamp) -> bool {
+    i.callback.as_ref().is_some_and(|c| {
+        c.not_before.is_none_or(|t| t <= now)
+            && flow.is_none_or(|f| f.callable_from(&c.number, now).is_none())
+    })
+}
+
 fn lock(m: &Mutex<Offers>) -> std::sync::MutexGuard<'_, Offers> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::flow::CallingWindow;
+    use crate::workflow::hours::parse_range;
+
+    fn ts(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// The shipped queue with a 09:00-20:00 calling window (Paris for numbers not placed).
+    fn windowed() -> Flow {
+        let mut f = crate::workflow::test_support::support_flow();
+        f.callback.calling_window = Some(CallingWindow {
+            daily: parse_range("09:00-20:00").unwrap(),
+        });
+        f.callback.time_zone = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+        f
+    }
+
+    fn open_callback(number: &str, not_before: Option<&str>) -> Interaction {
+        Interaction::requested_callback(
+            "support",
+            number,
+            not_before.map(ts),
+            ts("2026-03-01T00:00:00Z"),
+        )
+    }
+
+    /// Issue 21: push offers are not made outside the customer's calling window, and are made
+    /// from its opening, in each customer's own zone (New York, 09:00 EST = 14:00Z; Paris,
+    /// 09:00 CET = 08:00Z), up to its close (20:00 there).
+    #[test]
+    fn offers_keep_to_the_customers_calling_window() {
+        let f = windowed();
+        let new_york = open_callback("+12125550123", None);
+        let paris = open_callback("+33142685300", None);
+        let cases = [
+            (&new_york, "2026-03-02T13:59:59Z", false),
+            (&new_york, "2026-03-02T14:00:00Z", true),
+            (&new_york, "2026-03-03T00:59:59Z", true),
+            (&new_york, "2026-03-03T01:00:00Z", false),
+            (&paris, "2026-03-02T07:59:59Z", false),
+            (&paris, "2026-03-02T08:00:00Z", true),
+            (&paris, "2026-03-02T18:59:59Z", true),
+            (&paris, "2026-03-02T19:00:00Z", false),
+            // 14:00Z: open in New York and in Paris alike.
+            (&paris, "2026-03-02T14:00:00Z", true),
+        ];
+        for (i, at, want) in cases {
+            assert_eq!(
+                pushable(i, Some(&f), ts(at)),
+                want,
+                "{} at {at}",
+                i.customer_number
+            );
+        }
+        // No calling window (or no queue file): only not_before decides.
+        assert!(pushable(&new_york, None, ts("2026-03-02T03:00:00Z")));
+    }
+
+    /// Not before `not_before`, even inside the window; and a row without callback data
+    /// (nothing to dial) is never offered as a callback.
+    #[test]
+    fn offers_wait_for_not_before() {
+        let f = windowed();
+        let later = open_callback("+33142685300", Some("2026-03-02T10:00:00Z"));
+        assert!(!pushable(&later, Some(&f), ts("2026-03-02T09:59:59Z")));
+        assert!(pushable(&later, Some(&f), ts("2026-03-02T10:00:00Z")));
+        let mut nothing = later.clone();
+        nothing.callback = None;
+        assert!(!pushable(&nothing, Some(&f), ts("2026-03-02T10:00:00Z")));
+    }
 }
