@@ -203,6 +203,13 @@ pub enum Step {
         /// As the caller heard it ("today at 3 PM", in the queue's time zone).
         words: String,
     },
+    /// The time booked fell outside `[callback] calling_window` in the customer's time zone:
+    /// the callback is for the window's opening, and the caller is told so once it is stored.
+    CallingWindow {
+        at: Timestamp,
+        /// As the caller hears it ("tomorrow at 9 AM", in the customer's time zone).
+        words: String,
+    },
     TransferStarted {
         target: String,
     },
@@ -257,6 +264,10 @@ impl fmt::Display for Step {
             }
             Self::CallbackAbandoned => write!(f, "callback capture abandoned"),
             Self::SlotChosen { at, words } => write!(f, "callback time chosen: {words} ({at})"),
+            Self::CallingWindow { at, words } => write!(
+                f,
+                "outside the customer's calling window: callback {words} ({at})"
+            ),
             Self::CallbackNotOffered { wait: Some(w) } => write!(
                 f,
                 "callback not offered: estimated wait {} min",
@@ -358,7 +369,13 @@ enum State {
         cap: Capture,
     },
     /// `RequestCallback` sent, waiting for the store.
-    AwaitStored { number: String, cap: Capture },
+    /// The booking is being stored; `window`: the calling window moved it to this time, which
+    /// the caller hears after the confirmation.
+    AwaitStored {
+        number: String,
+        cap: Capture,
+        window: Option<Timestamp>,
+    },
     /// A prompt without barge-in, then `Next`.
     Notice { next: Next },
     /// `Transfer` sent.
@@ -532,10 +549,28 @@ impl Engine {
             (s, WfEvent::Answered) => s,
             (s, WfEvent::Digit(key)) => self.on_digit(now, s, key),
             (s, WfEvent::PlaybackFinished) => self.on_finished(now, s),
-            (State::AwaitStored { .. }, WfEvent::CallbackStored) => {
+            (State::AwaitStored { number, window, .. }, WfEvent::CallbackStored) => {
                 self.log(Step::CallbackStored);
                 let p = self.flow.prompts.callback_confirmed.clone();
-                self.play(&[&p], false);
+                match window {
+                    // "We will call you back tomorrow at 9 AM": when, in the caller's own zone.
+                    Some(at) => {
+                        let mut items = vec![
+                            PlayItem::Prompt(p),
+                            PlayItem::Prompt(self.flow.prompts.slot_chosen.clone()),
+                        ];
+                        items.extend(super::slots::read_back(
+                            at,
+                            self.wall(now),
+                            &self.customer_zone(&number),
+                        ));
+                        self.push(Action::Play {
+                            items,
+                            barge_in: false,
+                        });
+                    }
+                    None => self.play(&[&p], false),
+                }
                 State::Notice {
                     next: Next::Hangup(HangupReason::CallbackConfirmed),
                 }
@@ -1148,7 +1183,7 @@ impl Engine {
                     self.push(Action::StopPlayback);
                 }
                 match key {
-                    '1' => self.request(number, cap),
+                    '1' => self.request(now, number, cap),
                     '2' => self.start_entry(cap),
                     _ => {
                         let (i, c) = (
@@ -1254,7 +1289,7 @@ impl Engine {
                 self.push(Action::StartMusic);
                 State::Waiting
             }
-            State::ReadBack { number, cap } => self.request(number, cap),
+            State::ReadBack { number, cap } => self.request(now, number, cap),
             State::Notice { next } => match next {
                 Next::Music => self.back_to_queue(now),
                 Next::Hangup(reason) => {
@@ -1362,12 +1397,17 @@ impl Engine {
             .unwrap_or_else(|| self.flow.callback.time_zone.clone())
     }
 
-    /// The next slots from the wall time of `now`.
+    /// The next slots from the wall time of `now`, inside the calling window of the number
+    /// calling (the caller ID: the number is asked after the slot; a slot another number's
+    /// window excludes moves to its opening when booked, and the caller is told).
     fn slots_from(&self, now: Instant) -> Vec<Timestamp> {
         let Some(schedule) = self.flow.callback.schedule else {
             return Vec::new();
         };
-        schedule.next_slots(&self.flow.hours, &self.slot_zone(), self.wall(now))
+        let caller = self.ctx.caller_number.as_deref().unwrap_or_default();
+        schedule.next_slots_where(&self.flow.hours, &self.slot_zone(), self.wall(now), |t| {
+            self.flow.callable_from(caller, t).is_none()
+        })
     }
 
     /// "Press 1 for today at 3 PM, press 2 for …" (keys barge in), after `before` if any.
@@ -1493,8 +1533,18 @@ impl Engine {
         }
     }
 
-    fn request(&mut self, number: String, cap: Capture) -> State {
-        let not_before = cap.not_before;
+    fn request(&mut self, now: Instant, number: String, cap: Capture) -> State {
+        // Never booked for a time nobody may dial: as soon as possible, a chosen slot or the
+        // opening hour, outside the customer's calling window it moves to the window's opening.
+        let wall = self.wall(now);
+        let window = self
+            .flow
+            .callable_from(&number, cap.not_before.unwrap_or(wall));
+        if let Some(at) = window {
+            let words = super::slots::describe(at, wall, &self.customer_zone(&number));
+            self.log(Step::CallingWindow { at, words });
+        }
+        let not_before = window.or(cap.not_before);
         self.log(Step::CallbackRequested {
             number: number.clone(),
             not_before,
@@ -1503,7 +1553,20 @@ impl Engine {
             number: number.clone(),
             not_before,
         });
-        State::AwaitStored { number, cap }
+        State::AwaitStored {
+            number,
+            cap,
+            window,
+        }
+    }
+
+    /// The zone a time is read to the customer at `number` in: the number's own (the calling
+    /// window's), else the window's fallback (the queue's).
+    fn customer_zone(&self, number: &str) -> jiff::tz::TimeZone {
+        super::window::customer_zones(number, &self.flow.callback.time_zone)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| self.flow.callback.time_zone.clone())
     }
 
     /// Callback capture gives up: back to waiting (the place in line is kept), or, for a
@@ -1551,6 +1614,7 @@ impl Step {
             Self::CallbackRefused(_) => "callback_refused",
             Self::CallbackAbandoned => "callback_abandoned",
             Self::SlotChosen { .. } => "callback_slot_chosen",
+            Self::CallingWindow { .. } => "callback_calling_window",
             Self::CallbackNotOffered { .. } => "callback_not_offered",
             Self::TransferStarted { .. } => "transfer_started",
             Self::TransferFailed { .. } => "transfer_failed",

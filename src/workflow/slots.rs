@@ -39,6 +39,18 @@ impl Schedule {
         tz: &TimeZone,
         at: Timestamp,
     ) -> Vec<Timestamp> {
+        self.next_slots_where(hours, tz, at, |_| true)
+    }
+
+    /// [`Schedule::next_slots`], keeping only the slots `allowed` takes (those inside the
+    /// customer's calling window).
+    pub fn next_slots_where(
+        &self,
+        hours: &BusinessHours,
+        tz: &TimeZone,
+        at: Timestamp,
+        allowed: impl Fn(Timestamp) -> bool,
+    ) -> Vec<Timestamp> {
         let Ok(lead) = jiff::SignedDuration::try_from(self.lead) else {
             return Vec::new();
         };
@@ -60,7 +72,7 @@ impl Schedule {
                     continue;
                 }
                 let t = zoned.timestamp();
-                if t >= earliest && hours.is_open(t) && out.last() != Some(&t) {
+                if t >= earliest && hours.is_open(t) && out.last() != Some(&t) && allowed(t) {
                     out.push(t);
                     if out.len() >= usize::from(self.slots) {
                         return out;

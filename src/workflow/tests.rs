@@ -929,3 +929,130 @@ fn max_wait_takes_the_callback_whatever_the_estimate() {
     let a = c.done_playing();
     assert!(played(&a).contains(&"callback_menu".to_owned()), "{a:?}");
 }
+
+/// A `09:00-20:00` calling window; numbers the table does not place are in Paris.
+fn windowed(flow: &mut Flow) {
+    flow.callback.calling_window = Some(super::window::CallingWindow {
+        daily: parse_range("09:00-20:00").unwrap(),
+    });
+    flow.callback.time_zone = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+}
+
+/// The kinds of the steps logged in `actions`.
+fn step_kinds(actions: &[Action]) -> Vec<&'static str> {
+    steps(actions).iter().map(Step::kind).collect()
+}
+
+/// A New York caller's number (placed by the table: America/New_York).
+const NEW_YORK: &str = "+12127363100";
+
+/// Issue 21: a caller booking "as soon as possible" at 22:00 in their own zone (New York; the
+/// queue's is Paris, where it is 04:00) is booked for the window's opening, 09:00 New York,
+/// and told so after the confirmation ("tomorrow at 9 AM"), as the scheduled slots are read.
+#[test]
+fn an_asap_booking_outside_the_customers_window_is_for_its_opening_and_said() {
+    let mut flow = support_flow();
+    windowed(&mut flow);
+    // Sunday 2026-03-01 22:00 EST.
+    let mut c = Call::with(flow, Some(NEW_YORK), ts("2026-03-02T03:00:00Z"));
+    c.ev(WfEvent::Answered);
+    c.key('1');
+    c.key('1');
+    let a = c.done_playing();
+    let nine_am = ts("2026-03-02T14:00:00Z");
+    assert!(
+        has(
+            &a,
+            &Action::RequestCallback {
+                number: NEW_YORK.into(),
+                not_before: Some(nine_am),
+            }
+        ),
+        "{a:?}"
+    );
+    assert!(step_kinds(&a).contains(&"callback_calling_window"), "{a:?}");
+    assert!(
+        steps(&a)
+            .iter()
+            .any(|s| s.to_string().contains("tomorrow at 9 AM")),
+        "{a:?}"
+    );
+    let a = c.ev(WfEvent::CallbackStored);
+    assert_eq!(
+        played(&a),
+        [
+            "callback_confirmed",
+            "slot_chosen",
+            "slot_tomorrow",
+            "slot_at",
+            "<9>",
+            "slot_am"
+        ]
+    );
+    let a = c.done_playing();
+    assert_eq!(
+        a,
+        [Action::Hangup {
+            reason: HangupReason::CallbackConfirmed
+        }]
+    );
+}
+
+/// Inside the window nothing changes: no `not_before`, the plain confirmation.
+#[test]
+fn an_asap_booking_inside_the_window_is_for_now() {
+    let mut flow = support_flow();
+    windowed(&mut flow);
+    // Monday 2026-03-02 10:00 EST.
+    let mut c = Call::with(flow, Some(NEW_YORK), ts("2026-03-02T15:00:00Z"));
+    c.ev(WfEvent::Answered);
+    c.key('1');
+    c.key('1');
+    let a = c.done_playing();
+    assert!(has(
+        &a,
+        &Action::RequestCallback {
+            number: NEW_YORK.into(),
+            not_before: None,
+        }
+    ));
+    assert!(!step_kinds(&a).contains(&"callback_calling_window"));
+    let a = c.ev(WfEvent::CallbackStored);
+    assert_eq!(played(&a), ["callback_confirmed"]);
+}
+
+/// The scheduled menu offers only slots inside the caller's window: at 19:30 in New York the
+/// next hours (21:00, 22:00, 23:00 there) are outside it, so the slots are tomorrow's 9, 10
+/// and 11 AM.
+#[test]
+fn scheduled_slots_lie_inside_the_customers_window() {
+    let mut flow = support_flow();
+    scheduled(&mut flow);
+    windowed(&mut flow);
+    flow.callback.time_zone = jiff::tz::TimeZone::get("America/New_York").unwrap();
+    // Sunday 2026-03-01 19:30 EST.
+    let mut c = Call::with(flow, Some(NEW_YORK), ts("2026-03-02T00:30:00Z"));
+    c.ev(WfEvent::Answered);
+    c.key('1');
+    c.done_playing();
+    let a = c.key('2');
+    let mut heard = Vec::new();
+    for (key, hour) in [("<1>", "<9>"), ("<2>", "hour_10"), ("<3>", "hour_11")] {
+        heard.extend([
+            "slot_press",
+            key,
+            "slot_for",
+            "slot_tomorrow",
+            "slot_at",
+            hour,
+            "slot_am",
+            "~400ms",
+        ]);
+    }
+    assert_eq!(played(&a), heard);
+    let a = c.key('1');
+    assert!(steps(&a).contains(&Step::SlotChosen {
+        at: ts("2026-03-02T14:00:00Z"),
+        words: "tomorrow at 9 AM".into()
+    }));
+}
