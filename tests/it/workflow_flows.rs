@@ -422,3 +422,181 @@ fn every_command_the_readme_and_shipped_files_show_runs() {
     }
     assert!(ran >= 3, "found only {ran} commands");
 }
+
+/// The command lines of the README's `sh` blocks, as written: comments and blank lines aside.
+fn readme_shell_commands() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let mut out = Vec::new();
+    let mut in_sh = false;
+    for line in readme.lines() {
+        if let Some(tag) = line.strip_prefix("```") {
+            in_sh = !in_sh && matches!(tag.trim(), "sh" | "bash" | "shell" | "console");
+            continue;
+        }
+        let cmd = line.split(" # ").next().unwrap_or(line).trim();
+        if in_sh && !cmd.is_empty() && !cmd.starts_with('#') {
+            out.push(cmd.to_owned());
+        }
+    }
+    out
+}
+
+/// A command line split as a shell would (single and double quotes; no expansions).
+fn shell_words(cmd: &str) -> Vec<String> {
+    let (mut words, mut cur, mut quote) = (Vec::new(), String::new(), None);
+    for c in cmd.chars() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, ' ') => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            (_, c) => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// Issue 21: every command the README's shell blocks show is run by a test. The quick start
+/// and "Try it" run here as written, against the shipped `config/hammond.toml`: `cargo run
+/// --release -- run …` as the binary it builds (this test's), on ports of its own and in a
+/// directory of its own (`config/` and `prompts/` linked in, so `data/` is not the
+/// repository's); the `sipp` caller, and `curl` for the Home List, which shows that call.
+/// `check-config` and `simulate` run in `every_command_the_readme_and_shipped_files_show_runs`;
+/// `./scripts/test` is what CI runs (`.ci/run`, checked here); the Docker deployment needs
+/// Docker, and `deploy_files.rs` checks the files it uses without it. A command the README
+/// gains fails this test until a test runs it.
+#[test]
+fn the_readmes_quick_start_and_try_it_commands_run() {
+    let cmds = readme_shell_commands();
+    let (mut start, mut sipp, mut curl) = (None, None, None);
+    for c in &cmds {
+        if c.starts_with("cargo run --release -- run ") {
+            start = Some(c.clone());
+        } else if c.starts_with("sipp ") {
+            sipp = Some(c.clone());
+        } else if c.starts_with("curl ") {
+            curl = Some(c.clone());
+        } else if c == "./scripts/test" {
+            let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
+            assert!(ci.lines().any(|l| l.trim() == "./scripts/test"), "{ci}");
+        } else {
+            let elsewhere = c.starts_with("hammond check-config ")
+                || c.starts_with("hammond simulate ")
+                || c.starts_with("export HAMMOND_")
+                || c.starts_with("$EDITOR deploy/")
+                || c.starts_with("docker compose -f deploy/docker-compose.yml ");
+            assert!(elsewhere, "the README shows `{c}`, which no test runs");
+        }
+    }
+    let (start, sipp, curl) = (
+        start.expect("the README's quick start"),
+        sipp.expect("the README's sipp caller"),
+        curl.expect("the README's curl"),
+    );
+
+    // `cargo run --release -- run --config config/hammond.toml`.
+    let dir = tempfile::tempdir().unwrap();
+    for d in ["config", "prompts"] {
+        std::os::unix::fs::symlink(repo().join(d), dir.path().join(d)).unwrap();
+    }
+    let args: Vec<String> = start
+        .split_once(" -- ")
+        .map(|(_, a)| shell_words(a))
+        .unwrap();
+    let rtp = crate::support::ports::block(64);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hammond"))
+        .current_dir(dir.path())
+        .args(&args)
+        .env("HAMMOND_SIP_LISTEN", "127.0.0.1:0")
+        .env("HAMMOND_HTTP_LISTEN", "127.0.0.1:0")
+        .env("HAMMOND_MEDIA_RTP_PORTS", format!("{rtp}-{}", rtp + 62))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let _child = Kill(child);
+    // Read on to the end, so its later output never meets a closed pipe.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if line.starts_with("hammond ready: ") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let ready = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("hammond ready on the shipped config");
+    let addr = |name: &str| -> String {
+        ready
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name}= in {ready:?}"))
+            .to_owned()
+    };
+    let (sip, web) = (addr("sip"), addr("http"));
+
+    // `sipp 127.0.0.1:5060 -sf tests/sipp/caller_hangs_up.xml …`, to this instance, from a
+    // SIP and media port of its own.
+    let mut words = shell_words(&sipp.replace("127.0.0.1:5060", &sip));
+    let (port, media) = (
+        crate::support::ports::one(),
+        crate::support::ports::block(4),
+    );
+    words.extend(
+        [
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-mp",
+            &media.to_string(),
+        ]
+        .map(str::to_owned),
+    );
+    let out = Command::new(&words[0])
+        .current_dir(repo())
+        .args(&words[1..])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "`{sipp}` failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // `curl -H 'Authorization: Bearer alice-secret' http://127.0.0.1:8080/api/v1/interactions`:
+    // the Home List has that caller.
+    let words = shell_words(&curl.replace("127.0.0.1:8080", &web));
+    let out = Command::new(&words[0])
+        .args(&words[1..])
+        .args(["--silent", "--show-error", "--fail"])
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "`{curl}` failed: {body}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let items = list["interactions"].as_array().expect("a list");
+    assert_eq!(items.len(), 1, "{list:#}");
+    assert_eq!(items[0]["customer_number"], "15551234567", "{list:#}");
+    assert_eq!(items[0]["queue"], "support", "{list:#}");
+}
