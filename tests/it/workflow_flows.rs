@@ -226,6 +226,45 @@ fn voicemail_leaves_a_playable_wav() {
         "the recording holds the caller's audio ({loud} of {} samples loud)",
         samples.len()
     );
+    // Issue 21: the queue's agents hear it through the API, byte for byte.
+    let (head, served) = raw_get(
+        h.http,
+        &format!("/api/v1/interactions/{id}/voicemail"),
+        E2E_TOKEN,
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: audio/wav"),
+        "{head}"
+    );
+    assert!(
+        served == wav,
+        "the API serves the recorded file ({} bytes, {} on disk)",
+        served.len(),
+        wav.len()
+    );
+}
+
+/// `GET path` with a bearer token, answered whole: the head (status line and headers) and the
+/// body's bytes (binary bodies: `http::get` reads text).
+fn raw_get(addr: std::net::SocketAddr, path: &str, token: &str) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&all[..split]).into_owned();
+    (head, all[split + 4..].to_vec())
 }
 
 /// An offer that lists PCMA first is answered with PCMA.
