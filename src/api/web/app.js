@@ -419,6 +419,11 @@ function render() {
   renderMine();
 }
 
+// Picking up a voicemail dials its caller back: the button says so (Listen only plays it).
+function pickLabel(i) {
+  return i.sub_type === 'voicemail' && i.callback ? 'Call back' : 'Pick up';
+}
+
 function fillRow(tr, i) {
   const key = JSON.stringify([i.updated_at, i.status, i.assigned_agent, i.position, state.busy.has(i.id), state.me.id, notPickable(i), !!i.voicemail]);
   tr.dataset.status = i.status;
@@ -435,7 +440,7 @@ function fillRow(tr, i) {
     const b = el('button', {
       type: 'button', class: 'pick primary',
       'aria-label': `Pick up interaction ${i.id}, ${typeLabel(i)} from ${i.customer_number || 'unknown number'}`,
-    }, state.busy.has(i.id) ? 'Picking up…' : 'Pick up');
+    }, state.busy.has(i.id) ? 'Picking up…' : pickLabel(i));
     b.disabled = state.busy.has(i.id);
     b.addEventListener('click', () => pickUp(i.id));
     action.appendChild(b);
