@@ -198,7 +198,10 @@ fn pick_up_a_callback_in_the_browser() {
     vic.find("#signin-form button[type=submit]").click();
     vic.wait_text(&format!("#rows tr[data-id='{vm_id}'] .c-type"), "Voicemail");
     // Picking it up calls the caller back, and the button says so.
-    vic.wait_text(&format!("#rows tr[data-id='{vm_id}'] button.pick"), "Call back");
+    vic.wait_text(
+        &format!("#rows tr[data-id='{vm_id}'] button.pick"),
+        "Call back",
+    );
     // Listened to before anyone calls back: the row's Listen link, not Pick up (which dials).
     vic.find(&format!("#rows tr[data-id='{vm_id}'] a.listen"))
         .click();
