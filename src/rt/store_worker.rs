@@ -213,11 +213,15 @@ async fn run_job(
             }
             let secs = (samples.len() / 8000) as u64;
             let to = path.clone();
-            let written = tokio::task::spawn_blocking(move || write_wav(&to, &samples))
-                .await
-                .unwrap_or_else(|e| Err(hound::Error::IoError(std::io::Error::other(e))));
+            // Kept absolute: the audio route reads the path the store holds, whatever the
+            // process's working directory then (`[data] dir` may be relative).
+            let written = tokio::task::spawn_blocking(move || {
+                write_wav(&to, &samples).map(|()| std::fs::canonicalize(&to).unwrap_or(to))
+            })
+            .await
+            .unwrap_or_else(|e| Err(hound::Error::IoError(std::io::Error::other(e))));
             let note = match written {
-                Ok(()) => {
+                Ok(path) => {
                     *voicemail = Voicemail::Saved;
                     Note::VoicemailRecorded { secs, path }
                 }
@@ -564,6 +568,12 @@ mod tests {
                 crate::interaction::SubType::Voicemail
             )
         );
+        // The store says where it is, absolute: the audio route's one source of a path.
+        assert_eq!(
+            i.voicemail_path.as_deref(),
+            Some(std::fs::canonicalize(&path).unwrap().as_path())
+        );
+        assert!(i.voicemail_path.as_ref().is_some_and(|p| p.is_absolute()));
         let kinds: Vec<_> = d.feed.iter().map(|e| e.kind.as_str()).collect();
         let recorded = kinds.iter().position(|k| *k == "voicemail_recorded");
         let became = kinds.iter().position(|k| *k == "sub_type_changed");

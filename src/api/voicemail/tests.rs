@@ -219,3 +219,80 @@ fn byte_ranges_follow_rfc_9110() {
     assert_eq!(byte_range("bytes=9-0", 100), Ok(None));
     assert_eq!(byte_range("bytes=x-", 100), Ok(None));
 }
+
+/// A voicemail is called back under its queue's calling window, like a callback: accepting it
+/// while the window is closed for the caller is 409 `not_yet_due` with when it opens, which
+/// the Home List shows (`callback.callable_from`), and nothing is assigned.
+#[tokio::test]
+async fn a_voicemail_is_called_back_only_inside_the_calling_window() {
+    let api = api().await;
+    // A one-hour window two hours from now (UTC; the caller's number is not placed, so the
+    // queue's zone applies): closed now, whenever the test runs.
+    let now = crate::clock::wall();
+    let hour = (now.to_zoned_datetime(jiff::tz::TimeZone::UTC).hour() + 2) % 24;
+    let mut flow = crate::workflow::test_support::support_flow();
+    flow.callback.calling_window = Some(crate::workflow::window::CallingWindow {
+        daily: crate::workflow::hours::parse_range(&format!("{hour:02}:00-{hour:02}:59")).unwrap(),
+    });
+    flow.callback.time_zone = jiff::tz::TimeZone::UTC;
+    let state = api
+        .state
+        .clone()
+        .with_flows(Arc::new(crate::rt::queue_watch::QueueRegistry::new(
+            crate::workflow::QueueSet::new([flow]),
+            Vec::new(),
+        )));
+    let (path, _) = api.wav("5.wav");
+    let id = api.voicemail("support", &path).await;
+
+    let send = |req: Request<Body>| {
+        let app = router(state.clone());
+        async move {
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
+            )
+        }
+    };
+    let (status, body) = send(
+        Request::post(format!("/api/v1/interactions/{id}/accept"))
+            .header("authorization", "Bearer alice-secret")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "not_yet_due", "{body}");
+    let opens: jiff::Timestamp = body["error"]["not_before"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        opens.to_zoned_datetime(jiff::tz::TimeZone::UTC).hour(),
+        hour
+    );
+
+    let (status, d) = send(
+        Request::get(format!("/api/v1/interactions/{id}"))
+            .header("authorization", "Bearer alice-secret")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(d["status"], "open", "{d}");
+    assert_eq!(d["callback"]["number"], "15551234567", "{d}");
+    assert_eq!(
+        d["callback"]["callable_from"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok()),
+        Some(opens),
+        "{d}"
+    );
+}
