@@ -657,7 +657,7 @@ function renderProgress(i) {
   else if (hung) note = `${hung.text[0].toUpperCase()}${hung.text.slice(1)}.`;
   else if (i.status === 'connected' && heldNow(recent)) note = 'On hold: the customer hears hold music.';
   else if (i.status === 'connected' && reached < 0) {
-    note = i.callback ? `Calling ${i.callback ? i.callback.number : 'the customer'} back…` : 'Connecting the caller…';
+    note = i.callback ? `Calling ${i.callback.number} back…` : 'Connecting the caller…';
   } else if (i.status === 'open') note = 'Not picked up.';
   $('progress-note').textContent = note;
 }
