@@ -184,7 +184,9 @@ fn probe(addr: &str, timeout: Duration) -> Result<(u16, String), String> {
         .map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
-    write!(s, "GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
+    // One write: `write!` on a socket may send the request in pieces.
+    let request = format!("GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
     let mut reply = Vec::new();
     s.take(64 * 1024)
         .read_to_end(&mut reply)
@@ -213,9 +215,20 @@ mod alive_tests {
         let addr = l.local_addr().unwrap().to_string();
         std::thread::spawn(move || {
             let (mut c, _) = l.accept().unwrap();
+            // Read the whole request before answering, and drain after: a socket closed with
+            // unread bytes resets the connection, and the reset can reach the client before
+            // the answer does (ECONNRESET, seen under load).
+            let mut request = Vec::new();
             let mut buf = [0u8; 1024];
-            let _ = c.read(&mut buf);
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
             c.write_all(reply.as_bytes()).unwrap();
+            let _ = c.shutdown(std::net::Shutdown::Write);
+            while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
         });
         addr
     }
