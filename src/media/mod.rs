@@ -5,6 +5,8 @@
 
 pub mod amd;
 pub mod bridge;
+pub mod demux;
+pub mod dtls_srtp;
 pub mod dtmf;
 pub mod error;
 pub mod g711;

@@ -38,11 +38,13 @@ mod alarm;
 mod load;
 mod relay;
 mod spin;
+mod webrtc;
 
 use self::alarm::{Alarm, monotonic};
 use self::load::Load;
 use self::relay::{Bridge, RELAY_BUF, Relayed, relay, relay_ready, send_to_slot};
 use self::spin::Spin;
+pub use self::webrtc::{SideDatagram, Sideband};
 use super::schedule::{Due, Schedule};
 use super::udp_batch::{Epoll, RecvBatch};
 use super::uring::{Arrival, SEND_BUF, Stopped, Uring};
@@ -135,6 +137,7 @@ enum Request {
     Start {
         stream: Arc<Stream>,
         sock: UdpSocket,
+        sideband: Option<Sideband>,
     },
     Bridge(Arc<Stream>, Arc<Stream>),
     Unbridge(Arc<Stream>, Arc<Stream>),
@@ -218,6 +221,18 @@ impl MediaClock {
         self.request(Request::Start {
             stream: stream.clone(),
             sock,
+            sideband: None,
+        });
+    }
+
+    /// [`Self::start_stream`] for a browser leg, whose socket also carries its peer
+    /// connection's STUN and DTLS: those go to `sideband`, SRTCP is dropped, and only RTP
+    /// reaches the leg (see the `webrtc` part of this module).
+    pub fn start_webrtc_stream(&self, stream: &Arc<Stream>, sock: UdpSocket, sideband: Sideband) {
+        self.request(Request::Start {
+            stream: stream.clone(),
+            sock,
+            sideband: Some(sideband),
         });
     }
 
@@ -270,6 +285,8 @@ struct Entry {
     leaving: bool,
     /// The stream its arrivals are relayed to, while bridged.
     bridge: Option<Bridge>,
+    /// A browser leg's: where its STUN and DTLS go.
+    sideband: Option<Sideband>,
 }
 
 /// How the thread moves packets. One lives per process: its size does not matter.
@@ -372,8 +389,12 @@ impl Worker {
             }
             for req in std::mem::take(&mut requests) {
                 match req {
-                    Request::Start { stream, sock } => {
-                        if let Err(again) = self.start(stream, sock) {
+                    Request::Start {
+                        stream,
+                        sock,
+                        sideband,
+                    } => {
+                        if let Err(again) = self.start(stream, sock, sideband) {
                             requests.push(again);
                         }
                     }
@@ -466,9 +487,18 @@ impl Worker {
 
     /// Take a stream on; `Err` gives the request back when its call task holds the leg (try
     /// again next tick: this thread never waits for a task).
-    fn start(&mut self, stream: Arc<Stream>, sock: UdpSocket) -> Result<(), Request> {
+    fn start(
+        &mut self,
+        stream: Arc<Stream>,
+        sock: UdpSocket,
+        sideband: Option<Sideband>,
+    ) -> Result<(), Request> {
         let Some(mut leg) = stream.try_leg() else {
-            return Err(Request::Start { stream, sock });
+            return Err(Request::Start {
+                stream,
+                sock,
+                sideband,
+            });
         };
         let tick = self.first_tick(leg.next_frame_due());
         leg.start_at(at_tick(self.epoch, tick));
@@ -497,6 +527,7 @@ impl Worker {
             phase,
             leaving: false,
             bridge: None,
+            sideband,
         });
         self.schedule.push(tick, due_entry(idx, generation));
         Ok(())
@@ -598,6 +629,13 @@ impl Worker {
             ring.recycle(a);
             return;
         };
+        if entry.sideband.is_some()
+            && let Some((from, bytes)) = ring.datagram(&a)
+            && webrtc::divert(entry.sideband.as_ref(), from, bytes)
+        {
+            ring.recycle(a);
+            return;
+        }
         if entry.bridge.is_some() {
             let mut out = [0u8; RELAY_BUF];
             let relayed = match ring.datagram(&a) {
@@ -655,7 +693,9 @@ impl Worker {
             };
             let n = batch.recv(&entry.sock);
             for i in 0..n {
-                if let Some((from, bytes)) = batch.get(i) {
+                if let Some((from, bytes)) = batch.get(i)
+                    && !webrtc::divert(entry.sideband.as_ref(), from, bytes)
+                {
                     leg.handle_datagram(now, from, bytes);
                 }
             }

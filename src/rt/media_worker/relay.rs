@@ -161,6 +161,7 @@ pub(super) fn relay_ready(
     let mut out = [0u8; RELAY_BUF];
     for i in 0..n {
         if let Some((from, bytes)) = batch.get(i)
+            && !super::webrtc::divert(src.sideband.as_ref(), from, bytes)
             && let Some((len, dest)) = a.relay(now, from, bytes, &mut bridge.way, &mut b, &mut out)
         {
             send_socket(&dst.sock, &mut dst.connected, &out[..len], dest);

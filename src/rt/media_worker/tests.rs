@@ -355,6 +355,135 @@ mod bridged {
     /// A relayed packet leaves in the tick it was taken, not with the next tick's frames: from
     /// the far end's send to the other far end's receive takes at most a tick (the wait for
     /// the tick that takes it), half a tick typically.
+    /// A browser leg (issue 16): its socket also carries STUN, DTLS and SRTCP. STUN and DTLS
+    /// reach the sideband, SRTCP goes nowhere (the leg does not count it as refused), and the
+    /// SRTP the media thread decrypts itself, keyed as the DTLS handshake keyed it, reaches the
+    /// leg and, bridged, the other phone in the clear.
+    fn a_browser_stream_keeps_its_srtp_and_hands_stun_and_dtls_over(io: MediaIo) {
+        use crate::media::dtls_srtp::{DtlsRole, srtp_keys};
+        use crate::media::sdes::Suite;
+        use crate::media::srtp::Srtp;
+
+        let clock = MediaClock::start(io).unwrap();
+        let (mut browser, mut pb) = (Phone::new(0xA), Phone::new(0xB));
+        let material: Vec<u8> = (100..160).collect();
+        let keys = |role| srtp_keys(Suite::AesCm128HmacSha1_80, &material, role).unwrap();
+        let mut browser_srtp = Srtp::new(&keys(DtlsRole::Client)).unwrap();
+        let sa_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sa_sock.set_nonblocking(true).unwrap();
+        let to_a = sa_sock.local_addr().unwrap();
+        let n = Negotiated {
+            codec: Codec::Pcmu,
+            dtmf_pt: Some(126),
+            remote: Some(browser.addr()),
+            direction: Direction::SendRecv,
+            answer_sdp: String::new(),
+            srtp: Some(keys(DtlsRole::Server)),
+        };
+        let leg = MediaLeg::new(
+            crate::clock::now(),
+            &mut IdGen::seeded(1),
+            &n,
+            Arc::new(PromptLibrary::default()),
+            None,
+        );
+        let sa = Stream::new(leg);
+        let (sb, ob, _) = stream(&pb, 2, Codec::Pcmu, 101, None);
+        let (side_tx, mut side_rx) = tokio::sync::mpsc::unbounded_channel();
+        clock.start_webrtc_stream(&sa, sa_sock, side_tx);
+        clock.start_stream(&sb, ob);
+
+        let speech: Vec<u8> = (0..160u8).collect();
+        let mut send_srtp = |p: &mut Phone| {
+            let h = RtpHeader {
+                pt: 0,
+                marker: false,
+                seq: p.seq,
+                ts: p.ts,
+                ssrc: p.ssrc,
+            };
+            let mut b = [0u8; 400];
+            let len = rtp::write_packet(&mut b, &h, &speech);
+            let len = browser_srtp.protect(&mut b, len).unwrap();
+            p.sock.send_to(&b[..len], to_a).unwrap();
+            p.seq = p.seq.wrapping_add(1);
+            p.ts = p.ts.wrapping_add(160);
+        };
+        let stun = [0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+        let dtls = [22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1];
+        let srtcp = [0x81, 201, 0, 7, 0, 0, 0, 0xA, 1, 2, 3, 4];
+        let side = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<SideDatagram>| {
+            std::iter::from_fn(|| rx.try_recv().ok())
+                .map(|d| (d.from, d.bytes))
+                .collect::<Vec<_>>()
+        };
+
+        // Unbridged: the leg takes the SRTP.
+        let mut got = Vec::new();
+        for i in 0..50 {
+            browser.sock.send_to(&stun, to_a).unwrap();
+            browser.sock.send_to(&dtls, to_a).unwrap();
+            browser.sock.send_to(&srtcp, to_a).unwrap();
+            send_srtp(&mut browser);
+            sleep(PTIME);
+            got.extend(side(&mut side_rx));
+            if i >= 3 && sa.leg().session().counters().received >= 3 {
+                break;
+            }
+        }
+        let c = sa.leg().session().counters();
+        assert!(c.received >= 3, "the browser's SRTP reached the leg: {c:?}");
+        assert_eq!(c.rejected, 0, "no STUN, DTLS or SRTCP reached the leg: {c:?}");
+        assert!(got.contains(&(browser.addr(), stun.to_vec())), "{got:?}");
+        assert!(got.contains(&(browser.addr(), dtls.to_vec())), "{got:?}");
+        assert!(
+            got.iter().all(|(_, b)| b[..] == stun || b[..] == dtls),
+            "only STUN and DTLS on the sideband: {got:?}"
+        );
+        // What the media thread sends the browser is SRTP it can open.
+        browser.got.clear();
+        let mut b = [0u8; 1500];
+        let mut opened = 0;
+        for _ in 0..20 {
+            sleep(PTIME);
+            while let Ok(n) = browser.sock.recv(&mut b) {
+                let mut out = [0u8; 1500];
+                opened += usize::from(browser_srtp.unprotect(&b[..n], &mut out).is_ok());
+            }
+        }
+        assert!(opened >= 5, "the browser opened {opened} packets");
+
+        // Bridged: its SRTP reaches the other phone as plain RTP; STUN still comes back.
+        clock.bridge(&sa, &sb);
+        step_until(
+            &mut browser,
+            &mut pb,
+            |a, _| {
+                a.sock.send_to(&stun, to_a).unwrap();
+                a.sock.send_to(&srtcp, to_a).unwrap();
+                send_srtp(a);
+            },
+            |_, b| b.relayed(0xFF) >= 5,
+        );
+        assert!(
+            pb.got.iter().any(|(_, p)| p[..] == speech[..]),
+            "the browser's speech, decrypted"
+        );
+        let got = side(&mut side_rx);
+        assert!(got.iter().any(|(_, b)| b[..] == stun), "{got:?}");
+        assert!(got.iter().all(|(_, b)| b[..] == stun), "{got:?}");
+    }
+
+    #[test]
+    fn a_browser_stream_keeps_its_srtp_and_hands_stun_and_dtls_over_with_io_uring() {
+        a_browser_stream_keeps_its_srtp_and_hands_stun_and_dtls_over(MediaIo::Auto);
+    }
+
+    #[test]
+    fn a_browser_stream_keeps_its_srtp_and_hands_stun_and_dtls_over_with_epoll() {
+        a_browser_stream_keeps_its_srtp_and_hands_stun_and_dtls_over(MediaIo::Epoll);
+    }
+
     #[test]
     fn a_relayed_packet_leaves_in_the_tick_it_is_taken() {
         let clock = MediaClock::start(MediaIo::Auto).unwrap();

@@ -1,28 +1,34 @@
-//! One browser call's media (shell): a sans-IO `rtc` peer connection (webrtc-rs) driven by a
-//! small tokio task, and a loopback socket pair that hands the decrypted RTP to and from the
-//! media clock.
+//! One browser call's media (shell): a sans-IO `rtc` peer connection (webrtc-rs) for ICE and
+//! DTLS, driven by a small tokio task, and the call's stream on the media clock for the audio.
 //!
 //! Hammond answers the page's offer as an ICE-lite agent with one host candidate (the
 //! `[webrtc] address`, else `[sip] public_address`, on a port from `[media] rtp_ports`), the
 //! DTLS server, and PCMU/PCMA plus telephone-event only (Chromium offers both G.711 codecs, so
-//! nothing is transcoded; Opus is not offered back). The task owns the public socket: STUN,
-//! DTLS and SRTP stay here. What the browser sends comes out of the peer connection as plain
-//! RTP and is sent to the media clock's stream socket on 127.0.0.1; what the media clock sends
-//! that stream (prompts, or the customer's audio re-originated by the bridge) is taken from the
-//! loopback socket, given the sender's SSRC and written into the peer connection, which
-//! encrypts it. So the browser leg is, for the media clock, a stream like an outbound SIP leg's:
-//! `MediaClock::bridge`, the inactivity timeout, DTMF and pacing are the same code (the media
-//! thread's pacing is untouched: it only sees one more UDP socket).
+//! nothing is transcoded; Opus is not offered back), with SRTP's AES-CM suites only (the ones
+//! the media clock's SRTP speaks).
+//!
+//! Until DTLS-SRTP is up the task owns the call's socket: ICE checks and the handshake. Then it
+//! exports the SRTP keys from the handshake (RFC 5764 §4.2, [`crate::media::dtls_srtp`]) and
+//! hands the socket to the media clock with a stream keyed with them: the media thread receives
+//! every datagram, decrypts and relays the browser's SRTP itself and encrypts what it sends, as
+//! for an SDES-keyed SIP leg, so an RTP packet crosses no task and no extra socket. What is not
+//! RTP the media thread sorts by its first byte (RFC 7983): STUN (consent freshness) and DTLS
+//! (retransmissions, alerts, close_notify) come back to this task on the stream's sideband and
+//! go into the peer connection; SRTCP is dropped there. The task keeps a duplicate of the
+//! socket's descriptor, outside tokio's reactor, to send the peer connection's replies. So the
+//! browser leg is, for the media clock, a stream like an outbound SIP leg's: `MediaClock::bridge`,
+//! the inactivity timeout, DTMF and pacing are the same code.
 //!
 //! The task ends when its [`PeerHandle`] is dropped (it closes the peer connection, which sends
 //! DTLS close_notify), or when the connection fails (ICE consent lost: a closed tab, a lost
 //! network), which it reports as [`PeerEvent::Lost`].
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -31,7 +37,6 @@ use rtc::peer_connection::configuration::media_engine::{
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
-use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{
@@ -44,17 +49,19 @@ use rtc::rtp_transceiver::rtp_sender::{
     RtpCodecKind,
 };
 use rtc::sansio::Protocol;
-use rtc::shared::marshal::{Marshal, Unmarshal};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, info, warn};
 
 use crate::clock;
+use crate::idgen::IdGen;
 use crate::media::Codec;
+use crate::media::dtls_srtp::{self, DtlsRole};
 use crate::media::leg::MediaLeg;
-use crate::media::sdp::{Direction, Negotiated};
-use crate::rt::media_worker::Stream;
+use crate::media::sdes::Suite;
+use crate::media::sdp::{Direction, Negotiated, SrtpKeys};
+use crate::rt::media_worker::{SideDatagram, Stream};
 use crate::rt::services::Services;
 
 /// How long the browser has from our answer to a working DTLS-SRTP connection.
@@ -65,7 +72,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const ICE_DISCONNECTED: Duration = Duration::from_secs(5);
 /// See [`ICE_DISCONNECTED`].
 const ICE_FAILED: Duration = Duration::from_secs(5);
-/// Largest datagram taken from either socket.
+/// Largest datagram taken from the socket.
 const MAX_DATAGRAM: usize = 1500;
 
 /// Why a browser's offer could not be answered.
@@ -74,7 +81,7 @@ pub enum PeerError {
     /// The page's SDP is not an offer we can answer (no audio, no G.711): the page's fault.
     #[error("the offer cannot be answered: {0}")]
     Offer(String),
-    /// No free port in `[media] rtp_ports`, or a loopback socket failed.
+    /// No free port in `[media] rtp_ports`, or the socket could not be set up.
     #[error("no socket for the call: {0}")]
     Socket(String),
     /// The peer connection refused its own configuration (a bug).
@@ -108,10 +115,18 @@ pub fn answer(svc: &Arc<Services>, offer: &str) -> Result<(PeerHandle, String), 
         .local_addr()
         .map_err(|e| PeerError::Socket(e.to_string()))?;
     let advertised = svc.cfg.webrtc.address.unwrap_or(svc.media_ip);
-    let (media_sock, relay) = loopback_pair().map_err(|e| PeerError::Socket(e.to_string()))?;
+    // The task sends on this one (outside tokio: its sends are a few a second) and receives
+    // on a duplicate until the media clock takes that over.
+    let send = public;
+    let public = send
+        .try_clone()
+        .map_err(|e| PeerError::Socket(e.to_string()))?;
 
-    let ssrc = svc.ids().next_u32();
     let now = clock::now();
+    // The leg's own generator: the leg made from it once DTLS-SRTP is up draws the same SSRC
+    // first, the one our answer announces.
+    let ids = IdGen::seeded(svc.ids().next_u64());
+    let ssrc = ids.clone().next_u32();
     let mut pc = build(now)?;
     let sender = pc
         .add_track(MediaStreamTrack::new(
@@ -160,18 +175,21 @@ pub fn answer(svc: &Arc<Services>, offer: &str) -> Result<(PeerHandle, String), 
     let media = negotiated(&sdp)?;
 
     let public = UdpSocket::from_std(public).map_err(|e| PeerError::Socket(e.to_string()))?;
-    let relay = UdpSocket::from_std(relay).map_err(|e| PeerError::Socket(e.to_string()))?;
     let (tx, events) = mpsc::unbounded_channel();
     let (stop, stopped) = oneshot::channel();
+    let (sideband, side_rx) = mpsc::unbounded_channel();
     let task = Task {
         svc: svc.clone(),
         pc,
         sender,
         ssrc,
-        public,
+        public: Some(public),
+        send,
         local,
-        relay,
-        media_sock: Some(media_sock),
+        ids,
+        sideband: Some(sideband),
+        side_rx,
+        last_from: None,
         media,
         events: tx,
         connected: false,
@@ -184,17 +202,6 @@ pub fn answer(svc: &Arc<Services>, offer: &str) -> Result<(PeerHandle, String), 
         },
         sdp,
     ))
-}
-
-/// The media clock's socket and ours, on loopback, each knowing the other.
-fn loopback_pair() -> std::io::Result<(StdUdpSocket, StdUdpSocket)> {
-    let lo = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
-    let media = StdUdpSocket::bind(lo)?;
-    let relay = StdUdpSocket::bind(lo)?;
-    relay.connect(media.local_addr()?)?;
-    media.set_nonblocking(true)?;
-    relay.set_nonblocking(true)?;
-    Ok((media, relay))
 }
 
 fn pcmu() -> RTCRtpCodecParameters {
@@ -235,6 +242,12 @@ fn build(now: Instant) -> Result<RTCPeerConnection, PeerError> {
         .with_lite(true)
         .with_answering_dtls_role(RTCDtlsRole::Server)
         .with_ice_timeouts(Some(ICE_DISCONNECTED), Some(ICE_FAILED), None)
+        // The suites the media clock's SRTP runs (it keys them from the handshake); rtc would
+        // otherwise prefer AES-GCM, which Chromium also offers.
+        .with_srtp_protection_profiles(vec![
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_32,
+        ])
         .build();
     RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
@@ -340,12 +353,22 @@ struct Task {
     svc: Arc<Services>,
     pc: RTCPeerConnection,
     sender: RTCRtpSenderId,
+    /// The SSRC our answer announces.
     ssrc: u32,
-    public: UdpSocket,
+    /// The call's socket, for receiving, until the media clock takes it.
+    public: Option<UdpSocket>,
+    /// The same socket (a duplicate descriptor), for what the peer connection sends.
+    send: StdUdpSocket,
     local: SocketAddr,
-    relay: UdpSocket,
-    /// The media clock's end of the loopback pair, until the connection is up.
-    media_sock: Option<StdUdpSocket>,
+    /// For the leg's RTP state (its SSRC is already in our answer).
+    ids: IdGen,
+    /// The media clock's end of the sideband, until it takes the socket.
+    sideband: Option<mpsc::UnboundedSender<SideDatagram>>,
+    /// STUN and DTLS the media clock passes back once it has the socket.
+    side_rx: mpsc::UnboundedReceiver<SideDatagram>,
+    /// Where the browser's last datagram came from: its end of the selected pair once the
+    /// handshake completes over it.
+    last_from: Option<SocketAddr>,
     media: Negotiated,
     events: mpsc::UnboundedSender<PeerEvent>,
     connected: bool,
@@ -355,9 +378,8 @@ impl Task {
     async fn run(mut self, mut stopped: oneshot::Receiver<()>) {
         let deadline = clock::now() + CONNECT_TIMEOUT;
         let mut from_browser = vec![0u8; MAX_DATAGRAM];
-        let mut from_media = vec![0u8; MAX_DATAGRAM];
         loop {
-            if !self.drain().await {
+            if !self.drain() {
                 break;
             }
             let timeout = self.pc.poll_timeout();
@@ -370,31 +392,14 @@ impl Task {
                 _ = &mut stopped => {
                     debug!("browser leg released; closing its peer connection");
                     let _ = self.pc.close();
-                    let _ = self.flush().await;
+                    self.flush();
                     return;
                 }
-                r = self.public.recv_from(&mut from_browser) => match r {
-                    Ok((n, peer)) => {
-                        let msg = TaggedBytesMut {
-                            now: clock::now(),
-                            transport: TransportContext {
-                                local_addr: self.local,
-                                peer_addr: peer,
-                                ecn: None,
-                                transport_protocol: TransportProtocol::UDP,
-                            },
-                            message: BytesMut::from(&from_browser[..n]),
-                        };
-                        if let Err(e) = self.pc.handle_read(msg) {
-                            debug!(error = %e, "datagram from the browser refused");
-                        }
-                    }
+                r = recv_from(self.public.as_ref(), &mut from_browser) => match r {
+                    Ok((n, peer)) => self.read(peer, BytesMut::from(&from_browser[..n])),
                     Err(e) => debug!(error = %e, "browser socket"),
                 },
-                r = self.relay.recv(&mut from_media) => match r {
-                    Ok(n) => self.send_to_browser(&from_media[..n]),
-                    Err(e) => debug!(error = %e, "loopback socket"),
-                },
+                Some(d) = self.side_rx.recv() => self.read(d.from, BytesMut::from(&d.bytes[..])),
                 () = crate::rt::callback_task::sleep_until(wake) => {
                     let now = clock::now();
                     if !self.connected && now >= deadline {
@@ -411,17 +416,38 @@ impl Task {
         let _ = self.events.send(PeerEvent::Lost);
     }
 
-    /// Send what the peer connection has to send; act on its events; hand its RTP to the
-    /// media clock. `false` once the connection is over.
-    async fn drain(&mut self) -> bool {
-        if self.flush().await.is_err() {
-            return false;
+    /// A datagram from the browser, for the peer connection.
+    fn read(&mut self, from: SocketAddr, message: BytesMut) {
+        self.last_from = Some(from);
+        let msg = TaggedBytesMut {
+            now: clock::now(),
+            transport: TransportContext {
+                local_addr: self.local,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message,
+        };
+        if let Err(e) = self.pc.handle_read(msg) {
+            debug!(error = %e, "datagram from the browser refused");
         }
+    }
+
+    /// Send what the peer connection has to send and act on its events. `false` once the
+    /// connection is over.
+    fn drain(&mut self) -> bool {
+        self.flush();
         while let Some(ev) = self.pc.poll_event() {
             if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = ev {
                 debug!(%state, "browser connection");
                 match state {
-                    RTCPeerConnectionState::Connected if !self.connected => self.start_media(),
+                    RTCPeerConnectionState::Connected if !self.connected => {
+                        if let Err(e) = self.start_media() {
+                            warn!(error = %e, "browser leg's media not started");
+                            return false;
+                        }
+                    }
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
                         info!(%state, "browser connection lost");
                         return false;
@@ -430,68 +456,95 @@ impl Task {
                 }
             }
         }
-        while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
-            if let RTCMessage::RtpPacket(_, packet) = message
-                && self.connected
-                && let Ok(bytes) = packet.marshal()
-            {
-                // The media clock drains its sockets every tick; a full buffer drops a frame.
-                let _ = self.relay.try_send(&bytes);
-            }
-        }
+        // Nothing of the media comes this way (the media clock has it): drop what might.
+        while self.pc.poll_read().is_some() {}
         // Sends caused by the reads above.
-        self.flush().await.is_ok()
+        self.flush();
+        true
     }
 
-    async fn flush(&mut self) -> std::io::Result<()> {
+    fn flush(&mut self) {
         while let Some(out) = self.pc.poll_write() {
-            if let Err(e) = self
-                .public
-                .send_to(&out.message, out.transport.peer_addr)
-                .await
-            {
+            if let Err(e) = self.send.send_to(&out.message, out.transport.peer_addr) {
                 debug!(error = %e, "send to the browser");
             }
         }
-        Ok(())
     }
 
-    /// DTLS-SRTP is up: the media clock starts the leg's stream on its loopback socket.
-    fn start_media(&mut self) {
-        let Some(sock) = self.media_sock.take() else {
-            return;
+    /// DTLS-SRTP is up: key the leg's SRTP with the handshake's keys and hand the leg and the
+    /// socket to the media clock.
+    fn start_media(&mut self) -> Result<(), PeerError> {
+        let (Some(public), Some(sideband)) = (self.public.take(), self.sideband.take()) else {
+            return Ok(());
         };
+        let remote = self
+            .last_from
+            .ok_or_else(|| PeerError::Internal("connected before any datagram".into()))?;
+        let keys = self.srtp_keys()?;
+        // Out of tokio's reactor: from now on only the media thread reads it.
+        let sock = public.into_std().map_err(|e| PeerError::Socket(e.to_string()))?;
         let mut media = self.media.clone();
-        media.remote = self.relay.local_addr().ok();
+        media.remote = Some(remote);
+        media.srtp = Some(keys);
         let leg = MediaLeg::new(
             clock::now(),
-            &mut self.svc.ids(),
+            &mut self.ids,
             &media,
             self.svc.prompts.clone(),
             Some(self.svc.cfg.media.rtp_timeout),
         );
+        debug_assert_eq!(leg.session().ssrc(), self.ssrc);
         let stream = Stream::new(leg);
-        self.svc.media.start_stream(&stream, sock);
+        self.svc.media.start_webrtc_stream(&stream, sock, sideband);
         self.connected = true;
-        info!(codec = ?media.codec, "browser leg connected (DTLS-SRTP up)");
+        info!(codec = ?media.codec, %remote, "browser leg connected (DTLS-SRTP up)");
         let _ = self.events.send(PeerEvent::Connected(stream));
+        Ok(())
     }
 
-    /// A packet the media clock sent to the browser: ours to encrypt, under the sender's SSRC.
-    fn send_to_browser(&mut self, bytes: &[u8]) {
-        if !self.connected {
-            return;
-        }
-        let mut buf = bytes;
-        let Ok(mut packet) = rtc::rtp::Packet::unmarshal(&mut buf) else {
-            return;
+    /// The leg's SRTP keys, exported from the DTLS handshake (we are its server).
+    fn srtp_keys(&mut self) -> Result<SrtpKeys, PeerError> {
+        let sender = self.pc.rtp_sender(self.sender);
+        let exported = sender
+            .as_ref()
+            .and_then(|s| s.transport())
+            .and_then(|t| {
+                t.export_keying_material(
+                    dtls_srtp::EXPORTER_LABEL,
+                    dtls_srtp::KEYING_MATERIAL_LEN,
+                )
+            })
+            .ok_or_else(|| PeerError::Internal("no DTLS-SRTP keying material".into()))?;
+        drop(sender);
+        let suite = match exported.srtp_profile {
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => Suite::AesCm128HmacSha1_80,
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_32 => Suite::AesCm128HmacSha1_32,
+            other => {
+                return Err(PeerError::Internal(format!(
+                    "SRTP profile {other:?} not offered"
+                )));
+            }
         };
-        packet.header.ssrc = self.ssrc;
-        if let Some(mut sender) = self.pc.rtp_sender(self.sender)
-            && let Err(e) = sender.write_rtp(clock::now(), packet)
-        {
-            debug!(error = %e, "RTP to the browser refused");
-        }
+        let role = if exported.is_client {
+            DtlsRole::Client
+        } else {
+            DtlsRole::Server
+        };
+        let mut material = exported.material;
+        let keys = dtls_srtp::srtp_keys(suite, &material, role).map_err(internal);
+        zeroize::Zeroize::zeroize(&mut material);
+        keys
+    }
+}
+
+/// A datagram from the call's socket while the task still reads it; never, after.
+async fn recv_from(
+    sock: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match sock {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
     }
 }
 
