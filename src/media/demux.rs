@@ -41,7 +41,11 @@ mod tests {
         // A STUN binding request (type 0x0001), a DTLS handshake record (22), alert (21),
         // application data (23).
         assert_eq!(classify(&[0x00, 0x01, 0x00, 0x00]), Kind::Stun);
-        assert_eq!(classify(&[0x01, 0x01]), Kind::Stun, "a binding success response");
+        assert_eq!(
+            classify(&[0x01, 0x01]),
+            Kind::Stun,
+            "a binding success response"
+        );
         assert_eq!(classify(&[3]), Kind::Stun);
         for b in [20u8, 21, 22, 23, 63] {
             assert_eq!(classify(&[b, 0xfe, 0xfd]), Kind::Dtls, "{b}");

@@ -92,8 +92,14 @@ mod tests {
         assert_eq!(k.remote.key(), &m[0..16], "client_write_SRTP_master_key");
         assert_eq!(k.remote.salt(), &m[32..46], "client_write_SRTP_master_salt");
         let c = srtp_keys(Suite::AesCm128HmacSha1_80, &m, DtlsRole::Client).unwrap();
-        assert_eq!((c.local.key(), c.local.salt()), (k.remote.key(), k.remote.salt()));
-        assert_eq!((c.remote.key(), c.remote.salt()), (k.local.key(), k.local.salt()));
+        assert_eq!(
+            (c.local.key(), c.local.salt()),
+            (k.remote.key(), k.remote.salt())
+        );
+        assert_eq!(
+            (c.remote.key(), c.remote.salt()),
+            (k.local.key(), k.local.salt())
+        );
     }
 
     /// The same split as the webrtc-rs stack makes for its own SRTP (the browser's side of the
@@ -113,7 +119,11 @@ mod tests {
             assert_eq!(k.local.key(), &cfg.keys.local_master_key[..], "{role:?}");
             assert_eq!(k.local.salt(), &cfg.keys.local_master_salt[..], "{role:?}");
             assert_eq!(k.remote.key(), &cfg.keys.remote_master_key[..], "{role:?}");
-            assert_eq!(k.remote.salt(), &cfg.keys.remote_master_salt[..], "{role:?}");
+            assert_eq!(
+                k.remote.salt(),
+                &cfg.keys.remote_master_salt[..],
+                "{role:?}"
+            );
         }
     }
 

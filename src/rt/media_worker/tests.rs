@@ -434,7 +434,10 @@ mod bridged {
         }
         let c = sa.leg().session().counters();
         assert!(c.received >= 3, "the browser's SRTP reached the leg: {c:?}");
-        assert_eq!(c.rejected, 0, "no STUN, DTLS or SRTCP reached the leg: {c:?}");
+        assert_eq!(
+            c.rejected, 0,
+            "no STUN, DTLS or SRTCP reached the leg: {c:?}"
+        );
         assert!(got.contains(&(browser.addr(), stun.to_vec())), "{got:?}");
         assert!(got.contains(&(browser.addr(), dtls.to_vec())), "{got:?}");
         assert!(

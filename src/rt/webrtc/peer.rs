@@ -127,51 +127,7 @@ pub fn answer(svc: &Arc<Services>, offer: &str) -> Result<(PeerHandle, String), 
     // first, the one our answer announces.
     let ids = IdGen::seeded(svc.ids().next_u64());
     let ssrc = ids.clone().next_u32();
-    let mut pc = build(now)?;
-    let sender = pc
-        .add_track(MediaStreamTrack::new(
-            "hammond".into(),
-            "hammond-audio".into(),
-            "hammond-audio".into(),
-            RtpCodecKind::Audio,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: pcmu().rtp_codec,
-                ..Default::default()
-            }],
-        ))
-        .map_err(internal)?;
-    let offer = RTCSessionDescription::offer(g711_only(offer))
-        .map_err(|e| PeerError::Offer(e.to_string()))?;
-    pc.set_remote_description(now, offer)
-        .map_err(|e| PeerError::Offer(e.to_string()))?;
-    let candidate = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: advertised.to_string(),
-            port: local.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()
-    .map_err(internal)?;
-    let init = RTCIceCandidate::from(&candidate)
-        .to_json()
-        .map_err(internal)?;
-    pc.add_local_candidate(init).map_err(internal)?;
-    let answer = pc
-        .create_answer(None)
-        .map_err(|e| PeerError::Offer(e.to_string()))?;
-    pc.set_local_description(now, answer).map_err(internal)?;
-    let sdp = pc
-        .local_description()
-        .ok_or_else(|| PeerError::Internal("no local description".into()))?
-        .sdp;
+    let (pc, sender, sdp) = answering(now, offer, ssrc, SocketAddr::new(advertised, local.port()))?;
     let media = negotiated(&sdp)?;
 
     let public = UdpSocket::from_std(public).map_err(|e| PeerError::Socket(e.to_string()))?;
@@ -202,6 +158,95 @@ pub fn answer(svc: &Arc<Services>, offer: &str) -> Result<(PeerHandle, String), 
         },
         sdp,
     ))
+}
+
+/// The peer connection answering `offer` (SDP text), sending as `ssrc`, with one host
+/// `candidate`: it, its sender, and our answer (SDP text).
+fn answering(
+    now: Instant,
+    offer: &str,
+    ssrc: u32,
+    candidate: SocketAddr,
+) -> Result<(RTCPeerConnection, RTCRtpSenderId, String), PeerError> {
+    let mut pc = build(now)?;
+    let sender = pc
+        .add_track(MediaStreamTrack::new(
+            "hammond".into(),
+            "hammond-audio".into(),
+            "hammond-audio".into(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: pcmu().rtp_codec,
+                ..Default::default()
+            }],
+        ))
+        .map_err(internal)?;
+    let offer = RTCSessionDescription::offer(g711_only(offer))
+        .map_err(|e| PeerError::Offer(e.to_string()))?;
+    pc.set_remote_description(now, offer)
+        .map_err(|e| PeerError::Offer(e.to_string()))?;
+    let host = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: candidate.ip().to_string(),
+            port: candidate.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .map_err(internal)?;
+    let init = RTCIceCandidate::from(&host).to_json().map_err(internal)?;
+    pc.add_local_candidate(init).map_err(internal)?;
+    let answer = pc
+        .create_answer(None)
+        .map_err(|e| PeerError::Offer(e.to_string()))?;
+    pc.set_local_description(now, answer).map_err(internal)?;
+    let sdp = pc
+        .local_description()
+        .ok_or_else(|| PeerError::Internal("no local description".into()))?
+        .sdp;
+    Ok((pc, sender, sdp))
+}
+
+/// The SRTP keys of `pc`'s established DTLS association, exported for the media clock (RFC
+/// 5764 §4.2): we are the DTLS server, so we send with the server's write key.
+fn exported_keys(
+    pc: &mut RTCPeerConnection,
+    sender: RTCRtpSenderId,
+) -> Result<SrtpKeys, PeerError> {
+    let sender = pc.rtp_sender(sender);
+    let exported = sender
+        .as_ref()
+        .and_then(|s| s.transport())
+        .and_then(|t| {
+            t.export_keying_material(dtls_srtp::EXPORTER_LABEL, dtls_srtp::KEYING_MATERIAL_LEN)
+        })
+        .ok_or_else(|| PeerError::Internal("no DTLS-SRTP keying material".into()))?;
+    drop(sender);
+    let suite = match exported.srtp_profile {
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => Suite::AesCm128HmacSha1_80,
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_32 => Suite::AesCm128HmacSha1_32,
+        other => {
+            return Err(PeerError::Internal(format!(
+                "SRTP profile {other:?} not offered"
+            )));
+        }
+    };
+    let role = if exported.is_client {
+        DtlsRole::Client
+    } else {
+        DtlsRole::Server
+    };
+    let mut material = exported.material;
+    let keys = dtls_srtp::srtp_keys(suite, &material, role).map_err(internal);
+    zeroize::Zeroize::zeroize(&mut material);
+    keys
 }
 
 fn pcmu() -> RTCRtpCodecParameters {
@@ -480,9 +525,11 @@ impl Task {
         let remote = self
             .last_from
             .ok_or_else(|| PeerError::Internal("connected before any datagram".into()))?;
-        let keys = self.srtp_keys()?;
+        let keys = exported_keys(&mut self.pc, self.sender)?;
         // Out of tokio's reactor: from now on only the media thread reads it.
-        let sock = public.into_std().map_err(|e| PeerError::Socket(e.to_string()))?;
+        let sock = public
+            .into_std()
+            .map_err(|e| PeerError::Socket(e.to_string()))?;
         let mut media = self.media.clone();
         media.remote = Some(remote);
         media.srtp = Some(keys);
@@ -500,40 +547,6 @@ impl Task {
         info!(codec = ?media.codec, %remote, "browser leg connected (DTLS-SRTP up)");
         let _ = self.events.send(PeerEvent::Connected(stream));
         Ok(())
-    }
-
-    /// The leg's SRTP keys, exported from the DTLS handshake (we are its server).
-    fn srtp_keys(&mut self) -> Result<SrtpKeys, PeerError> {
-        let sender = self.pc.rtp_sender(self.sender);
-        let exported = sender
-            .as_ref()
-            .and_then(|s| s.transport())
-            .and_then(|t| {
-                t.export_keying_material(
-                    dtls_srtp::EXPORTER_LABEL,
-                    dtls_srtp::KEYING_MATERIAL_LEN,
-                )
-            })
-            .ok_or_else(|| PeerError::Internal("no DTLS-SRTP keying material".into()))?;
-        drop(sender);
-        let suite = match exported.srtp_profile {
-            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => Suite::AesCm128HmacSha1_80,
-            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_32 => Suite::AesCm128HmacSha1_32,
-            other => {
-                return Err(PeerError::Internal(format!(
-                    "SRTP profile {other:?} not offered"
-                )));
-            }
-        };
-        let role = if exported.is_client {
-            DtlsRole::Client
-        } else {
-            DtlsRole::Server
-        };
-        let mut material = exported.material;
-        let keys = dtls_srtp::srtp_keys(suite, &material, role).map_err(internal);
-        zeroize::Zeroize::zeroize(&mut material);
-        keys
     }
 }
 
@@ -629,6 +642,148 @@ mod tests {
         let n = negotiated(&sdp).unwrap();
         assert_eq!(n.codec, Codec::Pcmu, "{sdp}");
         assert_eq!(n.dtmf_pt, Some(126), "{sdp}");
+    }
+
+    /// A DTLS-SRTP handshake between a browser-like `rtc` peer connection (the DTLS client,
+    /// offering, full ICE) and ours, datagrams carried in memory: the keys we export open what
+    /// the browser's own SRTP sends and seal what it opens. Keys taken in the wrong role or
+    /// order (RFC 5764 §4.2) fail both.
+    #[test]
+    fn the_exported_keys_speak_the_browser_s_srtp_both_ways() {
+        use crate::media::rtp::{self, RtpHeader, RtpPacket};
+        use crate::media::srtp::Srtp;
+        use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+
+        let b_addr: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let h_addr: SocketAddr = "10.0.0.2:6000".parse().unwrap();
+        let mut now = clock::now();
+        let mut browser = build(now).unwrap();
+        let b_sender = browser
+            .add_track(MediaStreamTrack::new(
+                "b".into(),
+                "b".into(),
+                "b".into(),
+                RtpCodecKind::Audio,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(0xB0B),
+                        ..Default::default()
+                    },
+                    codec: pcmu().rtp_codec,
+                    ..Default::default()
+                }],
+            ))
+            .unwrap();
+        let host = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".into(),
+                address: b_addr.ip().to_string(),
+                port: b_addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .unwrap();
+        browser
+            .add_local_candidate(RTCIceCandidate::from(&host).to_json().unwrap())
+            .unwrap();
+        let offer = browser.create_offer(None).unwrap();
+        browser.set_local_description(now, offer).unwrap();
+        let offer = browser.local_description().unwrap().sdp;
+        let (mut ours, sender, answer) = answering(now, &offer, 0x5EED, h_addr).unwrap();
+        browser
+            .set_remote_description(now, RTCSessionDescription::answer(answer).unwrap())
+            .unwrap();
+
+        let tagged = |now, local, peer, message: BytesMut| TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: local,
+                peer_addr: peer,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message,
+        };
+        let connected = |pc: &mut RTCPeerConnection, up: &mut bool| {
+            while let Some(ev) = pc.poll_event() {
+                if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
+                    *up |= s == RTCPeerConnectionState::Connected;
+                }
+            }
+        };
+        let (mut b_up, mut h_up) = (false, false);
+        for _ in 0..2000 {
+            while let Some(out) = browser.poll_write() {
+                let _ = ours.handle_read(tagged(now, h_addr, b_addr, out.message));
+            }
+            while let Some(out) = ours.poll_write() {
+                let _ = browser.handle_read(tagged(now, b_addr, h_addr, out.message));
+            }
+            connected(&mut browser, &mut b_up);
+            connected(&mut ours, &mut h_up);
+            if b_up && h_up {
+                break;
+            }
+            now += Duration::from_millis(10);
+            let _ = browser.handle_timeout(now);
+            let _ = ours.handle_timeout(now);
+        }
+        assert!(b_up && h_up, "connected: browser {b_up}, ours {h_up}");
+        let keys = exported_keys(&mut ours, sender).unwrap();
+        let mut srtp = Srtp::new(&keys).unwrap();
+        while ours.poll_write().is_some() {}
+        while browser.poll_write().is_some() {}
+
+        // The browser speaks: its SRTP opens with our keys.
+        let speech: Vec<u8> = (0..160u8).collect();
+        let packet = rtc::rtp::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                payload_type: 0,
+                sequence_number: 7,
+                timestamp: 1120,
+                ssrc: 0xB0B,
+                ..Default::default()
+            },
+            payload: bytes::Bytes::from(speech.clone()),
+        };
+        browser
+            .rtp_sender(b_sender)
+            .unwrap()
+            .write_rtp(now, packet)
+            .unwrap();
+        let wire = browser.poll_write().expect("the browser's SRTP").message;
+        let mut out = [0u8; 1500];
+        let plain = srtp.unprotect(&wire, &mut out).expect("our keys open it");
+        let p = RtpPacket::parse(plain).unwrap();
+        assert_eq!((p.ssrc, p.seq, p.payload), (0xB0B, 7, &speech[..]));
+
+        // We speak: the browser's SRTP opens what ours sealed.
+        let h = RtpHeader {
+            pt: 0,
+            marker: false,
+            seq: 1,
+            ts: 160,
+            ssrc: 0x5EED,
+        };
+        let mut b = vec![0u8; 12 + 160 + srtp.overhead()];
+        let n = rtp::write_packet(&mut b, &h, &[0x33; 160]);
+        let n = srtp.protect(&mut b, n).unwrap();
+        browser
+            .handle_read(tagged(now, b_addr, h_addr, BytesMut::from(&b[..n])))
+            .unwrap();
+        let mut heard = None;
+        while let Some(TaggedRTCMessage { message, .. }) = browser.poll_read() {
+            if let RTCMessage::RtpPacket(_, p) = message {
+                heard = Some(p);
+            }
+        }
+        let heard = heard.expect("the browser opened our SRTP");
+        assert_eq!(heard.header.ssrc, 0x5EED);
+        assert_eq!(&heard.payload[..], &[0x33; 160][..]);
     }
 
     /// What Chromium's offer also carries (ICE and DTLS attributes), for the peer connection.
