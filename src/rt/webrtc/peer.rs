@@ -220,15 +220,14 @@ fn exported_keys(
     pc: &mut RTCPeerConnection,
     sender: RTCRtpSenderId,
 ) -> Result<SrtpKeys, PeerError> {
-    let sender = pc.rtp_sender(sender);
-    let exported = sender
+    let exported = pc
+        .rtp_sender(sender)
         .as_ref()
         .and_then(|s| s.transport())
         .and_then(|t| {
             t.export_keying_material(dtls_srtp::EXPORTER_LABEL, dtls_srtp::KEYING_MATERIAL_LEN)
         })
         .ok_or_else(|| PeerError::Internal("no DTLS-SRTP keying material".into()))?;
-    drop(sender);
     let suite = match exported.srtp_profile {
         SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => Suite::AesCm128HmacSha1_80,
         SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_32 => Suite::AesCm128HmacSha1_32,

@@ -9,7 +9,8 @@
 //! PCMU) call the `support` queue, the router pushes each to an agent, and once all N are
 //! bridged Hammond's CPU (utime + stime from /proc) is read over `--measure` seconds. Both
 //! directions carry audio in both kinds, so the difference is the browser leg's own work
-//! (ICE consent, DTLS-SRTP both ways, the peer connection, the loopback hop to the media clock).
+//! (ICE consent and the DTLS handshake in the peer connection's task, SRTP both ways on the
+//! media thread with the keys the handshake exported).
 //!
 //! Usage: `webrtcbench --hammond PATH --sipp-dir bench/sipp --queues config/queues
 //!   --prompts prompts [--calls N] [--measure S] [--rounds R] [--hammond-cpu C]`
