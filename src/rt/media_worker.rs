@@ -44,7 +44,7 @@ use self::alarm::{Alarm, monotonic};
 use self::load::Load;
 use self::relay::{Bridge, RELAY_BUF, Relayed, relay, relay_ready, send_to_slot};
 use self::spin::Spin;
-pub use self::webrtc::{SideDatagram, Sideband};
+pub use self::webrtc::{SIDEBAND_DEPTH, SideDatagram, Sideband};
 use super::schedule::{Due, Schedule};
 use super::udp_batch::{Epoll, RecvBatch};
 use super::uring::{Arrival, SEND_BUF, Stopped, Uring};

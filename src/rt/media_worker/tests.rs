@@ -390,7 +390,7 @@ mod bridged {
         );
         let sa = Stream::new(leg);
         let (sb, ob, _) = stream(&pb, 2, Codec::Pcmu, 101, None);
-        let (side_tx, mut side_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (side_tx, mut side_rx) = tokio::sync::mpsc::channel(64);
         clock.start_webrtc_stream(&sa, sa_sock, side_tx);
         clock.start_stream(&sb, ob);
 
@@ -413,7 +413,7 @@ mod bridged {
         let stun = [0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
         let dtls = [22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1];
         let srtcp = [0x81, 201, 0, 7, 0, 0, 0, 0xA, 1, 2, 3, 4];
-        let side = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<SideDatagram>| {
+        let side = |rx: &mut tokio::sync::mpsc::Receiver<SideDatagram>| {
             std::iter::from_fn(|| rx.try_recv().ok())
                 .map(|d| (d.from, d.bytes))
                 .collect::<Vec<_>>()

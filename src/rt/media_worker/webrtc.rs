@@ -22,7 +22,12 @@ pub struct SideDatagram {
 }
 
 /// Where a browser stream's STUN and DTLS go: its peer connection's task.
-pub type Sideband = mpsc::UnboundedSender<SideDatagram>;
+pub type Sideband = mpsc::Sender<SideDatagram>;
+
+/// Datagrams the sideband holds. A browser sends a consent check every 2.5 s and DTLS only
+/// in the handshake (already over) or at the end: a full queue is a flood, whose excess is
+/// dropped here (STUN and DTLS retransmit), and the media thread never waits.
+pub const SIDEBAND_DEPTH: usize = 32;
 
 /// Whether the datagram is not the leg's: on a stream with a sideband, STUN and DTLS are sent
 /// on it and RTCP or anything unknown is dropped (`true`: the caller is done with it). RTP, and
@@ -34,8 +39,8 @@ pub(super) fn divert(sideband: Option<&Sideband>, from: SocketAddr, bytes: &[u8]
     match classify(bytes) {
         Kind::Rtp => false,
         Kind::Stun | Kind::Dtls => {
-            // The task is gone only when the call is: nothing left to tell it.
-            let _ = side.send(SideDatagram {
+            // Full (a flood) or closed (the call is over): dropped.
+            let _ = side.try_send(SideDatagram {
                 from,
                 bytes: bytes.to_vec(),
             });

@@ -61,7 +61,7 @@ use crate::media::dtls_srtp::{self, DtlsRole};
 use crate::media::leg::MediaLeg;
 use crate::media::sdes::Suite;
 use crate::media::sdp::{Direction, Negotiated, SrtpKeys};
-use crate::rt::media_worker::{SideDatagram, Stream};
+use crate::rt::media_worker::{SIDEBAND_DEPTH, SideDatagram, Stream};
 use crate::rt::services::Services;
 
 /// How long the browser has from our answer to a working DTLS-SRTP connection.
@@ -133,7 +133,7 @@ pub fn answer(svc: &Arc<Services>, offer: &str) -> Result<(PeerHandle, String), 
     let public = UdpSocket::from_std(public).map_err(|e| PeerError::Socket(e.to_string()))?;
     let (tx, events) = mpsc::unbounded_channel();
     let (stop, stopped) = oneshot::channel();
-    let (sideband, side_rx) = mpsc::unbounded_channel();
+    let (sideband, side_rx) = mpsc::channel(SIDEBAND_DEPTH);
     let task = Task {
         svc: svc.clone(),
         pc,
@@ -407,9 +407,9 @@ struct Task {
     /// For the leg's RTP state (its SSRC is already in our answer).
     ids: IdGen,
     /// The media clock's end of the sideband, until it takes the socket.
-    sideband: Option<mpsc::UnboundedSender<SideDatagram>>,
+    sideband: Option<mpsc::Sender<SideDatagram>>,
     /// STUN and DTLS the media clock passes back once it has the socket.
-    side_rx: mpsc::UnboundedReceiver<SideDatagram>,
+    side_rx: mpsc::Receiver<SideDatagram>,
     /// Where the browser's last datagram came from: its end of the selected pair once the
     /// handshake completes over it.
     last_from: Option<SocketAddr>,
