@@ -85,7 +85,7 @@ pub(super) struct AnswerBody {
     responses(
         (status = 200, description = "Hammond's answer (ICE-lite, one host candidate, PCMU/PCMA and telephone-event)", body = crate::api::openapi::SessionDescription),
         (status = 404, description = "No such call ringing on this agent's phone", body = crate::api::openapi::ErrorBody),
-        (status = 409, description = "Already answered, or no socket for the call", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "Already answered, no socket for the call, or more than 8 of the page's requests still waiting", body = crate::api::openapi::ErrorBody),
         (status = 422, description = "Not an offer Hammond can answer (no audio, no G.711)", body = crate::api::openapi::ErrorBody),
         (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody)
     ),
@@ -115,6 +115,7 @@ pub(super) async fn answer(
     responses(
         (status = 204, description = "Decline a ringing call (the agent's leg fails with 603)"),
         (status = 404, description = "No such call on this agent's phone", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "The call has not yet taken the page's last requests (more than 8 waiting); try again", body = crate::api::openapi::ErrorBody),
         (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody)
     ),
     security(("bearer" = [])),
@@ -137,6 +138,7 @@ pub(super) async fn decline(
     responses(
         (status = 204, description = "Hang up (the agent's leg ends: BYE to the customer)"),
         (status = 404, description = "No such call on this agent's phone", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "The call has not yet taken the page's last requests (more than 8 waiting); try again", body = crate::api::openapi::ErrorBody),
         (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody)
     ),
     security(("bearer" = [])),
@@ -159,6 +161,7 @@ pub(super) async fn hang_up(
     responses(
         (status = 204, description = "Put the call on hold: the customer hears the queue's hold music and the agent nothing, until `resume`. A call not yet bridged, or already on hold, is left as it is; the interaction's feed says `on_hold`"),
         (status = 404, description = "No such call on this agent's phone", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "The call has not yet taken the page's last requests (more than 8 waiting); try again", body = crate::api::openapi::ErrorBody),
         (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody)
     ),
     security(("bearer" = [])),
@@ -183,6 +186,7 @@ pub(super) async fn hold(
     responses(
         (status = 204, description = "Take the call off hold: customer and agent talk again (the feed says `resumed`). A call not on hold is left as it is"),
         (status = 404, description = "No such call on this agent's phone", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "The call has not yet taken the page's last requests (more than 8 waiting); try again", body = crate::api::openapi::ErrorBody),
         (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 429, description = "Locked out after bad tokens", body = crate::api::openapi::ErrorBody)
     ),
     security(("bearer" = [])),
@@ -201,7 +205,7 @@ pub(super) async fn resume(
 fn api(e: PhoneError) -> ApiError {
     match e {
         PhoneError::NoSuchCall => ApiError::NotFound(e.to_string()),
-        PhoneError::AlreadyAnswered => ApiError::Conflict(e.to_string()),
+        PhoneError::AlreadyAnswered | PhoneError::Busy => ApiError::Conflict(e.to_string()),
         PhoneError::Peer(crate::rt::webrtc::peer::PeerError::Offer(m)) => {
             ApiError::Unprocessable(m)
         }

@@ -15,6 +15,7 @@
 //! | store callers → the store's writer (SQLite's thread, PostgreSQL's writer task) | none | every caller awaits its job's reply, so the queue holds at most one job per waiting task; the store's timeouts bound the wait |
 //! | PostgreSQL `LISTEN` → the event pump; the writer's commits → the pump | none | one message per commit or notification (event ids, which the pump coalesces): bounded by the store's write rate, which one writer serialises |
 //! | a browser peer connection → its leg | none | a handful of events in a peer's life (connected, lost) |
+//! | the page's requests → its browser call (answer, hold, hang up) | 8 requests | refused with 409: only a page flooding its own call fills it |
 //! | media thread → a browser peer's task (STUN, DTLS from its socket) | 32 datagrams | dropped on the media thread, which never waits (a browser sends a consent check every 2.5 s; STUN and DTLS retransmit) |
 
 pub mod agents;

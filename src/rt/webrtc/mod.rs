@@ -40,6 +40,11 @@ use crate::interaction::InteractionId;
 /// Events a page may fall behind by before it is disconnected (it reconnects and resyncs).
 const PAGE_BACKLOG: usize = 64;
 
+/// Requests about one call not yet taken by its driver. A page sends one per button press and
+/// the driver drains them every turn, so a full queue means a page flooding its own call: the
+/// request is refused (409) rather than queued without end.
+const PAGE_ACTIONS: usize = 8;
+
 /// What the page hears on its phone stream (`event:` = the kind, `data:` = the JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -88,6 +93,8 @@ pub enum PhoneError {
     NoSuchCall,
     #[error("the call is already answered")]
     AlreadyAnswered,
+    #[error("the call has not yet acted on the page's last requests; try again")]
+    Busy,
     #[error(transparent)]
     Peer(#[from] PeerError),
 }
@@ -114,7 +121,7 @@ struct Page {
 
 struct Slot {
     agent: String,
-    actions: mpsc::UnboundedSender<PageAction>,
+    actions: mpsc::Sender<PageAction>,
 }
 
 /// An open phone stream; dropping it closes the page's registration.
@@ -173,9 +180,10 @@ impl Phones {
             .get(&call)
             .filter(|s| s.agent == agent)
             .ok_or(PhoneError::NoSuchCall)?;
-        slot.actions
-            .send(action)
-            .map_err(|_| PhoneError::NoSuchCall)
+        slot.actions.try_send(action).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => PhoneError::Busy,
+            mpsc::error::TrySendError::Closed(_) => PhoneError::NoSuchCall,
+        })
     }
 
     /// The page answers `call` with its `offer`; our answer comes back once the peer
@@ -215,7 +223,7 @@ pub struct BrowserLeg {
     svc: Arc<Services>,
     call: u64,
     agent: String,
-    actions: mpsc::UnboundedReceiver<PageAction>,
+    actions: mpsc::Receiver<PageAction>,
     peer: Option<PeerHandle>,
     state: State,
 }
@@ -258,7 +266,7 @@ impl BrowserLeg {
             });
         }
         let call = phones.next_call.fetch_add(1, Ordering::Relaxed) + 1;
-        let (tx, actions) = mpsc::unbounded_channel();
+        let (tx, actions) = mpsc::channel(PAGE_ACTIONS);
         phones.lock().calls.insert(
             call,
             Slot {
@@ -416,7 +424,7 @@ mod tests {
     #[test]
     fn a_call_answers_only_to_its_own_agent() {
         let phones = Arc::new(Phones::default());
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::channel(PAGE_ACTIONS);
         phones.lock().calls.insert(
             7,
             Slot {
@@ -434,6 +442,35 @@ mod tests {
         ));
         phones.decline("carol", 7).unwrap();
         assert!(matches!(rx.try_recv(), Ok(PageAction::Decline)));
+    }
+
+    /// A page pressing Hold faster than its call takes the presses is told so; nothing queues
+    /// without end, and the call takes requests again once it has drained them.
+    #[test]
+    fn a_flooding_page_is_refused_not_queued() {
+        let phones = Arc::new(Phones::default());
+        let (tx, mut rx) = mpsc::channel(PAGE_ACTIONS);
+        phones.lock().calls.insert(
+            7,
+            Slot {
+                agent: "carol".into(),
+                actions: tx,
+            },
+        );
+        for _ in 0..PAGE_ACTIONS {
+            phones.hold("carol", 7, AgentCommand::Hold).unwrap();
+        }
+        assert!(matches!(
+            phones.hold("carol", 7, AgentCommand::Resume),
+            Err(PhoneError::Busy)
+        ));
+        assert!(rx.try_recv().is_ok());
+        phones.hang_up("carol", 7).unwrap();
+        drop(rx);
+        assert!(matches!(
+            phones.hang_up("carol", 7),
+            Err(PhoneError::NoSuchCall)
+        ));
     }
 
     #[test]
