@@ -1,7 +1,7 @@
 #!/bin/sh
 # Refresh the fuzzers' seed corpora from the test data (run from the repository root).
 set -eu
-mkdir -p fuzz/corpus/sip_msg fuzz/corpus/sdp fuzz/corpus/rtp fuzz/corpus/queue_file fuzz/corpus/sdes
+mkdir -p fuzz/corpus/sip_msg fuzz/corpus/sdp fuzz/corpus/rtp fuzz/corpus/queue_file fuzz/corpus/sdes fuzz/corpus/http_range
 for f in $(find tests/data/sip -name '*.sip'); do
     name=$(echo "${f#tests/data/sip/}" | tr / _)
     cp "$f" "fuzz/corpus/sip_msg/$name"
@@ -33,3 +33,13 @@ printf '2 AES_CM_128_HMAC_SHA1_32 inline:%s|2^20|1:32' "$k" > fuzz/corpus/sdes/r
 printf '1 AES_CM_128_HMAC_SHA1_80 inline:%s' "$k" > fuzz/corpus/sdes/plain
 printf '3 AES_CM_128_HMAC_SHA1_32 inline:%s|2^31 KDR=0 WSH=64 UNENCRYPTED_SRTCP' "$k" > fuzz/corpus/sdes/params
 printf '1 AES_CM_128_HMAC_SHA1_80 inline:%s;inline:%s|2^20|2:4' "$k" "$k" > fuzz/corpus/sdes/two_keys
+# Range headers: what audio players send to seek, and the edges RFC 9110 §14 names.
+printf 'bytes=0-' > fuzz/corpus/http_range/open
+printf 'bytes=0-1023' > fuzz/corpus/http_range/first_kib
+printf 'bytes=-512' > fuzz/corpus/http_range/suffix
+printf 'bytes=-0' > fuzz/corpus/http_range/empty_suffix
+printf 'bytes=0-0,-1' > fuzz/corpus/http_range/two_ranges
+printf 'bytes=5-2' > fuzz/corpus/http_range/backwards
+printf 'bytes= 10 - 20 ' > fuzz/corpus/http_range/spaces
+printf 'items=0-5' > fuzz/corpus/http_range/other_unit
+printf 'bytes=18446744073709551615-' > fuzz/corpus/http_range/u64_max

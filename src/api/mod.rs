@@ -16,6 +16,7 @@ mod interactions;
 pub mod metrics;
 mod openapi;
 mod phone;
+pub mod range;
 mod stats;
 mod voicemail;
 pub mod wallboard;

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 
-use super::{Unsatisfiable, byte_range};
+use crate::api::range::{Unsatisfiable, byte_range};
 use crate::api::{AppState, router};
 use crate::interaction::{Event, HangupBy, Interaction, InteractionId, Note};
 use crate::metrics;
