@@ -177,20 +177,7 @@ fn answering(
 ) -> Result<(RTCPeerConnection, RTCRtpSenderId, String), PeerError> {
     let mut pc = build(now)?;
     let sender = pc
-        .add_track(MediaStreamTrack::new(
-            "hammond".into(),
-            "hammond-audio".into(),
-            "hammond-audio".into(),
-            RtpCodecKind::Audio,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: pcmu().rtp_codec,
-                ..Default::default()
-            }],
-        ))
+        .add_track(pcmu_track("hammond", "hammond-audio", ssrc))
         .map_err(internal)?;
     let offer = RTCSessionDescription::offer(g711_only(offer))
         .map_err(|e| PeerError::Offer(e.to_string()))?;
@@ -253,6 +240,24 @@ fn exported_keys(
     let keys = dtls_srtp::srtp_keys(suite, &material, role).map_err(internal);
     zeroize::Zeroize::zeroize(&mut material);
     keys
+}
+
+/// A PCMU track of one stream, sending with `ssrc`: what each end of a G.711 call adds.
+fn pcmu_track(stream: &str, track: &str, ssrc: u32) -> MediaStreamTrack {
+    MediaStreamTrack::new(
+        stream.into(),
+        track.into(),
+        track.into(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: pcmu().rtp_codec,
+            ..Default::default()
+        }],
+    )
 }
 
 fn pcmu() -> RTCRtpCodecParameters {
@@ -630,20 +635,7 @@ mod tests {
     fn chromium_s_offer_settles_on_pcmu_and_its_telephone_event() {
         let now = crate::clock::now();
         let mut pc = build(now).unwrap();
-        let _ = pc.add_track(MediaStreamTrack::new(
-            "h".into(),
-            "h".into(),
-            "h".into(),
-            RtpCodecKind::Audio,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(9),
-                    ..Default::default()
-                },
-                codec: pcmu().rtp_codec,
-                ..Default::default()
-            }],
-        ));
+        let _ = pc.add_track(pcmu_track("h", "h", 9));
         let offer = RTCSessionDescription::offer(g711_only(&with_ice(CHROMIUM_OFFER))).unwrap();
         pc.set_remote_description(now, offer).unwrap();
         let sdp = pc.create_answer(None).unwrap().sdp;
@@ -666,22 +658,7 @@ mod tests {
         let h_addr: SocketAddr = "10.0.0.2:6000".parse().unwrap();
         let mut now = clock::now();
         let mut browser = build(now).unwrap();
-        let b_sender = browser
-            .add_track(MediaStreamTrack::new(
-                "b".into(),
-                "b".into(),
-                "b".into(),
-                RtpCodecKind::Audio,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(0xB0B),
-                        ..Default::default()
-                    },
-                    codec: pcmu().rtp_codec,
-                    ..Default::default()
-                }],
-            ))
-            .unwrap();
+        let b_sender = browser.add_track(pcmu_track("b", "b", 0xB0B)).unwrap();
         let host = CandidateHostConfig {
             base_config: CandidateConfig {
                 network: "udp".into(),
@@ -817,20 +794,7 @@ mod tests {
     fn a_browser_offer_is_answered_ice_lite_with_g711() {
         let now = clock::now();
         let mut browser = build(now).unwrap();
-        let _ = browser.add_track(MediaStreamTrack::new(
-            "b".into(),
-            "b".into(),
-            "b".into(),
-            RtpCodecKind::Audio,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(7),
-                    ..Default::default()
-                },
-                codec: pcmu().rtp_codec,
-                ..Default::default()
-            }],
-        ));
+        let _ = browser.add_track(pcmu_track("b", "b", 7));
         let offer = browser.create_offer(None).unwrap();
         let mut pc = build(now).unwrap();
         pc.set_remote_description(now, offer).unwrap();
