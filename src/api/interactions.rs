@@ -167,9 +167,9 @@ pub(super) async fn accept(
 ) -> Result<Json<Value>, ApiError> {
     let id = path_id(id)?;
     let AcceptBody {} = parse_body(body, Some(AcceptBody {}))?;
-    let current = st.store.get(id).await?;
-    check_queue(&agent, &current.listed.interaction)?;
-    hand_to(&st, id, agent).await
+    let current = st.store.get(id).await?.listed.interaction;
+    check_queue(&agent, &current)?;
+    hand_to(&st, &current, agent).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,14 +222,20 @@ pub(super) async fn assign(
         )));
     }
     tracing::info!(interaction.id = id, agent.id = %agent.id, supervisor = %caller.id, "assigned by a supervisor");
-    hand_to(&st, id, agent).await
+    hand_to(&st, &current, agent).await
 }
 
-/// The accept itself, for `agent` (the caller, or the one a supervisor names).
-async fn hand_to(st: &AppState, id: InteractionId, agent: Agent) -> Result<Json<Value>, ApiError> {
+/// The accept itself, for `agent` (the caller, or the one a supervisor names), of `current`
+/// as the caller read it. The store decides on the row as stored; the read only serves the
+/// calling window, which depends on the queue and the number, neither of which changes.
+async fn hand_to(
+    st: &AppState,
+    current: &Interaction,
+    agent: Agent,
+) -> Result<Json<Value>, ApiError> {
+    let id = current.id;
     // Never outside the calling window in the customer's time zone (an accept or an assign).
-    let current = st.store.get(id).await?.listed.interaction;
-    outside_window(st, &current)?;
+    outside_window(st, current)?;
     let (i, synced) = st
         .store
         .accept_committed(id, &agent.id, clock::wall())
@@ -448,7 +454,7 @@ pub(super) async fn call_now(
     } else {
         current
     };
-    hand_to(&st, current.id, agent).await
+    hand_to(&st, &current, agent).await
 }
 
 #[derive(Debug, Deserialize)]
