@@ -1056,3 +1056,21 @@ async fn phone_signalling_takes_the_token_and_only_the_agents_own_calls() {
     let (head, _) = get_raw(srv.addr, "/api/v1/phone/events").await;
     assert!(head.starts_with("http/1.1 401"), "{head}");
 }
+
+/// `req` through the API's router over `state`: the status and the JSON answer (`Null` when
+/// the body is not JSON). The route modules' tests share it.
+pub(super) async fn answer(
+    state: &AppState,
+    req: axum::http::Request<axum::body::Body>,
+) -> (axum::http::StatusCode, Value) {
+    use tower::ServiceExt as _;
+    let resp = router(state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-use crate::api::{ApiClient, AppState, router};
+use crate::api::tests::answer;
+use crate::api::{ApiClient, AppState};
 use crate::config::ApiRight;
 use crate::metrics;
 use crate::queue::agent::Agent;
@@ -69,18 +69,7 @@ impl Api {
         if let Some(k) = key {
             req = req.header("idempotency-key", k);
         }
-        let resp = router(self.state.clone())
-            .oneshot(req.body(Body::from(body.to_string())).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        answer(&self.state, req.body(Body::from(body.to_string())).unwrap()).await
     }
 
     async fn post(&self, key: Option<&str>, body: Value) -> (StatusCode, Value) {
@@ -126,12 +115,8 @@ async fn a_client_with_the_right_creates_a_callback() {
         .header("authorization", "Bearer alice-secret")
         .body(Body::empty())
         .unwrap();
-    let resp = router(api.state.clone()).oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::CONFLICT);
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    let (status, v) = answer(&api.state, req).await;
+    assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(code(&v), "not_yet_due", "{v}");
     assert_eq!(v["error"]["not_before"], later.to_string());
 }
@@ -284,25 +269,14 @@ async fn outside_the_calling_window_nothing_is_due() {
             .body(Body::empty())
             .unwrap()
     };
-    let resp = router(api.state.clone())
-        .oneshot(get(format!("/api/v1/interactions/{id}")))
-        .await
-        .unwrap();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let d: Value = serde_json::from_slice(&bytes).unwrap();
+    let (_, d) = answer(&api.state, get(format!("/api/v1/interactions/{id}"))).await;
     assert_eq!(d["callback"]["callable_from"], opening.to_string(), "{d}");
     let req = Request::post(format!("/api/v1/interactions/{id}/accept"))
         .header("authorization", "Bearer alice-secret")
         .body(Body::empty())
         .unwrap();
-    let resp = router(api.state.clone()).oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::CONFLICT);
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    let (status, v) = answer(&api.state, req).await;
+    assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(code(&v), "not_yet_due", "{v}");
     assert_eq!(v["error"]["not_before"], opening.to_string(), "{v}");
 }
@@ -314,15 +288,7 @@ async fn as_alice(api: &Api, path: &str, body: &str) -> (StatusCode, Value) {
         .header("content-type", "application/json")
         .body(Body::from(body.to_owned()))
         .unwrap();
-    let resp = router(api.state.clone()).oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    answer(&api.state, req).await
 }
 
 /// Issue 21 item 7: in the workspace an agent reschedules a callback (a new `not_before`, on

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::Value;
-use tower::ServiceExt;
 
-use crate::api::{AppState, router};
+use crate::api::AppState;
+use crate::api::tests::answer;
 use crate::interaction::{CloseReason, Event, HangupBy, Interaction, InteractionId, Status};
 use crate::metrics;
 use crate::queue::agent::Agent;
@@ -66,20 +66,7 @@ async fn api() -> Api {
 impl Api {
     /// `POST path` as `agent` with `body`; the status and the JSON answer.
     async fn post(&self, agent: &str, path: &str, body: &str) -> (StatusCode, Value) {
-        let req = Request::post(path)
-            .header("authorization", format!("Bearer {agent}-secret"))
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_owned()))
-            .unwrap();
-        let resp = router(self.state.clone()).oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        self.send("POST", agent, path, body).await
     }
 
     async fn accept(&self, agent: &str, id: InteractionId) -> (StatusCode, Value) {
@@ -294,15 +281,7 @@ impl Api {
             .header("content-type", "application/json")
             .body(Body::from(body.to_owned()))
             .unwrap();
-        let resp = router(self.state.clone()).oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        answer(&self.state, req).await
     }
 }
 

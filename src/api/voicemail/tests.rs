@@ -9,6 +9,7 @@ use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 
 use crate::api::range::{Unsatisfiable, byte_range};
+use crate::api::tests::answer;
 use crate::api::{AppState, router};
 use crate::interaction::{Event, HangupBy, Interaction, InteractionId, Note};
 use crate::metrics;
@@ -245,20 +246,7 @@ async fn a_voicemail_is_called_back_only_inside_the_calling_window() {
     let (path, _) = api.wav("5.wav");
     let id = api.voicemail("support", &path).await;
 
-    let send = |req: Request<Body>| {
-        let app = router(state.clone());
-        async move {
-            let resp = app.oneshot(req).await.unwrap();
-            let status = resp.status();
-            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            (
-                status,
-                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
-            )
-        }
-    };
+    let send = |req: Request<Body>| answer(&state, req);
     let (status, body) = send(
         Request::post(format!("/api/v1/interactions/{id}/accept"))
             .header("authorization", "Bearer alice-secret")
