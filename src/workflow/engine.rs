@@ -386,6 +386,23 @@ enum State {
     Done,
 }
 
+impl State {
+    /// How a state that takes keys after its prompt (the menus, the number's entry and its
+    /// confirmation) listens: `None` for every other state.
+    fn listen_mut(&mut self) -> Option<&mut Listen> {
+        match self {
+            Self::Menu { listen, .. }
+            | Self::Closed { listen, .. }
+            | Self::CallbackMenu { listen, .. }
+            | Self::When { listen, .. }
+            | Self::Slots { listen, .. }
+            | Self::Entry { listen, .. }
+            | Self::Confirm { listen, .. } => Some(listen),
+            _ => None,
+        }
+    }
+}
+
 /// One call's workflow. See the module docs for the run-loop contract.
 #[derive(Debug)]
 pub struct Engine {
@@ -1218,73 +1235,19 @@ impl Engine {
         }
     }
 
-    fn on_finished(&mut self, now: Instant, state: State) -> State {
+    fn on_finished(&mut self, now: Instant, mut state: State) -> State {
+        // A prompt that asks for keys ended: listen for them from now on.
+        let timeout = match state {
+            State::Entry { .. } => self.flow.callback.first_digit_timeout,
+            _ => self.flow.menu.timeout,
+        };
+        if let Some(listen) = state.listen_mut()
+            && matches!(listen, Listen::Playing)
+        {
+            *listen = Listen::Until(now + timeout);
+            return state;
+        }
         match state {
-            State::Menu {
-                listen: Listen::Playing,
-                invalid,
-                no_input,
-            } => State::Menu {
-                listen: Listen::Until(now + self.flow.menu.timeout),
-                invalid,
-                no_input,
-            },
-            State::Closed {
-                listen: Listen::Playing,
-                invalid,
-                opens,
-            } => State::Closed {
-                listen: Listen::Until(now + self.flow.menu.timeout),
-                invalid,
-                opens,
-            },
-            State::CallbackMenu {
-                listen: Listen::Playing,
-                invalid,
-                cap,
-            } => State::CallbackMenu {
-                listen: Listen::Until(now + self.flow.menu.timeout),
-                invalid,
-                cap,
-            },
-            State::When {
-                listen: Listen::Playing,
-                invalid,
-                cap,
-            } => State::When {
-                listen: Listen::Until(now + self.flow.menu.timeout),
-                invalid,
-                cap,
-            },
-            State::Slots {
-                slots,
-                listen: Listen::Playing,
-                invalid,
-                cap,
-            } => State::Slots {
-                slots,
-                listen: Listen::Until(now + self.flow.menu.timeout),
-                invalid,
-                cap,
-            },
-            State::Entry {
-                digits,
-                listen: Listen::Playing,
-                cap,
-            } => State::Entry {
-                digits,
-                listen: Listen::Until(now + self.flow.callback.first_digit_timeout),
-                cap,
-            },
-            State::Confirm {
-                number,
-                listen: Listen::Playing,
-                cap,
-            } => State::Confirm {
-                number,
-                listen: Listen::Until(now + self.flow.menu.timeout),
-                cap,
-            },
             State::Announcing => {
                 self.push(Action::StartMusic);
                 State::Waiting
